@@ -1,0 +1,196 @@
+"""Record layer activations: batched forward passes with copying hooks that stop early."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import xarray as xr
+from torch import nn
+from tqdm.auto import tqdm
+
+from brainalign.data.stimuli import StimulusSet
+from brainalign.errors import ForwardError, StimulusError
+from brainalign.models.base import BrainModel
+
+Reducer = Callable[[torch.Tensor], torch.Tensor]
+"""Maps a batch of layer outputs (B, ...) to (B, k) features on the same device."""
+
+
+class _StopForward(Exception):
+    """Raised from the last hook of a batch: nothing after the last requested layer is needed."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → the first CUDA device if there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size: int):
+    n = len(stimuli)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        if isinstance(stimuli, torch.Tensor):
+            yield start, stop, stimuli[start:stop]
+            continue
+        imgs = []
+        for i in range(start, stop):
+            try:
+                imgs.append(model.preprocess(stimuli.image(i)))
+            except StimulusError:
+                raise
+            except Exception as err:
+                raise StimulusError(
+                    f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
+                    f"for {model.name}: {err}") from err
+        yield start, stop, torch.stack(imgs)
+
+
+def _locate_failure(module: nn.Module, x: torch.Tensor) -> str:
+    """Run ``x`` again with a hook on every module to name the one whose forward failed."""
+    stack: list[str] = []
+    names = {m: n or "<root>" for n, m in module.named_modules()}
+
+    def pre(mod: nn.Module, _inp: Any) -> None:
+        stack.append(names[mod])
+
+    def post(mod: nn.Module, _inp: Any, _out: Any) -> None:
+        stack.pop()
+
+    handles = [m.register_forward_pre_hook(pre) for m in names]
+    handles += [m.register_forward_hook(post) for m in names]
+    try:
+        with torch.inference_mode():
+            module(x)
+    except Exception:
+        return stack[-1] if stack else "<root>"
+    finally:
+        for h in handles:
+            h.remove()
+    return "<unknown>"
+
+
+def extract(
+    model: BrainModel,
+    stimuli: StimulusSet | torch.Tensor,
+    layers: str | Sequence[str] | None = None,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    reducers: Reducer | Mapping[str, Reducer] | None = None,
+    stimulus_ids: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, xr.DataArray]:
+    """Layer activations of ``model`` to ``stimuli``.
+
+    Each batch runs once under :func:`torch.inference_mode`; a forward hook on every requested
+    layer copies its output (flattened, or reduced by ``reducers``) straight into a preallocated
+    array, so later in-place operations cannot change what was recorded, and the pass stops as
+    soon as the last requested layer has run. A module that runs several times per pass
+    (a reused ReLU, a recurrent cell) is recorded at its last call.
+
+    Parameters
+    ----------
+    model
+        A :class:`~brainalign.models.BrainModel`.
+    stimuli
+        A :class:`~brainalign.data.StimulusSet` (preprocessed with ``model.preprocess``), or an
+        already preprocessed (N, C, H, W) tensor.
+    layers
+        Layer names or glob patterns (``"features.*"``); ``None`` means ``model.layers``.
+    batch_size
+        Stimuli per forward pass.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, …; the module is moved there.
+    reducers
+        One function, or one per layer name, applied to each batch's output on the device
+        (e.g. pooling or a random projection) so memory stays bounded.
+    stimulus_ids
+        Ids for a tensor input (default ``"0"``, ``"1"``, …).
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        One (stimulus × unit) array per layer, in forward order, with coordinate ``stimulus_id``
+        and attributes ``layer``, ``model`` and ``shape`` (the per-stimulus output shape).
+    """
+    names = model.resolve_layers(layers)
+    info = model.layer_info
+    dev = resolve_device(device)
+    module = model.module.to(dev).eval()
+    n = len(stimuli)
+    if isinstance(stimuli, torch.Tensor):
+        ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
+    else:
+        ids = list(stimuli.ids)
+    if n == 0:
+        raise StimulusError("no stimuli to extract activations for")
+
+    mods = dict(module.named_modules())
+    buffers: dict[str, torch.Tensor] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    seen: dict[str, int] = {}
+    window = [0, 0]  # rows of the current batch
+    finished = [0]  # requested layers recorded in the current batch
+
+    def make_hook(name: str) -> Callable[..., None]:
+        reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
+        last_call = info[name].calls
+
+        def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+            seen[name] += 1
+            if seen[name] < last_call:
+                return
+            feats = reducer(out) if reducer is not None else out
+            flat = feats.reshape(feats.shape[0], -1)
+            buf = buffers.get(name)
+            if buf is None:
+                shapes[name] = tuple(feats.shape[1:])
+                buf = buffers[name] = torch.empty((n, flat.shape[1]), dtype=torch.float32)
+            # The copy happens here, before any later in-place op can touch `out`.
+            buf[window[0]:window[1]].copy_(flat)
+            finished[0] += 1
+            if finished[0] == len(names):
+                raise _StopForward
+
+        return hook
+
+    handles = [mods[name].register_forward_hook(make_hook(name)) for name in names]
+    try:
+        with torch.inference_mode():
+            batches = _batches(stimuli, model, batch_size)
+            for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
+                                       desc=f"{model.name}", unit="batch", leave=False):
+                window[0], window[1] = start, stop
+                seen.update(dict.fromkeys(names, 0))
+                finished[0] = 0
+                x = x.to(dev, non_blocking=True)
+                try:
+                    module(x)
+                except _StopForward:
+                    pass
+                except Exception as err:
+                    where = _locate_failure(module, x)
+                    raise ForwardError(
+                        f"{model.name}: forward pass failed in layer {where!r} on input of shape "
+                        f"{tuple(x.shape)} (stimuli {ids[start]!r}…{ids[stop - 1]!r}): {err}"
+                    ) from err
+                missing = [m for m in names if seen[m] < info[m].calls]
+                if missing:
+                    raise ForwardError(f"{model.name}: layers {missing} did not run on stimuli "
+                                       f"{ids[start]!r}…{ids[stop - 1]!r}")
+    finally:
+        for h in handles:
+            h.remove()
+
+    return {
+        name: xr.DataArray(
+            buffers[name].numpy(), dims=("stimulus", "unit"),
+            coords={"stimulus_id": ("stimulus", ids)},
+            attrs={"layer": name, "model": model.name, "shape": shapes[name]},
+        )
+        for name in names
+    }

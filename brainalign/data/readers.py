@@ -1,0 +1,114 @@
+"""Readers that turn dataset files into stimulus sets, neural assemblies and RDM stacks.
+
+A benchmark YAML names a reader and its parameters; readers are plain functions in one explicit
+table (:data:`READERS`), so a new benchmark over a known file format needs no code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.io import loadmat
+from scipy.spatial.distance import squareform
+
+from brainalign.data.stimuli import StimulusSet
+from brainalign.errors import BenchmarkDefinitionError
+
+PathGetter = Callable[[str], Path]
+
+
+def _mat_variable(path: Path, variable: str) -> np.ndarray:
+    mat = loadmat(path)
+    if variable not in mat:
+        names = [k for k in mat if not k.startswith("__")]
+        raise BenchmarkDefinitionError(f"{path}: no variable {variable!r}; it holds {names}")
+    return mat[variable]
+
+
+def _scalar(x: Any) -> Any:
+    """Unwrap MATLAB's nested 1x1 cells and char arrays into a Python scalar or string."""
+    x = np.asarray(x)
+    while x.dtype == object and x.size == 1:
+        x = np.asarray(x.item())
+    if x.dtype.kind in "US":
+        return str(x.item()) if x.size == 1 else "".join(map(str, x.ravel()))
+    return x.item() if x.size == 1 else x
+
+
+def _struct_field(arr: np.ndarray, field: str, where: str) -> np.ndarray:
+    if arr.dtype.names is None or field not in arr.dtype.names:
+        raise BenchmarkDefinitionError(f"{where}: struct has no field {field!r} (fields: {arr.dtype.names})")
+    return arr[field]
+
+
+def read_mat_images(path_of: PathGetter, *, name: str, file: str, variable: str, image_field: str,
+                    metadata_fields: Sequence[str] = (), id_format: str = "{name}/{index:03d}",
+                    visual_degrees: float | None = None) -> StimulusSet:
+    """Images stored in a MATLAB struct array (one element per stimulus)."""
+    path = path_of(file)
+    structs = _mat_variable(path, variable).ravel()
+    where = f"{path}:{variable}"
+    images = [np.asarray(s) for s in _struct_field(structs, image_field, where)]
+    meta = {f: [_scalar(v) for v in _struct_field(structs, f, where)] for f in metadata_fields}
+    ids = [id_format.format(name=name, index=i) for i in range(len(images))]
+    return StimulusSet(name, tuple(ids), images, pd.DataFrame(meta), visual_degrees)
+
+
+def read_mat_rdms(path_of: PathGetter, *, file: str, variable: str, field: str = "RDM",
+                  stimulus_ids: Sequence[str], dims: Sequence[str] = ("subject",),
+                  select: Sequence[int] | None = None, labels: dict[str, Sequence[str]] | None = None,
+                  condensed: bool = False) -> xr.DataArray:
+    """RDMs stored in a MATLAB struct array, one RDM per element.
+
+    The struct array's non-singleton axes become ``dims`` (e.g. subject × session); ``select``
+    picks elements of a 1-D struct array (e.g. ``[0]``). Condensed (upper-triangle) RDMs are
+    expanded with :func:`scipy.spatial.distance.squareform`.
+    """
+    path = path_of(file)
+    structs = _mat_variable(path, variable)
+    structs = structs.reshape([s for s in structs.shape if s != 1] or [1])
+    if select is not None:
+        structs = structs.ravel()[list(select)]
+    where = f"{path}:{variable}"
+    cells = _struct_field(structs, field, where)
+    mats = [np.asarray(c, dtype=np.float64) for c in cells.ravel()]
+    if condensed:
+        mats = [squareform(m.ravel(), checks=False) for m in mats]
+    n = len(stimulus_ids)
+    for m in mats:
+        if m.shape != (n, n):
+            raise BenchmarkDefinitionError(f"{where}: RDM of shape {m.shape}, expected ({n}, {n})")
+    stack = np.stack(mats).reshape((*cells.shape, n, n))
+    if stack.ndim - 2 != len(dims):
+        raise BenchmarkDefinitionError(
+            f"{where}: {stack.ndim - 2} struct axes {cells.shape} but dims {list(dims)}"
+        )
+    coords: dict[str, Any] = {d: list((labels or {}).get(d, range(stack.shape[i])))
+                              for i, d in enumerate(dims)}
+    coords["stimulus_id"] = ("stimulus", list(stimulus_ids))
+    coords["stimulus_id_col"] = ("stimulus_col", list(stimulus_ids))
+    return xr.DataArray(stack, dims=(*dims, "stimulus", "stimulus_col"), coords=coords,
+                        attrs={"source": str(path), "variable": variable})
+
+
+READERS: dict[str, Callable[..., Any]] = {
+    "mat_images": read_mat_images,
+    "mat_rdms": read_mat_rdms,
+}
+
+
+def read(reader: str, path_of: PathGetter, **params: Any) -> Any:
+    """Run the reader named ``reader`` with ``params``; ``path_of`` resolves a file name."""
+    try:
+        fn = READERS[reader]
+    except KeyError:
+        raise BenchmarkDefinitionError(f"unknown reader {reader!r}; known: {sorted(READERS)}") from None
+    try:
+        return fn(path_of, **params)
+    except TypeError as err:
+        raise BenchmarkDefinitionError(f"reader {reader!r}: bad parameters {sorted(params)}: {err}") from err

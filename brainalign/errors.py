@@ -1,0 +1,137 @@
+"""Named errors. Each says what was wrong and where (file, stimulus id, layer, benchmark)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BrainAlignError(Exception):
+    """Base class of every error brainalign raises on purpose."""
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+class UnknownModelError(BrainAlignError, KeyError):
+    """A model identifier that no source knows."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()):
+        known = list(known)
+        self.name = name
+        super().__init__(f"Unknown model {name!r}.{_suggest(name, known)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class UnknownLayerError(BrainAlignError, KeyError):
+    """A layer name or pattern that matches no layer of the model."""
+
+    def __init__(self, pattern: str, model: str, known: Iterable[str] = ()):
+        known = list(known)
+        self.pattern, self.model = pattern, model
+        super().__init__(
+            f"Layer {pattern!r} matches no layer of model {model!r}.{_suggest(pattern, known)} "
+            f"List the layers with `brainalign layers {model}` or `model.layers`."
+        )
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class UnknownBenchmarkError(BrainAlignError, KeyError):
+    """A benchmark identifier with no definition in any benchmark directory."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()):
+        known = list(known)
+        self.name = name
+        super().__init__(f"Unknown benchmark {name!r}.{_suggest(name, known)}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class UnknownDatasetError(BrainAlignError, KeyError):
+    """A dataset identifier with no manifest."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()):
+        known = list(known)
+        self.name = name
+        super().__init__(f"Unknown dataset {name!r}.{_suggest(name, known)}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class ChecksumMismatchError(BrainAlignError):
+    """A file whose sha256 differs from the one its manifest records."""
+
+    def __init__(self, path: str, expected: str, actual: str):
+        self.path, self.expected, self.actual = path, expected, actual
+        super().__init__(
+            f"Checksum mismatch for {path}: expected sha256 {expected}, got {actual}. "
+            "The file is corrupt, truncated or a different version; delete it or fix the manifest."
+        )
+
+
+class DataNotFoundError(BrainAlignError, FileNotFoundError):
+    """A data file found neither in a local data directory, nor the cache, nor by download."""
+
+    def __init__(self, filename: str, looked_in: Iterable[str], url: str | None, reason: str = ""):
+        self.filename, self.looked_in, self.url = filename, list(looked_in), url
+        places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
+        how = f"\nDownload from {url} failed: {reason}" if url else ""
+        super().__init__(
+            f"Data file {filename!r} not found. Looked in:\n{places}{how}\n"
+            "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
+            "holds a copy, or connect to the network so it can be downloaded into the cache."
+        )
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class DownloadError(BrainAlignError, OSError):
+    """A download that failed (network, HTTP status, truncated body)."""
+
+
+class WeightsUnavailableError(BrainAlignError, FileNotFoundError):
+    """Pretrained weights neither cached nor downloadable."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class CheckpointMismatchError(BrainAlignError, RuntimeError):
+    """A checkpoint whose parameter names do not match the architecture."""
+
+    def __init__(self, path: str, arch: str, missing: list[str], unexpected: list[str]):
+        self.path, self.missing, self.unexpected = path, missing, unexpected
+
+        def _show(keys: list[str]) -> str:
+            head = ", ".join(keys[:10])
+            return head + (f", … ({len(keys)} in all)" if len(keys) > 10 else "")
+
+        super().__init__(
+            f"Checkpoint {path} does not fit architecture {arch!r}: "
+            f"missing keys [{_show(missing)}]; unexpected keys [{_show(unexpected)}]."
+        )
+
+
+class StimulusError(BrainAlignError, ValueError):
+    """A stimulus that cannot be used (failed to decode, wrong shape, duplicate id)."""
+
+
+class ForwardError(BrainAlignError, RuntimeError):
+    """A model forward pass that failed on the stimuli."""
+
+
+class BenchmarkDefinitionError(BrainAlignError, ValueError):
+    """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
+
+
+class MetricInputError(BrainAlignError, ValueError):
+    """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""

@@ -1,0 +1,211 @@
+"""The model as an experimental subject: a module, its preprocessing, its layers and provenance."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainalign.errors import UnknownLayerError
+
+Preprocess = Callable[[np.ndarray], torch.Tensor]
+
+# Containers and no-op modules are not recording sites; normalisation layers are recordable but
+# not scored by default (their output is the previous layer's up to an affine map per channel).
+_CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_NO_OPS: tuple[type[nn.Module], ...] = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
+_NORMS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm,
+                                       nn.GroupNorm, nn.LocalResponseNorm)
+
+
+def state_dict_hash(module: nn.Module) -> str:
+    """sha256 over parameter and buffer names, dtypes, shapes and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """Where a layer sits in the forward pass."""
+
+    name: str
+    order: int  # position of its first call in the forward pass
+    calls: int  # how often it runs per forward pass (>1: recurrent / reused module)
+    output_shape: tuple[int, ...]  # per stimulus
+    kind: str  # module class name
+    candidate: bool  # scored by default: a child of the root or of a container, not a norm
+
+
+@dataclass
+class BrainModel:
+    """A network wrapped for recording.
+
+    Build one with :func:`brainalign.load_model` or :func:`brainalign.wrap`.
+
+    Attributes
+    ----------
+    module
+        The ``nn.Module``; kept in eval mode.
+    name
+        Identifier, e.g. ``"torchvision:alexnet"``.
+    preprocess
+        Maps one image array (H, W[, C]) to a (C, H, W) float tensor the module takes.
+    input_size
+        Side of the square input in pixels.
+    weights
+        ``"random"``, ``"pretrained"`` or the checkpoint path the weights came from.
+    visual_degrees
+        The field of view the input spans, in degrees of visual angle (8° by default, as in
+        Brain-Score), used to place stimuli of known size.
+    seed
+        The seed of random initialisation, when ``weights == "random"``.
+    """
+
+    module: nn.Module
+    name: str
+    preprocess: Preprocess
+    input_size: int
+    weights: str = "random"
+    visual_degrees: float = 8.0
+    seed: int | None = None
+    source: str = "wrap"
+    in_channels: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+    _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
+    _weights_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 of the state dict; identifies the weights whatever their name."""
+        if self._weights_hash is None:
+            self._weights_hash = state_dict_hash(self.module)
+        return self._weights_hash
+
+    @property
+    def layer_info(self) -> dict[str, LayerInfo]:
+        """Recording sites in forward order, found by one dry run on a blank input."""
+        if self._layer_info is None:
+            self._layer_info = _discover_layers(self.module, self.in_channels, self.input_size)
+        return self._layer_info
+
+    @property
+    def layers(self) -> list[str]:
+        """The layers scored by default, in forward-pass order.
+
+        These are the modules reached from the root through containers only (``nn.Sequential``,
+        ``nn.ModuleList``): AlexNet's ``features.0`` … ``classifier.6``, ResNet's ``conv1``,
+        ``layer1.0`` … ``fc``, a ViT's ``encoder.layers.encoder_layer_0`` …; normalisation and
+        no-op modules are left out. Every other module that outputs a tensor is in
+        :attr:`all_layers` and can be named explicitly.
+        """
+        return [n for n, info in self.layer_info.items() if info.candidate]
+
+    @property
+    def all_layers(self) -> list[str]:
+        """Every module whose output can be recorded, in forward-pass order."""
+        return list(self.layer_info)
+
+    def layers_of_type(self, *types: type[nn.Module]) -> list[str]:
+        """Recordable layers whose module is an instance of one of ``types``."""
+        mods = dict(self.module.named_modules())
+        return [n for n in self.layer_info if isinstance(mods[n], types)]
+
+    def resolve_layers(self, layers: str | Sequence[str] | None) -> list[str]:
+        """Expand names and glob patterns (``"features.*"``) into layer names in forward order.
+
+        Raises
+        ------
+        UnknownLayerError
+            A name or pattern that matches no layer.
+        """
+        if layers is None:
+            return self.layers
+        if isinstance(layers, str):
+            layers = [layers]
+        known = self.layer_info
+        chosen: set[str] = set()
+        for pat in layers:
+            hits = [n for n in known if fnmatch.fnmatchcase(n, pat)] if _is_glob(pat) else (
+                [pat] if pat in known else [])
+            if not hits:
+                raise UnknownLayerError(pat, self.name, known)
+            chosen.update(hits)
+        return [n for n in known if n in chosen]
+
+    def depth(self, layer: str) -> float:
+        """Relative depth of ``layer`` in 0..1 (first recordable layer 0, last 1)."""
+        names = self.layers if layer in self.layers else self.all_layers
+        return names.index(layer) / max(len(names) - 1, 1)
+
+    def provenance(self) -> dict[str, Any]:
+        """What identifies this model's weights and inputs, for result tables."""
+        return {"model": self.name, "source": self.source, "weights": self.weights,
+                "weights_hash": self.weights_hash, "input_size": self.input_size,
+                "model_visual_degrees": self.visual_degrees, "model_seed": self.seed}
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _discover_layers(module: nn.Module, in_channels: int, input_size: int) -> dict[str, LayerInfo]:
+    mods = dict(module.named_modules())
+    names = {m: n for n, m in mods.items() if n and not isinstance(m, _CONTAINERS + _NO_OPS)}
+    done: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
+        n = names[mod]
+        calls[n] = calls.get(n, 0) + 1
+        done[n] = len(done) if n not in done else done[n]
+        if isinstance(out, torch.Tensor):
+            shapes[n] = tuple(out.shape[1:])
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        with torch.inference_mode():
+            module(torch.zeros(1, in_channels, input_size, input_size, device=device))
+    except Exception as err:
+        # A module that fails on a blank input: the layers before it can still be recorded.
+        warnings.warn(f"layer discovery stopped by an error after {len(done)} modules: {err}",
+                      stacklevel=3)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def is_stack(m: nn.Module) -> bool:  # a container of blocks, like a ViT's encoder.layers
+        kids = list(m.children())
+        return isinstance(m, _CONTAINERS) and len(kids) >= 2 and all(
+            any(True for _ in k.children()) for k in kids)
+
+    def is_candidate(n: str) -> bool:
+        # Reached from the root through containers only, or one block of a stack of blocks;
+        # a block's inner parts (a ResNet block's downsample, say) are not candidates.
+        if isinstance(mods[n], _NORMS):
+            return False
+        parts = n.split(".")
+        ancestors = [mods[".".join(parts[:i])] for i in range(1, len(parts))]
+        return all(isinstance(a, _CONTAINERS) for a in ancestors) or (
+            bool(ancestors) and is_stack(ancestors[-1]))
+
+    # Forward hooks fire when a module finishes, so this is the order in which outputs exist;
+    # only modules that ran and returned a tensor can be recorded.
+    order = sorted((n for n in done if n in shapes), key=done.__getitem__)
+    return {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n))
+            for i, n in enumerate(order)}

@@ -1,0 +1,5 @@
+"""Runner: scoring models on benchmarks."""
+
+from brainalign.runner.score import score
+
+__all__ = ["score"]

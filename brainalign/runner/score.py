@@ -1,0 +1,45 @@
+"""``score``: one or more models on one or more benchmarks, into one result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from brainalign.benchmarks.base import Benchmark
+from brainalign.benchmarks.registry import load_benchmark
+from brainalign.models.base import BrainModel
+from brainalign.results.result import ScoreResult
+from brainalign.settings import PathLike
+
+
+def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark | Sequence[str | Benchmark],
+          *, layers: str | Sequence[str] | None = None, batch_size: int = 64, device: str = "auto",
+          data_dir: PathLike | Sequence[PathLike] | None = None, progress: bool = False,
+          **benchmark_kwargs: Any) -> ScoreResult:
+    """Score models on benchmarks, every layer in ``model.layers`` unless ``layers`` is given.
+
+    Parameters
+    ----------
+    model
+        A model from :func:`brainalign.load_model` / :func:`brainalign.wrap`, or a list.
+    benchmark
+        A benchmark id, a loaded benchmark, or a list of them.
+    layers
+        Layer names or glob patterns.
+    batch_size, device
+        Passed to :func:`brainalign.extract`.
+    data_dir
+        Local data directories (default: ``BRAINALIGN_DATA``).
+
+    Returns
+    -------
+    ScoreResult
+        ``.table`` (one row per model × benchmark × layer), ``.best``, ``.plot()``.
+    """
+    models = [model] if isinstance(model, BrainModel) else list(model)
+    benches = [benchmark] if isinstance(benchmark, str | Benchmark) else list(benchmark)
+    loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, data_dir=data_dir, **benchmark_kwargs)
+              for b in benches]
+    results = [b(m, layers, batch_size=batch_size, device=device, progress=progress)
+               for m in models for b in loaded]
+    return ScoreResult.concat(results)

@@ -1,0 +1,62 @@
+"""Where brainalign looks for data, caches downloads and finds benchmark definitions.
+
+Every function takes an explicit argument first; the environment variables are only the
+documented fallback a user sets once per machine (``BRAINALIGN_DATA``: local copies of datasets,
+a path list; ``BRAINALIGN_CACHE``: the download cache). They are read at call time, never stored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+PathLike = str | os.PathLike[str]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_DIR = _PACKAGE_DIR.parent
+
+
+def data_dirs(data_dir: PathLike | Sequence[PathLike] | None = None) -> list[Path]:
+    """Local data directories, in search order.
+
+    Parameters
+    ----------
+    data_dir
+        A directory or a list of them. When ``None``, ``BRAINALIGN_DATA`` (``os.pathsep``-separated)
+        is read; when that is unset too, no local directory is searched.
+    """
+    if data_dir is None:
+        raw = os.environ.get("BRAINALIGN_DATA", "")
+        items: list[PathLike] = [p for p in raw.split(os.pathsep) if p]
+    elif isinstance(data_dir, str | os.PathLike):
+        items = [data_dir]
+    else:
+        items = list(data_dir)
+    return [Path(p).expanduser() for p in items]
+
+
+def cache_dir(cache: PathLike | None = None) -> Path:
+    """The download cache: ``cache``, else ``BRAINALIGN_CACHE``, else ``~/.cache/brainalign``."""
+    if cache is not None:
+        return Path(cache).expanduser()
+    env = os.environ.get("BRAINALIGN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "brainalign"
+
+
+def _bundled(name: str) -> Path:
+    # In a source checkout the folders sit beside the package; a wheel carries them inside it.
+    inside = _PACKAGE_DIR / f"_{name}"
+    return inside if inside.is_dir() else _REPO_DIR / name
+
+
+def benchmark_dirs(extra: Sequence[PathLike] = ()) -> list[Path]:
+    """Directories holding benchmark YAML files: ``extra`` first, then the bundled ones."""
+    return [Path(p) for p in extra] + [_bundled("benchmarks")]
+
+
+def manifest_dirs(extra: Sequence[PathLike] = ()) -> list[Path]:
+    """Directories holding dataset manifests: ``extra`` first, then the bundled ones."""
+    return [Path(p) for p in extra] + [_bundled("data_manifests")]

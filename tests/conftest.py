@@ -1,0 +1,45 @@
+"""Shared fixtures. Real data is read from ../shared/datasets through the data-directory setting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path | None:
+    """The data directory a user with a local copy would configure: BRAINALIGN_DATA, else
+    ../shared/datasets beside the repository."""
+    env = os.environ.get("BRAINALIGN_DATA")
+    cand = Path(env.split(os.pathsep)[0]) if env else REPO.parent / "shared" / "datasets"
+    return cand if cand.is_dir() else None
+
+
+DATA = shared_datasets()
+needs_data = pytest.mark.skipif(
+    DATA is None, reason="real datasets not found: set BRAINALIGN_DATA or put ../shared/datasets beside the repo")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if DATA is None:
+        pytest.skip("real datasets not found: set BRAINALIGN_DATA or put ../shared/datasets beside the repo")
+    return DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No test reads or writes the user's real caches.
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("BRAINALIGN_CACHE", str(base / "brainalign-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(base / "torch-home"))
+
+
+@pytest.fixture(scope="session")
+def hit_benchmark(data_dir: Path):
+    import brainalign as ba
+
+    return ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir)

@@ -1,0 +1,115 @@
+"""Recording activations: batching, copies, early stop, ids, globs, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import brainalign as ba
+from brainalign.errors import ForwardError, UnknownLayerError
+
+
+class Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("this layer must never run")
+
+
+def _tiny(inplace: bool = True, tail: nn.Module | None = None) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace), nn.Conv2d(8, 4, 3, padding=1),
+              nn.ReLU(inplace=inplace), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3)]
+    if tail is not None:
+        layers.append(tail)
+    return nn.Sequential(*layers)
+
+
+def _stimuli(n: int = 10, size: int = 16) -> ba.StimulusSet:
+    rng = np.random.default_rng(0)
+    imgs = [(rng.random((size, size, 3)) * 255).astype(np.uint8) for _ in range(n)]
+    return ba.StimulusSet.from_arrays("noise", imgs)
+
+
+def _reference(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    out, h = [], x
+    for mod in net:
+        h = mod(h)
+        out.append(h.clone())
+    return out
+
+
+def test_values_equal_a_manual_forward_despite_inplace_relu():
+    net = _tiny(inplace=True)
+    m = ba.wrap(net, name="tiny", input_size=16)
+    stim = _stimuli()
+    acts = ba.extract(m, stim, layers=["0", "2", "6"], batch_size=3, device="cpu")
+    x = torch.stack([m.preprocess(stim.image(i)) for i in range(len(stim))])
+    with torch.no_grad():
+        ref = _reference(_tiny(inplace=False), x)
+    # Conv outputs are recorded before the in-place ReLU overwrites them: negatives survive.
+    assert (acts["0"].values < 0).any()
+    for name, idx in (("0", 0), ("2", 2), ("6", 6)):
+        np.testing.assert_allclose(acts[name].values, ref[idx].reshape(len(stim), -1).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    assert acts["0"].attrs["shape"] == (8, 16, 16)
+    assert list(acts["6"]["stimulus_id"].values) == list(stim.ids)
+    assert acts["6"].dims == ("stimulus", "unit")
+
+
+def test_batch_size_does_not_change_values():
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    stim = _stimuli(7)
+    a = ba.extract(m, stim, layers="*", batch_size=7)
+    b = ba.extract(m, stim, layers="*", batch_size=2)
+    for k in a:
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:layer discovery stopped")
+def test_forward_stops_after_the_last_requested_layer():
+    m = ba.wrap(_tiny(tail=Boom()), name="tiny+boom", input_size=16)
+    # Layer discovery runs the whole net once; Boom must not break it for recording earlier layers.
+    acts = ba.extract(m, _stimuli(4), layers=["2"], batch_size=2)
+    assert acts["2"].shape == (4, 4 * 16 * 16)
+
+
+def test_globs_and_order():
+    m = ba.load_model("torchvision:alexnet")
+    stim = _stimuli(2, size=64)
+    acts = ba.extract(m, stim, layers=["classifier.*", "features.1[0-2]"], batch_size=2)
+    assert list(acts) == ["features.10", "features.11", "features.12", "classifier.1",
+                          "classifier.2", "classifier.4", "classifier.5", "classifier.6"]
+    assert acts["classifier.6"].shape == (2, 1000)
+
+
+def test_unknown_layer_is_a_named_error_with_suggestions():
+    m = ba.load_model("torchvision:alexnet")
+    with pytest.raises(UnknownLayerError, match="features.1"):
+        ba.extract(m, _stimuli(2), layers=["feature.1"])
+
+
+def test_forward_failure_names_the_layer_and_input_shape():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2))
+    m = ba.BrainModel(module=net, name="broken", preprocess=lambda im: torch.zeros(3, 8, 8),
+                      input_size=8)
+    m._layer_info = {"2": ba.models.LayerInfo("2", 0, 1, (2,), "Linear", True)}
+    with pytest.raises(ForwardError) as info:
+        ba.extract(m, _stimuli(2), layers=["2"])
+    assert "'2'" in str(info.value) and "(2, 3, 8, 8)" in str(info.value)
+
+
+def test_tensor_input_with_ids():
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    x = torch.randn(5, 3, 16, 16)
+    acts = ba.extract(m, x, layers=["6"], stimulus_ids=list("abcde"))
+    assert list(acts["6"]["stimulus_id"].values) == list("abcde")
+
+
+def test_reducer_is_applied_per_batch():
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    stim = _stimuli(6)
+    full = ba.extract(m, stim, layers=["0"], batch_size=4)
+    pooled = ba.extract(m, stim, layers=["0"], batch_size=4, reducers=lambda t: t.mean(dim=(2, 3)))
+    ref = full["0"].values.reshape(6, 8, 16 * 16).mean(-1)
+    np.testing.assert_allclose(pooled["0"].values, ref, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,79 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from tests.conftest import needs_data
+
+
+def _run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "brainalign.cli", *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **kw.pop("env", {})}, **kw)
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = ("import sys, time; t = time.perf_counter(); from brainalign.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "score" in out.stdout and "NOTORCH" in out.stdout
+    start = time.perf_counter()
+    proc = _run("--help")
+    assert proc.returncode == 0
+    assert time.perf_counter() - start < 1.5
+
+
+def test_list_benchmarks_and_datasets():
+    assert "kriegeskorte2008.hIT-rsa" in _run("list", "benchmarks").stdout.split()
+    assert "kriegeskorte2008" in _run("list", "datasets").stdout.split()
+
+
+def test_layers_of_resnet18():
+    out = _run("layers", "torchvision:resnet18").stdout.splitlines()
+    assert out[0].startswith("conv1\tConv2d\t64x112x112")
+    assert out[-1].startswith("fc\tLinear\t1000")
+
+
+def test_unknown_model_exits_with_a_message():
+    proc = _run("layers", "torchvision:resnet181")
+    assert proc.returncode == 2 and "Did you mean" in proc.stderr
+
+
+@needs_data
+def test_score_two_models_into_one_table_and_plot(tmp_path, data_dir):
+    out = tmp_path / "out"
+    proc = _run("score", "--model", "torchvision:alexnet", "--model", "torchvision:resnet18",
+                "--weights", "random", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                "--layers", "features.1[02]", "--layers", "layer4.*", "--layers", "fc",
+                "--data-dir", str(data_dir), "--out", str(out))
+    # alexnet has no layer4.* — a glob that matches nothing is an error for that model.
+    assert proc.returncode == 2 and "layer4.*" in proc.stderr
+    proc = _run("score", "--model", "torchvision:alexnet", "--model", "torchvision:resnet18",
+                "--weights", "random", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                "--layers", "*.1", "--data-dir", str(data_dir), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out / "scores.csv")
+    assert set(table["model"]) == {"torchvision:alexnet", "torchvision:resnet18"}
+    # Globs match every recordable module, block internals included.
+    assert set(table.loc[table["model"] == "torchvision:resnet18", "layer"]) == {
+        "layer1.1", "layer2.1", "layer3.1", "layer4.1", "layer2.0.downsample.1",
+        "layer3.0.downsample.1", "layer4.0.downsample.1"}
+    assert set(table.loc[table["model"] == "torchvision:alexnet", "layer"]) == {
+        "features.1", "classifier.1"}
+    assert (out / "layers.png").stat().st_size > 5000
+    assert "classifier.1" in proc.stdout and "normalised" in proc.stdout
+
+
+@needs_data
+def test_score_with_a_missing_data_dir_fails_cleanly(tmp_path):
+    proc = _run("score", "--model", "torchvision:alexnet", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                "--data-dir", str(tmp_path / "empty"),
+                env={"https_proxy": "http://127.0.0.1:9", "BRAINALIGN_CACHE": str(tmp_path / "c")})
+    assert proc.returncode == 2
+    assert "not found" in proc.stderr and str(tmp_path / "empty") in proc.stderr

@@ -1,0 +1,154 @@
+"""Manifests, verified file resolution, downloads and the 92-image stimulus set."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainalign.data import fetch_file, list_datasets, load_manifest, sha256_file
+from brainalign.data.fetch import download
+from brainalign.data.manifest import FileEntry, parse_manifest
+from brainalign.errors import (
+    BenchmarkDefinitionError,
+    ChecksumMismatchError,
+    DataNotFoundError,
+    UnknownDatasetError,
+)
+from tests.conftest import needs_data
+
+MAT = "Kriegeskorte_Neuron2008_supplementalData.mat"
+
+
+def test_manifest_lists_every_file_with_pinned_url_sha_licence_and_citation():
+    m = load_manifest("kriegeskorte2008")
+    assert "kriegeskorte2008" in list_datasets()
+    assert set(m.files) == {MAT, "92_brainRDMs.mat", "92_behavRDMs.mat", "92_modelRDMs.mat",
+                            "rdm92_V1model.mat"}
+    for f in m.files.values():
+        assert f.url.startswith("https://raw.githubusercontent.com/rsagroup/rsatoolbox/f1f83cadb72")
+        assert len(f.sha256) == 64
+    assert "MIT" in m.licence and any("Neuron 60" in c for c in m.citation)
+
+
+def test_unknown_dataset_suggests_close_names():
+    with pytest.raises(UnknownDatasetError, match="kriegeskorte2008"):
+        load_manifest("kriegeskorte2009")
+
+
+def test_manifest_with_unknown_key_is_rejected(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("id: x\nlicence: MIT\ncitation: c\nfiles: {}\nlicense_typo: 1\n")
+    with pytest.raises(BenchmarkDefinitionError, match="license_typo"):
+        parse_manifest(p)
+
+
+@needs_data
+def test_local_copy_is_found_and_verified(data_dir):
+    p = fetch_file("kriegeskorte2008", MAT, data_dir=data_dir, download_missing=False)
+    assert p == data_dir / "kriegeskorte2008_92img" / MAT
+    assert sha256_file(p) == load_manifest("kriegeskorte2008").files[MAT].sha256
+
+
+@needs_data
+def test_checksum_mismatch_is_a_named_error(tmp_path, data_dir):
+    local = tmp_path / "kriegeskorte2008_92img"
+    local.mkdir()
+    data = bytearray((data_dir / "kriegeskorte2008_92img" / "92_brainRDMs.mat").read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte
+    (local / "92_brainRDMs.mat").write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="92_brainRDMs.mat"):
+        fetch_file("kriegeskorte2008", "92_brainRDMs.mat", data_dir=tmp_path, download_missing=False)
+
+
+def test_missing_file_offline_names_the_file_and_every_place_looked(tmp_path, monkeypatch):
+    m = load_manifest("kriegeskorte2008")
+    # A URL on a closed local port: the download fails as it would offline.
+    entry = dataclasses.replace(m.files["92_brainRDMs.mat"], url="http://127.0.0.1:9/92_brainRDMs.mat")
+    m = dataclasses.replace(m, files={**m.files, "92_brainRDMs.mat": entry})
+    with pytest.raises(DataNotFoundError) as info:
+        fetch_file(m, "92_brainRDMs.mat", data_dir=[tmp_path / "a", tmp_path / "b"],
+                   cache=tmp_path / "cache")
+    msg = str(info.value)
+    assert "92_brainRDMs.mat" in msg and "127.0.0.1:9" in msg
+    for place in (tmp_path / "a", tmp_path / "b", tmp_path / "cache"):
+        assert str(place) in msg
+
+
+@pytest.fixture()
+def http_root(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@needs_data
+def test_download_from_http_into_cache_then_served_from_cache(http_root, tmp_path, data_dir):
+    root, base = http_root
+    shutil.copy(data_dir / "kriegeskorte2008_92img" / "92_brainRDMs.mat", root)
+    m = load_manifest("kriegeskorte2008")
+    entry = dataclasses.replace(m.files["92_brainRDMs.mat"], url=f"{base}/92_brainRDMs.mat")
+    m = dataclasses.replace(m, files={**m.files, "92_brainRDMs.mat": entry})
+    cache = tmp_path / "cache"
+    p = fetch_file(m, "92_brainRDMs.mat", data_dir=[], cache=cache, progress=False)
+    assert p == cache / "kriegeskorte2008" / "92_brainRDMs.mat"
+    assert sha256_file(p) == entry.sha256
+    (root / "92_brainRDMs.mat").unlink()  # now only the cache has it
+    assert fetch_file(m, "92_brainRDMs.mat", data_dir=[], cache=cache) == p
+
+
+def test_download_with_wrong_checksum_leaves_nothing_behind(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"not the expected content")
+    dest = tmp_path / "out" / "file.bin"
+    with pytest.raises(ChecksumMismatchError):
+        download(src.as_uri(), dest, "0" * 64, progress=False)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_file_url_download_verifies(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(np.arange(1000, dtype=np.int64).tobytes())
+    dest = download(src.as_uri(), tmp_path / "dest.bin", sha256_file(src), progress=False)
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_manifest_file_lookup_names_the_dataset():
+    m = load_manifest("kriegeskorte2008")
+    with pytest.raises(BenchmarkDefinitionError, match="kriegeskorte2008"):
+        m.file("nope.mat")
+    assert isinstance(m.files[MAT], FileEntry)
+
+
+@needs_data
+def test_stimulus_set_of_92_images_with_categories(hit_benchmark):
+    stim = hit_benchmark.stimuli
+    assert len(stim) == 92 and len(set(stim.ids)) == 92
+    img = stim.image(0)
+    assert img.shape == (175, 175, 3) and img.dtype == np.uint8
+    counts = stim.metadata["category"].value_counts().to_dict()
+    assert counts == {"human bodypart": 12, "human face": 12, "nonhuman bodypart": 12,
+                      "nonhuman face": 12, "natural inanimate": 23, "artificial inanimate": 21}
+    assert stim.metadata["animal"].sum() == 48 and stim.metadata["face"].sum() == 24
+    sub = stim.subset([3, 1])
+    assert sub.ids == (stim.ids[3], stim.ids[1])
+    assert np.array_equal(sub.image(0), stim.image(3))
+    assert sub.metadata.iloc[0]["category"] == stim.metadata.iloc[3]["category"]
+
+
+def test_repo_holds_no_copy_of_shared_data():
+    repo = Path(__file__).resolve().parents[1]
+    assert not list(repo.glob("**/*.mat")), "dataset files belong in ../shared, not the repository"
