@@ -77,3 +77,13 @@ def test_score_with_a_missing_data_dir_fails_cleanly(tmp_path):
                 env={"https_proxy": "http://127.0.0.1:9", "BRAINALIGN_CACHE": str(tmp_path / "c")})
     assert proc.returncode == 2
     assert "not found" in proc.stderr and str(tmp_path / "empty") in proc.stderr
+
+
+@needs_data
+def test_fetch_verifies_local_copies(data_dir, tmp_path):
+    proc = _run("fetch", "kriegeskorte2008", "--data-dir", str(data_dir), "--no-download")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("ok\t") == 5 and "5 of 5 files ready" in proc.stdout
+    proc = _run("fetch", "kriegeskorte2008", "--data-dir", str(tmp_path), "--no-download",
+                "--cache", str(tmp_path / "cache"))
+    assert proc.returncode == 1 and proc.stderr.count("FAILED") == 5
