@@ -209,6 +209,15 @@ def test_encoding_score_bad_input_says_what_and_where():
         encoding_score(Xi, Y)
     with pytest.raises(MetricInputError, match="fewer stimuli than folds"):
         encoding_score(X[:4], Y[:4], cv=5)
+    import xarray as xr
+
+    xa = xr.DataArray(X, dims=("stimulus", "unit"),
+                      coords={"stimulus_id": ("stimulus", [f"s{i}" for i in range(40)])})
+    ya = xr.DataArray(Y, dims=("stimulus", "neuroid"),
+                      coords={"stimulus_id": ("stimulus", [f"s{i}" for i in [1, 0, *range(2, 40)]])})
+    with pytest.raises(MetricInputError, match="position 0 is 's0' in X but 's1' in Y"):
+        encoding_score(xa, ya)
+    assert encoding_score(xa, ya.isel(stimulus=[1, 0, *range(2, 40)]), alphas=[1.0, 10.0]).r.shape == (3,)
     with pytest.raises(MetricInputError, match="unknown model"):
         encoding_score(X, Y, model="lasso")
     # A zero-variance neuroid is excluded, counted and reported, not averaged as NaN.

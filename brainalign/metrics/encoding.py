@@ -105,6 +105,23 @@ def _as_2d(a: np.ndarray | torch.Tensor, what: str) -> np.ndarray | torch.Tensor
     return a
 
 
+def _check_stimulus_ids(X: object, Y: object) -> None:
+    """When both inputs carry ``stimulus_id`` coordinates (xarray), they must list the same stimuli
+    in the same order."""
+    try:
+        ix = np.asarray(X.coords["stimulus_id"].values)  # type: ignore[attr-defined]
+        iy = np.asarray(Y.coords["stimulus_id"].values)  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        return
+    if ix.shape == iy.shape and np.array_equal(ix, iy):
+        return
+    if ix.shape != iy.shape:
+        raise MetricInputError(f"encoding_score: X has {ix.size} stimulus ids but Y has {iy.size}")
+    i = int(np.flatnonzero(ix != iy)[0])
+    raise MetricInputError(f"encoding_score: stimulus order differs between X and Y: position {i} is "
+                           f"{str(ix[i])!r} in X but {str(iy[i])!r} in Y; align them first")
+
+
 def _check_finite(a: torch.Tensor, what: str, col: str) -> None:
     bad = ~torch.isfinite(a)
     if bool(bad.any()):
@@ -194,9 +211,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     Parameters
     ----------
     X
-        (stimulus × feature) model activations, numpy or torch.
+        (stimulus × feature) model activations: numpy, torch or an xarray DataArray (as returned
+        by :func:`brainalign.extract`).
     Y
-        (stimulus × neuroid) responses (e.g. repeat-averaged), same stimulus order as ``X``.
+        (stimulus × neuroid) responses (e.g. repeat-averaged), same stimulus order as ``X``; when
+        both carry ``stimulus_id`` coordinates their order is checked.
     model
         ``"ridge"``: ridge with α chosen per neuroid by ``inner_cv`` on each training set;
         ``"pls"``: PLS regression with ``n_components`` (25, Brain-Score's standard).
@@ -235,6 +254,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     """
     if model not in ("ridge", "pls"):
         raise MetricInputError(f"encoding_score: unknown model {model!r}; use 'ridge' or 'pls'")
+    _check_stimulus_ids(X, Y)
+    if not isinstance(X, torch.Tensor):
+        X = np.asarray(X)
+    if not isinstance(Y, torch.Tensor):
+        Y = np.asarray(Y)
     X, Y = _as_2d(X, "X"), _as_2d(Y, "Y")
     if X.shape[0] != Y.shape[0]:
         raise MetricInputError(f"encoding_score: X has {X.shape[0]} stimuli (rows) but Y has {Y.shape[0]}")
