@@ -348,3 +348,17 @@ def test_stats_on_encoding_scores():
         paired_comparison(good, other, Y)
     nci = bootstrap_neuroids(good.r, n_boot=200)
     assert nci.n == 6 and nci.low <= good.median <= nci.high
+
+
+def test_float32_matches_float64_with_a_decaying_spectrum():
+    # A strong low-rank part over a weak noise floor: float32 must keep the weak (predictive)
+    # eigen-directions instead of truncating them as rounding noise.
+    rng = np.random.default_rng(5)
+    n, p, t = 400, 150, 10
+    weak = 0.5 * rng.normal(size=(n, p))
+    X = (rng.normal(size=(n, 10)) * 30) @ rng.normal(size=(10, p)) + weak
+    Y = weak @ rng.normal(size=(p, t)) / 3 + rng.normal(size=(n, t))  # the signal is in the weak part
+    a64 = encoding_score(X, Y, cv=4, alphas=np.logspace(-2, 6, 9))
+    a32 = encoding_score(X, Y, cv=4, alphas=np.logspace(-2, 6, 9), dtype="float32")
+    assert a64.median > 0.5
+    np.testing.assert_allclose(a32.r, a64.r, atol=2e-3)

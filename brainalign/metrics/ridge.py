@@ -72,6 +72,7 @@ class FoldDecomposition:
     fit_intercept: bool
     design: Design
     k_col_mean: torch.Tensor | None = None  # kernel form: mean over training rows of K[train, train]
+    basis64: torch.Tensor | None = None  # kernel form: U in float64, applied to the float64 Gram
 
     def project_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(G, y_mean) for targets ``Y`` (all samples × targets; the training rows are used)."""
@@ -91,7 +92,7 @@ class FoldDecomposition:
                 Xc_tr = d.X[self.train] - self.x_mean
                 Kt = (X_new - self.x_mean) @ Xc_tr.T
             else:
-                Kt = d.centred_kernel(test, self.train, self.k_col_mean)
+                return (d.centred_kernel(test, self.train, self.k_col_mean) @ self.basis64).to(self.s.dtype)
             return Kt @ self.basis
         Xt = X_new if X_new is not None else d.X[test]
         return (Xt - self.x_mean) @ self.basis
@@ -121,7 +122,10 @@ class Design:
     X
         (samples × features) tensor; its mean over all samples is subtracted first (which changes
         no fold's result, since every fold is re-centred on its own training mean, but keeps the
-        later subtractions well conditioned).
+        later subtractions well conditioned). Products with X (and targets) use X's dtype; the Gram /
+        covariance and its eigendecomposition are always float64, because in float32 the small
+        eigenvalues of a spectrum with a large dynamic range — often the predictive ones — are
+        lost in rounding.
     fit_intercept
         Centre each training fold (unpenalised intercept), as scikit-learn's ``Ridge``.
     kernel
@@ -134,7 +138,8 @@ class Design:
         self.offset = X.mean(0) if fit_intercept else torch.zeros_like(X[0])
         self.X = X - self.offset
         self.kernel = self.n <= self.p if kernel is None else kernel
-        self.gram = self.X @ self.X.T if self.kernel else self.X.T @ self.X
+        X64 = self.X.double()
+        self.gram = X64 @ X64.T if self.kernel else X64.T @ X64
 
     def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor,
                        col: torch.Tensor | None = None) -> torch.Tensor:
@@ -156,12 +161,13 @@ class Design:
             mask = torch.ones(self.n, dtype=torch.bool, device=self.X.device)
             mask[train] = False
             others = self.X[mask]
+        f64 = torch.float64
         if not self.fit_intercept:
-            x_mean = torch.zeros_like(self.X[0])
+            x_mean = torch.zeros_like(self.X[0], dtype=f64)
         elif others is not None:
-            x_mean = -others.sum(0) / m  # the design's rows sum to zero
+            x_mean = -others.sum(0, dtype=f64) / m  # the design's rows sum to zero
         else:
-            x_mean = self.X[train].mean(0)
+            x_mean = self.X[train].sum(0, dtype=f64) / m
         col = None
         if self.kernel:
             Ktt = self.gram[train][:, train]
@@ -172,17 +178,22 @@ class Design:
         else:
             # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
             if others is not None:
-                M = self.gram - others.T @ others
+                o = others.double()
+                M = self.gram - o.T @ o
             else:
-                Xtr = self.X[train]
+                Xtr = self.X[train].double()
                 M = Xtr.T @ Xtr
             if self.fit_intercept:
                 M = M - m * torch.outer(x_mean, x_mean)
         M = (M + M.T) / 2
         s, vecs = torch.linalg.eigh(M)
-        tol = rank_tol if rank_tol is not None else float(torch.finfo(M.dtype).eps) * max(M.shape) * 10
-        keep = s > tol * s.max().clamp_min(torch.finfo(M.dtype).tiny)
-        return FoldDecomposition(train, self.kernel, s[keep], vecs[:, keep], x_mean, self.fit_intercept, self, col)
+        # Drop only eigenvalues at the rounding level of the largest.
+        tol = rank_tol if rank_tol is not None else float(torch.finfo(f64).eps) * 10
+        keep = s > tol * s.max().clamp_min(torch.finfo(f64).tiny)
+        s, vecs = s[keep], vecs[:, keep]
+        dt = self.X.dtype
+        return FoldDecomposition(train, self.kernel, s.to(dt), vecs.to(dt), x_mean.to(dt), self.fit_intercept,
+                                 self, col, vecs if self.kernel else None)
 
 
 def _batches(n: int, size: int | None) -> list[slice]:
