@@ -52,6 +52,7 @@ def main() -> None:
         "brainalign RidgeCV(cv=5) float32": lambda: RidgeCV(alphas, cv=5, dtype="float32"),
         "brainalign RidgeCV(cv=5) float64": lambda: RidgeCV(alphas, cv=5),
         "brainalign RidgeCV(cv='loo') float32": lambda: RidgeCV(alphas, cv="loo", dtype="float32"),
+        "brainalign RidgeCV(cv='loo') float64": lambda: RidgeCV(alphas, cv="loo"),
         "himalaya KernelRidgeCV(cv=5)": lambda: KernelRidgeCV(kernel="linear", alphas=alphas, cv=KFold(5),
                                                               fit_intercept=True),
         "sklearn RidgeCV(alpha_per_target)": lambda: SkRidgeCV(alphas=alphas, alpha_per_target=True),

@@ -239,8 +239,9 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     device
         ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
     dtype
-        ``"float64"`` (default: matches scikit-learn to ~1e-8) or ``"float32"`` (about 3× faster on
-        CPU; held-out r agrees to ~1e-3, a few near-tied α choices can differ).
+        ``"float64"`` (default: matches scikit-learn to ~1e-8) or ``"float32"`` for the products
+        with X and Y (2–3× faster on CPU; the Gram/covariance and its eigendecomposition stay
+        float64, so held-out r agrees with float64 to ~1e-5; near-tied α choices can differ).
 
     Returns
     -------
