@@ -37,6 +37,9 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {
     "rsa": MetricSpec("rsa", True, (-1.0, 1.0), "divide",
                       "similarity of model and brain RDMs, averaged over subjects"),
+    "cka": MetricSpec("cka", True, (0.0, 1.0), "none",
+                      "centered kernel alignment of two representations (linear or RBF; debiased "
+                      "estimates can fall slightly below 0)"),
 }
 
 
