@@ -142,15 +142,16 @@ def crossnobis_rdm(X: Any, conditions: Any, partitions: Any, noise: Any = None) 
     cond_values, cond_idx = np.unique(cond, return_inverse=True)
     folds, fold_idx = np.unique(part, return_inverse=True)
     if len(folds) < 2:
-        raise MetricInputError(f"crossnobis_rdm(partitions): needs ≥ 2 partitions, got {list(folds)}")
+        raise MetricInputError(f"crossnobis_rdm(partitions): needs ≥ 2 partitions, got {folds.tolist()}")
     if len(cond_values) < 2:
         raise MetricInputError("crossnobis_rdm(conditions): needs ≥ 2 conditions")
     present = np.zeros((len(folds), len(cond_values)), dtype=bool)
     present[fold_idx, cond_idx] = True
     if not present.all():
         f, c = np.argwhere(~present)[0]
-        raise MetricInputError(f"crossnobis_rdm: condition {cond_values[c]!r} has no observation in "
-                               f"partition {folds[f]!r}; every condition must appear in every partition")
+        raise MetricInputError(f"crossnobis_rdm: condition {cond_values.tolist()[c]!r} has no "
+                               f"observation in partition {folds.tolist()[f]!r}; every condition must "
+                               f"appear in every partition")
 
     torch_mode = is_torch(X)
     if torch_mode:
