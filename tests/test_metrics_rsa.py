@@ -194,8 +194,11 @@ def test_ranks_equal_scipy_rankdata_with_ties():
     v = np.round(rng.random((3, 5, 500)) * 40)
     np.testing.assert_array_equal(rank_rows(v), rankdata(v, axis=-1))
     np.testing.assert_array_equal(rank_rows(torch.from_numpy(v)).numpy(), rankdata(v, axis=-1))
-    w = rng.random(1000)
-    np.testing.assert_array_equal(rank_rows(w), rankdata(w))
+    # 1-D rows take the packed-key sort: no ties, a few exact ties among distinct values
+    # (collision runs), heavy ties (argsort fallback), signed zeros.
+    w = rng.random(50_000)
+    for x in (w, rng.permutation(np.r_[w, w[:2000], -w[:100], 0.0, -0.0]), np.round(w, 2)):
+        np.testing.assert_array_equal(rank_rows(x), rankdata(x))
 
 
 def test_pooled_rdm_scores_at_the_upper_ceiling():
