@@ -40,12 +40,16 @@ def _features(X: Any, what: str) -> Any:
     return X
 
 
-def _unit_rows(Z: Any, what: str, why: str) -> Any:
-    norms = (Z * Z).sum(axis=1) ** 0.5
+def _unit_rows(Z: Any, what: str, why: str, own: bool = False) -> Any:
+    """Rows of ``Z`` scaled to unit norm (in place when ``own``: Z is a temporary of ours)."""
+    norms = (Z * Z).sum(axis=1) ** 0.5 if is_torch(Z) else np.sqrt(np.einsum("ij,ij->i", Z, Z))
     zero = norms == 0
     if bool(zero.any()):
         i = int(np.flatnonzero(to_numpy(zero))[0])
         raise MetricInputError(f"{what}: stimulus row {i} {why}")
+    if own and not is_torch(Z):
+        Z /= norms[:, None]
+        return Z
     return Z / norms[:, None]
 
 
@@ -86,7 +90,7 @@ def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
     X = _features(X, "rdm(X)")
     if distance == "correlation":
         Z = _unit_rows(X - X.mean(axis=1, keepdims=True), "rdm(X)",
-                       "has zero variance; correlation distance undefined")
+                       "has zero variance; correlation distance undefined", own=True)
         D = Z @ Z.T
         D = np.subtract(1.0, D, out=D) if not is_torch(D) else 1.0 - D
     elif distance == "cosine":
