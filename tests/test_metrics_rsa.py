@@ -224,8 +224,7 @@ def test_bootstrap_scores_equal_direct_per_sample_computation():
         boot = RSABootstrap(subj, method, n_boot=50, seed=1)
         scores = boot.score(model)
         for b in (0, 13, 49):
-            m = boot._mask[b]
-            a, c = boot._a[b, m], boot._c[b, m]
+            a, c = boot.sample_pairs(b)
             direct = np.mean(compare_rdms(model[a, c][None], subj[:, a, c], method))
             assert scores[b] == pytest.approx(direct, abs=1e-10)
             lo, up = boot.check_against_direct(b, subj)

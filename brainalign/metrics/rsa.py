@@ -574,71 +574,85 @@ def rsa_noise_ceiling(subject_rdms: Any, method: Comparator = "spearman") -> tup
 # Bootstrap over stimuli
 # ----------------------------------------------------------------------------------------------
 
-def _dense_ranks(v: np.ndarray) -> tuple[np.ndarray, int]:
-    """0-based dense ranks of ``v``'s values (equal values share one), and the number of ranks."""
-    _, inv = np.unique(v, return_inverse=True)
-    return inv.reshape(v.shape), int(inv.max()) + 1
+def _weighted_ranks(v: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Average ranks of ``v``'s values in the multisets that hold value ``v[p]`` ``W[b, p]`` times.
 
-
-def _ranks_from_keys(keys: np.ndarray, n_keys: int) -> np.ndarray:
-    """Average ranks along the last axis of non-negative integer ``keys`` < ``n_keys``.
-
-    Key ``n_keys − 1`` is reserved for padding: it ranks last and gets rank 0. Few distinct keys:
-    counting (bincount + cumsum, no sort). Many: one sort of (row, key, position) packed into an
-    int64, which numpy sorts with SIMD several times faster than an argsort.
+    Rank of value x in sample b = (weight of values < x) + (weight of values == x + 1) / 2: one
+    sort of ``v`` and a cumulative sum of the weights in that order, no per-sample sort.
+    Entries with weight 0 get a value that no weighted sum sees.
     """
-    shape = keys.shape
-    p = shape[-1]
-    rows = int(np.prod(shape[:-1]))
-    keys = keys.reshape(rows, p)
-    out = np.empty(keys.shape, dtype=np.float64)
-    if n_keys <= 2 * p:
-        step = max(1, 8_000_000 // n_keys)  # bounds the (rows × keys) count table
-        for s in range(0, rows, step):
-            kk = keys[s:s + step]
-            r = kk.shape[0]
-            flat = kk + (np.arange(r) * n_keys)[:, None]
-            counts = np.bincount(flat.ravel(), minlength=r * n_keys).reshape(r, n_keys)
-            rank_of_key = np.cumsum(counts, axis=1, dtype=np.float64)
-            rank_of_key -= (counts - 1) / 2.0  # (entries ≤ key) − (count − 1)/2 = average rank
-            rank_of_key[:, -1] = 0.0
-            out[s:s + step] = rank_of_key.ravel()[flat]
-        return out.reshape(shape)
-    pb, kb = int(p - 1).bit_length(), int(n_keys - 1).bit_length()
-    if pb + kb + int(rows - 1).bit_length() > 62:
-        return np.where(keys == n_keys - 1, 0.0, rank_rows(keys.astype(np.float64))).reshape(shape)
-    # Bit fields instead of products, so unpacking is shifts and masks (int64 division is slow).
-    packed = (np.arange(rows, dtype=np.int64) << (kb + pb))[:, None] | (keys << pb) | np.arange(p)
-    packed = np.sort(packed.ravel())
+    order = np.argsort(v, kind="stable")
+    vs = v[order]
+    new = np.empty(v.size, dtype=bool)
+    new[0] = True
+    np.not_equal(vs[1:], vs[:-1], out=new[1:])
+    Ws = W[:, order]
+    if not new.all():
+        Ws = np.add.reduceat(Ws, np.flatnonzero(new), axis=1)  # weight per group of ties
+    rank_of_group = np.cumsum(Ws, axis=1)
+    rank_of_group -= (Ws - 1.0) / 2.0
+    dense = np.empty(v.size, dtype=np.intp)
+    dense[order] = np.cumsum(new) - 1
+    return rank_of_group[:, dense]
+
+
+def _pool_ranks(t: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted average ranks, per sample, of the pooled rank vectors of a spearman ceiling.
+
+    ``t`` (b, k, P) holds each subject's (half-integer) ranks in each sample. Row 0 of the result
+    ranks the pool of all subjects, row 1 + i the pool without subject i; they are ranked on the
+    integer keys 2 × sum of ranks (same order as the means). Only pairs present in a sample
+    (W > 0) are sorted: one numpy sort of (row, key, position) packed into an int64.
+    """
+    b, k, P = t.shape
+    r = k + 1
+    bi, pi = np.nonzero(W > 0)
+    tp = t[bi, :, pi]  # (entries, k)
+    total = tp.sum(axis=1, keepdims=True)
+    keys = np.rint(2.0 * np.concatenate([total, total - tp], axis=1)).astype(np.int64)  # (entries, r)
+    rows = b * r
+    pb, kb, rb = (max(1, int(x - 1).bit_length()) for x in (P, int(keys.max()) + 1, rows))
+    out = np.zeros((b, r, P))
+    if pb + kb + rb > 62:  # only for RDMs far larger than a bootstrap can handle; stay correct
+        for i in range(b):
+            for j in range(r):
+                sel = bi == i
+                v = np.zeros(P)
+                v[pi[sel]] = keys[sel, j]
+                out[i, j] = _weighted_ranks(v, W[i:i + 1])[0] * (W[i] > 0)
+        return out
+    row = bi[:, None] * r + np.arange(r)
+    packed = ((row << (kb + pb)) | (keys << pb) | pi[:, None]).ravel()
+    packed.sort()
     pos = packed & ((1 << pb) - 1)
     gkey = packed >> pb
     del packed
+    row = gkey >> kb
+    w = W.reshape(-1)[(row // r) * P + pos]
     new = np.empty(gkey.size, dtype=bool)
     new[0] = True
     np.not_equal(gkey[1:], gkey[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = gkey.size
-    row = gkey >> kb
-    ranks = ((starts + ends + 1) / 2.0)[np.cumsum(new) - 1] - row * p
-    ranks[(gkey & ((1 << kb) - 1)) == n_keys - 1] = 0.0
-    out.ravel()[row * p + pos] = ranks
-    return out.reshape(shape)
+    gw = np.add.reduceat(w, starts)  # weight per group of ties
+    cum = np.cumsum(gw)
+    # Cumulative weight of the rows before each group's row (each row holds its sample's total).
+    before_row = np.concatenate([[0.0], np.cumsum(np.repeat(W.sum(axis=1), r))[:-1]])
+    rank_of_group = cum - before_row[row[starts]] - (gw - 1.0) / 2.0
+    out.reshape(-1)[row * P + pos] = rank_of_group[np.cumsum(new) - 1]
+    return out
 
 
 class RSABootstrap:
     """Bootstrap over stimuli of an RSA score and its noise ceiling.
 
-    The resampled stimulus pairs, the subjects' resampled RDM vectors (ranked for spearman) and
-    the ceiling of each sample are computed once; :meth:`score` then ranks the model RDM in all
-    samples at once. Pairs of a stimulus with its own duplicate are dropped, as in rsatoolbox's
-    bootstrap; they stay in place as padding that is masked out of every sum.
-
-    Ranking needs no sort: a resampled vector holds copies of the original pair values, so the
-    average rank of a value is (#entries below it) + (#entries equal + 1)/2, read off per-sample
-    counts of the original dense ranks (bincount + cumsum). The pooled vectors of the ceiling
-    (means of half-integer ranks) are ranked the same way on the integer keys 2 × sum of ranks.
+    A bootstrap sample draws n stimuli with replacement; its RDM vector holds, for every pair of
+    drawn copies, the original dissimilarity (pairs of a stimulus with its own copy are dropped,
+    as in rsatoolbox's bootstrap). So the sample is the original pair vector with weights
+    ``m_i · m_j`` (m = how often each stimulus was drawn), and every correlation is a weighted
+    one over the original pairs: no per-sample gathers, and ranks follow from one sort of the
+    original vector plus per-sample cumulative weights (see :func:`_weighted_ranks`). Only the
+    pooled vectors of the spearman ceiling (means of ranks: new values per sample) are sorted.
+    The results equal the per-sample computation (:meth:`check_against_direct`) to rounding.
 
     Parameters
     ----------
@@ -668,69 +682,55 @@ class RSABootstrap:
         n = subject_rdms.shape[-1]
         self._n = n
         rng = np.random.default_rng(seed)
+        self._idx = rng.integers(0, n, size=(n_boot, n))  # the same draws as before this rewrite
+        m = np.zeros((n_boot, n))
+        np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        self._a, self._c = idx[:, iu], idx[:, ju]
-        self._mask = self._a != self._c  # drop pairs of a stimulus with its own copy
-        self._maskf = self._mask.astype(np.float64)
-        self._cnt = self._mask.sum(axis=1, keepdims=True)
-        # Index of each sample pair in the original condensed vector (padding → pair 0, masked).
-        lo, hi = np.minimum(self._a, self._c), np.maximum(self._a, self._c)
-        self._pair = np.where(self._mask, lo * n - lo * (lo + 1) // 2 + (hi - lo - 1), 0)
+        self._W = m[:, iu] * m[:, ju]  # (b, P) copies of each original pair in each sample
+        self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
-        subj_vecs = upper(subject_rdms)  # (k, P)
+        subj = upper(subject_rdms)  # (k, P)
         if method == "spearman":
-            t = np.stack([self._sample_ranks(subj_vecs[i]) for i in range(k)], 1)  # (b, k, p)
-            self._subj = self._unit(t, centre=True)
+            t = np.stack([_weighted_ranks(subj[i], self._W) for i in range(k)], 1)  # (b, k, P)
         else:
-            raw = np.stack([subj_vecs[i][self._pair] for i in range(k)], 1)
-            self._subj = self._unit(raw, centre=method == "pearson")
+            t = np.broadcast_to(subj[None], (n_boot, k, subj.shape[1]))
+        self._subj_w = self._unit(t, centre=method != "cosine", weighted=True)
         self.ceiling_lower: np.ndarray | None = None
         self.ceiling_upper: np.ndarray | None = None
         if k >= 2:
             # The noise ceiling of every sample at once (see rsa_noise_ceiling).
             if method == "spearman":
-                # Pools of half-integer ranks: rank them on the integer keys 2 × sum.
-                total = t.sum(axis=1, keepdims=True)
-                keys = np.rint(2.0 * np.concatenate([total, total - t], axis=1)).astype(np.int64)
-                top = int(keys.max()) + 1
-                keys[np.broadcast_to(~self._mask[:, None, :], keys.shape)] = top
-                pools = self._unit(_ranks_from_keys(keys, top + 1), centre=True)
+                pools = _pool_ranks(t, self._W)
             else:
-                t = self._pool_transform(raw)
-                total = t.sum(axis=1, keepdims=True)
-                pools = np.concatenate([total / k, (total - t) / (k - 1)], axis=1)  # (b, 1 + k, p)
-                pools = self._unit(pools, centre=method == "pearson")
-            sims = np.einsum("bip,bkp->bik", pools, self._subj)
+                tt = self._pool_transform(t)
+                total = tt.sum(axis=1, keepdims=True)
+                pools = np.concatenate([total / k, (total - tt) / (k - 1)], axis=1)  # (b, 1 + k, P)
+            pools = self._unit(pools, centre=method != "cosine")
+            sims = pools @ self._subj_w.transpose(0, 2, 1)  # (b, 1 + k, k), batched BLAS
             self.ceiling_upper = sims[:, 0, :].mean(axis=1)
             self.ceiling_lower = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
 
-    def _sample_ranks(self, vec: np.ndarray) -> np.ndarray:
-        """(n_boot, p) average ranks of ``vec``'s resampled values within each sample (0 on padding)."""
-        dense, n_ranks = _dense_ranks(vec)
-        keys = np.where(self._mask, dense[self._pair], n_ranks)
-        return _ranks_from_keys(keys, n_ranks + 1)
-
     def _pool_transform(self, v: np.ndarray) -> np.ndarray:
-        mask = self._mask[:, None, :]
-        cnt = self._cnt[:, None, :]
-        v = v * self._maskf[:, None, :]
+        """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
+        W, cnt = self._W[:, None, :], self._cnt[:, None, :]
         if self.method == "pearson":
-            mean = v.sum(axis=-1, keepdims=True) / cnt
-            d = np.where(mask, v - mean, 0.0)
-            return d / np.sqrt((d**2).sum(axis=-1, keepdims=True) / cnt)
-        return v / np.sqrt((v**2).sum(axis=-1, keepdims=True) / cnt)
+            d = v - (v * W).sum(axis=-1, keepdims=True) / cnt
+            return d / np.sqrt((W * d * d).sum(axis=-1, keepdims=True) / cnt)
+        return v / np.sqrt((W * v * v).sum(axis=-1, keepdims=True) / cnt)
 
-    def _unit(self, v: np.ndarray, centre: bool) -> np.ndarray:
-        """(n_boot, [rows,] pairs) → centred (if asked) unit-norm rows over the kept pairs, 0 on padding."""
-        maskf = self._maskf if v.ndim == 2 else self._maskf[:, None, :]
-        cnt = self._cnt if v.ndim == 2 else self._cnt[:, None, :]
-        v = v * maskf
+    def _unit(self, v: np.ndarray, centre: bool, weighted: bool = False) -> np.ndarray:
+        """(b, [rows,] P) → centred (weighted mean, if asked), weighted-unit-norm rows; times
+        the weights when ``weighted``."""
+        squeeze = v.ndim == 2
+        if squeeze:
+            v = v[:, None, :]
+        W = self._W[:, :, None]
         if centre:
-            v -= v.sum(axis=-1, keepdims=True) / cnt
-            v *= maskf
-        v /= np.sqrt(np.einsum("...p,...p->...", v, v))[..., None]
-        return v
+            v = v - (v @ W) / self._cnt[:, :, None]
+        vw = v * self._W[:, None, :]
+        norm = np.sqrt(np.einsum("brp,brp->br", vw, v))[..., None]
+        out = (vw if weighted else v) / norm
+        return out[:, 0] if squeeze else out
 
     def score(self, model_rdm: Any) -> np.ndarray:
         """Mean-over-subjects similarity of ``model_rdm`` (n × n) in every bootstrap sample."""
@@ -741,13 +741,23 @@ class RSABootstrap:
         vec = upper(m)
         check_finite(vec, "RSABootstrap.score(model_rdm)", "pair")
         if self.method == "spearman":
-            prepped = self._unit(self._sample_ranks(vec), centre=True)
-        else:
-            prepped = self._unit(vec[self._pair], centre=self.method == "pearson")
-        return np.einsum("bkp,bp->bk", self._subj, prepped).mean(axis=1)
+            prepped = self._unit(_weighted_ranks(vec, self._W), centre=True)
+            return np.einsum("bkp,bp->bk", self._subj_w, prepped).mean(axis=1)
+        # Σ_p W S_k (v − μ_b) / σ_b = (Σ_p W S_k v) / σ_b, as Σ_p W S_k = 0 for centred S_k.
+        W = self._W
+        mu = (W @ vec)[:, None] / self._cnt if self.method == "pearson" else 0.0
+        sigma = np.sqrt((W * (vec[None] - mu) ** 2).sum(axis=1))
+        return (self._subj_w @ vec).mean(axis=1) / sigma
+
+    def sample_pairs(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stimulus indices (rows, columns) of the pairs of sample ``b``, as a direct per-sample
+        computation uses them (same-stimulus pairs dropped)."""
+        iu, ju = np.triu_indices(self._n, k=1)
+        a, c = self._idx[b, iu], self._idx[b, ju]
+        keep = a != c
+        return a[keep], c[keep]
 
     def check_against_direct(self, b: int, subject_rdms: Any) -> tuple[float, float]:
         """Ceiling of sample ``b`` computed directly (for tests of the vectorised path)."""
-        m = self._mask[b]
-        return rsa_noise_ceiling(to_numpy(subject_rdms)[:, self._a[b, m], self._c[b, m]],
-                                 self.method)
+        a, c = self.sample_pairs(b)
+        return rsa_noise_ceiling(to_numpy(subject_rdms)[:, a, c], self.method)
