@@ -586,10 +586,14 @@ def _weighted_ranks(v: np.ndarray, W: np.ndarray) -> np.ndarray:
     new = np.empty(v.size, dtype=bool)
     new[0] = True
     np.not_equal(vs[1:], vs[:-1], out=new[1:])
-    Ws = W[:, order]
-    if not new.all():
-        Ws = np.add.reduceat(Ws, np.flatnonzero(new), axis=1)  # weight per group of ties
-    rank_of_group = np.cumsum(Ws, axis=1)
+    cum = np.cumsum(W[:, order], axis=1)
+    if not new.all():  # weight up to the end of each group of ties, and the group's weight
+        ends = np.r_[np.flatnonzero(new)[1:], v.size] - 1
+        cum = cum[:, ends]
+        Ws = np.diff(cum, axis=1, prepend=0.0)
+    else:
+        Ws = W[:, order]
+    rank_of_group = cum
     rank_of_group -= (Ws - 1.0) / 2.0
     dense = np.empty(v.size, dtype=np.intp)
     dense[order] = np.cumsum(new) - 1
@@ -729,7 +733,11 @@ class RSABootstrap:
             v = v - (v @ W) / self._cnt[:, :, None]
         vw = v * self._W[:, None, :]
         norm = np.sqrt(np.einsum("brp,brp->br", vw, v))[..., None]
-        out = (vw if weighted else v) / norm
+        if weighted:
+            vw /= norm
+            out = vw
+        else:
+            out = v / norm if not centre else np.divide(v, norm, out=v)  # v is ours when centred
         return out[:, 0] if squeeze else out
 
     def score(self, model_rdm: Any) -> np.ndarray:
