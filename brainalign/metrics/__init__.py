@@ -1,5 +1,6 @@
 """Metrics: pure functions over arrays that compare model and brain representations."""
 
+from brainalign.metrics.cka import cka
 from brainalign.metrics.encoding import (
     EncodingScore,
     encoding_ceiling,
@@ -26,3 +27,4 @@ __all__ += ["DEFAULT_ALPHAS", "EncodingScore", "PLSRegression", "RidgeCV", "enco
             "make_splits", "normalise", "pearson_columns", "spearman_brown", "split_half_reliability"]
 __all__ += ["BootstrapCI", "PairedComparison", "PermutationTest", "bootstrap_neuroids", "bootstrap_stimuli",
             "paired_comparison", "permutation_test"]
+__all__ += ["cka"]

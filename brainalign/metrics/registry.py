@@ -43,6 +43,9 @@ METRICS: dict[str, MetricSpec] = {
     "pls": MetricSpec("pls", True, (-1.0, 1.0), "divide",
                       "held-out Pearson r of 25-component PLS predictions, median over neuroids; "
                       "ceiling √(Spearman–Brown split-half reliability)"),
+    "cka": MetricSpec("cka", True, (0.0, 1.0), "none",
+                      "centered kernel alignment of two representations (linear or RBF; debiased "
+                      "estimates can fall slightly below 0)"),
 }
 
 

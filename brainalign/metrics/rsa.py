@@ -1,201 +1,528 @@
-"""Representational similarity analysis: RDMs, their comparison and the RSA noise ceiling."""
+"""Representational similarity analysis: RDMs, their comparison and the RSA noise ceiling.
+
+Definitions follow rsatoolbox (``calc_rdm``, ``compare``, ``boot_noise_ceiling``) so that values
+agree with it to floating-point precision. :func:`rdm` and :func:`compare_rdms` take numpy arrays or
+torch tensors and compute on the tensor's device (in float64); the noise ceiling and the bootstrap
+work on the CPU in numpy (their inputs are small).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import kendalltau
 
 from brainalign.errors import MetricInputError
+from brainalign.metrics._backend import as_float64, check_finite, first_nonfinite, is_torch, to_numpy
 
-Distance = Literal["correlation", "euclidean", "cosine"]
+Distance = Literal["correlation", "euclidean", "cosine", "crossnobis"]
 Comparator = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
+DISTANCES: tuple[str, ...] = ("correlation", "euclidean", "cosine", "crossnobis")
 COMPARATORS: tuple[str, ...] = ("spearman", "pearson", "kendall_tau_a", "cosine")
 
 
-def _finite_2d(X: np.ndarray, what: str) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
+# ----------------------------------------------------------------------------------------------
+# RDMs
+# ----------------------------------------------------------------------------------------------
+
+def _features(X: Any, what: str) -> Any:
+    X = as_float64(X, what)
     if X.ndim != 2:
-        raise MetricInputError(f"{what}: expected a 2-D (stimulus × feature) array, got shape {X.shape}")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        row = int(np.argwhere(bad)[0, 0])
-        raise MetricInputError(f"{what}: {int(bad.sum())} NaN/inf values (first in stimulus row {row})")
+        raise MetricInputError(f"{what}: expected a 2-D (stimulus × feature) array, got shape "
+                               f"{tuple(X.shape)}")
+    if X.shape[0] < 2 or X.shape[1] < 1:
+        raise MetricInputError(f"{what}: needs at least 2 stimuli and 1 feature, got shape "
+                               f"{tuple(X.shape)}")
+    idx = first_nonfinite(X)
+    if idx is not None:
+        raise MetricInputError(f"{what}: NaN/inf value at stimulus row {idx[0]}, feature {idx[1]}")
     return X
 
 
-def rdm(X: np.ndarray, distance: Distance = "correlation") -> np.ndarray:
+def _unit_rows(Z: Any, what: str, why: str, own: bool = False) -> Any:
+    """Rows of ``Z`` scaled to unit norm (in place when ``own``: Z is a temporary of ours)."""
+    norms = (Z * Z).sum(axis=1) ** 0.5 if is_torch(Z) else np.sqrt(np.einsum("ij,ij->i", Z, Z))
+    zero = norms == 0
+    if bool(zero.any()):
+        i = int(np.flatnonzero(to_numpy(zero))[0])
+        raise MetricInputError(f"{what}: stimulus row {i} {why}")
+    if own and not is_torch(Z):
+        Z /= norms[:, None]
+        return Z
+    return Z / norms[:, None]
+
+
+def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
+        partitions: Any = None, noise: Any = None) -> Any:
     """Representational dissimilarity matrix of the rows of ``X``.
 
     Parameters
     ----------
     X
-        (stimulus × feature) responses.
+        (stimulus × feature) responses, a numpy array or a torch tensor (computed on its device).
+        For ``"crossnobis"``: (observation × channel) measurements, see :func:`crossnobis_rdm`.
     distance
         ``"correlation"``: 1 − Pearson r between stimulus patterns;
         ``"cosine"``: 1 − cosine similarity;
         ``"euclidean"``: squared Euclidean distance divided by the number of features
-        (rsatoolbox's convention, so values do not grow with the number of features).
+        (rsatoolbox's convention, so values do not grow with the number of features);
+        ``"crossnobis"``: cross-validated squared Mahalanobis distance per channel
+        (needs ``conditions`` and ``partitions``; ``noise`` optional).
+    conditions, partitions, noise
+        Only for ``"crossnobis"``; see :func:`crossnobis_rdm`.
 
     Returns
     -------
-    numpy.ndarray
-        (stimulus × stimulus), symmetric, zero diagonal, float64.
+    numpy.ndarray or torch.Tensor
+        (stimulus × stimulus), symmetric, zero diagonal, float64; the same kind of array as ``X``.
     """
-    X = _finite_2d(X, "rdm")
+    if distance == "crossnobis":
+        if conditions is None or partitions is None:
+            raise MetricInputError("rdm(distance='crossnobis') needs conditions= (the stimulus of each "
+                                   "row) and partitions= (the run/fold of each row)")
+        return crossnobis_rdm(X, conditions, partitions, noise)
+    if distance not in DISTANCES:
+        raise MetricInputError(f"rdm: unknown distance {distance!r}; use one of {DISTANCES}")
+    if conditions is not None or partitions is not None or noise is not None:
+        raise MetricInputError(f"rdm: conditions/partitions/noise apply to crossnobis only, "
+                               f"not to {distance!r}")
+    X = _features(X, "rdm(X)")
     if distance == "correlation":
-        Z = X - X.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(Z, axis=1)
-        if np.any(norms == 0):
-            i = int(np.flatnonzero(norms == 0)[0])
-            raise MetricInputError(f"rdm: stimulus row {i} has zero variance; correlation undefined")
-        Z /= norms[:, None]
-        D = 1.0 - Z @ Z.T
+        Z = _unit_rows(X - X.mean(axis=1, keepdims=True), "rdm(X)",
+                       "has zero variance; correlation distance undefined", own=True)
+        D = Z @ Z.T
+        D = np.subtract(1.0, D, out=D) if not is_torch(D) else 1.0 - D
     elif distance == "cosine":
-        norms = np.linalg.norm(X, axis=1)
-        if np.any(norms == 0):
-            i = int(np.flatnonzero(norms == 0)[0])
-            raise MetricInputError(f"rdm: stimulus row {i} is all zeros; cosine undefined")
-        Z = X / norms[:, None]
+        Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
         D = 1.0 - Z @ Z.T
-    elif distance == "euclidean":
-        sq = np.einsum("ij,ij->i", X, X)
-        D = (sq[:, None] + sq[None, :] - 2.0 * X @ X.T) / X.shape[1]
-        np.maximum(D, 0.0, out=D)
     else:
-        raise MetricInputError(f"rdm: unknown distance {distance!r}; use correlation, euclidean or cosine")
-    D = (D + D.T) / 2.0
-    np.fill_diagonal(D, 0.0)
+        sq = (X * X).sum(axis=1)
+        D = (sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)) / X.shape[1]
+        D = D.clamp_(min=0.0) if is_torch(D) else np.maximum(D, 0.0, out=D)
+    if is_torch(D):
+        # GPU matmul need not be exactly symmetric; numpy's Z @ Z.T is (BLAS syrk).
+        D = (D + D.T) / 2.0
+        D.fill_diagonal_(0.0)
+    else:
+        np.fill_diagonal(D, 0.0)
     return D
 
 
-def upper(rdms: np.ndarray) -> np.ndarray:
-    """Upper-triangle vectors (k=1) of one (n × n) RDM or a stack (..., n, n)."""
-    rdms = np.asarray(rdms, dtype=np.float64)
+def crossnobis_rdm(X: Any, conditions: Any, partitions: Any, noise: Any = None) -> Any:
+    """Cross-validated Mahalanobis (crossnobis) RDM, as rsatoolbox's
+    ``calc_rdm(dataset, method='crossnobis', descriptor=..., noise=..., cv_descriptor=...)``.
+
+    With one noise precision matrix (or none: identity), each partition in turn is the test set
+    and the mean of the others the training set; the fold RDMs
+    ``(a_i − a_j)ᵀ Λ (b_i − b_j) / n_channels`` are averaged (a = training, b = test means per
+    condition). With one precision matrix per partition, every pair of partitions is used, with
+    ``Λ = inv((Λ_p⁻¹ + Λ_q⁻¹) / 2)``. Distances can be negative (the estimate is unbiased).
+
+    Parameters
+    ----------
+    X
+        (observation × channel) measurements, e.g. one pattern estimate per stimulus and run.
+    conditions
+        (observation,) the stimulus/condition of each row; RDM rows follow ``numpy.unique`` order.
+    partitions
+        (observation,) the independent partition (run, session) of each row; ≥ 2 distinct values.
+    noise
+        None (identity), a (channel × channel) noise precision matrix, or a sequence with one
+        precision matrix per partition (in ``numpy.unique(partitions)`` order).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        (condition × condition) symmetric RDM with zero diagonal, float64, same kind as ``X``.
+    """
+    X = _features(X, "crossnobis_rdm(X)")
+    n_obs, n_chan = X.shape
+    cond = np.asarray(to_numpy(conditions) if is_torch(conditions) else conditions)
+    part = np.asarray(to_numpy(partitions) if is_torch(partitions) else partitions)
+    for name, lab in (("conditions", cond), ("partitions", part)):
+        if lab.shape != (n_obs,):
+            raise MetricInputError(f"crossnobis_rdm({name}): expected one label per row of X "
+                                   f"({n_obs}), got shape {lab.shape}")
+    cond_values, cond_idx = np.unique(cond, return_inverse=True)
+    folds, fold_idx = np.unique(part, return_inverse=True)
+    if len(folds) < 2:
+        raise MetricInputError(f"crossnobis_rdm(partitions): needs ≥ 2 partitions, got {folds.tolist()}")
+    if len(cond_values) < 2:
+        raise MetricInputError("crossnobis_rdm(conditions): needs ≥ 2 conditions")
+    present = np.zeros((len(folds), len(cond_values)), dtype=bool)
+    present[fold_idx, cond_idx] = True
+    if not present.all():
+        f, c = np.argwhere(~present)[0]
+        raise MetricInputError(f"crossnobis_rdm: condition {cond_values.tolist()[c]!r} has no "
+                               f"observation in partition {folds.tolist()[f]!r}; every condition must "
+                               f"appear in every partition")
+
+    torch_mode = is_torch(X)
+    if torch_mode:
+        import torch
+
+        def tensor(a: np.ndarray) -> Any:
+            return torch.as_tensor(a, dtype=torch.float64, device=X.device)
+    else:
+        def tensor(a: np.ndarray) -> Any:
+            return a
+
+    def means(rows: np.ndarray) -> Any:
+        # Mean pattern per condition over the selected rows: one (condition × row) averaging GEMM.
+        A = np.zeros((len(cond_values), n_obs))
+        A[cond_idx[rows], np.flatnonzero(rows)] = 1.0
+        A /= A.sum(axis=1, keepdims=True)
+        return tensor(A) @ X
+
+    def fold_rdm(a: Any, b: Any, prec: Any) -> Any:
+        K = a @ prec @ b.T if prec is not None else a @ b.T
+        d = K.diagonal()
+        return (d[None, :] + d[:, None] - K - K.T) / n_chan
+
+    if noise is None or (not isinstance(noise, (list, tuple)) and np.ndim(noise) == 2):
+        prec = None
+        if noise is not None:
+            prec = _precision(noise, n_chan, "crossnobis_rdm(noise)")
+            prec = tensor(prec) if not is_torch(prec) else prec.to(X.device)
+        rdms = [fold_rdm(means(fold_idx != f), means(fold_idx == f), prec) for f in range(len(folds))]
+    else:
+        if len(noise) != len(folds):
+            raise MetricInputError(f"crossnobis_rdm(noise): {len(noise)} precision matrices for "
+                                   f"{len(folds)} partitions")
+        precs = [to_numpy(_precision(p, n_chan, f"crossnobis_rdm(noise[{i}])")) for i, p in enumerate(noise)]
+        covs = [np.linalg.inv(p) for p in precs]
+        m = [means(fold_idx == f) for f in range(len(folds))]
+        rdms = [fold_rdm(m[i], m[j], tensor(np.linalg.inv((covs[i] + covs[j]) / 2)))
+                for i in range(len(folds)) for j in range(i + 1, len(folds))]
+    D = sum(rdms[1:], rdms[0]) / len(rdms)
+    D = (D + D.T) / 2.0
+    if torch_mode:
+        D.fill_diagonal_(0.0)
+    else:
+        np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _precision(p: Any, n_chan: int, what: str) -> Any:
+    p = as_float64(p, what)
+    if tuple(p.shape) != (n_chan, n_chan):
+        raise MetricInputError(f"{what}: expected a ({n_chan} × {n_chan}) precision matrix, "
+                               f"got shape {tuple(p.shape)}")
+    check_finite(p, what)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# Vectors, ranks and comparisons
+# ----------------------------------------------------------------------------------------------
+
+def _upper_np(r: np.ndarray) -> np.ndarray:
+    # Row slices (memcpy) beat fancy indexing with triu_indices by ~5x for large n.
+    n = r.shape[-1]
+    out = np.empty((*r.shape[:-2], n * (n - 1) // 2), dtype=np.float64)
+    off = 0
+    for i in range(n - 1):
+        out[..., off:off + n - 1 - i] = r[..., i, i + 1:]
+        off += n - 1 - i
+    return out
+
+
+def upper(rdms: Any) -> Any:
+    """Upper-triangle vectors (k=1, row-major as ``scipy.spatial.distance.squareform``) of one
+    (n × n) RDM or a stack (..., n, n); numpy or torch."""
+    rdms = as_float64(rdms, "upper")
     if rdms.ndim < 2 or rdms.shape[-1] != rdms.shape[-2]:
-        raise MetricInputError(f"RDMs must be square (…, n, n), got shape {rdms.shape}")
-    iu = np.triu_indices(rdms.shape[-1], k=1)
-    return rdms[..., iu[0], iu[1]]
+        raise MetricInputError(f"RDMs must be square (…, n, n), got shape {tuple(rdms.shape)}")
+    if is_torch(rdms):
+        import torch
+
+        iu = torch.triu_indices(rdms.shape[-1], rdms.shape[-1], offset=1, device=rdms.device)
+        return rdms[..., iu[0], iu[1]]
+    return _upper_np(rdms)
 
 
-def _as_vectors(r: np.ndarray, what: str) -> np.ndarray:
-    r = np.asarray(r, dtype=np.float64)
+def _check_symmetric(r: Any, what: str) -> None:
+    if is_torch(r):
+        import torch
+
+        if torch.allclose(r, r.T, rtol=1e-5, atol=1e-8):
+            return
+        dev = (r - r.T).abs()
+        i, j = (int(v) for v in np.unravel_index(int(dev.argmax()), tuple(r.shape)))
+    else:
+        # Square tiles of the upper half against the transposed lower ones: cache-friendly,
+        # half the work of allclose(r, r.T) and no n × n temporaries.
+        n, B = r.shape[0], 512
+        for i0 in range(0, n, B):
+            for j0 in range(i0, n, B):
+                a, b = r[i0:i0 + B, j0:j0 + B], r[j0:j0 + B, i0:i0 + B].T
+                if np.array_equal(a, b):  # the usual case (rdm() output): one cheap pass
+                    continue
+                dev = np.abs(a - b) - 1e-5 * np.abs(b)
+                if dev.max() > 1e-8:
+                    i, j = np.unravel_index(int(np.argmax(dev)), a.shape)
+                    i, j = i + i0, j + j0
+                    break
+            else:
+                continue
+            break
+        else:
+            return
+    raise MetricInputError(f"{what}: RDM is not symmetric (entry [{i}, {j}] = {float(r[i, j]):.6g} "
+                           f"but [{j}, {i}] = {float(r[j, i]):.6g})")
+
+
+def _as_vectors(r: Any, what: str) -> Any:
+    """(k, pairs) float64 vectors of an RDM, an RDM stack or condensed vectors; validated."""
+    r = as_float64(r, what)
     if r.ndim == 1:
         vecs = r[None]
+        check_finite(vecs[0], what, "pair")
     elif r.ndim == 2 and r.shape[0] == r.shape[1]:
+        check_finite(r, what, "entry")
         _check_symmetric(r, what)
         vecs = upper(r)[None]
     elif r.ndim == 2:
+        check_finite(r, what, "[rdm, pair]")
         vecs = r  # a stack of condensed vectors
     elif r.ndim == 3:
         if r.shape[1] != r.shape[2]:
-            raise MetricInputError(f"{what}: RDM stack must be (k, n, n), got shape {r.shape}")
+            raise MetricInputError(f"{what}: RDM stack must be (k, n, n), got shape {tuple(r.shape)}")
+        check_finite(r, what, "[rdm, row, column]")
         for k in range(r.shape[0]):
             _check_symmetric(r[k], f"{what}[{k}]")
         vecs = upper(r)
     else:
-        raise MetricInputError(f"{what}: expected an RDM, a stack or condensed vectors, got shape {r.shape}")
-    if not np.all(np.isfinite(vecs)):
-        raise MetricInputError(f"{what}: RDM holds NaN/inf")
+        raise MetricInputError(f"{what}: expected an (n × n) RDM, a (k, n, n) stack or (k, pairs) "
+                               f"condensed vectors, got shape {tuple(r.shape)}")
+    if vecs.shape[-1] < 2:
+        raise MetricInputError(f"{what}: needs at least 2 pairs (3 stimuli) to compare, got {vecs.shape[-1]}")
     return vecs
 
 
-def _check_symmetric(r: np.ndarray, what: str) -> None:
-    if not np.allclose(r, r.T, rtol=1e-5, atol=1e-8):
-        i, j = np.unravel_index(np.argmax(np.abs(r - r.T)), r.shape)
-        raise MetricInputError(f"{what}: RDM is not symmetric (entry [{i}, {j}] = {r[i, j]:.6g} "
-                               f"but [{j}, {i}] = {r[j, i]:.6g})")
-
-
-def _is_single(r: np.ndarray) -> bool:
-    shape = np.shape(r)
+def _is_single(r: Any) -> bool:
+    shape = tuple(np.shape(r)) if not is_torch(r) else tuple(r.shape)
     return len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1])
 
 
-def _rank_rows(v: np.ndarray) -> np.ndarray:
-    return rankdata(v, axis=-1)
+def _argsort_packed(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.argsort`` of a 1-D float64 array by one sort of uint64 keys, and the tie structure.
+
+    Each key packs the high bits of the value's order-preserving bit pattern with the index, and
+    numpy sorts uint64 with SIMD several times faster than it argsorts. Values whose high bits
+    collide are put in order afterwards by a small lexsort; with many collisions (heavily tied
+    data) a plain argsort is used instead. Returns ``order`` and ``new``: True where a sorted
+    value differs from the one before (the start of a group of ties).
+    """
+    n = v.size
+    ib = max(1, (n - 1).bit_length())
+    if ib <= 40:
+        u = (v + 0.0).view(np.uint64)  # + 0.0 maps −0.0 to 0.0
+        flip = (-(u >> np.uint64(63)).astype(np.int64)).view(np.uint64) | np.uint64(1 << 63)
+        key = u ^ flip  # unsigned order of key == float order of v
+        shift = np.uint64(ib)
+        packed = np.sort(((key >> shift) << shift) | np.arange(n, dtype=np.uint64))
+        order = (packed & np.uint64((1 << ib) - 1)).view(np.int64)
+        top = packed >> shift
+        del packed
+        eq = top[1:] == top[:-1]  # candidates for ties and for misordering
+        n_eq = int(np.count_nonzero(eq))
+        new = np.ones(n, dtype=bool)
+        if n_eq == 0:
+            return order, new
+        if n_eq <= n // 8:
+            in_run = np.zeros(n, dtype=bool)
+            in_run[1:] |= eq
+            in_run[:-1] |= eq
+            pos = np.flatnonzero(in_run)
+            sub = order[pos]
+            sub = sub[np.lexsort((key[sub], top[pos]))]
+            order[pos] = sub
+            # Only runs of equal high bits can hold ties: compare full values within a run.
+            kv = v[sub]
+            tie = np.zeros(pos.size, dtype=bool)
+            tie[1:] = eq[pos[1:] - 1] & (kv[1:] == kv[:-1])
+            new[pos] = ~tie
+            return order, new
+    order = np.argsort(v)
+    s = v[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    return order, new
 
 
-def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=-1, keepdims=True)
-    b = b - b.mean(axis=-1, keepdims=True)
-    return _cos_rows(a, b)
+def rank_rows(v: Any) -> Any:
+    """Ranks (1-based, ties get their average rank) along the last axis; numpy or torch.
+
+    Equal to ``scipy.stats.rankdata(v, axis=-1)`` but one (packed) sort and a few linear passes.
+    """
+    if is_torch(v):
+        return _rank_torch(v)
+    v = np.asarray(v, dtype=np.float64)
+    shape, n = v.shape, v.shape[-1]
+    v2 = v.reshape(-1, n)
+    rows = v2.shape[0]
+    if rows <= 64:
+        return np.stack([_rank_1d(row) for row in v2]).reshape(shape)
+    order = np.argsort(v2, axis=-1)
+    s = np.take_along_axis(v2, order, axis=-1)
+    new = np.empty(s.shape, dtype=bool)
+    new[:, 0] = True
+    np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])
+    del s
+    if new.all():  # no ties: the ranks are the positions
+        ranks_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (rows, n))
+    else:
+        flat = new.ravel()
+        starts = np.flatnonzero(flat)
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = flat.size  # every row starts a group, so no group spans two rows
+        avg = (starts + ends + 1) / 2.0  # mean of the 1-based positions start+1 … end
+        group = np.cumsum(flat) - 1
+        ranks_sorted = avg[group].reshape(rows, n)
+        ranks_sorted -= (np.arange(rows) * n)[:, None]
+    out = np.empty((rows, n), dtype=np.float64)
+    np.put_along_axis(out, order, ranks_sorted, axis=-1)
+    return out.reshape(shape)
 
 
-def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.linalg.norm(a, axis=-1)
-    nb = np.linalg.norm(b, axis=-1)
+def _rank_1d(v: np.ndarray) -> np.ndarray:
+    n = v.size
+    order, new = _argsort_packed(v)
+    out = np.empty(n, dtype=np.float64)
+    if new.all():
+        out[order] = np.arange(1, n + 1, dtype=np.float64)
+        return out
+    starts = np.flatnonzero(new)
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    out[order] = ((starts + ends + 1) / 2.0)[np.cumsum(new) - 1]
+    return out
+
+
+def _rank_torch(v: Any) -> Any:
+    import torch
+
+    v = v.to(torch.float64)
+    shape, n = v.shape, v.shape[-1]
+    v2 = v.reshape(-1, n)
+    rows = v2.shape[0]
+    s, order = torch.sort(v2, dim=-1)
+    new = torch.ones_like(s, dtype=torch.bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    flat = new.reshape(-1)
+    starts = torch.nonzero(flat).squeeze(1)
+    ends = torch.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = flat.numel()
+    avg = (starts + ends + 1).to(torch.float64) / 2.0
+    group = torch.cumsum(flat.to(torch.int64), 0) - 1
+    offs = (torch.arange(rows, device=v.device, dtype=torch.float64) * n)[:, None]
+    ranks_sorted = avg[group].reshape(rows, n) - offs
+    out = torch.empty_like(v2)
+    out.scatter_(-1, order, ranks_sorted)
+    return out.reshape(shape)
+
+
+def _cos_rows(a: Any, b: Any) -> Any:
+    na = (a * a).sum(axis=-1) ** 0.5
+    nb = (b * b).sum(axis=-1) ** 0.5
+    if is_torch(a):
+        return (a @ b.T) / (na[:, None] * nb[None, :])
     with np.errstate(invalid="ignore", divide="ignore"):
         return (a @ b.T) / np.outer(na, nb)
 
 
-def _tau_a(a: np.ndarray, b: np.ndarray) -> float:
-    # Kendall's tau-a: (concordant − discordant) / (n(n−1)/2), ties count as neither.
-    n = a.size
-    order = np.argsort(a, kind="mergesort")
-    a, b = a[order], b[order]
-    s = 0.0
-    for i in range(n - 1):
-        s += np.sum(np.sign(a[i + 1:] - a[i]) * np.sign(b[i + 1:] - b[i]))
-    return float(s / (n * (n - 1) / 2))
+def _corr_rows(a: Any, b: Any) -> Any:
+    return _cos_rows(a - a.mean(axis=-1, keepdims=True), b - b.mean(axis=-1, keepdims=True))
 
 
-def compare_rdms(a: np.ndarray, b: np.ndarray, method: Comparator = "spearman") -> float | np.ndarray:
-    """Similarity of RDMs (higher = more similar).
+def _tau_a(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-a, O(n log n): (concordant − discordant) / (n(n−1)/2).
+
+    scipy's tau-b is (C − D) / sqrt((n0 − t_x)(n0 − t_y)) with t the tied pairs of each vector,
+    so C − D follows from it and the tie counts (ties count as neither, as in rsatoolbox).
+    """
+    n0 = x.size * (x.size - 1) // 2
+
+    def tied_pairs(v: np.ndarray) -> int:
+        _, c = np.unique(v, return_counts=True)
+        return int((c * (c - 1) // 2).sum())
+
+    tx, ty = tied_pairs(x), tied_pairs(y)
+    if tx == n0 or ty == n0:
+        return 0.0  # a constant vector: every pair tied
+    tau_b = kendalltau(x, y, variant="b").statistic
+    return float(min(1.0, max(-1.0, tau_b * np.sqrt(float(n0 - tx) * float(n0 - ty)) / n0)))
+
+
+def compare_rdms(a: Any, b: Any, method: Comparator = "spearman") -> Any:
+    """Similarity of RDMs (higher = more similar), as rsatoolbox's ``compare``.
 
     Parameters
     ----------
     a, b
-        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2).
+        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2);
+        numpy arrays or torch tensors (if either is a tensor, the work runs on its device;
+        ``kendall_tau_a`` always runs on the CPU).
     method
-        ``"spearman"`` (Pearson r of ranks, ties averaged), ``"pearson"``, ``"kendall_tau_a"``,
-        ``"cosine"``; the same definitions as rsatoolbox's ``compare``.
+        ``"spearman"`` (Pearson r of ranks, ties averaged; rsatoolbox ``spearman``),
+        ``"pearson"`` (rsatoolbox ``corr``), ``"kendall_tau_a"`` (rsatoolbox ``tau-a``),
+        ``"cosine"``.
 
     Returns
     -------
-    float or numpy.ndarray
-        A float when both are single RDMs, else the (k_a × k_b) matrix of similarities.
+    float, numpy.ndarray or torch.Tensor
+        A float when both are single RDMs, else the (k_a × k_b) matrix of similarities
+        (a tensor when an input was a tensor).
     """
+    if method not in COMPARATORS:
+        raise MetricInputError(f"compare_rdms: unknown method {method!r}; use one of {COMPARATORS}")
+    torch_mode = is_torch(a) or is_torch(b)
     va, vb = _as_vectors(a, "compare_rdms(a)"), _as_vectors(b, "compare_rdms(b)")
     if va.shape[1] != vb.shape[1]:
-        raise MetricInputError(
-            f"compare_rdms: RDMs of different sizes ({va.shape[1]} vs {vb.shape[1]} pairs)")
+        raise MetricInputError(f"compare_rdms: RDMs of different sizes ({va.shape[1]} vs "
+                               f"{vb.shape[1]} pairs; n × n RDMs have n(n−1)/2 pairs)")
+    if torch_mode:
+        import torch
+
+        device = a.device if is_torch(a) else b.device
+        va, vb = (torch.as_tensor(v, dtype=torch.float64, device=device) for v in (va, vb))
     if method == "spearman":
-        out = _corr_rows(_rank_rows(va), _rank_rows(vb))
+        if not torch_mode and va.size >= 1_000_000 and vb.size >= 1_000_000:
+            # Sorting releases the GIL: rank the two sides on two cores.
+            with ThreadPoolExecutor(2) as pool:
+                ra, rb = pool.map(rank_rows, (va, vb))
+        else:
+            ra, rb = rank_rows(va), rank_rows(vb)
+        out = _corr_rows(ra, rb)
     elif method == "pearson":
         out = _corr_rows(va, vb)
     elif method == "cosine":
         out = _cos_rows(va, vb)
-    elif method == "kendall_tau_a":
-        out = np.array([[_tau_a(x, y) for y in vb] for x in va])
     else:
-        raise MetricInputError(f"compare_rdms: unknown method {method!r}; use one of {COMPARATORS}")
-    return float(out[0, 0]) if _is_single(a) and _is_single(b) else out
+        na, nb = to_numpy(va), to_numpy(vb)
+        out = np.array([[_tau_a(x, y) for y in nb] for x in na])
+        if torch_mode:
+            out = torch.as_tensor(out, device=device)
+    if _is_single(a) and _is_single(b):
+        return float(out[0, 0])
+    return out
 
 
-def pool_rdms(rdms: np.ndarray, method: Comparator = "spearman") -> np.ndarray:
-    """The group RDM that is best under ``method`` (rsatoolbox's ``pool_rdm``).
-
-    Ranks are averaged for spearman and kendall_tau_a, z-scored vectors for pearson,
-    RMS-normalised vectors for cosine. Returns a condensed vector.
-    """
-    v = _as_vectors(rdms, "pool_rdms")
-    if method in ("spearman", "kendall_tau_a"):
-        return _rank_rows(v).mean(axis=0)
-    if method == "pearson":
-        z = (v - v.mean(axis=1, keepdims=True)) / v.std(axis=1, keepdims=True)
-        pooled = z.mean(axis=0)
-        return pooled - pooled.min() + 0.01
-    if method == "cosine":
-        return (v / np.sqrt(np.mean(v**2, axis=1, keepdims=True))).mean(axis=0)
-    raise MetricInputError(f"pool_rdms: unknown method {method!r}; use one of {COMPARATORS}")
-
+# ----------------------------------------------------------------------------------------------
+# Pooling and the noise ceiling
+# ----------------------------------------------------------------------------------------------
 
 def _pool_rows(v: np.ndarray, method: str) -> np.ndarray:
     """Per-RDM transform whose mean is rsatoolbox's pooled RDM for ``method``."""
     if method in ("spearman", "kendall_tau_a"):
-        return _rank_rows(v)
+        return rank_rows(v)
     if method == "pearson":
         return (v - v.mean(axis=-1, keepdims=True)) / v.std(axis=-1, keepdims=True)
     if method == "cosine":
@@ -203,27 +530,47 @@ def _pool_rows(v: np.ndarray, method: str) -> np.ndarray:
     raise MetricInputError(f"unknown method {method!r}; use one of {COMPARATORS}")
 
 
-def rsa_noise_ceiling(subject_rdms: np.ndarray, method: Comparator = "spearman") -> tuple[float, float]:
+def pool_rdms(rdms: Any, method: Comparator = "spearman") -> np.ndarray:
+    """The group RDM that is best under ``method`` (rsatoolbox's ``pool_rdm``).
+
+    Ranks are averaged for spearman and kendall_tau_a, z-scored vectors for pearson,
+    RMS-normalised vectors for cosine. Returns a condensed vector.
+    """
+    v = to_numpy(_as_vectors(rdms, "pool_rdms"))
+    if method not in COMPARATORS:
+        raise MetricInputError(f"pool_rdms: unknown method {method!r}; use one of {COMPARATORS}")
+    pooled = _pool_rows(v, method).mean(axis=0)
+    if method == "pearson":
+        return pooled - pooled.min() + 0.01  # a valid (positive) dissimilarity; r is unchanged
+    return pooled
+
+
+def rsa_noise_ceiling(subject_rdms: Any, method: Comparator = "spearman") -> tuple[float, float]:
     """Noise ceiling of an RSA comparison (Nili et al. 2014), as rsatoolbox's ``boot_noise_ceiling``.
 
     Upper bound: mean over subjects of the similarity between the subject's RDM and the pooled
     RDM of all subjects (the subject included; overfits, so it bounds the true best from above).
     Lower bound: the same with the subject left out of the pool. Pooling follows
-    :func:`pool_rdms` (mean of ranks for spearman).
+    :func:`pool_rdms` (mean of ranks for spearman and kendall_tau_a).
 
     Parameters
     ----------
     subject_rdms
         (subject, n, n) RDMs or (subject, pairs) condensed vectors; at least 2 subjects.
+    method
+        One of ``spearman``, ``pearson``, ``kendall_tau_a``, ``cosine``.
 
     Returns
     -------
     (lower, upper)
     """
-    v = _as_vectors(subject_rdms, "rsa_noise_ceiling")
+    if method not in COMPARATORS:
+        raise MetricInputError(f"rsa_noise_ceiling: unknown method {method!r}; use one of {COMPARATORS}")
+    v = to_numpy(_as_vectors(subject_rdms, "rsa_noise_ceiling(subject_rdms)"))
     k = v.shape[0]
-    if k < 2:
-        raise MetricInputError(f"rsa_noise_ceiling: needs at least 2 subjects' RDMs, got {k}")
+    if k < 2 or _is_single(subject_rdms):
+        raise MetricInputError(f"rsa_noise_ceiling: needs a stack of at least 2 subjects' RDMs, got "
+                               f"shape {tuple(np.shape(subject_rdms))}")
     t = _pool_rows(v, method)
     total = t.sum(axis=0)
     # Row 0: pool of all subjects; row 1 + i: pool without subject i.
@@ -232,14 +579,93 @@ def rsa_noise_ceiling(subject_rdms: np.ndarray, method: Comparator = "spearman")
     return float(np.mean(np.diag(sims[1:]))), float(np.mean(sims[0]))
 
 
+# ----------------------------------------------------------------------------------------------
+# Bootstrap over stimuli
+# ----------------------------------------------------------------------------------------------
+
+def _weighted_ranks(v: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Average ranks of ``v``'s values in the multisets that hold value ``v[p]`` ``W[b, p]`` times.
+
+    Rank of value x in sample b = (weight of values < x) + (weight of values == x + 1) / 2: one
+    sort of ``v`` and a cumulative sum of the weights in that order, no per-sample sort.
+    Entries with weight 0 get a value that no weighted sum sees.
+    """
+    order = np.argsort(v, kind="stable")
+    vs = v[order]
+    new = np.empty(v.size, dtype=bool)
+    new[0] = True
+    np.not_equal(vs[1:], vs[:-1], out=new[1:])
+    cum = np.cumsum(W[:, order], axis=1)
+    if not new.all():  # weight up to the end of each group of ties, and the group's weight
+        ends = np.r_[np.flatnonzero(new)[1:], v.size] - 1
+        cum = cum[:, ends]
+        Ws = np.diff(cum, axis=1, prepend=0.0)
+    else:
+        Ws = W[:, order]
+    rank_of_group = cum
+    rank_of_group -= (Ws - 1.0) / 2.0
+    dense = np.empty(v.size, dtype=np.intp)
+    dense[order] = np.cumsum(new) - 1
+    return rank_of_group[:, dense]
+
+
+def _pool_ranks(t: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted average ranks, per sample, of the pooled rank vectors of a spearman ceiling.
+
+    ``t`` (b, k, P) holds each subject's (half-integer) ranks in each sample. Row 0 of the result
+    ranks the pool of all subjects, row 1 + i the pool without subject i; they are ranked on the
+    integer keys 2 × sum of ranks (same order as the means). Only pairs present in a sample
+    (W > 0) are sorted: one numpy sort of (row, key, position) packed into an int64.
+    """
+    b, k, P = t.shape
+    r = k + 1
+    bi, pi = np.nonzero(W > 0)
+    tp = t[bi, :, pi]  # (entries, k)
+    total = tp.sum(axis=1, keepdims=True)
+    keys = np.rint(2.0 * np.concatenate([total, total - tp], axis=1)).astype(np.int64)  # (entries, r)
+    rows = b * r
+    pb, kb, rb = (max(1, int(x - 1).bit_length()) for x in (P, int(keys.max()) + 1, rows))
+    out = np.zeros((b, r, P))
+    if pb + kb + rb > 62:  # only for RDMs far larger than a bootstrap can handle; stay correct
+        for i in range(b):
+            for j in range(r):
+                sel = bi == i
+                v = np.zeros(P)
+                v[pi[sel]] = keys[sel, j]
+                out[i, j] = _weighted_ranks(v, W[i:i + 1])[0] * (W[i] > 0)
+        return out
+    row = bi[:, None] * r + np.arange(r)
+    packed = ((row << (kb + pb)) | (keys << pb) | pi[:, None]).ravel()
+    packed.sort()
+    pos = packed & ((1 << pb) - 1)
+    gkey = packed >> pb
+    del packed
+    row = gkey >> kb
+    w = W.reshape(-1)[(row // r) * P + pos]
+    new = np.empty(gkey.size, dtype=bool)
+    new[0] = True
+    np.not_equal(gkey[1:], gkey[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    gw = np.add.reduceat(w, starts)  # weight per group of ties
+    cum = np.cumsum(gw)
+    # Cumulative weight of the rows before each group's row (each row holds its sample's total).
+    before_row = np.concatenate([[0.0], np.cumsum(np.repeat(W.sum(axis=1), r))[:-1]])
+    rank_of_group = cum - before_row[row[starts]] - (gw - 1.0) / 2.0
+    out.reshape(-1)[row * P + pos] = rank_of_group[np.cumsum(new) - 1]
+    return out
+
+
 class RSABootstrap:
     """Bootstrap over stimuli of an RSA score and its noise ceiling.
 
-    The resampled stimulus pairs, the subjects' resampled RDM vectors (ranked for spearman) and
-    the ceiling of each sample are computed once; :meth:`score` then ranks the model RDM in all
-    samples at once. Pairs of a stimulus with its own duplicate are dropped, as in rsatoolbox's
-    bootstrap; the remaining pairs of each sample are padded to a common length with +inf, which
-    ranks after every real value and is masked out of the correlations.
+    A bootstrap sample draws n stimuli with replacement; its RDM vector holds, for every pair of
+    drawn copies, the original dissimilarity (pairs of a stimulus with its own copy are dropped,
+    as in rsatoolbox's bootstrap). So the sample is the original pair vector with weights
+    ``m_i · m_j`` (m = how often each stimulus was drawn), and every correlation is a weighted
+    one over the original pairs: no per-sample gathers, and ranks follow from one sort of the
+    original vector plus per-sample cumulative weights (see :func:`_weighted_ranks`). Only the
+    pooled vectors of the spearman ceiling (means of ranks: new values per sample) are sorted.
+    The results equal the per-sample computation (:meth:`check_against_direct`) to rounding.
 
     Parameters
     ----------
@@ -253,67 +679,102 @@ class RSABootstrap:
         Seed of the resampling.
     """
 
-    def __init__(self, subject_rdms: np.ndarray, method: Comparator = "spearman",
+    def __init__(self, subject_rdms: Any, method: Comparator = "spearman",
                  n_boot: int = 1000, seed: int = 0):
-        subject_rdms = np.asarray(subject_rdms, dtype=np.float64)
+        subject_rdms = to_numpy(subject_rdms)
         if method not in ("spearman", "pearson", "cosine"):
-            raise MetricInputError(f"RSABootstrap: method {method!r} not supported")
+            raise MetricInputError(f"RSABootstrap: method {method!r} not supported; use spearman, "
+                                   f"pearson or cosine")
+        if subject_rdms.ndim != 3 or subject_rdms.shape[1] != subject_rdms.shape[2]:
+            raise MetricInputError(f"RSABootstrap(subject_rdms): expected (subject, n, n), got shape "
+                                   f"{subject_rdms.shape}")
+        check_finite(subject_rdms, "RSABootstrap(subject_rdms)", "[subject, row, column]")
+        if n_boot < 1:
+            raise MetricInputError(f"RSABootstrap: n_boot must be ≥ 1, got {n_boot}")
         self.method, self.n_boot, self.seed = method, n_boot, seed
         n = subject_rdms.shape[-1]
+        self._n = n
         rng = np.random.default_rng(seed)
+        self._idx = rng.integers(0, n, size=(n_boot, n))  # the same draws as before this rewrite
+        m = np.zeros((n_boot, n))
+        np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        a, c = idx[:, iu], idx[:, ju]
-        self._mask = a != c  # drop pairs of a stimulus with its own copy
-        # Move the kept pairs to the front of each row, then pad.
-        order = np.argsort(~self._mask, axis=1, kind="stable")
-        self._a = np.take_along_axis(a, order, 1)
-        self._c = np.take_along_axis(c, order, 1)
-        self._mask = np.take_along_axis(self._mask, order, 1)
+        self._W = m[:, iu] * m[:, ju]  # (b, P) copies of each original pair in each sample
+        self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
-        raw = np.stack([subject_rdms[i][self._a, self._c] for i in range(k)], 1)  # (b, k, p)
-        self._subj = self._prep(raw)
+        subj = upper(subject_rdms)  # (k, P)
+        if method == "spearman":
+            t = np.stack([_weighted_ranks(subj[i], self._W) for i in range(k)], 1)  # (b, k, P)
+        else:
+            t = np.broadcast_to(subj[None], (n_boot, k, subj.shape[1]))
+        self._subj_w = self._unit(t, centre=method != "cosine", weighted=True)
         self.ceiling_lower: np.ndarray | None = None
         self.ceiling_upper: np.ndarray | None = None
         if k >= 2:
             # The noise ceiling of every sample at once (see rsa_noise_ceiling).
-            t = self._pool_transform(raw)
-            total = t.sum(axis=1, keepdims=True)
-            pools = np.concatenate([total / k, (total - t) / (k - 1)], axis=1)  # (b, 1 + k, p)
-            sims = np.einsum("bip,bkp->bik", self._prep(pools), self._subj)
+            if method == "spearman":
+                pools = _pool_ranks(t, self._W)
+            else:
+                tt = self._pool_transform(t)
+                total = tt.sum(axis=1, keepdims=True)
+                pools = np.concatenate([total / k, (total - tt) / (k - 1)], axis=1)  # (b, 1 + k, P)
+            pools = self._unit(pools, centre=method != "cosine")
+            sims = pools @ self._subj_w.transpose(0, 2, 1)  # (b, 1 + k, k), batched BLAS
             self.ceiling_upper = sims[:, 0, :].mean(axis=1)
             self.ceiling_lower = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
 
     def _pool_transform(self, v: np.ndarray) -> np.ndarray:
-        mask = self._mask[:, None, :]
-        cnt = mask.sum(axis=-1, keepdims=True)
-        if self.method == "spearman":
-            return np.where(mask, rankdata(np.where(mask, v, np.inf), axis=-1), 0.0)
-        v = np.where(mask, v, 0.0)
+        """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
+        W, cnt = self._W[:, None, :], self._cnt[:, None, :]
         if self.method == "pearson":
-            mean = v.sum(axis=-1, keepdims=True) / cnt
-            d = np.where(mask, v - mean, 0.0)
-            return d / np.sqrt((d**2).sum(axis=-1, keepdims=True) / cnt)
-        return v / np.sqrt((v**2).sum(axis=-1, keepdims=True) / cnt)
+            d = v - (v * W).sum(axis=-1, keepdims=True) / cnt
+            return d / np.sqrt((W * d * d).sum(axis=-1, keepdims=True) / cnt)
+        return v / np.sqrt((W * v * v).sum(axis=-1, keepdims=True) / cnt)
 
-    def _prep(self, v: np.ndarray) -> np.ndarray:
-        """(n_boot, [rows,] pairs) values → centred (per method), unit-norm rows, zero on padding."""
-        mask = self._mask if v.ndim == 2 else self._mask[:, None, :]
+    def _unit(self, v: np.ndarray, centre: bool, weighted: bool = False) -> np.ndarray:
+        """(b, [rows,] P) → centred (weighted mean, if asked), weighted-unit-norm rows; times
+        the weights when ``weighted``."""
+        squeeze = v.ndim == 2
+        if squeeze:
+            v = v[:, None, :]
+        W = self._W[:, :, None]
+        if centre:
+            v = v - (v @ W) / self._cnt[:, :, None]
+        vw = v * self._W[:, None, :]
+        norm = np.sqrt(np.einsum("brp,brp->br", vw, v))[..., None]
+        if weighted:
+            vw /= norm
+            out = vw
+        else:
+            out = v / norm if not centre else np.divide(v, norm, out=v)  # v is ours when centred
+        return out[:, 0] if squeeze else out
+
+    def score(self, model_rdm: Any) -> np.ndarray:
+        """Mean-over-subjects similarity of ``model_rdm`` (n × n) in every bootstrap sample."""
+        m = to_numpy(model_rdm)
+        if m.shape != (self._n, self._n):
+            raise MetricInputError(f"RSABootstrap.score(model_rdm): expected ({self._n}, {self._n}), "
+                                   f"got shape {m.shape}")
+        vec = upper(m)
+        check_finite(vec, "RSABootstrap.score(model_rdm)", "pair")
         if self.method == "spearman":
-            v = rankdata(np.where(mask, v, np.inf), axis=-1)
-        v = np.where(mask, v, 0.0)
-        if self.method in ("spearman", "pearson"):
-            mean = v.sum(axis=-1, keepdims=True) / mask.sum(axis=-1, keepdims=True)
-            v = np.where(mask, v - mean, 0.0)
-        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+            prepped = self._unit(_weighted_ranks(vec, self._W), centre=True)
+            return np.einsum("bkp,bp->bk", self._subj_w, prepped).mean(axis=1)
+        # Σ_p W S_k (v − μ_b) / σ_b = (Σ_p W S_k v) / σ_b, as Σ_p W S_k = 0 for centred S_k.
+        W = self._W
+        mu = (W @ vec)[:, None] / self._cnt if self.method == "pearson" else 0.0
+        sigma = np.sqrt((W * (vec[None] - mu) ** 2).sum(axis=1))
+        return (self._subj_w @ vec).mean(axis=1) / sigma
 
-    def score(self, model_rdm: np.ndarray) -> np.ndarray:
-        """Mean-over-subjects similarity of ``model_rdm`` in every bootstrap sample."""
-        m = self._prep(np.asarray(model_rdm, dtype=np.float64)[self._a, self._c])
-        return np.einsum("bkp,bp->bk", self._subj, m).mean(axis=1)
+    def sample_pairs(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stimulus indices (rows, columns) of the pairs of sample ``b``, as a direct per-sample
+        computation uses them (same-stimulus pairs dropped)."""
+        iu, ju = np.triu_indices(self._n, k=1)
+        a, c = self._idx[b, iu], self._idx[b, ju]
+        keep = a != c
+        return a[keep], c[keep]
 
-    def check_against_direct(self, b: int, subject_rdms: np.ndarray) -> tuple[float, float]:
+    def check_against_direct(self, b: int, subject_rdms: Any) -> tuple[float, float]:
         """Ceiling of sample ``b`` computed directly (for tests of the vectorised path)."""
-        m = self._mask[b]
-        return rsa_noise_ceiling(np.asarray(subject_rdms)[:, self._a[b, m], self._c[b, m]],
-                                 self.method)
+        a, c = self.sample_pairs(b)
+        return rsa_noise_ceiling(to_numpy(subject_rdms)[:, a, c], self.method)
