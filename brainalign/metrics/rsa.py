@@ -467,9 +467,9 @@ def compare_rdms(a: Any, b: Any, method: Comparator = "spearman") -> Any:
     Parameters
     ----------
     a, b
-        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2);
-        numpy arrays or torch tensors (if either is a tensor, the work runs on its device;
-        ``kendall_tau_a`` always runs on the CPU).
+        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2)
+        (a square 2-D array is always read as one RDM); numpy arrays or torch tensors (if
+        either is a tensor, the work runs on its device; ``kendall_tau_a`` always on the CPU).
     method
         ``"spearman"`` (Pearson r of ranks, ties averaged; rsatoolbox ``spearman``),
         ``"pearson"`` (rsatoolbox ``corr``), ``"kendall_tau_a"`` (rsatoolbox ``tau-a``),
