@@ -467,9 +467,9 @@ def compare_rdms(a: Any, b: Any, method: Comparator = "spearman") -> Any:
     Parameters
     ----------
     a, b
-        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2);
-        numpy arrays or torch tensors (if either is a tensor, the work runs on its device;
-        ``kendall_tau_a`` always runs on the CPU).
+        An (n × n) RDM, a stack (k, n, n), or condensed upper-triangle vectors (k, n(n−1)/2)
+        (a square 2-D array is always read as one RDM); numpy arrays or torch tensors (if
+        either is a tensor, the work runs on its device; ``kendall_tau_a`` always on the CPU).
     method
         ``"spearman"`` (Pearson r of ranks, ties averaged; rsatoolbox ``spearman``),
         ``"pearson"`` (rsatoolbox ``corr``), ``"kendall_tau_a"`` (rsatoolbox ``tau-a``),
@@ -699,14 +699,19 @@ class RSABootstrap:
         m = np.zeros((n_boot, n))
         np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
-        self._W = m[:, iu] * m[:, ju]  # (b, P) copies of each original pair in each sample
+        self._W_all = m[:, iu] * m[:, ju]  # (b, P) copies of each original pair in each sample
+        # Only ~40 % of the pairs occur in a sample: keep those (slots padded with weight 0).
+        present = self._W_all > 0
+        width = int(present.sum(axis=1).max())
+        self._sel = np.argsort(~present, axis=1, kind="stable")[:, :width]  # (b, slots)
+        self._W = np.take_along_axis(self._W_all, self._sel, 1)
         self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
         subj = upper(subject_rdms)  # (k, P)
         if method == "spearman":
-            t = np.stack([_weighted_ranks(subj[i], self._W) for i in range(k)], 1)  # (b, k, P)
+            t = np.stack([self._ranks(subj[i]) for i in range(k)], 1)  # (b, k, slots)
         else:
-            t = np.broadcast_to(subj[None], (n_boot, k, subj.shape[1]))
+            t = subj[:, self._sel].transpose(1, 0, 2)
         self._subj_w = self._unit(t, centre=method != "cosine", weighted=True)
         self.ceiling_lower: np.ndarray | None = None
         self.ceiling_upper: np.ndarray | None = None
@@ -722,6 +727,10 @@ class RSABootstrap:
             sims = pools @ self._subj_w.transpose(0, 2, 1)  # (b, 1 + k, k), batched BLAS
             self.ceiling_upper = sims[:, 0, :].mean(axis=1)
             self.ceiling_lower = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
+
+    def _ranks(self, vec: np.ndarray) -> np.ndarray:
+        """(b, slots) weighted average ranks of an original pair vector in every sample."""
+        return np.take_along_axis(_weighted_ranks(vec, self._W_all), self._sel, 1)
 
     def _pool_transform(self, v: np.ndarray) -> np.ndarray:
         """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
@@ -758,13 +767,13 @@ class RSABootstrap:
         vec = upper(m)
         check_finite(vec, "RSABootstrap.score(model_rdm)", "pair")
         if self.method == "spearman":
-            prepped = self._unit(_weighted_ranks(vec, self._W), centre=True)
+            prepped = self._unit(self._ranks(vec), centre=True)
             return np.einsum("bkp,bp->bk", self._subj_w, prepped).mean(axis=1)
         # Σ_p W S_k (v − μ_b) / σ_b = (Σ_p W S_k v) / σ_b, as Σ_p W S_k = 0 for centred S_k.
-        W = self._W
-        mu = (W @ vec)[:, None] / self._cnt if self.method == "pearson" else 0.0
-        sigma = np.sqrt((W * (vec[None] - mu) ** 2).sum(axis=1))
-        return (self._subj_w @ vec).mean(axis=1) / sigma
+        W, v = self._W, vec[self._sel]
+        mu = (W * v).sum(axis=1, keepdims=True) / self._cnt if self.method == "pearson" else 0.0
+        sigma = np.sqrt((W * (v - mu) ** 2).sum(axis=1))
+        return np.einsum("bkp,bp->bk", self._subj_w, v).mean(axis=1) / sigma
 
     def sample_pairs(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Stimulus indices (rows, columns) of the pairs of sample ``b``, as a direct per-sample
