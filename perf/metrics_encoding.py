@@ -8,6 +8,17 @@ all measured side by side in this one run.
     PYTHONPATH=. python perf/metrics_encoding.py [--small]
 
 Not part of the test suite.
+
+Measured 2026-11-22 on the shared 2-core CPU machine (load average 10–15; single-threaded:
+OMP/MKL/OPENBLAS_NUM_THREADS=1), one run; ratios = sklearn time / time:
+
+    method                             time s   × sklearn PLS  × sklearn RidgeCV  median r
+    brainalign ridge (LOO α) float32    16.31        11.47          3.73          0.5580
+    brainalign ridge (LOO α) float64    24.98         7.49          2.43          0.5580
+    brainalign pls(25) float32           6.85        27.34          8.88          0.4935
+    brainalign pls(25) float64          11.08        16.90          5.49          0.4935
+    sklearn PLSRegression(25)          187.14         1.00          0.32          0.4935
+    sklearn RidgeCV(alpha_per_target)   60.81         3.08          1.00          0.5580
 """
 
 from __future__ import annotations
