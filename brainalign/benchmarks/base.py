@@ -47,15 +47,19 @@ class Benchmark:
         Overrides the YAML's ``statistics.bootstrap.n`` (fewer samples: faster, coarser CIs).
     manifest_dirs
         Extra directories of dataset manifests, searched before the bundled ones.
+    max_stimuli
+        Regression kinds: score a seeded random subset of at most this many stimuli per session
+        (a quick check; recorded in every row's ``n_stimuli`` and in ``meta``). None: all.
     """
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
-                 manifest_dirs: Sequence[PathLike] = ()):
+                 manifest_dirs: Sequence[PathLike] = (), max_stimuli: int | None = None):
         self.spec = spec
         self.data_dir, self.cache, self.download = data_dir, cache, download
         self.n_bootstrap = n_bootstrap
         self.manifest_dirs = tuple(manifest_dirs)
+        self.max_stimuli = max_stimuli
         self._resolved: dict[tuple[str, str], Path] = {}
 
     def __repr__(self) -> str:

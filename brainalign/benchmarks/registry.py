@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
+from brainalign.benchmarks.regression import RegressionBenchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
 from brainalign.errors import BenchmarkDefinitionError
@@ -15,6 +16,7 @@ from brainalign.settings import PathLike
 # benchmark kind (the YAML's `kind`) -> class. An explicit table: no discovery by scanning.
 KINDS: dict[str, type[Benchmark]] = {
     "rsa": RSABenchmark,
+    "regression": RegressionBenchmark,
 }
 
 

@@ -62,6 +62,36 @@ def read_npy_images(path_of: PathGetter, *, name: str, file: str, shape: Sequenc
     return StimulusSet(name, tuple(ids), list(arr), pd.DataFrame(), visual_degrees)
 
 
+class ZipBytesImages:
+    """Images of a zip, its members' bytes read once (one open of the archive), decoded on demand.
+
+    Opening a zip of a thousand members costs as much as decoding a JPEG, so the compressed bytes
+    are kept (a few MB) instead of reopening the archive for every image.
+    """
+
+    def __init__(self, path: Path, members: Sequence[str]):
+        self.path, self.members = Path(path), tuple(members)
+        self._data: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        import io
+        import zipfile
+
+        from PIL import Image
+
+        if self._data is None:
+            with zipfile.ZipFile(self.path) as zf:
+                self._data = [zf.read(m) for m in self.members]
+        try:
+            with Image.open(io.BytesIO(self._data[i])) as im:
+                return np.asarray(im.convert("RGB")).copy()
+        except Exception as err:
+            raise StimulusError(f"{self.path}: image {self.members[i]!r} failed to decode: {err}") from err
+
+
 def read_zip_images(path_of: PathGetter, *, name: str, file: str, id_format: str = "{name}/{stem}",
                     visual_degrees: float | None = None, expected: int | None = None) -> StimulusSet:
     """Images in a zip file (any folder depth), in sorted member order.
@@ -76,7 +106,7 @@ def read_zip_images(path_of: PathGetter, *, name: str, file: str, id_format: str
         raise StimulusError(f"{path}: {len(members)} images, expected {expected}")
     ids = [id_format.format(name=name, stem=Path(m).stem, index=i) for i, m in enumerate(members)]
     meta = pd.DataFrame({"file": list(members)})
-    return StimulusSet(name, tuple(ids), base.images, meta, visual_degrees)
+    return StimulusSet(name, tuple(ids), ZipBytesImages(path, members), meta, visual_degrees)
 
 
 def read_npy_assembly(path_of: PathGetter, *, file: str, dims: Sequence[str], stimulus_ids: Sequence[str],
