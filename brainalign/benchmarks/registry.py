@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
+from brainalign.benchmarks.fmri import FMRIBenchmark
 from brainalign.benchmarks.regression import RegressionBenchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
@@ -17,6 +18,7 @@ from brainalign.settings import PathLike
 KINDS: dict[str, type[Benchmark]] = {
     "rsa": RSABenchmark,
     "regression": RegressionBenchmark,
+    "fmri": FMRIBenchmark,
 }
 
 

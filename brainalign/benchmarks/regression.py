@@ -373,6 +373,11 @@ class RegressionBenchmark(Benchmark):
             rows["all"] = {**self._row_stats(parts), "detail": None}
         return rows
 
+    def _more_rows(self, layer: str, features: dict[str, xr.DataArray], stats: dict[str, dict[str, Any]],
+                   base: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Rows a subclass adds per layer (the fMRI kind: per-ROI scores); ``base`` is a row to copy."""
+        return [], {}
+
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
                  batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
         """Record ``model`` on every session's stimuli (placed in its field of view) and score every layer."""
@@ -416,6 +421,9 @@ class RegressionBenchmark(Benchmark):
                         "alphas": [e.alphas for e in d["encodings"]],
                         "splits": d["encodings"][0].splits,
                         "ceiling": None if self._ceilings[sess] is None else self._ceilings[sess]["all"]}
+            more, more_details = self._more_rows(layer, {s: acts[s][layer] for s in acts}, stats, rows[-1])
+            rows.extend(more)
+            details.update({(model.name, self.id, k): v for k, v in more_details.items()})
         t_metric = time.perf_counter() - t0
         table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
         fraction, sseed = selection_settings(self.spec.statistics)
@@ -434,4 +442,8 @@ class RegressionBenchmark(Benchmark):
                 "normalised": "raw / ceiling; ceiling = aggregate over neuroids of "
                               f"{'sqrt(' if self.convention == 'sqrt' else '('}Spearman-Brown split-half "
                               "reliability of the raw repeats); sessions without repeats: not normalised"}
+        meta.update(self._more_meta())
         return ScoreResult(table, details, meta)
+
+    def _more_meta(self) -> dict[str, Any]:
+        return {}
