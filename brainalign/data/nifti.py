@@ -88,10 +88,10 @@ def read_nifti_betas(path_of: PathGetter, *, betas: str, mask: str, stimulus_ids
     if atlas.ndim != 3 or not (atlas > 0).any():
         raise BenchmarkDefinitionError(f"{mask_path}: mask must be 3-D with some voxels > 0, got {atlas.shape}")
     binary = new_img_like(atlas_img, (atlas > 0).astype(np.int8), copy_header=True)
-    masker = NiftiMasker(mask_img=binary, standardize="zscore_sample" if standardize else False)
+    masker = NiftiMasker(mask_img=binary, standardize="zscore_sample" if standardize else None)
     data = masker.fit_transform(beta_img)  # (stimulus, voxel)
     # The same masker applied to the atlas gives each voxel's label, in the same voxel order.
-    lab = np.rint(masker.transform(new_img_like(atlas_img, atlas.astype(np.float32), copy_header=True))[0])
+    lab = np.rint(np.ravel(masker.transform(new_img_like(atlas_img, atlas.astype(np.float32), copy_header=True))))
     lab = lab.astype(np.int64)
     ijk = np.argwhere(atlas > 0)  # C order, as nilearn's masking
     names = {int(k): str(v) for k, v in (labels or {}).items()}
