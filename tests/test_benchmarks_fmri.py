@@ -13,7 +13,7 @@ from brainalign.data.fetch import sha256_file
 from brainalign.errors import StimulusError
 from tests.conftest import needs_data
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
 
 
 def _pixel_model():

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.data.stimuli import StimulusSet, ZipImages
+from brainalign.data.arrays import ZipBytesImages
+from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import BenchmarkDefinitionError, StimulusError
 
 PathGetter = Callable[[str], Path]
@@ -66,14 +67,15 @@ def read_brainio_stimuli(path_of: PathGetter, *, name: str, csv: str, zip: str,
     with zipfile.ZipFile(zip_path) as zf:
         members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
     chosen = []
-    for sid, fname in zip(table[col].astype(str), table[filename_column].astype(str), strict=True):
+    sids, fnames = list(table[col].astype(str)), list(table[filename_column].astype(str))
+    for sid, fname in map(tuple, np.stack([sids, fnames], 1)):  # `zip` is a parameter name here
         member = members.get(Path(fname).name)
         if member is None:
             raise StimulusError(f"{zip_path}: no image {fname!r} for stimulus {sid!r} of {csv_path.name}")
         chosen.append(member)
     ids = [id_format.format(id=s, name=name) for s in table[col].astype(str)]
     meta = table.drop(columns=[col]).reset_index(drop=True)
-    return StimulusSet(name, tuple(ids), ZipImages(zip_path, tuple(chosen)), meta, visual_degrees)
+    return StimulusSet(name, tuple(ids), ZipBytesImages(zip_path, tuple(chosen)), meta, visual_degrees)
 
 
 def read_brainio_assembly(path_of: PathGetter, *, file: str, stimulus_ids: Sequence[str],
