@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from torch import nn
 
@@ -14,6 +15,15 @@ from brainalign.errors import StimulusError
 from tests.conftest import needs_data
 
 pytestmark = [needs_data, pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # On a loaded machine torch's thread pool makes each small tensor op ~100x slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _pixel_model():

@@ -61,6 +61,7 @@ class Benchmark:
         self.manifest_dirs = tuple(manifest_dirs)
         self.max_stimuli = max_stimuli
         self._resolved: dict[tuple[str, str], Path] = {}
+        self._manifests: dict[str, Manifest] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.id} v{self.spec.version}>"
@@ -75,7 +76,9 @@ class Benchmark:
 
     def manifest_of(self, dataset: str) -> Manifest:
         """The manifest of ``dataset`` (the benchmark's own, or one a YAML section names)."""
-        return load_manifest(dataset, self.manifest_dirs)
+        if dataset not in self._manifests:  # parsed once per benchmark: rows ask for it often
+            self._manifests[dataset] = load_manifest(dataset, self.manifest_dirs)
+        return self._manifests[dataset]
 
     def path_of(self, name: str, dataset: str | None = None) -> Path:
         """Verified local path of a file of the benchmark's dataset (or of ``dataset``)."""
