@@ -132,7 +132,7 @@ def test_honest_best_layer_removes_the_inflation_of_choosing_in_sample(data_dir)
     acts = ba.extract(model, bench.place(model)[0])
     rdms = {k: rdm(v.values) for k, v in acts.items()}
     in_sample, honest = [], []
-    for seed in range(12):
+    for seed in range(8):
         split = dev_split(92, seed=seed)
         held = {k: bench._subset_score(r, split.heldout) for k, r in rdms.items()}
         dev = {k: bench._subset_score(r, split.dev) for k, r in rdms.items()}

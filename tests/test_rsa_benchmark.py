@@ -104,8 +104,10 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     direct = np.mean(compare_rdms(rdm(acts["3"].values), hit_benchmark.subject_rdms.values))
     assert t.set_index("layer").loc["3", "raw"] == pytest.approx(direct, abs=1e-10)
     assert "torch=" in t["versions"].iloc[0]
-    best = result.best
-    assert best["normalised"] == t["normalised"].max()
+    best = result.best  # chosen on development stimuli, scored on held-out ones
+    assert best["layer"] == t.loc[t["dev_score"].idxmax(), "layer"]
+    assert best["best_score"] == t.loc[t["dev_score"].idxmax(), "heldout_score"]
+    assert "pad" in t["placement"].iloc[0]  # a 2.9° stimulus in the 8° field
     fig = result.plot(tmp_path / "layers.png")
     assert (tmp_path / "layers.png").stat().st_size > 5000
     assert len(fig.axes) == 1

@@ -45,6 +45,7 @@ class RSABenchmark(Benchmark):
         if self.ceiling_method not in ("nili2014", "none"):
             raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
         self.ceiling_reason = spec.ceiling.get("reason", "")
+        self._subset_ceilings: dict[tuple[int, ...], float] = {}
 
     @cached_property
     def subject_rdms(self) -> xr.DataArray:
@@ -107,7 +108,9 @@ class RSABenchmark(Benchmark):
         raw = float(np.mean(compare_rdms(model_rdm[ix], subj, self.method)))
         if self.ceiling is None or self.metric.normalisation != "divide":
             return raw
-        return raw / rsa_noise_ceiling(subj, self.method)[1]
+        if index not in self._subset_ceilings:  # the same for every layer
+            self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
+        return raw / self._subset_ceilings[index]
 
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
                  batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:

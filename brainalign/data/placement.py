@@ -81,7 +81,7 @@ def place_image(image: np.ndarray, how: Placement) -> np.ndarray:
     h, w = img.shape[:2]
     if how.mode == "pad":
         H, W = round(h / how.fraction), round(w / how.fraction)
-        fill = how.background * (255 if img.dtype == np.uint8 else 1.0)
+        fill = round(how.background * 255) if img.dtype == np.uint8 else how.background
         canvas = np.full((H, W, *img.shape[2:]), fill, dtype=img.dtype)
         top, left = (H - h) // 2, (W - w) // 2
         canvas[top:top + h, left:left + w] = img
