@@ -11,7 +11,18 @@ from brainalign.metrics.encoding import (
 from brainalign.metrics.estimators import DEFAULT_ALPHAS, PLSRegression, RidgeCV
 from brainalign.metrics.reliability import spearman_brown, split_half_reliability
 from brainalign.metrics.rsa import compare_rdms, pool_rdms, rdm, rsa_noise_ceiling, upper
+from brainalign.metrics.stats import (
+    BootstrapCI,
+    PairedComparison,
+    PermutationTest,
+    bootstrap_neuroids,
+    bootstrap_stimuli,
+    paired_comparison,
+    permutation_test,
+)
 
 __all__ = ["compare_rdms", "pool_rdms", "rdm", "rsa_noise_ceiling", "upper"]
 __all__ += ["DEFAULT_ALPHAS", "EncodingScore", "PLSRegression", "RidgeCV", "encoding_ceiling", "encoding_score",
             "make_splits", "normalise", "pearson_columns", "spearman_brown", "split_half_reliability"]
+__all__ += ["BootstrapCI", "PairedComparison", "PermutationTest", "bootstrap_neuroids", "bootstrap_stimuli",
+            "paired_comparison", "permutation_test"]

@@ -105,6 +105,23 @@ def _as_2d(a: np.ndarray | torch.Tensor, what: str) -> np.ndarray | torch.Tensor
     return a
 
 
+def _check_stimulus_ids(X: object, Y: object) -> None:
+    """When both inputs carry ``stimulus_id`` coordinates (xarray), they must list the same stimuli
+    in the same order."""
+    try:
+        ix = np.asarray(X.coords["stimulus_id"].values)  # type: ignore[attr-defined]
+        iy = np.asarray(Y.coords["stimulus_id"].values)  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        return
+    if ix.shape == iy.shape and np.array_equal(ix, iy):
+        return
+    if ix.shape != iy.shape:
+        raise MetricInputError(f"encoding_score: X has {ix.size} stimulus ids but Y has {iy.size}")
+    i = int(np.flatnonzero(ix != iy)[0])
+    raise MetricInputError(f"encoding_score: stimulus order differs between X and Y: position {i} is "
+                           f"{str(ix[i])!r} in X but {str(iy[i])!r} in Y; align them first")
+
+
 def _check_finite(a: torch.Tensor, what: str, col: str) -> None:
     bad = ~torch.isfinite(a)
     if bool(bad.any()):
@@ -194,9 +211,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     Parameters
     ----------
     X
-        (stimulus × feature) model activations, numpy or torch.
+        (stimulus × feature) model activations: numpy, torch or an xarray DataArray (as returned
+        by :func:`brainalign.extract`).
     Y
-        (stimulus × neuroid) responses (e.g. repeat-averaged), same stimulus order as ``X``.
+        (stimulus × neuroid) responses (e.g. repeat-averaged), same stimulus order as ``X``; when
+        both carry ``stimulus_id`` coordinates their order is checked.
     model
         ``"ridge"``: ridge with α chosen per neuroid by ``inner_cv`` on each training set;
         ``"pls"``: PLS regression with ``n_components`` (25, Brain-Score's standard).
@@ -212,13 +231,17 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     seed
         Seed of the outer shuffling (recorded in the result).
     inner_cv
-        Ridge α selection: ``"loo"`` (exact leave-one-out, fastest) or an int K / splitter.
+        Ridge α selection on each training set: ``"loo"`` (exact leave-one-out, one decomposition
+        per fold, fastest), an int K (shuffled K-fold with ``seed``, one decomposition per inner
+        fold) or an sklearn splitter.
     n_targets_batch
         Neuroids processed at once (memory bound); None: all.
     device
         ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
     dtype
-        ``"float64"`` (default, exact) or ``"float32"`` (faster).
+        ``"float64"`` (default: matches scikit-learn to ~1e-8) or ``"float32"`` for the products
+        with X and Y (2–3× faster on CPU; the Gram/covariance and its eigendecomposition stay
+        float64, so held-out r agrees with float64 to ~1e-5; near-tied α choices can differ).
 
     Returns
     -------
@@ -232,6 +255,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     """
     if model not in ("ridge", "pls"):
         raise MetricInputError(f"encoding_score: unknown model {model!r}; use 'ridge' or 'pls'")
+    _check_stimulus_ids(X, Y)
+    if not isinstance(X, torch.Tensor):
+        X = np.asarray(X)
+    if not isinstance(Y, torch.Tensor):
+        Y = np.asarray(Y)
     X, Y = _as_2d(X, "X"), _as_2d(Y, "Y")
     if X.shape[0] != Y.shape[0]:
         raise MetricInputError(f"encoding_score: X has {X.shape[0]} stimuli (rows) but Y has {Y.shape[0]}")
@@ -260,6 +288,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         a = as_tensor(alpha_grid, dev, dt)
         design = Design(Xt)
         chosen = np.full((len(splits), t), np.nan)
+        if isinstance(inner_cv, int | np.integer):
+            from sklearn.model_selection import KFold
+
+            # Shuffled, so that stimuli stored in blocks (e.g. by category) do not make blocked folds.
+            inner_cv = KFold(int(inner_cv), shuffle=True, random_state=seed)
         settings["inner_cv"] = repr(inner_cv)
         for i, (tr, te) in enumerate(splits):
             fit = solve_ridge_cv(design, tr, Yk, a, cv=inner_cv, n_targets_batch=n_targets_batch)

@@ -37,6 +37,12 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {
     "rsa": MetricSpec("rsa", True, (-1.0, 1.0), "divide",
                       "similarity of model and brain RDMs, averaged over subjects"),
+    "ridge": MetricSpec("ridge", True, (-1.0, 1.0), "divide",
+                        "held-out Pearson r of ridge predictions (α per neuroid by inner CV), median over "
+                        "neuroids; ceiling √(Spearman–Brown split-half reliability)"),
+    "pls": MetricSpec("pls", True, (-1.0, 1.0), "divide",
+                      "held-out Pearson r of 25-component PLS predictions, median over neuroids; "
+                      "ceiling √(Spearman–Brown split-half reliability)"),
 }
 
 

@@ -71,6 +71,8 @@ class FoldDecomposition:
     x_mean: torch.Tensor
     fit_intercept: bool
     design: Design
+    k_col_mean: torch.Tensor | None = None  # kernel form: mean over training rows of K[train, train]
+    basis64: torch.Tensor | None = None  # kernel form: U in float64, applied to the float64 Gram
 
     def project_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(G, y_mean) for targets ``Y`` (all samples × targets; the training rows are used)."""
@@ -90,7 +92,7 @@ class FoldDecomposition:
                 Xc_tr = d.X[self.train] - self.x_mean
                 Kt = (X_new - self.x_mean) @ Xc_tr.T
             else:
-                Kt = d.centred_kernel(test, self.train)
+                return (d.centred_kernel(test, self.train, self.k_col_mean) @ self.basis64).to(self.s.dtype)
             return Kt @ self.basis
         Xt = X_new if X_new is not None else d.X[test]
         return (Xt - self.x_mean) @ self.basis
@@ -120,7 +122,10 @@ class Design:
     X
         (samples × features) tensor; its mean over all samples is subtracted first (which changes
         no fold's result, since every fold is re-centred on its own training mean, but keeps the
-        later subtractions well conditioned).
+        later subtractions well conditioned). Products with X (and targets) use X's dtype; the Gram /
+        covariance and its eigendecomposition are always float64, because in float32 the small
+        eigenvalues of a spectrum with a large dynamic range — often the predictive ones — are
+        lost in rounding.
     fit_intercept
         Centre each training fold (unpenalised intercept), as scikit-learn's ``Ridge``.
     kernel
@@ -133,42 +138,62 @@ class Design:
         self.offset = X.mean(0) if fit_intercept else torch.zeros_like(X[0])
         self.X = X - self.offset
         self.kernel = self.n <= self.p if kernel is None else kernel
-        self.gram = self.X @ self.X.T if self.kernel else self.X.T @ self.X
+        X64 = self.X.double()
+        self.gram = X64 @ X64.T if self.kernel else X64.T @ X64
 
-    def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
-        """Gram of ``rows`` against ``train``, both centred on the training mean."""
-        K = self.gram
-        Kr = K[rows][:, train]
+    def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor,
+                       col: torch.Tensor | None = None) -> torch.Tensor:
+        """Gram of ``rows`` against ``train``, both centred on the training mean (``col``: the
+        column means of the train × train block, when known)."""
+        Kr = self.gram[rows][:, train]
         if not self.fit_intercept:
             return Kr
-        Ktt = K[train][:, train]
-        col = Ktt.mean(0)  # k̄_j over training i
+        if col is None:
+            col = self.gram[train][:, train].mean(0)
         return Kr - Kr.mean(1, keepdim=True) - col[None, :] + col.mean()
 
     def fold(self, train: np.ndarray | torch.Tensor, rank_tol: float | None = None) -> FoldDecomposition:
         """Decompose the training set ``train`` (indices into the rows of ``X``)."""
         train = torch.as_tensor(np.asarray(train), dtype=torch.long, device=self.X.device)
         m = train.numel()
-        Xtr = self.X[train]
-        x_mean = Xtr.mean(0) if self.fit_intercept else torch.zeros_like(self.X[0])
+        others = None
+        if m > self.n // 2:
+            mask = torch.ones(self.n, dtype=torch.bool, device=self.X.device)
+            mask[train] = False
+            others = self.X[mask]
+        f64 = torch.float64
+        if not self.fit_intercept:
+            x_mean = torch.zeros_like(self.X[0], dtype=f64)
+        elif others is not None:
+            x_mean = -others.sum(0, dtype=f64) / m  # the design's rows sum to zero
+        else:
+            x_mean = self.X[train].sum(0, dtype=f64) / m
+        col = None
         if self.kernel:
-            M = self.centred_kernel(train, train)
+            Ktt = self.gram[train][:, train]
+            if self.fit_intercept:
+                col = Ktt.mean(0)
+                Ktt = Ktt - Ktt.mean(1, keepdim=True) - col[None, :] + col.mean()
+            M = Ktt
         else:
             # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
-            if m > self.n // 2:
-                mask = torch.ones(self.n, dtype=torch.bool, device=self.X.device)
-                mask[train] = False
-                Xo = self.X[mask]
-                M = self.gram - Xo.T @ Xo
+            if others is not None:
+                o = others.double()
+                M = self.gram - o.T @ o
             else:
+                Xtr = self.X[train].double()
                 M = Xtr.T @ Xtr
             if self.fit_intercept:
                 M = M - m * torch.outer(x_mean, x_mean)
         M = (M + M.T) / 2
         s, vecs = torch.linalg.eigh(M)
-        tol = rank_tol if rank_tol is not None else float(torch.finfo(M.dtype).eps) * max(M.shape) * 10
-        keep = s > tol * s.max().clamp_min(torch.finfo(M.dtype).tiny)
-        return FoldDecomposition(train, self.kernel, s[keep], vecs[:, keep], x_mean, self.fit_intercept, self)
+        # Drop only eigenvalues at the rounding level of the largest.
+        tol = rank_tol if rank_tol is not None else float(torch.finfo(f64).eps) * 10
+        keep = s > tol * s.max().clamp_min(torch.finfo(f64).tiny)
+        s, vecs = s[keep], vecs[:, keep]
+        dt = self.X.dtype
+        return FoldDecomposition(train, self.kernel, s.to(dt), vecs.to(dt), x_mean.to(dt), self.fit_intercept,
+                                 self, col, vecs if self.kernel else None)
 
 
 def _batches(n: int, size: int | None) -> list[slice]:

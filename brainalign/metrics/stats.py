@@ -1,0 +1,294 @@
+"""Uncertainty of encoding scores: bootstrap CIs, a permutation test against zero, paired comparisons.
+
+All stimulus-level procedures work on the held-out predictions an :class:`EncodingScore` keeps
+(no refitting): a resample or permutation acts on the test stimuli of each fold, the per-neuroid r
+is recomputed in every fold and averaged over folds (exactly as :attr:`EncodingScore.r`), and the
+``statistic`` (median or mean over the non-excluded neuroids) is taken. Stimulus resamples are
+drawn as multinomial counts, so a bootstrap sample is a weighted Pearson r computed with matrix
+products for all samples at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from brainalign.errors import MetricInputError
+from brainalign.metrics.encoding import EncodingScore
+
+Statistic = Literal["median", "mean"]
+Pairs = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """A percentile bootstrap confidence interval.
+
+    Attributes
+    ----------
+    estimate
+        The statistic on the original data.
+    low, high
+        Percentile interval bounds at level ``ci``.
+    samples
+        (n_boot,) bootstrap replicates.
+    ci, over, n, seed
+        Level, what was resampled (``"stimuli"``, ``"neuroids"``), how many units, seed.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    samples: np.ndarray
+    ci: float
+    over: str
+    n: int
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class PermutationTest:
+    """Result of a permutation test: observed statistic, null replicates and p-value.
+
+    ``p_value = (1 + #{null ≥ observed}) / (1 + n_perm)`` (one-sided ``"greater"``; with absolute
+    values for ``"two-sided"``), which is exact-level under exchangeability.
+    """
+
+    observed: float
+    null: np.ndarray
+    p_value: float
+    alternative: str
+    n_perm: int
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Difference ``statistic(a) − statistic(b)`` of two models on the same stimuli and splits."""
+
+    difference: float
+    ci: BootstrapCI
+    test: PermutationTest
+
+
+def _agg(values: np.ndarray, statistic: Statistic) -> np.ndarray:
+    """Statistic over the last axis, ignoring NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if statistic == "median":
+            return np.nanmedian(values, axis=-1)
+        if statistic == "mean":
+            return np.nanmean(values, axis=-1)
+    raise MetricInputError(f"unknown statistic {statistic!r}; use 'median' or 'mean'")
+
+
+def _percentile(samples: np.ndarray, ci: float) -> tuple[float, float]:
+    if not 0 < ci < 1:
+        raise MetricInputError(f"ci={ci}: must lie in (0, 1)")
+    s = samples[np.isfinite(samples)]
+    if s.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(s, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(prediction, response) pairs of the non-excluded neuroids, one per fold.
+
+    ``score`` is an :class:`EncodingScore` (then ``Y`` is the (stimulus × neuroid) response array
+    it was computed from) or already a list of (test prediction, test response) arrays.
+    """
+    if isinstance(score, EncodingScore):
+        if Y is None:
+            raise MetricInputError("fold_pairs: pass the responses Y the EncodingScore was computed from")
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.shape[1] != score.r.shape[0]:
+            raise MetricInputError(f"Y has {Y.shape[1]} neuroids but the score has {score.r.shape[0]}")
+        keep = ~score.excluded
+        return [(p[:, keep], Y[te][:, keep]) for p, (_, te) in zip(score.predictions, score.splits, strict=True)]
+    out = []
+    for i, (p, y) in enumerate(score):
+        p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        p, y = (p[:, None] if p.ndim == 1 else p), (y[:, None] if y.ndim == 1 else y)
+        if p.shape != y.shape:
+            raise MetricInputError(f"fold {i}: predictions {p.shape} and responses {y.shape} differ in shape")
+        out.append((p, y))
+    return out
+
+
+def _r_from_moments(tot, sp, sy, spp, syy, spy) -> np.ndarray:
+    """Pearson r from (weighted) sums; NaN where either side is (numerically) constant."""
+    mp, my = sp / tot, sy / tot
+    vp, vy = spp / tot - mp**2, syy / tot - my**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = np.sqrt(vp * vy)
+        r = (spy / tot - mp * my) / den
+        const = ~(den > 1e-10 * np.sqrt(spp / tot * syy / tot))
+    r[const] = np.nan
+    return r
+
+
+def _weighted_r(w: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r per column for every weight row of ``w`` (B × m) → (B × t)."""
+    return _r_from_moments(w.sum(1, keepdims=True), w @ p, w @ y, w @ (p * p), w @ (y * y), w @ (p * y))
+
+
+def _fold_mean(rs: list[np.ndarray]) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.stack(rs), axis=0)
+
+
+def _observed(pairs: list[tuple[np.ndarray, np.ndarray]], statistic: Statistic) -> float:
+    rs = [_weighted_r(np.ones((1, len(p))), p, y)[0] for p, y in pairs]
+    return float(_agg(_fold_mean(rs), statistic))
+
+
+def bootstrap_stimuli(score: EncodingScore | Pairs, Y: np.ndarray | None = None, *,
+                      statistic: Statistic = "median", n_boot: int = 1000, ci: float = 0.95,
+                      seed: int | None = 0) -> BootstrapCI:
+    """Percentile bootstrap CI of the score over stimuli (test stimuli resampled within each fold).
+
+    Parameters
+    ----------
+    score
+        An :class:`EncodingScore` (with ``Y``) or a list of (prediction, response) test arrays.
+    Y
+        (stimulus × neuroid) responses the score was computed from.
+    statistic
+        Summary over neuroids of the per-neuroid r (mean over folds).
+    n_boot, ci, seed
+        Replicates, level, seed.
+    """
+    pairs = fold_pairs(score, Y)
+    rng = np.random.default_rng(seed)
+    per_fold = []
+    for p, y in pairs:
+        m = len(p)
+        w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float64)
+        per_fold.append(_weighted_r(w, p, y))  # (B × t)
+    samples = _agg(_fold_mean(per_fold), statistic)
+    lo, hi = _percentile(samples, ci)
+    n = sum(len(p) for p, _ in pairs)
+    return BootstrapCI(_observed(pairs, statistic), lo, hi, samples, ci, "stimuli", n, seed)
+
+
+def bootstrap_neuroids(values: np.ndarray, *, statistic: Statistic = "median", n_boot: int = 1000,
+                       ci: float = 0.95, seed: int | None = 0, over: str = "neuroids") -> BootstrapCI:
+    """Percentile bootstrap CI of a summary over neuroids (or subjects) of per-unit scores.
+
+    NaN entries (excluded neuroids) are dropped first; their number is ``len(values) − result.n``.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise MetricInputError(f"bootstrap over {over}: need at least 2 finite values, got {v.size}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    samples = _agg(v[idx], statistic)
+    lo, hi = _percentile(samples, ci)
+    return BootstrapCI(float(_agg(v, statistic)), lo, hi, samples, ci, over, int(v.size), seed)
+
+
+def _p_value(observed: float, null: np.ndarray, alternative: str) -> float:
+    null = null[np.isfinite(null)]
+    if alternative == "greater":
+        k = np.sum(null >= observed)
+    elif alternative == "two-sided":
+        k = np.sum(np.abs(null) >= abs(observed))
+    else:
+        raise MetricInputError(f"alternative {alternative!r}: use 'greater' or 'two-sided'")
+    return float((1 + k) / (1 + null.size))
+
+
+def permutation_test(score: EncodingScore | Pairs, Y: np.ndarray | None = None, *,
+                     statistic: Statistic = "median", n_perm: int = 1000, seed: int | None = 0,
+                     alternative: Literal["greater", "two-sided"] = "greater",
+                     batch: int = 100) -> PermutationTest:
+    """Test the score against zero by permuting the test stimuli's responses against the predictions.
+
+    Held-out predictions do not depend on the test responses, so under the null hypothesis of no
+    relation (any pairing of predictions and responses equally likely) the permuted statistics
+    form its exact null distribution; the same permutation is applied to all neuroids, keeping
+    their correlations.
+    """
+    pairs = fold_pairs(score, Y)
+    rng = np.random.default_rng(seed)
+    observed = _observed(pairs, statistic)
+    null = np.empty(n_perm)
+    zs = []
+    for p, y in pairs:
+        zp = (p - p.mean(0)) / np.where(p.std(0) > 0, p.std(0), np.nan)
+        zy = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), np.nan)
+        zs.append((zp, zy))
+    for start in range(0, n_perm, batch):
+        b = min(batch, n_perm - start)
+        rs = []
+        for zp, zy in zs:
+            perm = np.argsort(rng.random((b, len(zp))), axis=1)
+            rs.append(np.einsum("mt,bmt->bt", zp, zy[perm]) / len(zp))
+        null[start:start + b] = _agg(_fold_mean(rs), statistic)
+    return PermutationTest(observed, null, _p_value(observed, null, alternative), alternative, n_perm, seed)
+
+
+def paired_comparison(score_a: EncodingScore | Pairs, score_b: EncodingScore | Pairs,
+                      Y: np.ndarray | None = None, *, statistic: Statistic = "median",
+                      n_boot: int = 1000, n_perm: int = 1000, ci: float = 0.95,
+                      seed: int | None = 0) -> PairedComparison:
+    """Compare two models on one benchmark: ``statistic(a) − statistic(b)``, paired over stimuli.
+
+    The CI is a paired bootstrap (the same resampled test stimuli for both models). The two-sided
+    p-value is a paired permutation test: for each test stimulus the two models' predictions are
+    swapped with probability ½ (all neuroids together), which under the null hypothesis of
+    exchangeable models leaves the distribution unchanged.
+
+    Both scores must come from the same splits (same ``cv`` and ``seed``) and the same ``Y``.
+    """
+    if isinstance(score_a, EncodingScore) and isinstance(score_b, EncodingScore):
+        for i, ((_, ta), (_, tb)) in enumerate(zip(score_a.splits, score_b.splits, strict=False)):
+            if len(score_a.splits) != len(score_b.splits) or not np.array_equal(ta, tb):
+                raise MetricInputError(f"paired_comparison: the two scores have different splits (fold {i}); "
+                                       "compute both with the same cv and seed")
+        if not np.array_equal(score_a.excluded, score_b.excluded):
+            raise MetricInputError("paired_comparison: the two scores exclude different neuroids")
+    pa, pb = fold_pairs(score_a, Y), fold_pairs(score_b, Y)
+    if len(pa) != len(pb) or any(a[1].shape != b[1].shape or not np.array_equal(a[1], b[1])
+                                 for a, b in zip(pa, pb, strict=False)):
+        raise MetricInputError("paired_comparison: the two scores' test responses differ")
+    rng = np.random.default_rng(seed)
+    diff = _observed(pa, statistic) - _observed(pb, statistic)
+
+    ra, rb = [], []
+    for (p1, y), (p2, _) in zip(pa, pb, strict=True):
+        m = len(y)
+        w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float64)
+        ra.append(_weighted_r(w, p1, y))
+        rb.append(_weighted_r(w, p2, y))
+    boots = _agg(_fold_mean(ra), statistic) - _agg(_fold_mean(rb), statistic)
+    lo, hi = _percentile(boots, ci)
+    n = sum(len(y) for _, y in pa)
+    boot = BootstrapCI(diff, lo, hi, boots, ci, "stimuli", n, seed)
+
+    # Swapping with a 0/1 mask S: q₁ = p₁ + S(p₂ − p₁), so every sum q₁ needs is a matrix product.
+    null = np.empty(n_perm)
+    for start in range(0, n_perm, 100):
+        b = min(100, n_perm - start)
+        sa, sb = [], []
+        for (p1, y), (p2, _) in zip(pa, pb, strict=True):
+            S = (rng.random((b, len(y))) < 0.5).astype(np.float64)
+            d, d2, dy = p2 - p1, p2 * p2 - p1 * p1, (p2 - p1) * y
+            tot = float(len(y))
+            sy, syy = y.sum(0), (y * y).sum(0)
+            for sign, base in ((1.0, p1), (-1.0, p2)):  # q₂ = p₂ − S(p₂ − p₁)
+                r = _r_from_moments(tot, base.sum(0) + sign * (S @ d), sy, (base * base).sum(0) + sign * (S @ d2),
+                                    syy, (base * y).sum(0) + sign * (S @ dy))
+                (sa if sign > 0 else sb).append(r)
+        null[start:start + b] = _agg(_fold_mean(sa), statistic) - _agg(_fold_mean(sb), statistic)
+    test = PermutationTest(diff, null, _p_value(diff, null, "two-sided"), "two-sided", n_perm, seed)
+    return PairedComparison(diff, boot, test)
