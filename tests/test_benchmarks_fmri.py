@@ -34,7 +34,8 @@ def _pixel_model():
 @pytest.fixture(scope="module")
 def pixel_features(data_dir):
     bench = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir)
-    return ba.extract(_pixel_model(), bench.place(_pixel_model())[0], layers=["0"])["0"].values
+    # The synthetic benchmark shows the images full-field (8° in an 8° field): no placement.
+    return ba.extract(_pixel_model(), bench.stimuli, layers=["0"])["0"].values
 
 
 def _write_dataset(tmp_path, acts, n_volumes=92):

@@ -90,6 +90,11 @@ def read_nifti_betas(path_of: PathGetter, *, betas: str, mask: str, stimulus_ids
     binary = new_img_like(atlas_img, (atlas > 0).astype(np.int8), copy_header=True)
     masker = NiftiMasker(mask_img=binary, standardize="zscore_sample" if standardize else None)
     data = masker.fit_transform(beta_img)  # (stimulus, voxel)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        k, v = (int(x) for x in np.argwhere(bad)[0])
+        raise BenchmarkDefinitionError(f"{beta_path}: {int(bad.sum())} NaN/inf betas inside the mask "
+                                       f"(first: volume {k}, voxel {tuple(np.argwhere(atlas > 0)[v])})")
     # The same masker applied to the atlas gives each voxel's label, in the same voxel order.
     lab = np.rint(np.ravel(masker.transform(new_img_like(atlas_img, atlas.astype(np.float32), copy_header=True))))
     lab = lab.astype(np.int64)
