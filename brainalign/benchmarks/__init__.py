@@ -11,7 +11,8 @@ from typing import Any
 from brainalign.benchmarks.spec import BenchmarkSpec, list_benchmarks, parse_benchmark
 
 _LAZY = {"Benchmark": "brainalign.benchmarks.base", "KINDS": "brainalign.benchmarks.registry",
-         "load_benchmark": "brainalign.benchmarks.registry", "RSABenchmark": "brainalign.benchmarks.rsa"}
+         "load_benchmark": "brainalign.benchmarks.registry", "RSABenchmark": "brainalign.benchmarks.rsa",
+         "RegressionBenchmark": "brainalign.benchmarks.regression", "FMRIBenchmark": "brainalign.benchmarks.fmri"}
 
 __all__ = ["BenchmarkSpec", "list_benchmarks", "parse_benchmark", *_LAZY]
 

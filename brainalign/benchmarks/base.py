@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
 from brainalign.data.manifest import Manifest, load_manifest
+from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import StimulusError
+from brainalign.errors import BenchmarkDefinitionError, StimulusError
 from brainalign.settings import PathLike
+
+if TYPE_CHECKING:
+    from brainalign.models.base import BrainModel
+
+
+# Columns every benchmark kind adds after TABLE_COLUMNS: where the row comes from and how the
+# stimuli were shown (provenance on every row), and the scores that choose the best layer honestly.
+EXTRA_COLUMNS = ["session", "n_neuroids", "dev_score", "heldout_score", "placement", "data_sha256",
+                 "ceiling_note"]
 
 
 class Benchmark:
@@ -31,13 +42,26 @@ class Benchmark:
         Download cache directory.
     download
         Whether files missing locally may be downloaded.
+
+    n_bootstrap
+        Overrides the YAML's ``statistics.bootstrap.n`` (fewer samples: faster, coarser CIs).
+    manifest_dirs
+        Extra directories of dataset manifests, searched before the bundled ones.
+    max_stimuli
+        Regression kinds: score a seeded random subset of at most this many stimuli per session
+        (a quick check; recorded in every row's ``n_stimuli`` and in ``meta``). None: all.
     """
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
-                 cache: PathLike | None = None, download: bool = True):
+                 cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
+                 manifest_dirs: Sequence[PathLike] = (), max_stimuli: int | None = None):
         self.spec = spec
         self.data_dir, self.cache, self.download = data_dir, cache, download
-        self._resolved: dict[str, Path] = {}
+        self.n_bootstrap = n_bootstrap
+        self.manifest_dirs = tuple(manifest_dirs)
+        self.max_stimuli = max_stimuli
+        self._resolved: dict[tuple[str, str], Path] = {}
+        self._manifests: dict[str, Manifest] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.id} v{self.spec.version}>"
@@ -48,18 +72,35 @@ class Benchmark:
 
     @cached_property
     def manifest(self) -> Manifest:
-        return load_manifest(self.spec.dataset)
+        return self.manifest_of(self.spec.dataset)
 
-    def path_of(self, name: str) -> Path:
-        """Verified local path of a file of the benchmark's dataset."""
-        if name not in self._resolved:
-            self._resolved[name] = fetch_file(self.manifest, name, data_dir=self.data_dir,
-                                              cache=self.cache, download_missing=self.download)
-        return self._resolved[name]
+    def manifest_of(self, dataset: str) -> Manifest:
+        """The manifest of ``dataset`` (the benchmark's own, or one a YAML section names)."""
+        if dataset not in self._manifests:  # parsed once per benchmark: rows ask for it often
+            self._manifests[dataset] = load_manifest(dataset, self.manifest_dirs)
+        return self._manifests[dataset]
+
+    def path_of(self, name: str, dataset: str | None = None) -> Path:
+        """Verified local path of a file of the benchmark's dataset (or of ``dataset``)."""
+        dataset = dataset or self.spec.dataset
+        key = (dataset, name)
+        if key not in self._resolved:
+            manifest = self.manifest if dataset == self.spec.dataset else self.manifest_of(dataset)
+            self._resolved[key] = fetch_file(manifest, name, data_dir=self.data_dir,
+                                             cache=self.cache, download_missing=self.download)
+        return self._resolved[key]
 
     def read(self, section: dict[str, Any], **extra: Any) -> Any:
-        params = {k: v for k, v in section.items() if k != "reader"}
-        return read(section["reader"], self.path_of, **params, **extra)
+        """Run the reader a YAML section names; a ``dataset`` key reads another dataset's files."""
+        if "reader" not in section:
+            raise BenchmarkDefinitionError(f"{self.spec.path}: a data section lacks its 'reader': {section}")
+        params = {k: v for k, v in section.items() if k not in ("reader", "dataset")}
+        dataset = section.get("dataset")
+
+        def path_of(name: str) -> Path:
+            return self.path_of(name, dataset)
+
+        return read(section["reader"], path_of, **params, **extra)
 
     @cached_property
     def stimuli(self) -> StimulusSet:
@@ -69,7 +110,25 @@ class Benchmark:
 
     def data_files(self) -> dict[str, str]:
         """Files read so far and their sha256 (from the manifest, verified on read)."""
-        return {n: self.manifest.file(n).sha256 or "unverified" for n in self._resolved}
+        out = {}
+        for ds, n in self._resolved:
+            entry = self.manifest_of(ds).file(n)
+            key = n if ds == self.spec.dataset else f"{ds}/{n}"
+            out[key] = entry.sha256 or (f"sha1:{entry.sha1}" if getattr(entry, "sha1", None) else "unverified")
+        return out
+
+    def data_hash(self) -> str:
+        """sha256 over the names and checksums of the data files read so far (one short key)."""
+        h = hashlib.sha256()
+        for k, v in sorted(self.data_files().items()):
+            h.update(f"{k}={v};".encode())
+        return h.hexdigest()[:16]
+
+    def place(self, model: BrainModel, stimuli: StimulusSet | None = None) -> tuple[StimulusSet, Placement]:
+        """The stimuli as ``model`` sees them: placed in its field of view by their size in degrees."""
+        stimuli = stimuli if stimuli is not None else self.stimuli
+        deg = self.spec.visual_degrees if self.spec.visual_degrees is not None else stimuli.visual_degrees
+        return place_stimuli(stimuli, model.visual_degrees, deg)
 
     def check_ids(self, ids: Sequence[str], where: str) -> None:
         """Raise if ``ids`` do not match the stimulus ids in order."""
@@ -89,10 +148,10 @@ class Benchmark:
                 "data_files": self.data_files(), "citation": list(self.spec.citation)}
 
 
-def bootstrap_settings(spec: BenchmarkSpec) -> tuple[int, float, int]:
-    """(n, confidence level, seed) of the bootstrap over stimuli."""
+def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, float, int]:
+    """(n, confidence level, seed) of the bootstrap; ``n`` overrides the YAML's."""
     b = spec.statistics.get("bootstrap", {})
-    return int(b.get("n", 1000)), float(b.get("ci", 0.95)), int(b.get("seed", 0))
+    return int(n if n is not None else b.get("n", 1000)), float(b.get("ci", 0.95)), int(b.get("seed", 0))
 
 
 def percentile_ci(samples: np.ndarray, level: float) -> tuple[float, float]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
+from brainalign.benchmarks.fmri import FMRIBenchmark
+from brainalign.benchmarks.regression import RegressionBenchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
 from brainalign.errors import BenchmarkDefinitionError
@@ -14,12 +17,14 @@ from brainalign.settings import PathLike
 # benchmark kind (the YAML's `kind`) -> class. An explicit table: no discovery by scanning.
 KINDS: dict[str, type[Benchmark]] = {
     "rsa": RSABenchmark,
+    "regression": RegressionBenchmark,
+    "fmri": FMRIBenchmark,
 }
 
 
 def load_benchmark(benchmark: str | PathLike, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                    cache: PathLike | None = None, download: bool = True,
-                   benchmark_dirs: Sequence[PathLike] = ()) -> Benchmark:
+                   benchmark_dirs: Sequence[PathLike] = (), **options: Any) -> Benchmark:
     """A benchmark from its id (``"kriegeskorte2008.hIT-rsa"``) or the path of a YAML file.
 
     Parameters
@@ -34,6 +39,8 @@ def load_benchmark(benchmark: str | PathLike, *, data_dir: PathLike | Sequence[P
         Allow downloading files that are not found locally.
     benchmark_dirs
         Extra directories of benchmark YAML files, searched before the bundled ones.
+    options
+        Passed to the benchmark kind: ``n_bootstrap``, ``manifest_dirs`` (see :class:`Benchmark`).
     """
     text = str(benchmark)
     spec = parse_benchmark(text) if text.endswith((".yaml", ".yml")) and Path(text).is_file() \
@@ -43,4 +50,4 @@ def load_benchmark(benchmark: str | PathLike, *, data_dir: PathLike | Sequence[P
     except KeyError:
         raise BenchmarkDefinitionError(
             f"{spec.path}: unknown kind {spec.kind!r}; known kinds: {sorted(KINDS)}") from None
-    return kind(spec, data_dir=data_dir, cache=cache, download=download)
+    return kind(spec, data_dir=data_dir, cache=cache, download=download, **options)

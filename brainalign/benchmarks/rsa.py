@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -11,7 +12,8 @@ import pandas as pd
 import xarray as xr
 
 from brainalign.activations import extract
-from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
@@ -42,6 +44,8 @@ class RSABenchmark(Benchmark):
         self.ceiling_method = spec.ceiling.get("method", "nili2014")
         if self.ceiling_method not in ("nili2014", "none"):
             raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
+        self.ceiling_reason = spec.ceiling.get("reason", "")
+        self._subset_ceilings: dict[tuple[int, ...], float] = {}
 
     @cached_property
     def subject_rdms(self) -> xr.DataArray:
@@ -65,7 +69,7 @@ class RSABenchmark(Benchmark):
 
     @cached_property
     def _bootstrap(self) -> RSABootstrap:
-        n, _, seed = bootstrap_settings(self.spec)
+        n, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         return RSABootstrap(self.subject_rdms.values, self.method, n_boot=n, seed=seed)
 
     def score_rdm(self, model_rdm: np.ndarray) -> dict[str, Any]:
@@ -73,7 +77,7 @@ class RSABenchmark(Benchmark):
         subj = self.subject_rdms.values
         per_subject = np.asarray(compare_rdms(model_rdm, subj, self.method)).ravel()
         raw = float(per_subject.mean())
-        _, level, _ = bootstrap_settings(self.spec)
+        _, level, _ = bootstrap_settings(self.spec, self.n_bootstrap)
         boot = self._bootstrap.score(model_rdm)
         out: dict[str, Any] = {"raw": raw, "per_subject": per_subject, "bootstrap": boot}
         out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(boot, level)
@@ -91,18 +95,40 @@ class RSABenchmark(Benchmark):
         """Score a (stimulus × feature) representation (a layer, pixels, …)."""
         return self.score_rdm(rdm(np.asarray(features), self.distance))
 
+    @cached_property
+    def dev_split(self) -> DevSplit:
+        """The development / held-out split of the stimuli used to choose the best layer."""
+        fraction, seed = selection_settings(self.spec.statistics)
+        return dev_split(len(self.stimuli), fraction=fraction, seed=seed)
+
+    def _subset_score(self, model_rdm: np.ndarray, index: tuple[int, ...]) -> float:
+        """Ceiling-normalised (or raw, without a ceiling) score on a subset of the stimuli."""
+        ix = np.ix_(index, index)
+        subj = self.subject_rdms.values[:, ix[0], ix[1]]
+        raw = float(np.mean(compare_rdms(model_rdm[ix], subj, self.method)))
+        if self.ceiling is None or self.metric.normalisation != "divide":
+            return raw
+        if index not in self._subset_ceilings:  # the same for every layer
+            self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
+        return raw / self._subset_ceilings[index]
+
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
                  batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        """Record ``model`` on the stimuli and score every requested layer."""
-        acts = extract(model, self.stimuli, layers, batch_size=batch_size, device=device,
+        """Record ``model`` on the stimuli (placed in its field of view) and score every layer."""
+        stimuli, placed = self.place(model)
+        t0 = time.perf_counter()
+        acts = extract(model, stimuli, layers, batch_size=batch_size, device=device,
                        progress=progress)
+        t1 = time.perf_counter()
         rows, details = [], {}
-        n_boot, _, seed = bootstrap_settings(self.spec)
+        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         vers = versions_string()
         prov = model.provenance()
+        split = self.dev_split
         for i, (layer, da) in enumerate(acts.items()):
             self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
-            s = self.score_rdm(rdm(da.values, self.distance))
+            model_rdm = rdm(da.values, self.distance)
+            s = self.score_rdm(model_rdm)
             rows.append({
                 "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
                 "layer": layer, "layer_index": i, "depth": model.depth(layer),
@@ -112,12 +138,22 @@ class RSABenchmark(Benchmark):
                 "normalised": s["normalised"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
                 "n_stimuli": len(self.stimuli), "n_bootstrap": n_boot, "seed": seed,
                 "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
+                "session": "all", "n_neuroids": np.nan,
+                "dev_score": self._subset_score(model_rdm, split.dev),
+                "heldout_score": self._subset_score(model_rdm, split.heldout),
+                "placement": placed.describe(), "data_sha256": self.data_hash(),
+                "ceiling_note": self.ceiling_reason if self.ceiling is None else "",
             })
             details[(model.name, self.id, layer)] = {
                 "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
                 "subjects": list(self.subject_rdms["subject"].values)}
-        table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        t2 = time.perf_counter()
+        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
         meta = {**self.provenance(), "models": {model.name: prov},
                 "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
-                "compare": self.method, "normalised": "raw / upper bound of the noise ceiling"}
+                "compare": self.method, "placement": placed.as_dict(),
+                "layer_selection": split.describe(self.stimuli.ids),
+                "timing_s": {self.id: {"extract": t1 - t0, "metric": t2 - t1}},
+                "normalised": ("raw / upper bound of the noise ceiling" if self.ceiling is not None
+                               else f"none: {self.ceiling_reason or 'no ceiling'}")}
         return ScoreResult(table, details, meta)

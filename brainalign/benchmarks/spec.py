@@ -14,7 +14,7 @@ from brainalign.settings import PathLike, benchmark_dirs
 
 _KEYS = {"id", "version", "kind", "dataset", "region", "description", "stimuli", "target",
          "metric", "ceiling", "statistics", "citation", "notes", "visual_degrees", "splits",
-         "time_bin"}
+         "time_bin", "sessions"}
 _REQUIRED = {"id", "version", "kind", "dataset", "region", "stimuli", "target", "metric", "citation"}
 
 
@@ -69,7 +69,7 @@ def parse_benchmark(path: PathLike) -> BenchmarkSpec:
         metric=dict(raw["metric"]), citation=tuple([citation] if isinstance(citation, str) else citation),
         path=path, description=raw.get("description", ""), ceiling=dict(raw.get("ceiling") or {}),
         statistics=dict(raw.get("statistics") or {}), visual_degrees=raw.get("visual_degrees"),
-        extra={k: raw[k] for k in ("notes", "splits", "time_bin") if k in raw},
+        extra={k: raw[k] for k in ("notes", "splits", "time_bin", "sessions") if k in raw},
     )
 
 

@@ -28,13 +28,27 @@ def sha256_file(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def verify(path: PathLike, sha256: str | None) -> Path:
-    """Return ``path`` if its sha256 equals ``sha256`` (or none is recorded), else raise."""
+def sha1_file(path: PathLike) -> str:
+    """Hex sha1 of a file (BrainIO publishes sha1 only)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: PathLike, sha256: str | None, sha1: str | None = None) -> Path:
+    """Return ``path`` if its sha256 equals ``sha256`` (or, with no sha256 recorded, its sha1
+    equals ``sha1``; or neither is recorded), else raise :class:`ChecksumMismatchError`."""
     path = Path(path)
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256:
             raise ChecksumMismatchError(str(path), sha256, actual)
+    elif sha1 is not None:
+        actual = sha1_file(path)
+        if actual != sha1:
+            raise ChecksumMismatchError(str(path), f"{sha1} (sha1)", actual)
     return path
 
 
@@ -109,15 +123,20 @@ def fetch_file(dataset: str | Manifest, name: str, *,
     looked = candidate_paths(manifest, entry, data_dir)
     for p in looked:
         if p.is_file():
-            return verify(p, entry.sha256)
+            return verify(p, entry.sha256, entry.sha1)
     cached = cache_dir(cache) / manifest.id / entry.name
     looked.append(cached)
     if cached.is_file():
-        return verify(cached, entry.sha256)
+        return verify(cached, entry.sha256, entry.sha1)
     if not download_missing or not entry.url:
         raise DataNotFoundError(name, map(str, looked), entry.url,
                                 "downloads disabled" if entry.url else "no URL in the manifest")
     try:
-        return download(entry.url, cached, entry.sha256, progress=progress)
+        got = download(entry.url, cached, entry.sha256, progress=progress)
     except DownloadError as err:
         raise DataNotFoundError(name, map(str, looked), entry.url, str(err)) from err
+    try:
+        return verify(got, entry.sha256, entry.sha1)
+    except ChecksumMismatchError:
+        got.unlink()  # never leave an unverified file where the next call would trust it
+        raise

@@ -31,6 +31,7 @@ class FileEntry:
     format: str | None = None
     description: str = ""
     verified: bool = True  # False: checksum copied from a third party, not yet checked by us
+    sha1: str | None = None  # where the provider publishes only sha1 (BrainIO); used without sha256
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,15 @@ def _check_keys(where: str, got: dict, allowed: set[str], required: set[str]) ->
         raise BenchmarkDefinitionError(f"{where}: missing field(s) {sorted(missing)}")
 
 
+def _sha1(path: Path, name: str, sha1: Any) -> str | None:
+    if sha1 is None:
+        return None
+    sha1 = str(sha1)
+    if len(sha1) != 40 or any(c not in "0123456789abcdef" for c in sha1):
+        raise BenchmarkDefinitionError(f"{path}: file {name!r}: sha1 must be 40 lowercase hex digits")
+    return sha1
+
+
 def parse_manifest(path: PathLike) -> Manifest:
     """Read and validate one manifest file."""
     path = Path(path)
@@ -88,6 +98,7 @@ def parse_manifest(path: PathLike) -> Manifest:
             name=name, url=spec.get("url"), sha256=sha, size=spec.get("size"),
             format=spec.get("format"), description=spec.get("description", ""),
             verified=bool(spec.get("verified", sha is not None)),
+            sha1=_sha1(path, name, spec.get("sha1")),
         )
     citation = raw["citation"]
     citation = tuple([citation] if isinstance(citation, str) else citation)

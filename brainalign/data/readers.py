@@ -96,9 +96,26 @@ def read_mat_rdms(path_of: PathGetter, *, file: str, variable: str, field: str =
                         attrs={"source": str(path), "variable": variable})
 
 
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """A reader from another module, imported on first call (nilearn, netCDF stay unloaded)."""
+    def reader(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    reader.__name__ = name
+    return reader
+
+
 READERS: dict[str, Callable[..., Any]] = {
     "mat_images": read_mat_images,
     "mat_rdms": read_mat_rdms,
+    "npy_images": _lazy("brainalign.data.arrays", "read_npy_images"),
+    "zip_images": _lazy("brainalign.data.arrays", "read_zip_images"),
+    "npy_assembly": _lazy("brainalign.data.arrays", "read_npy_assembly"),
+    "brainio_stimuli": _lazy("brainalign.data.brainio", "read_brainio_stimuli"),
+    "brainio_assembly": _lazy("brainalign.data.brainio", "read_brainio_assembly"),
+    "nifti_betas": _lazy("brainalign.data.nifti", "read_nifti_betas"),
 }
 
 

@@ -40,12 +40,30 @@ class ScoreResult:
 
     @property
     def best(self) -> pd.Series | pd.DataFrame:
-        """The best layer's row (highest normalised score, raw where no ceiling applies); one row
-        per (model, benchmark) when the table holds several."""
+        """The best layer per (model, benchmark), chosen honestly when the benchmark allows it.
+
+        Where the table has ``dev_score`` / ``heldout_score`` (every brainalign benchmark), the
+        layer is chosen on the development stimuli and ``best_score`` is its score on the
+        held-out stimuli, which played no part in the choice (the split is in ``meta``). Else
+        the layer with the highest normalised score (raw where no ceiling applies) is returned,
+        and ``best_score`` is that in-sample value. Rows of single sessions are not candidates
+        where an aggregate (``session == "all"``) row exists. One row per (model, benchmark).
+        """
         t = self.table
+        if "session" in t:
+            t = t[t["session"].isna() | (t["session"] == "all")]
         key = t["normalised"].where(t["normalised"].notna(), t["raw"])
+        honest = pd.Series(False, index=t.index)
+        if "dev_score" in t:
+            honest = t["dev_score"].notna() & t["heldout_score"].notna()
+            key = t["dev_score"].where(honest, key)
         idx = key.groupby([t["model"], t["benchmark"]]).idxmax().dropna()
-        best = t.loc[idx.astype(int).to_numpy()]
+        best = t.loc[idx.astype(int).to_numpy()].copy()
+        chosen = honest.loc[best.index]
+        fallback = best["normalised"].where(best["normalised"].notna(), best["raw"])
+        best["best_score"] = best["heldout_score"].where(chosen, fallback) if "heldout_score" in best \
+            else fallback
+        best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
         return best.iloc[0] if len(best) == 1 else best.reset_index(drop=True)
 
     def plot(self, path: PathLike | None = None, **kwargs: Any):

@@ -1,0 +1,126 @@
+"""fMRI benchmarks: NIfTI betas (one volume per stimulus) in a mask or atlas, scored voxel by voxel
+and ROI by ROI, with the per-voxel score map written back into the mask's space.
+
+The voxels inside the mask (atlas label > 0) are extracted with nilearn's ``NiftiMasker``. Every
+voxel is predicted from a layer by cross-validated ridge regression, exactly as a neuron in
+:class:`~brainalign.benchmarks.regression.RegressionBenchmark` (held-out Pearson r, bootstrap CIs,
+dev / held-out layer choice); the row ``session == "all"`` aggregates every voxel, and rows
+``session == "roi:<name>"`` aggregate the voxels of one atlas label. Per ROI, an RSA row
+(``metric`` starting with ``rsa``) compares the layer's RDM with the RDM of the ROI's voxel
+patterns. Each layer's per-voxel r goes back into the brain as a NIfTI image
+(``result.details[(model, benchmark, layer + "@map")]["image"]``; :meth:`FMRIBenchmark.save_maps`
+writes them). Without repeated betas there is no noise ceiling: rows say so.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from brainalign.benchmarks.base import bootstrap_settings, percentile_ci
+from brainalign.benchmarks.regression import RegressionBenchmark, Session, _agg
+from brainalign.benchmarks.selection import dev_split, selection_settings
+from brainalign.data.nifti import VoxelData
+from brainalign.errors import BenchmarkDefinitionError
+from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm
+from brainalign.results.result import ScoreResult
+from brainalign.settings import PathLike
+
+_FMRI_METRIC_KEYS = {"rdm_distance", "compare"}
+
+
+class FMRIBenchmark(RegressionBenchmark):
+    """Voxelwise encoding and per-ROI RSA on NIfTI betas; see the module docstring.
+
+    YAML ``target``: ``reader: nifti_betas`` with ``betas`` (4-D file), ``mask`` (3-D mask or
+    atlas), ``labels`` (atlas label → ROI name). ``metric`` takes the regression keys plus
+    ``rdm_distance`` and ``compare`` for the ROI RSA. ``ceiling: {method: none, reason: …}``.
+    """
+
+    def __init__(self, spec, **kwargs: Any):
+        metric = dict(spec.metric)
+        self.rdm_distance = metric.pop("rdm_distance", "correlation")
+        self.compare = metric.pop("compare", "spearman")
+        if spec.ceiling.get("method", "none") != "none":
+            raise BenchmarkDefinitionError(f"{spec.path}: the fmri kind has no ceiling method yet; use none")
+        import dataclasses
+
+        spec = dataclasses.replace(spec, metric=metric, ceiling={"method": "none", **spec.ceiling})
+        super().__init__(spec, **kwargs)
+        self.ceiling_reason = spec.ceiling.get("reason", "no repeated betas: no noise ceiling")
+
+    @cached_property
+    def voxels(self) -> VoxelData:
+        """The betas inside the mask, their ROI labels and the masker that maps values back."""
+        stimuli = self.read(self.spec.stimuli, name=self.spec.dataset)
+        vd = self.read(self.spec.target, stimulus_ids=stimuli.ids)
+        if not isinstance(vd, VoxelData):
+            raise BenchmarkDefinitionError(f"{self.spec.path}: the fmri kind needs a nifti_betas target")
+        self._stimuli_cache = stimuli
+        return vd
+
+    @cached_property
+    def sessions(self) -> list[Session]:  # type: ignore[override]
+        vd = self.voxels
+        return [Session("all", self._stimuli_cache, vd.responses, None)]
+
+    def _more_rows(self, layer: str, features: dict[str, xr.DataArray], stats: dict[str, dict[str, Any]],
+                   base: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        d = stats["all"]["detail"]
+        vd = self.voxels
+        n_boot, level, bseed = bootstrap_settings(self.spec, self.n_bootstrap)
+        base = {**base, "ceiling": np.nan, "ceiling_lower": np.nan, "normalised": np.nan, "ci_low": np.nan,
+                "ci_high": np.nan, "ceiling_note": self.ceiling_reason}
+        rows = []
+        roi = vd.responses["roi"].values
+        X = features["all"].transpose("stimulus", ...).values.reshape(len(self.stimuli), -1)
+        model_rdm = rdm(X, self.rdm_distance)
+        fraction, sseed = selection_settings(self.spec.statistics)
+        split = dev_split(len(self.stimuli), fraction=fraction, seed=sseed)
+        for name in dict.fromkeys(roi):
+            sel = roi == name
+            r = d["r"][sel]
+            rows.append({**base, "session": f"roi:{name}", "n_neuroids": int(np.isfinite(r).sum()),
+                         "raw": float(_agg(r, self.aggregate)),
+                         "raw_ci_low": percentile_ci(_agg(d["boot"][:, sel], self.aggregate), level)[0],
+                         "raw_ci_high": percentile_ci(_agg(d["boot"][:, sel], self.aggregate), level)[1],
+                         "dev_score": float(_agg(d["dev"][sel], self.aggregate)),
+                         "heldout_score": float(_agg(d["held"][sel], self.aggregate))})
+            roi_rdm = rdm(vd.responses.values[:, sel], self.rdm_distance)
+            boot = RSABootstrap(roi_rdm[None], self.compare, n_boot=n_boot, seed=bseed).score(model_rdm)
+            lo, hi = percentile_ci(boot, level)
+            sub = [np.ix_(ix, ix) for ix in (split.dev, split.heldout)]
+            rows.append({**base, "session": f"roi:{name}", "n_neuroids": int(sel.sum()),
+                         "metric": f"rsa:{self.rdm_distance}/{self.compare}",
+                         "raw": float(compare_rdms(model_rdm, roi_rdm, self.compare)),
+                         "raw_ci_low": lo, "raw_ci_high": hi,
+                         "dev_score": float(compare_rdms(model_rdm[sub[0]], roi_rdm[sub[0]], self.compare)),
+                         "heldout_score": float(compare_rdms(model_rdm[sub[1]], roi_rdm[sub[1]], self.compare))})
+        image = vd.to_image(np.nan_to_num(d["r"], nan=0.0))
+        return rows, {f"{layer}@map": {"image": image, "r": d["r"], "voxel_ids": vd.responses["neuroid_id"].values,
+                                       "roi": roi}}
+
+    def _more_meta(self) -> dict[str, Any]:
+        vd = self.voxels
+        return {"fmri": {"n_voxels": vd.responses.sizes["neuroid"], "rois": vd.roi_names,
+                         "mask": vd.responses.attrs.get("mask"), "rdm_distance": self.rdm_distance,
+                         "compare": self.compare,
+                         "map": "per-voxel held-out r of each layer, in the mask's space"}}
+
+    @staticmethod
+    def save_maps(result: ScoreResult, out_dir: PathLike) -> list[Path]:
+        """Write every per-voxel score map of ``result`` as ``<model>__<benchmark>__<layer>.nii.gz``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for (model, bench, key), det in result.details.items():
+            if key.endswith("@map"):
+                safe = "__".join(x.replace("/", "_").replace(":", "_") for x in (model, bench, key[:-4]))
+                p = out / f"{safe}.nii.gz"
+                det["image"].to_filename(str(p))
+                paths.append(p)
+        return paths

@@ -1,0 +1,449 @@
+"""Neural regression benchmarks: predict each neuroid from a layer (cross-validated ridge or PLS).
+
+A benchmark may hold several recording sessions, each with its own stimuli and neurons (Cowley
+et al.'s V4 sessions, Antolik et al.'s imaging regions). Every session is scored on its own and
+all sessions' neuroids are pooled into an aggregate row (``session == "all"``).
+
+Per neuroid: the held-out Pearson r of :func:`brainalign.metrics.encoding_score` (mean over the
+outer folds). Per session: the median (or mean, ``metric.aggregate``) over neuroids. Ceiling:
+where raw repeats exist, each neuroid's ceiling is √(Spearman–Brown split-half reliability) of its
+repeats (the r a noise-free model reaches against the repeat average,
+:func:`brainalign.metrics.encoding_ceiling`), aggregated the same way; normalised = raw / ceiling.
+A session without repeats has no ceiling: its row carries raw r only, says so in ``ceiling_note``,
+and the aggregate is normalised only when every session has a ceiling.
+
+CIs: a bootstrap over stimuli, resampled within each outer fold's test set (so the statistic
+stays the mean over folds of the per-fold r), with the ceiling recomputed on the same resampled
+stimuli. Honest layer choice: every fold's test stimuli are split into development and held-out
+stimuli (one seeded split), and the per-fold r on each part gives ``dev_score`` / ``heldout_score``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from brainalign.activations import extract
+from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.features import SpatialPool
+from brainalign.benchmarks.selection import dev_split, selection_settings
+from brainalign.data.stimuli import StimulusSet
+from brainalign.data.timebins import match_bins, model_time_bins, select_window, window_bins
+from brainalign.errors import BenchmarkDefinitionError
+from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score
+from brainalign.metrics.reliability import spearman_brown, split_half_halves
+from brainalign.models.base import BrainModel
+from brainalign.results.provenance import versions_string
+from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+
+_METRIC_KEYS = {"name", "model", "cv", "alphas", "aggregate", "max_features", "n_components",
+                "inner_cv", "dtype"}
+_CEILING_KEYS = {"method", "convention", "n_splits", "seed", "trials", "reason"}
+_SESSION_KEYS = {"name", "stimuli", "target", "trials"}
+NO_REPEATS = "no repeat trials in the data for this session: raw r only, no ceiling, not normalised"
+
+
+@dataclass
+class Session:
+    """One recording session: its stimuli, repeat-averaged responses and (optional) raw trials."""
+
+    name: str
+    stimuli: StimulusSet
+    responses: xr.DataArray  # (stimulus, neuroid[, time_bin])
+    trials: np.ndarray | None  # (neuroid, stimulus, repetition), NaN-padded, or None
+
+
+def _fill(section: Any, session: str) -> Any:
+    """Replace the literal ``{session}`` in string values, nested ones too (other braces are left
+    for the readers' own formats)."""
+    if isinstance(section, str):
+        return section.replace("{session}", session)
+    if isinstance(section, dict):
+        return {k: _fill(v, session) for k, v in section.items()}
+    if isinstance(section, list):
+        return [_fill(v, session) for v in section]
+    return section
+
+
+def _agg(values: np.ndarray, how: str, axis: int = -1) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(values, axis=axis) if how == "median" else np.nanmean(values, axis=axis)
+
+
+def _pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis; NaN where either side is constant."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    with np.errstate(all="ignore"):
+        r = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    return np.where(np.isfinite(r), r, np.nan)
+
+
+def _masked_pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(a) & np.isfinite(b)
+    cnt = ok.sum(-1)
+    a0, b0 = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+    with np.errstate(all="ignore"):
+        da = np.where(ok, a0 - (a0.sum(-1) / cnt)[..., None], 0.0)
+        db = np.where(ok, b0 - (b0.sum(-1) / cnt)[..., None], 0.0)
+        r = (da * db).sum(-1) / np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
+    r[cnt < 3] = np.nan
+    return np.where(np.isfinite(r), r, np.nan)
+
+
+class RegressionBenchmark(Benchmark):
+    """Cross-validated encoding of recorded neuroids from model layers; see the module docstring.
+
+    YAML: ``metric`` {``model``: ridge | pls, ``cv`` (folds, default 5), ``alphas``,
+    ``aggregate``: median | mean, ``max_features`` (pooling bound, default 4096)}; ``ceiling``
+    {``method``: split_half | none, ``convention``: sqrt | brainscore, ``n_splits``, ``seed``,
+    ``trials`` (reader section of the raw repeats)}; ``sessions`` (list of {``name``,
+    ``stimuli``, ``target``, ``trials``} overriding the top-level sections, ``{session}`` in a
+    string replaced by the name); ``time_bin`` {start, stop} in ms for recordings with bins.
+    """
+
+    def __init__(self, spec, **kwargs: Any):
+        super().__init__(spec, **kwargs)
+        for where, got, allowed in (("metric", spec.metric, _METRIC_KEYS),
+                                    ("ceiling", spec.ceiling, _CEILING_KEYS)):
+            unknown = set(got) - allowed
+            if unknown:
+                raise BenchmarkDefinitionError(f"{spec.path}: unknown {where} key(s) {sorted(unknown)}; "
+                                               f"allowed: {sorted(allowed)}")
+        for s in spec.extra.get("sessions", []):
+            if not isinstance(s, dict) or "name" not in s or set(s) - _SESSION_KEYS:
+                raise BenchmarkDefinitionError(
+                    f"{spec.path}: a session needs a 'name' and only keys {sorted(_SESSION_KEYS)}: {s}")
+        m = spec.metric
+        self.model_kind = m.get("model", "ridge")
+        if self.model_kind not in ("ridge", "pls"):
+            raise BenchmarkDefinitionError(f"{spec.path}: metric.model must be ridge or pls")
+        self.cv = int(m.get("cv", 5))
+        self.alphas = np.asarray(m["alphas"], float) if "alphas" in m else None
+        self.aggregate = m.get("aggregate", "median")
+        if self.aggregate not in ("median", "mean"):
+            raise BenchmarkDefinitionError(f"{spec.path}: metric.aggregate must be median or mean")
+        self.max_features = int(m.get("max_features", 4096))
+        self.ceiling_method = spec.ceiling.get("method", "split_half")
+        if self.ceiling_method not in ("split_half", "none"):
+            raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
+        self.convention = spec.ceiling.get("convention", "sqrt")
+        self.window = spec.extra.get("time_bin")
+
+    # ----- data -------------------------------------------------------------------------------
+    @cached_property
+    def sessions(self) -> list[Session]:
+        """Every session's stimuli, responses (in the time window) and raw trials."""
+        listed = self.spec.extra.get("sessions") or [{"name": "all"}]
+        out = []
+        for item in listed:
+            name = str(item["name"])
+            stim_sec = _fill({**self.spec.stimuli, **item.get("stimuli", {})}, name)
+            stimuli = self.read(stim_sec, name=f"{self.spec.dataset}/{name}" if len(listed) > 1
+                                else self.spec.dataset)
+            tgt_sec = _fill({**self.spec.target, **item.get("target", {})}, name)
+            resp = self.read(tgt_sec, stimulus_ids=stimuli.ids)
+            self._check_assembly(resp, stimuli, f"target {tgt_sec.get('file')}")
+            trials = None
+            if "repetition" in resp.dims:
+                trials = resp
+                resp = resp.mean("repetition", skipna=True, keep_attrs=True)
+            if "trials" in item:
+                tri_sec = _fill({**(self.spec.ceiling.get("trials") or {}), **item["trials"]}, name)
+                trials = self.read(tri_sec, stimulus_ids=stimuli.ids)
+                self._check_assembly(trials, stimuli, f"trials {tri_sec.get('file')}")
+            if self.max_stimuli is not None and len(stimuli) > self.max_stimuli:
+                keep = np.sort(np.random.default_rng(0).choice(len(stimuli), self.max_stimuli, replace=False))
+                stimuli = stimuli.subset(keep)
+                resp = resp.isel(stimulus=keep)
+                trials = None if trials is None else trials.isel(stimulus=keep)
+            if trials is not None:
+                trials = select_window(trials, self.window).transpose("neuroid", "stimulus", "repetition").values
+            out.append(Session(name, stimuli, resp, trials))
+        return out
+
+    def _check_assembly(self, da: xr.DataArray, stimuli: StimulusSet, where: str) -> None:
+        if not isinstance(da, xr.DataArray) or "stimulus" not in da.dims or "neuroid" not in da.dims:
+            raise BenchmarkDefinitionError(f"{self.spec.path}: {where} is not a (stimulus × neuroid) assembly")
+        ids = [str(s) for s in da["stimulus_id"].values]
+        if ids != list(stimuli.ids):
+            bad = next(i for i, (a, b) in enumerate(zip(ids, stimuli.ids, strict=False)) if a != b) \
+                if len(ids) == len(stimuli) else min(len(ids), len(stimuli))
+            from brainalign.errors import StimulusError
+
+            raise StimulusError(f"{self.id}: stimulus ids of {where} do not match the stimuli at position "
+                                f"{bad} ({len(ids)} vs {len(stimuli)} stimuli)")
+
+    @cached_property
+    def stimuli(self) -> StimulusSet:  # type: ignore[override]
+        """The stimuli of the first session (all sessions: :attr:`sessions`)."""
+        return self.sessions[0].stimuli
+
+    # ----- ceiling ------------------------------------------------------------------------------
+    @cached_property
+    def _halves_cache(self) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        c = self.spec.ceiling
+        return {s.name: None if self.ceiling_method == "none" or s.trials is None else
+                split_half_halves(s.trials, int(c.get("n_splits", 10)), int(c.get("seed", 0)))
+                for s in self.sessions}
+
+    def _halves(self, s: Session) -> tuple[np.ndarray, np.ndarray] | None:
+        """Half-averages (split, neuroid, stimulus) of the session's repeats, or None."""
+        return self._halves_cache[s.name]
+
+    def _ceiling_from(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Per-neuroid ceiling from half-averages (..., split, neuroid, stimulus)."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rel = spearman_brown(np.nanmean(_masked_pearson_last(A, B), axis=-2))
+        return np.nan_to_num(encoding_ceiling(rel, self.convention), nan=0.0)
+
+    # ----- scoring ------------------------------------------------------------------------------
+    def _neural(self, s: Session, features: xr.DataArray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(X, Y) pairs to fit: one for a model without time steps (responses averaged over the
+        window), else one per neural bin in the window with the model step that overlaps it most."""
+        resp = s.responses
+        if "time_bin" in features.dims:
+            if "time_bin" not in resp.dims:
+                raise BenchmarkDefinitionError(f"{self.id}: the model has time steps but the recording has none")
+            bins = window_bins(resp, self.window)
+            nb = np.stack([resp["time_bin_start"].values, resp["time_bin_stop"].values], 1)[bins]
+            pick = match_bins(model_time_bins(features), nb)
+            return [(features.isel(time_bin=int(m)).transpose("stimulus", ...).values,
+                     resp.isel(time_bin=int(b)).transpose("stimulus", "neuroid").values)
+                    for b, m in zip(bins, pick, strict=True)]
+        resp = select_window(resp, self.window)
+        return [(features.transpose("stimulus", ...).values.reshape(len(s.stimuli), -1),
+                 resp.transpose("stimulus", "neuroid").values)]
+
+    def _encode(self, X: np.ndarray, Y: np.ndarray) -> EncodingScore:
+        m = self.spec.metric
+        kw: dict[str, Any] = {"model": self.model_kind, "cv": self.cv, "seed": int(m.get("seed", 0))}
+        if self.alphas is not None:
+            kw["alphas"] = self.alphas
+        if "n_components" in m:
+            kw["n_components"] = int(m["n_components"])
+        if "inner_cv" in m:
+            kw["inner_cv"] = m["inner_cv"]
+        if "dtype" in m:
+            kw["dtype"] = m["dtype"]
+        return encoding_score(X, Y, **kw)
+
+    def score_session(self, s: Session, features: xr.DataArray) -> dict[str, Any]:
+        """Per-neuroid r, bootstrap, dev / held-out r of one session for one layer's features.
+
+        ``features``: (stimulus × unit) or (stimulus × unit × time_bin) with ``time_bin_start`` /
+        ``time_bin_stop`` coordinates (a model with time steps).
+        """
+        n_boot, _, bseed = bootstrap_settings(self.spec, self.n_bootstrap)
+        fraction, sseed = selection_settings(self.spec.statistics)
+        split = dev_split(len(s.stimuli), fraction=fraction, seed=sseed)
+        is_dev = np.zeros(len(s.stimuli), bool)
+        is_dev[list(split.dev)] = True
+        per_bin = []
+        for X, Y in self._neural(s, features):
+            enc = self._encode(X, Y)
+            rng = np.random.default_rng(bseed)
+            boot, dev, held, idx_all = [], [], [], []
+            for (_, te), pred in zip(enc.splits, enc.predictions, strict=True):
+                y = Y[te].T  # (neuroid, n_te)
+                p = pred.T
+                k = rng.integers(0, len(te), size=(n_boot, len(te)))
+                idx_all.append(te[k])
+                boot.append(np.stack([_pearson_last(p[:, kk], y[:, kk]) for kk in k]))  # (B, neuroid)
+                d = is_dev[te]
+                dev.append(_pearson_last(p[:, d], y[:, d]) if d.sum() >= 3 else np.full(len(y), np.nan))
+                held.append(_pearson_last(p[:, ~d], y[:, ~d]) if (~d).sum() >= 3 else np.full(len(y), np.nan))
+            with np.errstate(all="ignore"):
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    per_bin.append({"enc": enc, "r": enc.r, "boot": np.nanmean(np.stack(boot), 0),
+                                    "dev": np.nanmean(np.stack(dev), 0), "held": np.nanmean(np.stack(held), 0),
+                                    "idx": np.concatenate(idx_all, 1)})
+        out = {k: np.mean([b[k] for b in per_bin], 0) for k in ("r", "boot", "dev", "held")}
+        out["excluded"] = np.any([b["enc"].excluded for b in per_bin], 0)
+        for k in ("r", "boot", "dev", "held"):
+            out[k] = np.where(out["excluded"], np.nan, out[k])
+        out["encodings"] = [b["enc"] for b in per_bin]
+        out["boot_idx"] = per_bin[0]["idx"]
+        out["split"] = split
+        out["is_dev"] = is_dev
+        return out
+
+    @cached_property
+    def _ceilings(self) -> dict[str, dict[str, np.ndarray] | None]:
+        """Per session: per-neuroid ceiling on all, dev and held-out stimuli (None: no repeats)."""
+        out: dict[str, dict[str, np.ndarray] | None] = {}
+        fraction, sseed = selection_settings(self.spec.statistics)
+        for s in self.sessions:
+            h = self._halves(s)
+            if h is None:
+                out[s.name] = None
+                continue
+            A, B = h
+            split = dev_split(len(s.stimuli), fraction=fraction, seed=sseed)
+            out[s.name] = {"all": self._ceiling_from(A, B),
+                           "dev": self._ceiling_from(A[..., list(split.dev)], B[..., list(split.dev)]),
+                           "held": self._ceiling_from(A[..., list(split.heldout)], B[..., list(split.heldout)])}
+        return out
+
+    def _ceiling_boot(self, s: Session, idx: np.ndarray) -> np.ndarray | None:
+        """(B, neuroid) ceilings on the bootstrap's resampled stimuli (same samples as the scores)."""
+        h = self._halves(s)
+        if h is None:
+            return None
+        A, B = h
+        out = []
+        for start in range(0, len(idx), 20):
+            ii = idx[start:start + 20]
+            out.append(self._ceiling_from(A[:, :, ii].transpose(2, 0, 1, 3), B[:, :, ii].transpose(2, 0, 1, 3)))
+        return np.concatenate(out, 0)
+
+    def _row_stats(self, parts: list[tuple[Session, dict[str, Any], np.ndarray | None]]) -> dict[str, Any]:
+        """Raw / ceiling / normalised with CIs over the pooled neuroids of ``parts``."""
+        _, level, _ = bootstrap_settings(self.spec, self.n_bootstrap)
+        agg = self.aggregate
+        r = np.concatenate([p["r"] for _, p, _ in parts])
+        boot = np.concatenate([p["boot"] for _, p, _ in parts], 1)
+        raw = float(_agg(r, agg))
+        out: dict[str, Any] = {"raw": raw, "n_neuroids": int(np.isfinite(r).sum())}
+        out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(_agg(boot, agg), level)
+        ceil = [self._ceilings[s.name] for s, _, _ in parts]
+        dev = np.concatenate([p["dev"] for _, p, _ in parts])
+        held = np.concatenate([p["held"] for _, p, _ in parts])
+        if any(c is None for c in ceil):
+            out.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan, ci_low=np.nan, ci_high=np.nan,
+                       dev_score=float(_agg(dev, agg)), heldout_score=float(_agg(held, agg)))
+            missing = [s.name for (s, _, _), c in zip(parts, ceil, strict=True) if c is None]
+            out["ceiling_note"] = NO_REPEATS if len(parts) == 1 else (
+                f"not normalised: sessions {', '.join(missing)} have no repeat trials in the data, so no "
+                f"ceiling; their rows are raw r only and the aggregate is the raw {agg} r over all neuroids")
+            return out
+        mask = np.isfinite(r)
+        c_all = np.concatenate([c["all"] for c in ceil])
+        c_all = np.where(mask, c_all, np.nan)
+        ceiling = float(_agg(c_all, agg))
+        cb = np.concatenate([cb for _, _, cb in parts], 1)
+        cb = np.where(mask[None], cb, np.nan)
+        with np.errstate(all="ignore"):
+            ratio = _agg(boot, agg) / _agg(cb, agg)
+        out.update(ceiling=ceiling, ceiling_lower=np.nan, normalised=raw / ceiling if ceiling > 0 else np.nan)
+        out["ci_low"], out["ci_high"] = percentile_ci(ratio, level)
+        c_dev = np.concatenate([c["dev"] for c in ceil])
+        c_held = np.concatenate([c["held"] for c in ceil])
+        with np.errstate(all="ignore"):
+            out["dev_score"] = float(_agg(dev, agg) / _agg(np.where(mask, c_dev, np.nan), agg))
+            out["heldout_score"] = float(_agg(held, agg) / _agg(np.where(mask, c_held, np.nan), agg))
+        out["ceiling_note"] = ""
+        return out
+
+    def score_features(self, features: dict[str, xr.DataArray]) -> dict[str, dict[str, Any]]:
+        """Rows' statistics for one layer: ``features`` maps session name → (stimulus × unit) array.
+
+        Returns session name (and ``"all"`` for several sessions) → statistics.
+        """
+        parts = []
+        for s in self.sessions:
+            f = features[s.name]
+            got = [str(x) for x in f["stimulus_id"].values]
+            if got != list(s.stimuli.ids):
+                from brainalign.errors import StimulusError
+
+                raise StimulusError(f"{self.id}: features for session {s.name} are not in the order of its "
+                                    f"stimuli (first: {got[:1]} vs {list(s.stimuli.ids[:1])})")
+            p = self.score_session(s, f)
+            parts.append((s, p, self._ceiling_boot(s, p["boot_idx"])))
+        rows = {s.name: {**self._row_stats([(s, p, cb)]), "detail": p} for s, p, cb in parts}
+        if len(parts) > 1:
+            rows["all"] = {**self._row_stats(parts), "detail": None}
+        return rows
+
+    def _more_rows(self, layer: str, features: dict[str, xr.DataArray], stats: dict[str, dict[str, Any]],
+                   base: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Rows a subclass adds per layer (the fMRI kind: per-ROI scores); ``base`` is a row to copy."""
+        return [], {}
+
+    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
+                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
+        """Record ``model`` on every session's stimuli (placed in its field of view) and score every layer."""
+        reducer = SpatialPool(self.max_features)
+        t_extract = t_metric = 0.0
+        acts: dict[str, dict[str, xr.DataArray]] = {}
+        placed_how = None
+        for s in self.sessions:
+            t0 = time.perf_counter()
+            stim, placed_how = self.place(model, s.stimuli)
+            acts[s.name] = extract(model, stim, layers, batch_size=batch_size, device=device,
+                                   reducers=reducer, progress=progress)
+            t_extract += time.perf_counter() - t0
+        layer_names = list(next(iter(acts.values())))
+        prov = model.provenance()
+        vers = versions_string()
+        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
+        rows, details = [], {}
+        t0 = time.perf_counter()
+        for i, layer in enumerate(layer_names):
+            stats = self.score_features({s: acts[s][layer] for s in acts})
+            for sess, st in stats.items():
+                n_stim = sum(len(s.stimuli) for s in self.sessions) if sess == "all" else \
+                    len(next(s for s in self.sessions if s.name == sess).stimuli)
+                rows.append({
+                    "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
+                    "layer": layer, "layer_index": i, "depth": model.depth(layer),
+                    "metric": f"{self.model_kind}:pearson/{self.aggregate}",
+                    **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling", "ceiling_lower",
+                                          "normalised", "ci_low", "ci_high", "dev_score", "heldout_score",
+                                          "n_neuroids", "ceiling_note")},
+                    "n_stimuli": n_stim, "n_bootstrap": n_boot, "seed": seed,
+                    "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
+                    "session": sess, "placement": placed_how.describe() if placed_how else "",
+                    "data_sha256": self.data_hash(),
+                })
+                if st["detail"] is not None:
+                    d = st["detail"]
+                    details[(model.name, self.id, f"{layer}@{sess}")] = {
+                        "r": d["r"], "excluded": d["excluded"],
+                        "alphas": [e.alphas for e in d["encodings"]],
+                        "splits": d["encodings"][0].splits,
+                        "ceiling": None if self._ceilings[sess] is None else self._ceilings[sess]["all"]}
+            more, more_details = self._more_rows(layer, {s: acts[s][layer] for s in acts}, stats, rows[-1])
+            rows.extend(more)
+            details.update({(model.name, self.id, k): v for k, v in more_details.items()})
+        t_metric = time.perf_counter() - t0
+        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
+        fraction, sseed = selection_settings(self.spec.statistics)
+        meta = {**self.provenance(), "models": {model.name: prov},
+                "regression": {"model": self.model_kind, "cv": self.cv, "aggregate": self.aggregate,
+                               "alphas": None if self.alphas is None else self.alphas.tolist(),
+                               "features": reducer.describe()},
+                "ceiling_method": self.ceiling_method, "ceiling_convention": self.convention,
+                "sessions": {s.name: {"n_stimuli": len(s.stimuli), "n_neuroids": s.responses.sizes["neuroid"],
+                                      "repeats": s.trials is not None} for s in self.sessions},
+                "max_stimuli": self.max_stimuli, "time_bin": self.window,
+                "placement": placed_how.as_dict() if placed_how else None,
+                "layer_selection": {"unit": "stimulus, within each outer fold's test set",
+                                    "dev_fraction": fraction, "seed": sseed},
+                "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
+                "normalised": "raw / ceiling; ceiling = aggregate over neuroids of "
+                              f"{'sqrt(' if self.convention == 'sqrt' else '('}Spearman-Brown split-half "
+                              "reliability of the raw repeats); sessions without repeats: not normalised"}
+        meta.update(self._more_meta())
+        return ScoreResult(table, details, meta)
+
+    def _more_meta(self) -> dict[str, Any]:
+        return {}
