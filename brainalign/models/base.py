@@ -144,7 +144,8 @@ class BrainModel:
     def layers_of_type(self, *types: type[nn.Module]) -> list[str]:
         """Recordable layers whose module is an instance of one of ``types``."""
         mods = dict(self.module.named_modules())
-        return [n for n in self.layer_info if isinstance(mods[n], types)]
+        return [n for n, i in self.layer_info.items()
+                if i.time_step is None and isinstance(mods[n], types)]
 
     def resolve_layers(self, layers: str | Sequence[str] | None) -> list[str]:
         """Expand names and glob patterns (``"features.*"``) into layer names in forward order.
