@@ -118,7 +118,9 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
     """
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
-        raise UnknownModelError(model_id, [f"{s}:" for s in SOURCES] + list_models())
+        # Listing every source would import timm and transformers: suggest from the cheap ones.
+        cheap = [f"{s}:" for s in SOURCES] + list_models("torchvision") + list_models("zoo")
+        raise UnknownModelError(model_id, cheap + [f"{s}:{name}" for s in SOURCES])
     loader, _ = SOURCES[source]
     return loader(name, str(weights), seed, **options)
 
