@@ -102,3 +102,7 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
 
 if __name__ == "__main__":
     main()
+
+from brainalign.commands.train import train_command  # noqa: E402
+
+main.add_command(train_command)
