@@ -93,7 +93,7 @@ class TextPreprocess:
         self.tokenizer, self.max_length, self.model = tokenizer, max_length, model
 
     def __call__(self, item: Any) -> torch.Tensor:
-        text = item.item() if isinstance(item, np.ndarray) else item
+        text = item.item() if isinstance(item, np.ndarray) and item.ndim == 0 else item
         if not isinstance(text, str):
             raise StimulusError(f"{self.model} takes sentences, got a {type(text).__name__} "
                                 f"of shape {np.shape(item)} (an image?)")
