@@ -150,6 +150,7 @@ def train(
         model = load_model(f"zoo:{arch}", seed=seed, **opts)
         net = model.module.to(dev)
         train_idx, val_idx = _stratified_split(data.y, val_fraction, gen)
+        config.update(n_train=len(train_idx), n_val=len(val_idx))
         x_tr, y_tr = data.x[train_idx].to(dev), data.y[train_idx].to(dev)
         x_va, y_va = data.x[val_idx].to(dev), data.y[val_idx].to(dev)
         if optimizer == "sgd":
