@@ -180,3 +180,12 @@ def test_unknown_names_suggest_close_matches():
         ba.load_model("file:tests.test_models_zoo:no_such_function")
     with pytest.raises(TypeError, match="accepts"):
         ba.load_model("zoo:lenet5", widht=3)
+
+
+def test_forward_failure_on_stimuli_names_layer_and_shape():
+    from brainalign.errors import ForwardError
+
+    model = ba.load_model("zoo:mlp", input_size=16)
+    with pytest.raises(ForwardError) as info:
+        ba.extract(model, torch.zeros(2, 3, 32, 32), layers=["fc3"])  # 32 px into a 16 px MLP
+    assert "'fc1'" in str(info.value) and "(2, 3, 32, 32)" in str(info.value)
