@@ -33,6 +33,8 @@ _LAZY = {
     "train": "brainalign.models.train",
     "score_checkpoints": "brainalign.runner",
     "plot_training": "brainalign.plots",
+    "sentence_stimuli": "brainalign.data.text",
+    "describe_stimuli": "brainalign.data.text",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

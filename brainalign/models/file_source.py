@@ -45,7 +45,7 @@ def load_file(name: str, weights: str = "random", seed: int = 0, **options: Any)
             raise WeightsUnavailableError(
                 f"checkpoint {name} records no architecture (no meta['arch']); name one: "
                 f"load_model('file:zoo:lenet5', weights={name!r}) or 'file:<module>:<callable>'")
-        opts = {**meta.get("arch_options", {}), **meta.get("preprocess_options", {}), **options}
+        opts = {**meta.get("arch_options", {}), **options}
         model = load_model(f"file:{arch}", weights=name, seed=seed, **opts)
         model.name = meta.get("name", f"file:{Path(name).stem}")
         model.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}

@@ -35,8 +35,8 @@ class TrainResult:
     checkpoints
         Checkpoint paths in epoch order, the initial weights first.
     history
-        One row per epoch: train / validation loss and accuracy, learning rate, seconds,
-        samples per second, and the checkpoint's weights hash.
+        One row per epoch: train / validation loss and accuracy, learning rate, wall and CPU
+        seconds of the training steps, samples per second, and the checkpoint's weights hash.
     best_epoch
         The epoch of lowest validation loss.
     stopped_early
@@ -172,14 +172,14 @@ def train(
         va_loss, va_acc = _evaluate(net, x_va, y_va)
         rows = [{"epoch": 0, "train_loss": float("nan"), "train_acc": float("nan"),
                  "val_loss": va_loss, "val_acc": va_acc, "lr": lr, "seconds": 0.0,
-                 "samples_per_s": float("nan")}]
+                 "cpu_seconds": 0.0, "samples_per_s": float("nan")}]
         paths = [checkpoint(0, rows[0])]
         best, best_epoch, waited, stopped = va_loss, 0, 0, False
         n = len(y_tr)
         bar = tqdm(range(1, epochs + 1), desc=f"train {arch}", unit="epoch", disable=not progress)
         for epoch in bar:
             net.train()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             order = torch.randperm(n, generator=gen)
             total_loss = torch.zeros((), device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
@@ -197,11 +197,12 @@ def train(
                 total_loss += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()
             sched.step()
-            seconds = time.perf_counter() - t0
+            seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             va_loss, va_acc = _evaluate(net, x_va, y_va)
             row = {"epoch": epoch, "train_loss": total_loss.item() / n,
                    "train_acc": correct.item() / n, "val_loss": va_loss, "val_acc": va_acc,
-                   "lr": opt.param_groups[0]["lr"], "seconds": seconds, "samples_per_s": n / seconds}
+                   "lr": opt.param_groups[0]["lr"], "seconds": seconds, "cpu_seconds": cpu_seconds,
+                   "samples_per_s": n / seconds}
             paths.append(checkpoint(epoch, row))
             rows.append(row)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
