@@ -189,3 +189,20 @@ def test_forward_failure_on_stimuli_names_layer_and_shape():
     with pytest.raises(ForwardError) as info:
         ba.extract(model, torch.zeros(2, 3, 32, 32), layers=["fc3"])  # 32 px into a 16 px MLP
     assert "'fc1'" in str(info.value) and "(2, 3, 32, 32)" in str(info.value)
+
+
+def test_reused_inplace_relu_each_call_is_its_own_layer():
+    model = ba.load_model("zoo:resnet", width=4, seed=2)
+    info = model.layer_info
+    assert info["layer1.0.relu"].calls == 2 and not info["layer1.0.relu.t0"].candidate
+    assert "layer1.0.relu.t0" not in model.layers  # steps of inner modules are not scored by default
+    x = torch.randn(3, 3, 32, 32)
+    acts = ba.extract(model, x, layers=["layer1.0.relu.t0", "layer1.0.relu.t1", "layer1.0"])
+    blk = model.module.layer1[0]
+    with torch.inference_mode():
+        stem = model.module.relu(model.module.bn1(model.module.conv1(x)))
+        first = torch.relu(blk.bn1(blk.conv1(stem)))
+        out = blk(stem)
+    np.testing.assert_allclose(acts["layer1.0.relu.t0"].values, first.reshape(3, -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(acts["layer1.0.relu.t1"].values, out.reshape(3, -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(acts["layer1.0"].values, out.reshape(3, -1).numpy(), atol=1e-5)
