@@ -30,6 +30,11 @@ _LAZY = {
     "score": "brainalign.runner",
     "ScoreResult": "brainalign.results",
     "plot_layers": "brainalign.plots",
+    "train": "brainalign.models.train",
+    "score_checkpoints": "brainalign.runner",
+    "plot_training": "brainalign.plots",
+    "sentence_stimuli": "brainalign.data.text",
+    "describe_stimuli": "brainalign.data.text",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

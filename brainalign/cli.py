@@ -103,6 +103,9 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
 from brainalign.commands.fetch import fetch_command  # noqa: E402
 
 main.add_command(fetch_command)
+from brainalign.commands.train import train_command  # noqa: E402
+
+main.add_command(train_command)
 
 if __name__ == "__main__":
     main()

@@ -137,31 +137,44 @@ def extract(
     window = [0, 0]  # rows of the current batch
     finished = [0]  # requested layers recorded in the current batch
 
-    def make_hook(name: str) -> Callable[..., None]:
+    def record(name: str, out: torch.Tensor) -> None:
         reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
-        last_call = info[name].calls
+        feats = reducer(out) if reducer is not None else out
+        flat = feats.reshape(feats.shape[0], -1)
+        buf = buffers.get(name)
+        if buf is None:
+            shapes[name] = tuple(feats.shape[1:])
+            # numpy asks the kernel for huge pages on large arrays, which halves the cost of
+            # first touching the buffer; torch shares the memory.
+            buf = buffers[name] = torch.from_numpy(np.empty((n, flat.shape[1]), np.float32))
+        # The copy happens here, before any later in-place op can touch `out`.
+        buf[window[0]:window[1]].copy_(flat)
+        seen[name] += 1
+        finished[0] += 1
+
+    # One hook per module; a recurrent module's hook records the calls that were asked for:
+    # ``<module>.t<k>`` at its k-th call, the plain name at its last.
+    wanted: dict[str, dict[int, list[str]]] = {}
+    for name in names:
+        li = info[name]
+        call = li.time_step if li.time_step is not None else li.calls - 1
+        wanted.setdefault(li.module_name, {}).setdefault(call, []).append(name)
+    calls_seen: dict[str, int] = {}
+
+    def make_hook(mod_name: str) -> Callable[..., None]:
+        at_call = wanted[mod_name]
 
         def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-            seen[name] += 1
-            if seen[name] < last_call:
-                return
-            feats = reducer(out) if reducer is not None else out
-            flat = feats.reshape(feats.shape[0], -1)
-            buf = buffers.get(name)
-            if buf is None:
-                shapes[name] = tuple(feats.shape[1:])
-                # numpy asks the kernel for huge pages on large arrays, which halves the cost of
-                # first touching the buffer; torch shares the memory.
-                buf = buffers[name] = torch.from_numpy(np.empty((n, flat.shape[1]), np.float32))
-            # The copy happens here, before any later in-place op can touch `out`.
-            buf[window[0]:window[1]].copy_(flat)
-            finished[0] += 1
+            k = calls_seen[mod_name]
+            calls_seen[mod_name] = k + 1
+            for name in at_call.get(k, ()):
+                record(name, out)
             if finished[0] == len(names):
                 raise _StopForward
 
         return hook
 
-    handles = [mods[name].register_forward_hook(make_hook(name)) for name in names]
+    handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
         with torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
@@ -169,6 +182,7 @@ def extract(
                                        desc=f"{model.name}", unit="batch", leave=False):
                 window[0], window[1] = start, stop
                 seen.update(dict.fromkeys(names, 0))
+                calls_seen.update(dict.fromkeys(wanted, 0))
                 finished[0] = 0
                 x = x.to(dev, non_blocking=True)
                 try:
@@ -181,7 +195,7 @@ def extract(
                         f"{model.name}: forward pass failed in layer {where!r} on input of shape "
                         f"{tuple(x.shape)} (stimuli {ids[start]!r}…{ids[stop - 1]!r}): {err}"
                     ) from err
-                missing = [m for m in names if seen[m] < info[m].calls]
+                missing = [m for m in names if seen[m] < 1]
                 if missing:
                     raise ForwardError(f"{model.name}: layers {missing} did not run on stimuli "
                                        f"{ids[start]!r}…{ids[stop - 1]!r}")

@@ -45,6 +45,12 @@ class LayerInfo:
     output_shape: tuple[int, ...]  # per stimulus
     kind: str  # module class name
     candidate: bool  # scored by default: a child of the root or of a container, not a norm
+    time_step: int | None = None  # for ``<module>.t<k>``: the k-th call (0-based) of a reused module
+
+    @property
+    def module_name(self) -> str:
+        """The module recorded: ``name`` itself, or ``name`` without its ``.t<k>`` suffix."""
+        return self.name if self.time_step is None else self.name[: -len(f".t{self.time_step}")]
 
 
 @dataclass
@@ -70,6 +76,12 @@ class BrainModel:
         Brain-Score), used to place stimuli of known size.
     seed
         The seed of random initialisation, when ``weights == "random"``.
+    default_layers
+        The layers scored by default, when the source knows better than the generic rule of
+        :attr:`layers` (a recurrent net's time steps, a transformer's pooled tokens).
+    example_input
+        One blank input batch for layer discovery; by default (1, ``in_channels``,
+        ``input_size``, ``input_size``) zeros. Sequence and text models give their own.
     """
 
     module: nn.Module
@@ -82,6 +94,8 @@ class BrainModel:
     source: str = "wrap"
     in_channels: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
+    default_layers: list[str] | None = None
+    example_input: torch.Tensor | None = field(default=None, repr=False)
     _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
     _weights_hash: str | None = field(default=None, repr=False)
 
@@ -99,7 +113,10 @@ class BrainModel:
     def layer_info(self) -> dict[str, LayerInfo]:
         """Recording sites in forward order, found by one dry run on a blank input."""
         if self._layer_info is None:
-            self._layer_info = _discover_layers(self.module, self.in_channels, self.input_size)
+            x = self.example_input
+            if x is None:
+                x = torch.zeros(1, self.in_channels, self.input_size, self.input_size)
+            self._layer_info = _discover_layers(self.module, x)
         return self._layer_info
 
     @property
@@ -110,8 +127,13 @@ class BrainModel:
         ``nn.ModuleList``): AlexNet's ``features.0`` … ``classifier.6``, ResNet's ``conv1``,
         ``layer1.0`` … ``fc``, a ViT's ``encoder.layers.encoder_layer_0`` …; normalisation and
         no-op modules are left out. Every other module that outputs a tensor is in
-        :attr:`all_layers` and can be named explicitly.
+        :attr:`all_layers` and can be named explicitly. A module that runs several times per
+        forward pass (a recurrent block, a reused ReLU) is recorded at its last call under its
+        own name and at each call under ``<name>.t0``, ``<name>.t1``, …. Sources may set
+        :attr:`default_layers` instead.
         """
+        if self.default_layers is not None:
+            return self.resolve_layers(list(self.default_layers))
         return [n for n, info in self.layer_info.items() if info.candidate]
 
     @property
@@ -122,7 +144,8 @@ class BrainModel:
     def layers_of_type(self, *types: type[nn.Module]) -> list[str]:
         """Recordable layers whose module is an instance of one of ``types``."""
         mods = dict(self.module.named_modules())
-        return [n for n in self.layer_info if isinstance(mods[n], types)]
+        return [n for n, i in self.layer_info.items()
+                if i.time_step is None and isinstance(mods[n], types)]
 
     def resolve_layers(self, layers: str | Sequence[str] | None) -> list[str]:
         """Expand names and glob patterns (``"features.*"``) into layer names in forward order.
@@ -162,25 +185,28 @@ def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
-def _discover_layers(module: nn.Module, in_channels: int, input_size: int) -> dict[str, LayerInfo]:
+def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, LayerInfo]:
     mods = dict(module.named_modules())
     names = {m: n for n, m in mods.items() if n and not isinstance(m, _CONTAINERS + _NO_OPS)}
     done: dict[str, int] = {}
     calls: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    steps: list[tuple[str, int, tuple[int, ...] | None]] = []  # (module, call, shape) in finish order
 
     def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
         n = names[mod]
         calls[n] = calls.get(n, 0) + 1
         done[n] = len(done) if n not in done else done[n]
-        if isinstance(out, torch.Tensor):
-            shapes[n] = tuple(out.shape[1:])
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
+        steps.append((n, calls[n] - 1, shape))
+        if shape is not None:
+            shapes[n] = shape
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
         with torch.inference_mode():
-            module(torch.zeros(1, in_channels, input_size, input_size, device=device))
+            module(example.to(device))
     except Exception as err:
         # A module that fails on a blank input: the layers before it can still be recorded.
         warnings.warn(f"layer discovery stopped by an error after {len(done)} modules: {err}",
@@ -207,5 +233,21 @@ def _discover_layers(module: nn.Module, in_channels: int, input_size: int) -> di
     # Forward hooks fire when a module finishes, so this is the order in which outputs exist;
     # only modules that ran and returned a tensor can be recorded.
     order = sorted((n for n in done if n in shapes), key=done.__getitem__)
-    return {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n))
+    info = {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n))
             for i, n in enumerate(order)}
+    # Each call of a reused module is a recording site of its own, ``<name>.t<k>``, placed where
+    # its output exists in the forward pass; not scored by default (sources may choose them).
+    at = {(n, k): i for i, (n, k, _) in enumerate(steps)}
+    timed = [(at[(n, k)], n, k, shape) for n, k, shape in steps
+             if calls[n] > 1 and shape is not None and n in info and f"{n}.t{k}" not in mods]
+    if not timed:
+        return info
+    events = sorted([(at[(n, 0)], n, None, None) for n in order] + timed, key=lambda e: e[0])
+    out: dict[str, LayerInfo] = {}
+    for i, (_, n, k, shape) in enumerate(events):
+        if k is None:
+            out[n] = LayerInfo(n, i, calls[n], shapes[n], info[n].kind, info[n].candidate)
+        else:
+            name = f"{n}.t{k}"
+            out[name] = LayerInfo(name, i, 1, shape, info[n].kind, False, time_step=k)
+    return out

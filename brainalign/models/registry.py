@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,9 +14,11 @@ from brainalign.models.base import BrainModel
 from brainalign.models.preprocess import ImageTransform
 
 
-def _torchvision(name: str, weights: str, seed: int) -> BrainModel:
+def _torchvision(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
     from brainalign.models.torchvision_source import load_torchvision
 
+    if options:
+        raise TypeError(f"torchvision:{name} takes no options, got {sorted(options)}")
     return load_torchvision(name, weights=weights, seed=seed)
 
 
@@ -25,9 +28,58 @@ def _list_torchvision() -> list[str]:
     return list_torchvision_models()
 
 
+def _zoo(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
+    from brainalign.models.zoo_source import load_zoo
+
+    return load_zoo(name, weights, seed, **options)
+
+
+def _list_zoo() -> list[str]:
+    from brainalign.models.zoo_source import list_zoo_models
+
+    return list_zoo_models()
+
+
+def _file(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
+    from brainalign.models.file_source import load_file
+
+    return load_file(name, weights, seed, **options)
+
+
+def _timm(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
+    from brainalign.models.timm_source import load_timm
+
+    return load_timm(name, weights, seed, **options)
+
+
+def _list_timm() -> list[str]:
+    from brainalign.models.timm_source import list_timm_models
+
+    return list_timm_models()
+
+
+def _hf(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
+    from brainalign.models.hf_source import load_hf
+
+    return load_hf(name, weights, seed, **options)
+
+
+def _list_hf() -> list[str]:
+    from brainalign.models.hf_source import list_hf_models
+
+    return list_hf_models()
+
+
 # source prefix -> (loader, lister). An explicit table: no discovery by scanning.
-SOURCES: dict[str, tuple[Callable[[str, str, int], BrainModel], Callable[[], list[str]]]] = {
+# Layer names per source: torchvision / zoo / file = module paths (``features.0``, ``layer1.0``),
+# recurrent calls ``<module>.t<k>``; timm = timm's module paths (``blocks.3``, ``stages.1``);
+# hf = ``hidden.<i>`` (embeddings = 0, block i = i) pooled as asked, see hf_source.
+SOURCES: dict[str, tuple[Callable[..., BrainModel], Callable[[], list[str]]]] = {
     "torchvision": (_torchvision, _list_torchvision),
+    "zoo": (_zoo, _list_zoo),
+    "file": (_file, list),
+    "timm": (_timm, _list_timm),
+    "hf": (_hf, _list_hf),
 }
 
 
@@ -40,18 +92,24 @@ def list_models(source: str | None = None) -> list[str]:
     return out
 
 
-def load_model(model_id: str, weights: str = "random", seed: int = 0) -> BrainModel:
+def load_model(model_id: str, weights: str = "random", seed: int = 0, **options: Any) -> BrainModel:
     """Load a model by id.
 
     Parameters
     ----------
     model_id
-        ``"source:name"``, e.g. ``"torchvision:alexnet"``.
+        ``"source:name"``: ``"torchvision:alexnet"``, ``"zoo:cornet_rt"``, ``"timm:resnet18"``,
+        ``"hf:sentence-transformers/all-MiniLM-L6-v2"`` (or ``"hf:/local/dir"``),
+        ``"file:runs/x/epoch_005.pt"`` or ``"file:zoo:lenet5"`` / ``"file:pkg.mod:build"`` with
+        ``weights=<checkpoint>``.
     weights
         ``"random"``, ``"pretrained"`` or the path of a checkpoint (loaded with
         ``weights_only=True``).
     seed
         Seed of random initialisation.
+    options
+        Source-specific options: ``input_size``, ``in_channels``, architecture options
+        (``zoo``, ``file``), ``pooling`` and ``max_length`` (``hf`` text), ….
 
     Raises
     ------
@@ -60,9 +118,11 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0) -> BrainMo
     """
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
-        raise UnknownModelError(model_id, [f"{s}:" for s in SOURCES] + list_models())
+        # Listing every source would import timm and transformers: suggest from the cheap ones.
+        cheap = [f"{s}:" for s in SOURCES] + list_models("torchvision") + list_models("zoo")
+        raise UnknownModelError(model_id, cheap + [f"{s}:{name}" for s in SOURCES])
     loader, _ = SOURCES[source]
-    return loader(name, str(weights), seed)
+    return loader(name, str(weights), seed, **options)
 
 
 def wrap(module: nn.Module, name: str, input_size: int = 224, *, in_channels: int = 3,

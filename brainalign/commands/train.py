@@ -1,0 +1,64 @@
+"""``brainalign train``: train a small model, a checkpoint per epoch; optionally score them all."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option("--arch", default="lenet5", show_default=True, help="A zoo classifier, e.g. lenet5, mlp, vit.")
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder for checkpoints.")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", default=0.05, show_default=True)
+@click.option("--momentum", default=0.9, show_default=True)
+@click.option("--weight-decay", default=5e-4, show_default=True)
+@click.option("--dropout", type=float, default=None, help="Dropout probability (architectures with dropout).")
+@click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option("--val-fraction", default=0.2, show_default=True)
+@click.option("--patience", type=int, default=3, show_default=True, help="Early stopping; 0 = never.")
+@click.option("--input-size", default=32, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--score", "benchmarks", multiple=True, help="Benchmark to score every checkpoint on; repeatable.")
+@click.option("--layers", "layer_globs", multiple=True, help="Layers to score (name or glob); repeatable.")
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False))
+def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: int, optimizer: str,
+                  lr: float, momentum: float, weight_decay: float, dropout: float | None,
+                  augment: bool, val_fraction: float, patience: int, input_size: int, seed: int,
+                  device: str, benchmarks: tuple[str, ...], layer_globs: tuple[str, ...],
+                  data_dirs: tuple[str, ...]) -> None:
+    """Train ARCH on DATASET, writing OUT/epoch_<k>.pt, history.csv and run.json; with --score,
+    score every checkpoint and write OUT/training_scores.csv and OUT/training.png."""
+    from brainalign.errors import BrainAlignError
+    from brainalign.models.train import train
+    from brainalign.plots.training import plot_training
+    from brainalign.results import ScoreResult
+    from brainalign.runner.checkpoints import score_checkpoints
+
+    try:
+        res = train(arch, out, dataset=dataset, epochs=epochs, batch_size=batch_size,
+                    optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                    dropout=dropout, augment=augment, val_fraction=val_fraction,
+                    patience=patience or None, input_size=input_size, seed=seed, device=device,
+                    progress=sys.stderr.isatty())
+        click.echo(res.history[["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]]
+                   .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        click.echo(f"best epoch {res.best_epoch}; {len(res.checkpoints)} checkpoints in {res.run_dir}"
+                   + (" (stopped early)" if res.stopped_early else ""))
+        if benchmarks:
+            scored = ScoreResult.concat([
+                score_checkpoints(res.run_dir, b, layers=list(layer_globs) or None,
+                                  data_dir=list(data_dirs) or None, device=device)
+                for b in benchmarks])
+            csv = scored.save(out, "training_scores")
+            plot_training(scored.table, path=Path(out) / "training.png", history=res.history)
+            click.echo(f"wrote {csv} and {Path(out) / 'training.png'}")
+    except (BrainAlignError, ValueError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
