@@ -1,0 +1,90 @@
+"""Shared figure conventions: paper sizes, font sizes, stable model colours, saving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from brainalign.errors import ResultsTableError
+from brainalign.settings import PathLike
+
+SINGLE_COLUMN_IN = 3.5  # a paper's single-column width in inches
+# Font sizes in points; nothing below 6 pt, so a 3.5-inch figure stays readable in print.
+TITLE_PT, LABEL_PT, TICK_PT, LEGEND_PT, ANNOT_PT = 8, 7, 6, 6, 6
+MIN_FONT_PT = 6
+DEFAULT_FORMATS = ("png", "svg")
+
+
+def model_colours(models: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """One colour per model, fixed by the model's position, so panels and figures agree."""
+    n = len(models)
+    if n <= 10:
+        cmap, xs = colormaps["tab10"], range(n)
+        return {m: cmap(i) for m, i in zip(models, xs, strict=True)}
+    if n <= 20:
+        cmap = colormaps["tab20"]
+        return {m: cmap(i) for i, m in enumerate(models)}
+    cmap = colormaps["turbo"]
+    return {m: cmap(x) for m, x in zip(models, np.linspace(0.05, 0.95, n), strict=True)}
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise a :class:`ResultsTableError` naming the columns ``what`` needs and lacks."""
+    if not isinstance(table, pd.DataFrame):
+        raise ResultsTableError(f"{what}: expected a pandas DataFrame (ScoreResult.table), "
+                                f"got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ResultsTableError(f"{what}: the results table lacks column(s) {missing}; "
+                                f"it has {list(table.columns)}")
+    if table.empty:
+        raise ResultsTableError(f"{what}: the results table is empty; nothing to plot")
+
+
+def score_key(table: pd.DataFrame) -> pd.Series:
+    """The value that ranks layers: normalised score where a ceiling applies, raw elsewhere."""
+    norm = pd.to_numeric(table["normalised"], errors="coerce") if "normalised" in table else None
+    raw = pd.to_numeric(table["raw"], errors="coerce")
+    return raw if norm is None else norm.where(norm.notna(), raw)
+
+
+def best_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, benchmark): its best layer (see :func:`score_key`); pairs whose every
+    score is missing are left out."""
+    key = score_key(table)
+    ok = key.notna()
+    if not ok.any():
+        return table.iloc[0:0]
+    idx = key[ok].groupby([table.loc[ok, "model"], table.loc[ok, "benchmark"]], sort=False).idxmax()
+    return table.loc[idx.to_numpy()].reset_index(drop=True)
+
+
+def has_ceiling(sub: pd.DataFrame) -> bool:
+    """Whether any row of ``sub`` carries a noise ceiling."""
+    return "ceiling" in sub and pd.to_numeric(sub["ceiling"], errors="coerce").notna().any()
+
+
+def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = None,
+                dpi: int = 200) -> list[Path]:
+    """Write ``fig``. A path with a suffix writes that one file; a path without one writes
+    ``path.png`` and ``path.svg`` (or ``formats``). Missing folders are created."""
+    path = Path(path)
+    if path.suffix and formats is None:
+        targets = [path]
+    else:
+        targets = [path.with_name(f"{path.name}.{f.lstrip('.')}") for f in (formats or DEFAULT_FORMATS)]
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(t, dpi=dpi, metadata={"Date": None} if t.suffix == ".svg" else None)
+    return targets
+
+
+def note(ax, text: str) -> None:
+    """A short message inside an axes (e.g. why a panel is empty)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_PT, color="0.3",
+            transform=ax.transAxes, wrap=True)
