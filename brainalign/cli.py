@@ -100,5 +100,9 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
         click.echo(f"wrote {csv} and {Path(out) / 'layers.png'}")
 
 
+from brainalign.commands.report import plot_command, report_command  # noqa: E402
+
+main.add_command(report_command); main.add_command(plot_command)  # noqa: E702
+
 if __name__ == "__main__":
     main()
