@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from brainalign.errors import ResultsTableError
@@ -48,3 +49,26 @@ def test_benchmark_without_ceiling_is_labelled_raw():
 def test_empty_table_is_an_error():
     with pytest.raises(ResultsTableError, match="empty"):
         plot_heatmap(synthetic_table(1, 1, 2).iloc[0:0])
+
+
+def test_session_rows_metrics_and_held_out_choice():
+    """Tables from multi-session / fMRI benchmarks: aggregate rows only, one panel per metric, and
+    the best layer chosen on development stimuli with its held-out score shown."""
+    from brainalign.plots.style import best_rows, primary_rows
+
+    t = synthetic_table(2, 1, 4, ceiling=False)
+    t["session"] = "all"
+    per_session = t.assign(session="s1", raw=t["raw"] + 5)  # must never win
+    rsa = t.assign(metric="rsa:correlation/spearman", raw=t["raw"] / 2)
+    t["dev_score"] = -t["layer_index"].astype(float)  # development data prefer layer0
+    t["heldout_score"] = 0.1 * t["layer_index"]
+    table = pd.concat([t, per_session, rsa], ignore_index=True)
+    prim = primary_rows(table)
+    assert (prim["session"] == "all").all() and len(prim) == 2 * len(t)
+    assert prim["benchmark"].nunique() == 2 and prim["benchmark"].str.contains(r"\[rsa").any()
+    best = best_rows(prim)
+    enc = best[best["metric"] == "rsa:synthetic"]
+    assert (enc["layer"] == "layer0").all() and (enc["best_score"] == 0.0).all()
+    assert (enc["selected_on"] == "development stimuli").all()
+    scores, _ = best_matrix(table)
+    assert scores.shape == (2, 2)

@@ -21,6 +21,7 @@ from brainalign.plots.style import (
     TITLE_PT,
     has_ceiling,
     note,
+    primary_rows,
     require_columns,
     save_figure,
 )
@@ -51,7 +52,7 @@ def plot_score_vs(table: pd.DataFrame, x: str = "epoch", *, path: PathLike | Non
         An empty table, or one without ``x``.
     """
     require_columns(table, ("model", "benchmark", "layer", "raw", x), f"plot_score_vs(x={x!r})")
-    t = table.copy()
+    t = primary_rows(table).copy()
     t[x] = pd.to_numeric(t[x], errors="coerce")
     if t[x].isna().all():
         raise ResultsTableError(f"plot_score_vs: column {x!r} holds no numbers")

@@ -16,9 +16,9 @@ from brainalign.plots.style import (
     TICK_PT,
     best_rows,
     has_ceiling,
+    primary_rows,
     require_columns,
     save_figure,
-    score_key,
 )
 from brainalign.settings import PathLike
 
@@ -28,8 +28,9 @@ def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     a ceiling, raw elsewhere) and the layer it came from; rows sorted by mean score (best first),
     columns by mean score. Pairs with no score are NaN."""
     require_columns(table, ("model", "benchmark", "layer", "raw"), "best_matrix")
+    table = primary_rows(table)
     best = best_rows(table)
-    best = best.assign(_score=score_key(best))
+    best = best.assign(_score=best["best_score"])
     scores = best.pivot(index="model", columns="benchmark", values="_score")
     layers = best.pivot(index="model", columns="benchmark", values="layer")
     models = list(dict.fromkeys(table["model"]))
@@ -67,6 +68,7 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     matplotlib.figure.Figure
     """
     scores, _ = best_matrix(table)
+    table = primary_rows(table)
     cols = []
     for b in scores.columns:
         cols.append(b if has_ceiling(table[table["benchmark"] == b]) else f"{b} (raw)")

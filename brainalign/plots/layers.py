@@ -20,9 +20,9 @@ from brainalign.plots.style import (
     has_ceiling,
     model_colours,
     note,
+    primary_rows,
     require_columns,
     save_figure,
-    score_key,
 )
 from brainalign.settings import PathLike
 
@@ -46,8 +46,8 @@ def relative_depth(table: pd.DataFrame) -> pd.Series:
 
 def top_models(table: pd.DataFrame, n: int) -> list[str]:
     """The ``n`` models with the highest best-layer score averaged over benchmarks."""
-    best = best_rows(table)
-    mean = score_key(best).groupby(best["model"], sort=False).mean().sort_values(ascending=False)
+    best = best_rows(primary_rows(table))
+    mean = best["best_score"].groupby(best["model"], sort=False).mean().sort_values(ascending=False)
     return list(mean.index[:n])
 
 
@@ -93,7 +93,7 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
         An empty table or one without the model/benchmark/layer/raw columns.
     """
     require_columns(table, NEEDED, "plot_layers")
-    table = table.copy()
+    table = primary_rows(table).copy()
     table["_depth"] = relative_depth(table)
     all_models = list(dict.fromkeys(table["model"]))
     chosen = list(models) if models is not None else all_models
@@ -149,7 +149,9 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
                 band_hi = pd.to_numeric(d[hi], errors="coerce")
                 if band_lo.notna().any():
                     ax.fill_between(d["_depth"], band_lo, band_hi, color=c, alpha=0.25, lw=0)
-            b = d.loc[d[y].idxmax()]
+            # The best layer as the leaderboard picks it (on development stimuli where it can).
+            pick = best_rows(d)["layer"]
+            b = d[d["layer"] == pick.iloc[0]].iloc[0] if len(pick) else d.loc[d[y].idxmax()]
             ax.plot([b["_depth"]], [b[y]], marker="*", ms=8, color=c, mec="k", mew=0.5, zorder=5)
         if not drawn:
             note(ax, "no scores for these models")

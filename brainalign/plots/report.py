@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from brainalign.plots.curves import plot_score_vs
 from brainalign.plots.heatmap import best_matrix, plot_heatmap
 from brainalign.plots.layers import plot_layers
-from brainalign.plots.style import best_rows, has_ceiling, save_figure
+from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
 from brainalign.settings import PathLike
 
@@ -192,7 +192,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     t0 = time.perf_counter()
     res = results if isinstance(results, ResultsFolder) else read_results(results)
     out = Path(out) if out is not None else res.root / "report.html"
-    full = res.table
+    full = primary_rows(res.table)
     t = final_epoch(full)  # a model scored during training is ranked on its last epoch
     title = title or f"brainalign report: {res.root.resolve().name}"
     models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
@@ -213,6 +213,9 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
              "sort.</p>",
              leaderboard_html(t)]
     scored = best_rows(t)
+    if (scored["selected_on"] == "development stimuli").any():
+        body.append('<p class="sub">Where a benchmark splits its stimuli, the best layer is chosen on '
+                    "the development stimuli and the score shown is on the held-out stimuli.</p>")
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
@@ -251,7 +254,7 @@ def write_figures(results: PathLike | ResultsFolder, out_dir: PathLike | None = 
     table has an ``epoch`` column, ``epochs`` (default folder ``<results>/figures``, created)."""
     res = results if isinstance(results, ResultsFolder) else read_results(results)
     out = Path(out_dir) if out_dir is not None else res.root / "figures"
-    full = res.table
+    full = primary_rows(res.table)
     t = final_epoch(full)
     written: list[Path] = []
     for b in dict.fromkeys(t["benchmark"]):

@@ -46,6 +46,27 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> N
         raise ResultsTableError(f"{what}: the results table is empty; nothing to plot")
 
 
+def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a layer plot or a leaderboard shows: one per (model, benchmark, layer[, epoch]).
+
+    Tables from benchmarks with several sessions or regions carry a ``session`` column; only the
+    aggregate rows (``session`` empty or ``"all"``) are kept where the pair has them. Where a
+    benchmark still has several rows per layer (e.g. encoding and RSA rows of one fMRI
+    benchmark), each metric becomes its own panel, labelled ``benchmark [metric]``.
+    """
+    t = table
+    if "session" in t:
+        agg = t["session"].isna() | (t["session"].astype(str) == "all")
+        has_agg = agg.groupby([t["model"], t["benchmark"]]).transform("any")
+        t = t[agg | ~has_agg]
+    key = ["model", "benchmark", "layer"] + (["epoch"] if "epoch" in t else [])
+    if "metric" in t and t.duplicated(key).any():
+        n_metrics = t.groupby("benchmark")["metric"].transform("nunique")
+        t = t.assign(benchmark=t["benchmark"].where(n_metrics <= 1,
+                                                     t["benchmark"] + " [" + t["metric"].astype(str) + "]"))
+    return t.drop_duplicates(key, keep="first")
+
+
 def score_key(table: pd.DataFrame) -> pd.Series:
     """The value that ranks layers: normalised score where a ceiling applies, raw elsewhere."""
     norm = pd.to_numeric(table["normalised"], errors="coerce") if "normalised" in table else None
@@ -54,14 +75,31 @@ def score_key(table: pd.DataFrame) -> pd.Series:
 
 
 def best_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, benchmark): its best layer (see :func:`score_key`); pairs whose every
-    score is missing are left out."""
+    """One row per (model, benchmark): its best layer, with the value to show in ``best_score``.
+
+    Where the table has ``dev_score`` and ``heldout_score``, the layer is chosen on the
+    development stimuli and ``best_score`` is its held-out score (``selected_on`` says so);
+    otherwise the highest :func:`score_key` (in-sample). Pairs with no score are left out.
+    """
     key = score_key(table)
+    honest = pd.Series(False, index=table.index)
+    if "dev_score" in table and "heldout_score" in table:
+        dev = pd.to_numeric(table["dev_score"], errors="coerce")
+        held = pd.to_numeric(table["heldout_score"], errors="coerce")
+        honest = dev.notna() & held.notna()
+        key = dev.where(honest, key)
     ok = key.notna()
     if not ok.any():
-        return table.iloc[0:0]
+        return table.iloc[0:0].assign(best_score=[], selected_on=[])
     idx = key[ok].groupby([table.loc[ok, "model"], table.loc[ok, "benchmark"]], sort=False).idxmax()
-    return table.loc[idx.to_numpy()].reset_index(drop=True)
+    best = table.loc[idx.to_numpy()].copy()
+    chosen = honest.loc[best.index]
+    value = score_key(best)
+    if "heldout_score" in best:
+        value = pd.to_numeric(best["heldout_score"], errors="coerce").where(chosen, value)
+    best["best_score"] = value
+    best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
+    return best.reset_index(drop=True)
 
 
 def has_ceiling(sub: pd.DataFrame) -> bool:
