@@ -165,8 +165,9 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
         ax.set_xlim(-0.03, 1.03)
         ax.axhline(0, color="0.5", lw=0.5)
     handles = [Line2D([], [], color=colours[m], marker="o", ms=2.5, lw=1, label=m) for m in chosen]
-    handles += [Line2D([], [], ls="", marker="*", ms=7, color="w", mec="k", mew=0.5, label="best layer"),
-                Patch(color="0.85", label="noise ceiling")]
+    handles.append(Line2D([], [], ls="", marker="*", ms=7, color="w", mec="k", mew=0.5, label="best layer"))
+    if has_ceiling(table[table["model"].isin(chosen)]):
+        handles.append(Patch(color="0.85", label="noise ceiling"))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)),
                fontsize=LEGEND_PT, frameon=False)
     if shown_note:
