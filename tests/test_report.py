@@ -178,3 +178,20 @@ def test_report_in_headless_chromium(results_dir, tmp_path):
     assert not [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln and "Uncaught" in ln]
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report.png")
+
+
+def test_empty_and_partial_tables(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    synthetic_table(1, 1, 2).iloc[0:0].to_csv(empty / "scores.csv", index=False)
+    with pytest.raises(ResultsTableError, match="no usable results table.*no rows"):
+        read_results(empty)
+    partial = tmp_path / "partial"
+    t = synthetic_table(3, 2, 4)
+    t.loc[t["model"] == "model-02", ["raw", "normalised"]] = float("nan")  # failed everywhere
+    t.loc[t.index[:2], ["raw", "normalised"]] = float("nan")
+    ScoreResult(t).save(partial)
+    page = build_report(partial).read_text()
+    assert "have no score and are not plotted" in page
+    rows = re.findall(r'<tr data-model="([^"]+)"', page)
+    assert sorted(rows) == ["model-00", "model-01", "model-02"] and rows[-1] == "model-02"  # listed, last
