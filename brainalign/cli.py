@@ -106,6 +106,10 @@ main.add_command(fetch_command)
 from brainalign.commands.train import train_command  # noqa: E402
 
 main.add_command(train_command)
+from brainalign.commands.report import plot_command, report_command  # noqa: E402
+
+main.add_command(report_command)
+main.add_command(plot_command)
 
 if __name__ == "__main__":
     main()

@@ -135,3 +135,7 @@ class BenchmarkDefinitionError(BrainAlignError, ValueError):
 
 class MetricInputError(BrainAlignError, ValueError):
     """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""
+
+class ResultsTableError(BrainAlignError, ValueError):
+    """A results table (or a results folder) that cannot be plotted or reported: empty, missing
+    columns, no readable CSV."""

@@ -1,0 +1,108 @@
+"""Model × benchmark heatmap of best-layer scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from brainalign.plots.style import (
+    ANNOT_PT,
+    LABEL_PT,
+    SINGLE_COLUMN_IN,
+    TICK_PT,
+    best_rows,
+    has_ceiling,
+    primary_rows,
+    require_columns,
+    save_figure,
+)
+from brainalign.settings import PathLike
+
+
+def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, layers): model × benchmark best-layer score (normalised where the benchmark has
+    a ceiling, raw elsewhere) and the layer it came from; rows sorted by mean score (best first),
+    columns by mean score. Pairs with no score are NaN."""
+    require_columns(table, ("model", "benchmark", "layer", "raw"), "best_matrix")
+    table = primary_rows(table)
+    best = best_rows(table)
+    best = best.assign(_score=best["best_score"])
+    scores = best.pivot(index="model", columns="benchmark", values="_score")
+    layers = best.pivot(index="model", columns="benchmark", values="layer")
+    models = list(dict.fromkeys(table["model"]))
+    benches = list(dict.fromkeys(table["benchmark"]))
+    scores = scores.reindex(index=models, columns=benches).astype(float)
+    # Sort by mean over the benchmarks a model has (ties keep table order).
+    row_order = scores.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    col_order = scores.mean(axis=0).sort_values(ascending=False, kind="stable").index
+    scores = scores.loc[row_order, col_order]
+    layers = layers.reindex(index=row_order, columns=col_order)
+    return scores, layers
+
+
+def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate: bool = True,
+                 width: float = SINGLE_COLUMN_IN, cmap: str = "viridis",
+                 formats: Sequence[str] | None = None) -> Figure:
+    """Best-layer scores of every model on every benchmark, sorted, annotated with the values.
+
+    Benchmarks with a noise ceiling show normalised scores (score / ceiling); those without show
+    raw scores, marked "(raw)" in the column label. Missing pairs are grey.
+
+    Parameters
+    ----------
+    table
+        A results table.
+    path
+        Where to write (suffix picks one format; none writes PNG and SVG).
+    annotate
+        Write each value in its cell.
+    width
+        Figure width in inches; the height grows with the number of models.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    scores, _ = best_matrix(table)
+    table = primary_rows(table)
+    cols = []
+    for b in scores.columns:
+        cols.append(b if has_ceiling(table[table["benchmark"] == b]) else f"{b} (raw)")
+    n_m, n_b = scores.shape
+    height = 0.9 + 0.16 * n_m
+    fig = Figure(figsize=(max(width, 0.9 + 0.55 * n_b), height), layout="constrained")
+    ax = fig.subplots()
+    vals = scores.to_numpy()
+    finite = vals[np.isfinite(vals)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    cm = colormaps[cmap].with_extremes(bad="0.85")
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cm, vmin=vmin, vmax=vmax, aspect="auto",
+                   interpolation="nearest")
+    ax.set_xticks(range(n_b), cols, rotation=35, ha="right", fontsize=TICK_PT)
+    ax.set_yticks(range(n_m), list(scores.index), fontsize=TICK_PT)
+    ax.tick_params(length=0)
+    if annotate:
+        for i in range(n_m):
+            for j in range(n_b):
+                v = vals[i, j]
+                if not np.isfinite(v):
+                    ax.text(j, i, "–", ha="center", va="center", fontsize=ANNOT_PT, color="0.3",
+                            in_layout=False)
+                    continue
+                lum = np.dot(cm((v - vmin) / (vmax - vmin))[:3], [0.299, 0.587, 0.114])
+                # in_layout=False: cell labels sit inside the axes, so the layout engine need not
+                # measure each of them (it dominated the time for 50 x 5 tables).
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=ANNOT_PT,
+                        color="k" if lum > 0.5 else "w", in_layout=False)
+    cb = fig.colorbar(im, ax=ax, shrink=min(1.0, 2.5 / height), pad=0.02)
+    cb.set_label("best-layer score", fontsize=LABEL_PT)
+    cb.ax.tick_params(labelsize=TICK_PT)
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig

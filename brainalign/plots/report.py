@@ -1,0 +1,272 @@
+"""One self-contained static HTML report from a folder of results: leaderboard, figures, provenance.
+
+Everything is inside the file: figures are base64 PNG (or SVG) data URIs, the table sorting is a
+few lines of plain JavaScript, and there is no external URL, so it opens offline and can be
+mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainalign.plots.curves import plot_score_vs
+from brainalign.plots.heatmap import best_matrix, plot_heatmap
+from brainalign.plots.layers import plot_layers
+from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
+from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
+from brainalign.settings import PathLike
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px;color:#222;
+ max-width:1400px}
+h1{font-size:1.5em;margin-bottom:0}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+.sub{color:#666;font-size:.9em}.warn{background:#fff6e0;border-left:4px solid #e0a000;padding:6px 10px}
+table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bottom:1px solid #eee;
+ text-align:right}th{background:#f4f4f4;position:sticky;top:0}td.t,th.t{text-align:left}
+#leaderboard th{cursor:pointer;user-select:none}#leaderboard th[data-dir=asc]::after{content:" \\25B2"}
+#leaderboard th[data-dir=desc]::after{content:" \\25BC"}.layer{color:#888;font-size:.8em}
+figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85em}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}
+"""
+
+# Sort on header click; numbers by data-value, missing values last in either direction.
+_JS = """
+(function(){
+  var table=document.getElementById('leaderboard');
+  if(!table){return;}
+  var heads=table.tHead.rows[0].cells;
+  function key(cell,num){
+    if(!num){return cell.textContent.trim().toLowerCase();}
+    var v=parseFloat(cell.getAttribute('data-value'));
+    return isNaN(v)?null:v;
+  }
+  function sortBy(i){
+    var th=heads[i],num=th.getAttribute('data-type')==='number';
+    var dir=th.getAttribute('data-dir')==='desc'?'asc':'desc';
+    if(!th.getAttribute('data-dir')&&!num){dir='asc';}
+    for(var j=0;j<heads.length;j++){heads[j].removeAttribute('data-dir');}
+    th.setAttribute('data-dir',dir);
+    var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){
+      var x=key(a.cells[i],num),y=key(b.cells[i],num);
+      if(x===null&&y===null){return 0;} if(x===null){return 1;} if(y===null){return -1;}
+      var c=x<y?-1:(x>y?1:0);
+      return dir==='asc'?c:-c;
+    });
+    rows.forEach(function(r){body.appendChild(r);});
+  }
+  for(var i=0;i<heads.length;i++){
+    (function(i){heads[i].addEventListener('click',function(){sortBy(i);});})(i);
+  }
+  document.body.setAttribute('data-report-ready','1');
+})();
+"""
+
+
+def figure_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110) -> str:
+    """The figure as a ``data:`` URI (base64 PNG or SVG)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+    mime = "image/svg+xml" if fmt == "svg" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return _e(v)
+    return "–" if not np.isfinite(f) else f"{f:.3f}"
+
+
+def _figure_html(fig: Figure, caption: str, fmt: str, alt: str) -> str:
+    return (f'<figure><img alt="{_e(alt)}" src="{figure_data_uri(fig, fmt)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def leaderboard_html(table: pd.DataFrame) -> str:
+    """The sortable leaderboard: one row per model, best-layer score per benchmark and the mean."""
+    scores, layers = best_matrix(table)
+    benches = list(scores.columns)
+    raw_only = {b: not has_ceiling(table[table["benchmark"] == b]) for b in benches}
+    head = ['<th class="t" data-type="number">rank</th>', '<th class="t" data-type="text">model</th>',
+            '<th data-type="number" title="mean best-layer score over benchmarks">mean</th>']
+    for b in benches:
+        label = f"{b} (raw)" if raw_only[b] else b
+        head.append(f'<th data-type="number">{_e(label)}</th>')
+    weights = table.drop_duplicates("model").set_index("model")
+    head.append('<th class="t" data-type="text">weights</th>')
+    rows = []
+    mean = scores.mean(axis=1)
+    for rank, model in enumerate(scores.index, start=1):
+        cells = [f'<td class="t" data-value="{rank}">{rank}</td>', f'<td class="t">{_e(model)}</td>',
+                 f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>']
+        for b in benches:
+            v = scores.loc[model, b]
+            layer = layers.loc[model, b]
+            lay = f' <span class="layer">{_e(layer)}</span>' if isinstance(layer, str) else ""
+            dv = f"{v:.6g}" if np.isfinite(v) else ""
+            cells.append(f'<td data-value="{dv}">{_fmt(v)}{lay}</td>')
+        w = weights.loc[model, "weights"] if "weights" in weights else ""
+        wh = weights.loc[model, "weights_hash"] if "weights_hash" in weights else ""
+        wh = str(wh)[:12] if isinstance(wh, str) else ""
+        cells.append(f'<td class="t" title="{_e(wh)}">{_e(w if pd.notna(w) else "")}</td>')
+        rows.append(f'<tr data-model="{_e(model)}">{"".join(cells)}</tr>')
+    return (f'<table id="leaderboard"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _provenance_html(res: ResultsFolder) -> str:
+    from brainalign.results.provenance import versions
+
+    t = res.table
+    parts = ["<h3>Benchmarks</h3><table><thead><tr>"
+             + "".join(f'<th class="t">{c}</th>' for c in
+                       ("benchmark", "version", "metric", "ceiling (lower–upper)", "stimuli",
+                        "bootstrap", "seed"))
+             + "</tr></thead><tbody>"]
+    for b, sub in t.groupby("benchmark", sort=False):
+        def first(col: str, sub: pd.DataFrame = sub) -> Any:
+            return sub[col].dropna().iloc[0] if col in sub and sub[col].notna().any() else "–"
+        ceil = (f"{_fmt(first('ceiling_lower'))}–{_fmt(first('ceiling'))}" if has_ceiling(sub)
+                else "none")
+        parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in (
+            b, first("benchmark_version"), first("metric"), ceil, first("n_stimuli"),
+            first("n_bootstrap"), first("seed"))) + "</tr>")
+    parts.append("</tbody></table>")
+    if "versions" in t:
+        vs = sorted(set(t["versions"].dropna().astype(str)))
+        parts.append("<h3>Software that computed the scores</h3>")
+        if len(vs) > 1:
+            parts.append(f'<p class="warn">The scores were computed with {len(vs)} different '
+                         "software versions; compare them with care.</p>")
+        parts.append("".join(f"<pre>{_e(v.replace(';', chr(10)))}</pre>" for v in vs))
+    for src, meta in res.metas.items():
+        parts.append(f"<h3>{_e(src)}</h3>")
+        parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
+                     else "<p>(no metadata file)</p>")
+    gen = versions()
+    parts.append("<h3>This report was made with</h3><pre>"
+                 + _e("\n".join(f"{k}={v}" for k, v in gen.items())) + "</pre>")
+    return "".join(parts)
+
+
+def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None, *,
+                 title: str | None = None, max_models: int = 10, fmt: str = "png") -> Path:
+    """Write one self-contained HTML report of the results in a folder.
+
+    Parameters
+    ----------
+    results
+        A folder of results tables (``scores.csv`` + ``scores.meta.json`` from
+        ``ScoreResult.save``; every CSV under it is read), or a :class:`ResultsFolder`.
+    out
+        The HTML file to write (default ``<folder>/report.html``); folders are created.
+    title
+        Page title (default: the folder's name).
+    max_models
+        Layer plots show the best ``max_models`` models per benchmark (all are in the table).
+    fmt
+        ``"png"`` or ``"svg"`` for the embedded figures.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    t0 = time.perf_counter()
+    res = results if isinstance(results, ResultsFolder) else read_results(results)
+    out = Path(out) if out is not None else res.root / "report.html"
+    full = primary_rows(res.table)
+    t = final_epoch(full)  # a model scored during training is ranked on its last epoch
+    title = title or f"brainalign report: {res.root.resolve().name}"
+    models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
+    warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
+    no_ceiling = [b for b in benches if not has_ceiling(t[t["benchmark"] == b])]
+    if no_ceiling and len(no_ceiling) < len(benches):
+        warn.append("benchmark(s) without a noise ceiling show raw scores, the others score / "
+                    f"ceiling: {', '.join(no_ceiling)}")
+    body = [f"<h1>{_e(title)}</h1>",
+            f'<p class="sub">{len(models)} model(s) × {len(benches)} benchmark(s), {len(t)} rows, '
+            f"from {_e(res.root)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>"]
+    if warn:
+        body.append('<div class="warn">' + "<br>".join(_e(w) for w in warn) + "</div>")
+    body += ["<h2>Leaderboard</h2>",
+             '<p class="sub">Best layer per model and benchmark: score / noise ceiling where the '
+             "benchmark has a ceiling, raw score where it has not; mean over the benchmarks a model "
+             "was scored on; models scored during training at their last epoch. Click a column to "
+             "sort.</p>",
+             leaderboard_html(t)]
+    scored = best_rows(t)
+    if (scored["selected_on"] == "development stimuli").any():
+        body.append('<p class="sub">Where a benchmark splits its stimuli, the best layer is chosen on '
+                    "the development stimuli and the score shown is on the held-out stimuli.</p>")
+    if len(scored):
+        body.append("<h2>Model × benchmark</h2>")
+        fig = plot_heatmap(t)
+        body.append(_figure_html(fig, "Best-layer scores, models and benchmarks sorted by mean.", fmt,
+                                 "heatmap of best-layer scores"))
+    body.append("<h2>Layer by layer</h2>")
+    for b in benches:
+        sub = t[t["benchmark"] == b]
+        n = sub["model"].nunique()
+        fig = plot_layers(sub, max_models=max_models)
+        cap = (f"{b}: score against relative layer depth; grey band: noise ceiling (lower to upper "
+               "bound); ribbons: bootstrap CI; star: best layer."
+               + (f" The best {max_models} of {n} models are drawn." if n > max_models else ""))
+        body.append(f'<section class="bench" data-benchmark="{_e(b)}">'
+                    + _figure_html(fig, cap, fmt, f"layer-by-layer scores on {b}") + "</section>")
+    if "epoch" in full and pd.to_numeric(full["epoch"], errors="coerce").notna().any():
+        body.append("<h2>Over training</h2>")
+        trained = full[pd.to_numeric(full["epoch"], errors="coerce").notna()]
+        fig = plot_score_vs(trained, x="epoch")
+        body.append(_figure_html(fig, "Score against training epoch, one line per layer "
+                                 "(colour: relative depth).", fmt, "score against epoch"))
+    body += ["<h2>Provenance</h2>", _provenance_html(res)]
+    elapsed = time.perf_counter() - t0
+    body.append(f'<p class="sub">built in {elapsed:.1f} s</p>')
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{_CSS}</style></head><body>{''.join(body)}<script>{_JS}</script></body></html>")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def write_figures(results: PathLike | ResultsFolder, out_dir: PathLike | None = None, *,
+                  formats: Sequence[str] = ("png", "svg"), max_models: int = 10) -> list[Path]:
+    """Write the report's figures as files: ``layers_<benchmark>``, ``heatmap`` and, where the
+    table has an ``epoch`` column, ``epochs`` (default folder ``<results>/figures``, created)."""
+    res = results if isinstance(results, ResultsFolder) else read_results(results)
+    out = Path(out_dir) if out_dir is not None else res.root / "figures"
+    full = primary_rows(res.table)
+    t = final_epoch(full)
+    written: list[Path] = []
+    for b in dict.fromkeys(t["benchmark"]):
+        fig = plot_layers(t[t["benchmark"] == b], max_models=max_models)
+        written += save_figure(fig, out / f"layers_{_slug(b)}", formats)
+    if len(best_rows(t)):
+        written += save_figure(plot_heatmap(t), out / "heatmap", formats)
+    if "epoch" in full and pd.to_numeric(full["epoch"], errors="coerce").notna().any():
+        written += save_figure(plot_score_vs(full[pd.to_numeric(full["epoch"], errors="coerce").notna()]),
+                               out / "epochs", formats)
+    return written
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in name)

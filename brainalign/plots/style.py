@@ -1,0 +1,128 @@
+"""Shared figure conventions: paper sizes, font sizes, stable model colours, saving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from brainalign.errors import ResultsTableError
+from brainalign.settings import PathLike
+
+SINGLE_COLUMN_IN = 3.5  # a paper's single-column width in inches
+# Font sizes in points; nothing below 6 pt, so a 3.5-inch figure stays readable in print.
+TITLE_PT, LABEL_PT, TICK_PT, LEGEND_PT, ANNOT_PT = 8, 7, 6, 6, 6
+MIN_FONT_PT = 6
+DEFAULT_FORMATS = ("png", "svg")
+
+
+def model_colours(models: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """One colour per model, fixed by the model's position, so panels and figures agree."""
+    n = len(models)
+    if n <= 10:
+        cmap, xs = colormaps["tab10"], range(n)
+        return {m: cmap(i) for m, i in zip(models, xs, strict=True)}
+    if n <= 20:
+        cmap = colormaps["tab20"]
+        return {m: cmap(i) for i, m in enumerate(models)}
+    cmap = colormaps["turbo"]
+    return {m: cmap(x) for m, x in zip(models, np.linspace(0.05, 0.95, n), strict=True)}
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise a :class:`ResultsTableError` naming the columns ``what`` needs and lacks."""
+    if not isinstance(table, pd.DataFrame):
+        raise ResultsTableError(f"{what}: expected a pandas DataFrame (ScoreResult.table), "
+                                f"got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ResultsTableError(f"{what}: the results table lacks column(s) {missing}; "
+                                f"it has {list(table.columns)}")
+    if table.empty:
+        raise ResultsTableError(f"{what}: the results table is empty; nothing to plot")
+
+
+def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a layer plot or a leaderboard shows: one per (model, benchmark, layer[, epoch]).
+
+    Tables from benchmarks with several sessions or regions carry a ``session`` column; only the
+    aggregate rows (``session`` empty or ``"all"``) are kept where the pair has them. Where a
+    benchmark still has several rows per layer (e.g. encoding and RSA rows of one fMRI
+    benchmark), each metric becomes its own panel, labelled ``benchmark [metric]``.
+    """
+    t = table
+    if "session" in t:
+        agg = t["session"].isna() | (t["session"].astype(str) == "all")
+        has_agg = agg.groupby([t["model"], t["benchmark"]]).transform("any")
+        t = t[agg | ~has_agg]
+    key = ["model", "benchmark", "layer"] + (["epoch"] if "epoch" in t else [])
+    if "metric" in t and t.duplicated(key).any():
+        n_metrics = t.groupby("benchmark")["metric"].transform("nunique")
+        t = t.assign(benchmark=t["benchmark"].where(n_metrics <= 1,
+                                                     t["benchmark"] + " [" + t["metric"].astype(str) + "]"))
+    return t.drop_duplicates(key, keep="first")
+
+
+def score_key(table: pd.DataFrame) -> pd.Series:
+    """The value that ranks layers: normalised score where a ceiling applies, raw elsewhere."""
+    norm = pd.to_numeric(table["normalised"], errors="coerce") if "normalised" in table else None
+    raw = pd.to_numeric(table["raw"], errors="coerce")
+    return raw if norm is None else norm.where(norm.notna(), raw)
+
+
+def best_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, benchmark): its best layer, with the value to show in ``best_score``.
+
+    Where the table has ``dev_score`` and ``heldout_score``, the layer is chosen on the
+    development stimuli and ``best_score`` is its held-out score (``selected_on`` says so);
+    otherwise the highest :func:`score_key` (in-sample). Pairs with no score are left out.
+    """
+    key = score_key(table)
+    honest = pd.Series(False, index=table.index)
+    if "dev_score" in table and "heldout_score" in table:
+        dev = pd.to_numeric(table["dev_score"], errors="coerce")
+        held = pd.to_numeric(table["heldout_score"], errors="coerce")
+        honest = dev.notna() & held.notna()
+        key = dev.where(honest, key)
+    ok = key.notna()
+    if not ok.any():
+        return table.iloc[0:0].assign(best_score=[], selected_on=[])
+    idx = key[ok].groupby([table.loc[ok, "model"], table.loc[ok, "benchmark"]], sort=False).idxmax()
+    best = table.loc[idx.to_numpy()].copy()
+    chosen = honest.loc[best.index]
+    value = score_key(best)
+    if "heldout_score" in best:
+        value = pd.to_numeric(best["heldout_score"], errors="coerce").where(chosen, value)
+    best["best_score"] = value
+    best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
+    return best.reset_index(drop=True)
+
+
+def has_ceiling(sub: pd.DataFrame) -> bool:
+    """Whether any row of ``sub`` carries a noise ceiling."""
+    return "ceiling" in sub and pd.to_numeric(sub["ceiling"], errors="coerce").notna().any()
+
+
+def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = None,
+                dpi: int = 200) -> list[Path]:
+    """Write ``fig``. A path with a suffix writes that one file; a path without one writes
+    ``path.png`` and ``path.svg`` (or ``formats``). Missing folders are created."""
+    path = Path(path)
+    if path.suffix and formats is None:
+        targets = [path]
+    else:
+        targets = [path.with_name(f"{path.name}.{f.lstrip('.')}") for f in (formats or DEFAULT_FORMATS)]
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(t, dpi=dpi, metadata={"Date": None} if t.suffix == ".svg" else None)
+    return targets
+
+
+def note(ax, text: str) -> None:
+    """A short message inside an axes (e.g. why a panel is empty)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_PT, color="0.3",
+            transform=ax.transAxes, wrap=True)

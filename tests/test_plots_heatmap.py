@@ -1,0 +1,74 @@
+"""Model × benchmark heatmap: best-layer values, sorting, annotations, missing pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.errors import ResultsTableError
+from brainalign.plots import plot_heatmap
+from brainalign.plots.heatmap import best_matrix
+from brainalign.plots.synthetic import synthetic_table
+
+
+def test_best_matrix_is_the_best_layer_normalised_or_raw_and_sorted():
+    t = synthetic_table(5, 3, 6, seed=1, ceiling=[True, False, True])
+    t = t.sample(frac=1.0, random_state=0)  # order of rows must not matter
+    scores, layers = best_matrix(t)
+    for b, sub in t.groupby("benchmark"):
+        col = "normalised" if sub["ceiling"].notna().any() else "raw"
+        want = sub.groupby("model")[col].max()
+        np.testing.assert_allclose(scores[b].loc[want.index], want)
+        lay = sub.loc[sub.groupby("model")[col].idxmax()].set_index("model")["layer"]
+        assert (layers[b].loc[lay.index] == lay).all()
+    means = scores.mean(axis=1).to_numpy()
+    assert (np.diff(means) <= 0).all()
+    assert (np.diff(scores.mean(axis=0).to_numpy()) <= 0).all()
+
+
+def test_cells_are_annotated_with_values_and_missing_pairs_marked():
+    t = synthetic_table(3, 2, 5)
+    b1 = t["benchmark"].iloc[-1]
+    t = t[~((t["model"] == "model-02") & (t["benchmark"] == b1))]
+    fig = plot_heatmap(t)
+    ax = fig.axes[0]
+    texts = [x.get_text() for x in ax.texts]
+    scores, _ = best_matrix(t)
+    want = [f"{v:.2f}" if np.isfinite(v) else "–" for v in scores.to_numpy().ravel()]
+    assert texts == want and "–" in texts
+    assert [x.get_text() for x in ax.get_yticklabels()] == list(scores.index)
+
+
+def test_benchmark_without_ceiling_is_labelled_raw():
+    t = synthetic_table(2, 2, 4, ceiling=[True, False])
+    labels = [x.get_text() for x in plot_heatmap(t).axes[0].get_xticklabels()]
+    assert sum(lbl.endswith("(raw)") for lbl in labels) == 1
+
+
+def test_empty_table_is_an_error():
+    with pytest.raises(ResultsTableError, match="empty"):
+        plot_heatmap(synthetic_table(1, 1, 2).iloc[0:0])
+
+
+def test_session_rows_metrics_and_held_out_choice():
+    """Tables from multi-session / fMRI benchmarks: aggregate rows only, one panel per metric, and
+    the best layer chosen on development stimuli with its held-out score shown."""
+    from brainalign.plots.style import best_rows, primary_rows
+
+    t = synthetic_table(2, 1, 4, ceiling=False)
+    t["session"] = "all"
+    per_session = t.assign(session="s1", raw=t["raw"] + 5)  # must never win
+    rsa = t.assign(metric="rsa:correlation/spearman", raw=t["raw"] / 2)
+    t["dev_score"] = -t["layer_index"].astype(float)  # development data prefer layer0
+    t["heldout_score"] = 0.1 * t["layer_index"]
+    table = pd.concat([t, per_session, rsa], ignore_index=True)
+    prim = primary_rows(table)
+    assert (prim["session"] == "all").all() and len(prim) == 2 * len(t)
+    assert prim["benchmark"].nunique() == 2 and prim["benchmark"].str.contains(r"\[rsa").any()
+    best = best_rows(prim)
+    enc = best[best["metric"] == "rsa:synthetic"]
+    assert (enc["layer"] == "layer0").all() and (enc["best_score"] == 0.0).all()
+    assert (enc["selected_on"] == "development stimuli").all()
+    scores, _ = best_matrix(table)
+    assert scores.shape == (2, 2)

@@ -1,0 +1,155 @@
+"""Layer-by-layer curves: panels, colours, ceiling band, CI ribbons, best layer, files, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+
+from brainalign.errors import ResultsTableError
+from brainalign.plots import plot_layers
+from brainalign.plots.style import MIN_FONT_PT, SINGLE_COLUMN_IN
+from brainalign.plots.synthetic import synthetic_table
+
+
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+
+
+def _model_lines(ax):
+    return {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+
+
+def _band(ax):
+    """(y0, y1) of the ceiling band drawn with axhspan (a Rectangle in axes-x/data-y coordinates)."""
+    spans = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(spans) == 1
+    y0, y1 = spans[0].get_y(), spans[0].get_y() + spans[0].get_height()
+    return min(y0, y1), max(y0, y1)
+
+
+def test_one_panel_per_benchmark_and_colours_kept_across_panels():
+    t = synthetic_table(4, 3, 7)
+    fig = plot_layers(t)
+    panels = _panels(fig)
+    assert [ax.get_title() for ax in panels] == list(dict.fromkeys(t["benchmark"]))
+    colours = [{m: ln.get_color() for m, ln in _model_lines(ax).items()} for ax in panels]
+    assert set(colours[0]) == set(t["model"])
+    assert colours[0] == colours[1] == colours[2]
+    assert len(set(map(str, colours[0].values()))) == 4  # distinct per model
+
+
+def test_points_ribbons_band_and_best_layer_match_the_table():
+    t = synthetic_table(3, 1, 9, seed=3)
+    fig = plot_layers(t)
+    ax = _panels(fig)[0]
+    lines = _model_lines(ax)
+    for m, d in t.groupby("model"):
+        d = d.sort_values("depth")
+        x, y = lines[m].get_data()
+        np.testing.assert_allclose(x, d["depth"])
+        np.testing.assert_allclose(y, d["raw"])
+    # One CI ribbon per model, spanning raw_ci_low..raw_ci_high.
+    ribbons = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(ribbons) == 3
+    lo = min(r.get_paths()[0].vertices[:, 1].min() for r in ribbons)
+    assert lo == pytest.approx(t["raw_ci_low"].min())
+    # Ceiling band from lower to upper bound.
+    assert _band(ax) == pytest.approx((t["ceiling_lower"].iloc[0], t["ceiling"].iloc[0]))
+    # Stars at each model's best layer.
+    stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 3
+    got = sorted((float(s.get_xdata()[0]), float(s.get_ydata()[0])) for s in stars)
+    want = sorted((float(r.depth), float(r.raw)) for r in t.loc[t.groupby("model")["raw"].idxmax()].itertuples())
+    np.testing.assert_allclose(got, want)
+
+
+def test_normalised_band_spans_lower_over_upper_to_one():
+    t = synthetic_table(2, 1, 5)
+    ax = _panels(plot_layers(t, normalised=True))[0]
+    lower, upper = t["ceiling_lower"].iloc[0], t["ceiling"].iloc[0]
+    assert _band(ax) == pytest.approx((lower / upper, 1.0))
+    assert ax.get_ylabel() == "score / ceiling"
+
+
+def test_mixed_ceilings_band_only_where_there_is_one_and_raw_elsewhere():
+    t = synthetic_table(2, 2, 5, ceiling=[True, False])
+    panels = _panels(plot_layers(t, normalised=True))
+    assert len([p for p in panels[0].patches if isinstance(p, Rectangle)]) == 1
+    assert not [p for p in panels[1].patches if isinstance(p, Rectangle)]
+    assert "raw" in panels[1].get_ylabel()
+    y = _model_lines(panels[1])["model-00"].get_ydata()
+    np.testing.assert_allclose(y, t[(t.benchmark == t.benchmark.iloc[-1]) & (t.model == "model-00")]["raw"])
+
+
+def test_partial_table_plots_what_is_there():
+    t = synthetic_table(3, 2, 6)
+    bench0 = t["benchmark"].iloc[0]
+    t = t[~((t["model"] == "model-01") & (t["benchmark"] == bench0))].copy()  # a missing pair
+    t.loc[t.index[:2], "raw"] = np.nan  # rows without a score
+    t["depth"] = np.nan  # no depth column values: fall back to layer_index
+    panels = _panels(plot_layers(t))
+    assert set(_model_lines(panels[0])) == {"model-00", "model-02"}
+    x, _ = _model_lines(panels[0])["model-00"].get_data()
+    assert len(x) == 4 and x.max() == pytest.approx(1.0)
+
+
+def test_max_models_keeps_the_best():
+    t = synthetic_table(12, 1, 5)
+    fig = plot_layers(t, max_models=3)
+    assert set(_model_lines(_panels(fig)[0])) == {"model-00", "model-01", "model-02"}
+    assert "best 3 of 12" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (pd.DataFrame(columns=["model", "benchmark", "layer", "raw"]), "empty"),
+    (pd.DataFrame({"model": ["a"], "layer": ["l"]}), "benchmark"),
+    ([1, 2], "DataFrame"),
+])
+def test_bad_tables_name_the_problem(bad, message):
+    with pytest.raises(ResultsTableError, match=message):
+        plot_layers(bad)
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ResultsTableError, match="nope"):
+        plot_layers(synthetic_table(2, 1, 3), models=["nope"])
+
+
+def test_writes_png_and_svg_into_a_missing_folder(tmp_path):
+    stem = tmp_path / "not" / "yet" / "layers"
+    plot_layers(synthetic_table(2, 2, 4), path=stem)
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+    one = tmp_path / "one.pdf"
+    plot_layers(synthetic_table(1, 1, 3), path=one)
+    assert one.read_bytes()[:4] == b"%PDF" and not one.with_suffix(".png").exists()
+
+
+def test_readable_at_single_column_width():
+    fig = plot_layers(synthetic_table(3, 1, 6))
+    assert fig.get_figwidth() == pytest.approx(SINGLE_COLUMN_IN)
+    fig.canvas.draw()  # materialise tick labels
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
+    assert sizes and min(sizes) >= MIN_FONT_PT
+
+
+def test_plotting_never_imports_pyplot(tmp_path):
+    # pyplot is what opens windows; the figures, the heatmap and the report never import it.
+    code = ("import sys\nfrom brainalign.plots.synthetic import synthetic_table\n"
+            "from brainalign.plots import plot_layers, plot_heatmap, plot_score_vs\n"
+            "t = synthetic_table(2, 2, 4, epochs=2)\nplot_layers(t).savefig(sys.argv[1])\n"
+            "plot_heatmap(t).savefig(sys.argv[1])\nplot_score_vs(t).savefig(sys.argv[1])\n"
+            "from brainalign.plots.report import build_report\n"
+            "print('PYPLOT' if 'matplotlib.pyplot' in sys.modules else 'CLEAN')")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "CLEAN"

@@ -1,0 +1,197 @@
+"""The HTML report: read a results folder, write one self-contained page, open it in chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from brainalign.errors import ResultsTableError
+from brainalign.plots.report import build_report, write_figures
+from brainalign.plots.synthetic import synthetic_table
+from brainalign.plots.tables import read_results
+from brainalign.results import ScoreResult
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """Two result files (one in a sub-folder, one with an epoch column), a CSV that is not a
+    results table, and a benchmark without a ceiling."""
+    root = tmp_path / "results"
+    t = synthetic_table(4, 2, 6, ceiling=[True, False])
+    ScoreResult(t, meta={"benchmark": "synthetic", "citation": ["A (2020)"]}).save(root)
+    trained = synthetic_table(1, 1, 4, epochs=3, seed=2).assign(model="trained-net")
+    ScoreResult(trained, meta={"trainer": "sgd"}).save(root / "trained", "scores")
+    pd.DataFrame({"a": [1]}).to_csv(root / "notes.csv", index=False)
+    return root
+
+
+def test_read_results_reads_every_csv_and_says_what_it_skipped(results_dir):
+    res = read_results(results_dir)
+    assert set(res.table["model"]) == {"model-00", "model-01", "model-02", "model-03", "trained-net"}
+    assert set(res.metas) == {"scores.csv", "trained/scores.csv"}
+    assert res.metas["trained/scores.csv"] == {"trainer": "sgd"}
+    assert res.skipped == [("notes.csv", "not a results table: lacks column(s) ['model', 'benchmark', "
+                                         "'layer', 'raw']")]
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: p, "no \\*.csv"),
+])
+def test_bad_folders_are_named(tmp_path, setup, message):
+    with pytest.raises(ResultsTableError, match=message):
+        read_results(setup(tmp_path))
+
+
+def test_duplicated_rows_are_kept_once_and_noted(tmp_path):
+    t = synthetic_table(2, 1, 3)
+    ScoreResult(t).save(tmp_path, "a")
+    ScoreResult(t).save(tmp_path, "b")
+    res = read_results(tmp_path)
+    assert len(res.table) == len(t) and any("more than one file" in n for n in res.notes)
+
+
+def test_report_is_self_contained_with_every_model(results_dir):
+    page = build_report(results_dir).read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    # No external resource: every src/href is a data URI or an in-page anchor.
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
+    assert refs and all(r.startswith("data:image/") or r.startswith("#") for r in refs)
+    assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", page)
+    rows = re.findall(r'<tr data-model="([^"]+)"', page)
+    assert sorted(rows) == ["model-00", "model-01", "model-02", "model-03", "trained-net"]
+    assert page.count('<section class="bench"') == 2
+    assert "Over training" in page and "skipped notes.csv" in page
+    assert "without a noise ceiling" in page and "trainer" in page and "A (2020)" in page
+
+
+def test_svg_figures_and_the_figure_files(results_dir, tmp_path):
+    one = tmp_path / "one"
+    ScoreResult(synthetic_table(1, 1, 3)).save(one)
+    page = build_report(one, tmp_path / "r.html", fmt="svg").read_text()
+    assert "data:image/svg+xml;base64," in page and "data:image/png" not in page
+    out = tmp_path / "no" / "such" / "figures"
+    written = write_figures(results_dir, out, formats=("png",))
+    assert {p.name for p in written} == {"layers_synthetic0.region-rsa.png", "layers_synthetic1.region-rsa.png",
+                                         "heatmap.png", "epochs.png"}
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "brainalign.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_report_and_plot(tmp_path):
+    small = tmp_path / "small"
+    ScoreResult(synthetic_table(2, 1, 4)).save(small)
+    proc = _cli("report", str(small), "--out", str(tmp_path / "x" / "report.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "x" / "report.html").stat().st_size > 10_000
+    proc = _cli("plot", str(small), "--format", "svg")
+    assert proc.returncode == 0, proc.stderr
+    assert (small / "figures" / "heatmap.svg").exists()
+    proc = _cli("report", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = _cli("plot", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no *.csv" in proc.stderr
+
+
+# --- a real browser -------------------------------------------------------------------------------
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium; .ci/run does this)")
+    return exe
+
+
+# Injected before the report's own code: records console errors and uncaught exceptions in the
+# DOM, then (after the report's script ran) clicks the "model" header twice and records the order.
+_PROBE_HEAD = """<script>
+window.__errs=[];
+var _ce=console.error;
+console.error=function(){window.__errs.push([].join.call(arguments,' '));_ce.apply(console,arguments);};
+window.addEventListener('error',function(e){window.__errs.push('uncaught: '+e.message);});
+</script>"""
+_PROBE_TAIL = """<script>
+window.addEventListener('load',function(){
+  var th=document.querySelectorAll('#leaderboard th')[1]; th.click(); th.click();
+  var first=document.querySelector('#leaderboard tbody tr').getAttribute('data-model');
+  var m=document.createElement('div'); m.id='probe';
+  m.setAttribute('data-errors', JSON.stringify(window.__errs)); m.setAttribute('data-first', first);
+  m.setAttribute('data-images', String(document.querySelectorAll('img').length));
+  var broken=Array.prototype.filter.call(document.images,function(i){return !(i.complete&&i.naturalWidth>0);});
+  m.setAttribute('data-broken', String(broken.length));
+  document.body.appendChild(m);
+});
+</script>"""
+
+
+def _run_chromium(exe: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0"]
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(profile)})
+
+
+def test_report_in_headless_chromium(results_dir, tmp_path):
+    exe = _chromium()
+    page = build_report(results_dir)
+    probe = tmp_path / "probe.html"
+    text = page.read_text()
+    probe.write_text(text.replace("<head>", "<head>" + _PROBE_HEAD, 1).replace("</body>", _PROBE_TAIL + "</body>"))
+    proc = _run_chromium(exe, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
+                         probe.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    assert not [ln for ln in console if "Uncaught" in ln or "rror" in ln], console
+    assert 'data-report-ready="1"' in dom  # the report's script ran to its end
+    m = re.search(r'<div id="probe"[^>]*>', dom)
+    assert m, "the probe did not run"
+    probe_tag = m.group(0)
+    assert 'data-errors="[]"' in probe_tag
+    assert 'data-broken="0"' in probe_tag and 'data-images="4"' in probe_tag
+    # Clicking "model" twice sorts descending by name.
+    assert 'data-first="trained-net"' in probe_tag
+    board = dom[dom.index('id="leaderboard"'):]
+    board = board[:board.index("</table>")]
+    rows = re.findall(r'<tr data-model="([^"]+)"', board)
+    assert rows == sorted(rows, reverse=True) and len(rows) == 5
+    # The page itself (not the probe): a screenshot as a test artefact.
+    shot = tmp_path / "report.png"
+    proc = _run_chromium(exe, tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1200,1600",
+                         "--virtual-time-budget=3000", page.as_uri())
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", proc.stderr[-2000:]
+    assert not [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln and "Uncaught" in ln]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report.png")
+
+
+def test_empty_and_partial_tables(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    synthetic_table(1, 1, 2).iloc[0:0].to_csv(empty / "scores.csv", index=False)
+    with pytest.raises(ResultsTableError, match="no usable results table.*no rows"):
+        read_results(empty)
+    partial = tmp_path / "partial"
+    t = synthetic_table(3, 2, 4)
+    t.loc[t["model"] == "model-02", ["raw", "normalised"]] = float("nan")  # failed everywhere
+    t.loc[t.index[:2], ["raw", "normalised"]] = float("nan")
+    ScoreResult(t).save(partial)
+    page = build_report(partial).read_text()
+    assert "have no score and are not plotted" in page
+    rows = re.findall(r'<tr data-model="([^"]+)"', page)
+    assert sorted(rows) == ["model-00", "model-01", "model-02"] and rows[-1] == "model-02"  # listed, last
