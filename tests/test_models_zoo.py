@@ -55,7 +55,8 @@ def test_each_architecture_scores_on_hit(hit_fast, name, options, layers):
 def test_a_time_step_scores_as_its_own_rdm_against_scipy(hit_fast):
     hit_benchmark = hit_fast
     model = ba.load_model("zoo:cornet_rt", times=3, seed=1)
-    acts = ba.extract(model, hit_benchmark.stimuli, layers=["V4.t0", "V4.t2"])
+    placed, _ = hit_benchmark.place(model)  # the stimuli as the benchmark shows them
+    acts = ba.extract(model, placed, layers=["V4.t0", "V4.t2"])
     subj = hit_benchmark.subject_rdms.values
     iu = np.triu_indices(92, 1)
     for layer in ("V4.t0", "V4.t2"):
