@@ -135,3 +135,10 @@ class BenchmarkDefinitionError(BrainAlignError, ValueError):
 
 class MetricInputError(BrainAlignError, ValueError):
     """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""
+
+class MemoryBudgetError(BrainAlignError, MemoryError):
+    """A run whose recorded activations would not fit the memory budget, refused before it starts."""
+
+
+class BatchSpecError(BrainAlignError, ValueError):
+    """A batch model list (YAML or text) with an unknown key, a missing field or a duplicate label."""

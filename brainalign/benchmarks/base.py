@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
 from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import StimulusError
+from brainalign.models.base import BrainModel
 from brainalign.settings import PathLike
 
 
@@ -82,6 +84,19 @@ class Benchmark:
             raise StimulusError(
                 f"{self.id}: stimulus ids of {where} do not match the stimulus set at position "
                 f"{diff}: {got!r} vs {want!r} ({len(ids)} vs {len(ours)} stimuli)")
+
+    def layer_activations(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
+                          batch_size: int = 64, device: str = "auto", progress: bool = False,
+                          **stream: Any) -> LayerStream:
+        """The model's responses to :attr:`stimuli`, one layer at a time, memory-bounded.
+
+        Every benchmark kind scores through this: iterate over ``(layer, DataArray)`` pairs and
+        score each before taking the next (see :func:`brainalign.activations.stream_layers`;
+        ``stream`` takes its ``memory_budget``, ``max_features``, ``reducers``, ``cache`` and
+        ``on_layer``). The stream's ``.plan`` and ``.reduction()`` say how the run was recorded.
+        """
+        return stream_layers(model, self.stimuli, layers, batch_size=batch_size, device=device,
+                             progress=progress, **stream)
 
     def provenance(self) -> dict[str, Any]:
         return {"benchmark": self.id, "benchmark_version": self.spec.version,

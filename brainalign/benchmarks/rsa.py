@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.activations import extract
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
@@ -92,15 +91,20 @@ class RSABenchmark(Benchmark):
         return self.score_rdm(rdm(np.asarray(features), self.distance))
 
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        """Record ``model`` on the stimuli and score every requested layer."""
-        acts = extract(model, self.stimuli, layers, batch_size=batch_size, device=device,
-                       progress=progress)
+                 batch_size: int = 64, device: str = "auto", progress: bool = False,
+                 **stream: Any) -> ScoreResult:
+        """Record ``model`` on the stimuli and score every requested layer.
+
+        Layers are scored one at a time as they are recorded (see :meth:`layer_activations`;
+        ``stream`` takes ``memory_budget``, ``max_features``, ``reducers``, ``cache``, ``on_layer``).
+        """
+        acts = self.layer_activations(model, layers, batch_size=batch_size, device=device,
+                                      progress=progress, **stream)
         rows, details = [], {}
         n_boot, _, seed = bootstrap_settings(self.spec)
         vers = versions_string()
         prov = model.provenance()
-        for i, (layer, da) in enumerate(acts.items()):
+        for i, (layer, da) in enumerate(acts):
             self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
             s = self.score_rdm(rdm(da.values, self.distance))
             rows.append({
@@ -119,5 +123,6 @@ class RSABenchmark(Benchmark):
         table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         meta = {**self.provenance(), "models": {model.name: prov},
                 "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
-                "compare": self.method, "normalised": "raw / upper bound of the noise ceiling"}
+                "compare": self.method, "normalised": "raw / upper bound of the noise ceiling",
+                "reduction": {model.name: acts.reduction()}, "memory_plan": {model.name: acts.plan.notes}}
         return ScoreResult(table, details, meta)
