@@ -142,3 +142,7 @@ class MemoryBudgetError(BrainAlignError, MemoryError):
 
 class BatchSpecError(BrainAlignError, ValueError):
     """A batch model list (YAML or text) with an unknown key, a missing field or a duplicate label."""
+
+
+class BatchOutputError(BrainAlignError, FileExistsError):
+    """A batch output folder that holds an earlier run's results, written to without ``resume``."""
