@@ -84,6 +84,7 @@ def activation_key(model_fp: dict[str, Any], stimuli_fp: str, layer: str, calls:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -193,8 +193,12 @@ def pair_key(entry: ModelEntry, bench_id: str, bench_version: str, bench_sha: st
     return f"{_slug(entry.name)}__{_slug(bench_id)}__{digest}"
 
 
-def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = None,
+             benchmarks: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one pair; never raises for the pair's own failures (they are returned).
+
+    ``benchmarks`` (ref → loaded benchmark) lets one process reuse a benchmark's stimuli, targets
+    and bootstrap across pairs; it is filled as benchmarks are loaded.
 
     Returns
     -------
@@ -214,7 +218,11 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
         s = task.settings
         if s.threads:
             torch.set_num_threads(s.threads)
-        bench = load_benchmark(task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None)
+        benchmarks = benchmarks if benchmarks is not None else {}
+        if task.benchmark not in benchmarks:
+            benchmarks[task.benchmark] = load_benchmark(
+                task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None)
+        bench = benchmarks[task.benchmark]
         model = task.model.load()
         cache = ActivationCache(s.cache_dir) if s.cache_dir else None
         result = bench(model, list(task.model.layers) if task.model.layers else None,
@@ -235,6 +243,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
 def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a lab
     try:
         write(Path(tmp))
         with open(tmp, "rb") as f:
@@ -377,10 +386,12 @@ def _execute(tasks: Sequence[PairTask], executor: str, workers: int, scheduler: 
                 client.close()
         return
     if executor == "local" and workers <= 1:
+        loaded: dict[str, Any] = {}  # one load per benchmark for the whole run
         for t in tasks:
             n_layers = len(t.model.layers) if t.model.layers else None
             progress.pair_started(t.label, n_layers)
-            yield t, run_pair(t, on_layer=lambda layer, d, n, t=t: progress.layer_done(t.label, layer, d, n))
+            yield t, run_pair(t, on_layer=lambda layer, d, n, t=t: progress.layer_done(t.label, layer, d, n),
+                              benchmarks=loaded)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
