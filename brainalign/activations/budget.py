@@ -104,9 +104,13 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     size. Steps, until the largest group fits:
 
     1. everything in one pass, as asked;
-    2. (``adapt``) a :class:`RandomProjection` to ``adapt_features`` on every layer with more
-       features than that, when no reducer was given;
-    3. (``adapt``) consecutive layers split into groups that each fit, one forward pass per group.
+    2. (``adapt``, no reducer given, some layer alone over budget) a :class:`RandomProjection` to
+       ``adapt_features`` on every layer with more features than that;
+    3. consecutive layers split into groups that each fit, one forward pass per group (exact:
+       the same numbers as one pass, at the cost of more passes).
+
+    Grouping alone is tried before projection: projection is switched on only when some layer
+    does not fit the budget by itself.
 
     Parameters
     ----------
@@ -123,7 +127,7 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     max_features
         Cap on features per layer: a :class:`RandomProjection` to this size on every larger layer.
     adapt
-        Allow steps 2 and 3; when False a run over budget is refused.
+        Allow step 2; when False, a layer that alone exceeds the budget is refused.
     adapt_features, seed
         Size and seed of the projection step 2 switches on.
 
@@ -150,18 +154,14 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     total = sum(size.values())
     if limit is None or total <= limit:
         return MemoryPlan([names], per_layer, size, sum(full.values()), total, limit, notes)
-    if not adapt:
-        raise MemoryBudgetError(
-            f"{model.name}: recording {len(names)} layers of {n_stimuli} stimuli needs {_fmt(total)}, "
-            f"over the budget of {_fmt(limit)}; cap the features (max_features) or allow adapting")
-    if reducers is None:
+    too_big = [n for n in names if size[n] > limit]
+    if too_big and adapt and reducers is None:
         proj = RandomProjection(adapt_features, seed=seed)
         per_layer = {n: proj for n in names}
         size = sizes()
         projected = [n for n in names if size[n] < full[n]]
-        notes.append(f"{_fmt(total)} over budget {_fmt(limit)}: random projection to "
-                     f"{adapt_features} features on {len(projected)} layers")
-        total = sum(size.values())
+        notes.append(f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}, over budget {_fmt(limit)}: "
+                     f"random projection to {adapt_features} features on {len(projected)} layers")
     groups: list[list[str]] = [[]]
     used = 0
     for n in names:
