@@ -32,3 +32,19 @@ def broken_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     model.module[0] = nn.Conv2d(5, 8, 5, stride=2)
     model._layer_info = tiny_cnn(weights, seed).layer_info  # discovered on the working net
     return model
+
+
+def write_quick_benchmark(folder, n_boot: int = 50):
+    """kriegeskorte2008.hIT-rsa with a smaller bootstrap, as a YAML file in ``folder``."""
+    from pathlib import Path
+
+    import yaml
+
+    from brainalign.benchmarks.spec import find_benchmark
+
+    doc = yaml.safe_load(Path(find_benchmark("kriegeskorte2008.hIT-rsa").path).read_text())
+    doc["id"] = "kriegeskorte2008.hIT-rsa-quick"
+    doc["statistics"]["bootstrap"]["n"] = n_boot
+    path = Path(folder) / f"{doc['id']}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
