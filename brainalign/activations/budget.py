@@ -14,6 +14,7 @@ from brainalign.errors import MemoryBudgetError
 from brainalign.models.base import BrainModel
 
 BYTES_PER_VALUE = 4  # activations are recorded as float32
+SCORING_FACTOR = 4  # a metric's working set per layer: RDMs / regressions copy to float64 and centre
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12,
           "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -64,7 +65,8 @@ class MemoryPlan:
     full_bytes
         Bytes of all layers at full resolution (what holding every layer would take).
     peak_bytes
-        Bytes of the largest group: the activation memory the run needs at once.
+        Bytes the largest group needs at once: its activations plus the scoring working set of
+        its largest layer (``scoring_factor`` × that layer's bytes).
     budget
         The budget planned for (bytes), or None.
     notes
@@ -96,7 +98,8 @@ def _reduced(reducer: Any, d: int) -> int:
 def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli: int, *,
                 budget: int | str | None = None, reducers: Any = None,
                 max_features: int | None = None, adapt: bool = True,
-                adapt_features: int = 1024, seed: int = 0) -> MemoryPlan:
+                adapt_features: int = 1024, seed: int = 0,
+                scoring_factor: float = SCORING_FACTOR) -> MemoryPlan:
     """Estimate the activation memory of a run and plan it to fit ``budget``, before it starts.
 
     The estimate is exact for what is kept: per layer, the output shape found by the model's
@@ -121,7 +124,8 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     n_stimuli
         Number of stimuli.
     budget
-        Bytes (or ``"2.5GB"``) the recorded activations may take at once; ``None``: no limit.
+        Bytes (or ``"2.5GB"``) that recorded activations and the scoring of one layer may take
+        at once (the model and one batch's forward pass come on top); ``None``: no limit.
     reducers
         One reducer, or a mapping layer → reducer, applied as asked.
     max_features
@@ -130,6 +134,9 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         Allow step 2; when False, a layer that alone exceeds the budget is refused.
     adapt_features, seed
         Size and seed of the projection step 2 switches on.
+    scoring_factor
+        Transient memory of scoring one layer, in multiples of its recorded bytes (RSA's
+        correlation RDM holds a float64 copy and its centred version: 4×).
 
     Raises
     ------
@@ -150,11 +157,14 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         return {n: n_stimuli * _reduced(per_layer[n], _features(model, n)) * BYTES_PER_VALUE
                 for n in names}
 
+    def need(group_sizes: list[int]) -> int:
+        return int(sum(group_sizes) + scoring_factor * max(group_sizes, default=0))
+
     size = sizes()
-    total = sum(size.values())
+    total = need(list(size.values()))
     if limit is None or total <= limit:
         return MemoryPlan([names], per_layer, size, sum(full.values()), total, limit, notes)
-    too_big = [n for n in names if size[n] > limit]
+    too_big = [n for n in names if need([size[n]]) > limit]
     if too_big and adapt and reducers is None:
         proj = RandomProjection(adapt_features, seed=seed)
         per_layer = {n: proj for n in names}
@@ -163,19 +173,17 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         notes.append(f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}, over budget {_fmt(limit)}: "
                      f"random projection to {adapt_features} features on {len(projected)} layers")
     groups: list[list[str]] = [[]]
-    used = 0
     for n in names:
-        if size[n] > limit:
+        if need([size[n]]) > limit:
             raise MemoryBudgetError(
-                f"{model.name}: layer {n!r} alone needs {_fmt(size[n])} for {n_stimuli} stimuli, over "
-                f"the budget of {_fmt(limit)}; lower max_features or raise the budget")
-        if groups[-1] and used + size[n] > limit:
+                f"{model.name}: layer {n!r} alone needs {_fmt(need([size[n]]))} for {n_stimuli} stimuli "
+                f"(recording and scoring), over the budget of {_fmt(limit)}; lower max_features or "
+                f"raise the budget")
+        if groups[-1] and need([size[m] for m in groups[-1]] + [size[n]]) > limit:
             groups.append([])
-            used = 0
         groups[-1].append(n)
-        used += size[n]
     if len(groups) > 1:
         notes.append(f"layers split into {len(groups)} groups of at most {_fmt(limit)}, "
                      f"one forward pass each")
-    peak = max(sum(size[n] for n in g) for g in groups)
+    peak = max(need([size[n] for n in g]) for g in groups)
     return MemoryPlan(groups, per_layer, size, sum(full.values()), peak, limit, notes)
