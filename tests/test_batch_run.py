@@ -138,3 +138,12 @@ def test_a_dask_run_equals_the_local_run(local_run, quick, data_dir, tmp_path):
                          progress=BatchProgress(open(tmp_path / "p", "w")))
     assert dask.ok
     pd.testing.assert_frame_equal(_sorted(dask.table), _sorted(report.table))
+
+
+@needs_data
+def test_a_process_pool_run_equals_the_local_run(local_run, quick, data_dir, tmp_path):
+    report, _, _ = local_run
+    pool = run_batch(GOOD, [str(quick)], tmp_path / "pool", workers=2, data_dir=data_dir,
+                     progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert pool.ok and len(pool.scored) == 2
+    pd.testing.assert_frame_equal(_sorted(pool.table), _sorted(report.table))
