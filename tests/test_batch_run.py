@@ -147,3 +147,28 @@ def test_a_process_pool_run_equals_the_local_run(local_run, quick, data_dir, tmp
                      progress=BatchProgress(open(tmp_path / "p", "w")))
     assert pool.ok and len(pool.scored) == 2
     pd.testing.assert_frame_equal(_sorted(pool.table), _sorted(report.table))
+
+
+def test_progress_draws_bars_on_a_terminal_and_lines_elsewhere():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, bars in ((Terminal(), True), (io.StringIO(), False)):
+        p = BatchProgress(stream)
+        assert p.bars is bars
+        p.start(2, 1)
+        p.pair_started("m × b", 2)
+        p.layer_done("m × b", "conv1", 1, 2)
+        p.layer_done("m × b", "fc", 2, 2)
+        p.pair_done("m × b", False, 1.0, "ForwardError: boom")
+        summary = p.close()
+        text = stream.getvalue()
+        assert summary.startswith("summary: 2 pairs: 0 scored, 1 skipped (already finished), 1 failed")
+        assert "ForwardError: boom" in text and summary in text
+        if bars:
+            assert "\r" in text and "2/2" in text  # tqdm redraws in place
+        else:
+            assert "\r" not in text and "layer 2/2 fc scored" in text

@@ -43,7 +43,7 @@ class BatchProgress:
         self._line(f"{total} pairs, {skipped} already finished, {total - skipped} to run")
 
     def pair_started(self, label: str, n_layers: int | None = None) -> None:
-        if self.bars and n_layers:
+        if self.bars:
             from tqdm.auto import tqdm
 
             if self._layers is not None:
