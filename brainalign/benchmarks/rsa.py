@@ -120,6 +120,7 @@ class RSABenchmark(Benchmark):
             details[(model.name, self.id, layer)] = {
                 "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
                 "subjects": list(self.subject_rdms["subject"].values)}
+            del da  # free this layer before the stream records the next group
         table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         meta = {**self.provenance(), "models": {model.name: prov},
                 "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
