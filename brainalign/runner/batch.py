@@ -454,8 +454,11 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     BatchReport
         The table of every finished pair, the failures, and what was scored or skipped.
     """
+    from brainalign.activations.budget import parse_bytes
     from brainalign.runner.progress import BatchProgress
 
+    if memory_budget is not None:
+        memory_budget = parse_bytes(memory_budget)  # a typo fails here, not in every pair
     if isinstance(models, str | os.PathLike):
         entries = read_models(models)
     else:
