@@ -28,6 +28,7 @@ _LAZY = {
     "fetch_file": "brainalign.data",
     "StimulusSet": "brainalign.data",
     "score": "brainalign.runner",
+    "run_batch": "brainalign.runner",
     "ScoreResult": "brainalign.results",
     "plot_layers": "brainalign.plots",
     "train": "brainalign.models.train",

@@ -110,6 +110,9 @@ from brainalign.commands.report import plot_command, report_command  # noqa: E40
 
 main.add_command(report_command)
 main.add_command(plot_command)
+from brainalign.commands.batch import batch_command  # noqa: E402
+
+main.add_command(batch_command)
 
 if __name__ == "__main__":
     main()

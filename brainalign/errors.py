@@ -139,3 +139,13 @@ class MetricInputError(BrainAlignError, ValueError):
 class ResultsTableError(BrainAlignError, ValueError):
     """A results table (or a results folder) that cannot be plotted or reported: empty, missing
     columns, no readable CSV."""
+class MemoryBudgetError(BrainAlignError, MemoryError):
+    """A run whose recorded activations would not fit the memory budget, refused before it starts."""
+
+
+class BatchSpecError(BrainAlignError, ValueError):
+    """A batch model list (YAML or text) with an unknown key, a missing field or a duplicate label."""
+
+
+class BatchOutputError(BrainAlignError, FileExistsError):
+    """A batch output folder that holds an earlier run's results, written to without ``resume``."""

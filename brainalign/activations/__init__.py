@@ -1,5 +1,10 @@
 """Activations: batched recording of layer outputs."""
 
+from brainalign.activations.budget import MemoryPlan, plan_memory
+from brainalign.activations.cache import ActivationCache
 from brainalign.activations.extract import Reducer, extract, resolve_device
+from brainalign.activations.reducers import RandomProjection
+from brainalign.activations.stream import LayerStream, stream_layers
 
-__all__ = ["Reducer", "extract", "resolve_device"]
+__all__ = ["ActivationCache", "LayerStream", "MemoryPlan", "RandomProjection", "Reducer", "extract",
+           "plan_memory", "resolve_device", "stream_layers"]

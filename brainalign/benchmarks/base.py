@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
 from brainalign.data.manifest import Manifest, load_manifest
@@ -141,6 +142,22 @@ class Benchmark:
             raise StimulusError(
                 f"{self.id}: stimulus ids of {where} do not match the stimulus set at position "
                 f"{diff}: {got!r} vs {want!r} ({len(ids)} vs {len(ours)} stimuli)")
+
+    def layer_activations(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
+                          stimuli: StimulusSet | None = None, batch_size: int = 64,
+                          device: str = "auto", progress: bool = False,
+                          **stream: Any) -> LayerStream:
+        """The model's responses to ``stimuli`` (default :attr:`stimuli`; benchmarks pass them
+        placed by :meth:`place`), one layer at a time, memory-bounded.
+
+        Every benchmark kind scores through this: iterate over ``(layer, DataArray)`` pairs and
+        score each before taking the next (see :func:`brainalign.activations.stream_layers`;
+        ``stream`` takes its ``memory_budget``, ``max_features``, ``reducers``, ``cache`` and
+        ``on_layer``). The stream's ``.plan`` and ``.reduction()`` say how the run was recorded.
+        """
+        stimuli = stimuli if stimuli is not None else self.stimuli
+        return stream_layers(model, stimuli, layers, batch_size=batch_size, device=device,
+                             progress=progress, **stream)
 
     def provenance(self) -> dict[str, Any]:
         return {"benchmark": self.id, "benchmark_version": self.spec.version,

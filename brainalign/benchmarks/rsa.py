@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -11,7 +12,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.activations import extract
 from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import BenchmarkDefinitionError
@@ -113,19 +113,31 @@ class RSABenchmark(Benchmark):
         return raw / self._subset_ceilings[index]
 
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        """Record ``model`` on the stimuli (placed in its field of view) and score every layer."""
+                 batch_size: int = 64, device: str = "auto", progress: bool = False,
+                 **stream: Any) -> ScoreResult:
+        """Record ``model`` on the stimuli (placed in its field of view) and score every layer.
+
+        Layers are scored one at a time as they are recorded (see :meth:`layer_activations`;
+        ``stream`` takes ``memory_budget``, ``max_features``, ``reducers``, ``cache``, ``on_layer``).
+        """
         stimuli, placed = self.place(model)
+        acts = self.layer_activations(model, layers, stimuli=stimuli, batch_size=batch_size,
+                                      device=device, progress=progress, **stream)
+        t_extract = 0.0  # recording and scoring interleave: time spent waiting on the stream
         t0 = time.perf_counter()
-        acts = extract(model, stimuli, layers, batch_size=batch_size, device=device,
-                       progress=progress)
-        t1 = time.perf_counter()
         rows, details = [], {}
         n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         vers = versions_string()
         prov = model.provenance()
         split = self.dev_split
-        for i, (layer, da) in enumerate(acts.items()):
+        layer_iter = iter(acts)
+        for i in itertools.count():
+            t = time.perf_counter()
+            item = next(layer_iter, None)
+            t_extract += time.perf_counter() - t
+            if item is None:
+                break
+            layer, da = item
             self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
             model_rdm = rdm(da.values, self.distance)
             s = self.score_rdm(model_rdm)
@@ -147,13 +159,16 @@ class RSABenchmark(Benchmark):
             details[(model.name, self.id, layer)] = {
                 "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
                 "subjects": list(self.subject_rdms["subject"].values)}
-        t2 = time.perf_counter()
+            del da, item  # free this layer before the stream records the next group
+        t_total = time.perf_counter() - t0
         table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
         meta = {**self.provenance(), "models": {model.name: prov},
                 "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
                 "compare": self.method, "placement": placed.as_dict(),
                 "layer_selection": split.describe(self.stimuli.ids),
-                "timing_s": {self.id: {"extract": t1 - t0, "metric": t2 - t1}},
+                "timing_s": {self.id: {"extract": t_extract, "metric": t_total - t_extract}},
                 "normalised": ("raw / upper bound of the noise ceiling" if self.ceiling is not None
-                               else f"none: {self.ceiling_reason or 'no ceiling'}")}
+                               else f"none: {self.ceiling_reason or 'no ceiling'}"),
+                "reduction": {model.name: acts.reduction()},
+                "memory_plan": {model.name: acts.plan.notes}}
         return ScoreResult(table, details, meta)

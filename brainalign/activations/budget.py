@@ -1,0 +1,189 @@
+"""Preflight: how much memory a run's recorded activations need, and a plan that fits a budget."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from brainalign.activations.reducers import RandomProjection
+from brainalign.errors import MemoryBudgetError
+from brainalign.models.base import BrainModel
+
+BYTES_PER_VALUE = 4  # activations are recorded as float32
+SCORING_FACTOR = 4  # a metric's working set per layer: RDMs / regressions copy to float64 and centre
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12,
+          "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``"2.5GB"``, ``"800 MiB"``, ``1e9`` → bytes."""
+    if isinstance(value, int | float):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a memory size: {value!r} (e.g. '2.5GB', '800MiB')")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def available_memory() -> int | None:
+    """Physical memory available now (Linux ``MemAvailable``), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _fmt(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+@dataclass
+class MemoryPlan:
+    """How a run records its layers: which reducer per layer, and which layers share a pass.
+
+    Attributes
+    ----------
+    groups
+        Layers recorded together in one forward pass over the stimuli, in forward order; a group's
+        activations are scored and freed before the next group is recorded.
+    reducers
+        Reducer per layer (``None``: full features).
+    layer_bytes
+        Bytes each layer's recorded activations take.
+    full_bytes
+        Bytes of all layers at full resolution (what holding every layer would take).
+    peak_bytes
+        Bytes the largest group needs at once: its activations plus the scoring working set of
+        its largest layer (``scoring_factor`` × that layer's bytes).
+    budget
+        The budget planned for (bytes), or None.
+    notes
+        What the plan changed to fit the budget, for logs and result provenance.
+    """
+
+    groups: list[list[str]]
+    reducers: dict[str, Any]
+    layer_bytes: dict[str, int]
+    full_bytes: int
+    peak_bytes: int
+    budget: int | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[str]:
+        return [name for g in self.groups for name in g]
+
+
+def _features(model: BrainModel, layer: str) -> int:
+    return math.prod(model.layer_info[layer].output_shape)
+
+
+def _reduced(reducer: Any, d: int) -> int:
+    n_features = getattr(reducer, "n_features", None)
+    return int(n_features(d)) if callable(n_features) else d  # unknown reducer: assume no reduction
+
+
+def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli: int, *,
+                budget: int | str | None = None, reducers: Any = None,
+                max_features: int | None = None, adapt: bool = True,
+                adapt_features: int = 1024, seed: int = 0,
+                scoring_factor: float = SCORING_FACTOR) -> MemoryPlan:
+    """Estimate the activation memory of a run and plan it to fit ``budget``, before it starts.
+
+    The estimate is exact for what is kept: per layer, the output shape found by the model's
+    layer discovery (``model.layer_info``) × ``n_stimuli`` × 4 bytes, or the reducer's output
+    size. Steps, until the largest group fits:
+
+    1. everything in one pass, as asked;
+    2. (``adapt``, no reducer given, some layer alone over budget) a :class:`RandomProjection` to
+       ``adapt_features`` on every layer with more features than that;
+    3. consecutive layers split into groups that each fit, one forward pass per group (exact:
+       the same numbers as one pass, at the cost of more passes).
+
+    Grouping alone is tried before projection: projection is switched on only when some layer
+    does not fit the budget by itself.
+
+    Parameters
+    ----------
+    model
+        The model.
+    layers
+        Layer names or globs (``None``: ``model.layers``).
+    n_stimuli
+        Number of stimuli.
+    budget
+        Bytes (or ``"2.5GB"``) that recorded activations and the scoring of one layer may take
+        at once (the model and one batch's forward pass come on top); ``None``: no limit.
+    reducers
+        One reducer, or a mapping layer → reducer, applied as asked.
+    max_features
+        Cap on features per layer: a :class:`RandomProjection` to this size on every larger layer.
+    adapt
+        Allow step 2; when False, a layer that alone exceeds the budget is refused.
+    adapt_features, seed
+        Size and seed of the projection step 2 switches on.
+    scoring_factor
+        Transient memory of scoring one layer, in multiples of its recorded bytes (RSA's
+        correlation RDM holds a float64 copy and its centred version: 4×).
+
+    Raises
+    ------
+    MemoryBudgetError
+        The run cannot fit, even adapted; nothing has been computed.
+    """
+    names = model.resolve_layers(layers)
+    limit = parse_bytes(budget) if budget is not None else None
+    if max_features is not None:
+        if reducers is not None:
+            raise ValueError("give either reducers or max_features, not both")
+        reducers = RandomProjection(max_features, seed=seed)
+    per_layer = {n: (reducers.get(n) if isinstance(reducers, Mapping) else reducers) for n in names}
+    full = {n: n_stimuli * _features(model, n) * BYTES_PER_VALUE for n in names}
+    notes: list[str] = []
+
+    def sizes() -> dict[str, int]:
+        return {n: n_stimuli * _reduced(per_layer[n], _features(model, n)) * BYTES_PER_VALUE
+                for n in names}
+
+    def need(group_sizes: list[int]) -> int:
+        return int(sum(group_sizes) + scoring_factor * max(group_sizes, default=0))
+
+    size = sizes()
+    total = need(list(size.values()))
+    if limit is None or total <= limit:
+        return MemoryPlan([names], per_layer, size, sum(full.values()), total, limit, notes)
+    too_big = [n for n in names if need([size[n]]) > limit]
+    if too_big and adapt and reducers is None:
+        proj = RandomProjection(adapt_features, seed=seed)
+        per_layer = {n: proj for n in names}
+        size = sizes()
+        projected = [n for n in names if size[n] < full[n]]
+        notes.append(f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}, over budget {_fmt(limit)}: "
+                     f"random projection to {adapt_features} features on {len(projected)} layers")
+    groups: list[list[str]] = [[]]
+    for n in names:
+        if need([size[n]]) > limit:
+            raise MemoryBudgetError(
+                f"{model.name}: layer {n!r} alone needs {_fmt(need([size[n]]))} for {n_stimuli} stimuli "
+                f"(recording and scoring), over the budget of {_fmt(limit)}; lower max_features or "
+                f"raise the budget")
+        if groups[-1] and need([size[m] for m in groups[-1]] + [size[n]]) > limit:
+            groups.append([])
+        groups[-1].append(n)
+    if len(groups) > 1:
+        notes.append(f"layers split into {len(groups)} groups of at most {_fmt(limit)}, "
+                     f"one forward pass each")
+    peak = max(need([size[n] for n in g]) for g in groups)
+    return MemoryPlan(groups, per_layer, size, sum(full.values()), peak, limit, notes)

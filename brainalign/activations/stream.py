@@ -1,0 +1,149 @@
+"""Memory-bounded recording: layers extracted (or read from the cache) group by group, handed
+to the caller one at a time and freed once the caller moves on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+import xarray as xr
+
+from brainalign.activations.budget import MemoryPlan, plan_memory
+from brainalign.activations.cache import (
+    ActivationCache,
+    activation_key,
+    cached_layer,
+    model_fingerprint,
+    stimuli_hash,
+)
+from brainalign.activations.extract import extract
+from brainalign.activations.reducers import describe_reducer
+from brainalign.data.stimuli import StimulusSet
+from brainalign.models.base import BrainModel
+
+LayerCallback = Callable[[str, int, int], None]
+"""Called as ``(layer, done, total)`` after the caller has finished with a layer."""
+
+
+class LayerStream:
+    """Iterator of ``(layer, DataArray)`` in forward order; see :func:`stream_layers`.
+
+    Attributes
+    ----------
+    plan
+        The :class:`~brainalign.activations.budget.MemoryPlan` the stream follows.
+    """
+
+    def __init__(self, model: BrainModel, stimuli: StimulusSet | torch.Tensor, plan: MemoryPlan, *,
+                 batch_size: int, device: str | torch.device, progress: bool,
+                 cache: ActivationCache | None, stimulus_ids: Sequence[str] | None,
+                 on_layer: LayerCallback | None):
+        self.model, self.stimuli, self.plan = model, stimuli, plan
+        self.batch_size, self.device, self.progress = batch_size, device, progress
+        self.cache, self.on_layer = cache, on_layer
+        if isinstance(stimuli, StimulusSet):
+            self.ids = list(stimuli.ids)
+        else:
+            self.ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(len(stimuli))]
+        self.stimulus_ids = stimulus_ids
+
+    def reduction(self) -> dict[str, Any]:
+        """Per layer, what reduced its features (``{"kind": "none"}`` for full features)."""
+        return {n: describe_reducer(self.plan.reducers[n]) or {"kind": repr(self.plan.reducers[n])}
+                for n in self.plan.layers}
+
+    def _keys(self) -> dict[str, tuple[str, dict[str, Any]] | None]:
+        if self.cache is None:
+            return dict.fromkeys(self.plan.layers)
+        model_fp = model_fingerprint(self.model, self.stimuli)
+        stim_fp = stimuli_hash(self.stimuli, self.ids)
+        info = self.model.layer_info
+        out: dict[str, tuple[str, dict[str, Any]] | None] = {}
+        for n in self.plan.layers:
+            desc = describe_reducer(self.plan.reducers[n])
+            # A reducer that cannot describe itself cannot be keyed on content: never cached.
+            out[n] = None if desc is None else activation_key(model_fp, stim_fp, n, info[n].calls, desc)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[str, xr.DataArray]]:
+        keys = self._keys()
+        total = len(self.plan.layers)
+        done = 0
+        info = self.model.layer_info
+        for group in self.plan.groups:
+            acts: dict[str, xr.DataArray] = {}
+            for n in group:
+                key = keys[n]
+                red = self.plan.reducers[n]
+                shape = info[n].output_shape
+                hit = cached_layer(self.cache, key[0] if key else None, self.ids, n, self.model, shape, red)
+                if hit is not None:
+                    if red is not None:
+                        hit.attrs["shape"] = (hit.shape[1],)
+                    acts[n] = hit
+            missing = [n for n in group if n not in acts]
+            if missing:
+                reducers = {n: self.plan.reducers[n] for n in missing if self.plan.reducers[n] is not None}
+                fresh = extract(self.model, self.stimuli, missing, batch_size=self.batch_size,
+                                device=self.device, reducers=reducers or None,
+                                stimulus_ids=self.stimulus_ids, progress=self.progress)
+                for n, da in fresh.items():
+                    da.attrs["reducer"] = json.dumps(describe_reducer(self.plan.reducers[n]))
+                    key = keys[n]
+                    if self.cache is not None and key is not None:
+                        self.cache.put(key[0], da.values, self.ids, key[1])
+                    acts[n] = da
+                del fresh
+            for n in group:
+                da = acts.pop(n)  # the caller holds the only reference from here on
+                yield n, da
+                del da
+                done += 1
+                if self.on_layer is not None:
+                    self.on_layer(n, done, total)
+
+
+def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
+                  layers: str | Sequence[str] | None = None, *, batch_size: int = 64,
+                  device: str | torch.device = "auto", progress: bool = False,
+                  reducers: Any = None, max_features: int | None = None,
+                  memory_budget: int | str | None = None, adapt: bool = True,
+                  cache: ActivationCache | None = None, stimulus_ids: Sequence[str] | None = None,
+                  on_layer: LayerCallback | None = None) -> LayerStream:
+    """Record layers in memory-bounded groups and hand them over one at a time.
+
+    The memory plan (see :func:`~brainalign.activations.budget.plan_memory`) is made here, before
+    anything runs, so a run that cannot fit is refused at once. Iterating then records one group
+    of layers per forward pass over the stimuli (reading layers the cache already holds), yields
+    each layer's (stimulus × unit) DataArray in forward order, and drops it once the caller asks
+    for the next one: at most one group is held at a time.
+
+    Parameters
+    ----------
+    model, stimuli, layers, batch_size, device, progress, stimulus_ids
+        As for :func:`brainalign.extract`.
+    reducers
+        One reducer or a mapping layer → reducer (see :mod:`brainalign.activations.reducers`).
+    max_features
+        Cap features per layer with a seeded random projection (instead of ``reducers``).
+    memory_budget
+        Bytes (or ``"2.5GB"``) the recorded activations may take at once.
+    adapt
+        Whether a run over budget may switch on projection and split layers into groups, or is
+        refused (:class:`~brainalign.errors.MemoryBudgetError`).
+    cache
+        An :class:`~brainalign.activations.cache.ActivationCache`, or None.
+    on_layer
+        Called ``(layer, done, total)`` after the caller has finished with each layer.
+
+    Returns
+    -------
+    LayerStream
+        Iterable of ``(layer, DataArray)``; ``.plan`` tells how the run was planned.
+    """
+    plan = plan_memory(model, layers, len(stimuli), budget=memory_budget, reducers=reducers,
+                       max_features=max_features, adapt=adapt)
+    return LayerStream(model, stimuli, plan, batch_size=batch_size, device=device, progress=progress,
+                       cache=cache, stimulus_ids=stimulus_ids, on_layer=on_layer)

@@ -1,0 +1,50 @@
+"""``brainalign batch``: many models × benchmarks × layers, resumable, local or on Dask."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("batch")
+@click.argument("models", type=click.Path(exists=True, dir_okay=False))
+@click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--resume", is_flag=True, help="Skip pairs an earlier run into --out finished.")
+@click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob for every model; repeatable.")
+@click.option("--workers", default=1, show_default=True, help="Local processes scoring pairs in parallel.")
+@click.option("--scheduler", default=None, help="Dask scheduler address: one task per (model, benchmark).")
+@click.option("--max-features", type=int, default=None, help="Project layers to at most this many features.")
+@click.option("--memory-budget", default=None, help="Activation memory per pass, e.g. 2.5GB; runs over it adapt.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Content-addressed activation cache folder (default: none).")
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bool,
+                  layer_globs: tuple[str, ...], workers: int, scheduler: str | None,
+                  max_features: int | None, memory_budget: str | None, cache_dir: str | None,
+                  data_dirs: tuple[str, ...], batch_size: int, device: str) -> None:
+    """Score every model in MODELS (YAML or a text list of ids) on every --benchmark, every layer.
+
+    Writes scores.parquet / scores.csv (growing as pairs finish), failures.csv and a log to --out.
+    Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
+    """
+    from brainalign.errors import BrainAlignError
+    from brainalign.runner.batch import run_batch
+
+    try:
+        report = run_batch(models, list(benchmarks), out, resume=resume, layers=list(layer_globs) or None,
+                           workers=workers, scheduler=scheduler, batch_size=batch_size, device=device,
+                           max_features=max_features, memory_budget=memory_budget, cache_dir=cache_dir,
+                           data_dir=list(data_dirs) or None)
+    except (BrainAlignError, ValueError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    if not report.ok:
+        for _, row in report.failures.iterrows():
+            click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {row['error']}",
+                       err=True)
+        sys.exit(1)

@@ -1,0 +1,505 @@
+"""``batch``: every model × benchmark × layer, resumable, one failure does not stop the rest.
+
+The output folder holds
+
+- ``scores.parquet`` and ``scores.csv``: every finished pair's rows, rewritten (atomically) each
+  time a pair finishes, so the table grows as the run goes;
+- ``pairs/<key>.parquet``: one file per finished (model, benchmark) pair. A pair is finished
+  exactly when its file exists: files are written under a temporary name and moved into place,
+  so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs;
+- ``failures.csv`` and ``errors/<key>.json``: failed pairs, with the error and traceback (a
+  resumed run tries them again);
+- ``batch.log.jsonl``: one event per line (``submit``, ``done``, ``failed``, ``skipped``).
+
+The pair key hashes the model entry (id or factory, weights, seed, layers), the benchmark (id,
+version and the sha256 of its YAML file) and the settings that change scores (feature cap,
+memory budget), so a changed definition is scored anew rather than mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from brainalign.errors import BatchOutputError, BatchSpecError
+from brainalign.settings import PathLike
+
+_ENTRY_KEYS = {"id", "source", "name", "weights", "seed", "layers", "label", "factory"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a batch.
+
+    Attributes
+    ----------
+    id
+        Registry id ``"source:name"`` (see :func:`brainalign.load_model`).
+    weights
+        ``"random"``, ``"pretrained"`` or a checkpoint path.
+    seed
+        Seed of random weights.
+    layers
+        Layer names or globs to score (``None``: the model's default layers).
+    label
+        Name in the results table (default: the id); must be unique within a batch.
+    factory
+        ``"package.module:function"`` called as ``function(weights=…, seed=…)`` to build a
+        :class:`~brainalign.models.BrainModel` for models outside the registry (instead of ``id``).
+    """
+
+    id: str | None = None
+    weights: str = "random"
+    seed: int = 0
+    layers: tuple[str, ...] | None = None
+    label: str | None = None
+    factory: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id or str(self.factory)
+
+    def load(self):
+        """Build the model (in the process that scores it)."""
+        if self.factory:
+            mod, _, fn = self.factory.partition(":")
+            model = getattr(importlib.import_module(mod), fn)(weights=self.weights, seed=self.seed)
+        else:
+            from brainalign.models import load_model
+
+            model = load_model(str(self.id), weights=self.weights, seed=self.seed)
+        if self.label:
+            model.name = self.label
+        return model
+
+
+def _entry(item: Any, where: str) -> ModelEntry:
+    if isinstance(item, str):
+        return ModelEntry(id=item.strip())
+    if not isinstance(item, dict):
+        raise BatchSpecError(f"{where}: a model is an id string or a mapping, got {item!r}")
+    unknown = set(item) - _ENTRY_KEYS
+    if unknown:
+        raise BatchSpecError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_ENTRY_KEYS)}")
+    mid = item.get("id")
+    if mid is None and "source" in item:
+        if "name" not in item:
+            raise BatchSpecError(f"{where}: 'source' needs 'name' (or give 'id: source:name')")
+        mid = f"{item['source']}:{item['name']}"
+    if (mid is None) == (item.get("factory") is None):
+        raise BatchSpecError(f"{where}: give exactly one of 'id' (or 'source' + 'name') and 'factory'")
+    layers = item.get("layers")
+    if isinstance(layers, str):
+        layers = [layers]
+    return ModelEntry(id=mid, weights=str(item.get("weights", "random")), seed=int(item.get("seed", 0)),
+                      layers=tuple(layers) if layers else None, label=item.get("label"),
+                      factory=item.get("factory"))
+
+
+def read_models(path: PathLike) -> list[ModelEntry]:
+    """Model entries from a YAML file (``models:`` list of ids or mappings with ``id`` or
+    ``source``/``name``, ``weights``, ``seed``, ``layers``, ``label``, ``factory``) or from a plain
+    text file of model ids, one per line (``#`` starts a comment).
+
+    Raises
+    ------
+    BatchSpecError
+        An unknown key, an entry without a model, or two entries with the same label.
+    """
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise BatchSpecError(f"{path}: not valid YAML: {err}") from err
+        items = doc.get("models") if isinstance(doc, dict) else doc
+        if isinstance(doc, dict) and set(doc) - {"models"}:
+            raise BatchSpecError(f"{path}: unknown top-level key(s) {sorted(set(doc) - {'models'})}")
+        if not isinstance(items, list) or not items:
+            raise BatchSpecError(f"{path}: expected a non-empty list under 'models:'")
+        entries = [_entry(it, f"{path}: models[{i}]") for i, it in enumerate(items)]
+    else:
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        entries = [ModelEntry(id=ln) for ln in lines if ln]
+        if not entries:
+            raise BatchSpecError(f"{path}: no model ids")
+    seen: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.name in seen:
+            raise BatchSpecError(f"{path}: models {seen[e.name]} and {i} are both named {e.name!r}; "
+                                 f"give them distinct 'label's")
+        seen[e.name] = i
+    return entries
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Settings every pair of a batch is scored with."""
+
+    batch_size: int = 64
+    device: str = "auto"
+    max_features: int | None = None
+    memory_budget: int | str | None = None
+    cache_dir: str | None = None  # activation cache folder; None: no cache
+    data_dir: tuple[str, ...] | None = None
+    threads: int | None = None  # torch threads in the scoring process
+
+    def scoring(self) -> dict[str, Any]:
+        """The settings that can change scores (part of the pair key)."""
+        return {"max_features": self.max_features, "memory_budget": self.memory_budget}
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """One (model, benchmark) pair: what a worker needs to score it, nothing loaded yet."""
+
+    model: ModelEntry
+    benchmark: str  # id or YAML path
+    benchmark_id: str
+    settings: BatchSettings
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name} × {self.benchmark_id}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60]
+
+
+def pair_key(entry: ModelEntry, bench_id: str, bench_version: str, bench_sha: str,
+             settings: BatchSettings) -> str:
+    """Readable, content-derived file name of a pair."""
+    parts = {"model": dataclasses.asdict(entry), "benchmark": bench_id, "version": bench_version,
+             "benchmark_sha256": bench_sha, "settings": settings.scoring()}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{_slug(entry.name)}__{_slug(bench_id)}__{digest}"
+
+
+def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = None,
+             benchmarks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score one pair; never raises for the pair's own failures (they are returned).
+
+    ``benchmarks`` (ref → loaded benchmark) lets one process reuse a benchmark's stimuli, targets
+    and bootstrap across pairs; it is filled as benchmarks are loaded.
+
+    Returns
+    -------
+    dict
+        ``key``, ``model``, ``benchmark``, ``ok``, ``seconds``, ``pid`` and either ``table``
+        (a DataFrame) or ``error_type``, ``error`` and ``traceback``.
+    """
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"key": task.key, "model": task.model.name, "benchmark": task.benchmark_id,
+                           "pid": os.getpid()}
+    try:
+        import torch
+
+        from brainalign.activations.cache import ActivationCache
+        from brainalign.benchmarks import load_benchmark
+
+        s = task.settings
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        benchmarks = benchmarks if benchmarks is not None else {}
+        if task.benchmark not in benchmarks:
+            benchmarks[task.benchmark] = load_benchmark(
+                task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None)
+        bench = benchmarks[task.benchmark]
+        model = task.model.load()
+        cache = ActivationCache(s.cache_dir) if s.cache_dir else None
+        result = bench(model, list(task.model.layers) if task.model.layers else None,
+                       batch_size=s.batch_size, device=s.device, max_features=s.max_features,
+                       memory_budget=s.memory_budget, cache=cache, on_layer=on_layer)
+        table = result.table.copy()
+        reduction = result.meta.get("reduction", {}).get(model.name, {})
+        table["reduction"] = [json.dumps(reduction.get(layer), sort_keys=True) for layer in table["layer"]]
+        table["pair_key"] = task.key
+        out.update(ok=True, table=table)
+    except Exception as err:
+        out.update(ok=False, error_type=type(err).__name__, error=str(err),
+                   traceback=traceback.format_exc())
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a lab
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did."""
+
+    table: pd.DataFrame
+    failures: pd.DataFrame
+    scored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    out: Path | None = None
+    summary: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+
+class _Output:
+    """The output folder; only the coordinating process writes here."""
+
+    def __init__(self, out: Path, tasks: Sequence[PairTask]):
+        self.out, self.tasks = out, tasks
+        self.pairs, self.errors = out / "pairs", out / "errors"
+        for d in (self.pairs, self.errors):
+            d.mkdir(parents=True, exist_ok=True)
+        for d in (out, self.pairs, self.errors):
+            for leftover in d.glob(".*.tmp"):
+                leftover.unlink()  # half-written by an interrupted run: never read
+        self.tables: dict[str, pd.DataFrame] = {}
+        self.failures: dict[str, dict[str, Any]] = {}
+
+    def has_results(self) -> bool:
+        return any(self.pairs.glob("*.parquet"))
+
+    def finished(self, task: PairTask) -> bool:
+        """Whether ``task`` has a complete, readable pair file (loaded into the table)."""
+        path = self.pairs / f"{task.key}.parquet"
+        if not path.exists():
+            return False
+        try:
+            table = pd.read_parquet(path)
+            if set(table["pair_key"]) != {task.key}:
+                raise ValueError("pair file of another pair")
+        except Exception:
+            path.unlink()
+            return False
+        self.tables[task.key] = table
+        return True
+
+    def log(self, event: str, task: PairTask, **extra: Any) -> None:
+        rec = {"event": event, "key": task.key, "model": task.model.name, "benchmark": task.benchmark_id,
+               "time": time.time(), **extra}
+        with open(self.out / "batch.log.jsonl", "a") as f:
+            f.write(json.dumps(rec, default=str) + "\n")
+
+    def record(self, task: PairTask, outcome: dict[str, Any]) -> None:
+        err_file = self.errors / f"{task.key}.json"
+        if outcome["ok"]:
+            table = outcome["table"]
+            _atomic_write_bytes(self.pairs / f"{task.key}.parquet", lambda p: table.to_parquet(p, index=False))
+            self.tables[task.key] = table
+            self.failures.pop(task.key, None)
+            with contextlib.suppress(FileNotFoundError):
+                err_file.unlink()
+        else:
+            info = {k: outcome.get(k) for k in ("key", "model", "benchmark", "error_type", "error",
+                                                 "traceback", "seconds", "pid")}
+            _atomic_write_bytes(err_file, lambda p: p.write_text(json.dumps(info, indent=1, default=str)))
+            self.failures[task.key] = info
+        self.write_tables()
+
+    def table(self) -> pd.DataFrame:
+        parts = [self.tables[t.key] for t in self.tasks if t.key in self.tables]
+        if not parts:
+            from brainalign.results.result import TABLE_COLUMNS
+
+            return pd.DataFrame(columns=[*TABLE_COLUMNS, "reduction", "pair_key"])
+        return pd.concat(parts, ignore_index=True)
+
+    def failure_table(self) -> pd.DataFrame:
+        cols = ["model", "benchmark", "error_type", "error", "key"]
+        rows = [self.failures[t.key] for t in self.tasks if t.key in self.failures]
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
+    def write_tables(self) -> None:
+        table = self.table()
+        _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
+        _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
+        fails = self.failure_table()
+        _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
+
+
+def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,
+               layers: Sequence[str] | None = None) -> list[PairTask]:
+    """Every (model, benchmark) pair; benchmarks are resolved (and checked) here, before any work."""
+    from brainalign.benchmarks import load_benchmark
+
+    tasks = []
+    resolved = []
+    for ref in benchmarks:
+        b = load_benchmark(ref, data_dir=list(settings.data_dir) if settings.data_dir else None)
+        sha = hashlib.sha256(Path(b.spec.path).read_bytes()).hexdigest() if b.spec.path else ""
+        resolved.append((str(ref), b.id, str(b.spec.version), sha))
+    for entry in models:
+        if layers:
+            entry = dataclasses.replace(entry, layers=tuple(layers))
+        for ref, bid, version, sha in resolved:
+            tasks.append(PairTask(entry, ref, bid, settings, pair_key(entry, bid, version, sha, settings)))
+    return tasks
+
+
+def _execute(tasks: Sequence[PairTask], executor: str, workers: int, scheduler: Any,
+             progress: Any) -> Iterable[tuple[PairTask, dict[str, Any]]]:
+    if scheduler is not None:
+        from distributed import Client, as_completed
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            futures = {client.submit(run_pair, t, pure=False, key=f"brainalign-{t.key}"): t for t in tasks}
+            for fut in as_completed(futures):
+                t = futures[fut]
+                try:
+                    yield t, fut.result()
+                except Exception as err:  # the worker itself died (KilledWorker, …)
+                    yield t, {"key": t.key, "model": t.model.name, "benchmark": t.benchmark_id, "ok": False,
+                              "error_type": type(err).__name__, "error": str(err),
+                              "traceback": traceback.format_exc(), "seconds": float("nan")}
+        finally:
+            if client is not scheduler:
+                client.close()
+        return
+    if executor == "local" and workers <= 1:
+        loaded: dict[str, Any] = {}  # one load per benchmark for the whole run
+        for t in tasks:
+            n_layers = len(t.model.layers) if t.model.layers else None
+            progress.pair_started(t.label, n_layers)
+            yield t, run_pair(t, on_layer=lambda layer, d, n, t=t: progress.layer_done(t.label, layer, d, n),
+                              benchmarks=loaded)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a forked child would inherit torch's thread pools and locks mid-state.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(run_pair, t): t for t in tasks}
+        for fut in as_completed(futs):
+            t = futs[fut]
+            try:
+                yield t, fut.result()
+            except Exception as err:  # a worker process that died
+                yield t, {"key": t.key, "model": t.model.name, "benchmark": t.benchmark_id, "ok": False,
+                          "error_type": type(err).__name__, "error": str(err),
+                          "traceback": traceback.format_exc(), "seconds": float("nan")}
+
+
+def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequence[str] | str,
+              out: PathLike, *, resume: bool = False, layers: Sequence[str] | None = None,
+              workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
+              max_features: int | None = None, memory_budget: int | str | None = None,
+              cache_dir: PathLike | None = None, data_dir: PathLike | Sequence[PathLike] | None = None,
+              threads: int | None = None, progress: Any = None) -> BatchReport:
+    """Score every model on every benchmark, every layer, into ``out``.
+
+    Parameters
+    ----------
+    models
+        Model entries or ids, or the path of a model list (YAML or text; see :func:`read_models`).
+    benchmarks
+        Benchmark ids or YAML paths.
+    out
+        Output folder (see the module docstring for its layout).
+    resume
+        Skip pairs finished by an earlier run into ``out``; without it, an ``out`` that holds
+        results is refused (:class:`~brainalign.errors.BatchOutputError`) rather than mixed.
+    layers
+        Layer names or globs for every model (overrides the entries' ``layers``).
+    workers
+        Local processes scoring pairs in parallel (1: in this process, with per-layer progress).
+    scheduler
+        A Dask scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``: each pair
+        becomes one Dask task; workers need the data and cache folders at the same paths.
+    batch_size, device
+        Passed to the extraction.
+    max_features, memory_budget
+        Feature cap per layer and activation memory budget (see
+        :func:`brainalign.activations.stream_layers`).
+    cache_dir
+        Activation cache folder (content-addressed); ``None``: no cache.
+    data_dir
+        Local data directories.
+    threads
+        torch threads per scoring process (default: cores / workers for local processes).
+    progress
+        A :class:`~brainalign.runner.progress.BatchProgress` (default: one on stderr).
+
+    Returns
+    -------
+    BatchReport
+        The table of every finished pair, the failures, and what was scored or skipped.
+    """
+    from brainalign.activations.budget import parse_bytes
+    from brainalign.runner.progress import BatchProgress
+
+    if memory_budget is not None:
+        memory_budget = parse_bytes(memory_budget)  # a typo fails here, not in every pair
+    if isinstance(models, str | os.PathLike):
+        entries = read_models(models)
+    else:
+        entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
+    benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
+    if workers > 1 and threads is None and scheduler is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    dirs = None
+    if data_dir is not None:
+        dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
+    settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
+                             memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
+                             data_dir=dirs, threads=threads)
+    tasks = plan_tasks(entries, benches, settings, layers)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    output = _Output(outdir, tasks)
+    if output.has_results() and not resume:
+        raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
+                               f"to continue it, or choose another output folder")
+    progress = progress if progress is not None else BatchProgress()
+    todo, skipped = [], []
+    for t in tasks:
+        if resume and output.finished(t):
+            skipped.append(t.key)
+            output.log("skipped", t)
+        else:
+            todo.append(t)
+    progress.start(len(tasks), len(skipped))
+    scored = []
+    for t in todo:
+        output.log("submit", t)
+    for t, outcome in _execute(todo, "local", workers, scheduler, progress):
+        output.record(t, outcome)
+        if outcome["ok"]:
+            scored.append(t.key)
+            output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
+        else:
+            output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
+        progress.pair_done(t.label, outcome["ok"], outcome["seconds"],
+                           "" if outcome["ok"] else f"{outcome['error_type']}: {outcome['error']}")
+    output.write_tables()
+    summary = progress.close()
+    return BatchReport(output.table(), output.failure_table(), scored, skipped, outdir, summary)

@@ -1,0 +1,87 @@
+"""Progress of a batch: bars on a terminal, plain log lines otherwise, and a closing summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+class BatchProgress:
+    """Per-model (pairs) and per-layer progress.
+
+    On a terminal two tqdm bars are drawn (pairs, and layers of the pair running in this
+    process); otherwise each event is one plain line, so logs of cluster jobs stay readable.
+
+    Parameters
+    ----------
+    stream
+        Where to write (default ``sys.stderr``).
+    bars
+        Force bars on or off; default: bars when ``stream`` is a terminal.
+    """
+
+    def __init__(self, stream: TextIO | None = None, bars: bool | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.bars = bool(getattr(self.stream, "isatty", lambda: False)()) if bars is None else bars
+        self.t0 = time.perf_counter()
+        self.total = self.done = self.failed = self.skipped = 0
+        self._pairs: Any = None
+        self._layers: Any = None
+
+    def _line(self, text: str) -> None:
+        print(f"[brainalign batch {time.perf_counter() - self.t0:7.1f}s] {text}", file=self.stream,
+              flush=True)
+
+    def start(self, total: int, skipped: int) -> None:
+        self.total, self.skipped = total, skipped
+        if self.bars:
+            from tqdm.auto import tqdm
+
+            self._pairs = tqdm(total=total, initial=skipped, desc="models × benchmarks", unit="pair",
+                               file=self.stream, position=0)
+        self._line(f"{total} pairs, {skipped} already finished, {total - skipped} to run")
+
+    def pair_started(self, label: str, n_layers: int | None = None) -> None:
+        if self.bars:
+            from tqdm.auto import tqdm
+
+            if self._layers is not None:
+                self._layers.close()
+            self._layers = tqdm(total=n_layers, desc=label, unit="layer", file=self.stream,
+                                position=1, leave=False)
+        elif not self.bars:
+            self._line(f"start {label}")
+
+    def layer_done(self, label: str, layer: str, done: int, total: int) -> None:
+        if self._layers is not None:
+            self._layers.update(1)
+            self._layers.set_postfix_str(layer)
+        elif not self.bars:
+            self._line(f"  {label}: layer {done}/{total} {layer} scored")
+
+    def pair_done(self, label: str, ok: bool, seconds: float, detail: str = "") -> None:
+        self.done += 1
+        self.failed += not ok
+        if self._pairs is not None:
+            self._pairs.update(1)
+            self._pairs.set_postfix(failed=self.failed)
+        status = "done" if ok else "FAILED"
+        n = self.skipped + self.done
+        msg = f"[{n}/{self.total}] {status} {label} in {seconds:.1f}s"
+        if self.bars:
+            if not ok:
+                self._pairs.write(f"{msg}: {detail}", file=self.stream)
+        else:
+            self._line(msg + (f": {detail}" if detail else ""))
+
+    def close(self) -> str:
+        """Close the bars and write the summary line; returns it."""
+        for bar in (self._layers, self._pairs):
+            if bar is not None:
+                bar.close()
+        summary = (f"summary: {self.total} pairs: {self.done - self.failed} scored, "
+                   f"{self.skipped} skipped (already finished), {self.failed} failed, "
+                   f"{time.perf_counter() - self.t0:.1f}s")
+        self._line(summary)
+        return summary

@@ -1,0 +1,50 @@
+"""Tiny models for the batch tests, built by ``factory: tests.batch_models:<name>`` entries."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from brainalign.models import wrap
+from brainalign.models.base import BrainModel
+
+
+def tiny_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """Two conv layers and a linear read-out on 32-pixel inputs, seeded random weights."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    return wrap(net, name=f"tiny-{seed}", input_size=32, weights=weights)
+
+
+def tiny_cnn_slow(weights: str = "random", seed: int = 0) -> BrainModel:
+    """:func:`tiny_cnn` that takes a second to build, like weights loaded from a slow disk, so a
+    test can stop a batch between two pairs."""
+    time.sleep(1.0)
+    return tiny_cnn(weights, seed)
+
+
+def broken_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """A model whose forward pass fails on every input (wrong input channels for its first conv)."""
+    model = tiny_cnn(weights, seed)
+    model.module[0] = nn.Conv2d(5, 8, 5, stride=2)
+    model._layer_info = tiny_cnn(weights, seed).layer_info  # discovered on the working net
+    return model
+
+
+def write_quick_benchmark(folder, n_boot: int = 50):
+    """kriegeskorte2008.hIT-rsa with a smaller bootstrap, as a YAML file in ``folder``."""
+    from pathlib import Path
+
+    import yaml
+
+    from brainalign.benchmarks.spec import find_benchmark
+
+    doc = yaml.safe_load(Path(find_benchmark("kriegeskorte2008.hIT-rsa").path).read_text())
+    doc["id"] = "kriegeskorte2008.hIT-rsa-quick"
+    doc["statistics"]["bootstrap"]["n"] = n_boot
+    path = Path(folder) / f"{doc['id']}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

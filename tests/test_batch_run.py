@@ -1,0 +1,174 @@
+"""``brainalign batch`` on the real hIT benchmark: every pair, failures recorded, resume, CLI, Dask."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from brainalign.cli import main
+from brainalign.errors import BatchOutputError, BatchSpecError
+from brainalign.runner import ModelEntry, read_models, run_batch
+from brainalign.runner.progress import BatchProgress
+from tests.batch_models import tiny_cnn, write_quick_benchmark
+from tests.conftest import needs_data
+
+LAYERS = ("0", "2", "6")
+GOOD = [ModelEntry(factory="tests.batch_models:tiny_cnn", seed=s, label=f"tiny-{s}", layers=LAYERS)
+        for s in (0, 1)]
+BAD = [ModelEntry(factory="tests.batch_models:broken_cnn", label="broken", layers=LAYERS),
+       ModelEntry(id="torchvision:no_such_net")]
+
+
+def _sorted(t: pd.DataFrame) -> pd.DataFrame:
+    return t.sort_values(["model", "benchmark", "layer"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> Path:
+    return write_quick_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def local_run(quick, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    log = (out.parent / "progress.txt").open("w+")
+    report = run_batch([*GOOD, *BAD], [str(quick)], out, data_dir=data_dir, progress=BatchProgress(log))
+    log.seek(0)
+    return report, out, log.read()
+
+
+@needs_data
+def test_every_pair_is_scored_and_failures_are_recorded_while_the_rest_go_on(local_run, quick, data_dir):
+    report, out, progress = local_run
+    assert not report.ok and len(report.scored) == 2
+    t = report.table
+    assert sorted(set(t["model"])) == ["tiny-0", "tiny-1"] and len(t) == 6
+    # Each row equals scoring the model directly with the benchmark, outside the batch runner.
+    from brainalign.benchmarks import load_benchmark
+
+    bench = load_benchmark(quick, data_dir=data_dir)
+    for seed in (0, 1):
+        direct = bench(tiny_cnn(seed=seed), list(LAYERS)).table
+        ours = t[t["model"] == f"tiny-{seed}"].reset_index(drop=True)
+        pd.testing.assert_series_equal(ours["raw"], direct["raw"], check_exact=True)
+        pd.testing.assert_series_equal(ours["ci_low"], direct["ci_low"], check_exact=True)
+        assert list(ours["layer"]) == list(LAYERS)
+    f = report.failures.set_index("model")
+    assert f.loc["broken", "error_type"] == "ForwardError" and "'0'" in f.loc["broken", "error"]
+    assert f.loc["torchvision:no_such_net", "error_type"] == "UnknownModelError"
+    # On disk: Parquet and CSV agree with the report; errors carry their traceback.
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), t)
+    csv = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str, "layer": str})
+    pd.testing.assert_frame_equal(csv, t, check_dtype=False)
+    assert len(pd.read_csv(out / "failures.csv")) == 2
+    errs = [json.loads(p.read_text()) for p in (out / "errors").glob("*.json")]
+    assert {e["model"] for e in errs} == {"broken", "torchvision:no_such_net"}
+    assert all("Traceback" in e["traceback"] for e in errs)
+    # Not a terminal: plain lines, per layer and per pair, and a summary.
+    assert "tiny-0 × kriegeskorte2008.hIT-rsa-quick: layer 3/3 6 scored" in progress
+    assert "FAILED broken" in progress and "\r" not in progress
+    assert "summary: 4 pairs: 2 scored, 0 skipped (already finished), 2 failed" in progress
+
+
+@needs_data
+def test_resume_skips_finished_pairs_and_retries_failed_ones(local_run, quick, data_dir, tmp_path):
+    report, out, _ = local_run
+    with pytest.raises(BatchOutputError, match="--resume"):
+        run_batch(GOOD, [str(quick)], out, data_dir=data_dir, progress=BatchProgress(open(tmp_path / "p", "w")))
+    again = run_batch([*GOOD, *BAD], [str(quick)], out, resume=True, data_dir=data_dir,
+                      progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert sorted(again.skipped) == sorted(report.scored) and again.scored == []
+    assert len(again.failures) == 2  # retried, failed again
+    pd.testing.assert_frame_equal(again.table, report.table)
+    events = [json.loads(line) for line in (out / "batch.log.jsonl").read_text().splitlines()]
+    done = [e["key"] for e in events if e["event"] == "done"]
+    assert sorted(done) == sorted(report.scored)  # each finished pair computed exactly once
+
+
+@needs_data
+def test_cli_exit_status_says_whether_anything_failed(quick, data_dir, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "models:\n"
+        "  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0', '6']}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text() + "  - {factory: 'tests.batch_models:broken_cnn', label: broken}\n")
+    runner = CliRunner()
+    args = ["--benchmark", str(quick), "--data-dir", str(data_dir), "--out"]
+    r = runner.invoke(main, ["batch", str(bad), *args, str(tmp_path / "o")])
+    assert r.exit_code == 1, r.output
+    assert "failed: broken" in r.output
+    r = runner.invoke(main, ["batch", str(good), *args, str(tmp_path / "o"), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "1 skipped" in r.output
+    r = runner.invoke(main, ["batch", str(good), *args, str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--resume" in r.output
+
+
+def test_model_lists_yaml_and_plain_text(tmp_path):
+    y = tmp_path / "m.yaml"
+    y.write_text("models:\n  - torchvision:alexnet\n"
+                 "  - {source: torchvision, name: resnet18, weights: pretrained, layers: 'layer*'}\n"
+                 "  - {id: torchvision:resnet18, seed: 3, label: r18-s3}\n")
+    es = read_models(y)
+    assert [e.name for e in es] == ["torchvision:alexnet", "torchvision:resnet18", "r18-s3"]
+    assert es[1].weights == "pretrained" and es[1].layers == ("layer*",) and es[2].seed == 3
+    txt = tmp_path / "m.txt"
+    txt.write_text("# my models\ntorchvision:alexnet\n\ntorchvision:vgg11  # shallow\n")
+    assert [e.id for e in read_models(txt)] == ["torchvision:alexnet", "torchvision:vgg11"]
+    y.write_text("models:\n  - {id: torchvision:alexnet, wieghts: random}\n")
+    with pytest.raises(BatchSpecError, match="wieghts"):
+        read_models(y)
+    y.write_text("models:\n  - torchvision:alexnet\n  - {id: torchvision:alexnet, seed: 2}\n")
+    with pytest.raises(BatchSpecError, match="label"):
+        read_models(y)
+
+
+@needs_data
+def test_a_dask_run_equals_the_local_run(local_run, quick, data_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    report, _, _ = local_run
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        dask = run_batch(GOOD, [str(quick)], tmp_path / "dask", scheduler=client, data_dir=data_dir,
+                         progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert dask.ok
+    pd.testing.assert_frame_equal(_sorted(dask.table), _sorted(report.table))
+
+
+@needs_data
+def test_a_process_pool_run_equals_the_local_run(local_run, quick, data_dir, tmp_path):
+    report, _, _ = local_run
+    pool = run_batch(GOOD, [str(quick)], tmp_path / "pool", workers=2, data_dir=data_dir,
+                     progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert pool.ok and len(pool.scored) == 2
+    pd.testing.assert_frame_equal(_sorted(pool.table), _sorted(report.table))
+
+
+def test_progress_draws_bars_on_a_terminal_and_lines_elsewhere():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, bars in ((Terminal(), True), (io.StringIO(), False)):
+        p = BatchProgress(stream)
+        assert p.bars is bars
+        p.start(2, 1)
+        p.pair_started("m × b", 2)
+        p.layer_done("m × b", "conv1", 1, 2)
+        p.layer_done("m × b", "fc", 2, 2)
+        p.pair_done("m × b", False, 1.0, "ForwardError: boom")
+        summary = p.close()
+        text = stream.getvalue()
+        assert summary.startswith("summary: 2 pairs: 0 scored, 1 skipped (already finished), 1 failed")
+        assert "ForwardError: boom" in text and summary in text
+        if bars:
+            assert "\r" in text and "2/2" in text  # tqdm redraws in place
+        else:
+            assert "\r" not in text and "layer 2/2 fc scored" in text
