@@ -13,9 +13,14 @@ from brainalign.models.base import BrainModel
 
 def tiny_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     """Two conv layers and a linear read-out on 32-pixel inputs, seeded random weights."""
-    torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    # A private generator, not the global RNG: Dask runs pairs in threads of one process.
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            fan_in = p[0].numel() if p.ndim > 1 else p.numel()
+            p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
     return wrap(net, name=f"tiny-{seed}", input_size=32, weights=weights)
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from brainalign.errors import UnknownModelError, WeightsUnavailableError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, seeded
 from brainalign.models.torchvision_source import apply_checkpoint
 
 
@@ -78,8 +78,7 @@ def _entry_point(module_name: str, attr: str, weights: str, seed: int, **options
     input_size = int(options.pop("input_size", 224))
     in_channels = int(options.pop("in_channels", 3))
     mean, std = options.pop("mean", None), options.pop("std", None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         built = fn(**options)
     if isinstance(built, BrainModel):
         module, model = built.module, built

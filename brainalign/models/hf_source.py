@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from brainalign.errors import StimulusError, WeightsUnavailableError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, seeded
 from brainalign.models.preprocess import ImageTransform
 from brainalign.models.torchvision_source import apply_checkpoint
 from brainalign.models.zoo.taps import TokenPool
@@ -135,8 +135,7 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
         raise WeightsUnavailableError(
             f"hf:{name}: no local folder and no cached or downloadable config ({err}). Pass a "
             "folder written by save_pretrained, or connect to the network.") from err
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         if weights == "pretrained":
             hf_model = tf.AutoModel.from_pretrained(path, **options)
         else:

@@ -11,10 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from brainalign.errors import UnknownModelError, WeightsUnavailableError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, seeded
 from brainalign.models.preprocess import ImageTransform
 from brainalign.models.torchvision_source import apply_checkpoint
 
@@ -51,8 +49,7 @@ def load_timm(name: str, weights: str = "random", seed: int = 0, **options: Any)
     timm = _timm()
     if not timm.is_model(name):
         raise UnknownModelError(f"timm:{name}", [f"timm:{k}" for k in timm.list_models()])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         if weights == "pretrained":
             try:
                 module = timm.create_model(name, pretrained=True, **options)

@@ -16,7 +16,7 @@ from brainalign.errors import (
     UnknownModelError,
     WeightsUnavailableError,
 )
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, seeded
 from brainalign.models.preprocess import ImageTransform
 
 
@@ -116,8 +116,7 @@ def load_torchvision(name: str, weights: str = "random", seed: int = 0) -> Brain
     known = list_torchvision_models()
     if name not in known:
         raise UnknownModelError(f"torchvision:{name}", [f"torchvision:{k}" for k in known])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         module = torchvision.models.get_model(name, weights=None)
     if weights == "pretrained":
         module.load_state_dict(_pretrained_state(name))

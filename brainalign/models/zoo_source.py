@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from brainalign.errors import UnknownModelError, WeightsUnavailableError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, seeded
 from brainalign.models.preprocess import ImageTransform
 from brainalign.models.torchvision_source import apply_checkpoint
 
@@ -61,8 +60,7 @@ def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) 
     arch_opts = dict(options)
     if "input_size" in _accepted(name):
         arch_opts["input_size"] = input_size
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         module = build(name, in_channels=in_channels, **arch_opts)
     if weights == "pretrained":
         raise WeightsUnavailableError(
