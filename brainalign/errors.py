@@ -135,3 +135,7 @@ class BenchmarkDefinitionError(BrainAlignError, ValueError):
 
 class MetricInputError(BrainAlignError, ValueError):
     """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""
+
+
+class UnitLocationError(BrainAlignError, ValueError):
+    """A layer whose units cannot be located spatially for in-silico physiology."""
