@@ -8,12 +8,14 @@ from pathlib import Path
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
+from brainalign.benchmarks.v1_properties import V1PropertyBenchmark
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.settings import PathLike
 
 # benchmark kind (the YAML's `kind`) -> class. An explicit table: no discovery by scanning.
 KINDS: dict[str, type[Benchmark]] = {
     "rsa": RSABenchmark,
+    "v1_properties": V1PropertyBenchmark,
 }
 
 

@@ -139,8 +139,20 @@ def grating_set(fov: FieldOfView, orientations: Sequence[float], sfs: Sequence[f
     for f in sfs:
         _check_sf(fov, f, "grating_set")
     rows = list(product(orientations, sfs, phases, diameters))
-    imgs = np.stack([grating(fov, o, f, p, contrast=contrast, diameter=d, center=center)
-                     for o, f, p, d in rows])
+    x, y = fov.coords()
+    x, y = (x - center[0]).astype(np.float32), (y - center[1]).astype(np.float32)
+    masks = [np.ones_like(x) if d is None else (x ** 2 + y ** 2 <= (d / 2) ** 2).astype(np.float32)
+             for d in diameters]
+    imgs = np.empty((len(rows), fov.size_px, fov.size_px), np.float32)
+    i = 0
+    for o, f in product(orientations, sfs):  # same order as `rows`
+        th = np.deg2rad(o)
+        u = np.float32(2 * np.pi * f) * (x * np.float32(np.cos(th)) + y * np.float32(np.sin(th)))
+        for p in phases:
+            carrier = contrast * np.cos(u - np.float32(np.deg2rad(p)))
+            for mask in masks:
+                imgs[i] = carrier * mask
+                i += 1
     params = pd.DataFrame(rows, columns=["orientation", "sf", "phase", "diameter"])
     params["diameter"] = params["diameter"].astype(float)
     return imgs, params
