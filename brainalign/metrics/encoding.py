@@ -1,0 +1,344 @@
+"""Encoding scores: cross-validated prediction of each neuroid from model features (ridge or PLS).
+
+The score of a neuroid is the Pearson r between its held-out responses and the predictions of a
+regression fitted on the training stimuli, averaged over folds. Neuroids whose responses do not
+vary are excluded (counted and reported), never averaged in as NaN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from brainalign.errors import MetricInputError
+from brainalign.metrics.estimators import DEFAULT_ALPHAS, _alphas, pls_fit
+from brainalign.metrics.ridge import Design, as_tensor, predict_rows, resolve_device, solve_ridge_cv
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class EncodingScore:
+    """Held-out encoding performance per neuroid, with everything needed to reproduce it.
+
+    Attributes
+    ----------
+    r
+        (neuroid,) Pearson r between held-out responses and predictions, mean over the folds in
+        which it is defined; NaN only where ``excluded``.
+    r_folds
+        (fold, neuroid); NaN where a fold's test responses or predictions were constant.
+    splits
+        The (train_idx, test_idx) stimulus positions of every fold.
+    alphas
+        (fold, neuroid) chosen α (ridge), else None.
+    alpha_grid
+        The α grid searched (ridge), else None.
+    predictions
+        Held-out predictions of each fold, aligned with ``splits[i][1]`` (for bootstrap and
+        permutation statistics in :mod:`brainalign.metrics.stats`).
+    excluded
+        (neuroid,) True for neuroids left out of every summary.
+    exclusion_reason
+        Why each excluded neuroid was left out (``"zero variance"``, ``"no defined fold"``); "" else.
+    model, seed, cv
+        Regression model, seed of the splits, and a description of the splitter.
+    settings
+        Remaining parameters (inner cv, dtype, device, n_components …).
+    """
+
+    r: np.ndarray
+    r_folds: np.ndarray
+    splits: list[Split]
+    alphas: np.ndarray | None
+    alpha_grid: np.ndarray | None
+    predictions: list[np.ndarray]
+    excluded: np.ndarray
+    exclusion_reason: np.ndarray
+    model: str
+    seed: int | None
+    cv: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_excluded(self) -> int:
+        """Number of excluded neuroids."""
+        return int(self.excluded.sum())
+
+    @property
+    def n_neuroids(self) -> int:
+        """Number of neuroids that enter the summaries."""
+        return int((~self.excluded).sum())
+
+    @property
+    def median(self) -> float:
+        """Median r over the neuroids that are not excluded (see :attr:`n_excluded`)."""
+        return float(np.median(self.r[~self.excluded])) if self.n_neuroids else float("nan")
+
+    @property
+    def mean(self) -> float:
+        """Mean r over the neuroids that are not excluded."""
+        return float(np.mean(self.r[~self.excluded])) if self.n_neuroids else float("nan")
+
+    def summary(self) -> str:
+        """One line: median and mean r and how many neuroids were used and excluded."""
+        return (f"{self.model}: median r = {self.median:.4f}, mean r = {self.mean:.4f} over "
+                f"{self.n_neuroids} neuroids ({self.n_excluded} excluded), {self.cv}, seed {self.seed}")
+
+    def normalised(self, ceiling: np.ndarray | float) -> np.ndarray:
+        """Per-neuroid r divided by ``ceiling`` (see :func:`encoding_ceiling`); NaN where excluded."""
+        return normalise(self.r, ceiling)
+
+
+def _as_2d(a: np.ndarray | torch.Tensor, what: str) -> np.ndarray | torch.Tensor:
+    shape = tuple(a.shape)
+    if len(shape) == 1:
+        a = a[:, None]
+    elif len(shape) != 2:
+        raise MetricInputError(f"{what}: expected a 2-D (stimulus × {'feature' if what == 'X' else 'neuroid'}) "
+                               f"array, got shape {shape}")
+    return a
+
+
+def _check_finite(a: torch.Tensor, what: str, col: str) -> None:
+    bad = ~torch.isfinite(a)
+    if bool(bad.any()):
+        i, j = (int(v) for v in torch.nonzero(bad)[0])
+        raise MetricInputError(f"{what}: {int(bad.sum())} NaN/inf values (first at stimulus row {i}, {col} {j})")
+
+
+def make_splits(n: int, cv: int | object | Sequence[Split] = 5, *, groups: np.ndarray | None = None,
+                stratify: np.ndarray | None = None, seed: int | None = 0) -> tuple[list[Split], str]:
+    """Outer (train, test) stimulus splits and a description of them.
+
+    Parameters
+    ----------
+    n
+        Number of stimuli.
+    cv
+        int K: shuffled K-fold (``StratifiedKFold`` when ``stratify`` is given, ``GroupKFold`` with
+        shuffled group order when ``groups`` is given); an sklearn splitter (its ``split(X, y,
+        groups)`` receives ``stratify`` as y and ``groups``); or an explicit list of index pairs.
+    groups
+        (stimulus,) labels; stimuli of one group never straddle train and test (e.g. images of one
+        object, or repeats of one image).
+    stratify
+        (stimulus,) labels whose proportions every fold keeps (e.g. object category).
+    seed
+        Seed of the shuffling.
+    """
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    for lab, name in ((groups, "groups"), (stratify, "stratify")):
+        if lab is not None and len(lab) != n:
+            raise MetricInputError(f"{name}: {len(lab)} labels for {n} stimuli")
+    if isinstance(cv, int | np.integer):
+        k = int(cv)
+        if k < 2:
+            raise MetricInputError(f"cv={k}: need at least 2 folds")
+        if k > n:
+            raise MetricInputError(f"cv={k} folds but only {n} stimuli (fewer stimuli than folds)")
+        if groups is not None:
+            n_groups = len(np.unique(groups))
+            if k > n_groups:
+                raise MetricInputError(f"cv={k} folds but only {n_groups} distinct groups")
+            splitter: Any = GroupKFold(k, shuffle=True, random_state=seed)
+        elif stratify is not None:
+            splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
+        else:
+            splitter = KFold(k, shuffle=True, random_state=seed)
+    else:
+        splitter = cv
+    if hasattr(splitter, "split"):
+        try:
+            splits = [(np.asarray(a), np.asarray(b))
+                      for a, b in splitter.split(np.zeros((n, 1)), stratify, groups)]
+        except ValueError as e:
+            raise MetricInputError(f"cv splitter {splitter!r} failed on {n} stimuli: {e}") from e
+        desc = repr(splitter)
+    else:
+        splits = [(np.asarray(a), np.asarray(b)) for a, b in splitter]
+        desc = f"{len(splits)} explicit splits"
+    for i, (tr, te) in enumerate(splits):
+        if len(tr) < 2 or len(te) < 2:
+            raise MetricInputError(f"split {i}: {len(tr)} train and {len(te)} test stimuli; need ≥ 2 each")
+        if tr.max(initial=-1) >= n or te.max(initial=-1) >= n:
+            raise MetricInputError(f"split {i}: indices beyond the {n} stimuli")
+    return splits, desc
+
+
+def pearson_columns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r between matching columns of ``a`` and ``b``; NaN where either is constant."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    num = (a * b).sum(0)
+    den = torch.sqrt((a * a).sum(0) * (b * b).sum(0))
+    tiny = torch.finfo(a.dtype).tiny
+    return torch.where(den > tiny, num / den.clamp_min(tiny), torch.full_like(num, float("nan")))
+
+
+def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *,
+                   model: Literal["ridge", "pls"] = "ridge", alphas: np.ndarray | None = None,
+                   cv: int | object | Sequence[Split] = 5, groups: np.ndarray | None = None,
+                   stratify: np.ndarray | None = None, seed: int | None = 0,
+                   inner_cv: str | int | object = "loo", n_components: int = 25,
+                   n_targets_batch: int | None = None, device: str | torch.device = "auto",
+                   dtype: Literal["float64", "float32"] = "float64") -> EncodingScore:
+    """Cross-validated encoding score: held-out Pearson r per neuroid.
+
+    Parameters
+    ----------
+    X
+        (stimulus × feature) model activations, numpy or torch.
+    Y
+        (stimulus × neuroid) responses (e.g. repeat-averaged), same stimulus order as ``X``.
+    model
+        ``"ridge"``: ridge with α chosen per neuroid by ``inner_cv`` on each training set;
+        ``"pls"``: PLS regression with ``n_components`` (25, Brain-Score's standard).
+    alphas
+        Ridge α grid; None: ``DEFAULT_ALPHAS`` = 10⁻²…10⁸ in decades (the scale of α follows the
+        scale of the features, hence the wide grid; neuroids whose α is at an end of the grid are
+        counted in ``settings["alpha_at_grid_edge"]`` and warned about).
+    cv
+        Outer splits: int K (shuffled K-fold with ``seed``), an sklearn splitter, or a list of
+        (train_idx, test_idx). See :func:`make_splits`.
+    groups, stratify
+        (stimulus,) labels from the stimulus metadata for grouped / stratified K-fold.
+    seed
+        Seed of the outer shuffling (recorded in the result).
+    inner_cv
+        Ridge α selection: ``"loo"`` (exact leave-one-out, fastest) or an int K / splitter.
+    n_targets_batch
+        Neuroids processed at once (memory bound); None: all.
+    device
+        ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
+    dtype
+        ``"float64"`` (default, exact) or ``"float32"`` (faster).
+
+    Returns
+    -------
+    EncodingScore
+
+    Raises
+    ------
+    MetricInputError
+        Mismatched stimulus counts, NaN/inf (says which array, row and column), fewer stimuli than
+        folds, an unknown model.
+    """
+    if model not in ("ridge", "pls"):
+        raise MetricInputError(f"encoding_score: unknown model {model!r}; use 'ridge' or 'pls'")
+    X, Y = _as_2d(X, "X"), _as_2d(Y, "Y")
+    if X.shape[0] != Y.shape[0]:
+        raise MetricInputError(f"encoding_score: X has {X.shape[0]} stimuli (rows) but Y has {Y.shape[0]}")
+    dev = resolve_device(device, X, Y)
+    dt = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
+    if dt is None:
+        raise MetricInputError(f"encoding_score: dtype {dtype!r}; use 'float64' or 'float32'")
+    Xt, Yt = as_tensor(X, dev, dt), as_tensor(Y, dev, dt)
+    _check_finite(Xt, "X", "feature")
+    _check_finite(Yt, "Y", "neuroid")
+    n, t = Yt.shape
+    splits, desc = make_splits(n, cv, groups=groups, stratify=stratify, seed=seed)
+
+    var = Yt.var(0)
+    zero = (var <= torch.finfo(dt).eps * Yt.abs().amax(0).clamp_min(1.0) ** 2).cpu().numpy()
+    keep = np.flatnonzero(~zero)
+    Yk = Yt[:, torch.as_tensor(keep, device=dev)]
+
+    r_folds = np.full((len(splits), t), np.nan)
+    preds: list[np.ndarray] = []
+    alpha_grid = None
+    chosen = None
+    settings: dict[str, Any] = {"dtype": dtype, "device": str(dev), "n_targets_batch": n_targets_batch}
+    if model == "ridge":
+        alpha_grid = _alphas(alphas) if alphas is not None else DEFAULT_ALPHAS.copy()
+        a = as_tensor(alpha_grid, dev, dt)
+        design = Design(Xt)
+        chosen = np.full((len(splits), t), np.nan)
+        settings["inner_cv"] = repr(inner_cv)
+        for i, (tr, te) in enumerate(splits):
+            fit = solve_ridge_cv(design, tr, Yk, a, cv=inner_cv, n_targets_batch=n_targets_batch)
+            p = predict_rows(fit, te)
+            chosen[i, keep] = fit.alpha.cpu().numpy()
+            r_folds[i, keep] = pearson_columns(p, Yk[torch.as_tensor(te, device=dev)]).cpu().numpy()
+            full = np.full((len(te), t), np.nan)
+            full[:, keep] = p.cpu().numpy()
+            preds.append(full)
+        edge = np.isin(chosen[:, keep], alpha_grid[[0, -1]]).mean(0) > 0.5
+        settings["alpha_at_grid_edge"] = int(edge.sum())
+        if edge.any():
+            warnings.warn(f"encoding_score: for {int(edge.sum())} of {len(keep)} neuroids the chosen α is "
+                          f"mostly at an end of the grid [{alpha_grid[0]:g}, {alpha_grid[-1]:g}]; "
+                          "widen `alphas`", stacklevel=2)
+    else:
+        settings["n_components"] = n_components
+        for i, (tr, te) in enumerate(splits):
+            tr_t = torch.as_tensor(tr, device=dev)
+            te_t = torch.as_tensor(te, device=dev)
+            try:
+                coef, xm, ym = pls_fit(Xt[tr_t], Yk[tr_t], n_components)
+            except ValueError as e:
+                raise MetricInputError(f"encoding_score (pls, split {i}): {e}") from e
+            p = (Xt[te_t] - xm) @ coef + ym
+            r_folds[i, keep] = pearson_columns(p, Yk[te_t]).cpu().numpy()
+            full = np.full((len(te), t), np.nan)
+            full[:, keep] = p.cpu().numpy()
+            preds.append(full)
+
+    defined = np.isfinite(r_folds)
+    none_defined = ~zero & ~defined.any(0)
+    excluded = zero | none_defined
+    reason = np.where(zero, "zero variance", np.where(none_defined, "no defined fold", ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = np.nanmean(r_folds, axis=0)
+    r[excluded] = np.nan
+    settings["n_undefined_fold_scores"] = int((~defined[:, ~excluded]).sum())
+    return EncodingScore(r=r, r_folds=r_folds, splits=splits, alphas=chosen, alpha_grid=alpha_grid,
+                         predictions=preds, excluded=excluded, exclusion_reason=reason, model=model,
+                         seed=seed, cv=desc, settings=settings)
+
+
+def encoding_ceiling(reliability: np.ndarray | float,
+                     convention: Literal["sqrt", "brainscore"] = "sqrt") -> np.ndarray | float:
+    """Ceiling of a held-out Pearson r given the Spearman–Brown corrected split-half reliability.
+
+    Conventions
+    -----------
+    ``"sqrt"`` (default): ceiling = √reliability. The reliability ρ (from
+    :func:`brainalign.metrics.split_half_reliability`) estimates the squared correlation between
+    the repeat-averaged response and its noise-free signal, so a perfect model — one that predicts
+    the signal exactly — reaches r = √ρ against the averaged data. Dividing by √ρ therefore maps a
+    perfect model to 1 (classical correction for attenuation).
+
+    ``"brainscore"``: ceiling = ρ, Brain-Score's convention (the split-half consistency is used as
+    the ceiling directly). It is smaller than √ρ, so normalised scores are larger and a perfect
+    model exceeds 1; use it only to compare with published Brain-Score numbers.
+
+    Negative reliabilities give a NaN ceiling (the neuroid carries no repeatable signal).
+    """
+    rel = np.asarray(reliability, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if convention == "sqrt":
+            out = np.where(rel > 0, np.sqrt(np.clip(rel, 0, None)), np.nan)
+        elif convention == "brainscore":
+            out = np.where(rel > 0, rel, np.nan)
+        else:
+            raise MetricInputError(
+                f"encoding_ceiling: unknown convention {convention!r}; use 'sqrt' or 'brainscore'")
+    return float(out) if out.ndim == 0 else out
+
+
+def normalise(r: np.ndarray | float, ceiling: np.ndarray | float) -> np.ndarray | float:
+    """``r / ceiling`` (the ``"divide"`` normalisation of the metric registry); NaN where the
+    ceiling is not positive."""
+    r = np.asarray(r, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(c > 0, r / np.where(c > 0, c, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out

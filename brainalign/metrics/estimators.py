@@ -1,0 +1,228 @@
+"""scikit-learn-compatible estimators with a torch back end: :class:`RidgeCV` and :class:`PLSRegression`.
+
+Both accept numpy arrays or torch tensors, compute on ``device`` and return numpy predictions, so
+they drop into sklearn pipelines and ``cross_val_score``. The solvers live in
+:mod:`brainalign.metrics.ridge` and :func:`pls_fit`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from brainalign.metrics.ridge import Design, as_tensor, resolve_device, ridge_coef, solve_ridge_cv
+
+DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 8, 11)
+"""Default α grid: 10⁻² … 10⁸ in decades. Wide because the scale of α follows the scale of the
+features (summed squared activations grow with layer width); a chosen α at either end of the grid
+is reported by :func:`brainalign.metrics.encoding_score` as a warning sign."""
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _dtype(name: str) -> torch.dtype:
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(f"dtype {name!r}: use 'float64' or 'float32'") from None
+
+
+def _alphas(alphas: object) -> np.ndarray:
+    a = DEFAULT_ALPHAS if alphas is None else np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas must be a non-empty 1-D grid of positive finite numbers, got {alphas!r}")
+    return a
+
+
+class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression with α chosen per target by cross-validation, on a torch back end.
+
+    Parameters
+    ----------
+    alphas
+        Grid of regularisation strengths; None: :data:`DEFAULT_ALPHAS`.
+    cv
+        ``"loo"`` (default): exact leave-one-out, one eigendecomposition (as sklearn's ``RidgeCV``);
+        an int K: K-fold in sample order, one decomposition per fold (as himalaya's ``RidgeCV``);
+        or an sklearn splitter.
+    fit_intercept
+        Fit an unpenalised intercept (centre X and Y on the training mean).
+    alpha_per_target
+        Choose α for each target separately (else one α minimising the mean error over targets).
+    n_targets_batch
+        Targets processed at once; None: all. Bounds memory at samples × batch.
+    device
+        ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
+    dtype
+        ``"float64"`` (exact) or ``"float32"`` (faster, ~1e-4 relative agreement).
+
+    Attributes
+    ----------
+    coef_ : ndarray (targets, features) or (features,) for 1-D y
+    intercept_ : ndarray (targets,) or float
+    alpha_ : ndarray (targets,) or float — the chosen α
+    cv_errors_ : ndarray (alphas, targets) — inner-CV mean squared error of every α
+    """
+
+    def __init__(self, alphas: np.ndarray | None = None, cv: str | int | object = "loo",
+                 fit_intercept: bool = True, alpha_per_target: bool = True,
+                 n_targets_batch: int | None = None, device: str = "auto", dtype: str = "float64"):
+        self.alphas = alphas
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.alpha_per_target = alpha_per_target
+        self.n_targets_batch = n_targets_batch
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X, y) -> RidgeCV:
+        """Fit on (samples × features) ``X`` and (samples,) or (samples × targets) ``y``."""
+        device = resolve_device(self.device, X)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        alphas = _alphas(self.alphas)
+        dt = _dtype(self.dtype)
+        one_d = y.ndim == 1
+        Y = as_tensor(y.reshape(len(y), -1), device, dt)
+        a = as_tensor(alphas, device, dt)
+        design = Design(as_tensor(X, device, dt), fit_intercept=self.fit_intercept)
+        cv = self.cv
+        if isinstance(cv, int | np.integer) and cv > X.shape[0]:
+            raise ValueError(f"cv={cv} folds but only {X.shape[0]} samples")
+        fit = solve_ridge_cv(design, np.arange(X.shape[0]), Y, a, cv=cv, n_targets_batch=self.n_targets_batch)
+        if not self.alpha_per_target:
+            idx = torch.argmin(fit.cv_errors.mean(1) - torch.log(a) * 1e-10)
+            fit.alpha_index = torch.full_like(fit.alpha_index, int(idx))
+            fit.alpha = a[fit.alpha_index]
+        W, b = ridge_coef(fit)
+        self.coef_ = W.T.cpu().numpy().astype(np.float64)
+        self.intercept_ = b.cpu().numpy().astype(np.float64)
+        self.alpha_ = fit.alpha.cpu().numpy().astype(np.float64)
+        self.cv_errors_ = fit.cv_errors.cpu().numpy().astype(np.float64)
+        if one_d:
+            self.coef_ = self.coef_[0]
+            self.intercept_, self.alpha_ = float(self.intercept_[0]), float(self.alpha_[0])
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions (samples,) or (samples × targets)."""
+        check_is_fitted(self)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X @ self.coef_.T + self.intercept_
+
+
+def pls_fit(X: torch.Tensor, Y: torch.Tensor, n_components: int = 25, scale: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PLS regression (PLS2, Wold's regression deflation), the model of sklearn's ``PLSRegression``.
+
+    Each component's weights are the dominant singular vectors of the deflated cross-covariance
+    ``S = XₖᵀY`` (what sklearn's NIPALS converges to; sign fixed as in sklearn). ``S`` is updated by a
+    rank-one downdate (``S ← S − pₖ (tₖᵀtₖ) qₖᵀ``, exact because the scores are orthogonal) instead
+    of being recomputed, so each component costs O(n·p + p·q²).
+
+    Returns
+    -------
+    (coef (features × targets) on the original scale, x_mean, y_mean); predict as
+    ``(X − x_mean) @ coef + y_mean``.
+    """
+    n, p = X.shape
+    q = Y.shape[1]
+    if n_components > min(n, p):
+        raise ValueError(f"n_components={n_components} exceeds min(samples, features) = {min(n, p)}")
+    x_mean, y_mean = X.mean(0), Y.mean(0)
+    Xk, Yc = X - x_mean, Y - y_mean
+    one = torch.ones((), dtype=X.dtype, device=X.device)
+    if scale:
+        x_std = Xk.std(0, correction=1)
+        y_std = Yc.std(0, correction=1)
+        x_std = torch.where(x_std == 0, one, x_std)
+        y_std = torch.where(y_std == 0, one, y_std)
+        Xk, Yc = Xk / x_std, Yc / y_std
+    else:
+        x_std = torch.ones(p, dtype=X.dtype, device=X.device)
+        y_std = torch.ones(q, dtype=X.dtype, device=X.device)
+    S = Xk.T @ Yc
+    Ws, Ps, Qs = [], [], []
+    eps = torch.finfo(X.dtype).eps
+    for _ in range(n_components):
+        if q == 1:
+            w = S[:, 0]
+        elif q <= p:
+            _, vecs = torch.linalg.eigh(S.T @ S)
+            w = S @ vecs[:, -1]
+        else:
+            _, vecs = torch.linalg.eigh(S @ S.T)
+            w = vecs[:, -1]
+        norm = torch.linalg.vector_norm(w)
+        if norm <= eps * max(1.0, float(torch.linalg.matrix_norm(S))) or not torch.isfinite(norm):
+            break  # y residual is constant (sklearn warns and stops here too)
+        w = w / norm
+        w = w * torch.sign(w[torch.argmax(w.abs())])
+        t = Xk @ w
+        tt = t @ t
+        p_load = Xk.T @ t / tt
+        q_load = Yc.T @ t / tt  # = deflated Yₖᵀt / tᵀt because t ⟂ earlier scores
+        Xk = Xk - torch.outer(t, p_load)
+        S = S - torch.outer(p_load, q_load) * tt
+        Ws.append(w)
+        Ps.append(p_load)
+        Qs.append(q_load)
+    W, P, Q = torch.stack(Ws, 1), torch.stack(Ps, 1), torch.stack(Qs, 1)
+    rot = W @ torch.linalg.pinv(P.T @ W)
+    coef = (rot @ Q.T) * y_std[None, :] / x_std[:, None]
+    return coef, x_mean, y_mean
+
+
+class PLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """PLS regression with 25 components by default (Brain-Score's standard), on a torch back end.
+
+    Same model and predictions as ``sklearn.cross_decomposition.PLSRegression(n_components,
+    scale=scale)``; see :func:`pls_fit`.
+
+    Attributes
+    ----------
+    coef_ : ndarray (targets, features)  (sklearn ≥ 1.3 layout)
+    intercept_ : ndarray (targets,)
+    """
+
+    def __init__(self, n_components: int = 25, scale: bool = True, device: str = "auto",
+                 dtype: str = "float64"):
+        self.n_components = n_components
+        self.scale = scale
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X, y) -> PLSRegression:
+        """Fit on (samples × features) ``X`` and (samples,) or (samples × targets) ``y``."""
+        device = resolve_device(self.device, X)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        if X.shape[0] < 2:
+            raise ValueError(f"PLSRegression needs at least 2 samples, got {X.shape[0]} sample")
+        dt = _dtype(self.dtype)
+        self._one_d = y.ndim == 1
+        coef, x_mean, y_mean = pls_fit(as_tensor(X, device, dt), as_tensor(y.reshape(len(y), -1), device, dt),
+                                       self.n_components, self.scale)
+        self.coef_ = coef.T.cpu().numpy().astype(np.float64)
+        self._x_mean = x_mean.cpu().numpy().astype(np.float64)
+        self.intercept_ = y_mean.cpu().numpy().astype(np.float64)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions (samples,) or (samples × targets)."""
+        check_is_fitted(self)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        out = (X - self._x_mean) @ self.coef_.T + self.intercept_
+        return out.ravel() if self._one_d else out
