@@ -100,5 +100,9 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
         click.echo(f"wrote {csv} and {Path(out) / 'layers.png'}")
 
 
+from brainalign.commands.demo import demo_command  # noqa: E402
+
+main.add_command(demo_command)
+
 if __name__ == "__main__":
     main()
