@@ -3,7 +3,8 @@
 Simple cells are half-wave rectified linear Gabor filters; complex cells the energy of a
 quadrature pair. Each cell's drive is divided by ``1 + w · E_surround``, where ``E_surround`` is
 the local contrast energy under a Gaussian several times wider than the cell's envelope
-(1 for a full-field full-contrast grating), which gives surround suppression. Expected responses
+(1 for a full-field full-contrast grating), which gives surround suppression; an untuned share
+of the drive (contrast energy under the envelope) broadens orientation tuning. Expected responses
 are spikes per presentation; :meth:`SimulatedV1.sample` draws Poisson counts over repeats.
 
 Parameters are drawn from the macaque V1 distributions (orientation: De Valois 1982a; peak SF:
@@ -62,7 +63,8 @@ class V1Parameters:
 
 def sample_parameters(n_cells: int, *, fov: FieldOfView, seed: int = 0, complex_fraction: float = 0.5,
                       max_sf_fraction: float = 0.6, position_jitter: float = 0.0,
-                      peak_rate: float = 20.0, baseline: float = 0.5) -> V1Parameters:
+                      peak_rate: float = 20.0, baseline: float = 0.5, untuned_max: float = 0.6,
+                      ) -> V1Parameters:
     """Draw ``n_cells`` cells from the macaque V1 distributions.
 
     Peak SFs above ``max_sf_fraction`` × the field's Nyquist limit are redrawn (they could not be
@@ -88,11 +90,16 @@ def sample_parameters(n_cells: int, *, fov: FieldOfView, seed: int = 0, complex_
     sx, sy = np.maximum(sx, 0.25 / sf), np.maximum(sy, 0.25 / sf)
     ssi = np.minimum(_draw_hist(rng, *SSI_HIST, n_cells), 0.9)
     kind = np.where(rng.random(n_cells) < complex_fraction, "complex", "simple")
+    # An untuned share of the drive (local contrast energy) broadens orientation tuning as in
+    # Ringach 2002 (circular variance spread over 0..1): drawn so u/(1+u) is uniform on 0..0.6.
+    q = rng.uniform(0, untuned_max, n_cells)
+    untuned = q / (1 - q)
     table = pd.DataFrame({
         "kind": kind, "x0": rng.normal(0, position_jitter, n_cells) if position_jitter else 0.0,
         "y0": rng.normal(0, position_jitter, n_cells) if position_jitter else 0.0,
         "orientation": ori, "sf": sf, "phase": rng.uniform(0, 360, n_cells), "nx": sx * sf, "ny": sy * sf,
         "sigma_x": sx, "sigma_y": sy, "surround_weight": ssi / (1 - ssi), "surround_scale": 3.0,
+        "untuned": untuned,
         "peak_rate": peak_rate, "baseline": baseline})
     return V1Parameters(table)
 
@@ -120,7 +127,8 @@ class _Surround(nn.Module):
 
 
 class _Response(nn.Module):
-    """Simple: rectified even filter; complex: quadrature energy; divided by the surround."""
+    """Simple: rectified even filter; complex: quadrature energy; plus the untuned drive;
+    divided by the surround."""
 
     def __init__(self, is_complex: torch.Tensor, scale: torch.Tensor, surround_w: torch.Tensor,
                  baseline: torch.Tensor):
@@ -130,12 +138,12 @@ class _Response(nn.Module):
         self.register_buffer("surround_w", surround_w)
         self.register_buffer("baseline", baseline)
 
-    def forward(self, lin: torch.Tensor, surround: torch.Tensor) -> torch.Tensor:
+    def forward(self, lin: torch.Tensor, untuned: torch.Tensor, surround: torch.Tensor) -> torch.Tensor:
         k = self.scale.numel()
         even, odd = lin[:, :k], lin[:, k:]
         simple = torch.relu(even)
         cplx = even ** 2 + odd ** 2
-        drive = torch.where(self.is_complex, cplx, simple) * self.scale
+        drive = torch.where(self.is_complex, cplx, simple) * self.scale + untuned
         return drive / (1 + self.surround_w * surround) + self.baseline
 
 
@@ -156,11 +164,13 @@ class SimulatedV1(nn.Module):
         self.params, self.fov = params, fov
         t = params.table
         x, y = fov.coords()
-        even, odd, sur = [], [], []
+        even, odd, sur, centre = [], [], [], []
         for r in t.itertuples():
             args = (r.x0, r.y0, r.sigma_x, r.sigma_y, r.orientation, r.sf)
             even.append(gabor(x, y, *args, r.phase))
             odd.append(gabor(x, y, *args, r.phase + 90))
+            cg = np.exp(-0.5 * (((x - r.x0) / r.sigma_x) ** 2 + ((y - r.y0) / r.sigma_y) ** 2))
+            centre.append(cg / (0.5 * cg.sum()))
             s = max(r.sigma_x, r.sigma_y) * r.surround_scale
             g = np.exp(-0.5 * ((x - r.x0) ** 2 + (y - r.y0) ** 2) / s ** 2)
             sur.append(g / (0.5 * g.sum()))  # a full-field grating (mean c² = 1/2) gives 1
@@ -173,11 +183,15 @@ class SimulatedV1(nn.Module):
         scale = np.where(is_c, t["peak_rate"] / amp ** 2, t["peak_rate"] / amp)
         w = np.concatenate([even_w, odd_w]).reshape(2 * len(t), -1)
         sur_w = np.stack(sur).reshape(len(t), -1)
+        # untuned drive: peak_rate x untuned share x local contrast energy (1 for a full field)
+        cen_w = np.stack(centre).reshape(len(t), -1) * (t["untuned"] * t["peak_rate"]).to_numpy()[:, None]
         # Envelope tails underflow to subnormal floats, which slow a CPU matmul ~20-fold.
         w[np.abs(w) < 1e-6 * np.abs(w).max(1, keepdims=True)] = 0.0
         sur_w[sur_w < 1e-6 * sur_w.max(1, keepdims=True)] = 0.0
+        cen_w[cen_w < 1e-6 * cen_w.max(1, keepdims=True)] = 0.0
         self.filters = _Filters(torch.tensor(w, dtype=torch.float32))
         self.surround = _Surround(torch.tensor(sur_w, dtype=torch.float32))
+        self.untuned = _Surround(torch.tensor(cen_w, dtype=torch.float32))
         self.response = _Response(torch.tensor(is_c), torch.tensor(scale, dtype=torch.float32),
                                   torch.tensor(t["surround_weight"].to_numpy(), dtype=torch.float32),
                                   torch.tensor(t["baseline"].to_numpy(), dtype=torch.float32))
@@ -185,7 +199,7 @@ class SimulatedV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != 1:
             x = x.mean(1, keepdim=True)
-        return self.response(self.filters(x), self.surround(x))
+        return self.response(self.filters(x), self.untuned(x), self.surround(x))
 
     @torch.inference_mode()
     def sample(self, images: torch.Tensor | np.ndarray, n_repeats: int, *, seed: int = 0,
