@@ -33,9 +33,10 @@ def gabor(x: np.ndarray, y: np.ndarray, x0: float, y0: float, sigma_x: float, si
 class GaborFit:
     """One unit's fit: parameters, goodness of fit and whether it can be trusted.
 
-    ``ok`` is False when the fit failed or is poor (``r2`` below the threshold, the centre outside
-    the field, a carrier above the Nyquist limit); ``flag`` says why. The parameters of a failed
-    fit are NaN and must not be averaged: filter on ``ok``.
+    ``ok`` is False when the fit failed or is poor (``r2`` below the threshold, a carrier at the
+    Nyquist bound); ``flag`` says why. A failed fit (flat map, optimiser failure) has NaN
+    parameters; a poor fit keeps its parameters for inspection. Filter on ``ok`` before
+    averaging.
     """
 
     x0: float
