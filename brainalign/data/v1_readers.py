@@ -110,3 +110,35 @@ V1_READERS: dict[str, Callable[..., PropertyDistribution]] = {
     "histogram_csv": read_histogram_csv,
     "ringach2002_mat": read_ringach2002,
 }
+
+
+@dataclass(frozen=True)
+class SFTuningRecording:
+    """One neuron's SF experiment: per-trial SF (NaN = blank), spike count and duration (s)."""
+
+    unit: str
+    sf: np.ndarray
+    spike_count: np.ndarray
+    duration: np.ndarray
+    stim_rate_mean: np.ndarray  # as stored by the authors, per SF level
+    sf_levels: np.ndarray
+    spont_rate: float
+
+    def rates_by_sf(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """SF levels and the per-trial rates (spikes/s) at each."""
+        rate = self.spike_count / self.duration
+        return self.sf_levels, [rate[np.isclose(self.sf, f, rtol=1e-4)] for f in self.sf_levels]
+
+
+def read_goris2015_sf(path: Path | str) -> SFTuningRecording:
+    """A ``<unit>_sf.mat`` file of Goris, Simoncelli & Movshon (2015): struct ``S.sf.exp``."""
+    path = Path(path)
+    try:
+        e = loadmat(path, squeeze_me=True, struct_as_record=False)["S"].sf.exp
+        tr = e.trial
+        sf = np.asarray(tr.sf[0] if np.asarray(tr.sf).dtype == object else tr.sf, float)
+        return SFTuningRecording(path.stem.replace("_sf", ""), sf, np.asarray(tr.spikeCount, float),
+                                 np.asarray(tr.duration, float), np.asarray(e.stimRateMean, float),
+                                 np.asarray(e.sf, float), float(e.sponRateMean))
+    except (KeyError, AttributeError, IndexError) as err:
+        raise BenchmarkDefinitionError(f"{path}: not a Goris 2015 SF file (S.sf.exp): {err}") from err

@@ -95,7 +95,7 @@ def fit_gabor(rf: np.ndarray, cell_deg: float, *, min_r2: float = 0.5) -> GaborF
     """Fit a 2-D Gabor to one RF map by non-linear least squares.
 
     Starts from the spectral peak (orientation, SF), the energy centroid (position, size) and
-    four phases; keeps the best. The map's grid is ``cell_deg`` degrees per cell, centred on
+    two phases; keeps the best. The map's grid is ``cell_deg`` degrees per cell, centred on
     the field of view.
 
     Parameters
@@ -132,7 +132,7 @@ def fit_gabor(rf: np.ndarray, cell_deg: float, *, min_r2: float = 0.5) -> GaborF
         return gabor(x, y, *p).ravel() - target
 
     best = None
-    for ph in (0.0, 90.0, 180.0, 270.0):
+    for ph in (0.0, 90.0):  # the amplitude's sign covers the other two quadrants
         start = list(p0)
         start[6] = ph
         try:

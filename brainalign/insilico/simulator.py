@@ -63,9 +63,15 @@ class V1Parameters:
 
 def sample_parameters(n_cells: int, *, fov: FieldOfView, seed: int = 0, complex_fraction: float = 0.5,
                       max_sf_fraction: float = 0.6, position_jitter: float = 0.0,
-                      peak_rate: float = 20.0, baseline: float = 0.5, untuned_max: float = 0.6,
+                      peak_rate: float = 20.0, baseline: float = 0.5, untuned_max: float = 0.0,
                       ) -> V1Parameters:
     """Draw ``n_cells`` cells from the macaque V1 distributions.
+
+    With ``untuned_max`` = 0 (default) the cells are a pure Gabor energy model. A positive value
+    adds an untuned share of the drive (local contrast energy), u/(1+u) uniform on
+    0..``untuned_max``: orientation tuning then broadens to Ringach 2002's range (0.6 matches its
+    circular variance), but the responses to photographs become dominated by local contrast,
+    which any model predicts easily.
 
     Peak SFs above ``max_sf_fraction`` × the field's Nyquist limit are redrawn (they could not be
     rendered); envelopes are limited to fit the field. ``position_jitter`` (deg SD) moves
@@ -90,8 +96,6 @@ def sample_parameters(n_cells: int, *, fov: FieldOfView, seed: int = 0, complex_
     sx, sy = np.maximum(sx, 0.25 / sf), np.maximum(sy, 0.25 / sf)
     ssi = np.minimum(_draw_hist(rng, *SSI_HIST, n_cells), 0.9)
     kind = np.where(rng.random(n_cells) < complex_fraction, "complex", "simple")
-    # An untuned share of the drive (local contrast energy) broadens orientation tuning as in
-    # Ringach 2002 (circular variance spread over 0..1): drawn so u/(1+u) is uniform on 0..0.6.
     q = rng.uniform(0, untuned_max, n_cells)
     untuned = q / (1 - q)
     table = pd.DataFrame({
