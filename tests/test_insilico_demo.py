@@ -16,8 +16,8 @@ def test_demo_runs_offline_and_writes_table_plot_and_mosaic(tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(REPO), "BRAINALIGN_DATA": str(tmp_path / "no-data")}
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "brainalign.cli", "demo", "--out", str(out), "--cells", "32",
-         "--stimuli", "200", "--repeats", "4", "--noise-frames", "1000"],
+        [sys.executable, "-m", "brainalign.cli", "demo", "--out", str(out), "--cells", "24",
+         "--stimuli", "150", "--repeats", "4", "--noise-frames", "500"],
         capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "simulated-v1" in proc.stdout and "random-cnn" in proc.stdout and "gabor-cnn" in proc.stdout

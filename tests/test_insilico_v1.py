@@ -183,3 +183,21 @@ def test_sf_tuning_on_goris2015_units(data_dir: Path) -> None:
     # peak mean rates as listed in the dataset's PROVENANCE
     assert {u: round(v[2], 1) for u, v in peaks.items()} == {
         "m620r12": 9.3, "m620r35": 122.3, "m624l54": 66.0, "m625r58": 26.8, "m625r62": 17.3, "m627r58": 70.1}
+
+
+def test_plots_of_tuning_and_property_histograms(sim_properties, data_dir: Path, tmp_path: Path) -> None:
+    import brainalign as ba
+    from brainalign.plots.rf import plot_property_histograms, plot_rf_mosaic, plot_tuning_curves
+
+    c = sim_properties.curves
+    fig = plot_tuning_curves(c["orientations"], c["orientation"], units=range(8), path=tmp_path / "ori.png")
+    assert len([a for a in fig.axes if a.lines]) == 8 and (tmp_path / "ori.png").stat().st_size > 0
+    plot_tuning_curves(c["sfs"], c["sf"], log_x=True, xlabel="SF (c/deg)")
+    dists = ba.load_benchmark("marques2020.V1-properties", data_dir=data_dir).distributions
+    t = sim_properties.table
+    fig = plot_property_histograms({k: t[k].to_numpy() for k in dists}, dists, path=tmp_path / "h.png")
+    assert len([a for a in fig.axes if a.patches]) == len(dists)
+    texts = [tx.get_text() for a in fig.axes for tx in a.texts]
+    assert any("NaN left out" in s for s in texts) == bool(t[list(dists)].isna().any().any())
+    fig = plot_rf_mosaic(np.random.default_rng(0).normal(size=(5, 10, 10)), columns=3)
+    assert len([a for a in fig.axes if a.images]) == 5

@@ -58,7 +58,7 @@ def make_simulated_v1_data(n_cells: int = 64, n_stimuli: int = 400, n_repeats: i
                             "input_size": input_size, "visual_degrees": visual_degrees, "seed": seed})
 
 
-def pooled_reducer(grid: int = 4):
+def pooled_reducer(grid: int = 3):
     """Average conv maps to ``grid`` × ``grid`` positions per channel (keeps coarse position);
     flat outputs unchanged."""
     def reduce(out: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ class SimulatedV1Benchmark:
     id = "simulated.V1-ridge"
     version = "1"
 
-    def __init__(self, data: SimulatedV1Data, *, cv: int = 5, seed: int = 0, pool_grid: int = 4,
+    def __init__(self, data: SimulatedV1Data, *, cv: int = 5, seed: int = 0, pool_grid: int = 3,
                  n_boot: int = 1000):
         self.data, self.cv, self.seed, self.pool_grid, self.n_boot = data, cv, seed, pool_grid, n_boot
         rel = split_half_reliability(data.trials, n_splits=10, seed=seed)
