@@ -49,6 +49,7 @@ def test_gratings_recover_true_orientation_and_sf(sim, sim_properties) -> None:
     kind = sim.module.params.table.kind.to_numpy()
     mr = t.modulation_ratio.to_numpy()
     assert (mr[kind == "simple"] > 1).mean() >= 0.9 and (mr[kind == "complex"] < 1).mean() >= 0.9
+    assert (t.cell_class.to_numpy() == kind).mean() >= 0.9
     # surround suppression grows with the true surround weight (weakly: for large cells the
     # surround extends past the 4 deg field, so the largest grating does not engage it fully)
     rho = stats.spearmanr(sim.module.params.table.surround_weight, t.surround_suppression_index,

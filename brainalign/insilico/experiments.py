@@ -146,6 +146,9 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
     flags[not_sel] = [f"{f}; " if f else "" for f in flags[not_sel]]
     flags[not_sel] = flags[not_sel] + "not SF-selective (cut-off outside tested range)"
     table["flag"] = flags
+    # Simple vs complex by the F1/F0 ratio (Skottun et al. 1991): > 1 simple, < 1 complex.
+    mr = table["modulation_ratio"].to_numpy()
+    table["cell_class"] = np.where(~np.isfinite(mr), "", np.where(mr > 1, "simple", "complex"))
     table.insert(0, "layer", layout["layer"])
     table.insert(0, "model", model.name)
     return PropertyTable(

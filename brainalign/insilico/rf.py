@@ -69,8 +69,8 @@ def map_receptive_fields(model: BrainModel, layer: str, *, n_frames: int = 10_00
     ``method="sta"``: the spike-triggered average (response-weighted mean of the frames, minus
     the mean frame), accumulated batch by batch on the device, so memory does not grow with
     ``n_frames``; for white noise it is proportional to the linear filter. ``method="ridge"``:
-    ridge regression of each unit on the noise cells (scikit-learn ``RidgeCV``; all frames in
-    memory, so use a coarse ``block_px``).
+    ridge regression of each unit on the noise cells (:class:`brainalign.metrics.RidgeCV`, α per
+    unit by leave-one-out; all frames in memory, so use a coarse ``block_px``).
 
     Parameters
     ----------
@@ -125,12 +125,13 @@ def map_receptive_fields(model: BrainModel, layer: str, *, n_frames: int = 10_00
         responsive = (var_r > 1e-12 * torch.clamp(mean_r.abs() ** 2, min=1e-12)).cpu().numpy() & (
             var_r.cpu().numpy() > 0)
     else:
-        from sklearn.linear_model import RidgeCV
+        from brainalign.metrics import RidgeCV
 
         s_all, r_all = np.concatenate(keep_s), np.concatenate(keep_r)
         responsive = r_all.std(0) > 0
-        reg = RidgeCV(alphas=ridge_alphas, alpha_per_target=True).fit(s_all, r_all)
-        maps = reg.coef_.astype(np.float32)
+        reg = RidgeCV(alphas=np.asarray(ridge_alphas), alpha_per_target=True, device=dev,
+                      dtype="float32").fit(s_all, r_all)
+        maps = np.asarray(reg.coef_, dtype=np.float32).reshape(k, -1)
     maps[~responsive] = 0.0
     return RFMaps(maps.reshape(k, m, m), block_px, fov, np.asarray(responsive, bool),
                   {"model": model.name, "layer": name, "n_frames": n_frames, "noise": noise,
