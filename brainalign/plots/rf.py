@@ -114,6 +114,8 @@ def plot_property_histograms(model_values: Mapping[str, np.ndarray], distributio
         d = distributions[name]
         edges = np.asarray(d.edges)
         v = np.asarray(model_values[name], float)
+        if name == "preferred_orientation":  # De Valois' bins run -22.5..157.5 (as in the benchmark)
+            v = np.where(v >= edges[-1], v - 180, v)
         nan = int((~np.isfinite(v)).sum())
         centres = np.arange(len(edges) - 1)
         ax.bar(centres, d.counts / d.counts.sum(), width=0.9, color="0.7", label=f"V1 (n={d.n})")
