@@ -1,26 +1,24 @@
-"""`brainalign demo` end to end, reduced, as a subprocess (offline, no data directory)."""
+"""`brainalign demo` end to end with a reduced setting (offline, no data directory)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from click.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[1]
 
+def test_demo_runs_offline_and_writes_table_plot_and_mosaic(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from brainalign.cli import main
 
-def test_demo_runs_offline_and_writes_table_plot_and_mosaic(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BRAINALIGN_DATA": str(tmp_path / "no-data")}
+    monkeypatch.setenv("BRAINALIGN_DATA", str(tmp_path / "no-data"))  # needs no dataset
     out = tmp_path / "demo"
-    proc = subprocess.run(
-        [sys.executable, "-m", "brainalign.cli", "demo", "--out", str(out), "--cells", "24",
-         "--stimuli", "150", "--repeats", "4", "--noise-frames", "500"],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "simulated-v1" in proc.stdout and "random-cnn" in proc.stdout and "gabor-cnn" in proc.stdout
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--cells", "24", "--stimuli", "150",
+                                    "--repeats", "4", "--noise-frames", "500"])
+    assert res.exit_code == 0, res.output
+    assert "simulated-v1" in res.output and "random-cnn" in res.output and "gabor-cnn" in res.output
     for f in ("scores.csv", "layers.png", "rf_mosaic.png", "rf_gabor_fits.csv"):
         assert (out / f).stat().st_size > 0, f
     t = pd.read_csv(out / "scores.csv")

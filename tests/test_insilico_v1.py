@@ -193,10 +193,9 @@ def test_plots_of_tuning_and_property_histograms(sim_properties, data_dir: Path,
     c = sim_properties.curves
     fig = plot_tuning_curves(c["orientations"], c["orientation"], units=range(8), path=tmp_path / "ori.png")
     assert len([a for a in fig.axes if a.lines]) == 8 and (tmp_path / "ori.png").stat().st_size > 0
-    plot_tuning_curves(c["sfs"], c["sf"], log_x=True, xlabel="SF (c/deg)")
     dists = ba.load_benchmark("marques2020.V1-properties", data_dir=data_dir).distributions
     t = sim_properties.table
-    fig = plot_property_histograms({k: t[k].to_numpy() for k in dists}, dists, path=tmp_path / "h.png")
+    fig = plot_property_histograms({k: t[k].to_numpy() for k in dists}, dists)
     assert len([a for a in fig.axes if a.patches]) == len(dists)
     texts = [tx.get_text() for a in fig.axes for tx in a.texts]
     assert any("NaN left out" in s for s in texts) == bool(t[list(dists)].isna().any().any())
