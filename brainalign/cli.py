@@ -113,6 +113,9 @@ main.add_command(plot_command)
 from brainalign.commands.batch import batch_command  # noqa: E402
 
 main.add_command(batch_command)
+from brainalign.commands.demo import demo_command  # noqa: E402
+
+main.add_command(demo_command)
 
 if __name__ == "__main__":
     main()

@@ -149,3 +149,6 @@ class BatchSpecError(BrainAlignError, ValueError):
 
 class BatchOutputError(BrainAlignError, FileExistsError):
     """A batch output folder that holds an earlier run's results, written to without ``resume``."""
+
+class UnitLocationError(BrainAlignError, ValueError):
+    """A layer whose units cannot be located spatially for in-silico physiology."""

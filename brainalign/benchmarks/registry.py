@@ -11,6 +11,7 @@ from brainalign.benchmarks.fmri import FMRIBenchmark
 from brainalign.benchmarks.regression import RegressionBenchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
+from brainalign.benchmarks.v1_properties import V1PropertyBenchmark
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.settings import PathLike
 
@@ -19,6 +20,7 @@ KINDS: dict[str, type[Benchmark]] = {
     "rsa": RSABenchmark,
     "regression": RegressionBenchmark,
     "fmri": FMRIBenchmark,
+    "v1_properties": V1PropertyBenchmark,
 }
 
 

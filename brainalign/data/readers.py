@@ -129,3 +129,9 @@ def read(reader: str, path_of: PathGetter, **params: Any) -> Any:
         return fn(path_of, **params)
     except TypeError as err:
         raise BenchmarkDefinitionError(f"reader {reader!r}: bad parameters {sorted(params)}: {err}") from err
+
+
+# Macaque V1 property distributions (Marques et al. 2021 benchmarks).
+from brainalign.data.v1_readers import V1_READERS  # noqa: E402
+
+READERS.update(V1_READERS)

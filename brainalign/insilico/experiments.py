@@ -1,0 +1,168 @@
+"""In-silico V1 experiments on a layer's units: gratings in degrees → per-unit properties.
+
+The experiments follow Marques et al. (2021) / Brain-Score in spirit (see the v1_properties
+PROVENANCE): circular gratings at the centre of the field of view, orientation × SF × phase,
+then size tuning at each unit's preferred orientation and SF. Responses are rectified
+activations; "driven" responses subtract the response to a blank (mean grey) screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brainalign.insilico import tuning
+from brainalign.insilico.recording import record, unit_layout
+from brainalign.insilico.stimuli import FieldOfView, blank, grating_set
+from brainalign.models.base import BrainModel
+
+PROPERTIES = ("preferred_orientation", "circular_variance", "orientation_bandwidth",
+              "orthogonal_preferred_ratio", "osi", "modulation_ratio", "peak_sf", "sf_bandwidth",
+              "sf_bandwidth_oct", "sf_selective", "surround_suppression_index",
+              "grating_summation_field")
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """Stimulus parameters of the in-silico experiments, in degrees of visual angle.
+
+    ``None`` values are set from the field of view: SFs in quarter-octave steps from
+    max(0.35, 1.5 / field) to min(22.4, 0.7 × Nyquist) c/deg; the orientation/SF aperture is
+    min(3, field) deg; size-tuning diameters in half-octave steps from 0.25 deg to the field.
+    """
+
+    orientations: tuple[float, ...] = tuple(np.arange(0, 180, 15.0))
+    phases: tuple[float, ...] = tuple(np.arange(0, 360, 45.0))
+    sfs: tuple[float, ...] | None = None
+    diameter: float | None = None
+    size_diameters: tuple[float, ...] | None = None
+    size_phases: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    responsive_fraction: float = 5 / 243.1  # of the largest driven response in the layer
+
+    def resolve(self, fov: FieldOfView) -> ExperimentSettings:
+        sfs = self.sfs
+        if sfs is None:
+            lo, hi = max(0.35, 1.5 / fov.degrees), min(22.4, 0.7 * fov.nyquist)
+            sfs = tuple(2 ** np.arange(np.log2(lo), np.log2(hi) + 1e-9, 0.25))
+        diam = self.diameter if self.diameter is not None else min(3.0, fov.degrees)
+        sizes = self.size_diameters
+        if sizes is None:
+            sizes = tuple(2 ** np.arange(np.log2(0.25), np.log2(fov.degrees) + 1e-9, 0.5))
+        return ExperimentSettings(tuple(self.orientations), tuple(self.phases), tuple(sfs), diam,
+                                  tuple(sizes), tuple(self.size_phases), self.responsive_fraction)
+
+
+@dataclass
+class PropertyTable:
+    """Per-unit properties of one layer (one row per unit) plus the raw tuning data.
+
+    ``table`` has a column per property, ``responsive`` and ``flag`` (why a unit has no value);
+    ``curves`` keeps orientation, SF and size curves for plots.
+    """
+
+    table: pd.DataFrame
+    curves: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettings | None = None, *,
+                       batch_size: int = 128, device: str = "auto") -> PropertyTable:
+    """Run the orientation/SF/phase and size experiments on ``layer`` and compute per-unit
+    properties.
+
+    Units whose largest driven response is below ``responsive_fraction`` of the layer's largest
+    are flagged ``"unresponsive"`` and get no property values; properties undefined for a unit
+    (orientation bandwidth of an untuned unit, SF bandwidth of a unit not SF-selective) are
+    NaN with the reason in ``flag``.
+
+    Raises
+    ------
+    UnitLocationError
+        A layer whose units cannot be located spatially.
+    """
+    layout = unit_layout(model, layer)
+    fov = FieldOfView.of(model)
+    s = (settings or ExperimentSettings()).resolve(fov)
+    oris, sfs, phases = np.asarray(s.orientations), np.asarray(s.sfs), np.asarray(s.phases)
+
+    def rec(images: np.ndarray) -> np.ndarray:
+        return np.maximum(record(model, layout["layer"], images, batch_size=batch_size, device=device), 0)
+
+    base = rec(blank(fov)[None])[0]
+    imgs, _ = grating_set(fov, oris, sfs, phases, [s.diameter])
+    r = rec(imgs).T.reshape(-1, len(oris), len(sfs), len(phases))  # units × ori × sf × phase
+    del imgs
+    f0 = r.mean(-1)
+    driven = f0 - base[:, None, None]
+    n = len(r)
+    peak = driven.reshape(n, -1).max(1)
+    responsive = peak > s.responsive_fraction * max(float(peak.max()), 1e-12)
+    bo, bs = np.unravel_index(driven.reshape(n, -1).argmax(1), driven.shape[1:])
+    idx = np.arange(n)
+    ocurve = np.clip(driven[idx, :, bs], 0, None)
+    scurve = np.clip(driven[idx, bo, :], 0, None)
+    phase_curve = r[idx, bo, bs, :]
+    out: dict[str, np.ndarray] = {
+        "preferred_orientation": tuning.preferred_orientation(oris, ocurve),
+        "circular_variance": tuning.circular_variance(oris, ocurve),
+        "orientation_bandwidth": tuning.orientation_bandwidth(oris, ocurve),
+        "orthogonal_preferred_ratio": tuning.orthogonal_preferred_ratio(oris, ocurve),
+        "osi": tuning.osi(oris, ocurve),
+        "modulation_ratio": tuning.modulation_ratio(phase_curve)["modulation_ratio"],
+    }
+    sft = tuning.sf_tuning(sfs, scurve)
+    out.update(peak_sf=sft["peak_sf"], sf_bandwidth=sft["bandwidth_ratio"],
+               sf_bandwidth_oct=sft["bandwidth_oct"], sf_selective=sft["selective"].astype(float))
+
+    # Size tuning at each responsive unit's preferred (orientation, SF): only the pairs needed.
+    diams = np.asarray(s.size_diameters)
+    ssi = np.full(n, np.nan)
+    gsf = np.full(n, np.nan)
+    size_curves = np.full((n, len(diams)), np.nan)
+    pairs = sorted({(int(bo[i]), int(bs[i])) for i in idx[responsive]})
+    for o, f in pairs:
+        units = idx[responsive & (bo == o) & (bs == f)]
+        im, _ = grating_set(fov, [oris[o]], [sfs[f]], s.size_phases, list(diams))
+        rr = rec(im)[:, units].T.reshape(len(units), len(diams), len(s.size_phases)).mean(-1)
+        curve = rr - base[units, None]
+        size_curves[units] = curve
+        st = tuning.size_tuning(diams, np.clip(curve, 0, None))
+        ssi[units], gsf[units] = st["surround_suppression_index"], st["grating_summation_field"]
+    out.update(surround_suppression_index=ssi, grating_summation_field=gsf)
+
+    table = pd.DataFrame({"unit": idx, "responsive": responsive, "peak_driven": peak,
+                          "baseline": base, **out})
+    flags = np.full(n, "", dtype=object)
+    flags[~responsive] = "unresponsive"
+    for col in PROPERTIES:
+        table.loc[~responsive, col] = np.nan
+    untuned = responsive & ~np.isfinite(table["orientation_bandwidth"].to_numpy())
+    flags[untuned] = "orientation untuned (bandwidth > 90 deg)"
+    not_sel = responsive & (table["sf_selective"].to_numpy() == 0)
+    flags[not_sel] = [f"{f}; " if f else "" for f in flags[not_sel]]
+    flags[not_sel] = flags[not_sel] + "not SF-selective (cut-off outside tested range)"
+    table["flag"] = flags
+    # Simple vs complex by the F1/F0 ratio (Skottun et al. 1991): > 1 simple, < 1 complex.
+    mr = table["modulation_ratio"].to_numpy()
+    table["cell_class"] = np.where(~np.isfinite(mr), "", np.where(mr > 1, "simple", "complex"))
+    table.insert(0, "layer", layout["layer"])
+    table.insert(0, "model", model.name)
+    return PropertyTable(
+        table, {"orientations": oris, "sfs": sfs, "diameters": diams, "orientation": ocurve,
+                "sf": scurve, "size": size_curves, "phase": phase_curve, "phases": phases},
+        {"field_of_view_deg": fov.degrees, "input_px": fov.size_px, "orientations": list(oris),
+         "sfs": [float(v) for v in sfs], "phases": list(phases), "diameter": s.diameter,
+         "size_diameters": [float(v) for v in diams], "responsive_fraction": s.responsive_fraction,
+         "units": "centre position of each channel" if layout["spatial"] else "all units"})
+
+
+def sf_tuning_check(sfs: Sequence[float], counts: Sequence[np.ndarray]) -> dict[str, float]:
+    """SF tuning of one recorded neuron from per-trial spike counts at each SF (the same
+    analysis as for model units): mean rate per SF → :func:`tuning.sf_tuning`."""
+    means = np.array([np.mean(c) for c in counts])
+    out = tuning.sf_tuning(np.asarray(sfs), means[None])
+    return {k: float(v[0]) for k, v in out.items()}

@@ -1,0 +1,140 @@
+"""In-silico physiology figures: RF mosaics, tuning curves, property histograms model vs V1.
+
+Bare matplotlib ``Figure`` objects (no pyplot): no window opens, no global state is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainalign.settings import PathLike
+
+
+def _save(fig: Figure, path: PathLike | None) -> Figure:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=200)
+    return fig
+
+
+def plot_rf_mosaic(maps: np.ndarray, *, fits: pd.DataFrame | None = None, cell_deg: float | None = None,
+                   crop: int | None = None, columns: int = 8, title: str = "",
+                   path: PathLike | None = None) -> Figure:
+    """Receptive-field maps as a grid of small images (red = light excites, blue = dark).
+
+    Parameters
+    ----------
+    maps
+        (units, m, m) RF maps (e.g. :attr:`RFMaps.maps`).
+    fits
+        Optional Gabor fits (:func:`fit_gabors`): each panel is titled with its r² and a failed
+        fit is marked with ✗ so it is not mistaken for a good one.
+    cell_deg
+        Degrees per map cell, for the scale in the title.
+    crop
+        Show only the central ``crop`` × ``crop`` cells (RFs of early layers are small).
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or len(maps) == 0:
+        raise ValueError(f"plot_rf_mosaic: maps must be (units, m, m), got {maps.shape}")
+    if crop is not None and crop < maps.shape[1]:
+        a = (maps.shape[1] - crop) // 2
+        maps = maps[:, a:a + crop, a:a + crop]
+    n = len(maps)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(cols * 0.8, rows * 0.85 + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        v = float(np.abs(maps[i]).max()) or 1.0
+        ax.imshow(maps[i], cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
+        if fits is not None and i < len(fits):
+            row = fits.iloc[i]
+            ok = bool(row["ok"])
+            r2 = row["r2"]
+            label = f"{i} r²={r2:.2f}" if ok else f"{i} ✗"
+            ax.set_title(label, fontsize=5, color="k" if ok else "firebrick")
+        else:
+            ax.set_title(str(i), fontsize=5)
+    extent = f" ({maps.shape[1] * cell_deg:.2g}° shown)" if cell_deg else ""
+    fig.suptitle((title or "receptive fields") + extent, fontsize=7)
+    return _save(fig, path)
+
+
+def plot_tuning_curves(x: np.ndarray, curves: np.ndarray, *, units: Sequence[int] | None = None,
+                       xlabel: str = "orientation (deg)", log_x: bool = False, title: str = "",
+                       path: PathLike | None = None) -> Figure:
+    """Tuning curves (units × conditions), one small panel per unit, each scaled to its peak."""
+    curves = np.asarray(curves, float)
+    units = list(units) if units is not None else list(range(min(len(curves), 16)))
+    cols = min(4, len(units))
+    rows = -(-len(units) // cols)
+    fig = Figure(figsize=(cols * 1.3, rows * 1.0 + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, u in zip(axes, units, strict=False):
+        ax.plot(x, curves[u], "-o", ms=2, lw=0.8, color="k")
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ax.set_title(f"unit {u}", fontsize=6)
+        ax.tick_params(labelsize=5)
+    for ax in axes[len(units):]:
+        ax.set_axis_off()
+    fig.supxlabel(xlabel, fontsize=7)
+    fig.suptitle(title or "tuning curves", fontsize=7)
+    return _save(fig, path)
+
+
+def plot_property_histograms(model_values: Mapping[str, np.ndarray], distributions: Mapping[str, object], *,
+                             scores: Mapping[str, float] | None = None, title: str = "",
+                             path: PathLike | None = None) -> Figure:
+    """Model units vs macaque V1, one panel per property, on the neural data's bins.
+
+    ``distributions`` maps property → :class:`~brainalign.data.v1_readers.PropertyDistribution`;
+    NaN model values are left out and their number is written in the panel.
+    """
+    from brainalign.data.v1_readers import histogram
+
+    names = [n for n in distributions if n in model_values]
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(cols * 2.0, rows * 1.5 + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        d = distributions[name]
+        edges = np.asarray(d.edges)
+        v = np.asarray(model_values[name], float)
+        if name == "preferred_orientation":  # De Valois' bins run -22.5..157.5 (as in the benchmark)
+            v = np.where(v >= edges[-1], v - 180, v)
+        nan = int((~np.isfinite(v)).sum())
+        centres = np.arange(len(edges) - 1)
+        ax.bar(centres, d.counts / d.counts.sum(), width=0.9, color="0.7", label=f"V1 (n={d.n})")
+        if np.isfinite(v).any():
+            h = histogram(v[np.isfinite(v)], edges)
+            ax.step(centres, h / h.sum(), where="mid", color="crimson", lw=1.2,
+                    label=f"model (n={int(np.isfinite(v).sum())})")
+        ticks = centres[:: max(1, len(centres) // 4)]
+        ax.set_xticks(ticks, [f"{edges[i]:.2g}" for i in ticks], fontsize=5)
+        ax.tick_params(labelsize=5)
+        t = name.replace("_", " ")
+        if scores is not None and name in scores:
+            t += f"  ({scores[name]:.2f})"
+        ax.set_title(t, fontsize=6)
+        if nan:
+            ax.text(0.98, 0.95, f"{nan} NaN left out", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=5)
+        ax.legend(fontsize=4, frameon=False, loc="upper left")
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    fig.suptitle(title or "model units vs macaque V1", fontsize=7)
+    return _save(fig, path)
