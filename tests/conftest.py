@@ -43,3 +43,15 @@ def hit_benchmark(data_dir: Path):
     import brainalign as ba
 
     return ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests on one torch thread: on a loaded machine torch's thread pool makes
+    each small tensor op ~100x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

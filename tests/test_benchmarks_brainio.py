@@ -10,7 +10,6 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 import yaml
 from PIL import Image
@@ -23,16 +22,9 @@ from brainalign.data.manifest import parse_manifest
 from brainalign.data.timebins import match_bins
 from brainalign.errors import ChecksumMismatchError, StimulusError
 
-pytestmark = pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # On a loaded machine torch's thread pool makes each small tensor op ~100x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 N_STIM, N_REP, N_NEUR = 60, 4, 12
 BINS = [(0, 70), (70, 120), (120, 170), (170, 270)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from torch import nn
 
@@ -14,16 +13,8 @@ from brainalign.data.fetch import sha256_file
 from brainalign.errors import StimulusError
 from tests.conftest import needs_data
 
-pytestmark = [needs_data, pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # On a loaded machine torch's thread pool makes each small tensor op ~100x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [needs_data, pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
 
 
 def _pixel_model():

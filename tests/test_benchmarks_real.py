@@ -17,16 +17,9 @@ from brainalign.metrics.reliability import split_half_reliability
 from brainalign.metrics.rsa import rdm
 from tests.conftest import needs_data
 
-pytestmark = [needs_data, pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
+pytestmark = [needs_data, pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore:encoding_score.*end of the grid:UserWarning")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # On a loaded machine torch's thread pool makes each small tensor op ~100x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 REAL = ["kriegeskorte2008.hIT-rsa", "kriegeskorte2008.mIT-rsa", "kriegeskorte2008.behavior-rsa",
         "cowley2023.V4-ridge", "antolik2016.V1-ridge"]
