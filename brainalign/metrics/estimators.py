@@ -36,6 +36,18 @@ def _alphas(alphas: object) -> np.ndarray:
     return a
 
 
+def _validated_fit_data(est, X, y) -> tuple[torch.device, np.ndarray, np.ndarray]:
+    """The device to fit on (where ``X`` lives, unless ``est.device`` says otherwise) and
+    ``X``, ``y`` as float64 arrays checked by scikit-learn's ``validate_data``."""
+    device = resolve_device(est.device, X)
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    X, y = validate_data(est, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+    return device, X, y
+
+
 class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression with α chosen per target by cross-validation, on a torch back end.
 
@@ -80,12 +92,7 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def fit(self, X, y) -> RidgeCV:
         """Fit on (samples × features) ``X`` and (samples,) or (samples × targets) ``y``."""
-        device = resolve_device(self.device, X)
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        device, X, y = _validated_fit_data(self, X, y)
         alphas = _alphas(self.alphas)
         dt = _dtype(self.dtype)
         one_d = y.ndim == 1
@@ -211,12 +218,7 @@ class PLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def fit(self, X, y) -> PLSRegression:
         """Fit on (samples × features) ``X`` and (samples,) or (samples × targets) ``y``."""
-        device = resolve_device(self.device, X)
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        device, X, y = _validated_fit_data(self, X, y)
         if X.shape[0] < 2:
             raise ValueError(f"PLSRegression needs at least 2 samples, got {X.shape[0]} sample")
         dt = _dtype(self.dtype)
