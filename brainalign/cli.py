@@ -91,7 +91,8 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
     except BrainAlignError as err:
         _fail(err)
     result = ScoreResult.concat(results)
-    cols = ["model", "benchmark", "layer", "raw", "ceiling", "normalised", "ci_low", "ci_high"]
+    cols = ["model", "benchmark", "session", "layer", "raw", "ceiling_upper", "normalised", "normalised_ci_low",
+            "normalised_ci_high", "selected"]
     with pd.option_context("display.max_rows", None, "display.width", 160):
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if out:

@@ -48,7 +48,8 @@ def test_each_architecture_scores_on_hit(hit_fast, name, options, layers):
     assert list(t["layer"]) == layers
     assert t["raw"].between(-1, 1).all() and np.isfinite(t["normalised"]).all()
     assert (t["weights_hash"] == model.weights_hash).all() and (t["n_stimuli"] == 92).all()
-    assert (t["n_bootstrap"] == 50).all() and t["ci_low"].lt(t["ci_high"]).all()
+    # n_bootstrap counts the finite samples actually used (a constant-RDM sample is dropped)
+    assert t["n_bootstrap"].between(40, 50).all() and t["normalised_ci_low"].lt(t["normalised_ci_high"]).all()
 
 
 @needs_data

@@ -8,8 +8,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
@@ -18,16 +16,15 @@ from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import BenchmarkDefinitionError, StimulusError
+from brainalign.metrics.stats import percentile_ci
+from brainalign.results.provenance import versions_string
+from brainalign.results.table import RowContext, reduction_json
 from brainalign.settings import PathLike
+
+__all__ = ["Benchmark", "bootstrap_settings", "percentile_ci", "row_context"]
 
 if TYPE_CHECKING:
     from brainalign.models.base import BrainModel
-
-
-# Columns every benchmark kind adds after TABLE_COLUMNS: where the row comes from and how the
-# stimuli were shown (provenance on every row), and the scores that choose the best layer honestly.
-EXTRA_COLUMNS = ["session", "n_neuroids", "dev_score", "heldout_score", "placement", "data_sha256",
-                 "ceiling_note"]
 
 
 class Benchmark:
@@ -171,10 +168,23 @@ def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, 
     return int(n if n is not None else b.get("n", 1000)), float(b.get("ci", 0.95)), int(b.get("seed", 0))
 
 
-def percentile_ci(samples: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap samples (NaN samples dropped)."""
-    s = samples[np.isfinite(samples)]
-    if s.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(s, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+def row_context(model: BrainModel, benchmark: str, version: Any, layer: str, index: int, *,
+                seed: int, placement: str = "", data_sha256: str = "", reduction: Any = None,
+                versions: str | None = None, provenance: dict[str, Any] | None = None) -> RowContext:
+    """What identifies the rows of ``layer`` of ``model`` (see :class:`brainalign.results.RowContext`).
+
+    ``preprocessing`` and ``mode`` come from ``model.provenance()``; models that do not report
+    them are described by their preprocess object and recorded in eval mode (BrainModel keeps
+    its module in eval mode)."""
+    prov = provenance if provenance is not None else model.provenance()
+    prep = prov.get("preprocessing")
+    if prep is None:
+        prep = repr(getattr(model, "preprocess", ""))
+    return RowContext(
+        model=model.name, benchmark=benchmark, benchmark_version=str(version), layer=layer,
+        layer_index=index, depth=model.depth(layer), seed=seed, weights=prov.get("weights", ""),
+        weights_hash=prov.get("weights_hash", ""),
+        preprocessing=prep if isinstance(prep, str) else reduction_json(prep),
+        mode=str(prov.get("mode", "eval")), versions=versions or versions_string(),
+        reduction=reduction_json(reduction if reduction is not None else {"kind": "none"}),
+        placement=placement, data_sha256=data_sha256)

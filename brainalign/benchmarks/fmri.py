@@ -73,8 +73,9 @@ class FMRIBenchmark(RegressionBenchmark):
         d = stats["all"]["detail"]
         vd = self.voxels
         n_boot, level, bseed = bootstrap_settings(self.spec, self.n_bootstrap)
-        base = {**base, "ceiling": np.nan, "ceiling_lower": np.nan, "normalised": np.nan, "ci_low": np.nan,
-                "ci_high": np.nan, "ceiling_note": self.ceiling_reason}
+        base = {**base, "ceiling_upper": np.nan, "ceiling_lower": np.nan, "normalised": np.nan,
+                "normalised_ci_low": np.nan, "normalised_ci_high": np.nan, "above_ceiling": False,
+                "ceiling_note": self.ceiling_reason}
         rows = []
         roi = vd.responses["roi"].values
         X = features["all"].transpose("stimulus", ...).values.reshape(len(self.stimuli), -1)

@@ -27,11 +27,10 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from brainalign.activations import extract
-from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci, row_context
 from brainalign.benchmarks.features import SpatialPool
 from brainalign.benchmarks.selection import dev_split, selection_settings
 from brainalign.data.stimuli import StimulusSet
@@ -41,7 +40,8 @@ from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encodin
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
 from brainalign.models.base import BrainModel
 from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore, make_row, make_table
 
 _METRIC_KEYS = {"name", "model", "cv", "alphas", "aggregate", "max_features", "n_components",
                 "inner_cv", "dtype"}
@@ -322,12 +322,14 @@ class RegressionBenchmark(Benchmark):
         boot = np.concatenate([p["boot"] for _, p, _ in parts], 1)
         raw = float(_agg(r, agg))
         out: dict[str, Any] = {"raw": raw, "n_neuroids": int(np.isfinite(r).sum())}
-        out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(_agg(boot, agg), level)
+        out["bootstrap_raw"] = _agg(boot, agg)
+        out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(out["bootstrap_raw"], level)
         ceil = [self._ceilings[s.name] for s, _, _ in parts]
         dev = np.concatenate([p["dev"] for _, p, _ in parts])
         held = np.concatenate([p["held"] for _, p, _ in parts])
         if any(c is None for c in ceil):
-            out.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan, ci_low=np.nan, ci_high=np.nan,
+            out.update(ceiling_upper=np.nan, ceiling_lower=np.nan, normalised=np.nan, normalised_ci_low=np.nan,
+                       normalised_ci_high=np.nan, bootstrap_normalised=np.full(len(boot), np.nan),
                        dev_score=float(_agg(dev, agg)), heldout_score=float(_agg(held, agg)))
             missing = [s.name for (s, _, _), c in zip(parts, ceil, strict=True) if c is None]
             out["ceiling_note"] = NO_REPEATS if len(parts) == 1 else (
@@ -342,8 +344,10 @@ class RegressionBenchmark(Benchmark):
         cb = np.where(mask[None], cb, np.nan)
         with np.errstate(all="ignore"):
             ratio = _agg(boot, agg) / _agg(cb, agg)
-        out.update(ceiling=ceiling, ceiling_lower=np.nan, normalised=raw / ceiling if ceiling > 0 else np.nan)
-        out["ci_low"], out["ci_high"] = percentile_ci(ratio, level)
+        out.update(ceiling_upper=ceiling, ceiling_lower=np.nan,
+                   normalised=raw / ceiling if ceiling > 0 else np.nan)
+        out["bootstrap_normalised"] = ratio
+        out["normalised_ci_low"], out["normalised_ci_high"] = percentile_ci(ratio, level)
         c_dev = np.concatenate([c["dev"] for c in ceil])
         c_held = np.concatenate([c["held"] for c in ceil])
         with np.errstate(all="ignore"):
@@ -394,7 +398,7 @@ class RegressionBenchmark(Benchmark):
         layer_names = list(next(iter(acts.values())))
         prov = model.provenance()
         vers = versions_string()
-        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
+        _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         rows, details = [], {}
         t0 = time.perf_counter()
         for i, layer in enumerate(layer_names):
@@ -402,18 +406,16 @@ class RegressionBenchmark(Benchmark):
             for sess, st in stats.items():
                 n_stim = sum(len(s.stimuli) for s in self.sessions) if sess == "all" else \
                     len(next(s for s in self.sessions if s.name == sess).stimuli)
-                rows.append({
-                    "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                    "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                    "metric": f"{self.model_kind}:pearson/{self.aggregate}",
-                    **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling", "ceiling_lower",
-                                          "normalised", "ci_low", "ci_high", "dev_score", "heldout_score",
-                                          "n_neuroids", "ceiling_note")},
-                    "n_stimuli": n_stim, "n_bootstrap": n_boot, "seed": seed,
-                    "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
-                    "session": sess, "placement": placed_how.describe() if placed_how else "",
-                    "data_sha256": self.data_hash(),
-                })
+                ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
+                                  placement=placed_how.describe() if placed_how else "",
+                                  data_sha256=self.data_hash(), reduction=reducer.describe(),
+                                  versions=vers, provenance=prov)
+                rows.append(make_row(LayerScore(
+                    metric=f"{self.model_kind}:pearson/{self.aggregate}", session=sess, n_stimuli=n_stim,
+                    **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling_upper", "ceiling_lower",
+                                          "normalised", "normalised_ci_low", "normalised_ci_high",
+                                          "dev_score", "heldout_score", "n_neuroids", "ceiling_note")},
+                    details={k: st[k] for k in ("bootstrap_raw", "bootstrap_normalised")}), ctx))
                 if st["detail"] is not None:
                     d = st["detail"]
                     details[(model.name, self.id, f"{layer}@{sess}")] = {
@@ -425,7 +427,7 @@ class RegressionBenchmark(Benchmark):
             rows.extend(more)
             details.update({(model.name, self.id, k): v for k, v in more_details.items()})
         t_metric = time.perf_counter() - t0
-        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
+        table = make_table(rows)
         fraction, sseed = selection_settings(self.spec.statistics)
         meta = {**self.provenance(), "models": {model.name: prov},
                 "regression": {"model": self.model_kind, "cv": self.cv, "aggregate": self.aggregate,

@@ -9,17 +9,17 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci, row_context
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
 from brainalign.models.base import BrainModel
 from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore, make_row, make_table
 
 _METRIC_KEYS = {"name", "rdm_distance", "compare"}
 
@@ -83,12 +83,14 @@ class RSABenchmark(Benchmark):
         out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(boot, level)
         if self.ceiling is not None and self.metric.normalisation == "divide":
             lower, upper = self.ceiling
-            out.update(ceiling=upper, ceiling_lower=lower, normalised=raw / upper)
+            out.update(ceiling_upper=upper, ceiling_lower=lower, normalised=raw / upper)
             ratio = boot / self._bootstrap.ceiling_upper
-            out["ci_low"], out["ci_high"] = percentile_ci(ratio, level)
+            out["bootstrap_normalised"] = ratio
+            out["normalised_ci_low"], out["normalised_ci_high"] = percentile_ci(ratio, level)
         else:
-            out.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan,
-                       ci_low=np.nan, ci_high=np.nan)
+            out.update(ceiling_upper=np.nan, ceiling_lower=np.nan, normalised=np.nan,
+                       normalised_ci_low=np.nan, normalised_ci_high=np.nan,
+                       bootstrap_normalised=np.full_like(boot, np.nan))
         return out
 
     def score_features(self, features: np.ndarray) -> dict[str, Any]:
@@ -126,7 +128,7 @@ class RSABenchmark(Benchmark):
         t_extract = 0.0  # recording and scoring interleave: time spent waiting on the stream
         t0 = time.perf_counter()
         rows, details = [], {}
-        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
+        _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         vers = versions_string()
         prov = model.provenance()
         split = self.dev_split
@@ -141,27 +143,28 @@ class RSABenchmark(Benchmark):
             self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
             model_rdm = rdm(da.values, self.distance)
             s = self.score_rdm(model_rdm)
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                "metric": f"rsa:{self.distance}/{self.method}",
-                "raw": s["raw"], "raw_ci_low": s["raw_ci_low"], "raw_ci_high": s["raw_ci_high"],
-                "ceiling": s["ceiling"], "ceiling_lower": s["ceiling_lower"],
-                "normalised": s["normalised"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                "n_stimuli": len(self.stimuli), "n_bootstrap": n_boot, "seed": seed,
-                "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
-                "session": "all", "n_neuroids": np.nan,
-                "dev_score": self._subset_score(model_rdm, split.dev),
-                "heldout_score": self._subset_score(model_rdm, split.heldout),
-                "placement": placed.describe(), "data_sha256": self.data_hash(),
-                "ceiling_note": self.ceiling_reason if self.ceiling is None else "",
-            })
+            ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
+                              placement=placed.describe(), data_sha256=self.data_hash(),
+                              reduction=acts.reduction().get(layer), versions=vers, provenance=prov)
+            stats = LayerScore(
+                raw=s["raw"], metric=f"rsa:{self.distance}/{self.method}", session="all",
+                raw_ci_low=s["raw_ci_low"], raw_ci_high=s["raw_ci_high"],
+                ceiling_lower=s["ceiling_lower"], ceiling_upper=s["ceiling_upper"],
+                normalised=s["normalised"], normalised_ci_low=s["normalised_ci_low"],
+                normalised_ci_high=s["normalised_ci_high"],
+                dev_score=self._subset_score(model_rdm, split.dev),
+                heldout_score=self._subset_score(model_rdm, split.heldout),
+                n_stimuli=len(self.stimuli), n_neuroids=np.nan,
+                ceiling_note=self.ceiling_reason if self.ceiling is None else "",
+                details={"bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"]})
+            rows.append(make_row(stats, ctx))
             details[(model.name, self.id, layer)] = {
                 "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
+                "bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"],
                 "subjects": list(self.subject_rdms["subject"].values)}
             del da, item  # free this layer before the stream records the next group
         t_total = time.perf_counter() - t0
-        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
+        table = make_table(rows)
         meta = {**self.provenance(), "models": {model.name: prov},
                 "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
                 "compare": self.method, "placement": placed.as_dict(),

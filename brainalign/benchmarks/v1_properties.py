@@ -16,13 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci, row_context
 from brainalign.data.v1_readers import PropertyDistribution, histogram
 from brainalign.errors import BenchmarkDefinitionError, MetricInputError
 from brainalign.models.base import BrainModel
 from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore, make_row, make_table
 
+NOT_SPLITTABLE = ("all stimuli (in-sample): a property distribution is measured over units on the whole "
+                  "grating set and cannot be split into development and held-out stimuli")
 _SETTINGS_KEYS = {"experiment", "orientations", "phases", "sfs", "diameter", "size_diameters",
                   "size_phases", "responsive_fraction"}
 
@@ -163,7 +166,7 @@ class V1PropertyBenchmark(Benchmark):
         """Run the experiments on every requested layer and score its property distributions."""
         from brainalign.insilico.experiments import measure_properties
 
-        n_boot, level, seed = bootstrap_settings(self.spec)
+        _, level, seed = bootstrap_settings(self.spec)
         vers, prov = versions_string(), model.provenance()
         rows, details = [], {}
         names = self.layers_of(model, layers)
@@ -178,22 +181,22 @@ class V1PropertyBenchmark(Benchmark):
             boot_norm = np.mean([s["normalised_samples"] for s in scores.values()], axis=0)
             rlo, rhi = percentile_ci(boot_raw, level)
             lo, hi = percentile_ci(boot_norm, level)
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                "layer": layer, "layer_index": model.layers.index(layer) if layer in model.layers else i,
-                "depth": model.depth(layer), "metric": "ks_similarity",
-                "raw": raw, "raw_ci_low": rlo, "raw_ci_high": rhi, "ceiling": ceiling,
-                "ceiling_lower": np.nan, "normalised": norm, "ci_low": lo, "ci_high": hi,
-                "n_stimuli": len(pt.settings["orientations"]) * len(pt.settings["sfs"])
-                * len(pt.settings["phases"]),
-                "n_bootstrap": n_boot, "seed": seed, "weights": prov["weights"],
-                "weights_hash": prov["weights_hash"], "versions": vers,
-            })
+            ctx = row_context(model, self.id, self.spec.version, layer,
+                              model.layers.index(layer) if layer in model.layers else i, seed=seed,
+                              placement="gratings drawn in the model's field of view",
+                              data_sha256=self.data_hash(), versions=vers, provenance=prov,
+                              reduction={"kind": "centre unit of each channel"})
+            rows.append(make_row(LayerScore(
+                raw=raw, metric="ks_similarity", raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=ceiling,
+                normalised=norm, normalised_ci_low=lo, normalised_ci_high=hi, selection=NOT_SPLITTABLE,
+                n_stimuli=len(pt.settings["orientations"]) * len(pt.settings["sfs"]) * len(pt.settings["phases"]),
+                n_neuroids=int(min(s["n_model"] for s in scores.values())),
+                details={"bootstrap_raw": boot_raw, "bootstrap_normalised": boot_norm}), ctx))
             details[(model.name, self.id, layer)] = {
                 "properties": pt.table,
                 "per_property": {k: {kk: vv for kk, vv in s.items() if kk not in ("samples", "normalised_samples")}
                                  for k, s in scores.items()}}
-        table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        table = make_table(rows)
         meta = {**self.provenance(), "models": {model.name: prov},
                 "properties": list(self.distributions), "ceiling_method": "bootstrap of the neural "
                 "histogram against itself (mean similarity)",

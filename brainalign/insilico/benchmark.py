@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from brainalign.activations.extract import extract
+from brainalign.benchmarks.base import row_context
 from brainalign.data.stimuli import StimulusSet
 from brainalign.insilico.simulator import SimulatedV1, V1Parameters, photo_patches, sample_parameters
 from brainalign.insilico.stimuli import FieldOfView
 from brainalign.metrics import encoding_ceiling, encoding_score, split_half_reliability
 from brainalign.models.base import BrainModel
 from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore, make_row, make_table
 
 
 @dataclass
@@ -110,17 +111,18 @@ class SimulatedV1Benchmark:
             s = self.score_features(da.values)
             lo, hi = np.percentile(s["boot"], [2.5, 97.5])
             rlo, rhi = np.percentile(s["boot_raw"], [2.5, 97.5])
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.version,
-                "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                "metric": f"ridge encoding r (median over cells), {s['cv']}",
-                "raw": s["raw"], "raw_ci_low": rlo, "raw_ci_high": rhi, "ceiling": s["ceiling"],
-                "ceiling_lower": np.nan, "normalised": s["normalised"], "ci_low": lo, "ci_high": hi,
-                "n_stimuli": len(self.data.stimuli), "n_bootstrap": self.n_boot, "seed": self.seed,
-                "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers})
+            ctx = row_context(model, self.id, self.version, layer, i, seed=self.seed, versions=vers,
+                              provenance=prov, placement="shown over the population's field of view",
+                              reduction={"kind": "adaptive_avg_pool", "grid": self.pool_grid})
+            rows.append(make_row(LayerScore(
+                raw=s["raw"], metric=f"ridge encoding r (median over cells), {s['cv']}",
+                raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=s["ceiling"], normalised=s["normalised"],
+                normalised_ci_low=lo, normalised_ci_high=hi, n_stimuli=len(self.data.stimuli),
+                n_neuroids=s["n_cells"], selection="all stimuli (in-sample): scored on every stimulus",
+                details={"bootstrap_raw": s["boot_raw"], "bootstrap_normalised": s["boot"]}), ctx))
             details[(model.name, self.id, layer)] = {"r": s["r"], "n_cells": s["n_cells"],
                                                      "n_excluded": s["n_excluded"]}
-        table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        table = make_table(rows)
         meta = {"benchmark": self.id, "data": self.data.settings, "models": {model.name: prov},
                 "ceiling": "per-cell sqrt of Spearman-Brown split-half reliability (10 splits)",
                 "normalised": "median over cells of r / ceiling; CI: bootstrap over cells",
