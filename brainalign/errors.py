@@ -152,3 +152,8 @@ class BatchOutputError(BrainAlignError, FileExistsError):
 
 class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""
+
+
+class LayerActivationError(BrainAlignError, ValueError):
+    """A layer whose recorded activations cannot be scored (NaN / inf values): named, recorded in
+    the result's ``meta["failed_layers"]``, and the other layers' rows are kept."""

@@ -151,7 +151,7 @@ def test_v1_property_benchmark_scores_simulator_above_a_random_cnn(data_dir: Pat
     c = bench(cnn, ["1"], device="cpu")
     assert s.table.normalised.iloc[0] > 0.75
     assert c.table.normalised.iloc[0] < s.table.normalised.iloc[0] - 0.1
-    per = s.details[(sim.name, bench.id, "response")]["per_property"]
+    per = s.details[(sim.name, bench.id, "response", "all")]["per_property"]
     assert set(per) == set(bench.distributions)
     assert all(p["n_model"] > 0 for p in per.values())
 

@@ -13,6 +13,7 @@ from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
 from brainalign.benchmarks.v1_properties import V1PropertyBenchmark
 from brainalign.errors import BenchmarkDefinitionError
+from brainalign.insilico.benchmark import SimulatedV1Benchmark
 from brainalign.settings import PathLike
 
 # benchmark kind (the YAML's `kind`) -> class. An explicit table: no discovery by scanning.
@@ -21,6 +22,7 @@ KINDS: dict[str, type[Benchmark]] = {
     "regression": RegressionBenchmark,
     "fmri": FMRIBenchmark,
     "v1_properties": V1PropertyBenchmark,
+    "simulated_v1": SimulatedV1Benchmark,
 }
 
 

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci, row_context
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
-from brainalign.models.base import BrainModel
-from brainalign.results.provenance import versions_string
-from brainalign.results.result import ScoreResult
-from brainalign.results.table import LayerScore, make_row, make_table
+from brainalign.results.table import LayerScore
 
 _METRIC_KEYS = {"name", "rdm_distance", "compare"}
 
@@ -114,64 +108,28 @@ class RSABenchmark(Benchmark):
             self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
         return raw / self._subset_ceilings[index]
 
-    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False,
-                 **stream: Any) -> ScoreResult:
-        """Record ``model`` on the stimuli (placed in its field of view) and score every layer.
-
-        Layers are scored one at a time as they are recorded (see :meth:`layer_activations`;
-        ``stream`` takes ``memory_budget``, ``max_features``, ``reducers``, ``cache``, ``on_layer``).
-        """
-        stimuli, placed = self.place(model)
-        acts = self.layer_activations(model, layers, stimuli=stimuli, batch_size=batch_size,
-                                      device=device, progress=progress, **stream)
-        t_extract = 0.0  # recording and scoring interleave: time spent waiting on the stream
-        t0 = time.perf_counter()
-        rows, details = [], {}
-        _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
-        vers = versions_string()
-        prov = model.provenance()
+    def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
+        """RDM of the layer against every subject's RDM: raw (mean over subjects), the noise
+        ceiling's bounds, normalised by the upper bound, bootstrap CIs over stimuli, and the
+        dev / held-out scores that choose the best layer."""
+        model_rdm = rdm(activations.values, self.distance)
+        s = self.score_rdm(model_rdm)
         split = self.dev_split
-        layer_iter = iter(acts)
-        for i in itertools.count():
-            t = time.perf_counter()
-            item = next(layer_iter, None)
-            t_extract += time.perf_counter() - t
-            if item is None:
-                break
-            layer, da = item
-            self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
-            model_rdm = rdm(da.values, self.distance)
-            s = self.score_rdm(model_rdm)
-            ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
-                              placement=placed.describe(), data_sha256=self.data_hash(),
-                              reduction=acts.reduction().get(layer), versions=vers, provenance=prov)
-            stats = LayerScore(
-                raw=s["raw"], metric=f"rsa:{self.distance}/{self.method}", session="all",
-                raw_ci_low=s["raw_ci_low"], raw_ci_high=s["raw_ci_high"],
-                ceiling_lower=s["ceiling_lower"], ceiling_upper=s["ceiling_upper"],
-                normalised=s["normalised"], normalised_ci_low=s["normalised_ci_low"],
-                normalised_ci_high=s["normalised_ci_high"],
-                dev_score=self._subset_score(model_rdm, split.dev),
-                heldout_score=self._subset_score(model_rdm, split.heldout),
-                n_stimuli=len(self.stimuli), n_neuroids=np.nan,
-                ceiling_note=self.ceiling_reason if self.ceiling is None else "",
-                details={"bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"]})
-            rows.append(make_row(stats, ctx))
-            details[(model.name, self.id, layer)] = {
-                "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
-                "bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"],
-                "subjects": list(self.subject_rdms["subject"].values)}
-            del da, item  # free this layer before the stream records the next group
-        t_total = time.perf_counter() - t0
-        table = make_table(rows)
-        meta = {**self.provenance(), "models": {model.name: prov},
-                "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
-                "compare": self.method, "placement": placed.as_dict(),
-                "layer_selection": split.describe(self.stimuli.ids),
-                "timing_s": {self.id: {"extract": t_extract, "metric": t_total - t_extract}},
+        return [LayerScore(
+            raw=s["raw"], metric=f"rsa:{self.distance}/{self.method}", session="all",
+            raw_ci_low=s["raw_ci_low"], raw_ci_high=s["raw_ci_high"],
+            ceiling_lower=s["ceiling_lower"], ceiling_upper=s["ceiling_upper"],
+            normalised=s["normalised"], normalised_ci_low=s["normalised_ci_low"],
+            normalised_ci_high=s["normalised_ci_high"],
+            dev_score=self._subset_score(model_rdm, split.dev),
+            heldout_score=self._subset_score(model_rdm, split.heldout),
+            n_stimuli=len(self.stimuli), n_neuroids=np.nan,
+            ceiling_note=self.ceiling_reason if self.ceiling is None else "",
+            details={"per_subject": s["per_subject"], "subjects": list(self.subject_rdms["subject"].values),
+                     "bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"]})]
+
+    def run_meta(self) -> dict[str, Any]:
+        return {"ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
+                "compare": self.method, "layer_selection": self.dev_split.describe(self.stimuli.ids),
                 "normalised": ("raw / upper bound of the noise ceiling" if self.ceiling is not None
-                               else f"none: {self.ceiling_reason or 'no ceiling'}"),
-                "reduction": {model.name: acts.reduction()},
-                "memory_plan": {model.name: acts.plan.notes}}
-        return ScoreResult(table, details, meta)
+                               else f"none: {self.ceiling_reason or 'no ceiling'}")}

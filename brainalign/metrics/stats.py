@@ -75,10 +75,11 @@ class PairedComparison:
     test: PermutationTest
 
 
-def resample_indices(n: int, n_boot: int, seed: int | None = 0) -> np.ndarray:
+def resample_indices(n: int, n_boot: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
     """(n_boot, n) seeded bootstrap index sets: each row draws ``n`` positions of ``0..n-1`` with
     replacement. The one resampler of brainalign's benchmarks: the same (n, n_boot, seed) gives
-    the same sets for every model, so two models' bootstrap samples are paired."""
+    the same sets for every model, so two models' bootstrap samples are paired. ``seed`` may be
+    a ``numpy.random.Generator`` to continue one stream (e.g. over cross-validation folds)."""
     if n_boot < 1:
         raise MetricInputError(f"bootstrap: n_boot must be ≥ 1, got {n_boot}")
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))

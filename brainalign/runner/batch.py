@@ -228,9 +228,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
         result = bench(model, list(task.model.layers) if task.model.layers else None,
                        batch_size=s.batch_size, device=s.device, max_features=s.max_features,
                        memory_budget=s.memory_budget, cache=cache, on_layer=on_layer)
-        table = result.table.copy()
-        reduction = result.meta.get("reduction", {}).get(model.name, {})
-        table["reduction"] = [json.dumps(reduction.get(layer), sort_keys=True) for layer in table["layer"]]
+        table = result.table.copy()  # every kind: the one schema (reduction included)
         table["pair_key"] = task.key
         out.update(ok=True, table=table)
     except Exception as err:
@@ -328,9 +326,9 @@ class _Output:
     def table(self) -> pd.DataFrame:
         parts = [self.tables[t.key] for t in self.tasks if t.key in self.tables]
         if not parts:
-            from brainalign.results.result import TABLE_COLUMNS
+            from brainalign.results.table import COLUMNS
 
-            return pd.DataFrame(columns=[*TABLE_COLUMNS, "reduction", "pair_key"])
+            return pd.DataFrame(columns=[*COLUMNS, "pair_key"])
         return pd.concat(parts, ignore_index=True)
 
     def failure_table(self) -> pd.DataFrame:
