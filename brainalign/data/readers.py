@@ -6,6 +6,8 @@ table (:data:`READERS`), so a new benchmark over a known file format needs no co
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,7 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
     reader.__name__ = name
+    reader.target = (module, name)  # type: ignore[attr-defined]
     return reader
 
 
@@ -117,6 +120,51 @@ READERS: dict[str, Callable[..., Any]] = {
     "brainio_assembly": _lazy("brainalign.data.brainio", "read_brainio_assembly"),
     "nifti_betas": _lazy("brainalign.data.nifti", "read_nifti_betas"),
 }
+
+
+# Parameters a benchmark kind passes itself; a YAML section never sets them.
+INJECTED = frozenset({"path_of", "name", "stimulus_ids"})
+
+
+def reader_parameters(reader: str) -> dict[str, inspect.Parameter] | None:
+    """The YAML parameters of reader ``reader`` (from its signature, without the ones the kind
+    passes: :data:`INJECTED`), or None for an unknown reader."""
+    fn = READERS.get(reader)
+    if fn is None:
+        return None
+    target = getattr(fn, "target", None)
+    if target is not None:
+        import importlib
+
+        fn = getattr(importlib.import_module(target[0]), target[1])
+    return {n: p for n, p in inspect.signature(fn).parameters.items()
+            if n not in INJECTED and p.kind is p.KEYWORD_ONLY}
+
+
+def check_section(section: dict[str, Any], where: str, *, complete: bool = True,
+                  own: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Problems of a reader section (``where``: its key path): an unknown reader, keys the
+    reader does not take, and (``complete``) parameters it needs but the section lacks.
+    ``own`` names keys the benchmark kind reads itself (``average``, ``dataset``)."""
+    own = {"reader", "dataset", *own}
+    reader = section.get("reader")
+    if reader is None:
+        return [f"{where}.reader: missing field"] if complete else []
+    params = reader_parameters(str(reader))
+    if params is None:
+        return [f"{where}.reader: unknown reader {reader!r}; known: {', '.join(sorted(READERS))}"]
+    problems = []
+    for key in section:
+        if key not in params and key not in own:
+            close = difflib.get_close_matches(str(key), list(params), n=1, cutoff=0.7)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where}.{key}: unknown key for reader {reader!r}{hint}; "
+                            f"allowed: {', '.join(sorted(set(params) | own))}")
+    if complete:
+        for key, p in params.items():
+            if p.default is p.empty and key not in section:
+                problems.append(f"{where}.{key}: missing field (reader {reader!r} needs it)")
+    return problems
 
 
 def read(reader: str, path_of: PathGetter, **params: Any) -> Any:
