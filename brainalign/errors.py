@@ -133,6 +133,29 @@ class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
 
 
+class ManifestError(BenchmarkDefinitionError):
+    """A dataset manifest with an unknown key, a missing field or a bad value (file and key path)."""
+
+
+class InsecureDownloadError(BrainAlignError, ValueError):
+    """A download that is not https or has no checksum, refused without the explicit opt-in
+    (``allow_insecure=True`` or ``BRAINALIGN_ALLOW_INSECURE=1``)."""
+
+
+class UnsafeArchiveError(BrainAlignError, ValueError):
+    """An archive member whose name would land outside its folder (absolute, ``..``)."""
+
+
+class DataAccessError(BrainAlignError, PermissionError):
+    """A data folder or file that exists but cannot be read."""
+
+
+class DataFaultError(BrainAlignError, ValueError):
+    """Data that were read but cannot be right: NaN responses, an RDM that is not symmetric or has
+    a non-zero diagonal, a similarity matrix given as an RDM, fMRI betas with NaN, a mask that does
+    not overlap the betas. The message names the file and where in it."""
+
+
 class MetricInputError(BrainAlignError, ValueError):
     """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""
 
