@@ -53,10 +53,8 @@ def test_yaml_with_unknown_key_or_missing_field_names_the_file(tmp_path):
     with pytest.raises(BenchmarkDefinitionError,
                        match=r"antolik2016\.V1-ridge\.yaml: ceilng: unknown key \(did you mean 'ceiling'\?\)"):
         parse_benchmark(_yaml(tmp_path, ceilng={}))
-    # A regression benchmark's metric has defaults for every key, so a missing section is valid;
-    # a missing required field is named:
-    with pytest.raises(BenchmarkDefinitionError, match=r"antolik2016\.V1-ridge\.yaml: dataset: missing field"):
-        parse_benchmark(_yaml(tmp_path, dataset=None))
+    with pytest.raises(BenchmarkDefinitionError, match=r"antolik2016\.V1-ridge\.yaml: metric: missing field"):
+        parse_benchmark(_yaml(tmp_path, metric=None))
     with pytest.raises(BenchmarkDefinitionError, match=r"antolik2016\.V1-ridge\.yaml: metric\.alpha: unknown key"):
         ba.load_benchmark(_yaml(tmp_path, metric={"alpha": 1}))
 

@@ -106,7 +106,9 @@ class FMRIBenchmark(RegressionBenchmark):
     def _more_meta(self) -> dict[str, Any]:
         vd = self.voxels
         return {"fmri": {"n_voxels": vd.responses.sizes["neuroid"], "rois": vd.roi_names,
-                         "mask": vd.responses.attrs.get("mask"), "rdm_distance": self.rdm_distance,
+                         "mask": vd.responses.attrs.get("mask"),
+                         "mask_resampled": vd.responses.attrs.get("mask_resampled", ""),
+                         "rdm_distance": self.rdm_distance,
                          "compare": self.compare,
                          "map": "per-voxel held-out r of each layer, in the mask's space"}}
 

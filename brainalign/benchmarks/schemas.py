@@ -124,7 +124,7 @@ class RSASchema(BenchmarkSchema):
     `target` also takes `average`: dims of the RDM stack averaged first (e.g. `[session]`)."""
 
     kind: Literal["rsa"] = Field(description="`rsa`.")
-    metric: RSAMetric = Field(default_factory=RSAMetric, description="RDM distance and comparator.")
+    metric: RSAMetric = Field(description="RDM distance and comparator.")
     ceiling: RSACeiling = Field(default_factory=RSACeiling, description="Noise ceiling.")
 
     def reader_sections(self) -> Iterator[tuple[str, Section, bool, frozenset[str]]]:
@@ -190,7 +190,7 @@ class RegressionSchema(BenchmarkSchema):
     """`kind: regression`: predict each neuroid from a layer (cross-validated ridge or PLS)."""
 
     kind: Literal["regression"] = Field(description="`regression`.")
-    metric: RegressionMetric = Field(default_factory=RegressionMetric, description="Encoding model.")
+    metric: RegressionMetric = Field(description="Encoding model.")
     ceiling: RegressionCeiling = Field(default_factory=RegressionCeiling, description="Noise ceiling.")
     sessions: list[Session] | None = Field(None, description="Recording sessions scored apart and pooled.")
     time_bin: TimeBin | None = Field(None, description="Response window for recordings with time bins.")
@@ -231,7 +231,7 @@ class FMRISchema(BenchmarkSchema):
     """`kind: fmri`: voxelwise encoding and per-ROI RSA on NIfTI betas (`target.reader: nifti_betas`)."""
 
     kind: Literal["fmri"] = Field(description="`fmri`.")
-    metric: FMRIMetric = Field(default_factory=FMRIMetric, description="Encoding model and ROI RSA.")
+    metric: FMRIMetric = Field(description="Encoding model and ROI RSA.")
     ceiling: NoCeiling = Field(default_factory=NoCeiling, description="No ceiling yet (no repeated betas).")
 
     @field_validator("target")

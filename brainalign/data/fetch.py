@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from brainalign.data.archives import unsafe_member
 from brainalign.data.manifest import FileEntry, Manifest, load_manifest
 from brainalign.errors import (
     ChecksumMismatchError,
@@ -232,8 +233,6 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
     """
     import shutil
     import zipfile
-
-    from brainalign.data.manifest import unsafe_member
 
     if why := unsafe_member(member):
         raise UnsafeArchiveError(f"{archive}: member {member!r} {why}; refused")

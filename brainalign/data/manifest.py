@@ -6,30 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, NonNegativeInt, StringConstraints, model_validator
 
+from brainalign.data.archives import unsafe_member
 from brainalign.errors import ManifestError, UnknownDatasetError
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike, manifest_dirs
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Sha1 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
-
-
-def unsafe_member(name: str) -> str | None:
-    """Why an archive member name may not be used (it would land outside the folder it is
-    extracted to: absolute, a drive, ``..``), or None when it is safe."""
-    if "\\" in name:
-        return "contains a backslash"
-    p = PurePosixPath(name)
-    if p.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "is an absolute path"
-    if ".." in p.parts:
-        return "climbs out of its folder ('..')"
-    return None
 
 
 class ManifestFileSchema(StrictModel):
