@@ -176,10 +176,12 @@ def model_table(model: type[BaseModel]) -> str:
     for name, f in model.model_fields.items():
         if f.is_required():
             default = "*required*"
+        elif f.default_factory is not None:
+            default = "(defaults of its keys)" if _unwrap(f.annotation) else f"`{f.default_factory()!r}`"
         elif f.default is PydanticUndefined or f.default is None:
             default = ""
         else:
-            default = f"`{f.default}`"
+            default = f"`{f.default!r}`" if isinstance(f.default, str) else f"`{f.default}`"
         desc = (f.description or "").replace("\n", " ").replace("|", "\\|")
         rows.append(f"| `{name}` | {_type_text(f.annotation)} | {default} | {desc} |")
     return "\n".join(rows)
@@ -227,11 +229,33 @@ def key_reference() -> str:
     for kind, cls in KINDS.items():
         section(f"Benchmark kind `{kind}` ({cls.__name__})", cls.schema,
                 f"`kind: {kind}` files are validated by `{cls.schema.__name__}`.")
+    out.extend(["## Readers (data sections)", "",
+                "`stimuli`, `target`, `ceiling.trials`, a session's overrides and each "
+                "`target.properties` entry name a `reader`; their other keys are its parameters "
+                "(checked when the file is loaded). Every section may also name `dataset`: read "
+                "that dataset's files instead of the benchmark's.", ""])
+    out.extend(_reader_tables())
     section("Dataset manifest (`data_manifests/*.yaml`)", ManifestSchema,
             "One file per dataset: which files make it, where to download them and their checksums.")
     section("Batch model list (`brainalign batch models.yaml`)", ModelListSchema,
             "A plain text file of model ids (one per line) or a YAML file of this form.")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _reader_tables() -> list[str]:
+    import inspect
+
+    from brainalign.data.readers import READERS, reader_parameters
+
+    out = []
+    for name in sorted(READERS):
+        params = reader_parameters(name) or {}
+        rows = ["| key | default |", "|---|---|"]
+        for key, p in params.items():
+            default = "*required*" if p.default is inspect.Parameter.empty else f"`{p.default}`"
+            rows.append(f"| `{key}` | {default} |")
+        out.extend([f"### reader `{name}`", "", *rows, ""])
+    return out
 
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "benchmark-keys.md"

@@ -28,7 +28,7 @@ Distance = Literal["correlation", "euclidean", "cosine", "crossnobis"]
 class Bootstrap(StrictModel):
     """`statistics.bootstrap`: the bootstrap over stimuli behind every CI."""
 
-    n: PositiveInt = Field(1000, description="Bootstrap samples (`n_bootstrap=` / `--n-bootstrap` override it).")
+    n: PositiveInt = Field(1000, description="Bootstrap samples (the `n_bootstrap=` option overrides it).")
     ci: float = Field(0.95, gt=0, lt=1, description="Confidence level of the percentile interval.")
     seed: int = Field(0, description="Seed of the resampled index sets (the same for every model).")
 
@@ -119,9 +119,8 @@ class RSACeiling(StrictModel):
 
 
 class RSASchema(BenchmarkSchema):
-    """`kind: rsa`: each layer's RDM against every subject's RDM, averaged over subjects.
-
-    `target` also takes `average`: dims of the RDM stack averaged first (e.g. `[session]`)."""
+    """`kind: rsa`: each layer's RDM against every subject's RDM, averaged over subjects; `target`
+    also takes `average`, the dims of the RDM stack averaged first (e.g. `[session]`)."""
 
     kind: Literal["rsa"] = Field(description="`rsa`.")
     metric: RSAMetric = Field(description="RDM distance and comparator.")
