@@ -108,7 +108,8 @@ def test_v1_experiment_schema_lists_exactly_the_experiment_settings():
     from brainalign.benchmarks.schemas import V1Experiment
     from brainalign.insilico.experiments import ExperimentSettings
 
-    assert set(V1Experiment.model_fields) == {"experiment"} | {f.name for f in dataclasses.fields(ExperimentSettings)}
+    settings = {f.name for f in dataclasses.fields(ExperimentSettings)}
+    assert set(V1Experiment.model_fields) == {"experiment"} | settings
 
 
 def test_keys_the_code_reads_are_accepted_and_keep_their_values(tmp_path):
@@ -151,7 +152,8 @@ def test_a_new_kind_is_one_class_one_kinds_line_one_schema(tmp_path, monkeypatch
 
     bench = ba.load_benchmark(_bench(tmp_path, "kriegeskorte2008.mIT-rsa", edit))
     assert isinstance(bench, ToyBenchmark) and bench.spec.metric == {"name": "toy", "strength": 2.0}
-    p = _bench(tmp_path, "kriegeskorte2008.mIT-rsa", lambda r: r.update(kind="toy", metric={"name": "toy", "x": 1}))
+    p = _bench(tmp_path, "kriegeskorte2008.mIT-rsa",
+               lambda r: r.update(kind="toy", metric={"name": "toy", "x": 1}))
     with _raises(p, r"metric\.x: unknown key; allowed: name, strength"):
         ba.load_benchmark(p)
     assert "Benchmark kind `toy` (ToyBenchmark)" in key_reference()
@@ -205,7 +207,8 @@ def test_local_only_manifest_entry_needs_no_url(tmp_path):
 def test_model_list_problems_name_file_and_key_path(tmp_path):
     p = tmp_path / "models.yaml"
     p.write_text("models:\n  - zoo:mlp\n  - {id: zoo:lenet5, wieghts: pretrained}\n")
-    with pytest.raises(BatchSpecError, match=rf"{p}: models\[1\]\.wieghts: unknown key \(did you mean 'weights'\?\)"):
+    with pytest.raises(BatchSpecError,
+                       match=rf"{p}: models\[1\]\.wieghts: unknown key \(did you mean 'weights'\?\)"):
         read_models(p)
     p.write_text("models:\n  - {id: zoo:lenet5, factory: 'm:f'}\n")
     with pytest.raises(BatchSpecError, match=r"models\[0\]: give exactly one of 'id'"):

@@ -21,6 +21,7 @@ from brainalign.errors import (
     DataNotFoundError,
     DownloadError,
     InsecureDownloadError,
+    ManifestError,
     UnsafeArchiveError,
 )
 from brainalign.settings import PathLike, cache_dir, data_dirs
@@ -228,7 +229,7 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
     ------
     UnsafeArchiveError
         A member name that would land outside its folder (absolute, ``..``).
-    DataNotFoundError
+    ManifestError
         The archive holds no such member.
     """
     import shutil
@@ -239,9 +240,8 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
         if member not in names:
-            raise DataNotFoundError(member, [f"{archive} (members: {', '.join(names[:10])}"
-                                             f"{', …' if len(names) > 10 else ''})"], None,
-                                    "no such member in the archive")
+            raise ManifestError(f"{archive}: holds no member {member!r} (members: {', '.join(names[:10])}"
+                                f"{', …' if len(names) > 10 else ''}); fix member / member_of in the manifest")
         created = _make_parents(dest.parent)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         ok = False
