@@ -112,6 +112,15 @@ def test_v1_experiment_schema_lists_exactly_the_experiment_settings():
     assert set(V1Experiment.model_fields) == {"experiment"} | settings
 
 
+def test_enumerated_values_are_the_metrics_own():
+    from typing import get_args
+
+    from brainalign.benchmarks.schemas import Comparator, Distance
+    from brainalign.metrics.rsa import COMPARATORS, DISTANCES
+
+    assert get_args(Comparator) == COMPARATORS and get_args(Distance) == DISTANCES
+
+
 def test_keys_the_code_reads_are_accepted_and_keep_their_values(tmp_path):
     # metric.seed is read by the regression kind (the fold assignment): once refused, now declared.
     p = _bench(tmp_path, "antolik2016.V1-ridge", lambda r: r["metric"].update(seed=7, dtype="float32"))

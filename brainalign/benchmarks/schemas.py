@@ -15,10 +15,11 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from brainalign.data.readers import check_section
-from brainalign.metrics.rsa import COMPARATORS, DISTANCES  # noqa: F401 (the Literals below list them)
 from brainalign.schema import StrictModel, Text
 
 Section = dict[str, Any]
+# The same values as brainalign.metrics.rsa's COMPARATORS / DISTANCES (a test keeps them equal;
+# not imported here, so loading a definition does not load the metrics).
 Comparator = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
 Distance = Literal["correlation", "euclidean", "cosine", "crossnobis"]
 
