@@ -84,6 +84,7 @@ class DataNotFoundError(BrainAlignError, FileNotFoundError):
         self.filename, self.looked_in, self.url = filename, list(looked_in), url
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
         how = f"\nDownload from {url} failed: {reason}" if url else ""
+        how = how or (f"\nNot downloaded: {reason}" if reason else "")
         super().__init__(
             f"Data file {filename!r} not found. Looked in:\n{places}{how}\n"
             "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "

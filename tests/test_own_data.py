@@ -92,3 +92,15 @@ def test_own_benchmark_from_the_command_line(tmp_path, data_dir, bundled_scores)
          "--benchmark", str(path), "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=600,
         env=env)
     assert proc.returncode == 0 and "mine.hIT-rsa" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_fetch_checks_a_users_dataset(tmp_path, data_dir):
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    _, mdir = _study(tmp_path / "study", data_dir, "elsewhere")
+    res = CliRunner().invoke(main, ["fetch", "my92", "--manifest-dir", str(mdir), "--data-dir", str(data_dir),
+                                    "--no-download"])
+    assert res.exit_code == 0, res.output
+    assert "2 of 2 files ready" in res.output
