@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from scipy.io import savemat
+from torch import nn
 
 import brainalign as ba
 from brainalign.data.arrays import read_npy_assembly
@@ -176,6 +177,12 @@ def test_rdm_fault_in_a_benchmark_is_found_when_its_data_are_read(tmp_path, data
     bench["target"]["file"] = "brain.mat"
     (tmp_path / "mine.hIT-rsa.yaml").write_text(yaml.safe_dump(bench))
     b = ba.load_benchmark(tmp_path / "mine.hIT-rsa.yaml", data_dir=tmp_path / "data")
+    calls = []
+    net = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten())
+    model = ba.wrap(net, name="pixels", input_size=32)
+    _ = model.layers
+    net[0].register_forward_hook(lambda *a: calls.append(1))
     with pytest.raises(DataFaultError, match=r"brain\.mat:RDMs: the matrix of subject KO, session 1 has 1 on "
                                              r"its diagonal"):
-        b.subject_rdms  # noqa: B018
+        ba.score(model, b)
+    assert calls == []  # found when the data were read, before any layer was recorded

@@ -22,6 +22,7 @@ from brainalign.data.manifest import parse_manifest
 from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import (
     DataAccessError,
+    DataNotFoundError,
     InsecureDownloadError,
     ManifestError,
     UnsafeArchiveError,
@@ -88,6 +89,11 @@ def test_local_mirror_over_http_with_the_opt_in(mirror, tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists()  # nothing made for a refused download
     got = fetch_file(m, "x.bin", data_dir=[], cache=tmp_path / "cache", progress=False, allow_insecure=True)
     assert got.read_bytes() == body
+    # A body of another size than the manifest records is refused (and nothing is kept).
+    m_size = dataclasses.replace(m, files={**m.files, "x.bin": dataclasses.replace(m.files["x.bin"], size=7)})
+    with pytest.raises(DataNotFoundError, match=r"got 2400 bytes, the manifest records 7"):
+        fetch_file(m_size, "x.bin", data_dir=[], cache=tmp_path / "cache2", allow_insecure=True, progress=False)
+    assert not (tmp_path / "cache2").exists()
     # The documented environment opt-in works the same way (and covers a missing checksum).
     monkeypatch.setenv("BRAINALIGN_ALLOW_INSECURE", "1")
     assert fetch_file(m, "nosum.bin", data_dir=[], cache=tmp_path / "cache", progress=False).read_bytes() == body

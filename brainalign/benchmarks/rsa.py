@@ -116,6 +116,7 @@ class RSABenchmark(Benchmark):
         ``stream`` takes ``memory_budget``, ``max_features``, ``reducers``, ``cache``, ``on_layer``).
         """
         stimuli, placed = self.place(model)
+        _ = self.subject_rdms  # read (and check) the target before any layer is recorded
         acts = self.layer_activations(model, layers, stimuli=stimuli, batch_size=batch_size,
                                       device=device, progress=progress, **stream)
         t_extract = 0.0  # recording and scoring interleave: time spent waiting on the stream
