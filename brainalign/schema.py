@@ -14,6 +14,7 @@ The same models generate the key reference in ``docs/benchmark-keys.md``
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -100,18 +101,26 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic adds the tried member of a union ("str", "ModelEntrySchema", "function-after[...]")
-    return tuple(p for p in loc if isinstance(p, int) or not (
-        p in ("str", "int", "float", "list[str]", "bool", "dict[str,any]") or p[:1].isupper()
-        or "[" in str(p)))
+_PRIMITIVE_TAGS = {"str", "int", "float", "bool", "none"}
+_TAG = re.compile(r"^(function-\w+|list|dict|tuple|literal|constrained-\w+|nullable|union)\[")
+
+
+def _is_tag(part: Any, model_names: set[str]) -> bool:
+    """Whether a pydantic error location part names a tried union member, not a user's key."""
+    return isinstance(part, str) and (part in _PRIMITIVE_TAGS or part in model_names
+                                      or bool(_TAG.match(part)))
 
 
 def format_errors(err: ValidationError, schema: type[BaseModel]) -> list[str]:
     """One ``key.path: problem`` line per pydantic error, unknown keys with their allowed ones."""
     lines: list[str] = []
+    names = {m.__name__ for m in _models_of(schema)}
     for e in err.errors(include_url=False):
-        loc = _clean_loc(tuple(e["loc"]))
+        raw_loc = tuple(e["loc"])
+        tags = [p for p in raw_loc if _is_tag(p, names)]
+        if tags and tags[0] in _PRIMITIVE_TAGS and isinstance(e["input"], dict):
+            continue  # a mapping was given: the mapping member of the union reports its problems
+        loc = tuple(p for p in raw_loc if not _is_tag(p, names))
         where = _loc_text(loc)
         kind = e["type"]
         if kind == "extra_forbidden":
@@ -131,6 +140,9 @@ def format_errors(err: ValidationError, schema: type[BaseModel]) -> list[str]:
             shown = repr(e["input"])
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             msg = f"{e['msg'][0].lower()}{e['msg'][1:]} (got {shown})"
+        msg = re.sub(r"[Ii]nput should be a valid dictionary or instance of \w+", "should be a mapping", msg)
+        msg = re.sub(r"^[Ii]nput should be", "should be", msg)
+        msg = msg.replace("; input should be", "; it should be")
         for part in str(msg).split("\n"):  # a validator may report several problems, with their paths
             line = f"{where}: {part}" if loc else part
             if line not in lines:  # a union reports one problem once per member

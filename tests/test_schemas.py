@@ -55,7 +55,7 @@ def test_issue_examples_misspelt_statistics_and_comparator(tmp_path):
     with _raises(p, r"statistics\.bootstrap\.seeed: unknown key \(did you mean 'seed'\?\); allowed: ci, n, seed"):
         ba.load_benchmark(p)
     p = _bench(tmp_path, "kriegeskorte2008.hIT-rsa", lambda r: r["metric"].update(compare="spearmann"))
-    with _raises(p, r"metric\.compare: 'spearmann' is not allowed; input should be 'spearman'"):
+    with _raises(p, r"metric\.compare: 'spearmann' is not allowed; it should be 'spearman'"):
         ba.load_benchmark(p)
 
 
