@@ -81,9 +81,13 @@ class BenchmarkSchema(StrictModel):
     statistics: Statistics = Field(default_factory=Statistics, description="Bootstrap and layer choice.")
 
     def reader_sections(self) -> Iterator[tuple[str, Section, bool, frozenset[str]]]:
-        """(key path, section, complete, the kind's own keys) of every reader section to check."""
-        yield "stimuli", self.stimuli, True, frozenset()
-        yield "target", self.target, True, frozenset()
+        """(key path, section, complete, the kind's own keys) of every reader section to check.
+
+        By default the sections that name a ``reader``; a kind's schema lists its own (a kind whose
+        data come from elsewhere, e.g. a simulator, declares sections without a reader)."""
+        for where, sec in (("stimuli", self.stimuli), ("target", self.target)):
+            if isinstance(sec, dict) and "reader" in sec:
+                yield where, sec, True, frozenset()
 
     @model_validator(mode="after")
     def _readers(self) -> BenchmarkSchema:
@@ -233,6 +237,10 @@ class FMRISchema(BenchmarkSchema):
     kind: Literal["fmri"] = Field(description="`fmri`.")
     metric: FMRIMetric = Field(description="Encoding model and ROI RSA.")
     ceiling: NoCeiling = Field(default_factory=NoCeiling, description="No ceiling yet (no repeated betas).")
+
+    def reader_sections(self) -> Iterator[tuple[str, Section, bool, frozenset[str]]]:
+        yield "stimuli", self.stimuli, True, frozenset()
+        yield "target", self.target, True, frozenset()
 
     @field_validator("target")
     @classmethod
