@@ -163,3 +163,22 @@ def test_manifest_entry_fields_flow_into_the_file_entry(tmp_path):
     e = m.files["92_Image_Set/target_fmri.mat"]
     assert e.member_of == "algonauts2019_osf_mirror.zip" and e.url is None
     assert dataclasses.replace(e, member="x").member == "x"
+
+
+def test_a_redirect_may_not_leave_https_without_the_opt_in(monkeypatch):
+    import urllib.request
+
+    from brainalign.data.fetch import _opener
+    from brainalign.errors import DownloadError
+
+    monkeypatch.delenv("BRAINALIGN_ALLOW_INSECURE", raising=False)
+    req = urllib.request.Request("https://example.org/x.bin")
+
+    def handler(opener):
+        return next(h for h in opener.handlers if isinstance(h, urllib.request.HTTPRedirectHandler))
+
+    with pytest.raises(DownloadError, match=r"redirects to http://mirror\.example/x\.bin, which is not https"):
+        handler(_opener(None)).redirect_request(req, None, 302, "Found", {}, "http://mirror.example/x.bin")
+    ok = handler(_opener(None)).redirect_request(req, None, 302, "Found", {}, "https://cdn.example/x.bin")
+    assert ok.full_url == "https://cdn.example/x.bin"
+    assert handler(_opener(True)).redirect_request(req, None, 302, "Found", {}, "http://m/x").full_url == "http://m/x"

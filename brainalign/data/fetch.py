@@ -98,6 +98,18 @@ def check_download(url: str, sha256: str | None, sha1: str | None = None, *,
             "or BRAINALIGN_ALLOW_INSECURE=1, or place the file in a data directory (--data-dir).")
 
 
+def _opener(allow_insecure: bool | None) -> urllib.request.OpenerDirector:
+    """urllib's opener, whose redirects may not leave https (without the opt-in)."""
+
+    class _Redirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+            if urllib.parse.urlsplit(newurl).scheme.lower() != "https" and not insecure_allowed(allow_insecure):
+                raise DownloadError(f"{req.full_url} redirects to {newurl}, which is not https; refused")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(_Redirect)
+
+
 def _make_parents(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; return the ones created, deepest first."""
     created = []
@@ -146,7 +158,7 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str |
         h, h1 = hashlib.sha256(), hashlib.sha1()
         with os.fdopen(fd, "wb") as out:
             try:
-                resp = urllib.request.urlopen(url, timeout=timeout)
+                resp = _opener(allow_insecure).open(url, timeout=timeout)
             except (urllib.error.URLError, OSError, ValueError) as err:
                 raise DownloadError(f"could not open {url}: {err}") from err
             with resp:
