@@ -115,7 +115,7 @@ def _nifti(tmp_path, *, shift_mm=0.0, nan_volume=None, nan_outside=False, n=12):
     mask = np.zeros((10, 10, 10), np.int16)
     mask[3:7, 3:7, 2:8] = 1
     if nan_volume is not None:
-        betas[4, 4, 4, nan_volume] = np.nan
+        betas[..., nan_volume] = np.nan  # one NaN volume among valid betas (issue 12, item 6)
     if nan_outside:
         betas[0, 0, 0, :] = np.nan  # outside the mask: not used, not an error
     m_aff = affine.copy()
@@ -127,8 +127,8 @@ def _nifti(tmp_path, *, shift_mm=0.0, nan_volume=None, nan_outside=False, n=12):
 
 def test_nan_betas_are_found_before_masking_naming_file_volume_and_voxel(tmp_path):
     path_of, _, _ = _nifti(tmp_path, nan_volume=5)
-    with pytest.raises(DataFaultError, match=r"betas\.nii\.gz: 1 NaN/inf betas inside the mask, in 1 volume\(s\) "
-                                             r"\(first: volume 5, stimulus 's/05', voxel \(4, 4, 4\)\)"):
+    with pytest.raises(DataFaultError, match=r"betas\.nii\.gz: 96 NaN/inf betas inside the mask, in 1 volume\(s\) "
+                                             r"\(first: volume 5, stimulus 's/05', voxel \(3, 3, 2\)\)"):
         read_nifti_betas(path_of, betas="betas.nii.gz", mask="mask.nii.gz", stimulus_ids=IDS)
     path_of, betas, mask = _nifti(tmp_path, nan_outside=True)
     vd = read_nifti_betas(path_of, betas="betas.nii.gz", mask="mask.nii.gz", stimulus_ids=IDS)
