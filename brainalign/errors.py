@@ -84,6 +84,7 @@ class DataNotFoundError(BrainAlignError, FileNotFoundError):
         self.filename, self.looked_in, self.url = filename, list(looked_in), url
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
         how = f"\nDownload from {url} failed: {reason}" if url else ""
+        how = how or (f"\nNot downloaded: {reason}" if reason else "")
         super().__init__(
             f"Data file {filename!r} not found. Looked in:\n{places}{how}\n"
             "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
@@ -131,6 +132,29 @@ class ForwardError(BrainAlignError, RuntimeError):
 
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
+
+
+class ManifestError(BenchmarkDefinitionError):
+    """A dataset manifest with an unknown key, a missing field or a bad value (file and key path)."""
+
+
+class InsecureDownloadError(BrainAlignError, ValueError):
+    """A download that is not https or has no checksum, refused without the explicit opt-in
+    (``allow_insecure=True`` or ``BRAINALIGN_ALLOW_INSECURE=1``)."""
+
+
+class UnsafeArchiveError(BrainAlignError, ValueError):
+    """An archive member whose name would land outside its folder (absolute, ``..``)."""
+
+
+class DataAccessError(BrainAlignError, PermissionError):
+    """A data folder or file that exists but cannot be read."""
+
+
+class DataFaultError(BrainAlignError, ValueError):
+    """Data that were read but cannot be right: NaN responses, an RDM that is not symmetric or has
+    a non-zero diagonal, a similarity matrix given as an RDM, fMRI betas with NaN, a mask that does
+    not overlap the betas. The message names the file and where in it."""
 
 
 class MetricInputError(BrainAlignError, ValueError):

@@ -8,12 +8,13 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
 from brainalign.activations.stream import LayerStream, stream_layers
+from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
 from brainalign.data.manifest import Manifest, load_manifest
@@ -55,6 +56,10 @@ class Benchmark:
         Regression kinds: score a seeded random subset of at most this many stimuli per session
         (a quick check; recorded in every row's ``n_stimuli`` and in ``meta``). None: all.
     """
+
+    # The pydantic schema that validates this kind's YAML when it is loaded (see
+    # brainalign.benchmarks.schemas); a kind narrows its sections with its own subclass.
+    schema: ClassVar[type[BenchmarkSchema]] = BenchmarkSchema
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,

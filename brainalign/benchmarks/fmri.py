@@ -23,6 +23,7 @@ import xarray as xr
 
 from brainalign.benchmarks.base import bootstrap_settings, percentile_ci
 from brainalign.benchmarks.regression import RegressionBenchmark, Session, _agg
+from brainalign.benchmarks.schemas import FMRISchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
 from brainalign.data.nifti import VoxelData
 from brainalign.errors import BenchmarkDefinitionError
@@ -30,8 +31,6 @@ from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm
 from brainalign.results.result import ScoreResult
 from brainalign.results.table import LayerScore
 from brainalign.settings import PathLike
-
-_FMRI_METRIC_KEYS = {"rdm_distance", "compare"}
 
 
 class FMRIBenchmark(RegressionBenchmark):
@@ -42,12 +41,12 @@ class FMRIBenchmark(RegressionBenchmark):
     ``rdm_distance`` and ``compare`` for the ROI RSA. ``ceiling: {method: none, reason: …}``.
     """
 
+    schema = FMRISchema
+
     def __init__(self, spec, **kwargs: Any):
         metric = dict(spec.metric)
         self.rdm_distance = metric.pop("rdm_distance", "correlation")
         self.compare = metric.pop("compare", "spearman")
-        if spec.ceiling.get("method", "none") != "none":
-            raise BenchmarkDefinitionError(f"{spec.path}: the fmri kind has no ceiling method yet; use none")
         import dataclasses
 
         spec = dataclasses.replace(spec, metric=metric, ceiling={"method": "none", **spec.ceiling})
@@ -123,7 +122,9 @@ class FMRIBenchmark(RegressionBenchmark):
     def _more_meta(self) -> dict[str, Any]:
         vd = self.voxels
         return {"fmri": {"n_voxels": vd.responses.sizes["neuroid"], "rois": vd.roi_names,
-                         "mask": vd.responses.attrs.get("mask"), "rdm_distance": self.rdm_distance,
+                         "mask": vd.responses.attrs.get("mask"),
+                         "mask_resampled": vd.responses.attrs.get("mask_resampled", ""),
+                         "rdm_distance": self.rdm_distance,
                          "compare": self.compare,
                          "map": "per-voxel held-out r of each layer, in the mask's space"}}
 

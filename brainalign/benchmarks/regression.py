@@ -29,6 +29,7 @@ import xarray as xr
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.features import SpatialPool
+from brainalign.benchmarks.schemas import RegressionSchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
 from brainalign.data.placement import Placement
 from brainalign.data.stimuli import StimulusSet
@@ -40,10 +41,6 @@ from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, re
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
-_METRIC_KEYS = {"name", "model", "cv", "alphas", "aggregate", "max_features", "n_components",
-                "inner_cv", "dtype"}
-_CEILING_KEYS = {"method", "convention", "n_splits", "seed", "trials", "reason"}
-_SESSION_KEYS = {"name", "stimuli", "target", "trials"}
 NO_REPEATS = "no repeat trials in the data for this session: raw r only, no ceiling, not normalised"
 
 
@@ -102,31 +99,17 @@ class RegressionBenchmark(Benchmark):
     string replaced by the name); ``time_bin`` {start, stop} in ms for recordings with bins.
     """
 
+    schema = RegressionSchema
+
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)
-        for where, got, allowed in (("metric", spec.metric, _METRIC_KEYS),
-                                    ("ceiling", spec.ceiling, _CEILING_KEYS)):
-            unknown = set(got) - allowed
-            if unknown:
-                raise BenchmarkDefinitionError(f"{spec.path}: unknown {where} key(s) {sorted(unknown)}; "
-                                               f"allowed: {sorted(allowed)}")
-        for s in spec.extra.get("sessions", []):
-            if not isinstance(s, dict) or "name" not in s or set(s) - _SESSION_KEYS:
-                raise BenchmarkDefinitionError(
-                    f"{spec.path}: a session needs a 'name' and only keys {sorted(_SESSION_KEYS)}: {s}")
         m = spec.metric
         self.model_kind = m.get("model", "ridge")
-        if self.model_kind not in ("ridge", "pls"):
-            raise BenchmarkDefinitionError(f"{spec.path}: metric.model must be ridge or pls")
         self.cv = int(m.get("cv", 5))
         self.alphas = np.asarray(m["alphas"], float) if "alphas" in m else None
         self.aggregate = m.get("aggregate", "median")
-        if self.aggregate not in ("median", "mean"):
-            raise BenchmarkDefinitionError(f"{spec.path}: metric.aggregate must be median or mean")
         self.max_features = int(m.get("max_features", 4096))
         self.ceiling_method = spec.ceiling.get("method", "split_half")
-        if self.ceiling_method not in ("split_half", "none"):
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
         self.convention = spec.ceiling.get("convention", "sqrt")
         self.window = spec.extra.get("time_bin")
 

@@ -9,13 +9,11 @@ import numpy as np
 import xarray as xr
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
-from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
 from brainalign.results.table import LayerScore
-
-_METRIC_KEYS = {"name", "rdm_distance", "compare"}
 
 
 class RSABenchmark(Benchmark):
@@ -27,17 +25,14 @@ class RSABenchmark(Benchmark):
     first. ``ceiling.method``: ``nili2014`` (needs ≥ 2 subjects) or ``none``.
     """
 
+    schema = RSASchema
+
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)
-        unknown = set(spec.metric) - _METRIC_KEYS
-        if unknown:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown metric key(s) {sorted(unknown)}")
         self.metric = metric_spec(spec.metric.get("name", "rsa"))
         self.distance = spec.metric.get("rdm_distance", "correlation")
         self.method = spec.metric.get("compare", "spearman")
         self.ceiling_method = spec.ceiling.get("method", "nili2014")
-        if self.ceiling_method not in ("nili2014", "none"):
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
         self.ceiling_reason = spec.ceiling.get("reason", "")
         self._subset_ceilings: dict[tuple[int, ...], float] = {}
 

@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import BenchmarkDefinitionError, MetricInputError
+from brainalign.errors import MetricInputError
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
 NOT_SPLITTABLE = ("all stimuli (in-sample): a property distribution is measured over units on the whole "
                   "grating set and cannot be split into development and held-out stimuli")
-_SETTINGS_KEYS = {"experiment", "orientations", "phases", "sfs", "diameter", "size_diameters",
-                  "size_phases", "responsive_fraction"}
 
 
 def ks_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -91,23 +90,8 @@ class V1PropertyBenchmark(Benchmark):
     ks_similarity``; ``ceiling.method: bootstrap``.
     """
 
-    def __init__(self, spec, **kwargs: Any):
-        super().__init__(spec, **kwargs)
-        props = spec.target.get("properties")
-        if not isinstance(props, dict) or not props:
-            raise BenchmarkDefinitionError(f"{spec.path}: target.properties must map property names "
-                                           "to reader sections")
-        from brainalign.insilico.experiments import PROPERTIES
+    schema = V1PropertiesSchema
 
-        unknown = set(props) - set(PROPERTIES)
-        if unknown:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown properties {sorted(unknown)}; "
-                                           f"known: {list(PROPERTIES)}")
-        if spec.metric.get("name") != "ks_similarity":
-            raise BenchmarkDefinitionError(f"{spec.path}: metric must be ks_similarity")
-        extra = set(spec.stimuli) - _SETTINGS_KEYS
-        if extra:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown stimuli key(s) {sorted(extra)}")
 
     @property
     def stimuli(self):  # type: ignore[override]

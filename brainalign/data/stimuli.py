@@ -156,6 +156,9 @@ class StimulusSet:
         with zipfile.ZipFile(path) as zf:
             members = sorted(m for m in zf.namelist()
                              if m.lower().endswith(suffixes) and not m.startswith("__MACOSX"))
+        from brainalign.data.archives import check_members
+
+        check_members(path, members)  # `../../x.png` or `/x.png` is refused, naming the member
         if ids is None:
             ids = [Path(m).stem for m in members]
         return cls(name, tuple(ids), ZipImages(path, tuple(members)),

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings
+from brainalign.benchmarks.schemas import SimulatedV1Schema
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.stimuli import StimulusSet
 from brainalign.insilico.simulator import SimulatedV1, V1Parameters, photo_patches, sample_parameters
@@ -102,6 +103,8 @@ class SimulatedV1Benchmark(Benchmark):
     ``input_size``, ``visual_degrees``, ``seed``) and ``metric`` {``cv``, ``pool_grid``}, or from
     a :class:`SimulatedV1Data` directly (``SimulatedV1Benchmark(data, cv=…, seed=…)``).
     """
+
+    schema = SimulatedV1Schema
 
     def __init__(self, data: SimulatedV1Data | BenchmarkSpec, *, cv: int = 5, seed: int = 0,
                  pool_grid: int = 3, n_boot: int = 1000, **kwargs: Any):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,8 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     model
         A model from :func:`brainalign.load_model` / :func:`brainalign.wrap`, or a list.
     benchmark
-        A benchmark id, a loaded benchmark, or a list of them.
+        A benchmark id, the path of a benchmark YAML (its dataset manifest may sit beside it), a
+        loaded benchmark, or a list of them.
     layers
         Layer names or glob patterns.
     batch_size, device
@@ -41,7 +43,7 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
         ``.table`` (one row per model × benchmark × session × layer[, metric]), ``.best``.
     """
     models = [model] if isinstance(model, BrainModel) else list(model)
-    benches = [benchmark] if isinstance(benchmark, str | Benchmark) else list(benchmark)
+    benches = [benchmark] if isinstance(benchmark, str | os.PathLike | Benchmark) else list(benchmark)
     loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, data_dir=data_dir, **benchmark_kwargs)
               for b in benches]
     results = [b(m, layers, batch_size=batch_size, device=device, progress=progress,
