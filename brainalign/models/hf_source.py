@@ -27,8 +27,8 @@ from torch import nn
 
 from brainalign.errors import StimulusError, WeightsUnavailableError
 from brainalign.models.base import BrainModel, seeded
-from brainalign.models.preprocess import ImageTransform
-from brainalign.models.torchvision_source import apply_checkpoint
+from brainalign.models.build import from_module
+from brainalign.models.checkpoint import apply_checkpoint
 from brainalign.models.zoo.taps import TokenPool
 
 # hub id -> (python package, function returning the local model directory): pretrained models
@@ -105,11 +105,12 @@ class TextPreprocess:
         return torch.tensor([ids, mask], dtype=torch.long)
 
     def describe(self) -> dict[str, Any]:
-        return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length}
+        return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
+                "padding_side": getattr(self.tokenizer, "padding_side", "right")}
 
 
 def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: str = "mean",
-            max_length: int = 32, **options: Any) -> BrainModel:
+            max_length: int = 32, mode: str = "eval", **options: Any) -> BrainModel:
     """A transformers encoder as a :class:`BrainModel`.
 
     Parameters
@@ -124,6 +125,8 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
         Token pooling of the ``hidden.<i>`` layers: ``"mean"``, ``"cls"``, ``"all"``, ``"last"``.
     max_length
         Tokens per sentence (text models).
+    mode
+        ``"eval"`` (default) or ``"train"``: the mode activations are recorded in.
     options
         Passed to ``from_pretrained`` / ``from_config``.
     """
@@ -147,17 +150,16 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
     n_hidden = int(getattr(config, "num_hidden_layers", 0) or len(getattr(config, "depths", []))) + 1
     text = not hasattr(config, "image_size") and hasattr(config, "vocab_size")
     module = HiddenStates(hf_model, n_hidden, pooling, text)
-    common = {"name": f"hf:{name}", "weights": str(weights), "source": "hf",
-              "seed": seed if weights == "random" else None,
-              "default_layers": [f"hidden.{i}" for i in range(n_hidden)]}
+    common: dict[str, Any] = {
+        "source": "hf", "weights": str(weights), "seed": seed if weights == "random" else None,
+        "mode": mode, "default_layers": [f"hidden.{i}" for i in range(n_hidden)]}
     if text:
         tok = tf.AutoTokenizer.from_pretrained(path)
         pre = TextPreprocess(tok, max_length, f"hf:{name}")
         example = torch.stack([torch.zeros(1, max_length, dtype=torch.long),
                                torch.ones(1, max_length, dtype=torch.long)], 1)
-        return BrainModel(module=module, preprocess=pre, input_size=max_length, in_channels=2,
-                          example_input=example,
-                          extra={"preprocess": pre.describe(), "pooling": pooling}, **common)
+        return from_module(module, f"hf:{name}", preprocess=pre, input_size=max_length,
+                           in_channels=2, example_input=example, extra={"pooling": pooling}, **common)
     size, chans = int(config.image_size), int(getattr(config, "num_channels", 3))
     mean, std = (0.5,) * chans, (0.5,) * chans
     try:
@@ -165,6 +167,5 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
         mean, std = tuple(proc.image_mean), tuple(proc.image_std)
     except Exception:  # no preprocessor_config.json: the model's own defaults
         pass
-    transform = ImageTransform(size, size, mean, std, channels=chans)
-    return BrainModel(module=module, preprocess=transform, input_size=size, in_channels=chans,
-                      extra={"preprocess": transform.describe(), "pooling": pooling}, **common)
+    return from_module(module, f"hf:{name}", input_size=size, in_channels=chans, mean=mean, std=std,
+                       extra={"pooling": pooling}, **common)
