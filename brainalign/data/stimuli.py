@@ -16,7 +16,6 @@ import pandas as pd
 from brainalign.errors import StimulusError
 from brainalign.settings import PathLike
 
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
 # PIL modes that PIL itself converts to RGB (alpha dropped, palettes expanded, colour spaces

@@ -265,7 +265,7 @@ def describe_preprocessing(described: Any, preprocess: Any, input_size: int) -> 
         if "crop_size" in d:
             parts.append(f"crop={d.pop('crop_size')}")
         parts += [f"{k}={fmt(v)}" for k, v in d.items()]
-        return " ".join(parts + [f"input_size={input_size}"])
+        return " ".join([*parts, f"input_size={input_size}"])
     kind = getattr(preprocess, "__qualname__", None) or type(preprocess).__qualname__
     return f"custom {getattr(preprocess, '__module__', '')}.{kind} input_size={input_size}"
 

@@ -42,7 +42,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol chatter from torch's safe unpickler
             return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - each failure becomes one named error below
+    except Exception as err:
         raise CheckpointError(f"checkpoint {p} ({size} bytes) {_why(err)}; {_HOW}") from None
 
 

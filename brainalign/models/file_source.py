@@ -131,7 +131,7 @@ def _import_module(module_name: str, model_id: str) -> ModuleType:
         # that exists but fails (its own imports, syntax, …) shows that error.
         if err.name is None or not (module_name == err.name or module_name.startswith(err.name + ".")):
             raise _import_error(model_id, module_name, err) from err
-    except Exception as err:  # noqa: BLE001 - any failure of the user's module is shown as it is
+    except Exception as err:
         raise _import_error(model_id, module_name, err) from err
     parts = module_name.split(".")
     base = Path.cwd().joinpath(*parts)

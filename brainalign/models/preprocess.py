@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from brainalign.data.stimuli import image_array
 from brainalign.errors import StimulusError
 
-
 # The one default normalisation, for every source that does not bring its own (wrap, zoo, file):
 # ImageNet's per-channel statistics, what torchvision, timm and Brain-Score models expect.
 # Grayscale networks get their channel average (0.449, 0.226).

@@ -44,7 +44,8 @@ def load_timm(name: str, weights: str = "random", seed: int = 0, **options: Any)
         ``"random"``, ``"pretrained"`` (timm's default tag, from the Hugging Face cache or
         downloaded) or a checkpoint path.
     options
-        ``mode`` (``"eval"`` / ``"train"``); the rest is passed to ``timm.create_model`` (``img_size``, ``num_classes``, ``drop_rate``, …).
+        ``mode`` (``"eval"`` / ``"train"``); the rest is passed to ``timm.create_model``
+        (``img_size``, ``num_classes``, ``drop_rate``, …).
     """
     timm = _timm()
     mode = options.pop("mode", "eval")

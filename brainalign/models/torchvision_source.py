@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+
 from brainalign.errors import (
     ChecksumMismatchError,
     DownloadError,

@@ -30,7 +30,9 @@ def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) 
         Seed of the random initialisation; the global RNG is left untouched.
     options
         ``input_size`` (default 32), ``in_channels`` (default 3), ``mean``, ``std`` (default
-        ImageNet's, as for every source), ``mode``, and the constructor's own options (``width``, ``dropout``, ``token``, ``times``, …).
+        ImageNet's, as for every source), ``mode``, and the constructor's own options
+        (``width``, ``dropout``, ``token``,
+        ``times``, …).
     """
     from brainalign.models.zoo import ZOO, build
 
