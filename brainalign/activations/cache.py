@@ -79,7 +79,7 @@ def code_fingerprint(module: torch.nn.Module, revision: str | None = None) -> di
     for cls in {type(m) for m in module.modules()}:
         name = f"{cls.__module__}.{cls.__qualname__}"
         try:
-            src = inspect.getsource(cls)
+            src = _class_code(cls)
         except (OSError, TypeError) as err:
             if revision is None:
                 raise CodeUnavailable(f"source of {name} cannot be read ({err})") from err
@@ -88,6 +88,23 @@ def code_fingerprint(module: torch.nn.Module, revision: str | None = None) -> di
     if revision is not None:
         out["<revision>"] = str(revision)
     return dict(sorted(out.items()))
+
+
+def _class_code(cls: type) -> str:
+    """The source of every function defined by ``cls`` and its bases up to ``nn.Module``, read
+    through each function's own code object (its real file and line, even when two classes
+    share a module name), with the class's other attributes' reprs."""
+    parts = []
+    for klass in cls.__mro__:
+        if klass in (torch.nn.Module, object):
+            break
+        for attr, val in sorted(vars(klass).items()):
+            fn = getattr(val, "__func__", val)  # staticmethod / classmethod
+            if inspect.isfunction(fn):
+                parts.append(f"{klass.__qualname__}.{attr}:{inspect.getsource(fn)}")
+            elif isinstance(val, int | float | str | bool | tuple) and not attr.startswith("__"):
+                parts.append(f"{klass.__qualname__}.{attr}={val!r}")
+    return "\n".join(parts)
 
 
 def model_fingerprint(model: BrainModel, stimuli: StimulusSet | torch.Tensor) -> dict[str, Any] | None:
