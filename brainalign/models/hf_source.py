@@ -97,16 +97,21 @@ class TextPreprocess:
         if not isinstance(text, str):
             raise StimulusError(f"{self.model} takes sentences, got a {type(text).__name__} "
                                 f"of shape {np.shape(item)} (an image?)")
-        enc = self.tokenizer(text, padding="max_length", truncation=False, max_length=self.max_length)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
+        # Tokenised unpadded, then padded on the right here, whatever the tokenizer's
+        # padding_side: real tokens keep positions 0..n-1 (absolute position embeddings see the
+        # sentence as it is alone), and pooling reads real tokens from the mask.
+        enc = self.tokenizer(text, truncation=False)
+        ids, mask = list(enc["input_ids"]), list(enc["attention_mask"])
         if len(ids) > self.max_length:
             raise StimulusError(f"sentence {text[:60]!r} is {len(ids)} tokens long for {self.model}; "
                                 f"pass max_length={len(ids)} (or more) to load_model")
-        return torch.tensor([ids, mask], dtype=torch.long)
+        pad = self.max_length - len(ids)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return torch.tensor([ids + [pad_id] * pad, mask + [0] * pad], dtype=torch.long)
 
     def describe(self) -> dict[str, Any]:
         return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
-                "padding_side": getattr(self.tokenizer, "padding_side", "right")}
+                "padding": "right"}
 
 
 def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: str = "mean",
