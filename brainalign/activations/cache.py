@@ -65,8 +65,10 @@ class CodeUnavailable(Exception):
 def code_fingerprint(module: torch.nn.Module, revision: str | None = None) -> dict[str, str]:
     """sha256 of the source of each module class in ``module`` (by qualified name).
 
-    The class source covers ``forward`` and every method it calls; torch, torchvision, timm and
-    transformers classes are covered as well (their versions are in the key too). When a
+    The class source covers ``forward`` and every method it defines; for classes in the user's
+    own files (not installed packages) the whole file is hashed too, so a helper function beside
+    the class counts. torch, torchvision, timm and transformers classes are covered by their
+    source and their versions. When a
     class's source cannot be read (defined in a REPL or by ``exec``), ``revision`` (declared by
     the user: ``wrap(..., revision="v2")``) stands for the code.
 
@@ -95,6 +97,7 @@ def _class_code(cls: type) -> str:
     through each function's own code object (its real file and line, even when two classes
     share a module name), with the class's other attributes' reprs."""
     parts = []
+    files: set[str] = set()
     for klass in cls.__mro__:
         if klass in (torch.nn.Module, object):
             break
@@ -102,8 +105,14 @@ def _class_code(cls: type) -> str:
             fn = getattr(val, "__func__", val)  # staticmethod / classmethod
             if inspect.isfunction(fn):
                 parts.append(f"{klass.__qualname__}.{attr}:{inspect.getsource(fn)}")
+                files.add(fn.__code__.co_filename)
             elif isinstance(val, int | float | str | bool | tuple) and not attr.startswith("__"):
                 parts.append(f"{klass.__qualname__}.{attr}={val!r}")
+    # The user's own files whole (helper functions beside the class); installed packages are
+    # covered by their versions.
+    for f in sorted(files):
+        if not {"site-packages", "dist-packages"} & set(Path(f).parts) and Path(f).is_file():
+            parts.append(f"file:{_sha(Path(f).read_bytes())}")
     return "\n".join(parts)
 
 
