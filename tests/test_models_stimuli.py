@@ -194,3 +194,9 @@ def test_ambiguous_or_bad_forms_are_named_errors(tmp_path):
         as_stimulus_set(tmp_path / "missing")
     s = as_stimulus_set(np.zeros((3, 8, 8), np.uint8))  # N×H×W gray stack
     assert len(s) == 3 and s.ids == ("stim_0000", "stim_0001", "stim_0002")
+
+
+def test_pil_palette_images_in_a_stimulus_set_give_colours_not_indices():
+    pal = Image.fromarray(RGB8).convert("P")
+    s = StimulusSet.from_arrays("p", [pal])
+    np.testing.assert_array_equal(s.image(0), np.asarray(pal.convert("RGB")))

@@ -245,8 +245,12 @@ class StimulusSet:
         return len(self.ids)
 
     def image(self, i: int) -> np.ndarray:
-        """The i-th image as an array (decoded on demand for lazy sources)."""
-        return np.asarray(self.images[i])
+        """The i-th image as an array (decoded on demand for lazy sources; a PIL image by the
+        mode rules of :func:`decode_image`, so a palette image gives colours, not indices)."""
+        item = self.images[i]
+        if _is_pil(item):
+            return _pil_array(item, f"stimulus {self.ids[i]!r}")
+        return np.asarray(item)
 
     def subset(self, index: Sequence[int] | np.ndarray) -> StimulusSet:
         """The stimuli at positions ``index``, keeping their ids, metadata and provenance."""
