@@ -278,7 +278,8 @@ def test_file_model_shows_the_real_import_error(tmp_path, monkeypatch):
 def test_file_model_from_the_cli_in_its_folder(tmp_path):
     (tmp_path / "mynet.py").write_text(MYNET)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "brainalign.cli", "layers", "file:mynet:build"],
+    # -P: the working directory is not put on sys.path (as for the `brainalign` console script)
+    out = subprocess.run([sys.executable, "-P", "-m", "brainalign.cli", "layers", "file:mynet:build"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] == "0" and "Unknown model" not in out.stderr
