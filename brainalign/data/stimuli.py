@@ -428,7 +428,8 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
                 raise StimulusError(
                     f"stimulus {sid!r}: float pixel values lie in {np.nanmin(per[i]):.4g}.."
                     f"{np.nanmax(per[i]):.4g}, outside 0..1 ({bad.size} of {len(items)} stimuli); the "
-                    "range is ambiguous: state it, e.g. value_range=(0, 255), or scale to 0..1")
+                    "range is ambiguous: state it, e.g. value_range=(0, 255), or scale to 0..1 "
+                    "(inputs already preprocessed for the model go in as a torch tensor)")
     elif files is None and isinstance(stimuli, Sequence) and not isinstance(stimuli, str | bytes):
         items = list(stimuli)
         if items and all(isinstance(x, str | Path) for x in items):
