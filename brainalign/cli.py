@@ -20,13 +20,15 @@ def main() -> None:
 
 
 @main.command("list")
-@click.argument("what", type=click.Choice(["models", "benchmarks", "datasets"]))
+@click.argument("what", type=click.Choice(["models", "sources", "benchmarks", "datasets"]))
 def list_(what: str) -> None:
-    """List available models, benchmarks or datasets."""
-    if what == "models":
-        from brainalign.models import list_models
+    """List available models, model sources, benchmarks or datasets."""
+    if what in ("models", "sources"):
+        from brainalign.models import list_models, list_sources
 
-        items = list_models()
+        sources = ["Model sources (<source>:<name>; these also take names not listed here):",
+                   *(f"  {line}" for line in list_sources())]
+        items = sources if what == "sources" else [*list_models(), "", *sources]
     elif what == "benchmarks":
         from brainalign.benchmarks.spec import list_benchmarks
 

@@ -16,12 +16,22 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 class UnknownModelError(BrainAlignError, KeyError):
-    """A model identifier that no source knows."""
+    """A model identifier that no source knows.
 
-    def __init__(self, name: str, known: Iterable[str] = ()):
+    ``suggestions`` (real ids, shown as given) replaces the close matches drawn from ``known``;
+    ``note`` is appended (e.g. the list of sources).
+    """
+
+    def __init__(self, name: str, known: Iterable[str] = (), *,
+                 suggestions: Iterable[str] | None = None, note: str = ""):
         known = list(known)
         self.name = name
-        super().__init__(f"Unknown model {name!r}.{_suggest(name, known)}")
+        if suggestions is not None:
+            sug = list(dict.fromkeys(suggestions))
+            hint = f" Did you mean: {', '.join(sug)}?" if sug else ""
+        else:
+            hint = _suggest(name, dict.fromkeys(known))
+        super().__init__(f"Unknown model {name!r}.{hint}" + (f"\n{note}" if note else ""))
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
@@ -120,6 +130,15 @@ class CheckpointMismatchError(BrainAlignError, RuntimeError):
             f"Checkpoint {path} does not fit architecture {arch!r}: "
             f"missing keys [{_show(missing)}]; unexpected keys [{_show(unexpected)}]."
         )
+
+
+class CheckpointError(BrainAlignError, ValueError):
+    """A checkpoint file that cannot be read as tensors: empty, truncated, not a checkpoint, or a
+    pickle that carries code (never run: checkpoints are loaded with ``weights_only=True``)."""
+
+
+class ModelImportError(BrainAlignError, ImportError):
+    """A ``file:`` model whose Python module cannot be imported, or lacks the named callable."""
 
 
 class StimulusError(BrainAlignError, ValueError):

@@ -31,7 +31,7 @@ ARCHS = [
     ("alexnet", {}, ["features.10", "classifier.5"]),
     ("vgg11", {}, ["features.14", "classifier.1"]),
     ("resnet", {}, ["layer2.0", "fc"]),
-    ("gru_rows", {"input_size": 16}, ["cell.t3", "cell.t15"]),
+    ("gru_rows", {"input_size": 16}, ["cell.t7", "cell.t15"]),  # rows 0-5 are the placement background
     ("lstm_rows", {"input_size": 16}, ["last"]),
     ("vit", {"token": "mean", "depth": 2}, ["tokens.0", "tokens.1"]),
     ("conv_autoencoder", {}, ["encoder.4", "encoder.8"]),

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.data.stimuli import StimulusSet
+from brainalign.data.stimuli import StimulusSet, decode_image
 from brainalign.errors import BenchmarkDefinitionError, DataFaultError, StimulusError
 
 PathGetter = Callable[[str], Path]
@@ -123,16 +123,10 @@ class ZipBytesImages:
         import io
         import zipfile
 
-        from PIL import Image
-
         if self._data is None:
             with zipfile.ZipFile(self.path) as zf:
                 self._data = [zf.read(m) for m in self.members]
-        try:
-            with Image.open(io.BytesIO(self._data[i])) as im:
-                return np.asarray(im.convert("RGB")).copy()
-        except Exception as err:
-            raise StimulusError(f"{self.path}: image {self.members[i]!r} failed to decode: {err}") from err
+        return decode_image(io.BytesIO(self._data[i]), f"{self.path}: image {self.members[i]!r}")
 
 
 def read_zip_images(path_of: PathGetter, *, name: str, file: str, id_format: str = "{name}/{stem}",

@@ -76,7 +76,7 @@ def insecure_allowed(allow_insecure: bool | None = None) -> bool:
 
 
 def check_download(url: str, sha256: str | None, sha1: str | None = None, *,
-                   allow_insecure: bool | None = None) -> None:
+                   sha256_prefix: str | None = None, allow_insecure: bool | None = None) -> None:
     """Refuse a download that is not ``https://`` or has no checksum to verify it, unless the user
     opted in (:func:`insecure_allowed`).
 
@@ -89,7 +89,7 @@ def check_download(url: str, sha256: str | None, sha1: str | None = None, *,
     problems = []
     if scheme != "https":
         problems.append(f"its scheme is {scheme + '://' if scheme else 'missing'}, not https://")
-    if sha256 is None and sha1 is None:
+    if sha256 is None and sha1 is None and not sha256_prefix:
         problems.append("no checksum (sha256) is recorded to verify it")
     if problems and not insecure_allowed(allow_insecure):
         raise InsecureDownloadError(
@@ -130,13 +130,15 @@ def _remove_empty(created: list[Path]) -> None:
 
 
 def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str | None = None,
-             size: int | None = None, allow_insecure: bool | None = None, timeout: float = 30.0,
-             progress: bool = True) -> Path:
+             size: int | None = None, sha256_prefix: str | None = None,
+             allow_insecure: bool | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` atomically, checking its checksum before the file appears.
 
     The body goes to a temporary file beside ``dest`` and is renamed into place only when it is
     complete and verified, so an interrupted download never leaves a file that looks valid; the
-    folders made for it are removed again when it fails.
+    folders made for it are removed again when it fails. ``sha256_prefix``: the leading hex digits
+    of the sha256 that torch hub's file names carry (``alexnet-owt-7be5be79.pth``), checked as
+    ``torch.hub.download_url_to_file(check_hash=True)`` does; it counts as a checksum.
 
     Raises
     ------
@@ -148,7 +150,7 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str |
         The body's checksum differs from the recorded one.
     """
     # TODO(io): use brainalign.io's atomic-write helper once it exists (engineer contract).
-    check_download(url, sha256, sha1, allow_insecure=allow_insecure)
+    check_download(url, sha256, sha1, sha256_prefix=sha256_prefix, allow_insecure=allow_insecure)
     dest = Path(dest)
     created = _make_parents(dest.parent)
     tmp = None
@@ -181,6 +183,8 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str |
             raise ChecksumMismatchError(url, sha256, h.hexdigest())
         if sha256 is None and sha1 is not None and h1.hexdigest() != sha1:
             raise ChecksumMismatchError(url, f"{sha1} (sha1)", h1.hexdigest())
+        if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
+            raise ChecksumMismatchError(url, f"{sha256_prefix}… (sha256 prefix)", h.hexdigest())
         os.replace(tmp, dest)
         ok = True
     finally:
