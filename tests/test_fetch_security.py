@@ -182,3 +182,24 @@ def test_a_redirect_may_not_leave_https_without_the_opt_in(monkeypatch):
     ok = handler(_opener(None)).redirect_request(req, None, 302, "Found", {}, "https://cdn.example/x.bin")
     assert ok.full_url == "https://cdn.example/x.bin"
     assert handler(_opener(True)).redirect_request(req, None, 302, "Found", {}, "http://m/x").full_url == "http://m/x"
+
+
+def test_sha256_prefix_of_torch_hub_file_names_counts_as_checksum(mirror, tmp_path, monkeypatch):
+    """torchvision's weights carry the first digits of their sha256 in the file name: that prefix
+    verifies the download (as torch.hub's check_hash does); a mismatch leaves no file behind."""
+    from brainalign.errors import ChecksumMismatchError
+
+    root, base = mirror
+    body = b"weights" * 100
+    (root / "w.pth").write_bytes(body)
+    monkeypatch.delenv("BRAINALIGN_ALLOW_INSECURE", raising=False)
+    # Over plain http the opt-in is still needed (the mirror); the prefix replaces a full sha256.
+    with pytest.raises(InsecureDownloadError, match="not https"):
+        download(f"{base}/w.pth", tmp_path / "a" / "w.pth", sha256_prefix=_sha(body)[:8])
+    dest = download(f"{base}/w.pth", tmp_path / "a" / "w.pth", sha256_prefix=_sha(body)[:8],
+                    allow_insecure=True, progress=False)
+    assert dest.read_bytes() == body
+    with pytest.raises(ChecksumMismatchError, match="prefix"):
+        download(f"{base}/w.pth", tmp_path / "b" / "w.pth", sha256_prefix="00000000",
+                 allow_insecure=True, progress=False)
+    assert not (tmp_path / "b").exists()
