@@ -186,3 +186,42 @@ def test_rdm_fault_in_a_benchmark_is_found_when_its_data_are_read(tmp_path, data
                                              r"its diagonal"):
         ba.score(model, b)
     assert calls == []  # found when the data were read, before any layer was recorded
+
+
+def test_nan_pixels_in_an_image_array_name_the_image(tmp_path):
+    from brainalign.data.arrays import read_npy_images
+    from brainalign.errors import StimulusError
+
+    arr = np.random.default_rng(0).uniform(0, 1, (4, 9))
+    arr[2, 5] = np.nan  # NaN passes `min() < 0` and `max() > 1`: it used to reach the model
+    np.save(tmp_path / "img.npy", arr)
+    with pytest.raises(StimulusError, match=r"img\.npy: 1 NaN/inf pixel value\(s\); first in image 2"):
+        read_npy_images(lambda n: tmp_path / n, name="x", file="img.npy", shape=[3, 3])
+
+
+def test_brainio_responses_without_any_finite_repeat_are_named(tmp_path):
+    import xarray as xr
+
+    from brainalign.data.brainio import read_brainio_assembly
+    from tests.test_benchmarks_brainio import N_NEUR, _path_of, _write_brainio
+
+    d = tmp_path / "fake"
+    d.mkdir()
+    _, _, ids = _write_brainio(d, np.random.default_rng(0))
+    with xr.open_dataset(d / "assy.nc") as ds:
+        ds = ds.load()
+    name = "data" if "data" in ds.data_vars else next(iter(ds.data_vars))
+    pres_dim = ds[name].dims[0]
+    sel = np.asarray(ds["stimulus_id"].values).astype(str) == "im005"
+    values = ds[name].values.copy()
+    values[np.flatnonzero(sel), 2, :] = np.nan  # every repeat of stimulus im005 at neuroid 2
+    ds[name] = (ds[name].dims, values)
+    ds.to_netcdf(d / "assy_nan.nc")
+    assert ds[name].dims[0] == pres_dim and N_NEUR > 2
+    with pytest.raises(DataFaultError, match=r"assy_nan\.nc: 4 NaN response value\(s\); first at stimulus 5 "
+                                             r"\(im005\), neuroid 2 \(n2\), time_bin 0"):
+        read_brainio_assembly(_path_of(d), file="assy_nan.nc", stimulus_ids=ids, region="IT")
+    with pytest.raises(DataFaultError, match=r"assy_nan\.nc: 4 response\(s\) with no finite repeat \(all NaN\); "
+                                             r"first at stimulus 5 \(im005\), neuroid 2 \(n2\), time_bin 0"):
+        read_brainio_assembly(_path_of(d), file="assy_nan.nc", stimulus_ids=ids, region="IT",
+                              average_repetitions=False)

@@ -94,6 +94,10 @@ def read_npy_images(path_of: PathGetter, *, name: str, file: str, shape: Sequenc
         except ValueError as err:
             raise BenchmarkDefinitionError(
                 f"{path}: cannot reshape {arr.shape} to images of {list(shape)}") from err
+    bad = ~np.isfinite(arr)
+    if bad.any():  # NaN passes every range comparison: name it before the range check
+        first = int(np.argwhere(bad.reshape(len(arr), -1).any(1))[0][0])
+        raise StimulusError(f"{path}: {int(bad.sum())} NaN/inf pixel value(s); first in image {first}")
     lo, hi = value_range
     tol = 1e-4 * (hi - lo)
     if arr.min() < lo - tol or arr.max() > hi + tol:
