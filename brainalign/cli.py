@@ -97,7 +97,9 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if out:
         csv = result.save(out)
-        result.plot(Path(out) / "layers.png")
+        from brainalign.plots import plot_layers
+
+        plot_layers(result, path=Path(out) / "layers.png")
         click.echo(f"wrote {csv} and {Path(out) / 'layers.png'}")
 
 

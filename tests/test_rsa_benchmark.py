@@ -109,7 +109,9 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     assert best["layer"] == t.loc[t["dev_score"].idxmax(), "layer"]
     assert best["best_score"] == t.loc[t["dev_score"].idxmax(), "heldout_score"]
     assert "pad" in t["placement"].iloc[0]  # a 2.9° stimulus in the 8° field
-    fig = result.plot(tmp_path / "layers.png")
+    from brainalign.plots import plot_layers
+
+    fig = plot_layers(result, path=tmp_path / "layers.png")
     assert (tmp_path / "layers.png").stat().st_size > 5000
     assert len(fig.axes) == 1
     csv = result.save(tmp_path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -14,6 +12,7 @@ from tqdm.auto import tqdm
 
 from brainalign.data.manifest import FileEntry, Manifest, load_manifest
 from brainalign.errors import ChecksumMismatchError, DataNotFoundError, DownloadError
+from brainalign.io import atomic_path
 from brainalign.settings import PathLike, cache_dir, data_dirs
 
 _CHUNK = 1 << 20
@@ -61,33 +60,30 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, timeout: fl
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                resp = urllib.request.urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as err:
-                raise DownloadError(f"could not open {url}: {err}") from err
-            with resp:
-                total = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
-                total = int(total) if total else None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          disable=not progress, leave=False) as bar:
-                    got = 0
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        h.update(chunk)
-                        got += len(chunk)
-                        bar.update(len(chunk))
-                if total is not None and got != total:
-                    raise DownloadError(f"{url}: got {got} of {total} bytes")
+    # The body goes to a temporary file; atomic_path moves it onto dest only when no error
+    # (network, truncation, checksum) was raised.
+    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
+        try:
+            resp = urllib.request.urlopen(url, timeout=timeout)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise DownloadError(f"could not open {url}: {err}") from err
+        with resp:
+            total = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+            total = int(total) if total else None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                      disable=not progress, leave=False) as bar:
+                got = 0
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+            if total is not None and got != total:
+                raise DownloadError(f"{url}: got {got} of {total} bytes")
+        out.flush()
         if sha256 is not None and h.hexdigest() != sha256:
             raise ChecksumMismatchError(url, sha256, h.hexdigest())
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

@@ -250,3 +250,20 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     flags[_best_positions(t)[0]] = True
     t["selected"] = flags
     return t
+
+
+_BOOL = ("above_ceiling", "selected")
+_TEXT = ("model", "benchmark", "benchmark_version", "session", "layer", "metric", "selection", "weights",
+         "weights_hash", "preprocessing", "mode", "reduction", "placement", "data_sha256", "versions",
+         "ceiling_note")
+
+
+def read_table(path: Any) -> pd.DataFrame:
+    """A results CSV with the schema's types restored (text columns as text, empty text kept as
+    ``""``, flags as bool), so a saved and re-read table equals the one that was saved."""
+    t = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False,
+                    na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in _TEXT})
+    for c in _BOOL:
+        if c in t:
+            t[c] = t[c].map(lambda v: str(v).strip().lower() == "true").astype(bool)
+    return t

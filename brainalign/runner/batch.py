@@ -25,7 +25,6 @@ import importlib
 import json
 import os
 import re
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +36,7 @@ import pandas as pd
 import yaml
 
 from brainalign.errors import BatchOutputError, BatchSpecError
+from brainalign.io import atomic_write
 from brainalign.settings import PathLike
 
 _ENTRY_KEYS = {"id", "source", "name", "weights", "seed", "layers", "label", "factory"}
@@ -238,19 +238,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
     return out
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a lab
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+_atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
 
 
 @dataclass
