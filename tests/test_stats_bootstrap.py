@@ -23,9 +23,12 @@ def test_vectorised_bootstrap_equals_the_per_sample_loop():
     p[4] = 1.0  # a constant prediction: NaN in both
     k = resample_indices(40, 300, np.random.default_rng(0))
     want = _loop(p, y, k)
-    got = bootstrap_fold_r(p, y, k, chunk_bytes=50_000)  # several chunks
+    got = bootstrap_fold_r(p, y, k)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    # responses with a large offset (spike counts): no cancellation
+    big = bootstrap_fold_r(p + 1e4, y + 5e3, k)
+    np.testing.assert_allclose(big, want, rtol=0, atol=1e-10)
     assert np.isnan(got[:, 4]).all()
     # and each sample is a Pearson r (scipy as the reference)
     assert got[7, 2] == pytest.approx(scipy.stats.pearsonr(p[2, k[7]], y[2, k[7]])[0], abs=1e-12)

@@ -36,7 +36,7 @@ from brainalign.data.timebins import match_bins, model_time_bins, select_window,
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
-from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices
+from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices, weighted_pearson
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
@@ -72,23 +72,24 @@ def _fill(section: Any, session: str) -> Any:
 _agg = aggregate  # the one summary over neuroids (brainalign.metrics.stats)
 
 
-def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray,
-                     chunk_bytes: int = 64_000_000) -> np.ndarray:
+def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
     """(B, neuroid) Pearson r of predictions and responses on every bootstrap index set at once.
 
     ``pred``, ``y``: (neuroid, n) one fold's test predictions and responses; ``index``: (B, n)
-    positions of each bootstrap sample. The samples are gathered with the index array and r is
-    computed along the last axis for a chunk of samples at a time (bounded by ``chunk_bytes``);
-    the values equal the per-sample loop exactly (the same reductions in the same order).
+    positions drawn by each bootstrap sample. A sample is the fold's stimuli weighted by how often
+    it drew each (w = counts, B × n), so every sum Pearson r needs is one matrix product
+    (w @ x): no (B × n × neuroid) gather. Both sides are centred on the fold's means first (r is
+    shift-invariant), which keeps the moment formula free of cancellation; a side that is
+    constant within a sample (variance below 1e-10 of its raw second moment) gives NaN, as the
+    per-sample computation does. Equal to the per-sample loop to ~1e-12
+    (tests/test_stats_bootstrap.py).
     """
-    n_neuroid, n = pred.shape
-    B = len(index)
-    step = max(1, int(chunk_bytes // max(1, 8 * 2 * n_neuroid * n)))
-    out = np.empty((B, n_neuroid))
-    for start in range(0, B, step):
-        k = index[start:start + step]  # (b, n)
-        out[start:start + len(k)] = pearson_last(pred[:, k], y[:, k]).T  # (neuroid, b, n) → (b, neuroid)
-    return out
+    n_boot, n = index.shape
+    w = np.bincount((np.arange(n_boot)[:, None] * n + index).ravel(), minlength=n_boot * n)
+    w = w.reshape(n_boot, n).astype(np.float64)
+    p = (pred - pred.mean(-1, keepdims=True)).T  # (n, neuroid)
+    t = (y - y.mean(-1, keepdims=True)).T
+    return weighted_pearson(w, p, t)
 
 
 class RegressionBenchmark(Benchmark):
