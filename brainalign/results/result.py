@@ -17,6 +17,7 @@ from brainalign.results.table import COLUMNS, choose_best, read_table
 from brainalign.settings import PathLike
 
 TABLE_COLUMNS = COLUMNS  # the one schema (brainalign.results.table)
+_PER_MODEL = ("models", "reduction", "memory_plan", "failed_layers", "timing_s")
 
 
 @dataclass
@@ -82,5 +83,8 @@ class ScoreResult:
         for r in results:
             details.update(r.details)
             for k, v in r.meta.items():
-                meta.setdefault(k, v)
+                if k in _PER_MODEL and isinstance(v, dict) and isinstance(meta.get(k), dict):
+                    meta[k] = {**meta[k], **v}  # keyed by model (or benchmark): keep every one
+                else:
+                    meta.setdefault(k, v)
         return cls(table, details, meta)
