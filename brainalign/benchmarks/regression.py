@@ -422,10 +422,18 @@ class RegressionBenchmark(Benchmark):
                                    "bootstrap_normalised": st["bootstrap_normalised"]}
             if st["detail"] is not None:
                 d = st["detail"]
+                sess_obj = next(x for x in self.sessions if x.name == sess)
+                enc = d["encodings"][0]
+                test_fold = np.full(len(sess_obj.stimuli), -1)
+                for f, (_, te) in enumerate(enc.splits):
+                    test_fold[te] = f
                 det.update(r=d["r"], excluded=d["excluded"], alphas=[e.alphas for e in d["encodings"]],
-                           splits=d["encodings"][0].splits,
-                           ceiling=None if self._ceilings[sess] is None else self._ceilings[sess]["all"],
-                           neuroid_id=d.get("neuroid_id"))
+                           splits=enc.splits, test_fold=test_fold,
+                           r_folds=np.stack([e.r_folds for e in d["encodings"]]),
+                           neuroid_id=np.asarray(sess_obj.responses["neuroid_id"].values).astype(str),
+                           stimulus_id=np.asarray(sess_obj.stimuli.ids).astype(str))
+                if self._ceilings[sess] is not None:
+                    det["ceiling"] = self._ceilings[sess]["all"]
             out.append(LayerScore(
                 metric=f"{self.model_kind}:pearson/{self.aggregate}", session=sess, n_stimuli=n_stim,
                 **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling_upper", "ceiling_lower",
