@@ -158,4 +158,4 @@ def test_a_constant_subject_rdm_is_a_named_error_not_nan_scores(data_dir, monkey
 
     monkeypatch.setattr(bench, "read", one_constant)
     with pytest.raises(MetricInputError, match="subject 'SN'.*constant"):
-        bench.subject_rdms
+        _ = bench.subject_rdms

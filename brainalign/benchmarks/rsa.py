@@ -58,7 +58,8 @@ class RSABenchmark(Benchmark):
             v = rdms.values[k][iu]
             if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max(initial=0.0))):
                 raise MetricInputError(
-                    f"{self.id}: the RDM of subject {str(subject)!r} in {self.spec.target.get('file')} is constant "
+                    f"{self.id}: the RDM of subject {str(subject)!r} in {self.spec.target.get('file')} "
+                    "is constant "
                     f"(every dissimilarity {float(v[0]):.6g}); it has no rank order to compare with and "
                     "would make every score NaN. Remove that subject or fix the file.")
         return rdms
