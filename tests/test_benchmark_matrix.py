@@ -8,6 +8,7 @@ kind defined only here (the README recipe: one ``score_layer``, one line in ``KI
 from __future__ import annotations
 
 import shutil
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -34,11 +35,15 @@ class MeanActivationBenchmark(Benchmark):
     """The README recipe: a kind scoring how well a layer's mean activation per stimulus follows
     the subjects' mean dissimilarity of that stimulus (a toy comparison; one row per layer)."""
 
+    @cached_property
+    def target(self) -> np.ndarray:
+        """Per stimulus: its mean dissimilarity to the others, averaged over subjects."""
+        return KINDS["rsa"](self.spec, data_dir=self.data_dir).subject_rdms.values.mean(axis=(0, 2))
+
     def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
         from brainalign.metrics.stats import percentile_ci, resample_indices
 
-        x = activations.values.mean(axis=1)
-        y = KINDS["rsa"](self.spec, data_dir=self.data_dir).subject_rdms.values.mean(axis=(0, 2))
+        x, y = activations.values.mean(axis=1), self.target
         idx = resample_indices(len(x), 20, seed=0)
         boot = np.array([np.corrcoef(x[i], y[i])[0, 1] for i in idx])
         lo, hi = percentile_ci(boot, 0.95)
