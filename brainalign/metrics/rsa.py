@@ -16,6 +16,7 @@ from scipy.stats import kendalltau
 
 from brainalign.errors import MetricInputError
 from brainalign.metrics._backend import as_float64, check_finite, first_nonfinite, is_torch, to_numpy
+from brainalign.metrics.stats import resample_indices
 
 Distance = Literal["correlation", "euclidean", "cosine", "crossnobis"]
 Comparator = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
@@ -694,8 +695,7 @@ class RSABootstrap:
         self.method, self.n_boot, self.seed = method, n_boot, seed
         n = subject_rdms.shape[-1]
         self._n = n
-        rng = np.random.default_rng(seed)
-        self._idx = rng.integers(0, n, size=(n_boot, n))  # the same draws as before this rewrite
+        self._idx = resample_indices(n, n_boot, seed)  # the one resampler (metrics.stats)
         m = np.zeros((n_boot, n))
         np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
