@@ -1,0 +1,125 @@
+"""Issue 12 (items 7, 10, 12) and issue 15 (imports): RSA on round-off, constant RDMs, bootstrap
+bookkeeping, and the numpy-only import of the RSA module. Each case asserts the right value or
+the named error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from brainalign.errors import ConstantRDMError, MetricInputError
+from brainalign.metrics import compare_rdms, pool_rdms, rdm, rsa_noise_ceiling, upper
+from brainalign.metrics.rsa import ROUNDOFF_RTOL, RSABootstrap, rank_rows
+
+
+def _collinear(n: int, rng: np.random.Generator, direction: np.ndarray) -> np.ndarray:
+    """``n`` patterns a·direction + b with a > 0: all pairwise correlations are exactly 1."""
+    return rng.uniform(0.5, 2.0, (n, 1)) * direction[None] + rng.standard_normal((n, 1))
+
+
+def test_collinear_patterns_make_a_constant_rdm_an_error_for_every_method():
+    rng = np.random.default_rng(0)
+    X = _collinear(30, rng, rng.standard_normal(100))
+    D = rdm(X, "correlation")
+    assert np.all(D == 0.0)  # round-off (±4e-16 before) is exactly 0
+    S = rdm(rng.standard_normal((30, 20)))
+    for method in ("spearman", "kendall_tau_a", "pearson", "cosine"):
+        with pytest.raises(ConstantRDMError, match="compare_rdms\\(a\\): the RDM is constant"):
+            compare_rdms(D, S, method)
+    with pytest.raises(ConstantRDMError):
+        compare_rdms(rdm(torch.from_numpy(X)), S, "spearman")
+    # cosine distance of positive multiples and euclidean distance of identical patterns, too
+    Xp = rng.uniform(0.5, 2.0, (12, 1)) * rng.standard_normal(50)[None]
+    assert np.all(rdm(Xp, "cosine") == 0.0)
+    Xe = np.tile(rng.standard_normal(64) * 1e3 + 5e3, (10, 1))
+    assert np.all(rdm(Xe, "euclidean") == 0.0)
+
+
+def test_distances_equal_within_roundoff_tie_in_rank_comparisons():
+    # Two clusters of collinear patterns: in exact arithmetic the RDM takes two values (0 within,
+    # d between); floating point scatters the between-cluster values by ~1e-16.
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(200), rng.standard_normal(200)
+    X = np.vstack([_collinear(15, rng, a), _collinear(15, rng, b)])
+    lab = np.repeat([0, 1], 15)
+    d = 1.0 - np.corrcoef(a, b)[0, 1]
+    exact = np.where(lab[:, None] == lab[None, :], 0.0, d)
+    np.fill_diagonal(exact, 0.0)
+    S = rdm(rng.standard_normal((30, 20)))
+    want_rho = spearmanr(upper(exact), upper(S)).statistic
+    i, j = np.triu_indices(30, 1)
+    ue, us = upper(exact), upper(S)
+    want_tau = np.mean(np.sign(ue[:, None] - ue[None]) * np.sign(us[:, None] - us[None])) * len(ue) / (len(ue) - 1)
+    for D in (rdm(X), rdm(torch.from_numpy(X))):
+        assert float(compare_rdms(D, S, "spearman")) == pytest.approx(want_rho, abs=1e-12)
+        assert float(compare_rdms(D, S, "kendall_tau_a")) == pytest.approx(want_tau, abs=1e-12)
+    # A user's vector with round-off scatter ranks as its exact values (tolerance relative to scale).
+    v = np.repeat([1.0, 2.0, 3.0], 100) * 7.5
+    noisy = v * (1 + rng.uniform(-1, 1, v.size) * 1e-15)
+    np.testing.assert_array_equal(rank_rows(noisy), rank_rows(v))
+    np.testing.assert_array_equal(rank_rows(torch.from_numpy(noisy)).numpy(), rank_rows(v))
+    # …but differences of 100 × the tolerance are kept.
+    w = v + np.arange(v.size) * 100 * ROUNDOFF_RTOL * v.max()
+    assert np.unique(rank_rows(w)).size == v.size
+
+
+def test_one_constant_subject_is_a_named_error_not_nan_everywhere():
+    rng = np.random.default_rng(2)
+    subj = np.stack([rdm(rng.standard_normal((12, 30))) for _ in range(4)])
+    subj[2] = 0.7
+    np.einsum("kii->ki", subj)[:] = 0.0  # constant off-diagonal: a (degenerate) valid RDM
+    model = rdm(rng.standard_normal((12, 30)))
+    for call in (lambda: rsa_noise_ceiling(subj, "spearman"),
+                 lambda: rsa_noise_ceiling(subj, "pearson"),
+                 lambda: pool_rdms(subj),
+                 lambda: RSABootstrap(subj, "spearman", n_boot=10)):
+        with pytest.raises(ConstantRDMError, match="subject 2 is constant") as e:
+            call()
+        assert e.value.index == 2
+    with pytest.raises(ConstantRDMError, match="RDM 2 is constant"):
+        compare_rdms(model, subj, "spearman")
+    # Without the constant subject everything is finite.
+    good = np.delete(subj, 2, axis=0)
+    assert np.all(np.isfinite(rsa_noise_ceiling(good, "spearman")))
+    assert np.all(np.isfinite(compare_rdms(model, good, "spearman")))
+    with pytest.raises(ConstantRDMError, match="score\\(model_rdm\\)"):
+        RSABootstrap(good, "spearman", n_boot=10).score(np.ones((12, 12)) - np.eye(12))
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_bootstrap_with_five_stimuli_keeps_nan_samples_and_they_are_the_degenerate_ones(method):
+    rng = np.random.default_rng(3)
+    subj = np.stack([rdm(rng.standard_normal((5, 8))) for _ in range(3)])
+    model = rdm(rng.standard_normal((5, 8)))
+    boot = RSABootstrap(subj, method, n_boot=400, seed=1)
+    samples = boot.score(model)
+    assert samples.shape == (400,)  # NaN kept: the used n is np.isfinite(samples).sum()
+    assert not np.isinf(samples).any()
+    n_used = int(np.isfinite(samples).sum())
+    assert 0.75 * 400 < n_used < 400  # ~10 % of samples draw ≤ 2 distinct stimuli
+    for b in range(400):
+        r, c = boot.sample_pairs(b)
+        try:
+            direct = float(np.mean(compare_rdms(model[r, c], subj[:, r, c], method)))
+        except MetricInputError:  # a constant sample, or < 2 distinct pairs
+            direct = np.nan
+        if np.isnan(direct):
+            assert np.isnan(samples[b]), b
+        else:
+            assert samples[b] == pytest.approx(direct, abs=1e-10), b
+    assert np.isnan(boot.ceiling_upper[~np.isfinite(samples)]).all()
+
+
+def test_import_rsa_does_not_import_torch_sklearn_or_pandas():
+    code = ("import sys, brainalign.metrics.rsa, brainalign.metrics.cka, brainalign.metrics.reliability\n"
+            "from brainalign.metrics import rdm, compare_rdms, cka\n"
+            "import numpy as np\n"
+            "compare_rdms(rdm(np.random.rand(6, 4)), rdm(np.random.rand(6, 3)))\n"
+            "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
