@@ -52,7 +52,6 @@ def test_distances_equal_within_roundoff_tie_in_rank_comparisons():
     np.fill_diagonal(exact, 0.0)
     S = rdm(rng.standard_normal((30, 20)))
     want_rho = spearmanr(upper(exact), upper(S)).statistic
-    i, j = np.triu_indices(30, 1)
     ue, us = upper(exact), upper(S)
     want_tau = np.mean(np.sign(ue[:, None] - ue[None]) * np.sign(us[:, None] - us[None])) * len(ue) / (len(ue) - 1)
     for D in (rdm(X), rdm(torch.from_numpy(X))):
