@@ -122,3 +122,101 @@ def test_import_rsa_does_not_import_torch_sklearn_or_pandas():
             "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 8: ridge in float32 with badly scaled features
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, p", [(120, 400), (400, 120)])  # kernel form and primal form
+def test_float32_ridge_with_features_scaled_1e4_matches_float64(n, p):
+    from brainalign.metrics import RidgeCV, encoding_score
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p))
+    X[:, : p // 2] *= 1e4
+    Y = X[:, p // 2: p // 2 + 30] @ rng.standard_normal((30, 20)) * 0.3 + rng.standard_normal((n, 20))
+    Xte = rng.standard_normal((50, p))
+    Xte[:, : p // 2] *= 1e4
+    alphas = np.logspace(-2, 12, 15)
+    m64, m32 = RidgeCV(alphas).fit(X, Y), RidgeCV(alphas, dtype="float32").fit(X, Y)
+    assert np.isfinite(m32.cv_errors_).all()  # were NaN for every α but one before
+    assert np.mean(m32.alpha_ == m64.alpha_) >= 0.8
+    P64 = m64.predict(Xte)
+    assert np.abs(m32.predict(Xte) - P64).max() < 1e-4 * P64.std()  # measured 3e-6
+    r64 = encoding_score(X, Y, alphas=alphas).r
+    r32 = encoding_score(X, Y, alphas=alphas, dtype="float32").r
+    np.testing.assert_allclose(r32, r64, atol=1e-5)  # measured 1e-7
+
+
+def test_nan_errors_never_win_the_alpha_choice():
+    from brainalign.metrics.ridge import select_alphas
+
+    errors = torch.tensor([[float("nan"), 2.0], [1.0, float("inf")], [3.0, 1.0]])
+    alphas = torch.tensor([0.1, 1.0, 10.0])
+    assert select_alphas(errors, alphas).tolist() == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 9: every option of encoding_score is honoured or refused
+# ---------------------------------------------------------------------------------------------
+
+def _enc_data(n: int = 48):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((n, 10))
+    Y = X[:, :3] @ rng.standard_normal((3, 4)) + rng.standard_normal((n, 4))
+    return X, Y
+
+
+def test_explicit_splits_with_straddling_groups_are_refused():
+    from brainalign.metrics import encoding_score
+
+    X, Y = _enc_data()
+    g = np.repeat(np.arange(16), 3)  # 16 groups of 3 (e.g. repeats of one image)
+    splits = [(np.arange(0, 39), np.arange(39, 48)), (np.arange(9, 48), np.arange(0, 9))]
+    with pytest.raises(MetricInputError, match="groups have stimuli in both train and test"):
+        encoding_score(X, Y, cv=[(np.arange(0, 20), np.arange(20, 48))], groups=g)  # 20: group 6 split
+    res = encoding_score(X, Y, cv=splits, groups=g)  # group-respecting explicit splits are fine
+    assert np.isfinite(res.r).all()
+    from sklearn.model_selection import KFold
+    with pytest.raises(MetricInputError, match="straddle|both train and test"):
+        encoding_score(X, Y, cv=KFold(5), groups=g)  # a splitter that ignores groups
+    with pytest.raises(MetricInputError, match="both train and test"):
+        encoding_score(X, Y, cv=[(np.arange(0, 30), np.arange(25, 48))])
+
+
+def test_groups_are_honoured_in_the_inner_alpha_selection():
+    from brainalign.metrics import encoding_score
+    from brainalign.metrics.encoding import _inner_group_splits
+
+    g = np.repeat(np.arange(10), 3)
+    inner = _inner_group_splits("loo", g, 0)
+    assert len(inner) == 10 and all(len(np.intersect1d(g[a], g[b])) == 0 for a, b in inner)
+    assert _inner_group_splits("loo", np.arange(12), 0) == "loo"  # single-stimulus groups: plain LOO
+    X, Y = _enc_data()
+    gg = np.repeat(np.arange(16), 3)
+    res = encoding_score(X, Y, cv=4, groups=gg, inner_cv=3)
+    assert res.settings["inner_groups"] and np.isfinite(res.r).all()
+
+
+def test_options_of_the_other_model_are_refused_not_ignored():
+    from brainalign.metrics import encoding_score
+
+    X, Y = _enc_data()
+    for kw in ({"alphas": [1.0]}, {"inner_cv": 3}, {"n_targets_batch": 2}):
+        with pytest.raises(MetricInputError, match="ridge only"):
+            encoding_score(X, Y, model="pls", n_components=2, **kw)
+    with pytest.raises(MetricInputError, match="n_components applies to model='pls'"):
+        encoding_score(X, Y, n_components=5)
+    with pytest.raises(MetricInputError, match="stratify"):
+        encoding_score(X, Y, cv=[(np.arange(24), np.arange(24, 48))], stratify=np.arange(48) % 2)
+    from sklearn.model_selection import KFold, StratifiedKFold
+    with pytest.raises(MetricInputError, match="does not\\s+stratify|would be ignored"):
+        encoding_score(X, Y, cv=KFold(4), stratify=np.arange(48) % 2)
+    assert np.isfinite(encoding_score(X, Y, cv=StratifiedKFold(4), stratify=np.arange(48) % 2).r).all()
+    # groups and stratify together: both honoured (StratifiedGroupKFold)
+    g, lab = np.repeat(np.arange(16), 3), np.repeat(np.arange(16) % 2, 3)
+    res = encoding_score(X, Y, cv=4, groups=g, stratify=lab)
+    assert "StratifiedGroupKFold" in res.cv
+    for tr, te in res.splits:
+        assert not np.intersect1d(g[tr], g[te]).size

@@ -69,7 +69,12 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
     dtype
         ``"float64"`` (exact) or ``"float32"`` for the products with X and y (faster; the Gram /
-        covariance eigendecomposition stays float64; predictions agree to ~1e-5 relative).
+        covariance eigendecomposition stays float64). The leave-one-out errors use a form without
+        cancellation (see :func:`brainalign.metrics.ridge.loo_errors`); a fold whose float32
+        errors are not all finite is redone in float64, and a non-finite error never wins the α
+        choice. Measured (2026-11-30, features with half the columns ×1e4, n < p and n > p):
+        float32 predictions within 3e-6 × the prediction std of float64's, held-out r within
+        1e-7, the same α for 80–100 % of targets (the others near-ties).
 
     Attributes
     ----------
@@ -110,7 +115,7 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         W, b = ridge_coef(fit)
         self.coef_ = W.T.cpu().numpy().astype(np.float64)
         self.intercept_ = b.cpu().numpy().astype(np.float64)
-        self.alpha_ = fit.alpha.cpu().numpy().astype(np.float64)
+        self.alpha_ = alphas[fit.alpha_index.cpu().numpy()]  # exact grid values (also in float32)
         self.cv_errors_ = fit.cv_errors.cpu().numpy().astype(np.float64)
         if one_d:
             self.coef_ = self.coef_[0]
@@ -201,7 +206,11 @@ class PLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """PLS regression with 25 components by default (Brain-Score's standard), on a torch back end.
 
     Same model and predictions as ``sklearn.cross_decomposition.PLSRegression(n_components,
-    scale=scale)``; see :func:`pls_fit`.
+    scale=scale)``; see :func:`pls_fit`. Measured (2026-11-30, 1,152 × 500 → 84): float32
+    predictions within 5e-6 × the prediction std of float64's (held-out r within 1e-7). Both
+    differ from sklearn's default fit by up to 1e-2 × std, which is sklearn's NIPALS stopping
+    at ``tol=1e-6``: against ``PLSRegression(25, tol=1e-14, max_iter=20000)`` the difference is
+    1e-6 × std (the exact dominant singular vector is what NIPALS converges to).
 
     Attributes
     ----------

@@ -95,7 +95,7 @@ class FoldDecomposition:
         Ytr = Y[self.train]
         y_mean = Ytr.mean(0) if self.fit_intercept else torch.zeros_like(Ytr[0])
         Yc = Ytr - y_mean
-        m, t = Yc.shape
+        m = Yc.shape[0]
         base = 1.0 - (1.0 / m if self.fit_intercept else 0.0)
         if self.kernel:
             B = self.basis
