@@ -220,3 +220,43 @@ def test_options_of_the_other_model_are_refused_not_ignored():
     assert "StratifiedGroupKFold" in res.cv
     for tr, te in res.splits:
         assert not np.intersect1d(g[tr], g[te]).size
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: tensors stay tensors on their device; the device (torch) code path, run on the CPU
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean"])
+def test_device_path_of_rdm_and_compare_equals_numpy(distance):
+    from brainalign.metrics.rsa import _compare, _rank_torch, _rdm
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 30))
+    X[5] = X[4] * 2 + 1  # a collinear pair: a distance of 0 (correlation) and round-off ties
+    target = rdm(rng.standard_normal((40, 8)))
+    D_np = rdm(X, distance)
+    D_t = _rdm(torch.from_numpy(X), distance, None, None, None)  # the code CUDA tensors run
+    assert isinstance(D_t, torch.Tensor)
+    np.testing.assert_allclose(D_t.numpy(), D_np, atol=1e-12)
+    for method in ("spearman", "pearson", "kendall_tau_a", "cosine"):
+        want = compare_rdms(D_np, target, method)
+        got = _compare(D_t, torch.from_numpy(target), method)
+        assert float(got) == pytest.approx(want, abs=1e-12)
+    stack = np.stack([target, D_np])
+    got = _compare(torch.from_numpy(stack), D_t, "spearman")
+    assert isinstance(got, torch.Tensor) and got.shape == (2, 1)
+    np.testing.assert_allclose(got.numpy(), compare_rdms(stack, D_np, "spearman"), atol=1e-12)
+    v = np.round(rng.random((3, 400)) * 20) * (1 + rng.uniform(-1, 1, (3, 400)) * 1e-15)
+    np.testing.assert_array_equal(_rank_torch(torch.from_numpy(v)).numpy(), rank_rows(v))
+
+
+def test_cpu_tensors_come_back_as_tensors():
+    rng = np.random.default_rng(6)
+    Xt = torch.from_numpy(rng.standard_normal((20, 12)))
+    D = rdm(Xt)
+    assert isinstance(D, torch.Tensor) and D.device.type == "cpu" and D.dtype == torch.float64
+    assert isinstance(compare_rdms(D, D), float)
+    out = compare_rdms(torch.stack([D, D]), D)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 1)
+    np.testing.assert_allclose(out.numpy(), 1.0)
+    assert isinstance(rank_rows(upper(D)), torch.Tensor)

@@ -113,6 +113,28 @@ def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
         Not 2-D, fewer than 2 stimuli, NaN/inf (naming the stimulus row and feature), a stimulus
         row with zero variance (correlation) or all zeros (cosine).
     """
+    if _host_tensors(X):
+        # A CPU tensor shares its memory with a numpy view: numpy's path (BLAS syrk for Z Zᵀ,
+        # SIMD sorts) is faster there than torch's; the result is a tensor again (no copy).
+        import torch
+
+        return torch.from_numpy(_rdm(_host(X), distance, conditions, partitions, noise))
+    return _rdm(X, distance, conditions, partitions, noise)
+
+
+def _host_tensors(*xs: Any) -> bool:
+    """True when some input is a torch tensor and every tensor among them is on the CPU."""
+    tensors = [x for x in xs if is_torch(x)]
+    return bool(tensors) and all(t.device.type == "cpu" for t in tensors)
+
+
+def _host(x: Any) -> Any:
+    """A CPU tensor as a numpy view (other inputs unchanged)."""
+    return x.detach().numpy() if is_torch(x) else x
+
+
+def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) -> Any:
+    """:func:`rdm` on numpy arrays or (on their device) torch tensors."""
     if distance == "crossnobis":
         if conditions is None or partitions is None:
             raise MetricInputError("rdm(distance='crossnobis') needs conditions= (the stimulus of each "
@@ -294,7 +316,7 @@ def _check_symmetric(r: Any, what: str) -> None:
     if is_torch(r):
         import torch
 
-        if torch.allclose(r, r.T, rtol=1e-5, atol=1e-8):
+        if torch.equal(r, r.T) or torch.allclose(r, r.T, rtol=1e-5, atol=1e-8):
             return
         dev = (r - r.T).abs()
         i, j = (int(v) for v in np.unravel_index(int(dev.argmax()), tuple(r.shape)))
@@ -435,6 +457,10 @@ def rank_rows(v: Any) -> Any:
     one (packed) sort and a few linear passes.
     """
     if is_torch(v):
+        if v.device.type == "cpu":
+            import torch
+
+            return torch.from_numpy(rank_rows(v.detach().numpy()))
         return _rank_torch(v)
     v = np.asarray(v, dtype=np.float64)
     shape, n = v.shape, v.shape[-1]
@@ -573,6 +599,16 @@ def compare_rdms(a: Any, b: Any, method: Comparator = "spearman") -> Any:
     MetricInputError
         Unknown method, NaN/inf, an asymmetric RDM, RDMs of different sizes, fewer than 3 stimuli.
     """
+    if _host_tensors(a, b):  # CPU tensors: numpy's path on views of their memory (see rdm)
+        import torch
+
+        out = _compare(_host(a), _host(b), method)
+        return out if isinstance(out, float) else torch.from_numpy(np.ascontiguousarray(out))
+    return _compare(a, b, method)
+
+
+def _compare(a: Any, b: Any, method: str) -> Any:
+    """:func:`compare_rdms` on numpy arrays or (on their device) torch tensors."""
     if method not in COMPARATORS:
         raise MetricInputError(f"compare_rdms: unknown method {method!r}; use one of {COMPARATORS}")
     torch_mode = is_torch(a) or is_torch(b)
