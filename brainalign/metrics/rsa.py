@@ -118,7 +118,9 @@ def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
         # SIMD sorts) is faster there than torch's; the result is a tensor again (no copy).
         import torch
 
-        return torch.from_numpy(_rdm(_host(X), distance, conditions, partitions, noise))
+        if isinstance(noise, (list, tuple)):
+            noise = [_host(p) for p in noise]
+        return torch.from_numpy(_rdm(_host(X), distance, _host(conditions), _host(partitions), _host(noise)))
     return _rdm(X, distance, conditions, partitions, noise)
 
 
@@ -130,7 +132,7 @@ def _host_tensors(*xs: Any) -> bool:
 
 def _host(x: Any) -> Any:
     """A CPU tensor as a numpy view (other inputs unchanged)."""
-    return x.detach().numpy() if is_torch(x) else x
+    return x.detach().cpu().numpy() if is_torch(x) else x
 
 
 def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) -> Any:
