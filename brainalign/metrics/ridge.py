@@ -135,8 +135,9 @@ class FoldDecomposition:
         """Primal weights (features × targets) for per-target ``alpha`` (targets,)."""
         D = G / (self.s[:, None] + alpha[None, :])
         if self.kernel:
-            Xc_tr = self.design.X[self.train] - self.x_mean
-            return Xc_tr.T @ (self.basis @ D)
+            A = self.basis @ D  # (train × targets)
+            # X_cᵀA = X_trᵀA − x̄ (1ᵀA): no centred copy of the training rows.
+            return self.design.X[self.train].T @ A - torch.outer(self.x_mean, A.sum(0))
         return self.basis @ D
 
 
@@ -165,7 +166,7 @@ class Design:
         self.X = X - self.offset
         self.kernel = self.n <= self.p if kernel is None else kernel
         X64 = self.X.double()
-        self.gram = X64 @ X64.T if self.kernel else X64.T @ X64
+        self.gram = _gram(X64, rows=self.kernel)
 
     def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor,
                        col: torch.Tensor | None = None) -> torch.Tensor:
@@ -212,10 +213,10 @@ class Design:
             # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
             if others is not None:
                 o = others.double()
-                M = self.gram - o.T @ o
+                M = self.gram - _gram(o, rows=False)
             else:
                 Xtr = self.X[train].double()
-                M = Xtr.T @ Xtr
+                M = _gram(Xtr, rows=False)
             if self.fit_intercept:
                 M = M - m * torch.outer(x_mean, x_mean)
         M = (M + M.T) / 2
@@ -227,6 +228,15 @@ class Design:
         dt = self.X.dtype
         return FoldDecomposition(train, self.kernel, s.to(dt), vecs.to(dt), x_mean.to(dt), self.fit_intercept,
                                  self, col, vecs if self.kernel else None)
+
+
+def _gram(A: torch.Tensor, rows: bool) -> torch.Tensor:
+    """``A Aᵀ`` (rows) or ``AᵀA``. On the CPU via numpy on a view of the tensor: numpy hands a
+    product with its own transpose to BLAS ``syrk`` (half the work of torch's GEMM)."""
+    if A.device.type == "cpu":
+        a = A.numpy()
+        return torch.from_numpy(a @ a.T if rows else a.T @ a)
+    return A @ A.T if rows else A.T @ A
 
 
 def _batches(n: int, size: int | None) -> list[slice]:
