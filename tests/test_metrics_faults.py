@@ -260,3 +260,21 @@ def test_cpu_tensors_come_back_as_tensors():
     assert isinstance(out, torch.Tensor) and out.shape == (2, 1)
     np.testing.assert_allclose(out.numpy(), 1.0)
     assert isinstance(rank_rows(upper(D)), torch.Tensor)
+
+
+def test_estimators_fit_and_predict_tensors_on_their_device():
+    from brainalign.metrics import PLSRegression, RidgeCV
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((60, 15))
+    Y = X[:, :4] @ rng.standard_normal((4, 3)) + rng.standard_normal((60, 3))
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    for make in (lambda: RidgeCV(), lambda: PLSRegression(3)):
+        a, b = make().fit(X, Y), make().fit(Xt, Yt)
+        assert b.n_features_in_ == 15
+        np.testing.assert_allclose(b.predict(Xt), a.predict(X), atol=1e-10)
+        assert isinstance(b.predict(Xt), np.ndarray)
+        with pytest.raises(ValueError, match="NaN"):
+            make().fit(torch.where(Xt > 2.5, float("nan"), Xt), Yt)
+        with pytest.raises(ValueError, match="samples"):
+            make().fit(Xt, Yt[:-1])
