@@ -11,10 +11,18 @@ eigendecomposed. With the eigenpairs ``(s, ·)`` every α costs only a diagonal 
 
 where ``T`` maps test samples into the eigenbasis and ``G`` is the projection of the centred
 training targets (see :class:`FoldDecomposition`). α is then chosen per target either by the
-exact leave-one-out identity (``cv="loo"``: residual / (1 − hat diagonal), one decomposition per
+exact leave-one-out identity (``cv="loo"``: ``[(I − H)y]ᵢ / (I − H)ᵢᵢ``, one decomposition per
 training set, as scikit-learn's ``RidgeCV``) or by an inner K-fold (one decomposition per inner fold,
 scored by mean squared error averaged over folds, as himalaya's ``RidgeCV``/``KernelRidgeCV``).
-Ties between α go to the larger α (himalaya's rule).
+Ties between α go to the larger α (himalaya's rule); a non-finite error never wins.
+
+The leave-one-out residuals are formed from terms that shrink with α (``α/(s+α)``), never as
+``1 − (a hat value close to 1)``, so small α over a large spectrum does not cancel to 0/0 (which
+made float32 give NaN errors); a float32 fold whose errors are still not all finite is redone in
+float64. All α go through one GEMM per block of targets (no Python loop over α × targets), the
+targets' projection is computed once per fold and reused for the fit, and on the CPU the Gram /
+covariance is formed by numpy (BLAS ``syrk``: half the work of a GEMM). Tensors stay on their
+device throughout.
 """
 
 from __future__ import annotations
