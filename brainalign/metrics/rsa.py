@@ -397,14 +397,18 @@ def _is_single(r: Any) -> bool:
     return len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1])
 
 
-def _argsort_packed(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _argsort_packed(v: np.ndarray, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``np.argsort`` of a 1-D float64 array by one sort of uint64 keys, and the tie structure.
 
     Each key packs the high bits of the value's order-preserving bit pattern with the index, and
     numpy sorts uint64 with SIMD several times faster than it argsorts. Values whose high bits
     collide are put in order afterwards by a small lexsort; with many collisions (heavily tied
     data) a plain argsort is used instead. Returns ``order`` and ``new``: True where a sorted
-    value differs from the one before (the start of a group of ties).
+    value exceeds the one before by more than ``tol`` (the start of a group of ties).
+
+    The high bits locate every sorted value to within a relative 2⁻²⁷, so only neighbours whose
+    high bits differ by at most one unit (and values near 0) need their exact gap compared with
+    ``tol`` (a small gather instead of one over all n).
     """
     n = v.size
     ib = max(1, (n - 1).bit_length())
@@ -417,30 +421,40 @@ def _argsort_packed(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = (packed & np.uint64((1 << ib) - 1)).view(np.int64)
         top = packed >> shift
         del packed
-        eq = top[1:] == top[:-1]  # candidates for ties and for misordering
+        d = np.diff(top)  # ascending: no wrap-around
+        eq = d == 0  # candidates for misordering
         n_eq = int(np.count_nonzero(eq))
-        new = np.ones(n, dtype=bool)
-        if n_eq == 0:
-            return order, new
         if n_eq <= n // 8:
-            in_run = np.zeros(n, dtype=bool)
-            in_run[1:] |= eq
-            in_run[:-1] |= eq
-            pos = np.flatnonzero(in_run)
-            sub = order[pos]
-            sub = sub[np.lexsort((key[sub], top[pos]))]
-            order[pos] = sub
-            # Only runs of equal high bits can hold ties: compare full values within a run.
-            kv = v[sub]
-            tie = np.zeros(pos.size, dtype=bool)
-            tie[1:] = eq[pos[1:] - 1] & (kv[1:] == kv[:-1])
-            new[pos] = ~tie
+            if n_eq:
+                in_run = np.zeros(n, dtype=bool)
+                in_run[1:] |= eq
+                in_run[:-1] |= eq
+                pos = np.flatnonzero(in_run)
+                sub = order[pos]
+                order[pos] = sub[np.lexsort((key[sub], top[pos]))]
+            del eq
+            # A top unit is ≥ |value| × 2^(ib − 53): values with |value| ≥ thr that lie within
+            # tol differ by at most one unit, so only such neighbours (and the values near 0)
+            # need their exact gap: a small gather instead of one over all n.
+            cand_mask = d <= 1
+            del d
+            thr = tol * 2.0 ** (54 - int(ib))
+            if thr > 0:
+                lo_key = ~np.array([-thr]).view(np.uint64) >> shift
+                hi_key = (np.array([thr]).view(np.uint64) ^ np.uint64(1 << 63)) >> shift
+                lo, hi = np.searchsorted(top, lo_key[0], "left"), np.searchsorted(top, hi_key[0], "right")
+                cand_mask[max(lo - 1, 0):hi] = True
+            cand = np.flatnonzero(cand_mask) + 1
+            del cand_mask
+            new = np.ones(n, dtype=bool)
+            if cand.size:
+                new[cand] = (v[order[cand]] - v[order[cand - 1]]) > tol
             return order, new
     order = np.argsort(v)
     s = v[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
-    np.not_equal(s[1:], s[:-1], out=new[1:])
+    np.greater(s[1:] - s[:-1], tol, out=new[1:])
     return order, new
 
 
@@ -448,7 +462,7 @@ def _tie_tol(v: Any) -> Any:
     """Per-row tie tolerance: ``ROUNDOFF_RTOL`` × the largest |value| of the row (…, 1)."""
     if is_torch(v):
         return v.abs().amax(dim=-1, keepdim=True) * ROUNDOFF_RTOL
-    return np.abs(v).max(axis=-1, keepdims=True) * ROUNDOFF_RTOL
+    return np.maximum(v.max(axis=-1, keepdims=True), -v.min(axis=-1, keepdims=True)) * ROUNDOFF_RTOL
 
 
 def rank_rows(v: Any) -> Any:
@@ -495,12 +509,7 @@ def rank_rows(v: Any) -> Any:
 
 def _rank_1d(v: np.ndarray) -> np.ndarray:
     n = v.size
-    order, new = _argsort_packed(v)
-    tol = float(_tie_tol(v)[0])
-    if tol > 0:  # ties within round-off (the packed sort found exact ones only)
-        s = v[order]
-        np.greater(s[1:] - s[:-1], tol, out=new[1:])
-        del s
+    order, new = _argsort_packed(v, float(_tie_tol(v)[0]))
     out = np.empty(n, dtype=np.float64)
     if new.all():
         out[order] = np.arange(1, n + 1, dtype=np.float64)
