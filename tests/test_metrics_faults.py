@@ -119,6 +119,7 @@ def test_import_rsa_does_not_import_torch_sklearn_or_pandas():
             "from brainalign.metrics import rdm, compare_rdms, cka\n"
             "import numpy as np\n"
             "compare_rdms(rdm(np.random.rand(6, 4)), rdm(np.random.rand(6, 3)))\n"
+            "cka(np.random.rand(6, 4), np.random.rand(6, 3))  # the function, not the submodule\n"
             "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,9 +1,8 @@
 """Metrics: pure functions over arrays that compare model and brain representations.
 
-Names load on first use (PEP 562 ``__getattr__``), so importing a numpy-only part such as
-:mod:`brainalign.metrics.rsa` or :mod:`brainalign.metrics.cka` does not import torch,
-scikit-learn or pandas; the regression metrics (ridge, PLS, encoding scores) import torch and
-scikit-learn when they are first used.
+The numpy-only parts (RSA, CKA, reliability) import with the package; the regression metrics
+(ridge, PLS, encoding scores, their statistics) load on first use (PEP 562 ``__getattr__``), so
+``import brainalign.metrics.rsa`` imports neither torch nor scikit-learn nor pandas.
 """
 
 from __future__ import annotations
@@ -11,8 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# numpy-only parts: imported now (cheap). ``cka`` must be bound here: the submodule of the same
+# name would otherwise shadow the function once something imports ``brainalign.metrics.cka``.
+from brainalign.metrics.cka import cka
+from brainalign.metrics.reliability import spearman_brown, split_half_reliability
+from brainalign.metrics.rsa import RSABootstrap, compare_rdms, pool_rdms, rdm, rsa_noise_ceiling, upper
+
 _LAZY: dict[str, str] = {
-    "cka": "brainalign.metrics.cka",
     "EncodingScore": "brainalign.metrics.encoding",
     "encoding_ceiling": "brainalign.metrics.encoding",
     "encoding_score": "brainalign.metrics.encoding",
@@ -22,14 +26,6 @@ _LAZY: dict[str, str] = {
     "DEFAULT_ALPHAS": "brainalign.metrics.estimators",
     "PLSRegression": "brainalign.metrics.estimators",
     "RidgeCV": "brainalign.metrics.estimators",
-    "spearman_brown": "brainalign.metrics.reliability",
-    "split_half_reliability": "brainalign.metrics.reliability",
-    "RSABootstrap": "brainalign.metrics.rsa",
-    "compare_rdms": "brainalign.metrics.rsa",
-    "pool_rdms": "brainalign.metrics.rsa",
-    "rdm": "brainalign.metrics.rsa",
-    "rsa_noise_ceiling": "brainalign.metrics.rsa",
-    "upper": "brainalign.metrics.rsa",
     "BootstrapCI": "brainalign.metrics.stats",
     "PairedComparison": "brainalign.metrics.stats",
     "PermutationTest": "brainalign.metrics.stats",
@@ -39,7 +35,8 @@ _LAZY: dict[str, str] = {
     "permutation_test": "brainalign.metrics.stats",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "RSABootstrap", "cka", "compare_rdms", "pool_rdms", "rdm", "rsa_noise_ceiling",
+                  "spearman_brown", "split_half_reliability", "upper"])
 
 
 def __getattr__(name: str) -> Any:
