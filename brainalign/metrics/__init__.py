@@ -35,8 +35,12 @@ _LAZY: dict[str, str] = {
     "permutation_test": "brainalign.metrics.stats",
 }
 
-__all__ = sorted([*_LAZY, "RSABootstrap", "cka", "compare_rdms", "pool_rdms", "rdm", "rsa_noise_ceiling",
-                  "spearman_brown", "split_half_reliability", "upper"])
+__all__ = ["RSABootstrap", "cka", "compare_rdms", "pool_rdms", "rdm", "rsa_noise_ceiling",  # noqa: RUF022
+           "spearman_brown", "split_half_reliability", "upper",
+           "EncodingScore", "encoding_ceiling", "encoding_score", "make_splits", "normalise",
+           "pearson_columns", "DEFAULT_ALPHAS", "PLSRegression", "RidgeCV", "BootstrapCI",
+           "PairedComparison", "PermutationTest", "bootstrap_neuroids", "bootstrap_stimuli",
+           "paired_comparison", "permutation_test"]
 
 
 def __getattr__(name: str) -> Any:
