@@ -34,6 +34,7 @@ ratio = reference time / brainalign time, before (3217337) → after (this branc
       same, float32                                  2.21×  →  3.75×
     RDM + Spearman 5,000 × 4,096, numpy input        1.93×  →  2.03×    ≥ 1.5×   (vs plain numpy)
     RDM + Spearman 5,000 × 4,096, torch input        0.75×  →  1.58×    ≥ 1.5×
+    RDM + Spearman 1,500 × 4,096 vs rsatoolbox 2 thr    —   → 29.4×    ≥ 25×    (n = 1,500; see below)
     import brainalign.metrics.rsa                   14.3 s  →  0.97 s            (import torch: 10–18 s)
       loads torch / sklearn / pandas                   all  →  none
 
