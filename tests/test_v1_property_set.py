@@ -123,7 +123,8 @@ def test_size_tuning_surround_diameter_on_a_known_curve() -> None:
     assert out["grating_summation_field"][0] == pytest.approx(0.5 + 0.5 * 0.35 / 0.4)
     # surround: plateau 0.5, threshold 0.525, crossed between 2 (0.7) and 4 (0.5)
     assert out["surround_diameter"][0] == pytest.approx(2 + 2 * (0.7 - 0.525) / 0.2)
-    assert out["surround_gsf_ratio"][0] == pytest.approx(out["surround_diameter"][0] / out["grating_summation_field"][0])
+    gsf, surround = out["grating_summation_field"][0], out["surround_diameter"][0]
+    assert out["surround_gsf_ratio"][0] == pytest.approx(surround / gsf)
     assert out["strongly_suppressed"][:2].tolist() == [1.0, 0.0]
     # weakly suppressed or silent units have no GSF/surround (Cavanaugh's histograms exclude them)
     assert np.isnan(out["grating_summation_field"][1:]).all() and np.isnan(out["surround_diameter"][1:]).all()
