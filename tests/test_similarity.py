@@ -237,3 +237,21 @@ def test_cli_similarity_on_a_folder(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["similarity", "--model", "torchvision:resnet18", "--stimuli",
                                     str(tmp_path / "nope"), "--out", str(out)])
     assert bad.exit_code != 0 and "error" in bad.output.lower()
+
+
+def test_benchmark_id_gives_its_stimuli_placed_per_model(data_dir: Path) -> None:
+    a = _cnn(0)
+    b = wrap(small_cnn(1, (8, 16, 16)), "cnn-1-wide-field", 48, in_channels=1, mean=(0.5,), std=(0.5,),
+             visual_degrees=12.0)
+    sim = compare_models(a, b, "kriegeskorte2008.hIT-rsa", metric="rsa", layers_a=["1"], layers_b=["1", "4"],
+                         data_dir=data_dir, device="cpu")
+    bench = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir)
+    assert sim.attrs["n_stimuli"] == len(bench.stimuli) == 92
+    assert "benchmark kriegeskorte2008.hIT-rsa" in sim.attrs["stimuli_a"]
+    # B saw the stimuli placed in its own (wider) field: the same as recording B on bench.place(b)
+    placed_b, _ = bench.place(b)
+    placed_a, _ = bench.place(a)
+    Y = ba.extract(b, placed_b, ["4"], device="cpu")["4"].values
+    X = ba.extract(a, placed_a, ["1"], device="cpu")["1"].values
+    rho = stats.spearmanr(pdist(X.astype(np.float64), "correlation"), pdist(Y.astype(np.float64), "correlation"))
+    assert sim.sel(layer_a="1", layer_b="4").item() == pytest.approx(rho.statistic, abs=1e-9)
