@@ -193,10 +193,7 @@ class _Summariser:
             else:
                 K = rbf_from_gram(gram_matrix(X, centre="stimuli", device=self.device), self.sigma,
                                   self.sigma_scale)
-            Kc = center_gram(K, unbiased=self.debiased)
-            if self.debiased and float((Kc * Kc).sum()) < 0:  # the unbiased HSIC(K, K) estimate
-                raise MetricInputError(f"compare_models: {where}: debiased self-similarity is negative "
-                                       "(too few stimuli)")
+            Kc = center_gram(K, unbiased=self.debiased)  # U-statistic centring (Song et al. 2012)
             return _unit(Kc.reshape(-1), where, "the representation does not vary across stimuli")
         except MetricInputError as err:
             if where in str(err):
