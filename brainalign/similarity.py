@@ -54,7 +54,8 @@ _BLOCK_BYTES = 256 * 2**20  # float64 feature block moved to the device at a tim
 # ----------------------------------------------------------------------------------------------
 
 def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "features", "none"] = "none",
-                device: str | torch.device = "cpu", block_bytes: int = _BLOCK_BYTES) -> torch.Tensor:
+                device: str | torch.device = "cpu", block_bytes: int = _BLOCK_BYTES,
+                precision: Literal["float64", "float32"] = "float64") -> torch.Tensor:
     """The float64 (stimulus × stimulus) Gram matrix X Xᵀ, accumulated over feature blocks.
 
     Parameters
@@ -69,7 +70,11 @@ def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "fea
     device
         Where the products run.
     block_bytes
-        Size of the float64 feature block copied to ``device`` at a time.
+        Size of the feature block copied to ``device`` at a time.
+    precision
+        Dtype of each block's product (the centring shifts are float64 either way and blocks
+        are summed in float64). ``"float32"`` is ~5× faster on a CPU (measured 0.5 s vs 2.9 s
+        for 200 stimuli × 200,704 features) at a relative error of ~1e-6 on the Gram matrix.
 
     Returns
     -------
@@ -91,15 +96,22 @@ def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "fea
         shift_cols = shift_rows = None
     else:
         raise MetricInputError(f"gram_matrix: unknown centre {centre!r}")
+    if precision not in ("float64", "float32"):
+        raise MetricInputError(f"gram_matrix: precision must be 'float64' or 'float32', got {precision!r}")
+    dtype = torch.float64 if precision == "float64" else torch.float32
     K = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    step = max(1, block_bytes // (8 * max(n, 1)))
+    step = max(1, block_bytes // (dtype.itemsize * max(n, 1)))
     for c0 in range(0, d, step):
         B = Xt[:, c0:c0 + step].to(dev, torch.float64)
         if shift_cols is not None:
             B -= shift_cols[c0:c0 + step].to(dev)[None, :]
         if shift_rows is not None:
             B -= shift_rows.to(dev)[:, None]
-        K.addmm_(B, B.T)
+        if dtype == torch.float64:
+            K.addmm_(B, B.T)
+        else:
+            B = B.to(dtype)
+            K += (B @ B.T).to(torch.float64)
     if not torch.isfinite(K).all():
         raise MetricInputError("gram_matrix: activations contain NaN or inf")
     return (K + K.T) / 2
@@ -158,7 +170,7 @@ class _Summariser:
     """Turns one layer's activations into the unit vector whose dot products are the metric."""
 
     def __init__(self, metric: str, *, debiased: bool, distance: str, comparator: str,
-                 sigma: float | None, sigma_scale: float, device: torch.device):
+                 sigma: float | None, sigma_scale: float, device: torch.device, precision: str = "float64"):
         if metric not in METRICS:
             raise MetricInputError(f"compare_models: unknown metric {metric!r}; use one of {METRICS}")
         if metric == "rsa" and comparator not in RSA_COMPARATORS:
@@ -171,6 +183,12 @@ class _Summariser:
             raise MetricInputError("compare_models: debiased applies to CKA only")
         self.metric, self.debiased, self.distance, self.comparator = metric, debiased, distance, comparator
         self.sigma, self.sigma_scale, self.device = sigma, sigma_scale, device
+        if precision not in ("float64", "float32"):
+            raise MetricInputError(f"compare_models: precision must be 'float64' or 'float32', got {precision!r}")
+        self.precision = precision
+
+    def gram(self, X: np.ndarray, centre: str) -> torch.Tensor:
+        return gram_matrix(X, centre=centre, device=self.device, precision=self.precision)  # type: ignore[arg-type]
 
     def __call__(self, X: np.ndarray, where: str) -> torch.Tensor:
         n = X.shape[0]
@@ -180,7 +198,7 @@ class _Summariser:
         try:
             if self.metric == "rsa":
                 centre = "features" if self.distance == "correlation" else "none"
-                D = rdm_from_gram(gram_matrix(X, centre=centre, device=self.device), X.shape[1], self.distance)
+                D = rdm_from_gram(self.gram(X, centre), X.shape[1], self.distance)
                 iu = torch.triu_indices(n, n, offset=1, device=D.device)
                 v = D[iu[0], iu[1]]
                 if self.comparator == "spearman":
@@ -188,11 +206,9 @@ class _Summariser:
                 if self.comparator != "cosine":
                     v = v - v.mean()
                 return _unit(v, where, "the RDM is constant")
-            if self.metric == "cka":
-                K = gram_matrix(X, centre="stimuli", device=self.device)
-            else:
-                K = rbf_from_gram(gram_matrix(X, centre="stimuli", device=self.device), self.sigma,
-                                  self.sigma_scale)
+            K = self.gram(X, "stimuli")
+            if self.metric == "cka_rbf":
+                K = rbf_from_gram(K, self.sigma, self.sigma_scale)
             Kc = center_gram(K, unbiased=self.debiased)  # U-statistic centring (Song et al. 2012)
             return _unit(Kc.reshape(-1), where, "the representation does not vary across stimuli")
         except MetricInputError as err:
@@ -297,7 +313,8 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
                    device: str | torch.device = "auto", memory_budget: int | str | None = "auto",
                    debiased: bool = False, rdm_distance: str = "correlation",
                    rsa_comparator: str = "spearman", sigma: float | None = None,
-                   sigma_scale: float = 1.0, data_dir: Any = None, progress: bool = False) -> xr.DataArray:
+                   sigma_scale: float = 1.0, precision: Literal["float64", "float32"] = "float64",
+                   data_dir: Any = None, progress: bool = False) -> xr.DataArray:
     """Layer-by-layer similarity of two models (or of one model's layers with each other).
 
     Parameters
@@ -327,6 +344,9 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
         recorded once); a layer that alone does not fit is randomly projected (the notes say so).
     debiased
         The unbiased HSIC estimator (Song et al. 2012) for CKA.
+    precision
+        ``"float64"`` (default; equal to the pairwise metrics to ~1e-12) or ``"float32"`` for
+        the Gram products (~5× faster on a CPU, ~1e-6 relative error); see :func:`gram_matrix`.
 
     Returns
     -------
@@ -348,7 +368,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
         raise StimulusError("compare_models: stimuli are required (a StimulusSet, tensor, folder or benchmark id)")
     dev = resolve_device(device)
     summarise = _Summariser(metric, debiased=debiased, distance=rdm_distance, comparator=rsa_comparator,
-                            sigma=sigma, sigma_scale=sigma_scale, device=dev)
+                            sigma=sigma, sigma_scale=sigma_scale, device=dev, precision=precision)
     within = model_b is None
     model_b = model_a if within else model_b
     names_a = model_a.resolve_layers(layers_a)
@@ -400,7 +420,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
     return _as_dataarray(values, model_a, model_b, names_a, names_b, stim_a, how_a, how_b, metric=metric,
                          debiased=debiased, distance=rdm_distance, comparator=rsa_comparator, sigma=sigma,
                          sigma_scale=sigma_scale, notes=notes, reduction_a=red_a, reduction_b=red_b,
-                         device=str(dev), batch_size=batch_size)
+                         device=str(dev), batch_size=batch_size, precision=precision)
 
 
 def _metric_label(metric: str, debiased: bool, distance: str, comparator: str) -> str:
@@ -413,7 +433,7 @@ def _as_dataarray(values: np.ndarray, model_a: BrainModel, model_b: BrainModel, 
                   names_b: list[str], stim: StimulusSet | torch.Tensor, how_a: str, how_b: str, *,
                   metric: str, debiased: bool, distance: str, comparator: str, sigma: float | None,
                   sigma_scale: float, notes: list[str], reduction_a: dict, reduction_b: dict,
-                  device: str, batch_size: int) -> xr.DataArray:
+                  device: str, batch_size: int, precision: str) -> xr.DataArray:
     from brainalign import __version__
     from brainalign.results.provenance import versions_string
 
@@ -437,7 +457,7 @@ def _as_dataarray(values: np.ndarray, model_a: BrainModel, model_b: BrainModel, 
         "stimuli": getattr(stim, "name", "tensor"), "stimuli_a": how_a, "stimuli_b": how_b,
         "stimuli_sha256": _stimuli_hash(stim), "n_stimuli": len(stim),
         "reduction_a": used(reduction_a, names_a), "reduction_b": used(reduction_b, names_b),
-        "notes": "; ".join(notes), "device": device, "batch_size": batch_size,
+        "notes": "; ".join(notes), "device": device, "batch_size": batch_size, "precision": precision,
         "brainalign_version": __version__, "versions": versions_string(),
         "reference": "Kornblith S, Norouzi M, Lee H, Hinton G (2019). Similarity of neural network "
                      "representations revisited. ICML." if metric != "rsa" else

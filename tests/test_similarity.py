@@ -99,6 +99,15 @@ class _Fixed(nn.Module):
         return x @ self.W.T
 
 
+def test_float32_gram_products_agree_closely(stimuli) -> None:
+    a, b = _cnn(0), _cnn(1)
+    f64 = compare_models(a, b, stimuli, metric="cka", device="cpu")
+    f32 = compare_models(a, b, stimuli, metric="cka", device="cpu", precision="float32")
+    assert np.abs(f64.values - f32.values).max() < 1e-5 and f32.attrs["precision"] == "float32"
+    with pytest.raises(MetricInputError, match="precision"):
+        compare_models(a, b, stimuli, precision="float16")
+
+
 def test_cka_invariances_orthogonal_and_isotropic_scale_but_not_anisotropic(stimuli) -> None:
     torch.manual_seed(0)
     d = 8 * 6 * 6

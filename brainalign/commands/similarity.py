@@ -38,6 +38,8 @@ def _per_model(values: tuple, n: int, what: str, default):
               default="correlation", show_default=True, help="RSA only.")
 @click.option("--rsa-comparator", type=click.Choice(["spearman", "pearson", "cosine"]),
               default="spearman", show_default=True, help="RSA only.")
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Dtype of the Gram products (float32: ~5x faster on a CPU, ~1e-6 relative error).")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Local data directory for a benchmark's stimuli; repeatable.")
 @click.option("--batch-size", default=64, show_default=True)
@@ -48,7 +50,8 @@ def _per_model(values: tuple, n: int, what: str, default):
               help="Write similarity.nc, similarity.csv, similarity.json and similarity.png here.")
 def similarity_command(models: tuple[str, ...], stimuli: str, metric: str, weights: tuple[str, ...],
                        seeds: tuple[int, ...], layers_a: tuple[str, ...], layers_b: tuple[str, ...],
-                       debiased: bool, rdm_distance: str, rsa_comparator: str, data_dirs: tuple[str, ...],
+                       debiased: bool, rdm_distance: str, rsa_comparator: str, precision: str,
+                       data_dirs: tuple[str, ...],
                        batch_size: int, device: str, memory_budget: str, out: str) -> None:
     """Layer-by-layer similarity (CKA or RSA) between two models on the same stimuli, written as
     a matrix (netCDF + CSV) and a heatmap with the layers in forward order."""
@@ -67,7 +70,7 @@ def similarity_command(models: tuple[str, ...], stimuli: str, metric: str, weigh
                              batch_size=batch_size, device=device,
                              memory_budget=None if memory_budget.lower() == "none" else memory_budget,
                              debiased=debiased, rdm_distance=rdm_distance, rsa_comparator=rsa_comparator,
-                             data_dir=list(data_dirs) or None, progress=sys.stderr.isatty())
+                             precision=precision, data_dir=list(data_dirs) or None, progress=sys.stderr.isatty())
         paths = save_similarity(sim, out)
     except (BrainAlignError, ValueError) as err:
         _fail(err)
