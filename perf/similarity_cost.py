@@ -7,7 +7,8 @@ images (224 px), batch 64, one torch thread unless --threads. Methods, each in a
 - ``record``: both models' 21 layers streamed once with the same memory plan compare_models uses,
   each layer's activations dropped as soon as it is handed over (the floor: forward passes and
   copying hooks);
-- ``cka``: ``brainalign.compare_models(a, b, x, metric="cka")`` (the 21 × 21 matrix).
+- ``cka``: ``brainalign.compare_models(a, b, x, metric="cka")`` (the 21 × 21 matrix);
+- ``cka32``: the same with ``precision="float32"`` Gram products (checked against ``cka``).
 
 Reported: each method's best wall time, its peak RSS, the ratio cka / record, and the load
 average. Results checked equal: the CKA matrix is the same in every round, and a separate run
@@ -61,8 +62,10 @@ def worker(method: str, n: int, threads: int, check: bool) -> dict:
                 del acts
             out.setdefault("groups", []).append(len(plan.groups))
     else:
-        sim = compare_models(a, b, x, metric="cka", layers_a=layers, layers_b=layers, device="cpu")
+        sim = compare_models(a, b, x, metric="cka", layers_a=layers, layers_b=layers, device="cpu",
+                             precision="float32" if method == "cka32" else "float64")
         out["seconds"] = time.perf_counter() - t
+        out["values"] = sim.values.tolist()
         out["sha256"] = hashlib.sha256(sim.values.tobytes()).hexdigest()[:16]
         out["diagonal"] = [round(float(v), 4) for v in sim.values.diagonal()]
         out["notes"] = sim.attrs["notes"]
@@ -84,7 +87,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--worker", choices=["record", "cka"])
+    ap.add_argument("--worker", choices=["record", "cka", "cka32"])
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     if args.worker:
@@ -92,16 +95,16 @@ def main() -> None:
         return
     print(f"resnet18 × resnet18 (random, seeds 0/1), 21 conv+linear layers, {args.n} images, "
           f"batch 64, {args.threads} torch thread(s); load average {os.getloadavg()}", flush=True)
-    runs: dict[str, list[dict]] = {"record": [], "cka": []}
+    runs: dict[str, list[dict]] = {"record": [], "cka": [], "cka32": []}
     for r in range(args.rounds):
-        for method in ("record", "cka"):
+        for method in runs:
             cmd = [sys.executable, __file__, "--worker", method, "--n", str(args.n),
                    "--threads", str(args.threads)]
             proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
             res = json.loads(proc.stdout.splitlines()[-1])
             runs[method].append(res)
             print(f"  round {r}: {method:6s} {res['seconds']:8.1f} s   peak RSS {res['peak_rss_gb']:.2f} GB"
-                  + (f"   matrix {res['sha256']}" if method == "cka" else ""), flush=True)
+                  + (f"   matrix {res['sha256']}" if method != "record" else ""), flush=True)
     # the from-scratch check in its own process, so that it does not inflate the timed runs' RSS
     cmd = [sys.executable, __file__, "--worker", "cka", "--check", "--n", str(args.n),
            "--threads", str(args.threads)]
@@ -111,14 +114,21 @@ def main() -> None:
     assert len(hashes) == 1, f"CKA matrix differs between rounds: {hashes}"
     first = checked
     assert first["max_abs_diff_vs_metrics_cka"] < 1e-6, first
+    import numpy as np
+
+    f32_err = max(float(np.abs(np.array(r["values"]) - np.array(checked["values"])).max()) for r in runs["cka32"])
+    assert f32_err < 1e-4, f32_err
     best = {m: min(r["seconds"] for r in v) for m, v in runs.items()}
     rss = {m: max(r["peak_rss_gb"] for r in v) for m, v in runs.items()}
     print(f"\nload average after: {os.getloadavg()}")
     print(f"record both models once : {best['record']:8.1f} s   peak RSS {rss['record']:.2f} GB   "
           f"(groups per model {runs['record'][0]['groups']})")
     print(f"21 × 21 linear CKA      : {best['cka']:8.1f} s   peak RSS {rss['cka']:.2f} GB")
+    print(f"21 × 21 CKA, float32    : {best['cka32']:8.1f} s   peak RSS {rss['cka32']:.2f} GB   "
+          f"(max |diff| vs float64 {f32_err:.1e})")
     print(f"ratio cka / record      : {best['cka'] / best['record']:.2f} (time), "
-          f"{rss['cka'] / rss['record']:.2f} (peak RSS)")
+          f"{rss['cka'] / rss['record']:.2f} (peak RSS); float32: {best['cka32'] / best['record']:.2f}, "
+          f"{rss['cka32'] / rss['record']:.2f}")
     print(f"checks: same matrix in all {args.rounds} rounds and the check run; "
           f"max |diff| vs metrics.cka on 3 pairs "
           f"{first['max_abs_diff_vs_metrics_cka']:.1e}; diagonal {first['diagonal']}")
