@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -291,19 +292,34 @@ def _budget(memory_budget: int | str | None, reserved: int) -> int | None:
     return left
 
 
+def _summary_or_nan(summarise: _Summariser, X: np.ndarray, where: str, notes: list[str]) -> torch.Tensor:
+    """The layer's summary; for a layer whose similarity is undefined (e.g. a constant, dead
+    layer) a NaN vector, so the rest of the matrix is kept, with the reason in ``notes`` and a
+    warning."""
+    try:
+        return summarise(X, where)
+    except MetricInputError as err:
+        warnings.warn(f"{err} (its row/column is NaN)", stacklevel=3)
+        notes.append(str(err))
+        n = X.shape[0]
+        m = n * (n - 1) // 2 if summarise.metric == "rsa" else n * n
+        return torch.full((m,), float("nan"), dtype=torch.float64, device=summarise.device)
+
+
 def _record(model: BrainModel, stimuli: StimulusSet | torch.Tensor, layers: list[str], summarise: _Summariser,
             *, batch_size: int, device: str | torch.device, budget: int | None, progress: bool
             ) -> tuple[dict[str, torch.Tensor], list[str], dict[str, Any]]:
     """Stream ``layers`` once and reduce each to its summary vector; returns the vectors, the
-    plan's notes and the per-layer reduction."""
+    plan's notes (and undefined layers) and the per-layer reduction."""
     plan = plan_memory(model, layers, len(stimuli), budget=budget, scoring_factor=GRAM_SCORING_FACTOR)
     stream = LayerStream(model, stimuli, plan, batch_size=batch_size, device=device, progress=progress,
                          cache=None, stimulus_ids=None, on_layer=None)
+    notes = list(plan.notes)
     out: dict[str, torch.Tensor] = {}
     for layer, acts in stream:
-        out[layer] = summarise(acts.values, f"{model.name} layer {layer!r}")
+        out[layer] = _summary_or_nan(summarise, acts.values, f"{model.name} layer {layer!r}", notes)
         del acts
-    return out, list(plan.notes), stream.reduction()
+    return out, notes, stream.reduction()
 
 
 def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
@@ -358,7 +374,9 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
     Raises
     ------
     MetricInputError
-        Unknown metric/options, or a layer whose representation does not vary (named).
+        Unknown metric or options. A layer whose similarity is undefined (its representation
+        does not vary across stimuli) does not stop the run: its row/column is NaN, with a
+        warning and the reason in ``attrs["notes"]``.
     MemoryBudgetError
         The stimulus × stimulus matrices alone exceed the budget (checked before recording).
     StimulusError
@@ -408,7 +426,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
                              cache=None, stimulus_ids=None, on_layer=None)
         rows = {}
         for layer, acts in stream:  # A streams against B's kept matrices
-            v = summarise(acts.values, f"{model_a.name} layer {layer!r}")
+            v = _summary_or_nan(summarise, acts.values, f"{model_a.name} layer {layer!r}", notes)
             del acts
             rows[layer] = S_b @ v
             del v

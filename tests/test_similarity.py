@@ -193,8 +193,11 @@ def test_named_errors(stimuli) -> None:
         compare_models(a, None, stimuli, memory_budget=1000)
     dead = wrap(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), _Fixed(torch.zeros(2, 4 * 46 * 46))),
                 "dead", 48, in_channels=1, mean=(0.5,), std=(0.5,))
-    with pytest.raises(MetricInputError, match="layer '3'"):
-        compare_models(dead, None, stimuli, layers_a=["0", "3"], device="cpu")
+    # an undefined layer does not lose the rest of the matrix: NaN, a warning and a note naming it
+    with pytest.warns(UserWarning, match="layer '3'"):
+        sim = compare_models(dead, _cnn(1), stimuli, layers_a=["0", "3"], layers_b=["0", "1"], device="cpu")
+    assert np.isnan(sim.sel(layer_a="3").values).all() and np.isfinite(sim.sel(layer_a="0").values).all()
+    assert "layer '3'" in sim.attrs["notes"]
     with pytest.raises(StimulusError, match="stimuli must be"):
         compare_models(a, _cnn(1), 123)
 
