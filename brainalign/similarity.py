@@ -74,8 +74,10 @@ def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "fea
         Size of the feature block copied to ``device`` at a time.
     precision
         Dtype of each block's product (the centring shifts are float64 either way and blocks
-        are summed in float64). ``"float32"`` is ~5× faster on a CPU (measured 0.5 s vs 2.9 s
-        for 200 stimuli × 200,704 features) at a relative error of ~1e-6 on the Gram matrix.
+        are summed in float64). The float32 product is ~5× faster on a CPU (0.5 s vs 2.9 s for
+        200 stimuli × 200,704 features) at a relative error of ~1e-6 on the Gram matrix; end to
+        end the gain is small, as the float64 copy and centring of each block dominate
+        (perf/similarity_cost.md).
 
     Returns
     -------
@@ -362,7 +364,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
         The unbiased HSIC estimator (Song et al. 2012) for CKA.
     precision
         ``"float64"`` (default; equal to the pairwise metrics to ~1e-12) or ``"float32"`` for
-        the Gram products (~5× faster on a CPU, ~1e-6 relative error); see :func:`gram_matrix`.
+        the Gram products (faster products, ~1e-6 relative error); see :func:`gram_matrix`.
 
     Returns
     -------

@@ -39,7 +39,7 @@ def _per_model(values: tuple, n: int, what: str, default):
 @click.option("--rsa-comparator", type=click.Choice(["spearman", "pearson", "cosine"]),
               default="spearman", show_default=True, help="RSA only.")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="Dtype of the Gram products (float32: ~5x faster on a CPU, ~1e-6 relative error).")
+              help="Dtype of the Gram products (float32: faster products, ~1e-6 relative error).")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Local data directory for a benchmark's stimuli; repeatable.")
 @click.option("--batch-size", default=64, show_default=True)
