@@ -226,8 +226,8 @@ class Benchmark:
         :func:`brainalign.results.choose_best` picks.
 
         A layer whose activations hold NaN or inf, or that the metric refuses (a constant RDM, a
-        stimulus pattern without variance), raises no further: it is recorded in ``meta["failed_layers"]`` (a message naming
-        the layer) and the other layers' rows are kept.
+        stimulus pattern without variance), raises no further: it is recorded in
+        ``meta["failed_layers"]`` (a message naming the layer) and the other layers' rows are kept.
 
         Parameters
         ----------
