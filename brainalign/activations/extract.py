@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,90 @@ Reducer = Callable[[torch.Tensor], torch.Tensor]
 
 class _StopForward(Exception):
     """Raised from the last hook of a batch: nothing after the last requested layer is needed."""
+
+
+class _Prefaulter:
+    """Touches the rows of later batches in the output buffers on a helper thread.
+
+    Writing a layer's output into never-touched memory costs a page fault per page; on the
+    2-core development VM that made the copy 2–5× slower than into touched memory (0.3–1.8 vs
+    2.3–3.3 GB/s, ``perf/PROFILE.md``), and with 21 full-resolution layers of resnet18 it was
+    most of extract's overhead over the bare forward pass. The helper faults in (zeroes) each
+    buffer's rows of batch 1, 2, … while the forward pass runs, so the hook's copy lands in
+    touched memory. A (layer, batch) chunk is zeroed at most once and never after the hook has
+    claimed it: the hook either claims a chunk the helper has not started or waits for it.
+    torch's ``zero_`` releases the GIL, so the helper needs a core the forward pass leaves idle
+    (see :func:`_spare_core`); the recorded values are the same with or without it.
+    """
+
+    PENDING, CLAIMED, BUSY, DONE = range(4)
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+        self.cond = threading.Condition()
+        self.state: dict[tuple[str, int], int] = {}
+        self.queue: list[tuple[str, int, torch.Tensor]] = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name="brainalign-prefault", daemon=True)
+        self.thread.start()
+
+    def add(self, name: str, buf: torch.Tensor) -> None:
+        """Queue the rows of every batch after the first of a new buffer."""
+        with self.cond:
+            for b in range(1, -(-self.n // self.batch_size)):
+                self.state[(name, b)] = self.PENDING
+                self.queue.append((name, b, buf))
+            self.queue.sort(key=lambda c: c[1])  # earliest batch first, across layers
+            self.cond.notify()
+
+    def claim(self, name: str, batch: int) -> None:
+        """Called by the hook before it writes rows of ``batch``: afterwards nobody else will."""
+        with self.cond:
+            st = self.state.get((name, batch))
+            if st == self.PENDING:
+                self.state[(name, batch)] = self.CLAIMED
+            while self.state.get((name, batch)) == self.BUSY:
+                self.cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closed:
+                    self.cond.wait()
+                if self.closed:
+                    return
+                name, b, buf = self.queue.pop(0)
+                if self.state[(name, b)] != self.PENDING:
+                    continue
+                self.state[(name, b)] = self.BUSY
+            try:
+                with torch.inference_mode():  # the buffers are inference tensors; the mode is per thread
+                    buf[b * self.batch_size:(b + 1) * self.batch_size].zero_()
+            finally:
+                with self.cond:
+                    self.state[(name, b)] = self.DONE
+                    self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.queue.clear()
+            self.cond.notify_all()
+        self.thread.join()
+
+
+def _spare_core(device: torch.device, n_batches: int) -> bool:
+    """Whether a helper thread can pre-fault output rows without slowing the forward pass: a CPU
+    run of more than one batch, with more cores than torch's intra-op threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return device.type == "cpu" and n_batches > 1 and cores > torch.get_num_threads()
+
+
+def _new_buffer(n: int, width: int) -> torch.Tensor:
+    """An uninitialised (n, width) float32 CPU buffer."""
+    # numpy asks the kernel for huge pages on large arrays, which cuts the cost of first
+    # touching the buffer; torch shares the memory.
+    return torch.from_numpy(np.empty((n, width), np.float32))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -48,6 +135,53 @@ def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size:
                     f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
                     f"for {model.name}: {err}") from err
         yield start, stop, torch.stack(imgs)
+
+
+def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, produced one ahead on a helper thread.
+
+    Reading and preprocessing a batch of images (PIL decoding, antialiased resizing: both release
+    the GIL) then overlaps the previous batch's forward pass instead of adding to it; on the
+    Cowley V4 stimuli it was 5–8 % of extraction (``perf/PROFILE.md``). An error raised while
+    producing a batch is raised here, unchanged, when that batch is reached.
+    """
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            q.put((None, err))
+
+    thread = threading.Thread(target=produce, name="brainalign-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = q.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to put
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
 
 
 def _locate_failure(module: nn.Module, x: torch.Tensor) -> str:
@@ -137,6 +271,9 @@ def extract(
     window = [0, 0]  # rows of the current batch
     finished = [0]  # requested layers recorded in the current batch
 
+    prefault = _Prefaulter(n, batch_size) if _spare_core(dev, -(-n // batch_size)) else None
+    prefetch = None
+
     def record(name: str, out: torch.Tensor) -> None:
         reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
         feats = reducer(out) if reducer is not None else out
@@ -144,9 +281,11 @@ def extract(
         buf = buffers.get(name)
         if buf is None:
             shapes[name] = tuple(feats.shape[1:])
-            # numpy asks the kernel for huge pages on large arrays, which halves the cost of
-            # first touching the buffer; torch shares the memory.
-            buf = buffers[name] = torch.from_numpy(np.empty((n, flat.shape[1]), np.float32))
+            buf = buffers[name] = _new_buffer(n, flat.shape[1])
+            if prefault is not None:
+                prefault.add(name, buf)
+        elif prefault is not None:
+            prefault.claim(name, window[0] // batch_size)
         # The copy happens here, before any later in-place op can touch `out`.
         buf[window[0]:window[1]].copy_(flat)
         seen[name] += 1
@@ -178,6 +317,8 @@ def extract(
     try:
         with torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
+            if not isinstance(stimuli, torch.Tensor) and (dev.type == "cuda" or prefault is not None):
+                batches = prefetch = _prefetched(batches)
             for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
                                        desc=f"{model.name}", unit="batch", leave=False):
                 window[0], window[1] = start, stop
@@ -202,6 +343,10 @@ def extract(
     finally:
         for h in handles:
             h.remove()
+        if prefetch is not None:
+            prefetch.close()  # stops the helper thread at once, also after an error
+        if prefault is not None:
+            prefault.close()
 
     return {
         name: xr.DataArray(
