@@ -103,11 +103,18 @@ def _spare_core(device: torch.device, n_batches: int) -> bool:
     return device.type == "cpu" and n_batches > 1 and cores > torch.get_num_threads()
 
 
-def _new_buffer(n: int, width: int) -> torch.Tensor:
-    """An uninitialised (n, width) float32 CPU buffer."""
+def _new_buffer(n: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """An uninitialised (n, width) float32 buffer: in host memory, or on ``device``."""
+    if device is not None:
+        return torch.empty((n, width), dtype=torch.float32, device=device)
     # numpy asks the kernel for huge pages on large arrays, which cuts the cost of first
     # touching the buffer; torch shares the memory.
     return torch.from_numpy(np.empty((n, width), np.float32))
+
+
+def _as_tensors(buffers: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``keep_on_device`` output: the recorded (stimulus × unit) tensors, in forward order."""
+    return {name: buffers[name] for name in names}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -218,7 +225,8 @@ def extract(
     reducers: Reducer | Mapping[str, Reducer] | None = None,
     stimulus_ids: Sequence[str] | None = None,
     progress: bool = False,
-) -> dict[str, xr.DataArray]:
+    keep_on_device: bool = False,
+) -> dict[str, xr.DataArray] | dict[str, torch.Tensor]:
     """Layer activations of ``model`` to ``stimuli``.
 
     Each batch runs once under :func:`torch.inference_mode`; a forward hook on every requested
@@ -245,6 +253,11 @@ def extract(
         (e.g. pooling or a random projection) so memory stays bounded.
     stimulus_ids
         Ids for a tensor input (default ``"0"``, ``"1"``, …).
+    keep_on_device
+        Record into float32 tensors on ``device`` and return them (layer → (stimulus × unit)
+        tensor) instead of host DataArrays: on a GPU nothing leaves it, so metrics that take
+        tensors (:func:`~brainalign.metrics.rdm`, :func:`~brainalign.metrics.cka`,
+        :func:`~brainalign.metrics.encoding_score`) run there (``perf/gpu_end_to_end.py``).
 
     Returns
     -------
@@ -281,7 +294,7 @@ def extract(
         buf = buffers.get(name)
         if buf is None:
             shapes[name] = tuple(feats.shape[1:])
-            buf = buffers[name] = _new_buffer(n, flat.shape[1])
+            buf = buffers[name] = _new_buffer(n, flat.shape[1], dev if keep_on_device else None)
             if prefault is not None:
                 prefault.add(name, buf)
         elif prefault is not None:
@@ -348,6 +361,8 @@ def extract(
         if prefault is not None:
             prefault.close()
 
+    if keep_on_device:
+        return _as_tensors(buffers, names)
     return {
         name: xr.DataArray(
             buffers[name].numpy(), dims=("stimulus", "unit"),
