@@ -568,34 +568,49 @@ def _aslist(v: Any) -> list[float]:
     return v if isinstance(v, list) else [v]
 
 
-def small(args: argparse.Namespace) -> None:
+def small(args: argparse.Namespace) -> dict[str, Any]:
     """Every row at toy size, in this process, this tree only: checks, not timings."""
     import numpy as np
 
     t_start = time.perf_counter()
     print(f"issue 15, --small (toy sizes, times mean nothing); {load()}")
-    r = ridge_row(True, 1)
+    out: dict[str, Any] = {}
+    r = out["ridge"] = ridge_row(True, 1)
     print("ridge: max |r - sklearn r|", r["max_abs_r_diff_vs_sklearn"])
     assert r["max_abs_r_diff_vs_sklearn"]["brainalign encoding_score ridge float64"] < 1e-6
-    k = kridge_row(True, 1)
+    k = out["kridge"] = kridge_row(True, 1)
     print("kridge: max |r - himalaya r|", k["max_abs_r_diff_vs_himalaya"])
-    s = rsa_row(True, 1, 100)
+    assert k["max_abs_r_diff_vs_himalaya"]["brainalign RidgeCV(cv=5) float64"] < 1e-6
+    s = out["rsa"] = rsa_row(True, 1, 100)
     v = s["values"]
     print("rsa: rho", v)
     assert abs(v["brainalign numpy input"] - v["plain numpy"]) < 1e-9
     assert abs(v["brainalign torch input"] - v["plain numpy"]) < 1e-9
-    e = extract_row(16, 1, None, size=64)
-    print("extract (16 images, 64 px): equal to clone hooks and create_feature_extractor;",
+    e = out["extract"] = extract_row(16, 1, None, size=64)
+    print("extract (16 images, 64 px): every method recorded the same values;",
           {k: round(x[0], 3) for k, x in e["times"].items()})
+    imp = out["import"] = import_row(AFTER)
+    print(f"import brainalign.metrics.rsa: {imp['brainalign.metrics.rsa']}")
     if data_dir():
-        c = cowley_score(12, ["fc"], n_bootstrap=50)
-        print(f"cowley (12 stimuli per session, layer fc): raw {np.round(c['values']['raw'], 4).tolist()}")
+        import brainalign as ba
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = ba.load_model("torchvision:resnet18", weights="random", seed=0)
+            # maxpool only: the pass stops after the stem, so the row stays cheap
+            h = out["hit"] = table_values(ba.score(m, "kriegeskorte2008.hIT-rsa", layers=["maxpool"],
+                                                   device="cpu", n_bootstrap=50).table)
+            print(f"hit (layer maxpool): raw {np.round(h['raw'], 4).tolist()}")
+            c = out["cowley"] = cowley_score(12, ["maxpool"], n_bootstrap=50)
+            raw = np.round(c["values"]["raw"], 4).tolist()
+            print(f"cowley (12 stimuli per session, layer maxpool): raw {raw}")
     else:
         print("cowley, hit: skipped, no data directory (BRAINALIGN_DATA)")
     print(f"done in {time.perf_counter() - t_start:.1f} s")
+    return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="every row at toy size, this tree only (CI)")
     ap.add_argument("--before", default="/work/main", help="tree measured as 'before' ('' for none)")
@@ -611,11 +626,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
     elif args.small:
-        small(args)
+        return small(args)
     else:
         if args.before and not Path(args.before, "brainalign").is_dir():
             raise SystemExit(f"--before {args.before}: no brainalign package there")
         full(args)
+    return None
 
 
 if __name__ == "__main__":

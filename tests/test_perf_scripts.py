@@ -24,3 +24,11 @@ def test_gpu_end_to_end_small_keeps_activations_on_the_device_and_agrees_with_th
     assert set(out["result"]) == {"rsa", "cka", "ridge", "pls"}
     for values in out["result"].values():
         assert values.shape == (out["layers"],) and np.isfinite(values).all()
+
+
+def test_issue15_speed_small_runs_every_row_and_the_values_agree(one_torch_thread):
+    out = _load("issue15_speed").main(["--small"])  # asserts brainalign = sklearn / himalaya / numpy
+    assert {"ridge", "kridge", "rsa", "extract", "import"} <= set(out)
+    assert out["import"]["brainalign.metrics.rsa"]["s"] > 0
+    assert set(out["extract"]["times"]) >= {"bare forward", "brainalign.extract (after)",
+                                            "create_feature_extractor", "clone hooks"}
