@@ -284,8 +284,8 @@ def extract(
     window = [0, 0]  # rows of the current batch
     finished = [0]  # requested layers recorded in the current batch
 
-    prefault = _Prefaulter(n, batch_size) if _spare_core(dev, -(-n // batch_size)) else None
-    prefetch = None
+    prefault: _Prefaulter | None = None  # helper threads, started inside the try below
+    prefetch: Any = None
 
     def record(name: str, out: torch.Tensor) -> None:
         reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
@@ -328,6 +328,8 @@ def extract(
 
     handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
+        if _spare_core(dev, -(-n // batch_size)):
+            prefault = _Prefaulter(n, batch_size)
         with torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
             if not isinstance(stimuli, torch.Tensor) and (dev.type == "cuda" or prefault is not None):
