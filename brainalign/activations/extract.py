@@ -41,11 +41,13 @@ class _Prefaulter:
     """
 
     PENDING, CLAIMED, BUSY, DONE = range(4)
+    BLOCK_BYTES = 16 << 20  # zeroed per step, so a hook that needs a busy chunk waits ~ms
 
     def __init__(self, n: int, batch_size: int):
         self.n, self.batch_size = n, batch_size
         self.cond = threading.Condition()
         self.state: dict[tuple[str, int], int] = {}
+        self.wanted: set[tuple[str, int]] = set()  # busy chunks a hook is waiting for
         self.queue: list[tuple[str, int, torch.Tensor]] = []
         self.closed = False
         self.thread = threading.Thread(target=self._run, name="brainalign-prefault", daemon=True)
@@ -62,12 +64,14 @@ class _Prefaulter:
 
     def claim(self, name: str, batch: int) -> None:
         """Called by the hook before it writes rows of ``batch``: afterwards nobody else will."""
+        key = (name, batch)
         with self.cond:
-            st = self.state.get((name, batch))
-            if st == self.PENDING:
-                self.state[(name, batch)] = self.CLAIMED
-            while self.state.get((name, batch)) == self.BUSY:
-                self.cond.wait()
+            if self.state.get(key) == self.PENDING:
+                self.state[key] = self.CLAIMED
+            if self.state.get(key) == self.BUSY:
+                self.wanted.add(key)  # the helper stops after its current block
+                while self.state.get(key) == self.BUSY:
+                    self.cond.wait()
 
     def _run(self) -> None:
         while True:
@@ -81,11 +85,17 @@ class _Prefaulter:
                     continue
                 self.state[(name, b)] = self.BUSY
             try:
+                rows = buf[b * self.batch_size:(b + 1) * self.batch_size]
+                step = max(1, self.BLOCK_BYTES // max(1, rows.shape[1] * rows.element_size()))
                 with torch.inference_mode():  # the buffers are inference tensors; the mode is per thread
-                    buf[b * self.batch_size:(b + 1) * self.batch_size].zero_()
+                    for i in range(0, rows.shape[0], step):
+                        if (name, b) in self.wanted:
+                            break
+                        rows[i:i + step].zero_()
             finally:
                 with self.cond:
                     self.state[(name, b)] = self.DONE
+                    self.wanted.discard((name, b))
                     self.cond.notify_all()
 
     def close(self) -> None:
@@ -97,10 +107,18 @@ class _Prefaulter:
 
 
 def _spare_core(device: torch.device, n_batches: int) -> bool:
-    """Whether a helper thread can pre-fault output rows without slowing the forward pass: a CPU
-    run of more than one batch, with more cores than torch's intra-op threads."""
+    """Whether helper threads can pre-fault output rows and prefetch images without slowing the
+    forward pass: a CPU run of more than one batch, with more cores than torch's intra-op threads
+    and a load average (which counts this process) that leaves one of those cores idle. On a
+    loaded machine the helpers would only compete for the same cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return device.type == "cpu" and n_batches > 1 and cores > torch.get_num_threads()
+    if device.type != "cpu" or n_batches < 2 or cores <= torch.get_num_threads():
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return True
+    return load < cores - torch.get_num_threads() + 0.5
 
 
 def _new_buffer(n: int, width: int, device: torch.device | None = None) -> torch.Tensor:
