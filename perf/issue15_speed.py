@@ -2,9 +2,10 @@
 
 One script for the whole table of issue 15. Each row is measured in the same run as its reference
 (the bare forward pass, or the peer library), with a *before* column (the code of another tree,
-default ``/work/main``) and an *after* column (this tree), variants interleaved round by round
-(the order alternates), after a warm-up, over ``--rounds`` rounds; the load average is printed
-with every round and the results of before and after are checked equal.
+``--before``: ``/work/main`` by default; for issue 15's numbers, commit 3217337 unpacked with
+``git archive``) and an *after* column (this tree), variants interleaved round by round (the order
+alternates), after a warm-up, over ``--rounds`` rounds; the load average is printed with every
+round and the results of before and after are checked equal.
 
 Rows (``--rows``, default all):
 
@@ -96,15 +97,18 @@ def run_process(cmd: list[str], tree: Path, env_extra: dict[str, str] | None = N
     return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "json": parsed}
 
 
+TOY: list[str] = []  # ["--toy"] when the parent runs with --toy
+
+
 def child_cmd(kind: str, *args: str) -> list[str]:
-    return [sys.executable, str(HERE), "--child", kind, *args]
+    return [sys.executable, str(HERE), "--child", kind, *TOY, *args]
 
 
 def max_abs_diff(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
     import numpy as np
 
     worst = 0.0
-    for k in a:
+    for k in set(a) & set(b):  # columns both versions write
         x, y = np.asarray(a[k], float), np.asarray(b[k], float)
         both = np.isfinite(x) & np.isfinite(y)
         if x.shape != y.shape or not np.array_equal(np.isfinite(x), np.isfinite(y)):
@@ -402,15 +406,15 @@ def child(args: argparse.Namespace) -> None:
     if kind == "bare":
         res = bare_forward(args.n)
     elif kind == "cowley":
-        res = cowley_score(args.cowley_max_stimuli, None)
+        res = cowley_score(args.cowley_max_stimuli, ["maxpool"] if args.toy else None, 50 if args.toy else None)
     elif kind == "extract":
         res = extract_row(args.extract_n, args.rounds, Path(args.before) if args.before else None)
     elif kind == "ridge":
-        res = ridge_row(False, args.rounds)
+        res = ridge_row(args.toy, args.rounds)
     elif kind == "kridge":
-        res = kridge_row(False, args.rounds)
+        res = kridge_row(args.toy, args.rounds)
     elif kind == "rsa":
-        res = rsa_row(False, args.rounds, args.rsatoolbox_n)
+        res = rsa_row(args.toy, args.rounds, args.rsatoolbox_n)
     elif kind == "warmup":  # read the libraries and data files once, so round 0 is not a cold start
         import matplotlib.pyplot  # noqa: F401
         import pandas  # noqa: F401
@@ -453,6 +457,8 @@ def med(xs: list[float]) -> float:
 
 def full(args: argparse.Namespace) -> None:
     before = Path(args.before) if args.before else None
+    if args.toy:
+        TOY.append("--toy")
     trees = {"after": AFTER, **({"before": before} if before else {})}
     print(f"issue 15 side by side; after = {AFTER}, before = {before}; OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS')}; {load()}", flush=True)
@@ -621,6 +627,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap.add_argument("--extract-n", type=int, default=512)
     ap.add_argument("--rsatoolbox-n", type=int, default=1500)
     ap.add_argument("--n", type=int, default=92, help=argparse.SUPPRESS)
+    ap.add_argument("--toy", action="store_true", help="full mode's machinery at --small's sizes (a smoke test)")
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
