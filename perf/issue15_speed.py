@@ -39,7 +39,17 @@ Usage::
 that the script runs and that the results agree; its times mean nothing). Rows that need the real
 data are skipped, with the reason printed, when the data directory is missing.
 
-Measured numbers (machine, load and date) are recorded in ``perf/PROFILE.md``.
+Measured 2026-11-30 on the shared 2-core VM under load 9–14 (other engineers' tests; details and
+more rows in ``perf/PROFILE.md`` §4); before = 3217337, after = branch perf:
+
+    hit     bare 70.6 s 1.25 GB | before 127.8 s 1.81x 3.13 GB 2.51x | after 150.5 s 2.13x 3.08 GB 2.46x
+            (2 rounds; same code path at this load, the gap is load noise; results identical)
+    import  brainalign.metrics.rsa 20.9 s (before) / 21.1 s (after) vs torch 14.1 / 13.8 s;
+            loads torch, sklearn, pandas in both
+    extract 256 images, round 0 (load 12.9): bare 68.1 s; after (helpers on) 89.5 s 1.31x;
+            before 116.6 s 1.71x; create_feature_extractor 124.6 s 1.83x; clone hooks 122.3 s 1.79x
+
+``--small``: 22 s of CPU (110–170 s wall at load 12; ≈ 25 s idle), all checks pass.
 """
 
 from __future__ import annotations
