@@ -46,6 +46,10 @@ more rows in ``perf/PROFILE.md`` §4); before = 3217337, after = branch perf:
             (2 rounds; same code path at this load, the gap is load noise; results identical)
     import  brainalign.metrics.rsa 20.9 s (before) / 21.1 s (after) vs torch 14.1 / 13.8 s;
             loads torch, sklearn, pandas in both
+    extract 192 images, 3 rounds (load 12.7 -> 8.6), median ratio to bare (33.5 s): after 1.28x
+            (rounds 1.15 1.04 1.28), after with helpers forced on 1.36x, before 2.50x,
+            create_feature_extractor 2.40x, clone hooks 1.93x. With the helpers off (this load)
+            after and before run the same code: their gap is the machine's noise.
     extract 256 images, round 0 (load 12.9): bare 68.1 s; after (helpers on) 89.5 s 1.31x;
             before 116.6 s 1.71x; create_feature_extractor 124.6 s 1.83x; clone hooks 122.3 s 1.79x
 
