@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,20 @@ class _LayerFailed(Exception):
         self.layer, self.err = layer, err
 
 
+def _new_buffer(n: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """An uninitialised (n, width) float32 buffer: in host memory, or on ``device``."""
+    if device is not None:
+        return torch.empty((n, width), dtype=torch.float32, device=device)
+    # numpy asks the kernel for huge pages on large arrays, which cuts the cost of first
+    # touching the buffer; torch shares the memory.
+    return torch.from_numpy(np.empty((n, width), np.float32))
+
+
+def _as_tensors(buffers: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``keep_on_device`` output: the recorded (stimulus × unit) tensors, in forward order."""
+    return {name: buffers[name] for name in names}
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → the first CUDA device if there is one, else the CPU."""
     if str(device) == "auto":
@@ -56,6 +72,60 @@ def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size:
                     f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
                     f"for {model.name}: {err}") from err
         yield start, stop, torch.stack(imgs)
+
+
+def _prefetch_on(device: torch.device) -> bool:
+    """Whether batches are read ahead on a helper thread: on a GPU, where the CPU is otherwise
+    idle while the device runs a batch. On the CPU the helper would compete with torch's own
+    threads for the same cores (measured no faster on the 2-core machine, ``perf/PROFILE.md``)."""
+    return device.type == "cuda"
+
+
+def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, produced one ahead on a helper thread.
+
+    Reading and preprocessing a batch of images (PIL decoding, antialiased resizing: both release
+    the GIL) then overlaps the previous batch's forward pass instead of adding to it; on the
+    Cowley V4 stimuli it was 5–8 % of extraction (``perf/PROFILE.md``). An error raised while
+    producing a batch is raised here, unchanged, when that batch is reached.
+    """
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            q.put((None, err))
+
+    thread = threading.Thread(target=produce, name="brainalign-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = q.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to put
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
 
 
 def _locate_failure(module: nn.Module, x: torch.Tensor) -> str:
@@ -93,7 +163,8 @@ def extract(
     stimulus_ids: Sequence[str] | None = None,
     progress: bool = False,
     mode: str | None = None,
-) -> dict[str, xr.DataArray]:
+    keep_on_device: bool = False,
+) -> dict[str, xr.DataArray] | dict[str, torch.Tensor]:
     """Layer activations of ``model`` to ``stimuli``.
 
     Each batch runs once under :func:`torch.inference_mode`; a forward hook on every requested
@@ -126,6 +197,11 @@ def extract(
     mode
         ``"eval"`` or ``"train"`` (dropout on, BatchNorm on batch statistics, its running
         statistics restored afterwards); default ``model.mode``.
+    keep_on_device
+        Record into float32 tensors on ``device`` and return them (layer → (stimulus × unit)
+        tensor) instead of host DataArrays: on a GPU nothing leaves it, so metrics that take
+        tensors (:func:`~brainalign.metrics.rdm`, :func:`~brainalign.metrics.cka`,
+        :func:`~brainalign.metrics.encoding_score`) run there (``perf/gpu_end_to_end.py``).
 
     Returns
     -------
@@ -170,6 +246,8 @@ def extract(
     window = [0, 0]  # rows of the current batch
     finished = [0]  # requested layers recorded in the current batch
 
+    prefetch: Any = None  # the image-reading helper thread (GPU runs), started inside the try below
+
     def record(name: str, out: torch.Tensor) -> None:
         axis = info[name].batch_axis
         if axis:  # a tokens-first layer: the stimuli are on another axis; put them first
@@ -185,9 +263,7 @@ def extract(
         buf = buffers.get(name)
         if buf is None:
             shapes[name] = tuple(feats.shape[1:])
-            # numpy asks the kernel for huge pages on large arrays, which halves the cost of
-            # first touching the buffer; torch shares the memory.
-            buf = buffers[name] = torch.from_numpy(np.empty((n, flat.shape[1]), np.float32))
+            buf = buffers[name] = _new_buffer(n, flat.shape[1], dev if keep_on_device else None)
         # The copy happens here, before any later in-place op can touch `out`.
         buf[window[0]:window[1]].copy_(flat)
         seen[name] += 1
@@ -222,6 +298,8 @@ def extract(
     try:
         with kept_state(module, mode), torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
+            if not isinstance(stimuli, torch.Tensor) and _prefetch_on(dev):
+                batches = prefetch = _prefetched(batches)
             for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
                                        desc=f"{model.name}", unit="batch", leave=False):
                 window[0], window[1] = start, stop
@@ -252,7 +330,11 @@ def extract(
     finally:
         for h in handles:
             h.remove()
+        if prefetch is not None:
+            prefetch.close()  # stops the helper thread at once, also after an error
 
+    if keep_on_device:
+        return _as_tensors(buffers, names)
     return {
         name: xr.DataArray(
             buffers[name].numpy(), dims=("stimulus", "unit"),

@@ -1,0 +1,659 @@
+"""Issue 15, every row side by side: a score costs little more than the model's own forward pass.
+
+One script for the whole table of issue 15. Each row is measured in the same run as its reference
+(the bare forward pass, or the peer library), with a *before* column (the code of another tree,
+``--before``: ``/work/main`` by default; for issue 15's numbers, commit 3217337 unpacked with
+``git archive``) and an *after* column (this tree), variants interleaved round by round (the order
+alternates), after a warm-up, over ``--rounds`` rounds; the load average is printed with every
+round and the results of before and after are checked equal.
+
+Rows (``--rows``, default all):
+
+``hit``      ``brainalign score`` (the CLI, writing scores.csv and the plot) of a random resnet18 on
+             ``kriegeskorte2008.hIT-rsa``, vs a bare import + forward pass over 92 images at 224 px;
+             wall time and peak RSS of each process (``os.wait4``).
+``cowley``   ``score`` of resnet18 on ``cowley2023.V4-ridge`` (``--cowley-max-stimuli`` per session,
+             0 = all 3,040 images), vs a bare import + forward pass over the same number of images.
+``extract``  21 full-resolution conv/linear layers of resnet18 on ``--extract-n`` images: bare
+             forward, brainalign.extract before (the other tree's ``activations/extract.py``,
+             loaded from its file) and after, torchvision ``create_feature_extractor``, plain clone
+             hooks, all in one process, interleaved. thingsvision is not a peer here: it pins
+             ``numpy<2``, ``torchvision==0.15.2`` and needs tensorflow (checked with
+             ``pip download --no-deps thingsvision``, 2.7.3), so it cannot share this environment.
+``ridge``    ``encoding_score`` (ridge, per-neuroid α by exact LOO) 2,560 × 1,000 → 168, 10 splits,
+             vs scikit-learn ``RidgeCV(alpha_per_target=True)`` on the same splits (same r).
+``kridge``   ``RidgeCV(cv=5)`` 1,000 × 10,000 → 500, per-target α, vs himalaya ``KernelRidgeCV``
+             (warmed up), float64.
+``rsa``      RDM (correlation) + Spearman, 5,000 × 4,096, numpy and torch input, vs plain numpy
+             (``np.corrcoef`` + ``rankdata``), and vs rsatoolbox at ``--rsatoolbox-n`` stimuli.
+``import``   ``import brainalign.metrics.rsa`` vs ``import torch`` (fresh processes), and which of
+             torch / sklearn / pandas it loads.
+
+Usage::
+
+    OMP_NUM_THREADS=1 BRAINALIGN_DATA=/work/shared/datasets \\
+        python perf/issue15_speed.py [--before /work/main] [--rows hit extract ...] [--rounds 3]
+    python perf/issue15_speed.py --small      # every row at toy size, this tree only, < 30 s
+
+``--small`` runs every row in this process at toy sizes, one round, no before column (CI checks
+that the script runs and that the results agree; its times mean nothing). Rows that need the real
+data are skipped, with the reason printed, when the data directory is missing.
+
+Measured 2026-11-30 on the shared 2-core VM under load 9–14 (other engineers' tests; details and
+more rows in ``perf/PROFILE.md`` §4); before = 3217337, after = branch perf:
+
+    hit     bare 70.6 s 1.25 GB | before 127.8 s 1.81x 3.13 GB 2.51x | after 150.5 s 2.13x 3.08 GB 2.46x
+            (2 rounds; same code path at this load, the gap is load noise; results identical)
+    import  brainalign.metrics.rsa 20.9 s (before) / 21.1 s (after) vs torch 14.1 / 13.8 s;
+            loads torch, sklearn, pandas in both
+    extract 192 images, 3 rounds (load 12.7 -> 8.6), median ratio to bare (33.5 s): after 1.28x
+            (rounds 1.15 1.04 1.28), after with helpers forced on 1.36x, before 2.50x,
+            create_feature_extractor 2.40x, clone hooks 1.93x. With the helpers off (this load)
+            after and before run the same code: their gap is the machine's noise.
+    extract 256 images, round 0 (load 12.9): bare 68.1 s; after (helpers on) 89.5 s 1.31x;
+            before 116.6 s 1.71x; create_feature_extractor 124.6 s 1.83x; clone hooks 122.3 s 1.79x
+
+``--small``: 22 s of CPU (110–170 s wall at load 12; ≈ 25 s idle), all checks pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+AFTER = HERE.parent.parent
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def data_dir() -> str | None:
+    d = os.environ.get("BRAINALIGN_DATA")
+    return d if d and Path(d).is_dir() else None
+
+
+def run_process(cmd: list[str], tree: Path, env_extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` with ``tree`` first on PYTHONPATH; wall seconds, peak RSS (MiB) and its stdout
+    (the last line parsed as JSON when it is)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore", **(env_extra or {})}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read()
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.read()[-3000:]}")
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    try:
+        parsed = json.loads(last)
+    except json.JSONDecodeError:
+        parsed = None
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "json": parsed}
+
+
+TOY: list[str] = []  # ["--toy"] when the parent runs with --toy
+
+
+def child_cmd(kind: str, *args: str) -> list[str]:
+    return [sys.executable, str(HERE), "--child", kind, *TOY, *args]
+
+
+def max_abs_diff(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
+    import numpy as np
+
+    worst = 0.0
+    for k in set(a) & set(b):  # columns both versions write
+        x, y = np.asarray(a[k], float), np.asarray(b[k], float)
+        both = np.isfinite(x) & np.isfinite(y)
+        if x.shape != y.shape or not np.array_equal(np.isfinite(x), np.isfinite(y)):
+            return float("inf")
+        if both.any():
+            worst = max(worst, float(np.max(np.abs(x[both] - y[both]))))
+    return worst
+
+
+# ----------------------------------------------------------------------------------------------
+# children (each runs in its own process, or in this one for --small)
+# ----------------------------------------------------------------------------------------------
+
+def bare_forward(n: int, size: int = 224, batch: int = 64) -> dict[str, Any]:
+    """Import torch + torchvision, build resnet18 and run ``n`` images through it: the reference."""
+    import torch
+    import torchvision
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    model = torchvision.models.resnet18().eval()
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        for b in x.split(batch):
+            model(b)
+    return {"n": n}
+
+
+def table_values(table: Any) -> dict[str, list[float]]:
+    cols = ["raw", "raw_ci_low", "raw_ci_high", "normalised", "normalised_ci_low", "normalised_ci_high",
+            "ceiling_upper", "ceiling", "ci_low", "ci_high", "dev_score", "heldout_score"]
+    t = table.sort_values([c for c in ("layer", "session") if c in table.columns])
+    return {c: [float(v) for v in t[c]] for c in cols if c in t.columns}
+
+
+def cowley_score(max_stimuli: int, layers: list[str] | None, n_bootstrap: int | None = None) -> dict[str, Any]:
+    import torch
+
+    import brainalign as ba
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    model = ba.load_model("torchvision:resnet18", weights="random", seed=0)
+    opts: dict[str, Any] = {}
+    if max_stimuli:
+        opts["max_stimuli"] = max_stimuli
+    if n_bootstrap:
+        opts["n_bootstrap"] = n_bootstrap
+    bench = ba.load_benchmark("cowley2023.V4-ridge", **opts)
+    res = bench(model, layers, batch_size=64, device="cpu")
+    timing = res.meta["timing_s"]["cowley2023.V4-ridge"]
+    n = sum(len(s.stimuli) for s in bench.sessions)
+    return {"n_stimuli": n, "timing": timing, "values": table_values(res.table)}
+
+
+def cowley_n(max_stimuli: int) -> int:
+    sizes = [1200, 1200, 640]
+    return sum(min(s, max_stimuli) if max_stimuli else s for s in sizes)
+
+
+def _main_extract(tree: Path):
+    """``extract`` of another tree, loaded from its file (its imports resolve to this tree)."""
+    spec = importlib.util.spec_from_file_location("_before_extract", tree / "brainalign/activations/extract.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.extract
+
+
+def extract_row(n: int, rounds: int, before: Path | None, size: int = 224) -> dict[str, Any]:
+    """All methods in this process, interleaved; outputs checked equal to brainalign's."""
+    import gc
+
+    import numpy as np
+    import torch
+    from torch import nn
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    import brainalign as ba
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    m = ba.load_model("torchvision:resnet18", weights="random", seed=0)
+    layers = m.layers_of_type(nn.Conv2d, nn.Linear)
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    module = m.module.eval()
+
+    def bare(x: torch.Tensor) -> None:
+        with torch.inference_mode():
+            for b in x.split(64):
+                module(b)
+
+    def fx(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        ext = create_feature_extractor(module, return_nodes=layers)
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in layers}
+        with torch.inference_mode():
+            for b in x.split(64):
+                for k, v in ext(b).items():
+                    out[k].append(v.flatten(1))
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    def clone_hooks(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mods = dict(module.named_modules())
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in layers}
+        hs = [mods[k].register_forward_hook(lambda _m, _i, o, k=k: out[k].append(o.detach().clone()))
+              for k in layers]
+        try:
+            with torch.inference_mode():
+                for b in x.split(64):
+                    module(b)
+        finally:
+            for h in hs:
+                h.remove()
+        return {k: torch.cat(v).flatten(1) for k, v in out.items()}
+
+    methods = {"bare forward": bare,
+               "brainalign.extract (after)": lambda x: ba.extract(m, x, layers, batch_size=64, device="cpu")}
+    if before is not None:
+        before_extract = _main_extract(before)
+        methods["brainalign.extract (before)"] = lambda x: before_extract(m, x, layers, batch_size=64,
+                                                                           device="cpu")
+    methods["create_feature_extractor"] = fx
+    methods["clone hooks"] = clone_hooks
+
+    def as_np(res: Any, k: str) -> np.ndarray:
+        v = res[k]
+        return v.numpy() if isinstance(v, torch.Tensor) else v.values
+
+    # Warm-up (first-call costs: thread pools, allocator, tracing) and the check: every method
+    # records the same numbers (two batches, so batch boundaries are exercised).
+    check = x[:70] if size <= 64 else x[:66]
+    ref = ba.extract(m, check, layers, batch_size=64, device="cpu")
+    for name, fn in methods.items():
+        res = fn(check)
+        if res is None:
+            continue
+        for k in layers:
+            if not np.array_equal(as_np(res, k), ref[k].values):
+                raise AssertionError(f"{name}: layer {k} differs from brainalign.extract")
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    order = list(methods)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            gc.collect()
+            t0 = time.perf_counter()
+            res = methods[name](x)
+            times[name].append(time.perf_counter() - t0)
+            del res
+        print(f"  extract round {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+              + f"  ({load()})", file=sys.stderr, flush=True)
+    gb = sum(int(np.prod(m.layer_info[k].output_shape)) for k in layers) * n * 4 / 1e9
+    return {"n": n, "layers": len(layers), "gb": gb, "times": times}
+
+
+def _ridge_data(n: int, p: int, t: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    k = 100
+    Z = rng.normal(size=(n, k)) / np.sqrt(np.arange(1, k + 1))
+    X = Z @ rng.normal(size=(k, p)) + 0.5 * rng.normal(size=(n, p))
+    S = X @ (rng.normal(size=(p, t)) * (rng.random((p, t)) < 0.05))
+    Y = S / S.std(0) + rng.normal(size=(n, t)) * rng.uniform(0.5, 2.0, t)
+    return X, Y
+
+
+def _r(a, b):
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / (((a * a).sum(0) * (b * b).sum(0)) ** 0.5)
+
+
+def interleave(fns: dict[str, Any], rounds: int, label: str) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Warm up each function once, then ``rounds`` interleaved timed calls (order alternating)."""
+    values = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in fns.items():
+            values[name] = fn()
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        order = list(fns)
+        for r in range(rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                t0 = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t0)
+            print(f"  {label} round {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+                  + f"  ({load()})", file=sys.stderr, flush=True)
+    return times, values
+
+
+def ridge_row(small: bool, rounds: int) -> dict[str, Any]:
+    import numpy as np
+    from sklearn.linear_model import RidgeCV as SkRidgeCV
+    from sklearn.model_selection import ShuffleSplit
+
+    from brainalign.metrics import encoding_score
+
+    n, p, t = (320, 120, 21) if small else (2560, 1000, 168)
+    X, Y = _ridge_data(n, p, t)
+    alphas = np.logspace(-2, 7, 10)
+    splits = list(ShuffleSplit(10, test_size=0.1, random_state=0).split(X))
+
+    def sk():
+        rs = [_r(SkRidgeCV(alphas=alphas, alpha_per_target=True).fit(X[tr], Y[tr]).predict(X[te]), Y[te])
+              for tr, te in splits]
+        return np.mean(rs, 0)
+
+    fns = {"brainalign encoding_score ridge float64":
+           lambda: np.asarray(encoding_score(X, Y, alphas=alphas, cv=splits).r),
+           "brainalign encoding_score ridge float32":
+           lambda: np.asarray(encoding_score(X, Y, alphas=alphas, cv=splits, dtype="float32").r),
+           "sklearn RidgeCV(alpha_per_target)": sk}
+    times, vals = interleave(fns, rounds, "ridge")
+    ref = vals["sklearn RidgeCV(alpha_per_target)"]
+    return {"times": times, "values": {k: v.tolist() for k, v in vals.items()},
+            "max_abs_r_diff_vs_sklearn": {k: float(np.max(np.abs(v - ref))) for k, v in vals.items()}}
+
+
+def kridge_row(small: bool, rounds: int) -> dict[str, Any]:
+    import numpy as np
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from sklearn.model_selection import KFold
+
+    from brainalign.metrics import RidgeCV
+
+    n, p, t = (200, 2000, 100) if small else (1000, 10000, 500)
+    X, Y = _ridge_data(n + 200, p, t, seed=1)
+    X, Y, Xte, Yte = X[:n], Y[:n], X[n:], Y[n:]
+    alphas = np.logspace(-1, 8, 10)
+    fns = {"brainalign RidgeCV(cv=5) float64":
+           lambda: _r(np.asarray(RidgeCV(alphas, cv=5).fit(X, Y).predict(Xte)), Yte),
+           "himalaya KernelRidgeCV(cv=5)":
+           lambda: _r(np.asarray(KernelRidgeCV(kernel="linear", alphas=alphas, cv=KFold(5), fit_intercept=True)
+                                 .fit(X, Y).predict(Xte)), Yte)}
+    times, vals = interleave(fns, rounds, "kridge")
+    ref = vals["himalaya KernelRidgeCV(cv=5)"]
+    return {"times": times, "values": {k: v.tolist() for k, v in vals.items()},
+            "max_abs_r_diff_vs_himalaya": {k: float(np.max(np.abs(v - ref))) for k, v in vals.items()}}
+
+
+def rsa_row(small: bool, rounds: int, rsatoolbox_n: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from scipy.stats import rankdata
+
+    from brainalign.metrics import compare_rdms, rdm
+
+    n, d = (300, 256) if small else (5000, 4096)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((20, d))
+    labels = rng.integers(0, 20, n)
+    X = centres[labels] + 2.0 * rng.standard_normal((n, d))
+    Yb = centres[labels][:, :256] + 3.0 * rng.standard_normal((n, 256))
+    target = 1.0 - np.corrcoef(Yb)[np.triu_indices(n, k=1)]
+    Xt = torch.from_numpy(X)
+
+    def plain():
+        D = 1.0 - np.corrcoef(X)
+        v = D[np.triu_indices(n, k=1)]
+        return float(np.corrcoef(rankdata(v), rankdata(target))[0, 1])
+
+    fns = {"brainalign numpy input": lambda: float(compare_rdms(rdm(X), target, "spearman")),
+           "brainalign torch input": lambda: float(compare_rdms(rdm(Xt), target, "spearman")),
+           "plain numpy": plain}
+    times, vals = interleave(fns, rounds, "rsa")
+    out: dict[str, Any] = {"times": times, "values": vals}
+    try:
+        import rsatoolbox
+    except ImportError:
+        out["rsatoolbox"] = "not installed"
+        return out
+    m = min(rsatoolbox_n, n)
+    Xs, ts = X[:m], 1.0 - np.corrcoef(Yb[:m])[np.triu_indices(m, k=1)]
+
+    def rsatb():
+        model = rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(Xs), method="correlation")
+        return float(rsatoolbox.rdm.compare(model, rsatoolbox.rdm.RDMs(ts[None]), method="spearman")[0, 0])
+
+    t2, v2 = interleave({"brainalign numpy input": lambda: float(compare_rdms(rdm(Xs), ts, "spearman")),
+                         "rsatoolbox": rsatb}, 1, f"rsa n={m}")
+    out["rsatoolbox"] = {"n": m, "times": t2, "values": v2}
+    return out
+
+
+def import_row(tree: Path) -> dict[str, Any]:
+    """Seconds to import brainalign.metrics.rsa and torch, each in a fresh process."""
+    code = ("import time, sys, json; t=time.perf_counter(); import {mod}; "
+            "print(json.dumps({{'s': time.perf_counter()-t, 'loaded': [m for m in ('torch', 'sklearn', "
+            "'pandas') if m in sys.modules]}}))")
+    return {mod: run_process([sys.executable, "-c", code.format(mod=mod)], tree)["json"]
+            for mod in ("brainalign.metrics.rsa", "torch")}
+
+
+CHILDREN = {"bare", "cowley", "extract", "ridge", "kridge", "rsa", "warmup"}
+
+
+def child(args: argparse.Namespace) -> None:
+    kind = args.child
+    if kind == "bare":
+        res = bare_forward(args.n)
+    elif kind == "cowley":
+        res = cowley_score(args.cowley_max_stimuli, ["maxpool"] if args.toy else None, 50 if args.toy else None)
+    elif kind == "extract":
+        res = extract_row(args.extract_n, args.rounds, Path(args.before) if args.before else None)
+    elif kind == "ridge":
+        res = ridge_row(args.toy, args.rounds)
+    elif kind == "kridge":
+        res = kridge_row(args.toy, args.rounds)
+    elif kind == "rsa":
+        res = rsa_row(args.toy, args.rounds, args.rsatoolbox_n)
+    elif kind == "warmup":  # read the libraries and data files once, so round 0 is not a cold start
+        import matplotlib.pyplot  # noqa: F401
+        import pandas  # noqa: F401
+        import sklearn  # noqa: F401
+        import torchvision  # noqa: F401
+
+        import brainalign as ba
+
+        if data_dir():
+            for b in ("kriegeskorte2008.hIT-rsa", "cowley2023.V4-ridge"):
+                bench = ba.load_benchmark(b)
+                _ = bench.sessions if hasattr(bench, "sessions") else bench.stimuli
+        res = {}
+    else:
+        raise SystemExit(f"unknown child {kind}")
+    print(json.dumps(res, default=float))
+
+
+# ----------------------------------------------------------------------------------------------
+# the side-by-side run
+# ----------------------------------------------------------------------------------------------
+
+def hit_cli(tree: Path, out: Path, layers: list[str]) -> dict[str, Any]:
+    cmd = [sys.executable, "-c", "from brainalign.cli import main; main()", "score", "--model",
+           "torchvision:resnet18", "--benchmark", "kriegeskorte2008.hIT-rsa", "--device", "cpu",
+           "--out", str(out)]
+    for layer in layers:
+        cmd += ["--layers", layer]
+    r = run_process(cmd, tree)
+    import pandas as pd
+
+    r["values"] = table_values(pd.read_csv(out / "scores.csv"))
+    return r
+
+
+def med(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def full(args: argparse.Namespace) -> None:
+    before = Path(args.before) if args.before else None
+    if args.toy:
+        TOY.append("--toy")
+    trees = {"after": AFTER, **({"before": before} if before else {})}
+    print(f"issue 15 side by side; after = {AFTER}, before = {before}; OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS')}; {load()}", flush=True)
+    have_data = data_dir() is not None
+    rows = [r for r in args.rows if have_data or r not in ("hit", "cowley")]
+    for r in set(args.rows) - set(rows):
+        print(f"row {r}: skipped, no data directory (BRAINALIGN_DATA)")
+    for tree in trees.values():
+        run_process(child_cmd("warmup"), tree)
+    rec: dict[str, dict[str, list[Any]]] = {}
+
+    def add(row: str, variant: str, value: Any) -> None:
+        rec.setdefault(row, {}).setdefault(variant, []).append(value)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(args.rounds):
+            print(f"round {rnd} ({load()})", flush=True)
+            order = list(trees) if rnd % 2 == 0 else list(trees)[::-1]
+            if "hit" in rows:
+                add("hit", "bare", run_process(child_cmd("bare", "--n", "92"), AFTER))
+                for v in order:
+                    add("hit", v, hit_cli(trees[v], Path(tmp) / f"hit_{v}_{rnd}", args.hit_layers))
+            if "cowley" in rows:
+                n = cowley_n(args.cowley_max_stimuli)
+                add("cowley", "bare", run_process(child_cmd("bare", "--n", str(n)), AFTER))
+                for v in order:
+                    add("cowley", v, run_process(child_cmd("cowley", "--cowley-max-stimuli",
+                                                           str(args.cowley_max_stimuli)), trees[v]))
+            for row in ("ridge", "kridge", "rsa"):
+                if row in rows:
+                    for v in order:
+                        add(row, v, run_process(child_cmd(row, "--rounds", "1", "--rsatoolbox-n",
+                                                          str(args.rsatoolbox_n)), trees[v]))
+            if "import" in rows:
+                for v in order:
+                    add("import", v, import_row(trees[v]))
+        if "extract" in rows:  # one process: every method interleaved, `before` loaded from its file
+            add("extract", "all", run_process(child_cmd("extract", "--rounds", str(args.rounds),
+                                                        "--extract-n", str(args.extract_n),
+                                                        *(["--before", str(before)] if before else [])),
+                                              AFTER))
+    report(rec, trees)
+
+
+def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None:
+    print(f"\n==== results (median over rounds; {load()}) ====")
+    variants = [v for v in ("before", "after") if v in trees]
+    if "hit" in rec or "cowley" in rec:
+        print("\nscore vs bare import + forward      " + "".join(f"{v:>28s}" for v in variants))
+        for row in ("hit", "cowley"):
+            if row not in rec:
+                continue
+            r = rec[row]
+            bw = med([x["wall_s"] for x in r["bare"]])
+            bm = med([x["peak_rss_mib"] for x in r["bare"]])
+            cells = []
+            for v in variants:
+                w = med([x["wall_s"] for x in r[v]])
+                m = med([x["peak_rss_mib"] for x in r[v]])
+                cells.append(f"{w:6.1f} s {w / bw:4.2f}x {m / 1024:4.2f} GB {m / bm:4.2f}x")
+            print(f"{row:8s} bare {bw:6.1f} s {bm / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
+            if row == "cowley":
+                for v in variants:
+                    t = [x["json"]["timing"] for x in r[v]]
+                    print(f"         {v}: extract {med([x['extract'] for x in t]):.1f} s, "
+                          f"metric {med([x['metric'] for x in t]):.1f} s")
+            if len(variants) == 2:
+                a = r["after"][0]["values"] if row == "hit" else r["after"][0]["json"]["values"]
+                b = r["before"][0]["values"] if row == "hit" else r["before"][0]["json"]["values"]
+                print(f"         results before vs after: max |difference| {max_abs_diff(a, b):.3g}")
+    if "extract" in rec:
+        e = rec["extract"]["all"][0]["json"]
+        t = {k: med(v) for k, v in e["times"].items()}
+        base = t["bare forward"]
+        print(f"\nextract: {e['layers']} layers of resnet18, {e['n']} images ({e['gb']:.1f} GB), "
+              f"median of {len(e['times']['bare forward'])} rounds; per-round ratios to that round's bare pass")
+        for k, v in t.items():
+            per = [x / y for x, y in zip(e["times"][k], e["times"]["bare forward"], strict=True)]
+            print(f"  {k:32s} {v:7.2f} s  {v / base:5.2f}x  (rounds: {' '.join(f'{p:.2f}' for p in per)})")
+    for row, ref in (("ridge", "sklearn RidgeCV(alpha_per_target)"), ("kridge", "himalaya KernelRidgeCV(cv=5)"),
+                     ("rsa", "plain numpy")):
+        if row not in rec:
+            continue
+        print(f"\n{row}: speed-up over {ref} (ref time / time), median over rounds")
+        for v in variants:
+            runs = [x["json"] for x in rec[row][v]]
+            names = list(runs[0]["times"])
+            cells = []
+            for k in names:
+                if k == ref:
+                    continue
+                sp = med([x["times"][ref][0] / x["times"][k][0] for x in runs])
+                cells.append(f"{k} {sp:.2f}x")
+            print(f"  {v:6s} " + "; ".join(cells) + f"  [{ref} {med([x['times'][ref][0] for x in runs]):.2f} s]")
+            if "rsatoolbox" in runs[0] and isinstance(runs[0]["rsatoolbox"], dict):
+                rt = runs[0]["rsatoolbox"]
+                print(f"         vs rsatoolbox at n={rt['n']}: "
+                      f"{rt['times']['rsatoolbox'][0] / rt['times']['brainalign numpy input'][0]:.1f}x")
+        if len(variants) == 2:
+            a, b = rec[row]["after"][0]["json"]["values"], rec[row]["before"][0]["json"]["values"]
+            diffs = {k: max_abs_diff({k: _aslist(a[k])}, {k: _aslist(b[k])}) for k in a if k in b}
+            print("         before vs after: " + ", ".join(f"{k}: {d:.2g}" for k, d in diffs.items()))
+    if "import" in rec:
+        print("\nimport brainalign.metrics.rsa vs import torch (fresh process)")
+        for v in variants:
+            runs = rec["import"][v]
+            s = med([x["brainalign.metrics.rsa"]["s"] for x in runs])
+            tt = med([x["torch"]["s"] for x in runs])
+            print(f"  {v:6s} {s:.2f} s vs torch {tt:.2f} s; loads {runs[0]['brainalign.metrics.rsa']['loaded']}")
+
+
+def _aslist(v: Any) -> list[float]:
+    return v if isinstance(v, list) else [v]
+
+
+def small(args: argparse.Namespace) -> dict[str, Any]:
+    """Every row at toy size, in this process, this tree only: checks, not timings."""
+    import numpy as np
+
+    t_start = time.perf_counter()
+    print(f"issue 15, --small (toy sizes, times mean nothing); {load()}")
+    out: dict[str, Any] = {}
+    r = out["ridge"] = ridge_row(True, 1)
+    print("ridge: max |r - sklearn r|", r["max_abs_r_diff_vs_sklearn"])
+    assert r["max_abs_r_diff_vs_sklearn"]["brainalign encoding_score ridge float64"] < 1e-6
+    k = out["kridge"] = kridge_row(True, 1)
+    print("kridge: max |r - himalaya r|", k["max_abs_r_diff_vs_himalaya"])
+    assert k["max_abs_r_diff_vs_himalaya"]["brainalign RidgeCV(cv=5) float64"] < 1e-6
+    s = out["rsa"] = rsa_row(True, 1, 100)
+    v = s["values"]
+    print("rsa: rho", v)
+    assert abs(v["brainalign numpy input"] - v["plain numpy"]) < 1e-9
+    assert abs(v["brainalign torch input"] - v["plain numpy"]) < 1e-9
+    e = out["extract"] = extract_row(16, 1, None, size=64)
+    print("extract (16 images, 64 px): every method recorded the same values;",
+          {k: round(x[0], 3) for k, x in e["times"].items()})
+    imp = out["import"] = import_row(AFTER)
+    print(f"import brainalign.metrics.rsa: {imp['brainalign.metrics.rsa']}")
+    if data_dir():
+        import brainalign as ba
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = ba.load_model("torchvision:resnet18", weights="random", seed=0)
+            # maxpool only: the pass stops after the stem, so the row stays cheap
+            h = out["hit"] = table_values(ba.score(m, "kriegeskorte2008.hIT-rsa", layers=["maxpool"],
+                                                   device="cpu", n_bootstrap=50).table)
+            print(f"hit (layer maxpool): raw {np.round(h['raw'], 4).tolist()}")
+            c = out["cowley"] = cowley_score(12, ["maxpool"], n_bootstrap=50)
+            raw = np.round(c["values"]["raw"], 4).tolist()
+            print(f"cowley (12 stimuli per session, layer maxpool): raw {raw}")
+    else:
+        print("cowley, hit: skipped, no data directory (BRAINALIGN_DATA)")
+    print(f"done in {time.perf_counter() - t_start:.1f} s")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="every row at toy size, this tree only (CI)")
+    ap.add_argument("--before", default="/work/main", help="tree measured as 'before' ('' for none)")
+    ap.add_argument("--rows", nargs="*", default=["hit", "cowley", "extract", "ridge", "kridge", "rsa", "import"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cowley-max-stimuli", type=int, default=0, help="per session; 0 = all")
+    ap.add_argument("--hit-layers", nargs="*", default=[], help="default: every layer")
+    ap.add_argument("--extract-n", type=int, default=512)
+    ap.add_argument("--rsatoolbox-n", type=int, default=1500)
+    ap.add_argument("--n", type=int, default=92, help=argparse.SUPPRESS)
+    ap.add_argument("--toy", action="store_true", help="full mode's machinery at --small's sizes (a smoke test)")
+    ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args)
+    elif args.small:
+        return small(args)
+    else:
+        if args.before and not Path(args.before, "brainalign").is_dir():
+            raise SystemExit(f"--before {args.before}: no brainalign package there")
+        full(args)
+    return None
+
+
+if __name__ == "__main__":
+    main()
