@@ -20,6 +20,7 @@ stimuli (one seeded split), and the per-fold r on each part gives ``dev_score`` 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -275,17 +276,29 @@ class RegressionBenchmark(Benchmark):
                            "held": self._ceiling_from(A[..., list(split.heldout)], B[..., list(split.heldout)])}
         return out
 
+    @cached_property
+    def _ceiling_boot_cache(self) -> dict[tuple[str, str], np.ndarray]:
+        return {}
+
     def _ceiling_boot(self, s: Session, idx: np.ndarray) -> np.ndarray | None:
-        """(B, neuroid) ceilings on the bootstrap's resampled stimuli (same samples as the scores)."""
+        """(B, neuroid) ceilings on the bootstrap's resampled stimuli (same samples as the scores).
+
+        The resampled index sets are the same for every layer (seeded, drawn within the same
+        folds), so the ceilings are computed once per session and index set, not once per layer
+        (they were 82 % of the metric time of a Cowley run, ``perf/PROFILE.md``)."""
         h = self._halves(s)
         if h is None:
             return None
-        A, B = h
-        out = []
-        for start in range(0, len(idx), 20):
-            ii = idx[start:start + 20]
-            out.append(self._ceiling_from(A[:, :, ii].transpose(2, 0, 1, 3), B[:, :, ii].transpose(2, 0, 1, 3)))
-        return np.concatenate(out, 0)
+        key = (s.name, hashlib.sha256(np.ascontiguousarray(idx)).hexdigest())
+        if key not in self._ceiling_boot_cache:
+            A, B = h
+            out = []
+            for start in range(0, len(idx), 20):
+                ii = idx[start:start + 20]
+                out.append(self._ceiling_from(A[:, :, ii].transpose(2, 0, 1, 3),
+                                              B[:, :, ii].transpose(2, 0, 1, 3)))
+            self._ceiling_boot_cache[key] = np.concatenate(out, 0)
+        return self._ceiling_boot_cache[key]
 
     def _row_stats(self, parts: list[tuple[Session, dict[str, Any], np.ndarray | None]]) -> dict[str, Any]:
         """Raw / ceiling / normalised with CIs over the pooled neuroids of ``parts``."""
