@@ -152,3 +152,17 @@ class BatchOutputError(BrainAlignError, FileExistsError):
 
 class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""
+
+
+class ComparisonError(BrainAlignError, ValueError):
+    """Two models' scores that cannot be compared statistically (base of the two below)."""
+
+
+class MissingBootstrapError(ComparisonError):
+    """A chosen layer whose bootstrap samples are not in ``ScoreResult.details`` (results saved
+    before details were kept, or a benchmark kind that keeps none)."""
+
+
+class UnpairedSamplesError(ComparisonError):
+    """Two models' bootstrap samples that were not drawn with the same index sets on the same data
+    (different seed, number of samples, stimuli, data or benchmark version), so not paired."""

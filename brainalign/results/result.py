@@ -66,6 +66,14 @@ class ScoreResult:
         best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
         return best.iloc[0] if len(best) == 1 else best.reset_index(drop=True)
 
+    def compare(self, **kwargs: Any) -> pd.DataFrame:
+        """Which model is better: every pair of models per benchmark at their chosen layers, with a
+        paired bootstrap CI of the difference and a p-value corrected for the number of pairs.
+        See :func:`brainalign.results.compare.compare_scores` for the arguments and the method."""
+        from brainalign.results.compare import compare_scores
+
+        return compare_scores(self, **kwargs)
+
     def plot(self, path: PathLike | None = None, **kwargs: Any):
         """Score against relative layer depth, with the ceiling band and CIs (see
         :func:`brainalign.plots.plot_layers`). Returns the matplotlib figure."""

@@ -1,0 +1,450 @@
+"""Which model is better: paired bootstrap differences between models at their chosen layers.
+
+For every benchmark (and session) in a :class:`~brainalign.results.ScoreResult`, each model is
+represented by its chosen layer (the one best-layer rule, :func:`chosen_rows`), and every pair of
+models gets
+
+- ``difference`` = score(model_a) − score(model_b) of the table's point estimates (normalised
+  where every model has a ceiling-normalised score, else raw; column ``score``),
+- a paired percentile bootstrap CI of that difference, and
+- a two-sided bootstrap p-value, corrected for the number of pairs (Holm by default).
+
+**Paired.** A benchmark draws its bootstrap index sets from its own seed, the same for every model
+(the table's ``seed`` / ``n_bootstrap`` columns, ``ScoreResult.details[...]["bootstrap_raw"]`` /
+``["bootstrap_normalised"]``), so sample *b* of model A and sample *b* of model B were computed on
+the same resampled stimuli and the difference distribution is taken sample by sample:
+``δ_b = s_A,b − s_B,b``. Pairing is checked (same seed, number of samples, stimuli, data hash,
+benchmark version, and the index sets themselves where a detail keeps them); a violation is an
+:class:`~brainalign.errors.UnpairedSamplesError`.
+
+**Over what.** RSA benchmarks resample stimuli (Nili et al. 2014; rsatoolbox's
+``bootstrap_sample_pattern``): ``method = "paired bootstrap over stimuli"``. Regression benchmarks
+whose details keep the per-neuroid r of every stimulus-bootstrap sample
+(``bootstrap_raw_neuroid``, (bootstrap × neuroid); with ``bootstrap_ceiling_neuroid`` for the
+normalised score) are resampled over neuroids too: sample *b* also draws a neuroid index set
+*J_b* (seeded, the same for every model) and ``s_b = agg(r[b, J_b])`` (``/ agg(ceiling[b, J_b])``
+normalised), so the CI covers a new sample of both stimuli and neuroids (the two-factor bootstrap
+of Schütt et al. 2023, eLife 12:e82566, uncorrected: it adds the neuroid term on top of the
+stimulus term and is therefore conservative). Without per-neuroid samples, regression falls back
+to stimuli only and says so in ``method``.
+
+**Test.** ``p = min(1, 2·min(#{δ_b ≤ 0} + 1, #{δ_b ≥ 0} + 1) / (B + 1))``: the smallest
+two-sided level at which the percentile CI excludes 0 (the bootstrap test of rsatoolbox's
+``bootstrap_pair_tests``, with the +1 that keeps p > 0). ``p_corrected``: Holm's step-down
+(Holm 1979, controls the family-wise error; computed here in a few lines) over the pairs of one
+benchmark and session, or Benjamini–Hochberg (``scipy.stats.false_discovery_control``).
+``within_noise``: ``p_corrected ≥ alpha``, i.e. the data do not tell the two models apart.
+
+Caveats (measured in ``tests/test_compare.py``): the bootstrap over stimuli of an RDM comparison
+counts the pair-level noise of the RDM more than once, so the RSA test is conservative (its
+false-positive rate is below alpha); the chosen layer is picked on the development stimuli while
+the difference is on all stimuli, which favours models with many candidate layers a little.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from brainalign.errors import MissingBootstrapError, ResultsTableError, UnpairedSamplesError
+
+if TYPE_CHECKING:
+    from brainalign.results.result import ScoreResult
+
+COMPARE_COLUMNS = ["benchmark", "session", "model_a", "layer_a", "model_b", "layer_b", "difference",
+                   "ci_low", "ci_high", "p", "p_corrected", "within_noise", "n_bootstrap", "method",
+                   "score"]
+
+Correction = Literal["holm", "bh", "none"]
+Score = Literal["auto", "normalised", "raw"]
+
+# Row settings that must agree for two models' bootstrap samples to be paired.
+_PAIRING = ("n_bootstrap", "seed", "n_stimuli", "benchmark_version", "data_sha256")
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """One pair's difference, CI and uncorrected two-sided p (see :func:`paired_difference`)."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p: float
+    n_bootstrap: int
+
+
+def bootstrap_p_value(deltas: np.ndarray) -> float:
+    """Two-sided p-value of ``H0: difference = 0`` from paired bootstrap differences.
+
+    ``min(1, 2·min(#{δ ≤ 0} + 1, #{δ ≥ 0} + 1) / (B + 1))`` over the finite samples: the smallest
+    level at which the two-sided percentile interval excludes 0 (rsatoolbox's
+    ``bootstrap_pair_tests``). Identical samples (a model against itself) give 1. NaN with no
+    finite sample.
+    """
+    d = np.asarray(deltas, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return float("nan")
+    low, high = np.sum(d <= 0) + 1, np.sum(d >= 0) + 1
+    return float(min(1.0, 2.0 * min(low, high) / (d.size + 1)))
+
+
+def paired_difference(estimate_a: float, estimate_b: float, samples_a: np.ndarray,
+                      samples_b: np.ndarray, *, ci: float = 0.95) -> PairedDifference:
+    """Difference ``estimate_a − estimate_b`` with a paired percentile bootstrap CI and p-value.
+
+    Parameters
+    ----------
+    estimate_a, estimate_b
+        The two models' scores on all the data.
+    samples_a, samples_b
+        (bootstrap,) the two models' scores in the same bootstrap samples (sample *b* of both drawn
+        with the same index set). Samples that are NaN in either are dropped.
+    ci
+        Level of the two-sided percentile interval, in (0, 1).
+
+    Raises
+    ------
+    UnpairedSamplesError
+        The two sample vectors differ in length.
+    """
+    if not 0 < ci < 1:
+        raise ValueError(f"ci={ci}: must lie in (0, 1)")
+    a, b = np.asarray(samples_a, np.float64).ravel(), np.asarray(samples_b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise UnpairedSamplesError(f"bootstrap samples of different lengths ({a.size} vs {b.size}) "
+                                   "cannot be paired")
+    d = a - b
+    d = d[np.isfinite(d)]
+    lo, hi = (np.percentile(d, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2]) if d.size
+              else (np.nan, np.nan))
+    return PairedDifference(float(estimate_a - estimate_b), float(lo), float(hi),
+                            bootstrap_p_value(d), int(d.size))
+
+
+def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), family-wise error control.
+
+    Sorted ascending, ``p_(i)`` becomes ``max_{j ≤ i} min(1, (m − j + 1) · p_(j))``. NaN entries
+    stay NaN and do not count in ``m``.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok], kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[ok][order])
+    adj = np.empty(m)
+    adj[order] = np.maximum.accumulate(scaled)
+    out[ok] = adj
+    return out
+
+
+def adjust_p(p: Sequence[float] | np.ndarray, method: Correction = "holm") -> np.ndarray:
+    """Correct p-values for the number of comparisons: ``holm`` (family-wise error, default),
+    ``bh`` (Benjamini–Hochberg false discovery rate, ``scipy.stats.false_discovery_control``) or
+    ``none``. NaN entries stay NaN and do not count."""
+    p = np.asarray(p, dtype=np.float64)
+    if method == "holm":
+        return holm(p)
+    if method == "none":
+        return p.copy()
+    if method == "bh":
+        from scipy.stats import false_discovery_control
+
+        out = np.full(p.shape, np.nan)
+        ok = np.isfinite(p)
+        if ok.any():
+            out[ok] = false_discovery_control(p[ok], method="bh")
+        return out
+    raise ValueError(f"correction {method!r}: use 'holm', 'bh' or 'none'")
+
+
+def _aggregate(values: np.ndarray, how: str) -> np.ndarray:
+    """NaN-ignoring median or mean over the last axis (excluded neuroids are NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=-1) if how == "median" else np.nanmean(values, axis=-1)
+
+
+def neuroid_index_sets(n_bootstrap: int, n_neuroids: int, seed: int) -> np.ndarray:
+    """(bootstrap, neuroid) neuroid indices drawn with replacement, the same for every model of a
+    benchmark: seeded from the benchmark's bootstrap ``seed`` and a fixed offset, so they differ
+    from (and do not correlate with) the stimulus draws of the same seed."""
+    rng = np.random.default_rng([int(seed), 0x6E6575])  # "neu"
+    return rng.integers(0, n_neuroids, size=(n_bootstrap, n_neuroids))
+
+
+def neuroid_stimulus_samples(r: np.ndarray, index: np.ndarray, ceiling: np.ndarray | None = None,
+                             *, aggregate: str = "median") -> np.ndarray:
+    """Scores in a bootstrap over neuroids and stimuli.
+
+    Parameters
+    ----------
+    r
+        (bootstrap, neuroid) per-neuroid r in each stimulus-bootstrap sample (NaN: excluded).
+    index
+        (bootstrap, neuroid) neuroid index sets (:func:`neuroid_index_sets`), one per sample.
+    ceiling
+        (bootstrap, neuroid) per-neuroid ceiling in the same stimulus samples, for the normalised
+        score (``agg(r) / agg(ceiling)`` over the drawn neuroids with finite r); None: raw.
+    aggregate
+        ``median`` or ``mean`` over neuroids, as the benchmark aggregates.
+
+    Returns
+    -------
+    (bootstrap,) scores.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    rows = np.arange(r.shape[0])[:, None]
+    rj = r[rows, index]
+    score = _aggregate(rj, aggregate)
+    if ceiling is None:
+        return score
+    c = np.asarray(ceiling, dtype=np.float64)[rows, index]
+    c = np.where(np.isfinite(rj), c, np.nan)
+    with np.errstate(all="ignore"):
+        return score / _aggregate(c, aggregate)
+
+
+# ----- which layer represents a model ---------------------------------------------------------
+def chosen_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The row of the chosen layer per (model, benchmark, session).
+
+    The one best-layer rule is :func:`brainalign.results.choose_best`; this is the single place
+    that calls it. Until it exists (SWAP POINT), the ``selected`` column is used where the table
+    has one, else the highest ``dev_score`` (development stimuli), else the highest normalised
+    (raw where there is none) score.
+    """
+    from brainalign import results as _results
+
+    rule = getattr(_results, "choose_best", None)
+    if rule is not None:  # the contract's rule: a frame of chosen rows or a boolean mask
+        out = rule(table)
+        if isinstance(out, pd.Series) and out.dtype == bool:
+            out = table[out]
+        return out.reset_index(drop=True)
+    t = table
+    if "selected" in t and t["selected"].notna().any():
+        sel = t["selected"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+        return t[sel].reset_index(drop=True)
+    key = pd.to_numeric(t.get("normalised"), errors="coerce") if "normalised" in t else None
+    raw = pd.to_numeric(t["raw"], errors="coerce")
+    key = raw if key is None else key.where(key.notna(), raw)
+    if "dev_score" in t:
+        dev = pd.to_numeric(t["dev_score"], errors="coerce")
+        key = dev.where(dev.notna(), key)
+    sess = _sessions(t)
+    idx = key.groupby([t["model"], t["benchmark"], sess]).idxmax().dropna()
+    return t.loc[idx.astype(int).to_numpy()].reset_index(drop=True)
+
+
+def _sessions(t: pd.DataFrame) -> pd.Series:
+    """Session per row; tables without a session column (or NaN) mean one session: ``all``."""
+    if "session" not in t:
+        return pd.Series("all", index=t.index)
+    return t["session"].where(t["session"].notna(), "all").astype(str)
+
+
+# ----- details --------------------------------------------------------------------------------
+def _detail(result: ScoreResult, model: str, benchmark: str, layer: str, session: str) -> dict[str, Any]:
+    """The details entry of one (model, benchmark, layer, session): the 4-tuple key of the table
+    schema, else the older 3-tuple keys (``layer`` for one session, ``layer@session``)."""
+    keys = [(model, benchmark, layer, session)]
+    keys.append((model, benchmark, layer) if session == "all" else (model, benchmark, f"{layer}@{session}"))
+    for k in keys:
+        if k in result.details:
+            return result.details[k]
+    raise MissingBootstrapError(
+        f"no details for model {model!r}, benchmark {benchmark!r}, layer {layer!r}, session "
+        f"{session!r} (looked for keys {keys}): the result keeps no bootstrap samples for its chosen "
+        "layer, so it cannot be compared with statistics. Re-score with this version (results saved "
+        "with their details), or compare the point scores only.")
+
+
+def _samples(d: dict[str, Any], score: str, where: str) -> np.ndarray:
+    names = ["bootstrap_normalised"] if score == "normalised" else ["bootstrap_raw", "bootstrap"]
+    for n in names:
+        v = d.get(n)
+        if v is not None:
+            v = np.asarray(v, dtype=np.float64).ravel()
+            if v.size and np.isfinite(v).any():
+                return v
+    raise MissingBootstrapError(f"{where}: details keep no {score} bootstrap samples (key "
+                                f"{names[0]!r}; present: {sorted(d)})")
+
+
+def _aggregate_of(row: pd.Series, d: dict[str, Any]) -> str:
+    how = d.get("aggregate")
+    if how is None:
+        metric = str(row.get("metric", ""))
+        how = metric.rsplit("/", 1)[-1] if "/" in metric else "median"
+    return how if how in ("median", "mean") else "median"
+
+
+def _check_paired(ra: pd.Series, rb: pd.Series, da: dict[str, Any], db: dict[str, Any], where: str) -> None:
+    for col in _PAIRING:
+        va, vb = ra.get(col), rb.get(col)
+        if va is None or vb is None or pd.isna(va) or pd.isna(vb):
+            continue
+        same = math.isclose(float(va), float(vb)) if isinstance(va, (int, float, np.number)) and \
+            isinstance(vb, (int, float, np.number)) else str(va) == str(vb)
+        if not same:
+            raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} differ in {col} "
+                                       f"({va!r} vs {vb!r}), so their bootstrap samples are not paired; "
+                                       "score both with the same benchmark settings")
+    ia, ib = da.get("bootstrap_index"), db.get("bootstrap_index")
+    if ia is not None and ib is not None and not np.array_equal(np.asarray(ia), np.asarray(ib)):
+        raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} were resampled with "
+                                   "different stimulus index sets (details 'bootstrap_index')")
+
+
+# ----- the comparison -------------------------------------------------------------------------
+def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.95, alpha: float = 0.05,
+                   correction: Correction = "holm", models: Sequence[str] | None = None,
+                   benchmarks: Sequence[str] | None = None, neuroids: bool = True) -> pd.DataFrame:
+    """Every pair of models on every benchmark (and session), at their chosen layers.
+
+    Parameters
+    ----------
+    result
+        Scores of two or more models, with their details (bootstrap samples).
+    score
+        ``normalised`` (score / ceiling), ``raw``, or ``auto``: normalised where every model of the
+        benchmark has a normalised score, else raw.
+    ci
+        Level of the percentile CIs of the differences.
+    alpha
+        Level at which a corrected p marks a pair as told apart (``within_noise`` False).
+    correction
+        ``holm`` (default), ``bh`` or ``none``, over the pairs of one benchmark and session.
+    models, benchmarks
+        Restrict to these (default: all in the table).
+    neuroids
+        Resample neuroids too where the details keep per-neuroid samples (regression).
+
+    Returns
+    -------
+    One row per pair and benchmark/session, columns :data:`COMPARE_COLUMNS`; within a benchmark the
+    models are ordered by score, best first, so ``difference`` ≥ 0 reads "model_a beats model_b by".
+
+    Raises
+    ------
+    MissingBootstrapError
+        A chosen layer without bootstrap samples in ``result.details``.
+    UnpairedSamplesError
+        Two models' samples not drawn with the same index sets.
+    ResultsTableError
+        No benchmark with at least two models.
+    """
+    table = result.table
+    if models is not None:
+        table = table[table["model"].isin(list(models))]
+    if benchmarks is not None:
+        table = table[table["benchmark"].isin(list(benchmarks))]
+    chosen = chosen_rows(table)
+    chosen = chosen.assign(_session=_sessions(chosen))
+    out: list[dict[str, Any]] = []
+    for (bench, sess), fam in chosen.groupby(["benchmark", "_session"], sort=False):
+        if fam["model"].nunique() < 2:
+            continue
+        if fam["model"].duplicated().any():
+            dup = sorted(set(fam.loc[fam["model"].duplicated(), "model"]))
+            raise ResultsTableError(f"benchmark {bench!r}, session {sess!r}: more than one chosen row for "
+                                    f"model(s) {dup}; give each scored model a distinct name")
+        out += _compare_family(result, fam, str(bench), str(sess), score, ci, alpha, correction, neuroids)
+    if not out and not len(chosen):
+        raise ResultsTableError("nothing to compare: the table has no scored rows")
+    if not out:
+        raise ResultsTableError("nothing to compare: no benchmark has two or more models "
+                                f"(models per benchmark: {chosen.groupby('benchmark')['model'].nunique().to_dict()})")
+    return pd.DataFrame(out, columns=COMPARE_COLUMNS)
+
+
+def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: str, score: Score, ci: float,
+                    alpha: float, correction: Correction, neuroids: bool) -> list[dict[str, Any]]:
+    norm = pd.to_numeric(fam.get("normalised", pd.Series(np.nan, index=fam.index)), errors="coerce")
+    use = score if score != "auto" else ("normalised" if norm.notna().all() else "raw")
+    value = norm if use == "normalised" else pd.to_numeric(fam["raw"], errors="coerce")
+    fam = fam.assign(_value=value.to_numpy()).sort_values("_value", ascending=False, kind="stable")
+    details = {r["model"]: _detail(result, r["model"], bench, str(r["layer"]), sess) for _, r in fam.iterrows()}
+
+    # Regression with per-neuroid samples: one neuroid index set per sample, shared by all models.
+    per_neuroid = neuroids and all(d.get("bootstrap_raw_neuroid") is not None for d in details.values())
+    samples: dict[str, np.ndarray] = {}
+    if per_neuroid:
+        first = next(iter(details.values()))
+        nb, nn = np.asarray(first["bootstrap_raw_neuroid"]).shape
+        row0 = fam.iloc[0]
+        seed = int(row0["seed"]) if "seed" in row0 and pd.notna(row0["seed"]) else 0
+        index = neuroid_index_sets(nb, nn, seed)
+        for _, r in fam.iterrows():
+            d = details[r["model"]]
+            rn = np.asarray(d["bootstrap_raw_neuroid"], dtype=np.float64)
+            if rn.shape != (nb, nn):
+                raise UnpairedSamplesError(f"{bench} ({sess}): per-neuroid samples of {r['model']!r} have shape "
+                                           f"{rn.shape}, of {fam.iloc[0]['model']!r} {(nb, nn)}")
+            ceil = d.get("bootstrap_ceiling_neuroid") if use == "normalised" else None
+            if use == "normalised" and ceil is None:
+                raise MissingBootstrapError(f"{bench} ({sess}), {r['model']!r}: no 'bootstrap_ceiling_neuroid' "
+                                            "for the normalised score over neuroids; use score='raw' or "
+                                            "neuroids=False")
+            samples[r["model"]] = neuroid_stimulus_samples(rn, index, ceil, aggregate=_aggregate_of(r, d))
+        over = "neuroids and stimuli"
+    else:
+        for _, r in fam.iterrows():
+            samples[r["model"]] = _samples(details[r["model"]], use,
+                                           f"{r['model']!r} on {bench} ({sess}), layer {r['layer']!r}")
+        regression = any("bootstrap_raw_neuroid" in d or str(r.get("metric", "")).split(":")[0] in
+                         ("ridge", "pls", "regression") for (_, r), d in zip(fam.iterrows(), details.values(),
+                                                                                strict=True))
+        over = "stimuli" + (" (no per-neuroid samples kept)" if regression and neuroids else "")
+
+    rows = list(fam.iterrows())
+    pairs = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            (_, ra), (_, rb) = rows[i], rows[j]
+            where = f"{bench} ({sess})"
+            _check_paired(ra, rb, details[ra["model"]], details[rb["model"]], where)
+            pd_ = paired_difference(ra["_value"], rb["_value"], samples[ra["model"]], samples[rb["model"]], ci=ci)
+            pairs.append((ra, rb, pd_))
+    p_adj = adjust_p([p.p for _, _, p in pairs], correction)
+    method = (f"paired bootstrap over {over}; {int(ci * 100)}% percentile CI; two-sided p, "
+              f"{correction} over {len(pairs)} pair(s)")
+    return [{"benchmark": bench, "session": sess, "model_a": ra["model"], "layer_a": ra["layer"],
+             "model_b": rb["model"], "layer_b": rb["layer"], "difference": p.difference,
+             "ci_low": p.ci_low, "ci_high": p.ci_high, "p": p.p, "p_corrected": float(pc),
+             "within_noise": bool(not pc < alpha), "n_bootstrap": p.n_bootstrap, "method": method,
+             "score": use}
+            for (ra, rb, p), pc in zip(pairs, p_adj, strict=True)]
+
+
+# ----- a results folder -----------------------------------------------------------------------
+def load_results(results_dir: str | Path) -> ScoreResult:
+    """A :class:`ScoreResult` (table and details) from a results folder.
+
+    SWAP POINT: uses ``ScoreResult.load`` (the results-folder reader of ``results``) where it
+    exists; else only the tables are read (``scores.csv`` under the folder), without details.
+    """
+    from brainalign.results.result import ScoreResult
+
+    root = Path(results_dir)
+    loader = getattr(ScoreResult, "load", None)
+    if loader is not None:
+        return loader(root)
+    if not root.is_dir():
+        raise ResultsTableError(f"results folder {root} does not exist (or is not a folder)")
+    csvs = sorted(p for p in root.rglob("scores.csv") if p.is_file())
+    if not csvs:
+        raise ResultsTableError(f"{root}: no scores.csv (the table ScoreResult.save / brainalign batch write)")
+    return ScoreResult(pd.concat([pd.read_csv(p) for p in csvs], ignore_index=True))
