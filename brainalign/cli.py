@@ -116,6 +116,9 @@ main.add_command(batch_command)
 from brainalign.commands.demo import demo_command  # noqa: E402
 
 main.add_command(demo_command)
+from brainalign.commands.compare import compare_command  # noqa: E402
+
+main.add_command(compare_command)
 
 if __name__ == "__main__":
     main()
