@@ -451,20 +451,32 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
 
 # ----- a results folder -----------------------------------------------------------------------
 def load_results(results_dir: str | Path) -> ScoreResult:
-    """A :class:`ScoreResult` (table and details) from a results folder.
+    """Every scored result in a results folder (tables and details), as one :class:`ScoreResult`.
 
-    SWAP POINT: uses ``ScoreResult.load`` (the results-folder reader of ``results``) where it
-    exists; else only the tables are read (``scores.csv`` under the folder), without details.
+    Each ``<name>.csv`` under the folder (recursively) with a results table's columns is read with
+    ``ScoreResult.load`` (its ``<name>.details`` netCDF beside it); ``compare.csv`` and other CSVs
+    are left alone.
+
+    Raises
+    ------
+    ResultsTableError
+        The folder does not exist or holds no results table.
     """
     from brainalign.results.result import ScoreResult
 
     root = Path(results_dir)
-    loader = getattr(ScoreResult, "load", None)
-    if loader is not None:
-        return loader(root)
     if not root.is_dir():
-        raise ResultsTableError(f"results folder {root} does not exist (or is not a folder)")
-    csvs = sorted(p for p in root.rglob("scores.csv") if p.is_file())
-    if not csvs:
-        raise ResultsTableError(f"{root}: no scores.csv (the table ScoreResult.save / brainalign batch write)")
-    return ScoreResult(pd.concat([pd.read_csv(p) for p in csvs], ignore_index=True))
+        raise ResultsTableError(f"results folder {root} does not exist (or is not a folder); pass the "
+                                "--out folder of `brainalign score` / `brainalign batch`")
+    found = []
+    for csv in sorted(root.rglob("*.csv")):
+        if csv.name == "compare.csv" or any(p.name.endswith(".details") for p in csv.parents):
+            continue
+        head = pd.read_csv(csv, nrows=0).columns
+        if not {"model", "benchmark", "layer", "raw"} <= set(head):
+            continue
+        loader = getattr(ScoreResult, "load", None)  # the results package's reader (details too)
+        found.append(loader(csv.parent, csv.stem) if loader is not None else ScoreResult(pd.read_csv(csv)))
+    if not found:
+        raise ResultsTableError(f"{root}: no results table (scores.csv from ScoreResult.save / brainalign batch)")
+    return found[0] if len(found) == 1 else ScoreResult.concat(found)
