@@ -234,6 +234,14 @@ def test_compare_names_what_is_missing_or_unpaired():
         _scored(seed_of={"worse": 5}).compare()
     with pytest.raises(ResultsTableError, match="two or more models"):
         _scored(n_models=1).compare()
+    # A NaN sample (and so a smaller n_bootstrap, which counts finite samples) still pairs.
+    res = _scored()
+    for kind in ("bootstrap_raw", "bootstrap_normalised"):
+        res.details[("worse", "sim.IT-rsa", "late", "all")][kind][3] = np.nan
+    res.table.loc[res.table["model"] == "worse", "n_bootstrap"] = 399
+    out = res.compare().set_index(["model_a", "model_b"])
+    assert out.loc[("truth", "worse"), "n_bootstrap"] == 399
+    assert out.loc[("truth", "truth_copy"), "n_bootstrap"] == 400
     # Restricting to two models leaves one pair; Holm over one pair changes nothing.
     two = _scored().compare(models=["truth", "worse"])
     assert len(two) == 1 and two["p"].iloc[0] == two["p_corrected"].iloc[0]

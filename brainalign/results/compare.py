@@ -13,9 +13,9 @@ models gets
 (the table's ``seed`` / ``n_bootstrap`` columns, ``ScoreResult.details[...]["bootstrap_raw"]`` /
 ``["bootstrap_normalised"]``), so sample *b* of model A and sample *b* of model B were computed on
 the same resampled stimuli and the difference distribution is taken sample by sample:
-``δ_b = s_A,b − s_B,b``. Pairing is checked (same seed, number of samples, stimuli, data hash,
-benchmark version, and the index sets themselves where a detail keeps them); a violation is an
-:class:`~brainalign.errors.UnpairedSamplesError`.
+``δ_b = s_A,b − s_B,b``. Pairing is checked (same seed, number of samples drawn, stimuli, data
+hash, benchmark version, and the index sets themselves where a detail keeps them); a violation is
+an :class:`~brainalign.errors.UnpairedSamplesError`.
 
 **Over what.** RSA benchmarks resample stimuli (Nili et al. 2014; rsatoolbox's
 ``bootstrap_sample_pattern``): ``method = "paired bootstrap over stimuli"``. Regression benchmarks
@@ -72,8 +72,9 @@ COMPARE_COLUMNS = ["benchmark", "session", "model_a", "layer_a", "model_b", "lay
 Correction = Literal["holm", "bh", "none"]
 Score = Literal["auto", "normalised", "raw"]
 
-# Row settings that must agree for two models' bootstrap samples to be paired.
-_PAIRING = ("n_bootstrap", "seed", "n_stimuli", "benchmark_version", "data_sha256")
+# Row settings that must agree for two models' bootstrap samples to be paired. (Not n_bootstrap:
+# it counts a row's finite samples, which may differ; the number drawn is the samples' length.)
+_PAIRING = ("seed", "n_stimuli", "benchmark_version", "data_sha256")
 
 
 @dataclass(frozen=True)
