@@ -393,14 +393,19 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
 
 def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: str, score: Score, ci: float,
                     alpha: float, correction: Correction, neuroids: bool) -> list[dict[str, Any]]:
+    details = {r["model"]: _detail(result, r["model"], bench, str(r["layer"]), sess) for _, r in fam.iterrows()}
     norm = pd.to_numeric(fam.get("normalised", pd.Series(np.nan, index=fam.index)), errors="coerce")
-    use = score if score != "auto" else ("normalised" if norm.notna().all() else "raw")
+    use = score
+    if score == "auto":  # normalised only where every model has the score and its samples
+        has_samples = all(np.isfinite(np.asarray(d.get("bootstrap_normalised", np.nan), dtype=np.float64)).any()
+                          for d in details.values())
+        use = "normalised" if norm.notna().all() and has_samples else "raw"
     value = norm if use == "normalised" else pd.to_numeric(fam["raw"], errors="coerce")
     fam = fam.assign(_value=value.to_numpy()).sort_values("_value", ascending=False, kind="stable")
-    details = {r["model"]: _detail(result, r["model"], bench, str(r["layer"]), sess) for _, r in fam.iterrows()}
 
     # Regression with per-neuroid samples: one neuroid index set per sample, shared by all models.
-    per_neuroid = neuroids and all(d.get("bootstrap_raw_neuroid") is not None for d in details.values())
+    kept = [k for k in ("bootstrap_raw_neuroid", "bootstrap_ceiling_neuroid")[: 1 + (use == "normalised")]]
+    per_neuroid = neuroids and all(d.get(k) is not None for d in details.values() for k in kept)
     samples: dict[str, np.ndarray] = {}
     if per_neuroid:
         first = next(iter(details.values()))
@@ -414,21 +419,16 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
             if rn.shape != (nb, nn):
                 raise UnpairedSamplesError(f"{bench} ({sess}): per-neuroid samples of {r['model']!r} have shape "
                                            f"{rn.shape}, of {fam.iloc[0]['model']!r} {(nb, nn)}")
-            ceil = d.get("bootstrap_ceiling_neuroid") if use == "normalised" else None
-            if use == "normalised" and ceil is None:
-                raise MissingBootstrapError(f"{bench} ({sess}), {r['model']!r}: no 'bootstrap_ceiling_neuroid' "
-                                            "for the normalised score over neuroids; use score='raw' or "
-                                            "neuroids=False")
+            ceil = d["bootstrap_ceiling_neuroid"] if use == "normalised" else None
             samples[r["model"]] = neuroid_stimulus_samples(rn, index, ceil, aggregate=_aggregate_of(r, d))
         over = "neuroids and stimuli"
     else:
         for _, r in fam.iterrows():
             samples[r["model"]] = _samples(details[r["model"]], use,
                                            f"{r['model']!r} on {bench} ({sess}), layer {r['layer']!r}")
-        regression = any("bootstrap_raw_neuroid" in d or str(r.get("metric", "")).split(":")[0] in
-                         ("ridge", "pls", "regression") for (_, r), d in zip(fam.iterrows(), details.values(),
-                                                                                strict=True))
-        over = "stimuli" + (" (no per-neuroid samples kept)" if regression and neuroids else "")
+        regression = any(str(m).split(":")[0] in ("ridge", "pls", "regression") for m in fam.get("metric", [])) \
+            or any("bootstrap_raw_neuroid" in d for d in details.values())
+        over = "stimuli" + (f" (no per-neuroid {' and '.join(kept)} kept)" if regression and neuroids else "")
 
     rows = list(fam.iterrows())
     pairs = []
