@@ -331,3 +331,42 @@ def test_cli_compare_without_saved_details_names_the_problem(tmp_path):
     got = CliRunner().invoke(main, ["compare", str(root)])
     assert got.exit_code == 2
     assert "no details for model" in got.output and "bootstrap samples" in got.output
+
+
+# ----- real data: two networks on the 92-image human IT benchmark --------------------------------
+@pytest.mark.slow
+def test_compare_real_benchmark_end_to_end(data_dir, tmp_path, one_torch_thread):
+    """Two small random CNNs and an exact copy of one, scored on kriegeskorte2008.hIT-rsa, saved,
+    compared from the folder by the CLI: the copy is within noise of its original (difference 0,
+    p = 1), the differences are those of the chosen layers' normalised scores."""
+    import torch
+    from click.testing import CliRunner
+    from torch import nn
+
+    import brainalign as ba
+    from brainalign.cli import main
+
+    def cnn(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten())
+
+    bench = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir, n_bootstrap=200)
+    results = [ba.score(ba.wrap(cnn(seed), name=name, input_size=64), bench)
+               for name, seed in (("cnn0", 0), ("cnn0_copy", 0), ("cnn1", 1))]
+    result = ScoreResult.concat(results)
+    out = result.compare()
+    assert len(out) == 3 and (out["n_bootstrap"] == 200).all()
+    twins = out[out["model_a"].str.startswith("cnn0") & out["model_b"].str.startswith("cnn0")].iloc[0]
+    assert twins["difference"] == 0 and twins["p"] == 1 and twins["within_noise"]
+    chosen = result.best.set_index("model")
+    col = "normalised" if (out["score"] == "normalised").all() else "raw"
+    for _, row in out.iterrows():
+        assert row["layer_a"] == chosen.loc[row.model_a, "layer"]
+        assert row["difference"] == pytest.approx(chosen.loc[row.model_a, col] - chosen.loc[row.model_b, col])
+
+    root = tmp_path / "results"
+    result.save(root)
+    got = CliRunner().invoke(main, ["compare", str(root)])
+    assert got.exit_code == 0, got.output
+    pd.testing.assert_frame_equal(pd.read_csv(root / "compare.csv"), out, check_dtype=False)
