@@ -6,7 +6,7 @@ models gets
 
 - ``difference`` = score(model_a) − score(model_b) of the table's point estimates (normalised
   where every model has a ceiling-normalised score, else raw; column ``score``),
-- a paired percentile bootstrap CI of that difference, and
+- a paired bootstrap CI of that difference, and
 - a two-sided bootstrap p-value, corrected for the number of pairs (Holm by default).
 
 **Paired.** A benchmark draws its bootstrap index sets from its own seed, the same for every model
@@ -342,7 +342,7 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
         ``normalised`` (score / ceiling), ``raw``, or ``auto``: normalised where every model of the
         benchmark has a normalised score, else raw.
     ci
-        Level of the percentile CIs of the differences.
+        Level of the CIs of the differences.
     alpha
         Level at which a corrected p marks a pair as told apart (``within_noise`` False).
     correction
@@ -440,7 +440,7 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
             pd_ = paired_difference(ra["_value"], rb["_value"], samples[ra["model"]], samples[rb["model"]], ci=ci)
             pairs.append((ra, rb, pd_))
     p_adj = adjust_p([p.p for _, _, p in pairs], correction)
-    method = (f"paired bootstrap over {over}; {int(ci * 100)}% percentile CI; two-sided p, "
+    method = (f"paired bootstrap over {over}; {ci:.0%} CI; null-shifted two-sided p, "
               f"{correction} over {len(pairs)} pair(s)")
     return [{"benchmark": bench, "session": sess, "model_a": ra["model"], "layer_a": ra["layer"],
              "model_b": rb["model"], "layer_b": rb["layer"], "difference": p.difference,
