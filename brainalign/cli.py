@@ -20,13 +20,15 @@ def main() -> None:
 
 
 @main.command("list")
-@click.argument("what", type=click.Choice(["models", "benchmarks", "datasets"]))
+@click.argument("what", type=click.Choice(["models", "sources", "benchmarks", "datasets"]))
 def list_(what: str) -> None:
-    """List available models, benchmarks or datasets."""
-    if what == "models":
-        from brainalign.models import list_models
+    """List available models, model sources, benchmarks or datasets."""
+    if what in ("models", "sources"):
+        from brainalign.models import list_models, list_sources
 
-        items = list_models()
+        sources = ["Model sources (<source>:<name>; these also take names not listed here):",
+                   *(f"  {line}" for line in list_sources())]
+        items = sources if what == "sources" else [*list_models(), "", *sources]
     elif what == "benchmarks":
         from brainalign.benchmarks.spec import list_benchmarks
 
@@ -59,18 +61,23 @@ def layers(model: str, weights: str, show_all: bool) -> None:
 
 @main.command()
 @click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
-@click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id; repeatable.")
+@click.option("--benchmark", "benchmarks", multiple=True, required=True,
+              help="Benchmark id or path of your own benchmark YAML; repeatable.")
 @click.option("--weights", default="random", show_default=True,
               help="random | pretrained | path of a checkpoint.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob; repeatable.")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
+@click.option("--manifest-dir", "manifest_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of your own dataset manifests; repeatable (also found: beside a --benchmark "
+                   "YAML file, BRAINALIGN_MANIFESTS).")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of random weights.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write scores.csv and layers.png here.")
 def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
-          layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], batch_size: int, device: str,
+          layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
+          batch_size: int, device: str,
           seed: int, out: str | None) -> None:
     """Score one or more models on one or more benchmarks, every layer."""
     import pandas as pd
@@ -82,7 +89,8 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
     from brainalign.runner import score as run_score
 
     try:
-        benches = [load_benchmark(b, data_dir=list(data_dirs) or None) for b in benchmarks]
+        benches = [load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs))
+                   for b in benchmarks]
         results = []
         for mid in models:
             model = load_model(mid, weights=weights, seed=seed)
@@ -91,7 +99,8 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
     except BrainAlignError as err:
         _fail(err)
     result = ScoreResult.concat(results)
-    cols = ["model", "benchmark", "layer", "raw", "ceiling", "normalised", "ci_low", "ci_high"]
+    cols = ["model", "benchmark", "session", "layer", "raw", "ceiling_upper", "normalised", "normalised_ci_low",
+            "normalised_ci_high", "selected"]
     with pd.option_context("display.max_rows", None, "display.width", 160):
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if out:

@@ -124,9 +124,10 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
         sub = table[(table["benchmark"] == bench) & table["model"].isin(chosen)]
         ceil = has_ceiling(sub)
         use_norm = norm and ceil
-        y, lo, hi = ("normalised", "ci_low", "ci_high") if use_norm else ("raw", "raw_ci_low", "raw_ci_high")
+        y, lo, hi = (("normalised", "normalised_ci_low", "normalised_ci_high") if use_norm
+                     else ("raw", "raw_ci_low", "raw_ci_high"))
         if ceil:
-            upper = float(pd.to_numeric(sub["ceiling"], errors="coerce").median())
+            upper = float(pd.to_numeric(sub["ceiling_upper"], errors="coerce").median())
             lower = float(pd.to_numeric(sub.get("ceiling_lower"), errors="coerce").median()) \
                 if "ceiling_lower" in sub else np.nan
             band = (lower / upper, 1.0) if use_norm else (lower, upper)

@@ -175,7 +175,7 @@ def _provenance_html(res: ResultsFolder) -> str:
     for b, sub in t.groupby("benchmark", sort=False):
         def first(col: str, sub: pd.DataFrame = sub) -> Any:
             return sub[col].dropna().iloc[0] if col in sub and sub[col].notna().any() else "–"
-        ceil = (f"{_fmt(first('ceiling_lower'))}–{_fmt(first('ceiling'))}" if has_ceiling(sub)
+        ceil = (f"{_fmt(first('ceiling_lower'))}–{_fmt(first('ceiling_upper'))}" if has_ceiling(sub)
                 else "none")
         parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in (
             b, first("benchmark_version"), first("metric"), ceil, first("n_stimuli"),
@@ -244,7 +244,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
              "sort.</p>",
              leaderboard_html(t)]
     scored = best_rows(t)
-    if (scored["selected_on"] == "development stimuli").any():
+    if (scored["selection"] == "development stimuli").any():
         body.append('<p class="sub">Where a benchmark splits its stimuli, the best layer is chosen on '
                     "the development stimuli and the score shown is on the held-out stimuli.</p>")
     if len(scored):
