@@ -300,34 +300,11 @@ def neuroid_stimulus_samples(r: np.ndarray, index: np.ndarray, ceiling: np.ndarr
 
 # ----- which layer represents a model ---------------------------------------------------------
 def chosen_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The row of the chosen layer per (model, benchmark, session).
+    """The chosen layer's row per (model, benchmark): the one best-layer rule,
+    :func:`brainalign.results.choose_best` (development stimuli where the benchmark splits them)."""
+    from brainalign.results.table import choose_best
 
-    The one best-layer rule is :func:`brainalign.results.choose_best`; this is the single place
-    that calls it. Until it exists (SWAP POINT), the ``selected`` column is used where the table
-    has one, else the highest ``dev_score`` (development stimuli), else the highest normalised
-    (raw where there is none) score.
-    """
-    from brainalign import results as _results
-
-    rule = getattr(_results, "choose_best", None)
-    if rule is not None:  # the contract's rule: a frame of chosen rows or a boolean mask
-        out = rule(table)
-        if isinstance(out, pd.Series) and out.dtype == bool:
-            out = table[out]
-        return out.reset_index(drop=True)
-    t = table
-    if "selected" in t and t["selected"].notna().any():
-        sel = t["selected"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
-        return t[sel].reset_index(drop=True)
-    key = pd.to_numeric(t.get("normalised"), errors="coerce") if "normalised" in t else None
-    raw = pd.to_numeric(t["raw"], errors="coerce")
-    key = raw if key is None else key.where(key.notna(), raw)
-    if "dev_score" in t:
-        dev = pd.to_numeric(t["dev_score"], errors="coerce")
-        key = dev.where(dev.notna(), key)
-    sess = _sessions(t)
-    idx = key.groupby([t["model"], t["benchmark"], sess]).idxmax().dropna()
-    return t.loc[idx.astype(int).to_numpy()].reset_index(drop=True)
+    return choose_best(table)
 
 
 def _sessions(t: pd.DataFrame) -> pd.Series:
