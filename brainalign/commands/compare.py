@@ -31,7 +31,7 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
     import pandas as pd
 
     from brainalign.errors import BrainAlignError
-    from brainalign.results.compare import compare_scores, load_results
+    from brainalign.results.compare import COMPARE_FILE, compare_scores, load_results
 
     try:
         result = load_results(results_dir)
@@ -41,7 +41,7 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
     except BrainAlignError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
-    path = Path(out) if out else Path(results_dir) / "compare.csv"
+    path = Path(out) if out else Path(results_dir) / COMPARE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     show = table.assign(

@@ -26,6 +26,7 @@ from brainalign.plots.heatmap import best_matrix, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
+from brainalign.results.compare import COMPARE_FILE
 from brainalign.settings import PathLike
 
 _CSS = """
@@ -130,9 +131,6 @@ def leaderboard_html(table: pd.DataFrame) -> str:
         rows.append(f'<tr data-model="{_e(model)}">{"".join(cells)}</tr>')
     return (f'<table id="leaderboard"><thead><tr>{"".join(head)}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
-
-
-COMPARE_FILE = "compare.csv"  # written by `brainalign compare` (brainalign.results.compare)
 
 
 def comparison_html(table: pd.DataFrame) -> str:

@@ -65,6 +65,9 @@ from brainalign.errors import MissingBootstrapError, ResultsTableError, Unpaired
 if TYPE_CHECKING:
     from brainalign.results.result import ScoreResult
 
+COMPARE_FILE = "compare.csv"
+"""Name of the table ``brainalign compare`` writes into a results folder (the report reads it)."""
+
 COMPARE_COLUMNS = ["benchmark", "session", "model_a", "layer_a", "model_b", "layer_b", "difference",
                    "ci_low", "ci_high", "p", "p_corrected", "within_noise", "n_bootstrap", "method",
                    "score"]
@@ -536,7 +539,7 @@ def load_results(results_dir: str | Path) -> ScoreResult:
                                 "--out folder of `brainalign score` / `brainalign batch`")
     found = []
     for csv in sorted(root.rglob("*.csv")):
-        if csv.name == "compare.csv" or any(p.name.endswith(".details") for p in csv.parents):
+        if csv.name == COMPARE_FILE or any(p.name.endswith(".details") for p in csv.parents):
             continue
         head = pd.read_csv(csv, nrows=0).columns
         if not {"model", "benchmark", "layer", "raw"} <= set(head):
