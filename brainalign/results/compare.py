@@ -18,15 +18,22 @@ hash, benchmark version, and the index sets themselves where a detail keeps them
 an :class:`~brainalign.errors.UnpairedSamplesError`.
 
 **Over what.** RSA benchmarks resample stimuli (Nili et al. 2014; rsatoolbox's
-``bootstrap_sample_pattern``): ``method = "paired bootstrap over stimuli"``. Regression benchmarks
-whose details keep the per-neuroid r of every stimulus-bootstrap sample
-(``bootstrap_raw_neuroid``, (bootstrap × neuroid); with ``bootstrap_ceiling_neuroid`` for the
-normalised score) are resampled over neuroids too: sample *b* also draws a neuroid index set
+``bootstrap_sample_pattern``): ``method = "paired bootstrap over stimuli"``. Such a bootstrap
+counts the RDM's pair-level noise three times (a stimulus drawn twice duplicates all its pairs),
+which overestimates the variance of an RSA score about twofold and made the test reject 0.5–1 %
+of null simulations at alpha = 5 % (Schütt et al. 2023, eLife 12:e82566, report uncorrected
+bootstraps as conservative). :func:`pair_noise_correction` removes the pair-by-pair part of that
+excess by regressing the differences on the resampling counts (the index sets are redrawn by the
+one resampler, ``metrics.stats.resample_indices``, from the rows' seed and stimulus count, or
+read from a ``bootstrap_index`` detail); measured: 2.5–3.5 % false positives, with about twice
+the power. Regression benchmarks whose details keep the per-neuroid r of every stimulus-bootstrap
+sample (``bootstrap_raw_neuroid``, (bootstrap × neuroid); with ``bootstrap_ceiling_neuroid`` for
+the normalised score) are resampled over neuroids too: sample *b* also draws a neuroid index set
 *J_b* (seeded, the same for every model) and ``s_b = agg(r[b, J_b])`` (``/ agg(ceiling[b, J_b])``
 normalised), so the CI covers a new sample of both stimuli and neuroids (the two-factor bootstrap
-of Schütt et al. 2023, eLife 12:e82566, uncorrected: it adds the neuroid term on top of the
-stimulus term and is therefore conservative). Without per-neuroid samples, regression falls back
-to stimuli only and says so in ``method``.
+of Schütt et al. 2023, uncorrected: it adds the neuroid term on top of the stimulus term and is
+therefore conservative). The regression kind does not keep those arrays today (B × neuroid floats
+per layer and session); without them, regression resamples stimuli only and ``method`` says so.
 
 **Test and CI.** The bootstrap distribution of δ is shifted to obey the null (Efron & Tibshirani
 1993, §16.4): ``p = (1 + #{|δ_b − mean(δ)| ≥ |Δ|}) / (B + 1)`` for the observed difference Δ,
@@ -38,14 +45,8 @@ simulations at alpha = 5 %, against 3.5 % for the shifted test. ``p_corrected``:
 benchmark and session, or Benjamini–Hochberg (``scipy.stats.false_discovery_control``).
 ``within_noise``: ``p_corrected ≥ alpha``, i.e. the data do not tell the two models apart.
 
-Caveats (measured in ``tests/test_compare.py``): the bootstrap over stimuli of an RDM comparison
-counts the pair-level noise of the RDM more than once (a stimulus drawn twice duplicates all its
-pairs), so it overestimates the variance of an RSA score about twofold (Schütt et al. 2023 report
-the same for uncorrected bootstraps) and the RSA test is conservative: about 0.5 % false
-positives at alpha = 5 %, with less power than a calibrated test would have. Regression scores
-(a smooth function of per-stimulus predictions) are calibrated over stimuli. The chosen layer is
-picked on the development stimuli while the difference is on all stimuli, which favours models
-with many candidate layers a little.
+Caveat: the chosen layer is picked on the development stimuli while the difference is on all
+stimuli, which favours models with many candidate layers a little.
 """
 
 from __future__ import annotations
