@@ -14,8 +14,9 @@ import click
 @click.option("--model", "models", multiple=True, help="Only this model; repeatable (at least two).")
 @click.option("--score", type=click.Choice(["auto", "normalised", "raw"]), default="auto", show_default=True,
               help="Compare ceiling-normalised or raw scores (auto: normalised where every model has one).")
-@click.option("--ci", default=0.95, show_default=True, help="Level of the CIs of the differences.")
-@click.option("--alpha", default=0.05, show_default=True,
+@click.option("--ci", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Level of the CIs of the differences.")
+@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Corrected p below this: the pair is told apart; else 'within noise'.")
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True,
               help="Correction for the number of pairs per benchmark (Holm: family-wise error; bh: FDR).")
@@ -26,7 +27,8 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
                     ci: float, alpha: float, correction: str, no_neuroids: bool, out: str | None) -> None:
     """Compare every pair of models scored in RESULTS_DIR, per benchmark, at their chosen layers:
     the difference of their scores with a paired bootstrap CI (over stimuli; regression: over
-    neuroids and stimuli) and a p-value corrected for the number of pairs. Writes compare.csv;
+    neuroids and stimuli where the per-neuroid samples are kept) and a p-value corrected for the
+    number of pairs. Writes compare.csv;
     `brainalign report` then marks the pairs whose difference is within noise."""
     import pandas as pd
 
