@@ -8,15 +8,18 @@ from pathlib import Path
 import click
 
 
+_UNIT = click.FloatRange(0, 1, min_open=True, max_open=True)
+
+
 @click.command("compare")
 @click.argument("results_dir", type=click.Path())
 @click.option("--benchmark", "benchmarks", multiple=True, help="Only this benchmark; repeatable.")
 @click.option("--model", "models", multiple=True, help="Only this model; repeatable (at least two).")
 @click.option("--score", type=click.Choice(["auto", "normalised", "raw"]), default="auto", show_default=True,
               help="Compare ceiling-normalised or raw scores (auto: normalised where every model has one).")
-@click.option("--ci", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--ci", default=0.95, show_default=True, type=_UNIT,
               help="Level of the CIs of the differences.")
-@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", default=0.05, show_default=True, type=_UNIT,
               help="Corrected p below this: the pair is told apart; else 'within noise'.")
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True,
               help="Correction for the number of pairs per benchmark (Holm: family-wise error; bh: FDR).")
