@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-
 _UNIT = click.FloatRange(0, 1, min_open=True, max_open=True)
 
 
