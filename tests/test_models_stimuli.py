@@ -200,3 +200,15 @@ def test_pil_palette_images_in_a_stimulus_set_give_colours_not_indices():
     pal = Image.fromarray(RGB8).convert("P")
     s = StimulusSet.from_arrays("p", [pal])
     np.testing.assert_array_equal(s.image(0), np.asarray(pal.convert("RGB")))
+
+
+def test_float_255_in_a_stimulus_set_is_refused_at_extraction_and_accepted_with_its_range(images):
+    # Before: went into the model unscaled (normalised inputs of 54..1079).
+    model = ba.wrap(_tiny_net(), "tiny", input_size=16)
+    f255 = StimulusSet.from_arrays("f", [im.astype(np.float64) for im in images])
+    with pytest.raises(StimulusError, match="'f/0000'.*outside 0..1.*value_range=\\(0, 255\\)"):
+        ba.extract(model, f255)
+    ok = ba.extract(model, as_stimulus_set(f255, value_range=(0, 255)), layers=["3"])["3"]
+    ref = ba.extract(model, StimulusSet.from_arrays("u", images), layers=["3"])["3"]
+    np.testing.assert_allclose(ok.values, ref.values, atol=1e-5)
+    assert list(ok["stimulus_id"].values) == [f"f/{i:04d}" for i in range(4)]

@@ -103,6 +103,10 @@ class RSABenchmark(Benchmark):
             self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
         return raw / self._subset_ceilings[index]
 
+    def recording(self, model: Any) -> Any:
+        _ = self.subject_rdms  # read (and check) the target before any layer is recorded
+        return super().recording(model)
+
     def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
         """RDM of the layer against every subject's RDM: raw (mean over subjects), the noise
         ceiling's bounds, normalised by the upper bound, bootstrap CIs over stimuli, and the

@@ -152,7 +152,8 @@ def _unit_range(arr: np.ndarray, value_range: tuple[float, float] | None, where:
         if value_range is None:
             raise StimulusError(
                 f"{where}: float pixel values lie in {vmin:.4g}..{vmax:.4g}, outside 0..1; the range "
-                "is ambiguous: state it, e.g. value_range=(0, 255), or scale the images to 0..1")
+                "is ambiguous: state it, e.g. as_stimulus_set(images, value_range=(0, 255)), or "
+                "scale the images to 0..1")
         raise StimulusError(f"{where}: pixel values {vmin:.4g}..{vmax:.4g} lie outside the stated "
                             f"value_range {tuple(value_range)}")
     return np.clip(x, 0.0, 1.0).astype(np.float32, copy=False)
