@@ -225,7 +225,8 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     t = final_epoch(full)  # a model scored during training is ranked on its last epoch
     title = title or f"brainalign report: {res.root.resolve().name}"
     models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
-    warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
+    # compare.csv (`brainalign compare`) is not a score table: shown in its own section, not warned of.
+    warn = [f"skipped {f}: {r}" for f, r in res.skipped if Path(f).name != COMPARE_FILE] + list(res.notes)
     no_ceiling = [b for b in benches if not has_ceiling(t[t["benchmark"] == b])]
     if no_ceiling and len(no_ceiling) < len(benches):
         warn.append("benchmark(s) without a noise ceiling show raw scores, the others score / "

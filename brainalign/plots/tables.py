@@ -65,8 +65,7 @@ def read_results(folder: PathLike) -> ResultsFolder:
     if not root.is_dir():
         raise ResultsTableError(f"results folder {root} does not exist (or is not a folder); "
                                 "pass the --out folder of `brainalign score` / `ScoreResult.save`")
-    # compare.csv (`brainalign compare`) is not a score table; the report shows it on its own.
-    csvs = sorted(p for p in root.rglob("*.csv") if p.is_file() and p.name != "compare.csv")
+    csvs = sorted(p for p in root.rglob("*.csv") if p.is_file())
     if not csvs:
         raise ResultsTableError(f"{root}: no *.csv results table found (ScoreResult.save writes "
                                 "scores.csv and scores.meta.json)")
