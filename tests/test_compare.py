@@ -365,6 +365,20 @@ def test_cli_compare_prints_pairs_writes_csv_and_the_report_marks_pairs_within_n
     assert got.exit_code == 2 and "two or more models" in got.output
 
 
+def test_cli_compare_reads_a_saved_folder_with_its_details(tmp_path):
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    if getattr(ScoreResult, "load", None) is None:
+        pytest.skip("ScoreResult.save keeps no details yet (the results package's netCDF details)")
+    res = _scored()
+    res.save(tmp_path / "r")
+    got = CliRunner().invoke(main, ["compare", str(tmp_path / "r")])
+    assert got.exit_code == 0, got.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r" / "compare.csv"), res.compare(), check_dtype=False)
+
+
 def test_cli_compare_without_saved_details_names_the_problem(tmp_path):
     from click.testing import CliRunner
 

@@ -55,7 +55,8 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
         verdict=["within noise" if w else "differs" for w in table["within_noise"]])
     for (bench, sess), fam in show.groupby(["benchmark", "session"], sort=False):
         head = bench if sess == "all" else f"{bench} (session {sess})"
-        click.echo(f"{head}: {fam['score'].iloc[0]} score; {fam['method'].iloc[0]}")
+        methods = list(dict.fromkeys(fam["method"]))
+        click.echo(f"{head}: {fam['score'].iloc[0]} score; " + "\n  ".join(methods))
         cols = ["a", "b", "difference", "ci", "p", "p_corrected", "verdict"]
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
             click.echo(fam[cols].rename(columns={"a": "model_a", "b": "model_b"}).to_string(
