@@ -3,7 +3,7 @@
 >>> import brainalign as ba
 >>> model = ba.load_model("torchvision:alexnet", weights="random")
 >>> result = ba.score(model, "kriegeskorte2008.hIT-rsa")
->>> result.table, result.best, result.plot()
+>>> result.table, result.best; ba.plot_layers(result)
 
 Attributes load on first use, so ``import brainalign`` (and the CLI's ``--help``) stays fast
 and does not import torch.

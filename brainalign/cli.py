@@ -103,9 +103,14 @@ def score(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
             "normalised_ci_high", "selected"]
     with pd.option_context("display.max_rows", None, "display.width", 160):
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for r in result.best.itertuples():  # the one best-layer rule (brainalign.results.choose_best)
+        click.echo(f"best layer: {r.model} on {r.benchmark}: {r.layer}, score {r.best_score:.4f} "
+                   f"({r.selection})")
     if out:
         csv = result.save(out)
-        result.plot(Path(out) / "layers.png")
+        from brainalign.plots import plot_layers
+
+        plot_layers(result, path=Path(out) / "layers.png")
         click.echo(f"wrote {csv} and {Path(out) / 'layers.png'}")
 
 

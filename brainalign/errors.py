@@ -179,6 +179,18 @@ class DataFaultError(BrainAlignError, ValueError):
 class MetricInputError(BrainAlignError, ValueError):
     """Arrays a metric cannot use: mismatched stimuli, NaN/inf, bad RDM shape, too few samples."""
 
+
+class ConstantRDMError(MetricInputError):
+    """An RDM whose dissimilarities are all equal (within round-off): it has no rank order and no
+    variance, so every RSA comparison with it (and a noise ceiling that pools it) is undefined.
+
+    ``index`` is the position of the offending RDM in a stack (e.g. the subject), else None.
+    """
+
+    def __init__(self, message: str, index: int | None = None):
+        self.index = index
+        super().__init__(message)
+
 class ResultsTableError(BrainAlignError, ValueError):
     """A results table (or a results folder) that cannot be plotted or reported: empty, missing
     columns, no readable CSV."""

@@ -11,7 +11,7 @@ from scipy.io import loadmat
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import rankdata
 
-from brainalign.errors import MetricInputError
+from brainalign.errors import ConstantRDMError, MetricInputError
 from brainalign.metrics import compare_rdms, pool_rdms, rdm, rsa_noise_ceiling, upper
 from brainalign.metrics.rsa import RSABootstrap, crossnobis_rdm, rank_rows
 from tests.conftest import needs_data
@@ -186,7 +186,9 @@ def test_tau_a_equals_the_pair_counting_definition():
         i, j = np.triu_indices(300, 1)
         direct = np.mean(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]))
         assert compare_rdms(x, y, "kendall_tau_a") == pytest.approx(direct, abs=1e-12)
-    assert compare_rdms(np.ones(10), rng.random(10), "kendall_tau_a") == 0.0
+    # A constant RDM has no rank order: a named error for every method (was 0.0 for tau-a).
+    with pytest.raises(ConstantRDMError, match="constant"):
+        compare_rdms(np.ones(10), rng.random(10), "kendall_tau_a")
 
 
 def test_ranks_equal_scipy_rankdata_with_ties():

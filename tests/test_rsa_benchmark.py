@@ -109,7 +109,9 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     assert best["layer"] == t.loc[t["dev_score"].idxmax(), "layer"]
     assert best["best_score"] == t.loc[t["dev_score"].idxmax(), "heldout_score"]
     assert "pad" in t["placement"].iloc[0]  # a 2.9° stimulus in the 8° field
-    fig = result.plot(tmp_path / "layers.png")
+    from brainalign.plots import plot_layers
+
+    fig = plot_layers(result, path=tmp_path / "layers.png")
     assert (tmp_path / "layers.png").stat().st_size > 5000
     assert len(fig.axes) == 1
     csv = result.save(tmp_path)
@@ -138,3 +140,22 @@ def test_noise_ceiling_function_on_toy_data_matches_leave_one_out_definition():
     zl = [np.corrcoef(np.delete(z, i, 0).mean(0), subj[i])[0, 1] for i in range(5)]
     assert lower == pytest.approx(np.mean(zl), abs=1e-12)
     assert lower == pytest.approx(np.mean(loo), abs=0.05)
+
+
+def test_a_constant_subject_rdm_is_a_named_error_not_nan_scores(data_dir, monkeypatch):
+    from brainalign.errors import MetricInputError
+
+    bench = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir, n_bootstrap=10)
+    read = bench.read
+
+    def one_constant(section, **kw):
+        rdms = read(section, **kw)
+        if not hasattr(rdms, "dims"):  # the stimuli
+            return rdms
+        v = rdms.values.copy()
+        v[2] = 0.5 * (1 - np.eye(v.shape[-1]))  # subject SN (both sessions): every pair 0.5
+        return rdms.copy(data=v)
+
+    monkeypatch.setattr(bench, "read", one_constant)
+    with pytest.raises(MetricInputError, match="subject 'SN'.*constant"):
+        _ = bench.subject_rdms

@@ -24,8 +24,6 @@ import inspect
 import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import xarray as xr
 
 from brainalign.activations.reducers import describe_reducer
 from brainalign.data.stimuli import StimulusSet
+from brainalign.io import atomic_write_bytes
 from brainalign.models.base import BrainModel
 from brainalign.settings import PathLike, cache_dir
 
@@ -156,18 +155,7 @@ def activation_key(model_fp: dict[str, Any], stimuli_fp: str, layer: str, calls:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)  # the one atomic-write helper (brainalign.io)
 
 
 class ActivationCache:

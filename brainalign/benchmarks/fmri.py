@@ -8,7 +8,7 @@ dev / held-out layer choice); the row ``session == "all"`` aggregates every voxe
 ``session == "roi:<name>"`` aggregate the voxels of one atlas label. Per ROI, an RSA row
 (``metric`` starting with ``rsa``) compares the layer's RDM with the RDM of the ROI's voxel
 patterns. Each layer's per-voxel r goes back into the brain as a NIfTI image
-(``result.details[(model, benchmark, layer + "@map")]["image"]``; :meth:`FMRIBenchmark.save_maps`
+(``result.details[(model, benchmark, layer, "all")]["image"]``; :meth:`FMRIBenchmark.save_maps`
 writes them). Without repeated betas there is no noise ceiling: rows say so.
 """
 

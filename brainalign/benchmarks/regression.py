@@ -37,7 +37,7 @@ from brainalign.data.timebins import match_bins, model_time_bins, select_window,
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
-from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices
+from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices, weighted_pearson
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
@@ -69,23 +69,24 @@ def _fill(section: Any, session: str) -> Any:
 _agg = aggregate  # the one summary over neuroids (brainalign.metrics.stats)
 
 
-def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray,
-                     chunk_bytes: int = 64_000_000) -> np.ndarray:
+def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
     """(B, neuroid) Pearson r of predictions and responses on every bootstrap index set at once.
 
     ``pred``, ``y``: (neuroid, n) one fold's test predictions and responses; ``index``: (B, n)
-    positions of each bootstrap sample. The samples are gathered with the index array and r is
-    computed along the last axis for a chunk of samples at a time (bounded by ``chunk_bytes``);
-    the values equal the per-sample loop exactly (the same reductions in the same order).
+    positions drawn by each bootstrap sample. A sample is the fold's stimuli weighted by how often
+    it drew each (w = counts, B × n), so every sum Pearson r needs is one matrix product
+    (w @ x): no (B × n × neuroid) gather. Both sides are centred on the fold's means first (r is
+    shift-invariant), which keeps the moment formula free of cancellation; a side that is
+    constant within a sample (variance below 1e-10 of its raw second moment) gives NaN, as the
+    per-sample computation does. Equal to the per-sample loop to ~1e-12
+    (tests/test_stats_bootstrap.py).
     """
-    n_neuroid, n = pred.shape
-    B = len(index)
-    step = max(1, int(chunk_bytes // max(1, 8 * 2 * n_neuroid * n)))
-    out = np.empty((B, n_neuroid))
-    for start in range(0, B, step):
-        k = index[start:start + step]  # (b, n)
-        out[start:start + len(k)] = pearson_last(pred[:, k], y[:, k]).T  # (neuroid, b, n) → (b, neuroid)
-    return out
+    n_boot, n = index.shape
+    w = np.bincount((np.arange(n_boot)[:, None] * n + index).ravel(), minlength=n_boot * n)
+    w = w.reshape(n_boot, n).astype(np.float64)
+    p = (pred - pred.mean(-1, keepdims=True)).T  # (n, neuroid)
+    t = (y - y.mean(-1, keepdims=True)).T
+    return weighted_pearson(w, p, t)
 
 
 class RegressionBenchmark(Benchmark):
@@ -404,10 +405,18 @@ class RegressionBenchmark(Benchmark):
                                    "bootstrap_normalised": st["bootstrap_normalised"]}
             if st["detail"] is not None:
                 d = st["detail"]
+                sess_obj = next(x for x in self.sessions if x.name == sess)
+                enc = d["encodings"][0]
+                test_fold = np.full(len(sess_obj.stimuli), -1)
+                for f, (_, te) in enumerate(enc.splits):
+                    test_fold[te] = f
                 det.update(r=d["r"], excluded=d["excluded"], alphas=[e.alphas for e in d["encodings"]],
-                           splits=d["encodings"][0].splits,
-                           ceiling=None if self._ceilings[sess] is None else self._ceilings[sess]["all"],
-                           neuroid_id=d.get("neuroid_id"))
+                           splits=enc.splits, test_fold=test_fold,
+                           r_folds=np.stack([e.r_folds for e in d["encodings"]]),
+                           neuroid_id=np.asarray(sess_obj.responses["neuroid_id"].values).astype(str),
+                           stimulus_id=np.asarray(sess_obj.stimuli.ids).astype(str))
+                if self._ceilings[sess] is not None:
+                    det["ceiling"] = self._ceilings[sess]["all"]
             out.append(LayerScore(
                 metric=f"{self.model_kind}:pearson/{self.aggregate}", session=sess, n_stimuli=n_stim,
                 **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling_upper", "ceiling_lower",

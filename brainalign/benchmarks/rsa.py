@@ -11,6 +11,7 @@ import xarray as xr
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
+from brainalign.errors import MetricInputError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
 from brainalign.results.table import LayerScore
@@ -47,7 +48,17 @@ class RSABenchmark(Benchmark):
         if "subject" not in rdms.dims:
             rdms = rdms.expand_dims("subject")
         self.check_ids(list(rdms["stimulus_id"].values), f"target {self.spec.target.get('file')}")
-        return rdms.transpose("subject", "stimulus", "stimulus_col")
+        rdms = rdms.transpose("subject", "stimulus", "stimulus_col")
+        iu = np.triu_indices(rdms.sizes["stimulus"], k=1)
+        for k, subject in enumerate(rdms["subject"].values):
+            v = rdms.values[k][iu]
+            if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max(initial=0.0))):
+                raise MetricInputError(
+                    f"{self.id}: the RDM of subject {str(subject)!r} in {self.spec.target.get('file')} "
+                    "is constant "
+                    f"(every dissimilarity {float(v[0]):.6g}); it has no rank order to compare with and "
+                    "would make every score NaN. Remove that subject or fix the file.")
+        return rdms
 
     @cached_property
     def ceiling(self) -> tuple[float, float] | None:

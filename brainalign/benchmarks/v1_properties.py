@@ -112,12 +112,12 @@ class V1PropertyBenchmark(Benchmark):
 
     @cached_property
     def ceilings(self) -> dict[str, dict[str, Any]]:
-        n, _, seed = bootstrap_settings(self.spec)
+        n, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         return {k: ks_ceiling(d, n_boot=n, seed=seed) for k, d in self.distributions.items()}
 
     def score_properties(self, table: pd.DataFrame) -> dict[str, dict[str, Any]]:
         """Score a per-unit property table (rows of one layer) on every property."""
-        n, level, seed = bootstrap_settings(self.spec)
+        n, level, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         out = {}
         for name, dist in self.distributions.items():
             v = table[name].to_numpy(float)
@@ -166,7 +166,7 @@ class V1PropertyBenchmark(Benchmark):
         """KS similarity of every property distribution of the layer's units to V1's, normalised
         by the data's self-similarity; a benchmark of several properties averages them."""
         pt = activations
-        _, level, _ = bootstrap_settings(self.spec)
+        _, level, _ = bootstrap_settings(self.spec, self.n_bootstrap)
         scores = self.score_properties(pt.table)
         raw = float(np.mean([s["raw"] for s in scores.values()]))
         ceiling = float(np.mean([s["ceiling"] for s in scores.values()]))

@@ -71,7 +71,9 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
     if out:
         out_dir = Path(out)
         csv = result.save(out_dir)
-        result.plot(out_dir / "layers.png", normalised=True)
+        from brainalign.plots import plot_layers
+
+        plot_layers(result, path=out_dir / "layers.png", normalised=True)
         from brainalign.plots.rf import plot_rf_mosaic
 
         gcnn = models[2][0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +23,7 @@ from brainalign.errors import (
     ManifestError,
     UnsafeArchiveError,
 )
+from brainalign.io import atomic_path
 from brainalign.settings import PathLike, cache_dir, data_dirs
 
 _CHUNK = 1 << 20
@@ -149,16 +149,15 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str |
     ChecksumMismatchError
         The body's checksum differs from the recorded one.
     """
-    # TODO(io): use brainalign.io's atomic-write helper once it exists (engineer contract).
     check_download(url, sha256, sha1, sha256_prefix=sha256_prefix, allow_insecure=allow_insecure)
     dest = Path(dest)
     created = _make_parents(dest.parent)
-    tmp = None
     ok = False
     try:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         h, h1 = hashlib.sha256(), hashlib.sha1()
-        with os.fdopen(fd, "wb") as out:
+        # The body goes to a temporary file; atomic_path moves it onto dest only when no error
+        # (network, truncation, size, checksum) was raised.
+        with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
             try:
                 resp = _opener(allow_insecure).open(url, timeout=timeout)
             except (urllib.error.URLError, OSError, ValueError) as err:
@@ -179,17 +178,15 @@ def download(url: str, dest: PathLike, sha256: str | None = None, *, sha1: str |
                     raise DownloadError(f"{url}: got {got} of {total} bytes")
                 if size is not None and got != size:
                     raise DownloadError(f"{url}: got {got} bytes, the manifest records {size}")
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise ChecksumMismatchError(url, sha256, h.hexdigest())
-        if sha256 is None and sha1 is not None and h1.hexdigest() != sha1:
-            raise ChecksumMismatchError(url, f"{sha1} (sha1)", h1.hexdigest())
-        if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
-            raise ChecksumMismatchError(url, f"{sha256_prefix}… (sha256 prefix)", h.hexdigest())
-        os.replace(tmp, dest)
+            out.flush()
+            if sha256 is not None and h.hexdigest() != sha256:
+                raise ChecksumMismatchError(url, sha256, h.hexdigest())
+            if sha256 is None and sha1 is not None and h1.hexdigest() != sha1:
+                raise ChecksumMismatchError(url, f"{sha1} (sha1)", h1.hexdigest())
+            if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
+                raise ChecksumMismatchError(url, f"{sha256_prefix}… (sha256 prefix)", h.hexdigest())
         ok = True
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         if not ok:
             _remove_empty(created)
     return dest
@@ -259,16 +256,12 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
             raise ManifestError(f"{archive}: holds no member {member!r} (members: {', '.join(names[:10])}"
                                 f"{', …' if len(names) > 10 else ''}); fix member / member_of in the manifest")
         created = _make_parents(dest.parent)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         ok = False
         try:
-            with os.fdopen(fd, "wb") as out, zf.open(member) as src:
+            with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out, zf.open(member) as src:
                 shutil.copyfileobj(src, out, _CHUNK)
-            os.replace(tmp, dest)
             ok = True
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             if not ok:
                 _remove_empty(created)
     return dest

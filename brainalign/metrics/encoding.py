@@ -149,11 +149,18 @@ def make_splits(n: int, cv: int | object | Sequence[Split] = 5, *, groups: np.nd
     seed
         Seed of the shuffling.
     """
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
     for lab, name in ((groups, "groups"), (stratify, "stratify")):
         if lab is not None and len(lab) != n:
             raise MetricInputError(f"{name}: {len(lab)} labels for {n} stimuli")
+    if stratify is not None and not isinstance(cv, int | np.integer):
+        if not hasattr(cv, "split"):
+            raise MetricInputError("stratify= cannot be honoured with explicit (train, test) splits: make "
+                                   "stratified splits yourself, or pass cv=K")
+        if "Stratified" not in type(cv).__name__:
+            raise MetricInputError(f"stratify= would be ignored by the splitter {cv!r} (it does not "
+                                   f"stratify): use a Stratified* splitter or cv=K")
     if isinstance(cv, int | np.integer):
         k = int(cv)
         if k < 2:
@@ -164,7 +171,10 @@ def make_splits(n: int, cv: int | object | Sequence[Split] = 5, *, groups: np.nd
             n_groups = len(np.unique(groups))
             if k > n_groups:
                 raise MetricInputError(f"cv={k} folds but only {n_groups} distinct groups")
-            splitter: Any = GroupKFold(k, shuffle=True, random_state=seed)
+            if stratify is not None:
+                splitter: Any = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+            else:
+                splitter = GroupKFold(k, shuffle=True, random_state=seed)
         elif stratify is not None:
             splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
         else:
@@ -184,9 +194,49 @@ def make_splits(n: int, cv: int | object | Sequence[Split] = 5, *, groups: np.nd
     for i, (tr, te) in enumerate(splits):
         if len(tr) < 2 or len(te) < 2:
             raise MetricInputError(f"split {i}: {len(tr)} train and {len(te)} test stimuli; need ≥ 2 each")
-        if tr.max(initial=-1) >= n or te.max(initial=-1) >= n:
-            raise MetricInputError(f"split {i}: indices beyond the {n} stimuli")
+        if tr.max(initial=-1) >= n or te.max(initial=-1) >= n or min(tr.min(), te.min()) < 0:
+            raise MetricInputError(f"split {i}: indices outside the {n} stimuli")
+        both = np.intersect1d(tr, te)
+        if both.size:
+            raise MetricInputError(f"split {i}: {both.size} stimuli are in both train and test "
+                                   f"(first: position {int(both[0])})")
+    if groups is not None:
+        check_groups(splits, np.asarray(groups), "cv")
     return splits, desc
+
+
+def check_groups(splits: Sequence[Split], groups: np.ndarray, what: str) -> None:
+    """Raise :class:`MetricInputError` when a group has stimuli on both sides of a split."""
+    for i, (tr, te) in enumerate(splits):
+        both = np.intersect1d(groups[np.asarray(tr)], groups[np.asarray(te)])
+        if both.size:
+            raise MetricInputError(
+                f"{what} split {i}: {both.size} groups have stimuli in both train and test (first: "
+                f"{both.tolist()[0]!r}); groups= requires that no group straddles a split. Pass cv=K to make "
+                f"grouped folds, or leave groups= out if the splits are meant as given")
+
+
+def _inner_group_splits(inner_cv: Any, groups: np.ndarray, seed: int | None) -> Any:
+    """Inner (α-selection) splits of one training set that keep each group on one side."""
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+    m = len(groups)
+    if isinstance(inner_cv, str):  # "loo": leave one *group* out (plain LOO when groups are single)
+        if len(np.unique(groups)) == m:
+            return inner_cv
+        splits = list(LeaveOneGroupOut().split(np.zeros((m, 1)), None, groups))
+    elif isinstance(inner_cv, int | np.integer):
+        n_groups = len(np.unique(groups))
+        if inner_cv > n_groups:
+            raise MetricInputError(f"inner_cv={inner_cv} folds but a training set holds only {n_groups} groups")
+        splitter = GroupKFold(int(inner_cv), shuffle=True, random_state=seed)
+        splits = list(splitter.split(np.zeros((m, 1)), None, groups))
+    elif hasattr(inner_cv, "split"):
+        splits = list(inner_cv.split(np.zeros((m, 1)), None, groups))
+    else:
+        splits = [(np.asarray(a), np.asarray(b)) for a, b in inner_cv]
+    check_groups(splits, groups, "inner_cv")
+    return splits
 
 
 def pearson_columns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -227,21 +277,31 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         Outer splits: int K (shuffled K-fold with ``seed``), an sklearn splitter, or a list of
         (train_idx, test_idx). See :func:`make_splits`.
     groups, stratify
-        (stimulus,) labels from the stimulus metadata for grouped / stratified K-fold.
+        (stimulus,) labels from the stimulus metadata for grouped / stratified K-fold. Every
+        option is honoured or refused, never ignored: ``groups`` with an int ``cv`` makes grouped
+        folds (``StratifiedGroupKFold`` with ``stratify`` too); with explicit splits or a splitter
+        the splits are checked and a group that straddles train and test is a
+        :class:`MetricInputError`. ``groups`` also applies to the ridge α selection inside each
+        training set: ``inner_cv="loo"`` becomes leave-one-*group*-out (plain LOO when every group
+        is one stimulus), an int K grouped K-fold. ``stratify`` with explicit splits or a
+        splitter that does not stratify is refused.
     seed
-        Seed of the outer shuffling (recorded in the result).
+        Seed of the outer shuffling (recorded in the result); also shuffles an int ``inner_cv``.
     inner_cv
         Ridge α selection on each training set: ``"loo"`` (exact leave-one-out, one decomposition
         per fold, fastest), an int K (shuffled K-fold with ``seed``, one decomposition per inner
-        fold) or an sklearn splitter.
+        fold) or an sklearn splitter. Ridge only (refused with ``model="pls"``, as are ``alphas``
+        and ``n_targets_batch``; ``n_components`` ≠ 25 is refused with ridge).
     n_targets_batch
         Neuroids processed at once (memory bound); None: all.
     device
         ``"auto"``: the device of a torch input, else CUDA when available, else CPU.
     dtype
         ``"float64"`` (default: matches scikit-learn to ~1e-8) or ``"float32"`` for the products
-        with X and Y (2–3× faster on CPU; the Gram/covariance and its eigendecomposition stay
-        float64, so held-out r agrees with float64 to ~1e-5; near-tied α choices can differ).
+        with X and Y (faster on CPU; the Gram/covariance and its eigendecomposition stay float64).
+        Measured 2026-11-30: held-out r within 1e-7 of float64 for ridge (also with columns
+        scaled ×1e4; a fold whose float32 leave-one-out errors are not finite is redone in
+        float64) and for PLS(25); near-tied α choices can differ.
 
     Returns
     -------
@@ -255,6 +315,15 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     """
     if model not in ("ridge", "pls"):
         raise MetricInputError(f"encoding_score: unknown model {model!r}; use 'ridge' or 'pls'")
+    if model == "pls":
+        unused = [k for k, v in (("alphas", alphas is not None), ("inner_cv", not (isinstance(inner_cv, str)
+                  and inner_cv == "loo")), ("n_targets_batch", n_targets_batch is not None)) if v]
+        if unused:
+            raise MetricInputError(f"encoding_score(model='pls'): {', '.join(unused)} appl"
+                                   f"{'ies' if len(unused) == 1 else 'y'} to ridge only (PLS fits all "
+                                   f"neuroids jointly with n_components)")
+    elif n_components != 25:
+        raise MetricInputError("encoding_score(model='ridge'): n_components applies to model='pls' only")
     _check_stimulus_ids(X, Y)
     if not isinstance(X, torch.Tensor):
         X = np.asarray(X)
@@ -288,16 +357,22 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         a = as_tensor(alpha_grid, dev, dt)
         design = Design(Xt)
         chosen = np.full((len(splits), t), np.nan)
-        if isinstance(inner_cv, int | np.integer):
+        if isinstance(inner_cv, int | np.integer) and groups is None:
             from sklearn.model_selection import KFold
 
             # Shuffled, so that stimuli stored in blocks (e.g. by category) do not make blocked folds.
             inner_cv = KFold(int(inner_cv), shuffle=True, random_state=seed)
         settings["inner_cv"] = repr(inner_cv)
+        g = None if groups is None else np.asarray(groups)
+        settings["inner_groups"] = g is not None
         for i, (tr, te) in enumerate(splits):
-            fit = solve_ridge_cv(design, tr, Yk, a, cv=inner_cv, n_targets_batch=n_targets_batch)
+            inner = inner_cv if g is None else _inner_group_splits(inner_cv, g[tr], seed)
+            try:
+                fit = solve_ridge_cv(design, tr, Yk, a, cv=inner, n_targets_batch=n_targets_batch)
+            except MetricInputError as e:
+                raise MetricInputError(f"encoding_score (ridge, split {i}): {e}") from e
             p = predict_rows(fit, te)
-            chosen[i, keep] = fit.alpha.cpu().numpy()
+            chosen[i, keep] = alpha_grid[fit.alpha_index.cpu().numpy()]  # exact grid values
             r_folds[i, keep] = pearson_columns(p, Yk[torch.as_tensor(te, device=dev)]).cpu().numpy()
             full = np.full((len(te), t), np.nan)
             full[:, keep] = p.cpu().numpy()

@@ -11,10 +11,18 @@ eigendecomposed. With the eigenpairs ``(s, ·)`` every α costs only a diagonal 
 
 where ``T`` maps test samples into the eigenbasis and ``G`` is the projection of the centred
 training targets (see :class:`FoldDecomposition`). α is then chosen per target either by the
-exact leave-one-out identity (``cv="loo"``: residual / (1 − hat diagonal), one decomposition per
+exact leave-one-out identity (``cv="loo"``: ``[(I − H)y]ᵢ / (I − H)ᵢᵢ``, one decomposition per
 training set, as scikit-learn's ``RidgeCV``) or by an inner K-fold (one decomposition per inner fold,
 scored by mean squared error averaged over folds, as himalaya's ``RidgeCV``/``KernelRidgeCV``).
-Ties between α go to the larger α (himalaya's rule).
+Ties between α go to the larger α (himalaya's rule); a non-finite error never wins.
+
+The leave-one-out residuals are formed from terms that shrink with α (``α/(s+α)``), never as
+``1 − (a hat value close to 1)``, so small α over a large spectrum does not cancel to 0/0 (which
+made float32 give NaN errors); a float32 fold whose errors are still not all finite is redone in
+float64. All α go through one GEMM per block of targets (no Python loop over α × targets), the
+targets' projection is computed once per fold and reused for the fit, and on the CPU the Gram /
+covariance is formed by numpy (BLAS ``syrk``: half the work of a GEMM). Tensors stay on their
+device throughout.
 """
 
 from __future__ import annotations
@@ -84,6 +92,40 @@ class FoldDecomposition:
         # X_cᵀY_c = X_trᵀY_c because Y_c sums to zero over the training rows.
         return self.basis.T @ (self.design.X[self.train].T @ Yc), y_mean
 
+    def loo_parts(self, Y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Pieces of the leave-one-out identity for targets ``Y`` (all samples × targets).
+
+        Returns ``B`` (train × r, orthonormal columns spanning the fitted directions), ``z = BᵀY_c``,
+        ``G`` and ``y_mean`` (as :meth:`project_targets`), ``R0`` (train × targets, the part of
+        ``Y_c`` outside ``B``: unpenalised-free, its LOO weight does not depend on α) and ``q``
+        (train,), the leverage outside ``B`` (``1 − 1/m − Σⱼ Bᵢⱼ²``, 0 when ``B`` is complete).
+        """
+        Ytr = Y[self.train]
+        y_mean = Ytr.mean(0) if self.fit_intercept else torch.zeros_like(Ytr[0])
+        Yc = Ytr - y_mean
+        m = Yc.shape[0]
+        base = 1.0 - (1.0 / m if self.fit_intercept else 0.0)
+        if self.kernel:
+            B = self.basis
+            z = G = B.T @ Yc
+            if B.shape[1] >= m - int(self.fit_intercept):  # complete: nothing outside the basis
+                return B, z, G, y_mean, torch.zeros_like(Yc), torch.zeros(m, dtype=Yc.dtype, device=Yc.device)
+            U64 = self.basis64
+            q = (base - (U64 * U64).sum(1)).clamp_min(0.0).to(Yc.dtype)
+            R0 = (Yc.double() - U64 @ (U64.T @ Yc.double())).to(Yc.dtype)
+            return B, z, G, y_mean, R0, q
+        # Primal: T = X_c V without a centred copy of X (X_c V = X V − 1 (x̄ V)).
+        Xtr = self.design.X[self.train]
+        T = Xtr @ self.basis
+        T -= (self.x_mean @ self.basis)[None, :]
+        sq = self.s.sqrt()
+        B = T.div_(sq)
+        z = B.T @ Yc
+        G = z * sq[:, None]
+        R0 = Yc - B @ z
+        q = (base - (B * B).sum(1)).clamp_min(0.0)
+        return B, z, G, y_mean, R0, q
+
     def test_map(self, test: torch.Tensor | None = None, X_new: torch.Tensor | None = None) -> torch.Tensor:
         """``T`` for design rows ``test`` (indices into the design) or for new samples ``X_new``."""
         d = self.design
@@ -97,20 +139,13 @@ class FoldDecomposition:
         Xt = X_new if X_new is not None else d.X[test]
         return (Xt - self.x_mean) @ self.basis
 
-    def train_map(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(T_train, hat_w) for the training rows themselves (leave-one-out)."""
-        if self.kernel:
-            U = self.basis
-            return U * self.s, U**2 * self.s
-        T = (self.design.X[self.train] - self.x_mean) @ self.basis
-        return T, T**2
-
     def coef(self, G: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Primal weights (features × targets) for per-target ``alpha`` (targets,)."""
         D = G / (self.s[:, None] + alpha[None, :])
         if self.kernel:
-            Xc_tr = self.design.X[self.train] - self.x_mean
-            return Xc_tr.T @ (self.basis @ D)
+            A = self.basis @ D  # (train × targets)
+            # X_cᵀA = X_trᵀA − x̄ (1ᵀA): no centred copy of the training rows.
+            return self.design.X[self.train].T @ A - torch.outer(self.x_mean, A.sum(0))
         return self.basis @ D
 
 
@@ -139,7 +174,7 @@ class Design:
         self.X = X - self.offset
         self.kernel = self.n <= self.p if kernel is None else kernel
         X64 = self.X.double()
-        self.gram = X64 @ X64.T if self.kernel else X64.T @ X64
+        self.gram = _gram(X64, rows=self.kernel)
 
     def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor,
                        col: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,6 +186,13 @@ class Design:
         if col is None:
             col = self.gram[train][:, train].mean(0)
         return Kr - Kr.mean(1, keepdim=True) - col[None, :] + col.mean()
+
+    def as_float64(self) -> Design:
+        """This design with float64 products (the Gram is shared; it is float64 already)."""
+        d = Design.__new__(Design)
+        d.__dict__.update(self.__dict__)
+        d.X, d.offset = self.X.double(), self.offset.double()
+        return d
 
     def fold(self, train: np.ndarray | torch.Tensor, rank_tol: float | None = None) -> FoldDecomposition:
         """Decompose the training set ``train`` (indices into the rows of ``X``)."""
@@ -179,10 +221,10 @@ class Design:
             # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
             if others is not None:
                 o = others.double()
-                M = self.gram - o.T @ o
+                M = self.gram - _gram(o, rows=False)
             else:
                 Xtr = self.X[train].double()
-                M = Xtr.T @ Xtr
+                M = _gram(Xtr, rows=False)
             if self.fit_intercept:
                 M = M - m * torch.outer(x_mean, x_mean)
         M = (M + M.T) / 2
@@ -196,33 +238,68 @@ class Design:
                                  self, col, vecs if self.kernel else None)
 
 
+def _gram(A: torch.Tensor, rows: bool) -> torch.Tensor:
+    """``A Aᵀ`` (rows) or ``AᵀA``. On the CPU via numpy on a view of the tensor: numpy hands a
+    product with its own transpose to BLAS ``syrk`` (half the work of torch's GEMM)."""
+    if A.device.type == "cpu":
+        a = A.numpy()
+        return torch.from_numpy(a @ a.T if rows else a.T @ a)
+    return A @ A.T if rows else A.T @ A
+
+
 def _batches(n: int, size: int | None) -> list[slice]:
     size = n if not size else size
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+_BLOCK_BYTES = 256 * 2**20
+"""Largest (samples × α × targets) block of residuals held at once; larger jobs go in target chunks."""
+
+
 def select_alphas(errors: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-    """Index of the best α per target from (α × target) mean squared errors; ties → larger α."""
-    score = -errors + (torch.log(alphas) * 1e-10)[:, None]
+    """Index of the best α per target from (α × target) mean squared errors; ties → larger α.
+
+    Non-finite errors never win: they count as +inf (a target whose errors are all non-finite is
+    refused by the callers before this point).
+    """
+    e = torch.where(torch.isfinite(errors), errors, torch.full_like(errors, float("inf")))
+    score = -e + (torch.log(alphas) * 1e-10)[:, None]
     return torch.argmax(score, dim=0)
 
 
+def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, q: torch.Tensor,
+               shrink: torch.Tensor) -> torch.Tensor:
+    """(α × targets) leave-one-out mean squared errors for one block of targets.
+
+    With the hat matrix ``H(α) = 11ᵀ/m + B diag(s/(s+α)) Bᵀ`` (``B`` orthonormal columns), the LOO
+    residual is ``[(I − H)y]ᵢ / (I − H)ᵢᵢ`` with ``(I − H)y = R0 + B diag(α/(s+α)) z`` and
+    ``(I − H)ᵢᵢ = qᵢ + Σⱼ Bᵢⱼ² α/(sⱼ+α)`` (``R0``, ``q``: the parts outside the eigenbasis). Both are
+    sums of terms that shrink with α rather than ``1 − (something close to 1)``, so there is no
+    cancellation as α → 0 (which made float32 give NaN/inf). All α in one GEMM.
+    """
+    n_alpha, r = shrink.shape
+    m, t = R0.shape
+    num = B @ (shrink[:, :, None] * z[None]).permute(1, 0, 2).reshape(r, n_alpha * t)  # (m, α·t)
+    num = num.view(m, n_alpha, t)
+    num += R0[:, None, :]
+    den = q[:, None] + (B * B) @ shrink.T  # (m, α)
+    num /= den[:, :, None]
+    return (num * num).mean(0)
+
+
 def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
-               n_targets_batch: int | None = None) -> torch.Tensor:
-    """Exact leave-one-out mean squared error, (α × target), for the training set of ``fold``."""
-    T, hat_w = fold.train_map()
-    m = T.shape[0]
-    out = torch.empty(len(alphas), Y.shape[1], dtype=Y.dtype, device=Y.device)
-    inv = 1.0 / (fold.s[None, :] + alphas[:, None])  # (α × r)
-    base = 1.0 / m if fold.fit_intercept else 0.0
-    hat = base + hat_w @ inv.T  # (m × α)
-    for b in _batches(Y.shape[1], n_targets_batch):
-        G, y_mean = fold.project_targets(Y[:, b])
-        Yc = Y[fold.train][:, b] - y_mean
-        for a in range(len(alphas)):
-            resid = (Yc - T @ (G * inv[a][:, None])) / (1.0 - hat[:, a : a + 1])
-            out[a, b] = (resid**2).mean(0)
-    return out
+               n_targets_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact leave-one-out mean squared error, (α × target), for the training set of ``fold``;
+    also returns (G, y_mean) of :meth:`FoldDecomposition.project_targets` for reuse."""
+    B, z, G, y_mean, R0, q = fold.loo_parts(Y)
+    m, t = R0.shape
+    shrink = alphas[:, None] / (fold.s[None, :] + alphas[:, None])  # (α × r): α/(s+α)
+    out = torch.empty(len(alphas), t, dtype=Y.dtype, device=Y.device)
+    per_target = m * len(alphas) * Y.element_size()
+    size = max(1, min(n_targets_batch or t, _BLOCK_BYTES // per_target))
+    for b in _batches(t, size):
+        out[:, b] = _loo_block(B, z[:, b], R0[:, b], q, shrink)
+    return out, G, y_mean
 
 
 def kfold_errors(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: torch.Tensor,
@@ -238,12 +315,16 @@ def kfold_errors(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: tor
         fold = design.fold(tr)
         va_t = torch.as_tensor(va, dtype=torch.long, device=Y.device)
         T = fold.test_map(va_t)
-        inv = 1.0 / (fold.s[None, :] + alphas[:, None])
-        for b in _batches(Y.shape[1], n_targets_batch):
+        inv = 1.0 / (fold.s[None, :] + alphas[:, None])  # (α × r)
+        r = inv.shape[1]
+        per_target = len(va) * len(alphas) * Y.element_size()
+        size = max(1, min(n_targets_batch or Y.shape[1], _BLOCK_BYTES // per_target))
+        for b in _batches(Y.shape[1], size):
             G, y_mean = fold.project_targets(Y[:, b])
-            Yv = Y[va_t][:, b] - y_mean
-            for a in range(len(alphas)):
-                out[a, b] += ((Yv - T @ (G * inv[a][:, None])) ** 2).mean(0)
+            t = G.shape[1]
+            P = (T @ (inv[:, :, None] * G[None]).permute(1, 0, 2).reshape(r, -1)).view(len(va), len(alphas), t)
+            P -= (Y[va_t][:, b] - y_mean)[:, None, :]
+            out[:, b] += (P * P).mean(0)
     return out / len(inner)
 
 
@@ -293,15 +374,27 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
         Targets processed at once (bounds memory at samples × batch per α).
     """
     train = np.asarray(train)
+    if len(train) < 2:
+        raise MetricInputError(f"ridge: cross-validating α needs at least 2 training samples, got "
+                               f"{len(train)} sample")
     fold = design.fold(train)
     if isinstance(cv, str):
         if cv != "loo":
             raise MetricInputError(f"inner cv {cv!r}: use 'loo', an int or an sklearn splitter")
-        err = loo_errors(fold, Y, alphas, n_targets_batch)
+        err, G, y_mean = loo_errors(fold, Y, alphas, n_targets_batch)
     else:
         err = kfold_errors(design, train, Y, alphas, _inner_splits(cv, len(train)), n_targets_batch)
+        G, y_mean = fold.project_targets(Y)
+    bad = ~torch.isfinite(err)
+    if bool(bad.any()) and err.dtype != torch.float64:
+        # float32 could not resolve some errors: this fold again in float64 (fit included).
+        d64 = design.as_float64()
+        return solve_ridge_cv(d64, train, Y.double(), alphas.double(), cv, n_targets_batch)
+    if bool(bad.all(0).any()):
+        j = int(torch.nonzero(bad.all(0))[0])
+        raise MetricInputError(f"ridge: no finite cross-validation error for target {j} at any α "
+                               f"(features or targets too badly scaled even in float64); rescale them")
     idx = select_alphas(err, alphas)
-    G, y_mean = fold.project_targets(Y)
     return RidgeFit(alphas[idx], idx, err, y_mean, fold, G)
 
 

@@ -3,7 +3,33 @@
 Definitions follow rsatoolbox (``calc_rdm``, ``compare``, ``boot_noise_ceiling``) so that values
 agree with it to floating-point precision. :func:`rdm` and :func:`compare_rdms` take numpy arrays or
 torch tensors and compute on the tensor's device (in float64); the noise ceiling and the bootstrap
-work on the CPU in numpy (their inputs are small).
+work on the CPU in numpy (their inputs are small). This module imports neither torch nor
+scikit-learn.
+
+Round-off and constant RDMs
+---------------------------
+Distances that are equal in exact arithmetic come out of floating point differing by ~1e-16
+(e.g. 30 collinear patterns give correlation distances of ±4e-16 instead of 0), and a rank-based
+comparison would rank that noise. So, with :data:`ROUNDOFF_RTOL` = 1e-12:
+
+- :func:`rdm` sets every distance within ``ROUNDOFF_RTOL`` × the scale of its computation to
+  exactly 0 (scale 1 for correlation and cosine distance, which are 1 − r; ``(‖xᵢ‖² + ‖xⱼ‖²) /
+  features`` of the centred patterns for euclidean).
+- Rank-based comparisons (``spearman``, ``kendall_tau_a``, the pooled ranks of the noise ceiling
+  and of :class:`RSABootstrap`) tie two distances when they differ by at most ``ROUNDOFF_RTOL`` ×
+  the RDM's scale (the largest |distance| of its pairs), chained through sorted neighbours.
+- An RDM whose distances all tie (spread ≤ ``ROUNDOFF_RTOL`` × scale; an all-zero RDM included)
+  carries no representational geometry: :func:`compare_rdms`, :func:`pool_rdms`,
+  :func:`rsa_noise_ceiling` and :class:`RSABootstrap` raise
+  :class:`~brainalign.errors.ConstantRDMError` naming the RDM (``a``/``b``, the stack index, the
+  subject), for every method. Subjects are never dropped silently. Only a bootstrap *sample* that
+  happens to be constant (few stimuli, few distinct ones drawn) gives NaN, kept in the returned
+  samples (see :meth:`RSABootstrap.score`).
+
+The tolerance is 4,500 × float64's machine epsilon (well above the round-off of a dot product of
+unit vectors) and far below any meaningful difference of distances: among the 12.5 million pairs
+of 5,000 stimuli, spread over [0, 2], about 150 neighbours fall closer than it by chance, which
+moves a Spearman r by < 1e-15.
 """
 
 from __future__ import annotations
@@ -12,15 +38,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import kendalltau
 
-from brainalign.errors import MetricInputError
+from brainalign.errors import ConstantRDMError, MetricInputError
 from brainalign.metrics._backend import as_float64, check_finite, first_nonfinite, is_torch, to_numpy
+from brainalign.metrics.stats import resample_indices
 
 Distance = Literal["correlation", "euclidean", "cosine", "crossnobis"]
 Comparator = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
 DISTANCES: tuple[str, ...] = ("correlation", "euclidean", "cosine", "crossnobis")
 COMPARATORS: tuple[str, ...] = ("spearman", "pearson", "kendall_tau_a", "cosine")
+ROUNDOFF_RTOL = 1e-12
+"""Relative tolerance of round-off in distances; see the module docstring."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,8 +104,40 @@ def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
     Returns
     -------
     numpy.ndarray or torch.Tensor
-        (stimulus × stimulus), symmetric, zero diagonal, float64; the same kind of array as ``X``.
+        (stimulus × stimulus), symmetric, zero diagonal, float64; the same kind of array as ``X``
+        (a tensor stays on its device). Distances within round-off of 0 are exactly 0 (see
+        :data:`ROUNDOFF_RTOL`).
+
+    Raises
+    ------
+    MetricInputError
+        Not 2-D, fewer than 2 stimuli, NaN/inf (naming the stimulus row and feature), a stimulus
+        row with zero variance (correlation) or all zeros (cosine).
     """
+    if _host_tensors(X):
+        # A CPU tensor shares its memory with a numpy view: numpy's path (BLAS syrk for Z Zᵀ,
+        # SIMD sorts) is faster there than torch's; the result is a tensor again (no copy).
+        import torch
+
+        if isinstance(noise, (list, tuple)):
+            noise = [_host(p) for p in noise]
+        return torch.from_numpy(_rdm(_host(X), distance, _host(conditions), _host(partitions), _host(noise)))
+    return _rdm(X, distance, conditions, partitions, noise)
+
+
+def _host_tensors(*xs: Any) -> bool:
+    """True when some input is a torch tensor and every tensor among them is on the CPU."""
+    tensors = [x for x in xs if is_torch(x)]
+    return bool(tensors) and all(t.device.type == "cpu" for t in tensors)
+
+
+def _host(x: Any) -> Any:
+    """A CPU tensor as a numpy view (other inputs unchanged)."""
+    return x.detach().cpu().numpy() if is_torch(x) else x
+
+
+def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) -> Any:
+    """:func:`rdm` on numpy arrays or (on their device) torch tensors."""
     if distance == "crossnobis":
         if conditions is None or partitions is None:
             raise MetricInputError("rdm(distance='crossnobis') needs conditions= (the stimulus of each "
@@ -89,18 +149,30 @@ def rdm(X: Any, distance: Distance = "correlation", *, conditions: Any = None,
         raise MetricInputError(f"rdm: conditions/partitions/noise apply to crossnobis only, "
                                f"not to {distance!r}")
     X = _features(X, "rdm(X)")
-    if distance == "correlation":
-        Z = _unit_rows(X - X.mean(axis=1, keepdims=True), "rdm(X)",
-                       "has zero variance; correlation distance undefined", own=True)
+    torch_mode = is_torch(X)
+    if distance in ("correlation", "cosine"):
+        if distance == "correlation":
+            Z = _unit_rows(X - X.mean(axis=1, keepdims=True), "rdm(X)",
+                           "has zero variance; correlation distance undefined", own=True)
+        else:
+            Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
         D = Z @ Z.T
-        D = np.subtract(1.0, D, out=D) if not is_torch(D) else 1.0 - D
-    elif distance == "cosine":
-        Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
-        D = 1.0 - Z @ Z.T
+        if torch_mode:
+            D = 1.0 - D
+            D = D.masked_fill_(D <= ROUNDOFF_RTOL, 0.0)  # round-off of 1 − r (scale 1) → exactly 0
+        else:
+            np.subtract(1.0, D, out=D)
+            np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL)
     else:
-        sq = (X * X).sum(axis=1)
-        D = (sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)) / X.shape[1]
-        D = D.clamp_(min=0.0) if is_torch(D) else np.maximum(D, 0.0, out=D)
+        # Centred first (distances do not change): less cancellation in ‖a‖² + ‖b‖² − 2a·b.
+        X = X - X.mean(axis=0, keepdims=True)
+        sq = (X * X).sum(axis=1) / X.shape[1]
+        scale = sq[:, None] + sq[None, :]
+        D = scale - (2.0 / X.shape[1]) * (X @ X.T)
+        if torch_mode:
+            D = D.masked_fill_(D <= ROUNDOFF_RTOL * scale, 0.0)
+        else:
+            np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL * scale)
     if is_torch(D):
         # GPU matmul need not be exactly symmetric; numpy's Z @ Z.T is (BLAS syrk).
         D = (D + D.T) / 2.0
@@ -247,7 +319,7 @@ def _check_symmetric(r: Any, what: str) -> None:
     if is_torch(r):
         import torch
 
-        if torch.allclose(r, r.T, rtol=1e-5, atol=1e-8):
+        if torch.equal(r, r.T) or torch.allclose(r, r.T, rtol=1e-5, atol=1e-8):
             return
         dev = (r - r.T).abs()
         i, j = (int(v) for v in np.unravel_index(int(dev.argmax()), tuple(r.shape)))
@@ -274,8 +346,26 @@ def _check_symmetric(r: Any, what: str) -> None:
                            f"but [{j}, {i}] = {float(r[j, i]):.6g})")
 
 
-def _as_vectors(r: Any, what: str) -> Any:
-    """(k, pairs) float64 vectors of an RDM, an RDM stack or condensed vectors; validated."""
+def _check_not_constant(vecs: Any, what: str, item: str, stacked: bool) -> None:
+    """Raise :class:`ConstantRDMError` for the first (pairs,) row of ``vecs`` whose values all tie."""
+    if is_torch(vecs):
+        hi, lo = to_numpy(vecs.amax(dim=-1)), to_numpy(vecs.amin(dim=-1))
+    else:
+        hi, lo = vecs.max(axis=-1), vecs.min(axis=-1)
+    bad = np.flatnonzero(hi - lo <= ROUNDOFF_RTOL * np.maximum(np.abs(hi), np.abs(lo)))
+    if bad.size:
+        k = int(bad[0])
+        where = f"{item} {k}" if stacked else "the RDM"
+        more = f" ({bad.size} of {len(hi)} {item}s are constant)" if bad.size > 1 else ""
+        raise ConstantRDMError(
+            f"{what}: {where} is constant: all {vecs.shape[-1]} dissimilarities equal {float(hi[k]):.6g} "
+            f"within round-off{more}. It has no rank order or variance, so an RSA comparison with it "
+            f"is undefined (e.g. patterns that are all collinear, or all identical)", index=k if stacked else None)
+
+
+def _as_vectors(r: Any, what: str, item: str = "RDM") -> Any:
+    """(k, pairs) float64 vectors of an RDM, an RDM stack or condensed vectors; validated
+    (finite, symmetric, not constant; ``item`` names a stack's entries in errors)."""
     r = as_float64(r, what)
     if r.ndim == 1:
         vecs = r[None]
@@ -299,6 +389,7 @@ def _as_vectors(r: Any, what: str) -> Any:
                                f"condensed vectors, got shape {tuple(r.shape)}")
     if vecs.shape[-1] < 2:
         raise MetricInputError(f"{what}: needs at least 2 pairs (3 stimuli) to compare, got {vecs.shape[-1]}")
+    _check_not_constant(vecs, what, item, stacked=r.ndim == 3 or (r.ndim == 2 and r.shape[0] != r.shape[1]))
     return vecs
 
 
@@ -307,14 +398,18 @@ def _is_single(r: Any) -> bool:
     return len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1])
 
 
-def _argsort_packed(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _argsort_packed(v: np.ndarray, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``np.argsort`` of a 1-D float64 array by one sort of uint64 keys, and the tie structure.
 
     Each key packs the high bits of the value's order-preserving bit pattern with the index, and
     numpy sorts uint64 with SIMD several times faster than it argsorts. Values whose high bits
     collide are put in order afterwards by a small lexsort; with many collisions (heavily tied
     data) a plain argsort is used instead. Returns ``order`` and ``new``: True where a sorted
-    value differs from the one before (the start of a group of ties).
+    value exceeds the one before by more than ``tol`` (the start of a group of ties).
+
+    The high bits locate every sorted value to within a relative 2⁻²⁷, so only neighbours whose
+    high bits differ by at most one unit (and values near 0) need their exact gap compared with
+    ``tol`` (a small gather instead of one over all n).
     """
     n = v.size
     ib = max(1, (n - 1).bit_length())
@@ -327,39 +422,62 @@ def _argsort_packed(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = (packed & np.uint64((1 << ib) - 1)).view(np.int64)
         top = packed >> shift
         del packed
-        eq = top[1:] == top[:-1]  # candidates for ties and for misordering
+        d = np.diff(top)  # ascending: no wrap-around
+        eq = d == 0  # candidates for misordering
         n_eq = int(np.count_nonzero(eq))
-        new = np.ones(n, dtype=bool)
-        if n_eq == 0:
-            return order, new
         if n_eq <= n // 8:
-            in_run = np.zeros(n, dtype=bool)
-            in_run[1:] |= eq
-            in_run[:-1] |= eq
-            pos = np.flatnonzero(in_run)
-            sub = order[pos]
-            sub = sub[np.lexsort((key[sub], top[pos]))]
-            order[pos] = sub
-            # Only runs of equal high bits can hold ties: compare full values within a run.
-            kv = v[sub]
-            tie = np.zeros(pos.size, dtype=bool)
-            tie[1:] = eq[pos[1:] - 1] & (kv[1:] == kv[:-1])
-            new[pos] = ~tie
+            if n_eq:
+                in_run = np.zeros(n, dtype=bool)
+                in_run[1:] |= eq
+                in_run[:-1] |= eq
+                pos = np.flatnonzero(in_run)
+                sub = order[pos]
+                order[pos] = sub[np.lexsort((key[sub], top[pos]))]
+            del eq
+            # A top unit is ≥ |value| × 2^(ib − 53): values with |value| ≥ thr that lie within
+            # tol differ by at most one unit, so only such neighbours (and the values near 0)
+            # need their exact gap: a small gather instead of one over all n.
+            cand_mask = d <= 1
+            del d
+            thr = tol * 2.0 ** (54 - int(ib))
+            if thr > 0:
+                lo_key = ~np.array([-thr]).view(np.uint64) >> shift
+                hi_key = (np.array([thr]).view(np.uint64) ^ np.uint64(1 << 63)) >> shift
+                lo, hi = np.searchsorted(top, lo_key[0], "left"), np.searchsorted(top, hi_key[0], "right")
+                cand_mask[max(lo - 1, 0):hi] = True
+            cand = np.flatnonzero(cand_mask) + 1
+            del cand_mask
+            new = np.ones(n, dtype=bool)
+            if cand.size:
+                new[cand] = (v[order[cand]] - v[order[cand - 1]]) > tol
             return order, new
     order = np.argsort(v)
     s = v[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
-    np.not_equal(s[1:], s[:-1], out=new[1:])
+    np.greater(s[1:] - s[:-1], tol, out=new[1:])
     return order, new
+
+
+def _tie_tol(v: Any) -> Any:
+    """Per-row tie tolerance: ``ROUNDOFF_RTOL`` × the largest |value| of the row (…, 1)."""
+    if is_torch(v):
+        return v.abs().amax(dim=-1, keepdim=True) * ROUNDOFF_RTOL
+    return np.maximum(v.max(axis=-1, keepdims=True), -v.min(axis=-1, keepdims=True)) * ROUNDOFF_RTOL
 
 
 def rank_rows(v: Any) -> Any:
     """Ranks (1-based, ties get their average rank) along the last axis; numpy or torch.
 
-    Equal to ``scipy.stats.rankdata(v, axis=-1)`` but one (packed) sort and a few linear passes.
+    Equal to ``scipy.stats.rankdata(v, axis=-1)`` except that values within round-off of each
+    other tie (sorted neighbours ≤ :data:`ROUNDOFF_RTOL` × the row's largest |value| apart);
+    one (packed) sort and a few linear passes.
     """
     if is_torch(v):
+        if v.device.type == "cpu":
+            import torch
+
+            return torch.from_numpy(rank_rows(v.detach().numpy()))
         return _rank_torch(v)
     v = np.asarray(v, dtype=np.float64)
     shape, n = v.shape, v.shape[-1]
@@ -371,7 +489,7 @@ def rank_rows(v: Any) -> Any:
     s = np.take_along_axis(v2, order, axis=-1)
     new = np.empty(s.shape, dtype=bool)
     new[:, 0] = True
-    np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])
+    np.greater(np.diff(s, axis=-1), _tie_tol(v2), out=new[:, 1:])
     del s
     if new.all():  # no ties: the ranks are the positions
         ranks_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (rows, n))
@@ -392,7 +510,7 @@ def rank_rows(v: Any) -> Any:
 
 def _rank_1d(v: np.ndarray) -> np.ndarray:
     n = v.size
-    order, new = _argsort_packed(v)
+    order, new = _argsort_packed(v, float(_tie_tol(v)[0]))
     out = np.empty(n, dtype=np.float64)
     if new.all():
         out[order] = np.arange(1, n + 1, dtype=np.float64)
@@ -414,7 +532,7 @@ def _rank_torch(v: Any) -> Any:
     rows = v2.shape[0]
     s, order = torch.sort(v2, dim=-1)
     new = torch.ones_like(s, dtype=torch.bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    new[:, 1:] = (s[:, 1:] - s[:, :-1]) > _tie_tol(v2)
     flat = new.reshape(-1)
     starts = torch.nonzero(flat).squeeze(1)
     ends = torch.empty_like(starts)
@@ -448,7 +566,11 @@ def _tau_a(x: np.ndarray, y: np.ndarray) -> float:
     scipy's tau-b is (C − D) / sqrt((n0 − t_x)(n0 − t_y)) with t the tied pairs of each vector,
     so C − D follows from it and the tie counts (ties count as neither, as in rsatoolbox).
     """
+    from scipy.stats import kendalltau  # scipy.stats takes ~0.5 s to import: only when used
+
     n0 = x.size * (x.size - 1) // 2
+    # τ depends on order only: ranks carry the ties within round-off (see rank_rows).
+    x, y = rank_rows(x), rank_rows(y)
 
     def tied_pairs(v: np.ndarray) -> int:
         _, c = np.unique(v, return_counts=True)
@@ -479,8 +601,26 @@ def compare_rdms(a: Any, b: Any, method: Comparator = "spearman") -> Any:
     -------
     float, numpy.ndarray or torch.Tensor
         A float when both are single RDMs, else the (k_a × k_b) matrix of similarities
-        (a tensor when an input was a tensor).
+        (a tensor on the input's device when an input was a tensor).
+
+    Raises
+    ------
+    ConstantRDMError
+        An RDM (or an entry of a stack, named by its index) whose dissimilarities are all equal
+        within round-off (see :data:`ROUNDOFF_RTOL`), for every method.
+    MetricInputError
+        Unknown method, NaN/inf, an asymmetric RDM, RDMs of different sizes, fewer than 3 stimuli.
     """
+    if _host_tensors(a, b):  # CPU tensors: numpy's path on views of their memory (see rdm)
+        import torch
+
+        out = _compare(_host(a), _host(b), method)
+        return out if isinstance(out, float) else torch.from_numpy(np.ascontiguousarray(out))
+    return _compare(a, b, method)
+
+
+def _compare(a: Any, b: Any, method: str) -> Any:
+    """:func:`compare_rdms` on numpy arrays or (on their device) torch tensors."""
     if method not in COMPARATORS:
         raise MetricInputError(f"compare_rdms: unknown method {method!r}; use one of {COMPARATORS}")
     torch_mode = is_torch(a) or is_torch(b)
@@ -536,7 +676,7 @@ def pool_rdms(rdms: Any, method: Comparator = "spearman") -> np.ndarray:
     Ranks are averaged for spearman and kendall_tau_a, z-scored vectors for pearson,
     RMS-normalised vectors for cosine. Returns a condensed vector.
     """
-    v = to_numpy(_as_vectors(rdms, "pool_rdms"))
+    v = to_numpy(_as_vectors(rdms, "pool_rdms", item="subject"))
     if method not in COMPARATORS:
         raise MetricInputError(f"pool_rdms: unknown method {method!r}; use one of {COMPARATORS}")
     pooled = _pool_rows(v, method).mean(axis=0)
@@ -563,10 +703,17 @@ def rsa_noise_ceiling(subject_rdms: Any, method: Comparator = "spearman") -> tup
     Returns
     -------
     (lower, upper)
+
+    Raises
+    ------
+    ConstantRDMError
+        A subject whose RDM is constant within round-off (``index`` = that subject's position in
+        the stack). It is not dropped silently: pass the other subjects explicitly to go on without
+        it, and record why.
     """
     if method not in COMPARATORS:
         raise MetricInputError(f"rsa_noise_ceiling: unknown method {method!r}; use one of {COMPARATORS}")
-    v = to_numpy(_as_vectors(subject_rdms, "rsa_noise_ceiling(subject_rdms)"))
+    v = to_numpy(_as_vectors(subject_rdms, "rsa_noise_ceiling(subject_rdms)", item="subject"))
     k = v.shape[0]
     if k < 2 or _is_single(subject_rdms):
         raise MetricInputError(f"rsa_noise_ceiling: needs a stack of at least 2 subjects' RDMs, got "
@@ -667,6 +814,13 @@ class RSABootstrap:
     pooled vectors of the spearman ceiling (means of ranks: new values per sample) are sorted.
     The results equal the per-sample computation (:meth:`check_against_direct`) to rounding.
 
+    A sample in which the drawn pairs of an RDM are all equal (few stimuli: e.g. with 5 stimuli
+    ~10 % of samples draw ≤ 2 distinct stimuli) has an undefined correlation: its entries of
+    :meth:`score`, :attr:`ceiling_lower` and :attr:`ceiling_upper` are NaN and are *kept*, so
+    ``np.isfinite(samples).sum()`` is the number of samples actually used (report that, not
+    ``n_boot``). An input RDM that is constant raises :class:`ConstantRDMError` (naming the
+    subject, or the model RDM in :meth:`score`), as in :func:`rsa_noise_ceiling`.
+
     Parameters
     ----------
     subject_rdms
@@ -689,13 +843,14 @@ class RSABootstrap:
             raise MetricInputError(f"RSABootstrap(subject_rdms): expected (subject, n, n), got shape "
                                    f"{subject_rdms.shape}")
         check_finite(subject_rdms, "RSABootstrap(subject_rdms)", "[subject, row, column]")
+        for i in range(subject_rdms.shape[0]):
+            _check_symmetric(subject_rdms[i], f"RSABootstrap(subject_rdms)[{i}]")
         if n_boot < 1:
             raise MetricInputError(f"RSABootstrap: n_boot must be ≥ 1, got {n_boot}")
         self.method, self.n_boot, self.seed = method, n_boot, seed
         n = subject_rdms.shape[-1]
         self._n = n
-        rng = np.random.default_rng(seed)
-        self._idx = rng.integers(0, n, size=(n_boot, n))  # the same draws as before this rewrite
+        self._idx = resample_indices(n, n_boot, seed)  # the one resampler (metrics.stats)
         m = np.zeros((n_boot, n))
         np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
@@ -708,6 +863,15 @@ class RSABootstrap:
         self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
         subj = upper(subject_rdms)  # (k, P)
+        _check_not_constant(subj, "RSABootstrap(subject_rdms)", "subject", stacked=True)
+        # Samples in which some subject's drawn pairs are all equal: undefined, NaN (class doc).
+        self._degenerate = np.zeros(n_boot, dtype=bool)
+        for i in range(k):
+            self._degenerate |= self._constant_samples(subj[i])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._init_ceiling(subj, k, method)
+
+    def _init_ceiling(self, subj: np.ndarray, k: int, method: str) -> None:
         if method == "spearman":
             t = np.stack([self._ranks(subj[i]) for i in range(k)], 1)  # (b, k, slots)
         else:
@@ -727,10 +891,20 @@ class RSABootstrap:
             sims = pools @ self._subj_w.transpose(0, 2, 1)  # (b, 1 + k, k), batched BLAS
             self.ceiling_upper = sims[:, 0, :].mean(axis=1)
             self.ceiling_lower = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
+            self.ceiling_upper[self._degenerate] = np.nan
+            self.ceiling_lower[self._degenerate] = np.nan
+
+    def _constant_samples(self, vec: np.ndarray) -> np.ndarray:
+        """(b,) True where the pairs drawn in a sample all have one value (within round-off)."""
+        v, present = vec[self._sel], self._W > 0
+        hi = np.where(present, v, -np.inf).max(axis=1)
+        lo = np.where(present, v, np.inf).min(axis=1)
+        return hi - lo <= ROUNDOFF_RTOL * np.maximum(np.abs(hi), np.abs(lo))
 
     def _ranks(self, vec: np.ndarray) -> np.ndarray:
-        """(b, slots) weighted average ranks of an original pair vector in every sample."""
-        return np.take_along_axis(_weighted_ranks(vec, self._W_all), self._sel, 1)
+        """(b, slots) weighted average ranks of an original pair vector in every sample (ranked
+        via its ranks, so values within round-off tie as in :func:`rank_rows`)."""
+        return np.take_along_axis(_weighted_ranks(_rank_1d(vec), self._W_all), self._sel, 1)
 
     def _pool_transform(self, v: np.ndarray) -> np.ndarray:
         """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
@@ -759,13 +933,28 @@ class RSABootstrap:
         return out[:, 0] if squeeze else out
 
     def score(self, model_rdm: Any) -> np.ndarray:
-        """Mean-over-subjects similarity of ``model_rdm`` (n × n) in every bootstrap sample."""
+        """Mean-over-subjects similarity of ``model_rdm`` (n × n) in every bootstrap sample.
+
+        Returns
+        -------
+        (n_boot,) array; NaN for samples where a correlation is undefined (kept, so
+        ``np.isfinite(samples).sum()`` is the number of samples used). Raises
+        :class:`ConstantRDMError` when ``model_rdm`` itself is constant.
+        """
         m = to_numpy(model_rdm)
         if m.shape != (self._n, self._n):
             raise MetricInputError(f"RSABootstrap.score(model_rdm): expected ({self._n}, {self._n}), "
                                    f"got shape {m.shape}")
+        check_finite(m, "RSABootstrap.score(model_rdm)", "entry")
+        _check_symmetric(m, "RSABootstrap.score(model_rdm)")
         vec = upper(m)
-        check_finite(vec, "RSABootstrap.score(model_rdm)", "pair")
+        _check_not_constant(vec[None], "RSABootstrap.score(model_rdm)", "RDM", stacked=False)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = self._score_vector(vec)
+        out[self._degenerate | self._constant_samples(vec)] = np.nan
+        return out
+
+    def _score_vector(self, vec: np.ndarray) -> np.ndarray:
         if self.method == "spearman":
             prepped = self._unit(self._ranks(vec), centre=True)
             return np.einsum("bkp,bp->bk", self._subj_w, prepped).mean(axis=1)

@@ -190,9 +190,18 @@ def _r_from_moments(tot, sp, sy, spp, syy, spy) -> np.ndarray:
     return r
 
 
-def _weighted_r(w: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r per column for every weight row of ``w`` (B × m) → (B × t)."""
+def weighted_pearson(w: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r per column of ``p`` / ``y`` (m × t) for every weight row of ``w`` (B × m) → (B × t).
+
+    With ``w`` the multinomial counts of bootstrap index sets, row b is the r of the b-th
+    resample (the one-matrix-product form of a bootstrap). Centre ``p`` and ``y`` first when
+    their means are large against their spread (the moment formula then cancels). NaN where
+    either side is numerically constant.
+    """
     return _r_from_moments(w.sum(1, keepdims=True), w @ p, w @ y, w @ (p * p), w @ (y * y), w @ (p * y))
+
+
+_weighted_r = weighted_pearson
 
 
 def _fold_mean(rs: list[np.ndarray]) -> np.ndarray:

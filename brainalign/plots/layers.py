@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,12 +52,13 @@ def top_models(table: pd.DataFrame, n: int) -> list[str]:
     return list(mean.index[:n])
 
 
-def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised: bool | None = None,
+def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, normalised: bool | None = None,
                 width: float = SINGLE_COLUMN_IN, ncols: int | None = None,
                 models: Sequence[str] | None = None, max_models: int | None = None,
                 formats: Sequence[str] | None = None) -> Figure:
     """Score against relative layer depth, one panel per benchmark, one colour per model.
 
+    ``table`` is a results table or a :class:`~brainalign.results.ScoreResult` (its ``.table``).
     Each panel shows the noise-ceiling band (lower to upper bound) where the benchmark has one,
     the bootstrap confidence interval of every layer as a ribbon, and the best layer of each model
     as a star. A model keeps its colour in every panel.
@@ -92,6 +94,7 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
     ResultsTableError
         An empty table or one without the model/benchmark/layer/raw columns.
     """
+    table = getattr(table, "table", table)  # a ScoreResult plots its table
     require_columns(table, NEEDED, "plot_layers")
     table = primary_rows(table).copy()
     table["_depth"] = relative_depth(table)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from brainalign.io import atomic_write_text
 from brainalign.plots.curves import plot_score_vs
 from brainalign.plots.heatmap import best_matrix, plot_heatmap
 from brainalign.plots.layers import plot_layers
@@ -276,8 +277,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<style>{_CSS}</style></head><body>{''.join(body)}<script>{_JS}</script></body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)
     return out
 
 

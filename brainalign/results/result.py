@@ -10,10 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from brainalign.results.table import COLUMNS, choose_best
+from brainalign.errors import ResultsTableError
+from brainalign.io import atomic_write, atomic_write_text
+from brainalign.results.details import load_details, save_details
+from brainalign.results.table import COLUMNS, choose_best, read_table
 from brainalign.settings import PathLike
 
 TABLE_COLUMNS = COLUMNS  # the one schema (brainalign.results.table)
+_PER_MODEL = ("models", "reduction", "memory_plan", "failed_layers", "timing_s")
 
 
 @dataclass
@@ -52,21 +56,31 @@ class ScoreResult:
 
         return compare_scores(self, **kwargs)
 
-    def plot(self, path: PathLike | None = None, **kwargs: Any):
-        """Score against relative layer depth, with the ceiling band and CIs (see
-        :func:`brainalign.plots.plot_layers`). Returns the matplotlib figure."""
-        from brainalign.plots.layers import plot_layers
-
-        return plot_layers(self.table, path=path, **kwargs)
-
     def save(self, out_dir: PathLike, name: str = "scores") -> Path:
-        """Write ``<name>.csv`` and ``<name>.meta.json`` into ``out_dir``; returns the CSV path."""
+        """Write ``<name>.csv``, ``<name>.meta.json`` and the per-layer details as netCDF
+        (``<name>.details/NNNN.nc``, one file per (model, benchmark, layer, session)) into
+        ``out_dir``, each atomically (readers see the old file or the whole new one); returns
+        the CSV path. Details that are not numeric arrays (NIfTI images, property tables) are
+        left out of the netCDF and listed in its ``skipped`` attribute."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         csv = out / f"{name}.csv"
-        self.table.to_csv(csv, index=False)
-        (out / f"{name}.meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        atomic_write(csv, lambda p: self.table.to_csv(p, index=False))
+        atomic_write_text(out / f"{name}.meta.json", json.dumps(self.meta, indent=2, default=str))
+        save_details(self.details, out / f"{name}.details")
         return csv
+
+    @classmethod
+    def load(cls, out_dir: PathLike, name: str = "scores") -> ScoreResult:
+        """Read what :meth:`save` wrote: table, meta and the numeric details (netCDF)."""
+        out = Path(out_dir)
+        csv = out / f"{name}.csv"
+        if not csv.is_file():
+            raise ResultsTableError(f"{out}: no {csv.name} (ScoreResult.save writes {name}.csv)")
+        table = read_table(csv)
+        meta_path = out / f"{name}.meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls(table, load_details(out / f"{name}.details"), meta)
 
     @classmethod
     def concat(cls, results: Sequence[ScoreResult]) -> ScoreResult:
@@ -77,5 +91,8 @@ class ScoreResult:
         for r in results:
             details.update(r.details)
             for k, v in r.meta.items():
-                meta.setdefault(k, v)
+                if k in _PER_MODEL and isinstance(v, dict) and isinstance(meta.get(k), dict):
+                    meta[k] = {**meta[k], **v}  # keyed by model (or benchmark): keep every one
+                else:
+                    meta.setdefault(k, v)
         return cls(table, details, meta)

@@ -174,11 +174,11 @@ def _candidates(table: pd.DataFrame) -> pd.DataFrame:
     or empty) where it has any, else all its rows; and of those, the pair's first metric."""
     t = table
     if "session" in t:
-        agg = t["session"].isna() | (t["session"].astype(str) == "all")
-        has_agg = agg.groupby([t["model"], t["benchmark"]], sort=False).transform("any")
+        agg = t["session"].isna() | t["session"].astype(str).isin(["all", ""])
+        has_agg = agg.groupby([t["model"], t["benchmark"]], sort=False, dropna=False).transform("any").astype(bool)
         t = t[agg | ~has_agg]
     if "metric" in t and len(t):
-        first = t.groupby([t["model"], t["benchmark"]], sort=False)["metric"].transform("first")
+        first = t.groupby([t["model"], t["benchmark"]], sort=False, dropna=False)["metric"].transform("first")
         t = t[(t["metric"] == first) | t["metric"].isna()]
     return t
 
@@ -198,12 +198,14 @@ def _best_positions(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     honest = dev.notna() & held.notna()
     insample = score_key(t)
     group = [t["model"].astype(str), t["benchmark"].astype(str)]
-    pair_honest = honest.groupby(group, sort=False).transform("any")
+    if "epoch" in t:  # a model scored at several checkpoints: a best layer per checkpoint
+        group.append(t["epoch"].astype(str))
+    pair_honest = honest.groupby(group, sort=False, dropna=False).transform("any").astype(bool)
     key = dev.where(pair_honest, insample).where(~pair_honest | honest)
     ok = key.notna()
     if not ok.any():
         return np.array([], int), np.array([], bool), np.array([], float)
-    pos = key[ok].groupby([g[ok] for g in group], sort=False).idxmax().to_numpy().astype(int)
+    pos = key[ok].groupby([g[ok] for g in group], sort=False, dropna=False).idxmax().to_numpy().astype(int)
     chosen = pair_honest.loc[pos].to_numpy(bool)
     value = np.where(chosen, held.loc[pos].to_numpy(float), insample.loc[pos].to_numpy(float))
     return pos, chosen, value
@@ -213,12 +215,13 @@ def choose_best(table: pd.DataFrame) -> pd.DataFrame:
     """The best layer of each (model, benchmark): one row each, with ``best_score``.
 
     The rule (the only one in brainalign; ``ScoreResult.best``, the CLI, plots and the report
-    use it): among the pair's aggregate rows (``session`` "all" or empty where the pair has
-    any, else all its rows; of those, the pair's first metric), if any row has both a
-    ``dev_score`` and a ``heldout_score``, the layer with the highest ``dev_score`` among those
-    rows is chosen and ``best_score`` is its ``heldout_score`` (a score on stimuli that played
-    no part in the choice, so free of the winner's-curse bias of taking the maximum of noisy
-    estimates). Else the layer with the highest normalised score (raw without a ceiling) is
+    use it; tables with an ``epoch`` column get one per (model, benchmark, epoch)): among the
+    pair's aggregate rows (``session`` "all" or empty where the pair has any, else all its rows;
+    of those, the pair's first metric), if any row has both a ``dev_score`` and a
+    ``heldout_score``, the layer with the highest ``dev_score`` among those rows is chosen and
+    ``best_score`` is its ``heldout_score`` (a score on stimuli that played no part in the
+    choice, so free of the winner's-curse bias of taking the maximum of noisy estimates).
+    Else the layer with the highest normalised score (raw without a ceiling) is
     chosen and ``best_score`` is that in-sample value. Ties go to the earlier row. Pairs without
     any finite score are left out. ``selection`` of the returned rows says which way was used.
 
@@ -249,4 +252,21 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     flags = np.zeros(len(t), bool)
     flags[_best_positions(t)[0]] = True
     t["selected"] = flags
+    return t
+
+
+_BOOL = ("above_ceiling", "selected")
+_TEXT = ("model", "benchmark", "benchmark_version", "session", "layer", "metric", "selection", "weights",
+         "weights_hash", "preprocessing", "mode", "reduction", "placement", "data_sha256", "versions",
+         "ceiling_note")
+
+
+def read_table(path: Any) -> pd.DataFrame:
+    """A results CSV with the schema's types restored (text columns as text, empty text kept as
+    ``""``, flags as bool), so a saved and re-read table equals the one that was saved."""
+    t = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False,
+                    na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in _TEXT})
+    for c in _BOOL:
+        if c in t:
+            t[c] = t[c].map(lambda v: str(v).strip().lower() == "true").astype(bool)
     return t

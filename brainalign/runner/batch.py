@@ -25,7 +25,6 @@ import importlib
 import json
 import os
 import re
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +36,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brainalign.errors import BatchOutputError, BatchSpecError
+from brainalign.io import atomic_write
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
 
@@ -175,10 +175,18 @@ class BatchSettings:
     cache_dir: str | None = None  # activation cache folder; None: no cache
     data_dir: tuple[str, ...] | None = None
     threads: int | None = None  # torch threads in the scoring process
+    benchmark_options: dict[str, Any] | None = None  # passed to load_benchmark (n_bootstrap, …)
 
     def scoring(self) -> dict[str, Any]:
         """The settings that can change scores (part of the pair key)."""
-        return {"max_features": self.max_features, "memory_budget": self.memory_budget}
+        return {"max_features": self.max_features, "memory_budget": self.memory_budget,
+                "benchmark_options": self.benchmark_options}
+
+    def load_benchmark(self, ref: str) -> Any:
+        from brainalign.benchmarks import load_benchmark
+
+        return load_benchmark(ref, data_dir=list(self.data_dir) if self.data_dir else None,
+                              **(self.benchmark_options or {}))
 
 
 @dataclass(frozen=True)
@@ -229,15 +237,13 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
         import torch
 
         from brainalign.activations.cache import ActivationCache
-        from brainalign.benchmarks import load_benchmark
 
         s = task.settings
         if s.threads:
             torch.set_num_threads(s.threads)
         benchmarks = benchmarks if benchmarks is not None else {}
         if task.benchmark not in benchmarks:
-            benchmarks[task.benchmark] = load_benchmark(
-                task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None)
+            benchmarks[task.benchmark] = s.load_benchmark(task.benchmark)
         bench = benchmarks[task.benchmark]
         model = task.model.load()
         cache = ActivationCache(s.cache_dir) if s.cache_dir else None
@@ -254,19 +260,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
     return out
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a lab
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+_atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
 
 
 @dataclass
@@ -363,12 +357,11 @@ class _Output:
 def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,
                layers: Sequence[str] | None = None) -> list[PairTask]:
     """Every (model, benchmark) pair; benchmarks are resolved (and checked) here, before any work."""
-    from brainalign.benchmarks import load_benchmark
 
     tasks = []
     resolved = []
     for ref in benchmarks:
-        b = load_benchmark(ref, data_dir=list(settings.data_dir) if settings.data_dir else None)
+        b = settings.load_benchmark(ref)
         sha = hashlib.sha256(Path(b.spec.path).read_bytes()).hexdigest() if b.spec.path else ""
         resolved.append((str(ref), b.id, str(b.spec.version), sha))
     for entry in models:
@@ -428,7 +421,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
               workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
               max_features: int | None = None, memory_budget: int | str | None = None,
               cache_dir: PathLike | None = None, data_dir: PathLike | Sequence[PathLike] | None = None,
-              threads: int | None = None, progress: Any = None) -> BatchReport:
+              threads: int | None = None, progress: Any = None,
+              benchmark_options: dict[str, Any] | None = None) -> BatchReport:
     """Score every model on every benchmark, every layer, into ``out``.
 
     Parameters
@@ -462,6 +456,9 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         torch threads per scoring process (default: cores / workers for local processes).
     progress
         A :class:`~brainalign.runner.progress.BatchProgress` (default: one on stderr).
+    benchmark_options
+        Keyword arguments of :func:`brainalign.load_benchmark` for every benchmark
+        (``n_bootstrap``, ``max_stimuli``, ``manifest_dirs``…); part of the pair key.
 
     Returns
     -------
@@ -485,7 +482,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
     settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
                              memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
-                             data_dir=dirs, threads=threads)
+                             data_dir=dirs, threads=threads, benchmark_options=benchmark_options)
     tasks = plan_tasks(entries, benches, settings, layers)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)

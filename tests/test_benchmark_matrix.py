@@ -1,0 +1,168 @@
+"""Every registered benchmark kind × every way of running it gives the same table.
+
+Paths: ``score``; ``batch``; ``batch`` killed after its first pair and ``--resume``d; a second run
+served from the activation cache; a memory budget that forces more than one forward pass. Plus a
+kind defined only here (the README recipe: one ``score_layer``, one line in ``KINDS``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+import brainalign as ba
+from brainalign.benchmarks import KINDS
+from brainalign.benchmarks.base import Benchmark
+from brainalign.benchmarks.schemas import RSASchema
+from brainalign.results import COLUMNS, LayerScore
+from brainalign.runner.batch import ModelEntry, run_batch
+from tests.conftest import needs_data
+
+pytestmark = [needs_data, pytest.mark.usefixtures("one_torch_thread")]
+
+MODELS = [ModelEntry(factory="tests.batch_models:tiny_cnn", seed=s, label=f"tiny-{s}", layers=("0", "2"))
+          for s in (0, 1)]
+# Columns that legitimately differ between runs: none of the scores; only timing-free provenance.
+SAME = [c for c in COLUMNS if c != "versions"]
+
+
+class MeanActivationSchema(RSASchema):
+    """Its YAML has the RSA kind's sections (the subjects' RDMs as target), under its own kind."""
+
+    kind: Literal["mean_activation"]
+
+
+class MeanActivationBenchmark(Benchmark):
+    """The README recipe: a kind scoring how well a layer's mean activation per stimulus follows
+    the subjects' mean dissimilarity of that stimulus (a toy comparison; one row per layer)."""
+
+    schema = MeanActivationSchema
+
+    @cached_property
+    def target(self) -> np.ndarray:
+        """Per stimulus: its mean dissimilarity to the others, averaged over subjects."""
+        return KINDS["rsa"](self.spec, data_dir=self.data_dir).subject_rdms.values.mean(axis=(0, 2))
+
+    def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
+        from brainalign.metrics.stats import percentile_ci, resample_indices
+
+        x, y = activations.values.mean(axis=1), self.target
+        idx = resample_indices(len(x), 20, seed=0)
+        boot = np.array([np.corrcoef(x[i], y[i])[0, 1] for i in idx])
+        lo, hi = percentile_ci(boot, 0.95)
+        return [LayerScore(raw=float(np.corrcoef(x, y)[0, 1]), metric="mean-activation r",
+                           raw_ci_low=lo, raw_ci_high=hi, n_stimuli=len(x),
+                           selection="all stimuli (in-sample): a toy kind",
+                           details={"bootstrap_raw": boot})]
+
+
+@pytest.fixture(scope="module")
+def kinds_setup(tmp_path_factory, data_dir):
+    """(benchmark ref, load options, data dirs) per kind, small settings."""
+    tmp = tmp_path_factory.mktemp("matrix")
+    bdir = tmp / "benchmarks"
+    bdir.mkdir()
+    hit = yaml.safe_load((ba.benchmarks.spec.benchmark_paths()["kriegeskorte2008.hIT-rsa"]).read_text())
+    hit.update(id="toy.hIT-mean", kind="mean_activation")
+    (bdir / "toy.hIT-mean.yaml").write_text(yaml.safe_dump(hit))
+    sim = yaml.safe_load((ba.benchmarks.spec.benchmark_paths()["simulated.V1-ridge"]).read_text())
+    sim["stimuli"].update(n_cells=6, n_stimuli=40, n_repeats=4, input_size=32)
+    sim["id"] = "simulated.V1small-ridge"
+    (bdir / "simulated.V1small-ridge.yaml").write_text(yaml.safe_dump(sim))
+    from tests.test_benchmarks_fmri import _write_dataset
+
+    acts = np.random.default_rng(0).normal(size=(92, 5))
+    (tmp / "fmri").mkdir()
+    (mdir, fdir), _ = _write_dataset(tmp / "fmri", acts)
+    opts = {"n_bootstrap": 20}
+    return {
+        "rsa": ("kriegeskorte2008.hIT-rsa", opts, [data_dir]),
+        "regression": ("antolik2016.V1-ridge", {**opts, "max_stimuli": 40}, [data_dir]),
+        "fmri": (str(fdir / "synthfmri.ROI-fmri.yaml"), {**opts, "manifest_dirs": [str(mdir)]},
+                 [tmp / "fmri", data_dir]),
+        "v1_properties": ("marques2020.V1-peak_sf", opts, [data_dir]),
+        "simulated_v1": (str(bdir / "simulated.V1small-ridge.yaml"), opts, [data_dir]),
+        "mean_activation": (str(bdir / "toy.hIT-mean.yaml"), opts, [data_dir]),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _register_toy_kind(monkeypatch):
+    monkeypatch.setitem(KINDS, "mean_activation", MeanActivationBenchmark)
+
+
+def _norm(t: pd.DataFrame) -> pd.DataFrame:
+    t = t[SAME].sort_values(["model", "layer", "session", "metric"]).reset_index(drop=True)
+    return t.astype({c: str for c in ("benchmark_version", "reduction", "placement", "ceiling_note")})
+
+
+def _batch(ref, opts, dirs, out, **kw):
+    return run_batch(MODELS, [ref], out, data_dir=dirs, benchmark_options=opts, progress=_Quiet(), **kw)
+
+
+class _Quiet:
+    def start(self, *a): ...
+    def pair_started(self, *a): ...
+    def layer_done(self, *a): ...
+    def pair_done(self, *a): ...
+    def close(self): return ""
+
+
+@pytest.mark.parametrize("kind", ["rsa", "regression", "fmri", "v1_properties", "simulated_v1", "mean_activation"])
+def test_every_path_gives_the_same_table(kind, kinds_setup, tmp_path):
+    ref, opts, dirs = kinds_setup[kind]
+    bench = ba.load_benchmark(ref, data_dir=dirs, **opts)
+    assert type(bench) is KINDS[kind]
+    direct = ScoreTable = pd.concat(
+        [ba.score(m.load(), bench, layers=list(m.layers)).table for m in MODELS], ignore_index=True)
+    assert list(ScoreTable.columns) == COLUMNS and ScoreTable["raw"].notna().all()
+    assert ScoreTable.groupby("model")["selected"].sum().eq(1).all()
+    want = _norm(direct)
+
+    rep = _batch(ref, opts, dirs, tmp_path / "batch")
+    assert rep.ok, rep.failures
+    pd.testing.assert_frame_equal(_norm(rep.table), want)
+
+    # killed after the first pair: its pair file survives, the second pair's does not
+    out = tmp_path / "batch"
+    pairs = sorted((out / "pairs").glob("*.parquet"))
+    pairs[-1].unlink()
+    resumed = _batch(ref, opts, dirs, out, resume=True)
+    assert len(resumed.skipped) == 1 and len(resumed.scored) == 1
+    pd.testing.assert_frame_equal(_norm(resumed.table), want)
+
+    cache = tmp_path / "cache"
+    first = _batch(ref, opts, dirs, tmp_path / "c1", cache_dir=cache)
+    n_files = sum(1 for _ in cache.rglob("*")) if cache.exists() else 0
+    second = _batch(ref, opts, dirs, tmp_path / "c2", cache_dir=cache)
+    assert (sum(1 for _ in cache.rglob("*")) if cache.exists() else 0) == n_files  # served, not rewritten
+    pd.testing.assert_frame_equal(_norm(first.table), want)
+    pd.testing.assert_frame_equal(_norm(second.table), want)
+
+    budget = _batch(ref, opts, dirs, tmp_path / "budget", memory_budget=_one_layer_budget(bench, ref, dirs))
+    pd.testing.assert_frame_equal(_norm(budget.table), want)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _one_layer_budget(bench, ref, dirs) -> int:
+    """A budget that fits the largest layer alone but not both: more than one forward pass."""
+    from brainalign.activations.budget import plan_memory
+
+    model = MODELS[0].load()
+    stimuli, _ = bench.recording(model)
+    if stimuli is None:  # V1 properties run layer by layer anyway
+        return 10**9
+    red = bench.default_reducers(model)
+    plan = plan_memory(model, list(MODELS[0].layers), len(stimuli), reducers=red)
+    sizes = plan.layer_bytes.values()
+    budget = 5 * max(sizes) + min(sizes) // 2  # the largest layer and its scoring fit, both do not
+    assert len(plan_memory(model, list(MODELS[0].layers), len(stimuli), reducers=red,
+                           budget=budget).groups) > 1
+    return budget
