@@ -430,4 +430,5 @@ def test_compare_real_benchmark_end_to_end(data_dir, tmp_path, one_torch_thread)
     result.save(root)
     got = CliRunner().invoke(main, ["compare", str(root)])
     assert got.exit_code == 0, got.output
-    pd.testing.assert_frame_equal(pd.read_csv(root / "compare.csv"), out, check_dtype=False)
+    text = {c: str for c in ("benchmark", "session", "model_a", "layer_a", "model_b", "layer_b")}
+    pd.testing.assert_frame_equal(pd.read_csv(root / "compare.csv", dtype=text), out, check_dtype=False)
