@@ -37,6 +37,7 @@ _LAZY = {
     "plot_training": "brainalign.plots",
     "sentence_stimuli": "brainalign.data.text",
     "describe_stimuli": "brainalign.data.text",
+    "compare_models": "brainalign.similarity",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name in {"metrics", "data", "models", "activations", "benchmarks", "results", "runner",
-                "plots", "insilico", "errors", "settings"}:
+                "plots", "insilico", "errors", "settings", "similarity"}:
         return importlib.import_module(f"brainalign.{name}")
     raise AttributeError(f"module 'brainalign' has no attribute {name!r}")
 

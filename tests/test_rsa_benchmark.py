@@ -159,3 +159,29 @@ def test_a_constant_subject_rdm_is_a_named_error_not_nan_scores(data_dir, monkey
     monkeypatch.setattr(bench, "read", one_constant)
     with pytest.raises(MetricInputError, match="subject 'SN'.*constant"):
         _ = bench.subject_rdms
+
+
+@pytest.mark.parametrize("dead", ["constant", "constant_per_stimulus"])
+def test_a_layer_the_metric_refuses_is_named_and_the_other_layers_are_kept(data_dir, dead):
+    """A dead layer (the same output for every stimulus: a constant RDM; or a flat pattern per
+    stimulus: correlation distance undefined) is recorded in meta['failed_layers'] by name, and
+    the other layers keep their scores."""
+
+    class Dead(nn.Module):
+        def forward(self, x):
+            if dead == "constant":
+                return x * 0.0 + 1.0
+            return x * 0.0 + x.mean(dim=(1, 2, 3), keepdim=True)
+
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 7, stride=4), nn.ReLU(), Dead(), nn.Flatten())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    model = ba.wrap(net, "deadlayer", input_size=64)
+    res = ba.score(model, "kriegeskorte2008.hIT-rsa", layers=["0", "2"], data_dir=data_dir,
+                   n_bootstrap=20, device="cpu")
+    assert list(res.table["layer"]) == ["0"] and np.isfinite(res.table["raw"]).all()
+    failed = res.meta["failed_layers"]["deadlayer"]
+    assert set(failed) == {"2"} and "layer '2' cannot be scored" in failed["2"]
+    assert "zero variance" in failed["2"]  # correlation distance needs variance in every pattern

@@ -21,7 +21,7 @@ from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import BenchmarkDefinitionError, LayerActivationError, StimulusError
+from brainalign.errors import BenchmarkDefinitionError, LayerActivationError, MetricInputError, StimulusError
 from brainalign.metrics.stats import percentile_ci
 from brainalign.results.provenance import versions_string
 from brainalign.results.result import ScoreResult
@@ -225,9 +225,9 @@ class Benchmark:
         :func:`brainalign.results.make_row`; ``selected`` marks the layer
         :func:`brainalign.results.choose_best` picks.
 
-        A layer whose activations hold NaN or inf raises no further: it is recorded in
-        ``meta["failed_layers"]`` (a :class:`~brainalign.errors.LayerActivationError` message
-        naming the layer) and the other layers' rows are kept.
+        A layer whose activations hold NaN or inf, or that the metric refuses (a constant RDM, a
+        stimulus pattern without variance), raises no further: it is recorded in
+        ``meta["failed_layers"]`` (a message naming the layer) and the other layers' rows are kept.
 
         Parameters
         ----------
@@ -272,6 +272,13 @@ class Benchmark:
                 scores = self.score_layer(layer, acts)
             except LayerActivationError as err:
                 failed[layer] = str(err)
+                continue
+            except MetricInputError as err:
+                # The targets were checked before recording (a constant subject RDM stops the run
+                # there), so a metric refusing its input here refuses the layer's activations (a
+                # constant RDM, a stimulus whose pattern has no variance): that layer only.
+                failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {err}; it is not "
+                                 "scored, the other layers are kept")
                 continue
             finally:
                 del acts, item  # free this layer before the stream records the next group

@@ -53,12 +53,25 @@ def read_histogram_csv(path_of: PathGetter, *, file: str, property: str, scale: 
                                 None, str(path))
 
 
-# Ringach 2002 database fields → property; bw > 90 deg counts as untuned (NaN) as in Brain-Score.
+def _bw(db: dict[str, np.ndarray]) -> np.ndarray:
+    return np.where(db["bw"] > 90, np.nan, db["bw"])
+
+
+# Ringach 2002 database fields → property; bw > 90 deg counts as untuned (NaN; "not orientation
+# selective") as in Brain-Score's data packaging (marques_ringach2002.py).
 _RINGACH = {
     "circular_variance": lambda db: db["orivar"],
-    "orientation_bandwidth": lambda db: np.where(db["bw"] > 90, np.nan, db["bw"]),
+    "orientation_bandwidth": _bw,
     "orthogonal_preferred_ratio": lambda db: db["po"],
     "modulation_ratio": lambda db: db["maxfirst"] / db["maxdc"],
+    "orientation_selective": lambda db: np.isfinite(_bw(db)).astype(float),
+    "circular_variance_bandwidth_ratio": lambda db: db["orivar"] / _bw(db),
+    "orthogonal_preferred_ratio_circular_variance_difference": lambda db: db["po"] - db["orivar"],
+    "orthogonal_preferred_ratio_bandwidth_ratio": lambda db: db["po"] / _bw(db),
+    "baseline_rate": lambda db: db["spont"],
+    "max_dc": lambda db: db["maxdc"],
+    "min_dc": lambda db: db["mindc"],
+    "max_ac": lambda db: db["maxfirst"],
 }
 
 
@@ -76,7 +89,7 @@ def read_ringach2002(path_of: PathGetter, *, file: str, property: str, bins: dic
     except (KeyError, IndexError, ValueError) as err:
         raise BenchmarkDefinitionError(f"{path}: not the Ringach 2002 database ('db' struct): {err}") from err
     cols = {k: np.asarray(db[k], dtype=float).ravel() for k in ("orivar", "bw", "po", "maxfirst",
-                                                                   "maxdc", "spont")}
+                                                                   "maxdc", "mindc", "spont")}
     keep = cols["maxdc"] > cols["spont"] + min_rate_above_spont
     values = _RINGACH[property](cols)[keep]
     edges = make_edges(bins)
@@ -97,7 +110,10 @@ def make_edges(bins: dict) -> np.ndarray:
     base = {"log2": 2.0, "log10": 10.0}.get(scale)
     if base is None:
         raise BenchmarkDefinitionError(f"unknown bin scale {scale!r}")
-    return base ** np.linspace(np.log(low) / np.log(base), np.log(high) / np.log(base), n + 1)
+    if not 0 < low < high:
+        raise BenchmarkDefinitionError(f"bins {bins}: a {scale} axis needs 0 < low < high")
+    log = np.log2 if scale == "log2" else np.log10  # exact logs: a decade edge stays exactly 1.0
+    return np.logspace(log(low), log(high), n + 1, base=base)
 
 
 def histogram(values: np.ndarray, edges: np.ndarray, scale: str = "linear") -> np.ndarray:

@@ -21,9 +21,24 @@ from brainalign.insilico.stimuli import FieldOfView, blank, grating_set
 from brainalign.models.base import BrainModel
 
 PROPERTIES = ("preferred_orientation", "circular_variance", "orientation_bandwidth",
-              "orthogonal_preferred_ratio", "osi", "modulation_ratio", "peak_sf", "sf_bandwidth",
-              "sf_bandwidth_oct", "sf_selective", "surround_suppression_index",
-              "grating_summation_field")
+              "orthogonal_preferred_ratio", "osi", "orientation_selective",
+              "circular_variance_bandwidth_ratio", "orthogonal_preferred_ratio_circular_variance_difference",
+              "orthogonal_preferred_ratio_bandwidth_ratio", "modulation_ratio",
+              "baseline_rate", "max_dc", "min_dc", "max_ac",
+              "peak_sf", "sf_bandwidth", "sf_bandwidth_oct", "sf_selective",
+              "surround_suppression_index", "strongly_suppressed", "grating_summation_field",
+              "surround_diameter", "surround_gsf_ratio")
+"""Per-unit properties :func:`measure_properties` reports (NaN where undefined for a unit)."""
+
+RINGACH_PROPERTIES = ("circular_variance", "orientation_bandwidth", "orthogonal_preferred_ratio",
+                      "orientation_selective", "circular_variance_bandwidth_ratio",
+                      "orthogonal_preferred_ratio_circular_variance_difference",
+                      "orthogonal_preferred_ratio_bandwidth_ratio", "modulation_ratio",
+                      "baseline_rate", "max_dc", "min_dc", "max_ac")
+"""Properties compared with Ringach et al. (2002), whose cells were kept only when their largest
+mean rate exceeded the spontaneous rate by 5 spk/s: model units get the same filter."""
+
+RINGACH_MIN_DRIVE = 5.0  # spk/s above the spontaneous rate (Brain-Score's RESPONSE_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -106,22 +121,42 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
     ocurve = np.clip(driven[idx, :, bs], 0, None)
     scurve = np.clip(driven[idx, bo, :], 0, None)
     phase_curve = r[idx, bo, bs, :]
-    out: dict[str, np.ndarray] = {
-        "preferred_orientation": tuning.preferred_orientation(oris, ocurve),
-        "circular_variance": tuning.circular_variance(oris, ocurve),
-        "orientation_bandwidth": tuning.orientation_bandwidth(oris, ocurve),
-        "orthogonal_preferred_ratio": tuning.orthogonal_preferred_ratio(oris, ocurve),
-        "osi": tuning.osi(oris, ocurve),
-        "modulation_ratio": tuning.modulation_ratio(phase_curve)["modulation_ratio"],
-    }
+    cv = tuning.circular_variance(oris, ocurve)
+    bw = tuning.orientation_bandwidth(oris, ocurve)
+    opr = tuning.orthogonal_preferred_ratio(oris, ocurve)
+    # Firing rates (spk/s) by Marques et al.'s affine map, for the response-magnitude properties.
+    slope, offset = tuning.firing_rate_affine(base, f0.reshape(n, -1).max(1), responsive)
+    rate = np.maximum(slope * r[idx, :, bs, :] + offset, 0)  # units × ori × phase at the preferred SF
+    rate_mod = tuning.modulation_ratio(rate[idx, bo])
+    base_rate = np.maximum(slope * base + offset, 0)
+    max_dc = rate_mod["f0"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: dict[str, np.ndarray] = {
+            "preferred_orientation": tuning.preferred_orientation(oris, ocurve),
+            "circular_variance": cv,
+            "orientation_bandwidth": bw,
+            "orthogonal_preferred_ratio": opr,
+            "osi": tuning.osi(oris, ocurve),
+            # Ringach's "not orientation selective" = half-bandwidth beyond 90 deg (NaN here)
+            "orientation_selective": np.isfinite(bw).astype(float),
+            "circular_variance_bandwidth_ratio": cv / bw,
+            "orthogonal_preferred_ratio_circular_variance_difference": opr - cv,
+            "orthogonal_preferred_ratio_bandwidth_ratio": opr / bw,
+            "modulation_ratio": tuning.modulation_ratio(phase_curve)["modulation_ratio"],
+            "baseline_rate": base_rate,
+            "max_dc": max_dc,
+            "min_dc": rate.mean(-1).min(1),
+            "max_ac": rate_mod["f1"],
+        }
     sft = tuning.sf_tuning(sfs, scurve)
     out.update(peak_sf=sft["peak_sf"], sf_bandwidth=sft["bandwidth_ratio"],
                sf_bandwidth_oct=sft["bandwidth_oct"], sf_selective=sft["selective"].astype(float))
 
     # Size tuning at each responsive unit's preferred (orientation, SF): only the pairs needed.
     diams = np.asarray(s.size_diameters)
-    ssi = np.full(n, np.nan)
-    gsf = np.full(n, np.nan)
+    size_props = ("surround_suppression_index", "grating_summation_field", "surround_diameter",
+                  "surround_gsf_ratio", "strongly_suppressed")
+    sizes_out = {k: np.full(n, np.nan) for k in size_props}
     size_curves = np.full((n, len(diams)), np.nan)
     pairs = sorted({(int(bo[i]), int(bs[i])) for i in idx[responsive]})
     for o, f in pairs:
@@ -131,8 +166,9 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
         curve = rr - base[units, None]
         size_curves[units] = curve
         st = tuning.size_tuning(diams, np.clip(curve, 0, None))
-        ssi[units], gsf[units] = st["surround_suppression_index"], st["grating_summation_field"]
-    out.update(surround_suppression_index=ssi, grating_summation_field=gsf)
+        for k in size_props:
+            sizes_out[k][units] = st[k]
+    out.update(sizes_out)
 
     table = pd.DataFrame({"unit": idx, "responsive": responsive, "peak_driven": peak,
                           "baseline": base, **out})
@@ -145,6 +181,10 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
     not_sel = responsive & (table["sf_selective"].to_numpy() == 0)
     flags[not_sel] = [f"{f}; " if f else "" for f in flags[not_sel]]
     flags[not_sel] = flags[not_sel] + "not SF-selective (cut-off outside tested range)"
+    weak = responsive & ~(max_dc > base_rate + RINGACH_MIN_DRIVE)
+    table.loc[weak, list(RINGACH_PROPERTIES)] = np.nan
+    flags[weak] = [f"{f}; " if f else "" for f in flags[weak]]
+    flags[weak] = flags[weak] + f"peak rate < {RINGACH_MIN_DRIVE:g} spk/s above spontaneous (Ringach filter)"
     table["flag"] = flags
     # Simple vs complex by the F1/F0 ratio (Skottun et al. 1991): > 1 simple, < 1 complex.
     mr = table["modulation_ratio"].to_numpy()
@@ -157,7 +197,9 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
         {"field_of_view_deg": fov.degrees, "input_px": fov.size_px, "orientations": list(oris),
          "sfs": [float(v) for v in sfs], "phases": list(phases), "diameter": s.diameter,
          "size_diameters": [float(v) for v in diams], "responsive_fraction": s.responsive_fraction,
-         "units": "centre position of each channel" if layout["spatial"] else "all units"})
+         "units": "centre position of each channel" if layout["spatial"] else "all units",
+         "firing_rate_affine": {"slope": slope, "offset": offset, "median_spontaneous": 0.82,
+                                "median_peak": 33.8, "ringach_min_drive": RINGACH_MIN_DRIVE}})
 
 
 def sf_tuning_check(sfs: Sequence[float], counts: Sequence[np.ndarray]) -> dict[str, float]:

@@ -129,12 +129,19 @@ def modulation_ratio(resp_over_phase: np.ndarray) -> dict[str, np.ndarray]:
         return {"f0": f0, "f1": f1, "modulation_ratio": f1 / f0}
 
 
-def size_tuning(diameters: np.ndarray, resp: np.ndarray, *, gsf_level: float = 0.95
+def size_tuning(diameters: np.ndarray, resp: np.ndarray, *, gsf_level: float = 0.95,
+                min_suppression: float = 0.1, plateau_tolerance: float = 0.05
                 ) -> dict[str, np.ndarray]:
-    """Surround suppression index and grating summation field from (units, n_diam) responses.
+    """Surround suppression from (units, n_diam) size-tuning responses (Cavanaugh et al. 2002 as
+    measured in Brain-Score's ``calc_size_tuning``).
 
-    SSI = (peak − response at the largest diameter) / peak; GSF = the smallest diameter whose
-    response reaches ``gsf_level`` × peak (linear interpolation between tested diameters).
+    SSI = (peak − response at the largest diameter) / peak, for every unit with a positive peak.
+    ``strongly_suppressed`` = SSI ≥ ``min_suppression``. Only for those units (Cavanaugh's GSF and
+    surround histograms hold only cells suppressed by more than 10%; the others are NaN):
+    GSF = the smallest diameter whose response reaches ``gsf_level`` × peak, and the surround
+    diameter = the smallest diameter beyond the peak whose response is within
+    ``plateau_tolerance`` × |plateau| of the plateau (the response at the largest diameter), both
+    linearly interpolated between tested diameters (deg); ``surround_gsf_ratio`` = surround / GSF.
     """
     r = _rows(resp)
     d = np.asarray(diameters, float)
@@ -142,12 +149,44 @@ def size_tuning(diameters: np.ndarray, resp: np.ndarray, *, gsf_level: float = 0
     d, r = d[order], r[:, order]
     peak = r.max(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ssi = (peak - r[:, -1]) / peak
-    gsf = np.full(len(r), np.nan)
+        ssi = np.where(peak > 0, (peak - r[:, -1]) / peak, np.nan)
+    n = len(r)
+    gsf, surround = np.full(n, np.nan), np.full(n, np.nan)
     for i, row in enumerate(r):
-        if not peak[i] > 0:
+        if not (peak[i] > 0 and ssi[i] >= min_suppression):
             continue
         thr = gsf_level * peak[i]
         j = int(np.nonzero(row >= thr)[0][0])
         gsf[i] = d[0] if j == 0 else float(np.interp(thr, [row[j - 1], row[j]], [d[j - 1], d[j]]))
-    return {"surround_suppression_index": ssi, "grating_summation_field": gsf}
+        p = int(row.argmax())
+        plateau = row[-1]
+        thr = plateau + plateau_tolerance * abs(plateau)
+        k = p + 1 + int(np.nonzero(row[p + 1:] <= thr)[0][0])  # the last diameter always qualifies
+        # falling from row[k-1] > thr to row[k] <= thr
+        surround[i] = float(np.interp(thr, [row[k], row[k - 1]], [d[k], d[k - 1]]))
+    strong = np.where(np.isfinite(ssi), (ssi >= min_suppression).astype(float), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = surround / gsf
+    return {"surround_suppression_index": ssi, "grating_summation_field": gsf,
+            "surround_diameter": surround, "surround_gsf_ratio": ratio, "strongly_suppressed": strong}
+
+
+def firing_rate_affine(blank: np.ndarray, max_f0: np.ndarray, responsive: np.ndarray, *,
+                       median_spontaneous: float = 0.82, median_peak: float = 33.8
+                       ) -> tuple[float, float]:
+    """Slope and offset mapping activations to firing rates (spk/s) as Marques et al. (2021) do
+    (Brain-Score ``firing_rates_affine``): over the responsive units, the median blank response
+    goes to ``median_spontaneous`` and the median of each unit's largest F0 (mean over phase) to
+    ``median_peak`` (Ringach et al. 2002's V1 medians). Rates are ``max(slope × a + offset, 0)``.
+
+    Returns (nan, nan) where no responsive unit is driven above its blank response.
+    """
+    resp = np.asarray(responsive, bool)
+    if not resp.any():
+        return float("nan"), float("nan")
+    mb = float(np.median(np.asarray(blank, float)[resp]))
+    mp = float(np.median(np.asarray(max_f0, float)[resp]))
+    if not mp > mb:
+        return float("nan"), float("nan")
+    slope = (median_peak - median_spontaneous) / (mp - mb)
+    return slope, median_spontaneous - slope * mb

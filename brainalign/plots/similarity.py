@@ -1,0 +1,49 @@
+"""Layer × layer similarity heatmap (the figure of Kornblith et al. 2019)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from brainalign.plots.style import LABEL_PT, TICK_PT, save_figure
+from brainalign.settings import PathLike
+
+
+def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: str = "magma",
+                    title: str | None = None, formats: Sequence[str] | None = None) -> Figure:
+    """Heatmap of a (layer_a × layer_b) matrix from :func:`brainalign.compare_models`.
+
+    Layers are in forward order: A's from top to bottom, B's from left to right, named on the
+    axes (axis labels name the models); the colour bar is labelled with the metric. The colour
+    range is [0, 1] for CKA and [min(0, lowest), 1] for RSA.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    v = np.asarray(sim.values, float)
+    la, lb = [str(x) for x in sim["layer_a"].values], [str(x) for x in sim["layer_b"].values]
+    side = 1.2 + 0.22 * max(len(la), len(lb))
+    fig = Figure(figsize=(side + 0.8, side), layout="constrained")
+    ax = fig.subplots()
+    finite = v[np.isfinite(v)]
+    vmin = min(0.0, float(finite.min())) if finite.size else 0.0
+    im = ax.imshow(np.ma.masked_invalid(v), cmap=colormaps[cmap].with_extremes(bad="0.85"), vmin=vmin,
+                   vmax=1.0, origin="upper", aspect="equal", interpolation="nearest")
+    ax.set_xticks(range(len(lb)), lb, rotation=90, fontsize=TICK_PT)
+    ax.set_yticks(range(len(la)), la, fontsize=TICK_PT)
+    ax.tick_params(length=0)
+    ax.set_xlabel(f"{sim.attrs.get('model_b', 'B')} layer", fontsize=LABEL_PT)
+    ax.set_ylabel(f"{sim.attrs.get('model_a', 'A')} layer", fontsize=LABEL_PT)
+    if title:
+        ax.set_title(title, fontsize=LABEL_PT)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+    cb.set_label(str(sim.attrs.get("metric_label", sim.attrs.get("metric", sim.name))), fontsize=LABEL_PT)
+    cb.ax.tick_params(labelsize=TICK_PT)
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
