@@ -133,6 +133,9 @@ main.add_command(demo_command)
 from brainalign.commands.similarity import similarity_command  # noqa: E402
 
 main.add_command(similarity_command)
+from brainalign.commands.compare import compare_command  # noqa: E402
+
+main.add_command(compare_command)
 
 if __name__ == "__main__":
     main()

@@ -212,3 +212,17 @@ class UnitLocationError(BrainAlignError, ValueError):
 class LayerActivationError(BrainAlignError, ValueError):
     """A layer whose recorded activations cannot be scored (NaN / inf values): named, recorded in
     the result's ``meta["failed_layers"]``, and the other layers' rows are kept."""
+
+
+class ComparisonError(BrainAlignError, ValueError):
+    """Two models' scores that cannot be compared statistically (base of the two below)."""
+
+
+class MissingBootstrapError(ComparisonError):
+    """A chosen layer whose bootstrap samples are not in ``ScoreResult.details`` (results saved
+    before details were kept, or a benchmark kind that keeps none)."""
+
+
+class UnpairedSamplesError(ComparisonError):
+    """Two models' bootstrap samples that were not drawn with the same index sets on the same data
+    (different seed, number of samples, stimuli, data or benchmark version), so not paired."""

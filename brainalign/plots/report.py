@@ -27,6 +27,7 @@ from brainalign.plots.heatmap import best_matrix, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
+from brainalign.results.compare import COMPARE_FILE
 from brainalign.settings import PathLike
 
 _CSS = """
@@ -39,7 +40,7 @@ table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bott
 #leaderboard th{cursor:pointer;user-select:none}#leaderboard th[data-dir=asc]::after{content:" \\25B2"}
 #leaderboard th[data-dir=desc]::after{content:" \\25BC"}.layer{color:#888;font-size:.8em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85em}
-pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}tr.within-noise td{color:#888}
 """
 
 # Sort on header click; numbers by data-value, missing values last in either direction.
@@ -133,6 +134,34 @@ def leaderboard_html(table: pd.DataFrame) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+def comparison_html(table: pd.DataFrame) -> str:
+    """The "which model is better" section: one row per pair of models and benchmark, pairs whose
+    difference is within noise (corrected p ≥ alpha: the data do not tell them apart) marked."""
+    head = ("benchmark", "model_a", "model_b", "difference", "CI", "p (corrected)", "verdict")
+    rows = []
+    for _, r in table.iterrows():
+        within = str(r.get("within_noise")).strip().lower() in ("true", "1", "1.0")
+        sess = r.get("session")
+        bench = r["benchmark"] if pd.isna(sess) or str(sess) == "all" else f"{r['benchmark']} ({sess})"
+        verdict = "≈ within noise" if within else "differs"
+        cells = [f'<td class="t">{_e(bench)}</td>',
+                 f'<td class="t">{_e(r["model_a"])} <span class="layer">{_e(r.get("layer_a", ""))}</span></td>',
+                 f'<td class="t">{_e(r["model_b"])} <span class="layer">{_e(r.get("layer_b", ""))}</span></td>',
+                 f"<td>{_fmt(r['difference'])}</td>",
+                 f"<td>[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]</td>",
+                 f"<td>{_fmt(r.get('p_corrected'))}</td>",
+                 f'<td class="t">{verdict}</td>']
+        rows.append(f'<tr class="{"within-noise" if within else "differs"}" '
+                    f'data-within-noise="{str(within).lower()}">{"".join(cells)}</tr>')
+    method = "; ".join(dict.fromkeys(str(m) for m in table.get("method", pd.Series(dtype=str)).dropna()))
+    return ('<p class="sub">Each pair of models at their chosen layers: difference of their scores '
+            "(first minus second), paired bootstrap CI, p-value corrected for the number of pairs. "
+            f"Pairs marked ≈ are within noise: the data do not tell them apart. Method: {_e(method)}.</p>"
+            '<table id="comparisons"><thead><tr>'
+            + "".join(f'<th class="t">{h}</th>' for h in head)
+            + f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
 def _provenance_html(res: ResultsFolder) -> str:
     from brainalign.results.provenance import versions
 
@@ -197,7 +226,8 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     t = final_epoch(full)  # a model scored during training is ranked on its last epoch
     title = title or f"brainalign report: {res.root.resolve().name}"
     models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
-    warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
+    # compare.csv (`brainalign compare`) is not a score table: shown in its own section, not warned of.
+    warn = [f"skipped {f}: {r}" for f, r in res.skipped if Path(f).name != COMPARE_FILE] + list(res.notes)
     no_ceiling = [b for b in benches if not has_ceiling(t[t["benchmark"] == b])]
     if no_ceiling and len(no_ceiling) < len(benches):
         warn.append("benchmark(s) without a noise ceiling show raw scores, the others score / "
@@ -238,6 +268,9 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
         fig = plot_score_vs(trained, x="epoch")
         body.append(_figure_html(fig, "Score against training epoch, one line per layer "
                                  "(colour: relative depth).", fmt, "score against epoch"))
+    compare_csv = res.root / COMPARE_FILE
+    if compare_csv.is_file():
+        body += ["<h2>Which model is better</h2>", comparison_html(pd.read_csv(compare_csv))]
     body += ["<h2>Provenance</h2>", _provenance_html(res)]
     elapsed = time.perf_counter() - t0
     body.append(f'<p class="sub">built in {elapsed:.1f} s</p>')

@@ -48,6 +48,14 @@ class ScoreResult:
         otherwise (``selection`` says which). Always a DataFrame (possibly empty)."""
         return choose_best(self.table)
 
+    def compare(self, **kwargs: Any) -> pd.DataFrame:
+        """Which model is better: every pair of models per benchmark at their chosen layers, with a
+        paired bootstrap CI of the difference and a p-value corrected for the number of pairs.
+        See :func:`brainalign.results.compare.compare_scores` for the arguments and the method."""
+        from brainalign.results.compare import compare_scores
+
+        return compare_scores(self, **kwargs)
+
     def save(self, out_dir: PathLike, name: str = "scores") -> Path:
         """Write ``<name>.csv``, ``<name>.meta.json`` and the per-layer details as netCDF
         (``<name>.details/NNNN.nc``, one file per (model, benchmark, layer, session)) into
