@@ -152,3 +152,7 @@ class BatchOutputError(BrainAlignError, FileExistsError):
 
 class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""
+
+
+class BatchLockedError(BatchOutputError):
+    """A batch output folder another run is writing to right now (its lock file names the holder)."""

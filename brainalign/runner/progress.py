@@ -33,6 +33,10 @@ class BatchProgress:
         print(f"[brainalign batch {time.perf_counter() - self.t0:7.1f}s] {text}", file=self.stream,
               flush=True)
 
+    def note(self, text: str) -> None:
+        """A message for the user (a warning, what --resume will recompute), as its own line(s)."""
+        self._line(text)
+
     def start(self, total: int, skipped: int) -> None:
         self.total, self.skipped = total, skipped
         if self.bars:
