@@ -81,6 +81,11 @@ def best_rows(table: pd.DataFrame) -> pd.DataFrame:
     development stimuli and ``best_score`` is its held-out score (``selected_on`` says so);
     otherwise the highest :func:`score_key` (in-sample). Pairs with no score are left out.
     """
+    if "selected" in table:  # the rule of brainalign.results.choose_best, recorded in the table
+        sel = table["selected"].map(lambda v: v is True or str(v).lower() == "true")
+        picked = sel.groupby([table["model"], table["benchmark"]], sort=False).transform("any")
+        if picked.all() and sel.any():
+            table = table[sel]
     key = score_key(table)
     honest = pd.Series(False, index=table.index)
     if "dev_score" in table and "heldout_score" in table:
@@ -104,7 +109,7 @@ def best_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def has_ceiling(sub: pd.DataFrame) -> bool:
     """Whether any row of ``sub`` carries a noise ceiling."""
-    return "ceiling" in sub and pd.to_numeric(sub["ceiling"], errors="coerce").notna().any()
+    return bool(numeric(sub, *CEILING).notna().any())
 
 
 def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = None,
@@ -126,3 +131,61 @@ def note(ax, text: str) -> None:
     """A short message inside an axes (e.g. why a panel is empty)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_PT, color="0.3",
             transform=ax.transAxes, wrap=True)
+
+
+def numeric(table: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of ``names`` the table has, as numbers (NaN where none is there). The result
+    schema renamed ``ceiling`` → ``ceiling_upper`` and ``ci_low/ci_high`` →
+    ``normalised_ci_low/high``; figures read either."""
+    for n in names:
+        if n in table:
+            return pd.to_numeric(table[n], errors="coerce")
+    return pd.Series(np.nan, index=table.index, dtype=float)
+
+
+CEILING = ("ceiling_upper", "ceiling")
+NORM_CI_LOW = ("normalised_ci_low", "ci_low")
+NORM_CI_HIGH = ("normalised_ci_high", "ci_high")
+
+_COMPARE = {"spearman": "Spearman ρ", "pearson": "Pearson r", "kendall_tau_a": "Kendall τa",
+            "kendall": "Kendall τ", "cosine": "cosine", "median": "median", "mean": "mean"}
+_KIND = {"rsa": "RSA", "ridge": "ridge encoding", "pls": "PLS encoding", "linear": "linear encoding",
+         "cka": "CKA"}
+
+
+def metric_label(metric: object) -> str:
+    """A reader's name for a ``metric`` column value: ``"rsa:correlation/spearman"`` →
+    ``"RSA, Spearman ρ"``; ``"ridge:pearson/median"`` → ``"ridge encoding, Pearson r (median)"``;
+    free text is kept as it is."""
+    if not isinstance(metric, str) or not metric.strip():
+        return "score"
+    kind, sep, rest = metric.partition(":")
+    if not sep or kind not in _KIND:
+        return {"ks_similarity": "KS similarity"}.get(metric, metric)
+    parts = rest.split("/")
+    if kind == "rsa":
+        return f"RSA, {_COMPARE.get(parts[-1], parts[-1])}"
+    label = f"{_KIND[kind]}, {_COMPARE.get(parts[0], parts[0])}"
+    return label + (f" ({_COMPARE.get(parts[1], parts[1])})" if len(parts) > 1 else "")
+
+
+def axis_label(sub: pd.DataFrame, normalised: bool) -> str:
+    """The y-axis label of a panel: which score, and whether it is divided by the noise ceiling."""
+    metrics = list(dict.fromkeys(sub["metric"].dropna())) if "metric" in sub else []
+    base = metric_label(metrics[0]) if len(metrics) == 1 else "score"
+    return f"{base} / noise ceiling" if normalised else f"{base} (raw)"
+
+
+def weights_label(weights: object) -> str:
+    """``"random"`` / ``"random(seed=0)"`` → ``"random weights"``, ``"pretrained"`` →
+    ``"pretrained"``, a checkpoint path → its file name."""
+    if not isinstance(weights, str) or not weights:
+        return "weights unknown"
+    w = weights.strip()
+    if w.startswith("random"):
+        return "random weights"
+    if w.startswith("pretrained"):
+        return "pretrained"
+    if "/" in w or w.endswith((".pt", ".pth", ".ckpt", ".safetensors")):
+        return f"checkpoint {Path(w).name}"
+    return w
