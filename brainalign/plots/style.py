@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -161,7 +162,9 @@ def metric_label(metric: object) -> str:
         return "score"
     kind, sep, rest = metric.partition(":")
     if not sep or kind not in _KIND:
-        return {"ks_similarity": "KS similarity"}.get(metric, metric)
+        text = {"ks_similarity": "KS similarity"}.get(metric, metric)
+        cut = text.find(", ", 10)  # free text: keep the name, drop trailing settings (CV splits, …)
+        return text[:cut] if len(text) > 40 and cut > 0 else text
     parts = rest.split("/")
     if kind == "rsa":
         return f"RSA, {_COMPARE.get(parts[-1], parts[-1])}"
@@ -173,7 +176,8 @@ def axis_label(sub: pd.DataFrame, normalised: bool) -> str:
     """The y-axis label of a panel: which score, and whether it is divided by the noise ceiling."""
     metrics = list(dict.fromkeys(sub["metric"].dropna())) if "metric" in sub else []
     base = metric_label(metrics[0]) if len(metrics) == 1 else "score"
-    return f"{base} / noise ceiling" if normalised else f"{base} (raw)"
+    tail = "/ noise ceiling" if normalised else "(raw)"
+    return f"{base}\n{tail}" if len(base) + len(tail) > 34 else f"{base} {tail}"
 
 
 def weights_label(weights: object) -> str:
@@ -186,6 +190,9 @@ def weights_label(weights: object) -> str:
         return "random weights"
     if w.startswith("pretrained"):
         return "pretrained"
+    m = re.fullmatch(r"([\w-]+)\(seed=\d+\)", w)
+    if m:  # "gabor-init(seed=0)" → "gabor-init weights"
+        return f"{m.group(1)} weights"
     if "/" in w or w.endswith((".pt", ".pth", ".ckpt", ".safetensors")):
         return f"checkpoint {Path(w).name}"
     return w
