@@ -198,3 +198,28 @@ def test_resume_with_other_settings_says_what_changed_and_what_is_recomputed(tmp
                           progress=BatchProgress(f))
     assert "--resume:" not in log.read_text() and len(third.skipped) == 2
     assert len(json.loads((out / "provenance.json").read_text())["runs"]) == 3
+
+
+def test_score_progress_has_a_line_per_stage_and_a_time_estimate_or_bars_on_a_terminal():
+    import io
+
+    from brainalign.runner.progress import ScoreProgress
+
+    plain = io.StringIO()
+    p = ScoreProgress(plain)
+    p.stage("reading the data of b")
+    p.pair_started("m", "b", ["l0", "l1", "l2", "l3"])
+    for i, layer in enumerate(["l0", "l1", "l2", "l3"], start=1):
+        p.layer_done(layer, i, 4)
+    p.pair_done(True)
+    text = plain.getvalue()
+    assert "reading the data of b" in text and "m × b: recording and scoring 4 layer(s) (l0 … l3)" in text
+    assert "layer 1/4 l0 recorded and scored, about" in text and "s left" in text
+    assert "layer 4/4 l3 recorded and scored\n" in text and "m × b: done in" in text and "\r" not in text
+    tty = io.StringIO()
+    p = ScoreProgress(tty, bars=True)
+    p.pair_started("m", "b", ["l0", "l1"])
+    p.layer_done("l0", 1, 2)
+    p.layer_done("l1", 2, 2)
+    p.pair_done(True)
+    assert "\r" in tty.getvalue() and "2/2" in tty.getvalue() and "scored l1" in tty.getvalue()
