@@ -110,7 +110,7 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     for b in scores.columns:
         cols.append(b if has_ceiling(table[table["benchmark"] == b]) else f"{b} (raw)")
     n_m, n_b = scores.shape
-    height = 0.9 + 0.16 * n_m
+    height = max(2.0, 0.9 + 0.16 * n_m)  # room for the colour bar label with few models
     fig = Figure(figsize=(max(width, 0.9 + 0.55 * n_b), height), layout="constrained")
     ax = fig.subplots()
     vals = scores.to_numpy()

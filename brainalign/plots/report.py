@@ -279,15 +279,17 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
-        body.append(_figure_html(fig, "Best-layer scores, models and benchmarks sorted by mean.", fmt,
+        body.append(_figure_html(fig, "Chosen-layer scores, models and benchmarks sorted by mean; "
+                                 "dashed outline: the benchmark's best model lies within this "
+                                 "model's bootstrap CI.", fmt,
                                  "heatmap of best-layer scores"))
     body.append("<h2>Layer by layer</h2>")
     for b in benches:
         sub = t[t["benchmark"] == b]
         n = sub["model"].nunique()
         fig = plot_layers(sub, max_models=max_models)
-        cap = (f"{b}: score against relative layer depth; grey band: noise ceiling (lower to upper "
-               "bound); ribbons: bootstrap CI; star: best layer."
+        cap = (f"{b}: score against relative layer depth; the legend says what each band and mark "
+               "is (star: the layer chosen on development stimuli, at its held-out score)."
                + (f" The best {max_models} of {n} models are drawn." if n > max_models else ""))
         body.append(f'<section class="bench" data-benchmark="{_e(b)}">'
                     + _figure_html(fig, cap, fmt, f"layer-by-layer scores on {b}") + "</section>")
