@@ -27,6 +27,7 @@ _LAZY = {
     "list_datasets": "brainalign.data",
     "fetch_file": "brainalign.data",
     "StimulusSet": "brainalign.data",
+    "as_stimulus_set": "brainalign.data.stimuli",
     "score": "brainalign.runner",
     "run_batch": "brainalign.runner",
     "ScoreResult": "brainalign.results",

@@ -18,35 +18,16 @@ def main() -> None:
     """Measure how brain-like deep networks are."""
 
 
-# One line per model source on how to name a model from it; sources marked "any" take names
-# that no list can hold (every timm model, every Hugging Face id, your own files).
-SOURCE_HELP = {
-    "torchvision": "torchvision:NAME - torchvision's image classifiers (alexnet, resnet18, …); "
-                   "--weights random|pretrained",
-    "zoo": "zoo:NAME - brainalign's small models (lenet5, mlp, cornet_rt, vit, …)",
-    "timm": "timm:NAME - any: every timm model, e.g. timm:resnet18 (pip install \"brainalign[timm]\")",
-    "hf": "hf:ID or hf:/saved/folder - any: every Hugging Face transformers model, e.g. "
-          "hf:sentence-transformers/all-MiniLM-L6-v2 (pip install \"brainalign[hf]\")",
-    "file": "file:CHECKPOINT.pt, file:zoo:NAME or file:module:function - any: your own model: a checkpoint "
-            "of a known architecture, or a function returning an nn.Module",
-}
-
-
 @main.command("list")
 @click.argument("what", type=click.Choice(["models", "sources", "benchmarks", "datasets"]))
 def list_(what: str) -> None:
-    """List available models (and the sources that take any name), sources, benchmarks or datasets."""
+    """List available models, model sources, benchmarks or datasets."""
     if what in ("models", "sources"):
-        from brainalign.models.registry import SOURCES
+        from brainalign.models import list_models, list_sources
 
-        sources = [SOURCE_HELP.get(s, f"{s}:NAME") for s in SOURCES]
-        if what == "sources":
-            items = sources
-        else:
-            from brainalign.models import list_models
-
-            items = [*list_models(), "# sources (the ones marked 'any' also take names not listed above):",
-                     *(f"#   {line}" for line in sources)]
+        sources = ["Model sources (<source>:<name>; these also take names not listed here):",
+                   *(f"  {line}" for line in list_sources())]
+        items = sources if what == "sources" else [*list_models(), "", *sources]
     elif what == "benchmarks":
         from brainalign.benchmarks.spec import list_benchmarks
 

@@ -16,12 +16,22 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 class UnknownModelError(BrainAlignError, KeyError):
-    """A model identifier that no source knows."""
+    """A model identifier that no source knows.
 
-    def __init__(self, name: str, known: Iterable[str] = ()):
+    ``suggestions`` (real ids, shown as given) replaces the close matches drawn from ``known``;
+    ``note`` is appended (e.g. the list of sources).
+    """
+
+    def __init__(self, name: str, known: Iterable[str] = (), *,
+                 suggestions: Iterable[str] | None = None, note: str = ""):
         known = list(known)
         self.name = name
-        super().__init__(f"Unknown model {name!r}.{_suggest(name, known)}")
+        if suggestions is not None:
+            sug = list(dict.fromkeys(suggestions))
+            hint = f" Did you mean: {', '.join(sug)}?" if sug else ""
+        else:
+            hint = _suggest(name, dict.fromkeys(known))
+        super().__init__(f"Unknown model {name!r}.{hint}" + (f"\n{note}" if note else ""))
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
@@ -84,6 +94,7 @@ class DataNotFoundError(BrainAlignError, FileNotFoundError):
         self.filename, self.looked_in, self.url = filename, list(looked_in), url
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
         how = f"\nDownload from {url} failed: {reason}" if url else ""
+        how = how or (f"\nNot downloaded: {reason}" if reason else "")
         super().__init__(
             f"Data file {filename!r} not found. Looked in:\n{places}{how}\n"
             "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
@@ -121,6 +132,15 @@ class CheckpointMismatchError(BrainAlignError, RuntimeError):
         )
 
 
+class CheckpointError(BrainAlignError, ValueError):
+    """A checkpoint file that cannot be read as tensors: empty, truncated, not a checkpoint, or a
+    pickle that carries code (never run: checkpoints are loaded with ``weights_only=True``)."""
+
+
+class ModelImportError(BrainAlignError, ImportError):
+    """A ``file:`` model whose Python module cannot be imported, or lacks the named callable."""
+
+
 class StimulusError(BrainAlignError, ValueError):
     """A stimulus that cannot be used (failed to decode, wrong shape, duplicate id)."""
 
@@ -131,6 +151,29 @@ class ForwardError(BrainAlignError, RuntimeError):
 
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
+
+
+class ManifestError(BenchmarkDefinitionError):
+    """A dataset manifest with an unknown key, a missing field or a bad value (file and key path)."""
+
+
+class InsecureDownloadError(BrainAlignError, ValueError):
+    """A download that is not https or has no checksum, refused without the explicit opt-in
+    (``allow_insecure=True`` or ``BRAINALIGN_ALLOW_INSECURE=1``)."""
+
+
+class UnsafeArchiveError(BrainAlignError, ValueError):
+    """An archive member whose name would land outside its folder (absolute, ``..``)."""
+
+
+class DataAccessError(BrainAlignError, PermissionError):
+    """A data folder or file that exists but cannot be read."""
+
+
+class DataFaultError(BrainAlignError, ValueError):
+    """Data that were read but cannot be right: NaN responses, an RDM that is not symmetric or has
+    a non-zero diagonal, a similarity matrix given as an RDM, fMRI betas with NaN, a mask that does
+    not overlap the betas. The message names the file and where in it."""
 
 
 class MetricInputError(BrainAlignError, ValueError):
@@ -156,3 +199,6 @@ class UnitLocationError(BrainAlignError, ValueError):
 
 class BatchLockedError(BatchOutputError):
     """A batch output folder another run is writing to right now (its lock file names the holder)."""
+class LayerActivationError(BrainAlignError, ValueError):
+    """A layer whose recorded activations cannot be scored (NaN / inf values): named, recorded in
+    the result's ``meta["failed_layers"]``, and the other layers' rows are kept."""

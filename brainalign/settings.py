@@ -2,7 +2,10 @@
 
 Every function takes an explicit argument first; the environment variables are only the
 documented fallback a user sets once per machine (``BRAINALIGN_DATA``: local copies of datasets,
-a path list; ``BRAINALIGN_CACHE``: the download cache). They are read at call time, never stored.
+a path list; ``BRAINALIGN_CACHE``: the download cache; ``BRAINALIGN_MANIFESTS`` /
+``BRAINALIGN_BENCHMARKS``: folders of the user's own dataset manifests / benchmark YAML files;
+``BRAINALIGN_ALLOW_INSECURE=1``: allow downloads that are not https or have no checksum).
+They are read at call time, never stored.
 """
 
 from __future__ import annotations
@@ -52,11 +55,22 @@ def _bundled(name: str) -> Path:
     return inside if inside.is_dir() else _REPO_DIR / name
 
 
+def _env_dirs(name: str) -> list[Path]:
+    return [Path(p).expanduser() for p in os.environ.get(name, "").split(os.pathsep) if p]
+
+
+def bundled_benchmark_dir() -> Path:
+    """The folder of the benchmark definitions that ship with brainalign."""
+    return _bundled("benchmarks")
+
+
 def benchmark_dirs(extra: Sequence[PathLike] = ()) -> list[Path]:
-    """Directories holding benchmark YAML files: ``extra`` first, then the bundled ones."""
-    return [Path(p) for p in extra] + [_bundled("benchmarks")]
+    """Directories holding benchmark YAML files: ``extra`` first, then ``BRAINALIGN_BENCHMARKS``
+    (``os.pathsep``-separated, a user's own folders), then the bundled ones."""
+    return [Path(p) for p in extra] + _env_dirs("BRAINALIGN_BENCHMARKS") + [_bundled("benchmarks")]
 
 
 def manifest_dirs(extra: Sequence[PathLike] = ()) -> list[Path]:
-    """Directories holding dataset manifests: ``extra`` first, then the bundled ones."""
-    return [Path(p) for p in extra] + [_bundled("data_manifests")]
+    """Directories holding dataset manifests: ``extra`` first, then ``BRAINALIGN_MANIFESTS``
+    (``os.pathsep``-separated, a user's own folders), then the bundled ones."""
+    return [Path(p) for p in extra] + _env_dirs("BRAINALIGN_MANIFESTS") + [_bundled("data_manifests")]

@@ -55,7 +55,7 @@ def test_every_pair_is_scored_and_failures_are_recorded_while_the_rest_go_on(loc
         direct = bench(tiny_cnn(seed=seed), list(LAYERS)).table
         ours = t[t["model"] == f"tiny-{seed}"].reset_index(drop=True)
         pd.testing.assert_series_equal(ours["raw"], direct["raw"], check_exact=True)
-        pd.testing.assert_series_equal(ours["ci_low"], direct["ci_low"], check_exact=True)
+        pd.testing.assert_series_equal(ours["normalised_ci_low"], direct["normalised_ci_low"], check_exact=True)
         assert list(ours["layer"]) == list(LAYERS)
     f = report.failures.set_index("model")
     assert f.loc["broken", "error_type"] == "ForwardError" and "'0'" in f.loc["broken", "error"]

@@ -96,7 +96,7 @@ def test_voxelwise_encoding_finds_the_signal_voxels_and_the_map_shows_them(fmri_
 
     bench, result, (ijk, signal), tmp = fmri_run
     assert isinstance(bench, FMRIBenchmark)
-    det = result.details[("pixels", "synthfmri.ROI-fmri", "0@map")]
+    det = result.details[("pixels", "synthfmri.ROI-fmri", "0", "all")]
     img = det["image"]
     mask_img = nib.load(tmp / "synthfmri" / "atlas.nii.gz")
     assert img.shape == mask_img.shape and np.allclose(img.affine, mask_img.affine)

@@ -61,7 +61,7 @@ def test_rows_carry_provenance_and_respect_the_ceiling(scored, bid):
     assert res.meta["placement"]["model_degrees"] == 8.0
     normed = t[t["normalised"].notna()]
     # A score may pass its ceiling only by sampling error: by no more than its CI half-width.
-    assert (normed["normalised"] <= 1 + (normed["ci_high"] - normed["normalised"]).clip(lower=0)).all()
+    assert (normed["normalised"] <= 1 + (normed["normalised_ci_high"] - normed["normalised"]).clip(lower=0)).all()
     assert (t["raw_ci_low"] <= t["raw_ci_high"]).all()
     without = t[t["normalised"].isna()]
     assert (without["ceiling_note"].str.len() > 10).all()  # every unnormalised row says why
@@ -100,11 +100,11 @@ def test_cowley_sessions_ceiling_where_repeats_exist_and_aggregate(scored):
     assert t.loc[["190923", "201025", "all"], "normalised"].isna().all()
     assert "no repeat trials" in t.loc["190923", "ceiling_note"]
     assert "190923, 201025" in t.loc["all", "ceiling_note"]
-    assert t.loc["210325", "ceiling"] > 0.5 and np.isfinite(t.loc["210325", "normalised"])
+    assert t.loc["210325", "ceiling_upper"] > 0.5 and np.isfinite(t.loc["210325", "normalised"])
     assert t.loc["all", "n_neuroids"] == 33 + 89 + 50
     # The ceiling: median over neurons of sqrt(Spearman-Brown split-half reliability).
     rel = split_half_reliability(s["210325"].trials, n_splits=10, seed=0)
-    assert t.loc["210325", "ceiling"] == pytest.approx(np.median(np.sqrt(np.clip(rel, 0, None))), abs=1e-9)
+    assert t.loc["210325", "ceiling_upper"] == pytest.approx(np.median(np.sqrt(np.clip(rel, 0, None))), abs=1e-9)
 
 
 def test_antolik_pixels_are_rescaled_and_ceiling_from_repeats(scored, data_dir):
@@ -114,7 +114,7 @@ def test_antolik_pixels_are_rescaled_and_ceiling_from_repeats(scored, data_dir):
     np.testing.assert_allclose(img, raw * 1e6 / 255, rtol=1e-5)
     assert 0.5 < max(bench.sessions[0].stimuli.image(i).max() for i in range(50)) <= 1.0
     t = res.table[(res.table["model"] == "pixels")].set_index("session")
-    assert (t.loc[["region1", "region2", "region3", "all"], "ceiling"] > 0.5).all()
+    assert (t.loc[["region1", "region2", "region3", "all"], "ceiling_upper"] > 0.5).all()
 
 
 def test_honest_best_layer_removes_the_inflation_of_choosing_in_sample(data_dir):
@@ -134,8 +134,8 @@ def test_honest_best_layer_removes_the_inflation_of_choosing_in_sample(data_dir)
     inflation = np.mean(in_sample) - np.mean(honest)
     assert inflation > 0.01
     res = bench(model)
-    best = res.best
-    assert best["selected_on"] == "development stimuli"
+    best = res.best.iloc[0]
+    assert best["selection"] == "development stimuli"
     assert best["best_score"] == res.table.set_index("layer").loc[best["layer"], "heldout_score"]
     assert best["layer"] == res.table.loc[res.table["dev_score"].idxmax(), "layer"]
     assert res.meta["layer_selection"]["seed"] == 0 and len(res.meta["layer_selection"]["dev_ids"]) == 46

@@ -75,7 +75,7 @@ def test_missing_file_offline_names_the_file_and_every_place_looked(tmp_path, mo
     m = dataclasses.replace(m, files={**m.files, "92_brainRDMs.mat": entry})
     with pytest.raises(DataNotFoundError) as info:
         fetch_file(m, "92_brainRDMs.mat", data_dir=[tmp_path / "a", tmp_path / "b"],
-                   cache=tmp_path / "cache")
+                   cache=tmp_path / "cache", allow_insecure=True)  # a local mirror over http
     msg = str(info.value)
     assert "92_brainRDMs.mat" in msg and "127.0.0.1:9" in msg
     for place in (tmp_path / "a", tmp_path / "b", tmp_path / "cache"):
@@ -104,7 +104,7 @@ def test_download_from_http_into_cache_then_served_from_cache(http_root, tmp_pat
     entry = dataclasses.replace(m.files["92_brainRDMs.mat"], url=f"{base}/92_brainRDMs.mat")
     m = dataclasses.replace(m, files={**m.files, "92_brainRDMs.mat": entry})
     cache = tmp_path / "cache"
-    p = fetch_file(m, "92_brainRDMs.mat", data_dir=[], cache=cache, progress=False)
+    p = fetch_file(m, "92_brainRDMs.mat", data_dir=[], cache=cache, progress=False, allow_insecure=True)
     assert p == cache / "kriegeskorte2008" / "92_brainRDMs.mat"
     assert sha256_file(p) == entry.sha256
     (root / "92_brainRDMs.mat").unlink()  # now only the cache has it
@@ -114,16 +114,25 @@ def test_download_from_http_into_cache_then_served_from_cache(http_root, tmp_pat
 def test_download_with_wrong_checksum_leaves_nothing_behind(tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(b"not the expected content")
-    dest = tmp_path / "out" / "file.bin"
+    dest = tmp_path / "out" / "deeper" / "file.bin"
     with pytest.raises(ChecksumMismatchError):
-        download(src.as_uri(), dest, "0" * 64, progress=False)
-    assert not dest.exists() and list(dest.parent.iterdir()) == []
+        download(src.as_uri(), dest, "0" * 64, progress=False, allow_insecure=True)
+    # Neither the file nor the folders made for it are left (issue 13: no empty folder behind).
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()  # a folder that was already there stays
+    with pytest.raises(DataNotFoundError):
+        fetch_file(dataclasses.replace(load_manifest("kriegeskorte2008"), id="x"), "92_brainRDMs.mat",
+                   data_dir=[], cache=tmp_path / "out", download_missing=False)
+    with pytest.raises(ChecksumMismatchError):
+        download(src.as_uri(), tmp_path / "out" / "file.bin", "0" * 64, progress=False, allow_insecure=True)
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_file_url_download_verifies(tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(np.arange(1000, dtype=np.int64).tobytes())
-    dest = download(src.as_uri(), tmp_path / "dest.bin", sha256_file(src), progress=False)
+    dest = download(src.as_uri(), tmp_path / "dest.bin", sha256_file(src), progress=False,
+                    allow_insecure=True)
     assert dest.read_bytes() == src.read_bytes()
 
 

@@ -91,7 +91,7 @@ def test_simulator_reaches_its_ceiling_and_a_random_cnn_does_not() -> None:
         s = bench(sim, ["response"], device="cpu").table.iloc[0]
         c = bench(cnn, ["7"], device="cpu").table.iloc[0]
     assert s.normalised >= 0.9
-    assert c.normalised < 0.7 and c.ci_high < s.ci_low
+    assert c.normalised < 0.7 and c.normalised_ci_high < s.normalised_ci_low
 
 
 def test_embedded_histograms_match_the_data_tables(data_dir: Path) -> None:
@@ -151,7 +151,7 @@ def test_v1_property_benchmark_scores_simulator_above_a_random_cnn(data_dir: Pat
     c = bench(cnn, ["1"], device="cpu")
     assert s.table.normalised.iloc[0] > 0.75
     assert c.table.normalised.iloc[0] < s.table.normalised.iloc[0] - 0.1
-    per = s.details[(sim.name, bench.id, "response")]["per_property"]
+    per = s.details[(sim.name, bench.id, "response", "all")]["per_property"]
     assert set(per) == set(bench.distributions)
     assert all(p["n_model"] > 0 for p in per.values())
 

@@ -163,3 +163,53 @@ def test_hf_checkpoint_with_wrong_keys(tiny_vit_folder, tmp_path):
     with pytest.raises(CheckpointMismatchError) as info:
         ba.load_model(f"hf:{folder}", weights=str(tmp_path / "bad.pt"))
     assert info.value.missing == ["embeddings.cls_token"]
+
+
+@needs_minilm
+@pytest.mark.parametrize("pooling", ["last", "mean", "cls"])
+def test_left_padding_tokenizer_pools_the_real_tokens(tmp_path, pooling):
+    # Token positions come from the attention mask, whatever side the tokenizer pads.
+    from brainalign.models.hf_source import resolve_hf_path
+
+    src = resolve_hf_path(MINILM)
+    tok = transformers.AutoTokenizer.from_pretrained(src)
+    tok.padding_side = "left"
+    tok.save_pretrained(tmp_path)
+    ref_model = transformers.AutoModel.from_pretrained(src).eval()
+    ref_model.save_pretrained(tmp_path)
+    model = ba.load_model(f"hf:{tmp_path}", weights="pretrained", pooling=pooling, max_length=16)
+    assert model.preprocess.tokenizer.padding_side == "left"
+    x = _tokens(model, SENTENCES)
+    assert tok("Hi", padding="max_length", max_length=16)["attention_mask"][0] == 0  # pads left
+    assert (x[:, 1, -1] == 0).all()  # brainalign pads on the right itself: positions 0..n-1
+    acts = ba.extract(model, sentence_stimuli("s", SENTENCES), layers="hidden.*")
+    for i, sentence in enumerate(SENTENCES):  # unpadded, one sentence at a time
+        enc = tok(sentence, return_tensors="pt")
+        with torch.no_grad():
+            hidden = ref_model(**enc, output_hidden_states=True).hidden_states
+        for k, h in enumerate(hidden):
+            ref = {"last": h[0, -1], "mean": h[0].mean(0), "cls": h[0, 0]}[pooling]
+            np.testing.assert_allclose(acts[f"hidden.{k}"].values[i], ref.numpy(), atol=2e-4,
+                                       err_msg=f"{pooling} hidden.{k} sentence {i}")
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_token_pooling_reads_positions_from_the_mask(side):
+    from brainalign.models.zoo.taps import TokenPool
+
+    gen = torch.Generator().manual_seed(0)
+    lengths = [3, 7, 1, 5]
+    x = torch.randn(4, 7, 2, generator=gen)
+    mask = torch.zeros(4, 7)
+    for i, n in enumerate(lengths):
+        if side == "left":
+            mask[i, 7 - n:] = 1
+        else:
+            mask[i, :n] = 1
+    for i, n in enumerate(lengths):
+        real = x[i][mask[i] > 0]
+        np.testing.assert_allclose(TokenPool("last", has_cls=False)(x, mask)[i], real[-1])
+        np.testing.assert_allclose(TokenPool("cls")(x, mask)[i], real[0])
+        np.testing.assert_allclose(TokenPool("mean", has_cls=False)(x, mask)[i], real.mean(0), atol=1e-6)
+        if n > 1:
+            np.testing.assert_allclose(TokenPool("mean", has_cls=True)(x, mask)[i], real[1:].mean(0), atol=1e-6)

@@ -31,7 +31,7 @@ ARCHS = [
     ("alexnet", {}, ["features.10", "classifier.5"]),
     ("vgg11", {}, ["features.14", "classifier.1"]),
     ("resnet", {}, ["layer2.0", "fc"]),
-    ("gru_rows", {"input_size": 16}, ["cell.t3", "cell.t15"]),
+    ("gru_rows", {"input_size": 16}, ["cell.t7", "cell.t15"]),  # rows 0-5 are the placement background
     ("lstm_rows", {"input_size": 16}, ["last"]),
     ("vit", {"token": "mean", "depth": 2}, ["tokens.0", "tokens.1"]),
     ("conv_autoencoder", {}, ["encoder.4", "encoder.8"]),
@@ -48,7 +48,8 @@ def test_each_architecture_scores_on_hit(hit_fast, name, options, layers):
     assert list(t["layer"]) == layers
     assert t["raw"].between(-1, 1).all() and np.isfinite(t["normalised"]).all()
     assert (t["weights_hash"] == model.weights_hash).all() and (t["n_stimuli"] == 92).all()
-    assert (t["n_bootstrap"] == 50).all() and t["ci_low"].lt(t["ci_high"]).all()
+    # n_bootstrap counts the finite samples actually used (a constant-RDM sample is dropped)
+    assert t["n_bootstrap"].between(40, 50).all() and t["normalised_ci_low"].lt(t["normalised_ci_high"]).all()
 
 
 @needs_data

@@ -17,7 +17,7 @@ def test_best_matrix_is_the_best_layer_normalised_or_raw_and_sorted():
     t = t.sample(frac=1.0, random_state=0)  # order of rows must not matter
     scores, layers = best_matrix(t)
     for b, sub in t.groupby("benchmark"):
-        col = "normalised" if sub["ceiling"].notna().any() else "raw"
+        col = "normalised" if sub["ceiling_upper"].notna().any() else "raw"
         want = sub.groupby("model")[col].max()
         np.testing.assert_allclose(scores[b].loc[want.index], want)
         lay = sub.loc[sub.groupby("model")[col].idxmax()].set_index("model")["layer"]
@@ -69,7 +69,7 @@ def test_session_rows_metrics_and_held_out_choice():
     best = best_rows(prim)
     enc = best[best["metric"] == "rsa:synthetic"]
     assert (enc["layer"] == "layer0").all() and (enc["best_score"] == 0.0).all()
-    assert (enc["selected_on"] == "development stimuli").all()
+    assert (enc["selection"] == "development stimuli").all()
     scores, _ = best_matrix(table)
     assert scores.shape == (2, 2)
 

@@ -62,7 +62,7 @@ def test_points_ribbons_band_and_best_layer_match_the_table():
     lo = min(r.get_paths()[0].vertices[:, 1].min() for r in ribbons)
     assert lo == pytest.approx(t["raw_ci_low"].min())
     # Ceiling band from lower to upper bound.
-    assert _band(ax) == pytest.approx((t["ceiling_lower"].iloc[0], t["ceiling"].iloc[0]))
+    assert _band(ax) == pytest.approx((t["ceiling_lower"].iloc[0], t["ceiling_upper"].iloc[0]))
     # Stars at each model's best layer.
     stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
     assert len(stars) == 3
@@ -74,7 +74,7 @@ def test_points_ribbons_band_and_best_layer_match_the_table():
 def test_normalised_band_spans_lower_over_upper_to_one():
     t = synthetic_table(2, 1, 5)
     ax = _panels(plot_layers(t, normalised=True))[0]
-    lower, upper = t["ceiling_lower"].iloc[0], t["ceiling"].iloc[0]
+    lower, upper = t["ceiling_lower"].iloc[0], t["ceiling_upper"].iloc[0]
     assert _band(ax) == pytest.approx((lower / upper, 1.0))
     assert ax.get_ylabel() == "RSA, synthetic / noise ceiling"
 

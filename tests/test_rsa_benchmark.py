@@ -94,17 +94,18 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     result = ba.score(model, hit_benchmark)
     t = result.table
     assert list(t["layer"]) == model.layers == ["0", "1", "2", "3", "4", "5", "7"]
-    for col in ("model", "benchmark", "layer", "raw", "ceiling", "normalised", "ci_low", "ci_high",
+    for col in ("model", "benchmark", "layer", "raw", "ceiling_upper", "normalised", "normalised_ci_low",
+                "normalised_ci_high",
                 "weights_hash", "seed", "versions"):
         assert col in t and t[col].notna().all(), col
-    assert (t["ci_low"] <= t["normalised"]).all() and (t["normalised"] <= t["ci_high"]).all()
-    np.testing.assert_allclose(t["normalised"], t["raw"] / t["ceiling"])
+    assert (t["normalised_ci_low"] <= t["normalised"]).all() and (t["normalised"] <= t["normalised_ci_high"]).all()
+    np.testing.assert_allclose(t["normalised"], t["raw"] / t["ceiling_upper"])
     # Raw scores equal a direct recomputation from the activations.
     acts = ba.extract(model, hit_benchmark.place(model)[0], layers=["3"])  # as placed in the field
     direct = np.mean(compare_rdms(rdm(acts["3"].values), hit_benchmark.subject_rdms.values))
     assert t.set_index("layer").loc["3", "raw"] == pytest.approx(direct, abs=1e-10)
     assert "torch=" in t["versions"].iloc[0]
-    best = result.best  # chosen on development stimuli, scored on held-out ones
+    best = result.best.iloc[0]  # chosen on development stimuli, scored on held-out ones
     assert best["layer"] == t.loc[t["dev_score"].idxmax(), "layer"]
     assert best["best_score"] == t.loc[t["dev_score"].idxmax(), "heldout_score"]
     assert "pad" in t["placement"].iloc[0]  # a 2.9° stimulus in the 8° field

@@ -90,7 +90,10 @@ def _features(model: BrainModel, layer: str) -> int:
     return math.prod(model.layer_info[layer].output_shape)
 
 
-def _reduced(reducer: Any, d: int) -> int:
+def _reduced(reducer: Any, d: int, shape: tuple[int, ...] | None = None) -> int:
+    by_shape = getattr(reducer, "output_features", None)  # reducers whose size depends on the shape
+    if callable(by_shape) and shape is not None:
+        return int(by_shape(tuple(shape)))
     n_features = getattr(reducer, "n_features", None)
     return int(n_features(d)) if callable(n_features) else d  # unknown reducer: assume no reduction
 
@@ -154,7 +157,8 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     notes: list[str] = []
 
     def sizes() -> dict[str, int]:
-        return {n: n_stimuli * _reduced(per_layer[n], _features(model, n)) * BYTES_PER_VALUE
+        return {n: n_stimuli * _reduced(per_layer[n], _features(model, n), model.layer_info[n].output_shape)
+                * BYTES_PER_VALUE
                 for n in names}
 
     def need(group_sizes: list[int]) -> int:

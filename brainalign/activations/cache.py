@@ -2,10 +2,13 @@
 
 An entry is the (stimulus × feature) float32 array of one layer, stored as ``<key>.npy`` with a
 ``<key>.json`` sidecar (its sha256, shape, stimulus ids and the key's components). The key hashes
-the weights (state-dict sha256), the architecture (the module's printed structure), the
-preprocessing (its description and the bytes it makes of the first stimulus), the stimulus set
-(ids and pixels), the layer, the reducer and the versions of brainalign and torch. Renaming a
-model or a benchmark cannot return stale activations; changing any of these misses.
+the weights (state-dict sha256), the architecture (the module's printed structure), the code of
+every module class in the network (the source of each class, so a changed ``forward`` misses even
+with identical weights and ``repr``; a declared ``revision`` where the source cannot be read), the
+recording mode (eval / train), the preprocessing (its description and the bytes it makes of the
+first stimulus), the stimulus set (ids and pixels), the layer, the reducer and the versions of
+brainalign and torch. Renaming a model or a benchmark cannot return stale activations; changing
+any of these misses. A model whose code can be neither read nor declared is not cached.
 
 Files are written to a temporary name in the same folder and moved into place with
 :func:`os.replace` (atomic on one file system), the array before its sidecar; an entry counts only
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -54,8 +58,75 @@ def stimuli_hash(stimuli: StimulusSet | torch.Tensor, ids: Sequence[str] | None 
     return h.hexdigest()
 
 
-def model_fingerprint(model: BrainModel, stimuli: StimulusSet | torch.Tensor) -> dict[str, Any]:
-    """What identifies a model's computation on ``stimuli`` apart from the layer and reducer."""
+class CodeUnavailable(Exception):
+    """The source of a module class cannot be read and the model declares no ``revision``."""
+
+
+def code_fingerprint(module: torch.nn.Module, revision: str | None = None) -> dict[str, str]:
+    """sha256 of the source of each module class in ``module`` (by qualified name).
+
+    The class source covers ``forward`` and every method it defines; for classes in the user's
+    own files (not installed packages) the whole file is hashed too, so a helper function beside
+    the class counts. torch, torchvision, timm and transformers classes are covered by their
+    source and their versions. When a
+    class's source cannot be read (defined in a REPL or by ``exec``), ``revision`` (declared by
+    the user: ``wrap(..., revision="v2")``) stands for the code.
+
+    Raises
+    ------
+    CodeUnavailable
+        A class without readable source and no ``revision``.
+    """
+    out: dict[str, str] = {}
+    for cls in {type(m) for m in module.modules()}:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        try:
+            src = _class_code(cls)
+        except (OSError, TypeError) as err:
+            if revision is None:
+                raise CodeUnavailable(f"source of {name} cannot be read ({err})") from err
+            src = f"revision:{revision}"
+        out[name] = _sha(src.encode())
+    if revision is not None:
+        out["<revision>"] = str(revision)
+    return dict(sorted(out.items()))
+
+
+def _class_code(cls: type) -> str:
+    """The source of every function defined by ``cls`` and its bases up to ``nn.Module``, read
+    through each function's own code object (its real file and line, even when two classes
+    share a module name), with the class's other attributes' reprs."""
+    parts = []
+    files: set[str] = set()
+    for klass in cls.__mro__:
+        if klass in (torch.nn.Module, object):
+            break
+        for attr, val in sorted(vars(klass).items()):
+            fn = getattr(val, "__func__", val)  # staticmethod / classmethod
+            if inspect.isfunction(fn):
+                parts.append(f"{klass.__qualname__}.{attr}:{inspect.getsource(fn)}")
+                files.add(fn.__code__.co_filename)
+            elif isinstance(val, int | float | str | bool | tuple) and not attr.startswith("__"):
+                parts.append(f"{klass.__qualname__}.{attr}={val!r}")
+    # The user's own files whole (helper functions beside the class); installed packages are
+    # covered by their versions.
+    for f in sorted(files):
+        if not {"site-packages", "dist-packages"} & set(Path(f).parts) and Path(f).is_file():
+            parts.append(f"file:{_sha(Path(f).read_bytes())}")
+    return "\n".join(parts)
+
+
+def model_fingerprint(model: BrainModel, stimuli: StimulusSet | torch.Tensor) -> dict[str, Any] | None:
+    """What identifies a model's computation on ``stimuli`` apart from the layer and reducer:
+    weights hash, printed architecture, code of its module classes (:func:`code_fingerprint`),
+    recording mode and preprocessing. None when the code cannot be identified (nothing is
+    then cached for this model)."""
+    try:
+        code = code_fingerprint(model.module, model.revision)
+    except CodeUnavailable as err:
+        log.warning("%s: not caching activations: %s; pass revision= to wrap/load_model to "
+                    "declare the code's version", model.name, err)
+        return None
     pre: dict[str, Any] = {"input_size": model.input_size, "in_channels": model.in_channels,
                            "described": model.extra.get("preprocess")}
     if isinstance(stimuli, StimulusSet):
@@ -65,6 +136,8 @@ def model_fingerprint(model: BrainModel, stimuli: StimulusSet | torch.Tensor) ->
         pre["first_stimulus"] = _sha(x.detach().to("cpu").contiguous().numpy().tobytes())
     return {"weights_hash": model.weights_hash,
             "architecture": _sha(repr(model.module).encode()),
+            "code": _sha(json.dumps(code, sort_keys=True).encode()),
+            "mode": model.mode,
             "preprocess": pre}
 
 

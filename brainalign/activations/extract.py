@@ -11,9 +11,9 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from brainalign.data.stimuli import StimulusSet
+from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import ForwardError, StimulusError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, kept_state
 
 Reducer = Callable[[torch.Tensor], torch.Tensor]
 """Maps a batch of layer outputs (B, ...) to (B, k) features on the same device."""
@@ -21,6 +21,14 @@ Reducer = Callable[[torch.Tensor], torch.Tensor]
 
 class _StopForward(Exception):
     """Raised from the last hook of a batch: nothing after the last requested layer is needed."""
+
+
+class _LayerFailed(Exception):
+    """Raised from a hook whose recording failed, carrying the layer's name."""
+
+    def __init__(self, layer: str, err: Exception):
+        super().__init__(layer, err)
+        self.layer, self.err = layer, err
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -41,9 +49,9 @@ def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size:
         for i in range(start, stop):
             try:
                 imgs.append(model.preprocess(stimuli.image(i)))
-            except StimulusError:
-                raise
             except Exception as err:
+                if isinstance(err, StimulusError) and repr(stimuli.ids[i]) in str(err):
+                    raise
                 raise StimulusError(
                     f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
                     f"for {model.name}: {err}") from err
@@ -76,7 +84,7 @@ def _locate_failure(module: nn.Module, x: torch.Tensor) -> str:
 
 def extract(
     model: BrainModel,
-    stimuli: StimulusSet | torch.Tensor,
+    stimuli: StimulusSet | torch.Tensor | Any,
     layers: str | Sequence[str] | None = None,
     *,
     batch_size: int = 64,
@@ -84,6 +92,7 @@ def extract(
     reducers: Reducer | Mapping[str, Reducer] | None = None,
     stimulus_ids: Sequence[str] | None = None,
     progress: bool = False,
+    mode: str | None = None,
 ) -> dict[str, xr.DataArray]:
     """Layer activations of ``model`` to ``stimuli``.
 
@@ -96,10 +105,13 @@ def extract(
     Parameters
     ----------
     model
-        A :class:`~brainalign.models.BrainModel`.
+        A :class:`~brainalign.models.BrainModel`. Its module is given back as it was
+        (parameters, buffers, train/eval flags).
     stimuli
-        A :class:`~brainalign.data.StimulusSet` (preprocessed with ``model.preprocess``), or an
-        already preprocessed (N, C, H, W) tensor.
+        A :class:`~brainalign.data.StimulusSet`, or anything
+        :func:`~brainalign.data.stimuli.as_stimulus_set` takes (a folder of images, a list of
+        paths, PIL images or arrays, an N×H×W×C or N×C×H×W array), preprocessed with
+        ``model.preprocess``; or an already preprocessed (N, C, H, W) torch tensor.
     layers
         Layer names or glob patterns (``"features.*"``); ``None`` means ``model.layers``.
     batch_size
@@ -111,17 +123,38 @@ def extract(
         (e.g. pooling or a random projection) so memory stays bounded.
     stimulus_ids
         Ids for a tensor input (default ``"0"``, ``"1"``, …).
+    mode
+        ``"eval"`` or ``"train"`` (dropout on, BatchNorm on batch statistics, its running
+        statistics restored afterwards); default ``model.mode``.
 
     Returns
     -------
     dict of str to xarray.DataArray
         One (stimulus × unit) array per layer, in forward order, with coordinate ``stimulus_id``
-        and attributes ``layer``, ``model`` and ``shape`` (the per-stimulus output shape).
+        and attributes ``layer``, ``model``, ``shape`` (the per-stimulus output shape), ``mode``
+        and ``batch_axis`` (the output axis that held the stimuli, moved first when not 0).
+
+    Raises
+    ------
+    ForwardError
+        A forward pass that fails, naming the layer; a layer whose output has no axis of the
+        batch size (it cannot be told apart per stimulus).
+    StimulusError
+        An image the pixel rule refuses, naming the stimulus.
     """
+    if not isinstance(stimuli, StimulusSet | torch.Tensor):
+        stimuli = as_stimulus_set(stimuli)
+    mode = mode or model.mode
     names = model.resolve_layers(layers)
     info = model.layer_info
+    no_batch = [m for m in names if info[m].batch_axis is None]
+    if no_batch:
+        raise ForwardError(
+            f"{model.name}: layer {no_batch[0]!r} gives outputs of shape {info[no_batch[0]].output_shape} "
+            "with no axis of the batch size, so its rows cannot be matched to stimuli; record "
+            "another layer")
     dev = resolve_device(device)
-    module = model.module.to(dev).eval()
+    module = model.module.to(dev)
     n = len(stimuli)
     if isinstance(stimuli, torch.Tensor):
         ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
@@ -138,6 +171,14 @@ def extract(
     finished = [0]  # requested layers recorded in the current batch
 
     def record(name: str, out: torch.Tensor) -> None:
+        axis = info[name].batch_axis
+        if axis:  # a tokens-first layer: the stimuli are on another axis; put them first
+            out = out.movedim(axis, 0)
+        if out.shape[0] != window[1] - window[0]:
+            raise ForwardError(
+                f"{model.name}: layer {name!r} gave an output of shape {tuple(out.shape)} for "
+                f"{window[1] - window[0]} stimuli (batch axis {axis}, found at discovery); its "
+                "rows cannot be matched to stimuli")
         reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
         feats = reducer(out) if reducer is not None else out
         flat = feats.reshape(feats.shape[0], -1)
@@ -168,7 +209,10 @@ def extract(
             k = calls_seen[mod_name]
             calls_seen[mod_name] = k + 1
             for name in at_call.get(k, ()):
-                record(name, out)
+                try:
+                    record(name, out)
+                except Exception as err:
+                    raise _LayerFailed(name, err) from err
             if finished[0] == len(names):
                 raise _StopForward
 
@@ -176,7 +220,7 @@ def extract(
 
     handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
-        with torch.inference_mode():
+        with kept_state(module, mode), torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
             for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
                                        desc=f"{model.name}", unit="batch", leave=False):
@@ -189,6 +233,12 @@ def extract(
                     module(x)
                 except _StopForward:
                     pass
+                except _LayerFailed as err:
+                    if isinstance(err.err, ForwardError):
+                        raise err.err from None
+                    raise ForwardError(
+                        f"{model.name}: recording layer {err.layer!r} failed on stimuli "
+                        f"{ids[start]!r}…{ids[stop - 1]!r}: {err.err}") from err.err
                 except Exception as err:
                     where = _locate_failure(module, x)
                     raise ForwardError(
@@ -207,7 +257,8 @@ def extract(
         name: xr.DataArray(
             buffers[name].numpy(), dims=("stimulus", "unit"),
             coords={"stimulus_id": ("stimulus", ids)},
-            attrs={"layer": name, "model": model.name, "shape": shapes[name]},
+            attrs={"layer": name, "model": model.name, "shape": shapes[name], "mode": mode,
+                   "batch_axis": info[name].batch_axis},
         )
         for name in names
     }

@@ -20,7 +20,7 @@ from brainalign.activations.cache import (
 )
 from brainalign.activations.extract import extract
 from brainalign.activations.reducers import describe_reducer
-from brainalign.data.stimuli import StimulusSet
+from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.models.base import BrainModel
 
 LayerCallback = Callable[[str, int, int], None]
@@ -58,6 +58,8 @@ class LayerStream:
         if self.cache is None:
             return dict.fromkeys(self.plan.layers)
         model_fp = model_fingerprint(self.model, self.stimuli)
+        if model_fp is None:  # the model's code cannot be identified: never cached
+            return dict.fromkeys(self.plan.layers)
         stim_fp = stimuli_hash(self.stimuli, self.ids)
         info = self.model.layer_info
         out: dict[str, tuple[str, dict[str, Any]] | None] = {}
@@ -143,6 +145,8 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
     LayerStream
         Iterable of ``(layer, DataArray)``; ``.plan`` tells how the run was planned.
     """
+    if not isinstance(stimuli, StimulusSet | torch.Tensor):
+        stimuli = as_stimulus_set(stimuli)
     plan = plan_memory(model, layers, len(stimuli), budget=memory_budget, reducers=reducers,
                        max_features=max_features, adapt=adapt)
     return LayerStream(model, stimuli, plan, batch_size=batch_size, device=device, progress=progress,

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import xarray as xr
 
 from brainalign.activations.stream import LayerStream, stream_layers
+from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.fetch import fetch_file
 from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import BenchmarkDefinitionError, StimulusError
+from brainalign.errors import BenchmarkDefinitionError, LayerActivationError, StimulusError
+from brainalign.metrics.stats import percentile_ci
+from brainalign.results.provenance import versions_string
+from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore, RowContext, make_row, make_table, reduction_json
 from brainalign.settings import PathLike
+
+__all__ = ["Benchmark", "LayerScore", "bootstrap_settings", "check_activations", "percentile_ci", "row_context"]
 
 if TYPE_CHECKING:
     from brainalign.models.base import BrainModel
-
-
-# Columns every benchmark kind adds after TABLE_COLUMNS: where the row comes from and how the
-# stimuli were shown (provenance on every row), and the scores that choose the best layer honestly.
-EXTRA_COLUMNS = ["session", "n_neuroids", "dev_score", "heldout_score", "placement", "data_sha256",
-                 "ceiling_note"]
 
 
 class Benchmark:
@@ -52,6 +56,10 @@ class Benchmark:
         Regression kinds: score a seeded random subset of at most this many stimuli per session
         (a quick check; recorded in every row's ``n_stimuli`` and in ``meta``). None: all.
     """
+
+    # The pydantic schema that validates this kind's YAML when it is loaded (see
+    # brainalign.benchmarks.schemas); a kind narrows its sections with its own subclass.
+    schema: ClassVar[type[BenchmarkSchema]] = BenchmarkSchema
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
@@ -131,9 +139,10 @@ class Benchmark:
         deg = self.spec.visual_degrees if self.spec.visual_degrees is not None else stimuli.visual_degrees
         return place_stimuli(stimuli, model.visual_degrees, deg)
 
-    def check_ids(self, ids: Sequence[str], where: str) -> None:
-        """Raise if ``ids`` do not match the stimulus ids in order."""
-        ours = self.stimuli.ids
+    def check_ids(self, ids: Sequence[str], where: str, *, expected: Sequence[str] | None = None) -> None:
+        """Raise if ``ids`` do not match the stimulus ids (``expected``, default :attr:`stimuli`)
+        in order."""
+        ours = tuple(expected) if expected is not None else self.stimuli.ids
         if tuple(ids) != tuple(ours):
             diff = next((i for i, (a, b) in enumerate(zip(ids, ours, strict=False)) if a != b),
                         min(len(ids), len(ours)))
@@ -164,6 +173,136 @@ class Benchmark:
                 "benchmark_file": str(self.spec.path), "dataset": self.spec.dataset,
                 "data_files": self.data_files(), "citation": list(self.spec.citation)}
 
+    # ----- the run: one template for every kind ------------------------------------------------
+    def recording(self, model: BrainModel) -> tuple[StimulusSet, Placement]:
+        """The stimuli shown to ``model`` (placed in its field of view) and how they were placed;
+        called once per run. Multi-session kinds return the union of their sessions' stimuli."""
+        return self.place(model)
+
+    def default_reducers(self, model: BrainModel) -> Any:
+        """The reducer the benchmark applies when the caller gives neither ``reducers`` nor
+        ``max_features`` (default: none, full features)."""
+        return None
+
+    def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> Any:
+        """The layers to record (default: as asked; ``None`` = the model's default layers)."""
+        return layers
+
+    def score_layer(self, layer: str, activations: Any) -> list[LayerScore]:
+        """THE method a benchmark kind implements: score one layer's activations.
+
+        Parameters
+        ----------
+        layer
+            The layer's name.
+        activations
+            (stimulus × unit[, time_bin]) ``xarray.DataArray`` of the stimuli :meth:`recording`
+            returned, in that order (coordinate ``stimulus_id``).
+
+        Returns
+        -------
+        list of LayerScore
+            One per row (session, metric) this layer gets; each carries the row's statistics and
+            its ``details`` (per neuroid / subject / split arrays, ``bootstrap_raw`` and
+            ``bootstrap_normalised``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement score_layer")
+
+    def run_meta(self) -> dict[str, Any]:
+        """Settings of this kind for ``ScoreResult.meta`` (ceiling method, metric, splits…)."""
+        return {}
+
+    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
+                 batch_size: int = 64, device: str = "auto", progress: bool = False,
+                 memory_budget: int | str | None = None, max_features: int | None = None,
+                 reducers: Any = None, cache: Any = None, on_layer: Any = None) -> ScoreResult:
+        """Record ``model`` on the benchmark's stimuli and score every layer (every kind).
+
+        The stimuli are placed once (:meth:`recording`); layers are recorded through the
+        memory-bounded stream (:meth:`layer_activations`: activation ``cache``,
+        ``memory_budget``, ``reducers`` / ``max_features``, ``progress``, ``on_layer``) and each
+        is scored by :meth:`score_layer` as it arrives, then freed. Rows are built by
+        :func:`brainalign.results.make_row`; ``selected`` marks the layer
+        :func:`brainalign.results.choose_best` picks.
+
+        A layer whose activations hold NaN or inf raises no further: it is recorded in
+        ``meta["failed_layers"]`` (a :class:`~brainalign.errors.LayerActivationError` message
+        naming the layer) and the other layers' rows are kept.
+
+        Parameters
+        ----------
+        model
+            The model (the subject of the experiment).
+        layers
+            Layer names or globs; ``None``: the model's default layers.
+        batch_size, device, progress
+            Passed to the extraction.
+        memory_budget, max_features, reducers, cache, on_layer
+            See :func:`brainalign.activations.stream_layers`. Without ``reducers`` and
+            ``max_features`` the benchmark's own reducer applies (:meth:`default_reducers`).
+        """
+        stimuli, placed = self.recording(model)
+        if reducers is None and max_features is None:
+            reducers = self.default_reducers(model)
+        stream = self.layer_activations(
+            model, self.candidate_layers(model, layers), stimuli=stimuli, batch_size=batch_size,
+            device=device, progress=progress, memory_budget=memory_budget, max_features=max_features,
+            reducers=reducers, cache=cache, on_layer=on_layer)
+        reduction = stream.reduction()
+        _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
+        prov, vers, data_sha = model.provenance(), versions_string(), None
+        rows: list[dict[str, Any]] = []
+        details: dict[tuple[str, ...], dict[str, Any]] = {}
+        failed: dict[str, str] = {}
+        t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
+        layer_iter = iter(stream)
+        for i in itertools.count():
+            t = time.perf_counter()
+            item = next(layer_iter, None)
+            t_extract += time.perf_counter() - t
+            if item is None:
+                break
+            layer, acts = item
+            t = time.perf_counter()
+            try:
+                if isinstance(acts, xr.DataArray):  # (kinds recording DataArrays; V1 properties do not)
+                    check_activations(model, layer, acts)
+                    self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
+                                   expected=stimuli.ids)
+                scores = self.score_layer(layer, acts)
+            except LayerActivationError as err:
+                failed[layer] = str(err)
+                continue
+            finally:
+                del acts, item  # free this layer before the stream records the next group
+            data_sha = data_sha if data_sha is not None else self.data_hash()
+            ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
+                              placement=placed.describe(), data_sha256=data_sha,
+                              reduction=reduction.get(layer), versions=vers, provenance=prov)
+            for sc in scores:
+                rows.append(make_row(sc, ctx))
+                key = (model.name, self.id, layer, sc.session)
+                if key in details:  # a second metric on the same session (fMRI ROI RSA)
+                    key = (model.name, self.id, layer, f"{sc.session}/{sc.metric}")
+                details[key] = sc.details
+            t_metric += time.perf_counter() - t
+        meta = {**self.provenance(), "models": {model.name: prov}, "placement": placed.as_dict(),
+                "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
+                "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
+                "failed_layers": {model.name: failed}, **self.run_meta()}
+        return ScoreResult(make_table(rows), details, meta)
+
+
+def check_activations(model: BrainModel, layer: str, acts: Any) -> None:
+    """Raise :class:`LayerActivationError` naming ``layer`` when its activations hold NaN / inf."""
+    values = np.asarray(acts.values if hasattr(acts, "values") else acts)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = np.argwhere(~np.isfinite(values))[0]
+        n = int((~np.isfinite(values)).sum())
+        raise LayerActivationError(
+            f"{model.name}: layer {layer!r} output holds {n} NaN/inf value(s) (first at index "
+            f"{tuple(int(x) for x in bad)}); it is not scored, the other layers are kept")
+
 
 def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, float, int]:
     """(n, confidence level, seed) of the bootstrap; ``n`` overrides the YAML's."""
@@ -171,10 +310,23 @@ def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, 
     return int(n if n is not None else b.get("n", 1000)), float(b.get("ci", 0.95)), int(b.get("seed", 0))
 
 
-def percentile_ci(samples: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap samples (NaN samples dropped)."""
-    s = samples[np.isfinite(samples)]
-    if s.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(s, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+def row_context(model: BrainModel, benchmark: str, version: Any, layer: str, index: int, *,
+                seed: int, placement: str = "", data_sha256: str = "", reduction: Any = None,
+                versions: str | None = None, provenance: dict[str, Any] | None = None) -> RowContext:
+    """What identifies the rows of ``layer`` of ``model`` (see :class:`brainalign.results.RowContext`).
+
+    ``preprocessing`` and ``mode`` come from ``model.provenance()``; models that do not report
+    them are described by their preprocess object and recorded in eval mode (BrainModel keeps
+    its module in eval mode)."""
+    prov = provenance if provenance is not None else model.provenance()
+    prep = prov.get("preprocessing")
+    if prep is None:
+        prep = repr(getattr(model, "preprocess", ""))
+    return RowContext(
+        model=model.name, benchmark=benchmark, benchmark_version=str(version), layer=layer,
+        layer_index=index, depth=model.depth(layer), seed=seed, weights=prov.get("weights", ""),
+        weights_hash=prov.get("weights_hash", ""),
+        preprocessing=prep if isinstance(prep, str) else reduction_json(prep),
+        mode=str(prov.get("mode", "eval")), versions=versions or versions_string(),
+        reduction=reduction_json(reduction if reduction is not None else {"kind": "none"}),
+        placement=placement, data_sha256=data_sha256)

@@ -32,5 +32,24 @@ class SpatialPool:
             return F.adaptive_avg_pool1d(out.transpose(1, 2), min(n, out.shape[1])).transpose(1, 2)
         return out
 
-    def describe(self) -> str:
-        return f"spatial average pooling to at most {self.max_features} features per layer"
+    def __repr__(self) -> str:
+        return f"SpatialPool(max_features={self.max_features})"
+
+    def describe(self) -> dict[str, object]:
+        """What this reducer computes, for cache keys and result provenance."""
+        return {"kind": "spatial_average_pool", "max_features": self.max_features,
+                "text": f"spatial average pooling to at most {self.max_features} features per layer"}
+
+    def output_features(self, shape: tuple[int, ...]) -> int:
+        """Features out for one stimulus' layer output of ``shape`` (no batch axis): what the
+        memory plan counts."""
+        size = math.prod(shape)
+        if size <= self.max_features:
+            return size
+        if len(shape) == 3:
+            g = max(1, math.isqrt(self.max_features // max(shape[0], 1)))
+            return shape[0] * min(g, shape[1]) * min(g, shape[2])
+        if len(shape) == 2:
+            n = max(1, self.max_features // max(shape[1], 1))
+            return min(n, shape[0]) * shape[1]
+        return size

@@ -23,14 +23,14 @@ import xarray as xr
 
 from brainalign.benchmarks.base import bootstrap_settings, percentile_ci
 from brainalign.benchmarks.regression import RegressionBenchmark, Session, _agg
+from brainalign.benchmarks.schemas import FMRISchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
 from brainalign.data.nifti import VoxelData
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm
 from brainalign.results.result import ScoreResult
+from brainalign.results.table import LayerScore
 from brainalign.settings import PathLike
-
-_FMRI_METRIC_KEYS = {"rdm_distance", "compare"}
 
 
 class FMRIBenchmark(RegressionBenchmark):
@@ -41,12 +41,12 @@ class FMRIBenchmark(RegressionBenchmark):
     ``rdm_distance`` and ``compare`` for the ROI RSA. ``ceiling: {method: none, reason: …}``.
     """
 
+    schema = FMRISchema
+
     def __init__(self, spec, **kwargs: Any):
         metric = dict(spec.metric)
         self.rdm_distance = metric.pop("rdm_distance", "correlation")
         self.compare = metric.pop("compare", "spearman")
-        if spec.ceiling.get("method", "none") != "none":
-            raise BenchmarkDefinitionError(f"{spec.path}: the fmri kind has no ceiling method yet; use none")
         import dataclasses
 
         spec = dataclasses.replace(spec, metric=metric, ceiling={"method": "none", **spec.ceiling})
@@ -68,46 +68,63 @@ class FMRIBenchmark(RegressionBenchmark):
         vd = self.voxels
         return [Session("all", self._stimuli_cache, vd.responses, None)]
 
-    def _more_rows(self, layer: str, features: dict[str, xr.DataArray], stats: dict[str, dict[str, Any]],
-                   base: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _more_scores(self, layer: str, features: dict[str, xr.DataArray],
+                     stats: dict[str, dict[str, Any]]) -> list[LayerScore]:
+        """Per ROI: the encoding score over its voxels and an RSA row (layer RDM vs the ROI's
+        voxel-pattern RDM); the layer's per-voxel r map goes into the ``all`` row's details."""
         d = stats["all"]["detail"]
         vd = self.voxels
         n_boot, level, bseed = bootstrap_settings(self.spec, self.n_bootstrap)
-        base = {**base, "ceiling": np.nan, "ceiling_lower": np.nan, "normalised": np.nan, "ci_low": np.nan,
-                "ci_high": np.nan, "ceiling_note": self.ceiling_reason}
-        rows = []
+        common = {"ceiling_note": self.ceiling_reason, "n_stimuli": len(self.stimuli)}
+        out = []
         roi = vd.responses["roi"].values
         X = features["all"].transpose("stimulus", ...).values.reshape(len(self.stimuli), -1)
         model_rdm = rdm(X, self.rdm_distance)
         fraction, sseed = selection_settings(self.spec.statistics)
         split = dev_split(len(self.stimuli), fraction=fraction, seed=sseed)
+        enc_metric = f"{self.model_kind}:pearson/{self.aggregate}"
         for name in dict.fromkeys(roi):
             sel = roi == name
             r = d["r"][sel]
-            rows.append({**base, "session": f"roi:{name}", "n_neuroids": int(np.isfinite(r).sum()),
-                         "raw": float(_agg(r, self.aggregate)),
-                         "raw_ci_low": percentile_ci(_agg(d["boot"][:, sel], self.aggregate), level)[0],
-                         "raw_ci_high": percentile_ci(_agg(d["boot"][:, sel], self.aggregate), level)[1],
-                         "dev_score": float(_agg(d["dev"][sel], self.aggregate)),
-                         "heldout_score": float(_agg(d["held"][sel], self.aggregate))})
-            roi_rdm = rdm(vd.responses.values[:, sel], self.rdm_distance)
-            boot = RSABootstrap(roi_rdm[None], self.compare, n_boot=n_boot, seed=bseed).score(model_rdm)
+            boot = _agg(d["boot"][:, sel], self.aggregate)
             lo, hi = percentile_ci(boot, level)
+            out.append(LayerScore(
+                raw=float(_agg(r, self.aggregate)), metric=enc_metric, session=f"roi:{name}",
+                raw_ci_low=lo, raw_ci_high=hi, n_neuroids=int(np.isfinite(r).sum()),
+                dev_score=float(_agg(d["dev"][sel], self.aggregate)),
+                heldout_score=float(_agg(d["held"][sel], self.aggregate)),
+                details={"r": r, "bootstrap_raw": boot, "bootstrap_normalised": np.full(len(boot), np.nan)},
+                **common))
+            roi_rdm = rdm(vd.responses.values[:, sel], self.rdm_distance)
+            rboot = RSABootstrap(roi_rdm[None], self.compare, n_boot=n_boot, seed=bseed).score(model_rdm)
+            lo, hi = percentile_ci(rboot, level)
             sub = [np.ix_(ix, ix) for ix in (split.dev, split.heldout)]
-            rows.append({**base, "session": f"roi:{name}", "n_neuroids": int(sel.sum()),
-                         "metric": f"rsa:{self.rdm_distance}/{self.compare}",
-                         "raw": float(compare_rdms(model_rdm, roi_rdm, self.compare)),
-                         "raw_ci_low": lo, "raw_ci_high": hi,
-                         "dev_score": float(compare_rdms(model_rdm[sub[0]], roi_rdm[sub[0]], self.compare)),
-                         "heldout_score": float(compare_rdms(model_rdm[sub[1]], roi_rdm[sub[1]], self.compare))})
-        image = vd.to_image(np.nan_to_num(d["r"], nan=0.0))
-        return rows, {f"{layer}@map": {"image": image, "r": d["r"], "voxel_ids": vd.responses["neuroid_id"].values,
-                                       "roi": roi}}
+            out.append(LayerScore(
+                raw=float(compare_rdms(model_rdm, roi_rdm, self.compare)),
+                metric=f"rsa:{self.rdm_distance}/{self.compare}", session=f"roi:{name}",
+                raw_ci_low=lo, raw_ci_high=hi, n_neuroids=int(sel.sum()),
+                dev_score=float(compare_rdms(model_rdm[sub[0]], roi_rdm[sub[0]], self.compare)),
+                heldout_score=float(compare_rdms(model_rdm[sub[1]], roi_rdm[sub[1]], self.compare)),
+                details={"bootstrap_raw": rboot, "bootstrap_normalised": np.full(len(rboot), np.nan)},
+                **common))
+        return out
+
+    def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
+        """The regression kind's rows plus per-ROI rows; the aggregate row's details carry the
+        layer's per-voxel r as a NIfTI image in the mask's space (``image``)."""
+        scores = super().score_layer(layer, activations)
+        agg = scores[0]  # session "all": every voxel
+        vd = self.voxels
+        agg.details.update(image=vd.to_image(np.nan_to_num(agg.details["r"], nan=0.0)),
+                           voxel_ids=vd.responses["neuroid_id"].values, roi=vd.responses["roi"].values)
+        return scores
 
     def _more_meta(self) -> dict[str, Any]:
         vd = self.voxels
         return {"fmri": {"n_voxels": vd.responses.sizes["neuroid"], "rois": vd.roi_names,
-                         "mask": vd.responses.attrs.get("mask"), "rdm_distance": self.rdm_distance,
+                         "mask": vd.responses.attrs.get("mask"),
+                         "mask_resampled": vd.responses.attrs.get("mask_resampled", ""),
+                         "rdm_distance": self.rdm_distance,
                          "compare": self.compare,
                          "map": "per-voxel held-out r of each layer, in the mask's space"}}
 
@@ -117,9 +134,9 @@ class FMRIBenchmark(RegressionBenchmark):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        for (model, bench, key), det in result.details.items():
-            if key.endswith("@map"):
-                safe = "__".join(x.replace("/", "_").replace(":", "_") for x in (model, bench, key[:-4]))
+        for (model, bench, layer, _session), det in result.details.items():
+            if "image" in det:
+                safe = "__".join(x.replace("/", "_").replace(":", "_") for x in (model, bench, layer))
                 p = out / f"{safe}.nii.gz"
                 det["image"].to_filename(str(p))
                 paths.append(p)

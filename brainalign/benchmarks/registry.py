@@ -12,8 +12,8 @@ from brainalign.benchmarks.regression import RegressionBenchmark
 from brainalign.benchmarks.rsa import RSABenchmark
 from brainalign.benchmarks.spec import find_benchmark, parse_benchmark
 from brainalign.benchmarks.v1_properties import V1PropertyBenchmark
-from brainalign.errors import BenchmarkDefinitionError
-from brainalign.settings import PathLike
+from brainalign.insilico.benchmark import SimulatedV1Benchmark
+from brainalign.settings import PathLike, bundled_benchmark_dir
 
 # benchmark kind (the YAML's `kind`) -> class. An explicit table: no discovery by scanning.
 KINDS: dict[str, type[Benchmark]] = {
@@ -21,6 +21,7 @@ KINDS: dict[str, type[Benchmark]] = {
     "regression": RegressionBenchmark,
     "fmri": FMRIBenchmark,
     "v1_properties": V1PropertyBenchmark,
+    "simulated_v1": SimulatedV1Benchmark,
 }
 
 
@@ -43,13 +44,32 @@ def load_benchmark(benchmark: str | PathLike, *, data_dir: PathLike | Sequence[P
         Extra directories of benchmark YAML files, searched before the bundled ones.
     options
         Passed to the benchmark kind: ``n_bootstrap``, ``manifest_dirs`` (see :class:`Benchmark`).
+        Dataset manifests are looked up in ``manifest_dirs``, then beside the YAML file (its folder
+        and a ``data_manifests/`` folder in it), then in ``BRAINALIGN_MANIFESTS``, then the bundled
+        ones: a user's own dataset and benchmark need no change to the installed package.
+
+    Raises
+    ------
+    BenchmarkDefinitionError
+        The YAML breaks its kind's schema (one line per problem: file and key path).
+    UnknownBenchmarkError
+        No benchmark of that id.
     """
     text = str(benchmark)
+    # The YAML is validated here with its kind's schema (KINDS[kind].schema), before any data or
+    # model is touched; a misspelt key names the file and the key's path.
     spec = parse_benchmark(text) if text.endswith((".yaml", ".yml")) and Path(text).is_file() \
         else find_benchmark(text, benchmark_dirs)
-    try:
-        kind = KINDS[spec.kind]
-    except KeyError:
-        raise BenchmarkDefinitionError(
-            f"{spec.path}: unknown kind {spec.kind!r}; known kinds: {sorted(KINDS)}") from None
+    kind = KINDS[spec.kind]
+    options["manifest_dirs"] = [*options.get("manifest_dirs", ()), *manifests_beside(spec.path)]
     return kind(spec, data_dir=data_dir, cache=cache, download=download, **options)
+
+
+def manifests_beside(path: PathLike) -> list[Path]:
+    """Folders where a user's benchmark YAML keeps its dataset manifests: the YAML's own folder and
+    a ``data_manifests/`` folder beside it (only those that exist; none for the bundled benchmarks,
+    whose manifests are bundled too)."""
+    folder = Path(path).resolve().parent
+    if folder == bundled_benchmark_dir().resolve():
+        return []
+    return [d for d in (folder / "data_manifests", folder) if d.is_dir()]

@@ -20,33 +20,27 @@ stimuli (one seeded split), and the per-fold r on each part gives ``dev_score`` 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from brainalign.activations import extract
-from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.features import SpatialPool
+from brainalign.benchmarks.schemas import RegressionSchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
+from brainalign.data.placement import Placement
 from brainalign.data.stimuli import StimulusSet
 from brainalign.data.timebins import match_bins, model_time_bins, select_window, window_bins
 from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
+from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices
 from brainalign.models.base import BrainModel
-from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.table import LayerScore
 
-_METRIC_KEYS = {"name", "model", "cv", "alphas", "aggregate", "max_features", "n_components",
-                "inner_cv", "dtype"}
-_CEILING_KEYS = {"method", "convention", "n_splits", "seed", "trials", "reason"}
-_SESSION_KEYS = {"name", "stimuli", "target", "trials"}
 NO_REPEATS = "no repeat trials in the data for this session: raw r only, no ceiling, not normalised"
 
 
@@ -72,34 +66,26 @@ def _fill(section: Any, session: str) -> Any:
     return section
 
 
-def _agg(values: np.ndarray, how: str, axis: int = -1) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(values, axis=axis) if how == "median" else np.nanmean(values, axis=axis)
+_agg = aggregate  # the one summary over neuroids (brainalign.metrics.stats)
 
 
-def _pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r along the last axis; NaN where either side is constant."""
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    with np.errstate(all="ignore"):
-        r = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    return np.where(np.isfinite(r), r, np.nan)
+def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray,
+                     chunk_bytes: int = 64_000_000) -> np.ndarray:
+    """(B, neuroid) Pearson r of predictions and responses on every bootstrap index set at once.
 
-
-def _masked_pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(a) & np.isfinite(b)
-    cnt = ok.sum(-1)
-    a0, b0 = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
-    with np.errstate(all="ignore"):
-        da = np.where(ok, a0 - (a0.sum(-1) / cnt)[..., None], 0.0)
-        db = np.where(ok, b0 - (b0.sum(-1) / cnt)[..., None], 0.0)
-        r = (da * db).sum(-1) / np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
-    r[cnt < 3] = np.nan
-    return np.where(np.isfinite(r), r, np.nan)
+    ``pred``, ``y``: (neuroid, n) one fold's test predictions and responses; ``index``: (B, n)
+    positions of each bootstrap sample. The samples are gathered with the index array and r is
+    computed along the last axis for a chunk of samples at a time (bounded by ``chunk_bytes``);
+    the values equal the per-sample loop exactly (the same reductions in the same order).
+    """
+    n_neuroid, n = pred.shape
+    B = len(index)
+    step = max(1, int(chunk_bytes // max(1, 8 * 2 * n_neuroid * n)))
+    out = np.empty((B, n_neuroid))
+    for start in range(0, B, step):
+        k = index[start:start + step]  # (b, n)
+        out[start:start + len(k)] = pearson_last(pred[:, k], y[:, k]).T  # (neuroid, b, n) → (b, neuroid)
+    return out
 
 
 class RegressionBenchmark(Benchmark):
@@ -113,31 +99,17 @@ class RegressionBenchmark(Benchmark):
     string replaced by the name); ``time_bin`` {start, stop} in ms for recordings with bins.
     """
 
+    schema = RegressionSchema
+
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)
-        for where, got, allowed in (("metric", spec.metric, _METRIC_KEYS),
-                                    ("ceiling", spec.ceiling, _CEILING_KEYS)):
-            unknown = set(got) - allowed
-            if unknown:
-                raise BenchmarkDefinitionError(f"{spec.path}: unknown {where} key(s) {sorted(unknown)}; "
-                                               f"allowed: {sorted(allowed)}")
-        for s in spec.extra.get("sessions", []):
-            if not isinstance(s, dict) or "name" not in s or set(s) - _SESSION_KEYS:
-                raise BenchmarkDefinitionError(
-                    f"{spec.path}: a session needs a 'name' and only keys {sorted(_SESSION_KEYS)}: {s}")
         m = spec.metric
         self.model_kind = m.get("model", "ridge")
-        if self.model_kind not in ("ridge", "pls"):
-            raise BenchmarkDefinitionError(f"{spec.path}: metric.model must be ridge or pls")
         self.cv = int(m.get("cv", 5))
         self.alphas = np.asarray(m["alphas"], float) if "alphas" in m else None
         self.aggregate = m.get("aggregate", "median")
-        if self.aggregate not in ("median", "mean"):
-            raise BenchmarkDefinitionError(f"{spec.path}: metric.aggregate must be median or mean")
         self.max_features = int(m.get("max_features", 4096))
         self.ceiling_method = spec.ceiling.get("method", "split_half")
-        if self.ceiling_method not in ("split_half", "none"):
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
         self.convention = spec.ceiling.get("convention", "sqrt")
         self.window = spec.extra.get("time_bin")
 
@@ -208,7 +180,7 @@ class RegressionBenchmark(Benchmark):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rel = spearman_brown(np.nanmean(_masked_pearson_last(A, B), axis=-2))
+            rel = spearman_brown(np.nanmean(masked_pearson(A, B), axis=-2))
         return np.nan_to_num(encoding_ceiling(rel, self.convention), nan=0.0)
 
     # ----- scoring ------------------------------------------------------------------------------
@@ -256,17 +228,17 @@ class RegressionBenchmark(Benchmark):
         per_bin = []
         for X, Y in self._neural(s, features):
             enc = self._encode(X, Y)
-            rng = np.random.default_rng(bseed)
+            rng = np.random.default_rng(bseed)  # one stream over the folds: same sets for every model
             boot, dev, held, idx_all = [], [], [], []
             for (_, te), pred in zip(enc.splits, enc.predictions, strict=True):
                 y = Y[te].T  # (neuroid, n_te)
                 p = pred.T
-                k = rng.integers(0, len(te), size=(n_boot, len(te)))
+                k = resample_indices(len(te), n_boot, rng)
                 idx_all.append(te[k])
-                boot.append(np.stack([_pearson_last(p[:, kk], y[:, kk]) for kk in k]))  # (B, neuroid)
+                boot.append(bootstrap_fold_r(p, y, k))  # (B, neuroid)
                 d = is_dev[te]
-                dev.append(_pearson_last(p[:, d], y[:, d]) if d.sum() >= 3 else np.full(len(y), np.nan))
-                held.append(_pearson_last(p[:, ~d], y[:, ~d]) if (~d).sum() >= 3 else np.full(len(y), np.nan))
+                dev.append(pearson_last(p[:, d], y[:, d]) if d.sum() >= 3 else np.full(len(y), np.nan))
+                held.append(pearson_last(p[:, ~d], y[:, ~d]) if (~d).sum() >= 3 else np.full(len(y), np.nan))
             with np.errstate(all="ignore"):
                 import warnings
 
@@ -322,12 +294,14 @@ class RegressionBenchmark(Benchmark):
         boot = np.concatenate([p["boot"] for _, p, _ in parts], 1)
         raw = float(_agg(r, agg))
         out: dict[str, Any] = {"raw": raw, "n_neuroids": int(np.isfinite(r).sum())}
-        out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(_agg(boot, agg), level)
+        out["bootstrap_raw"] = _agg(boot, agg)
+        out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(out["bootstrap_raw"], level)
         ceil = [self._ceilings[s.name] for s, _, _ in parts]
         dev = np.concatenate([p["dev"] for _, p, _ in parts])
         held = np.concatenate([p["held"] for _, p, _ in parts])
         if any(c is None for c in ceil):
-            out.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan, ci_low=np.nan, ci_high=np.nan,
+            out.update(ceiling_upper=np.nan, ceiling_lower=np.nan, normalised=np.nan, normalised_ci_low=np.nan,
+                       normalised_ci_high=np.nan, bootstrap_normalised=np.full(len(boot), np.nan),
                        dev_score=float(_agg(dev, agg)), heldout_score=float(_agg(held, agg)))
             missing = [s.name for (s, _, _), c in zip(parts, ceil, strict=True) if c is None]
             out["ceiling_note"] = NO_REPEATS if len(parts) == 1 else (
@@ -342,8 +316,10 @@ class RegressionBenchmark(Benchmark):
         cb = np.where(mask[None], cb, np.nan)
         with np.errstate(all="ignore"):
             ratio = _agg(boot, agg) / _agg(cb, agg)
-        out.update(ceiling=ceiling, ceiling_lower=np.nan, normalised=raw / ceiling if ceiling > 0 else np.nan)
-        out["ci_low"], out["ci_high"] = percentile_ci(ratio, level)
+        out.update(ceiling_upper=ceiling, ceiling_lower=np.nan,
+                   normalised=raw / ceiling if ceiling > 0 else np.nan)
+        out["bootstrap_normalised"] = ratio
+        out["normalised_ci_low"], out["normalised_ci_high"] = percentile_ci(ratio, level)
         c_dev = np.concatenate([c["dev"] for c in ceil])
         c_held = np.concatenate([c["held"] for c in ceil])
         with np.errstate(all="ignore"):
@@ -373,77 +349,106 @@ class RegressionBenchmark(Benchmark):
             rows["all"] = {**self._row_stats(parts), "detail": None}
         return rows
 
-    def _more_rows(self, layer: str, features: dict[str, xr.DataArray], stats: dict[str, dict[str, Any]],
-                   base: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Rows a subclass adds per layer (the fMRI kind: per-ROI scores); ``base`` is a row to copy."""
-        return [], {}
+    def _more_scores(self, layer: str, features: dict[str, xr.DataArray],
+                     stats: dict[str, dict[str, Any]]) -> list[LayerScore]:
+        """Rows a subclass adds per layer (the fMRI kind: per-ROI scores)."""
+        return []
 
-    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        """Record ``model`` on every session's stimuli (placed in its field of view) and score every layer."""
-        reducer = SpatialPool(self.max_features)
-        t_extract = t_metric = 0.0
-        acts: dict[str, dict[str, xr.DataArray]] = {}
-        placed_how = None
+    # ----- the run (template: Benchmark.__call__) ---------------------------------------------
+    @cached_property
+    def _session_slices(self) -> dict[str, slice]:
+        """Each session's positions in the union of the sessions' stimuli (see :meth:`recording`)."""
+        out, start = {}, 0
         for s in self.sessions:
-            t0 = time.perf_counter()
-            stim, placed_how = self.place(model, s.stimuli)
-            acts[s.name] = extract(model, stim, layers, batch_size=batch_size, device=device,
-                                   reducers=reducer, progress=progress)
-            t_extract += time.perf_counter() - t0
-        layer_names = list(next(iter(acts.values())))
-        prov = model.provenance()
-        vers = versions_string()
-        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
-        rows, details = [], {}
-        t0 = time.perf_counter()
-        for i, layer in enumerate(layer_names):
-            stats = self.score_features({s: acts[s][layer] for s in acts})
-            for sess, st in stats.items():
-                n_stim = sum(len(s.stimuli) for s in self.sessions) if sess == "all" else \
-                    len(next(s for s in self.sessions if s.name == sess).stimuli)
-                rows.append({
-                    "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                    "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                    "metric": f"{self.model_kind}:pearson/{self.aggregate}",
-                    **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling", "ceiling_lower",
-                                          "normalised", "ci_low", "ci_high", "dev_score", "heldout_score",
-                                          "n_neuroids", "ceiling_note")},
-                    "n_stimuli": n_stim, "n_bootstrap": n_boot, "seed": seed,
-                    "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
-                    "session": sess, "placement": placed_how.describe() if placed_how else "",
-                    "data_sha256": self.data_hash(),
-                })
-                if st["detail"] is not None:
-                    d = st["detail"]
-                    details[(model.name, self.id, f"{layer}@{sess}")] = {
-                        "r": d["r"], "excluded": d["excluded"],
-                        "alphas": [e.alphas for e in d["encodings"]],
-                        "splits": d["encodings"][0].splits,
-                        "ceiling": None if self._ceilings[sess] is None else self._ceilings[sess]["all"]}
-            more, more_details = self._more_rows(layer, {s: acts[s][layer] for s in acts}, stats, rows[-1])
-            rows.extend(more)
-            details.update({(model.name, self.id, k): v for k, v in more_details.items()})
-        t_metric = time.perf_counter() - t0
-        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
+            out[s.name] = slice(start, start + len(s.stimuli))
+            start += len(s.stimuli)
+        return out
+
+    def recording(self, model: BrainModel) -> tuple[StimulusSet, Placement]:
+        """Every session's stimuli, each placed in the model's field of view, as ONE stimulus set
+        (ids ``<session>/<stimulus id>`` when there are several sessions).
+
+        One stream over the union rather than one per session: each layer's aggregate row
+        pools every session's neuroids, so scoring a layer needs that layer's features for all
+        sessions at once. With one stream the memory plan sees the true size (all stimuli ×
+        features), the activation cache keys one entry per layer, there is one forward pass per
+        layer group, and per-session streams would have to hold every layer of the earlier
+        sessions until the last session arrived.
+        """
+        placed = [self.place(model, s.stimuli) for s in self.sessions]
+        if len(placed) == 1:
+            return placed[0]
+        ids = [f"{s.name}/{i}" for s in self.sessions for i in s.stimuli.ids]
+        union = StimulusSet(f"{self.spec.dataset}:sessions", tuple(ids),
+                            _Concat(tuple(st.images for st, _ in placed)),
+                            visual_degrees=placed[0][0].visual_degrees)
+        return union, placed[0][1]
+
+    def default_reducers(self, model: BrainModel) -> SpatialPool:
+        """Spatial average pooling to the YAML's ``metric.max_features`` (default 4096)."""
+        return SpatialPool(self.max_features)
+
+    def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
+        """Encode every session's neuroids from the layer; one row per session, an aggregate row
+        (``session == "all"``) over all sessions' neuroids when there are several."""
+        features = {}
+        for s in self.sessions:
+            f = activations.isel(stimulus=self._session_slices[s.name])
+            features[s.name] = f.assign_coords(stimulus_id=("stimulus", list(s.stimuli.ids)))
+        stats = self.score_features(features)
+        out = []
+        for sess, st in stats.items():
+            n_stim = sum(len(s.stimuli) for s in self.sessions) if sess == "all" else \
+                len(next(s for s in self.sessions if s.name == sess).stimuli)
+            det: dict[str, Any] = {"bootstrap_raw": st["bootstrap_raw"],
+                                   "bootstrap_normalised": st["bootstrap_normalised"]}
+            if st["detail"] is not None:
+                d = st["detail"]
+                det.update(r=d["r"], excluded=d["excluded"], alphas=[e.alphas for e in d["encodings"]],
+                           splits=d["encodings"][0].splits,
+                           ceiling=None if self._ceilings[sess] is None else self._ceilings[sess]["all"],
+                           neuroid_id=d.get("neuroid_id"))
+            out.append(LayerScore(
+                metric=f"{self.model_kind}:pearson/{self.aggregate}", session=sess, n_stimuli=n_stim,
+                **{k: st[k] for k in ("raw", "raw_ci_low", "raw_ci_high", "ceiling_upper", "ceiling_lower",
+                                      "normalised", "normalised_ci_low", "normalised_ci_high",
+                                      "dev_score", "heldout_score", "n_neuroids", "ceiling_note")},
+                details=det))
+        return out + self._more_scores(layer, features, stats)
+
+    def run_meta(self) -> dict[str, Any]:
         fraction, sseed = selection_settings(self.spec.statistics)
-        meta = {**self.provenance(), "models": {model.name: prov},
-                "regression": {"model": self.model_kind, "cv": self.cv, "aggregate": self.aggregate,
+        meta = {"regression": {"model": self.model_kind, "cv": self.cv, "aggregate": self.aggregate,
                                "alphas": None if self.alphas is None else self.alphas.tolist(),
-                               "features": reducer.describe()},
+                               "features": SpatialPool(self.max_features).describe()},
                 "ceiling_method": self.ceiling_method, "ceiling_convention": self.convention,
                 "sessions": {s.name: {"n_stimuli": len(s.stimuli), "n_neuroids": s.responses.sizes["neuroid"],
                                       "repeats": s.trials is not None} for s in self.sessions},
                 "max_stimuli": self.max_stimuli, "time_bin": self.window,
-                "placement": placed_how.as_dict() if placed_how else None,
                 "layer_selection": {"unit": "stimulus, within each outer fold's test set",
                                     "dev_fraction": fraction, "seed": sseed},
-                "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
                 "normalised": "raw / ceiling; ceiling = aggregate over neuroids of "
                               f"{'sqrt(' if self.convention == 'sqrt' else '('}Spearman-Brown split-half "
                               "reliability of the raw repeats); sessions without repeats: not normalised"}
         meta.update(self._more_meta())
-        return ScoreResult(table, details, meta)
+        return meta
 
     def _more_meta(self) -> dict[str, Any]:
         return {}
+
+
+class _Concat:
+    """Several image sources read as one sequence (the union of sessions' stimuli)."""
+
+    def __init__(self, parts: tuple[Any, ...]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self.starts, i, side="right") - 1)
+        return self.parts[k][i - int(self.starts[k])]

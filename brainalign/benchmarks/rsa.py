@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from brainalign.benchmarks.base import EXTRA_COLUMNS, Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
-from brainalign.errors import BenchmarkDefinitionError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
-from brainalign.models.base import BrainModel
-from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
-
-_METRIC_KEYS = {"name", "rdm_distance", "compare"}
+from brainalign.results.table import LayerScore
 
 
 class RSABenchmark(Benchmark):
@@ -33,17 +25,14 @@ class RSABenchmark(Benchmark):
     first. ``ceiling.method``: ``nili2014`` (needs ≥ 2 subjects) or ``none``.
     """
 
+    schema = RSASchema
+
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)
-        unknown = set(spec.metric) - _METRIC_KEYS
-        if unknown:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown metric key(s) {sorted(unknown)}")
         self.metric = metric_spec(spec.metric.get("name", "rsa"))
         self.distance = spec.metric.get("rdm_distance", "correlation")
         self.method = spec.metric.get("compare", "spearman")
         self.ceiling_method = spec.ceiling.get("method", "nili2014")
-        if self.ceiling_method not in ("nili2014", "none"):
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown ceiling method {self.ceiling_method!r}")
         self.ceiling_reason = spec.ceiling.get("reason", "")
         self._subset_ceilings: dict[tuple[int, ...], float] = {}
 
@@ -83,12 +72,14 @@ class RSABenchmark(Benchmark):
         out["raw_ci_low"], out["raw_ci_high"] = percentile_ci(boot, level)
         if self.ceiling is not None and self.metric.normalisation == "divide":
             lower, upper = self.ceiling
-            out.update(ceiling=upper, ceiling_lower=lower, normalised=raw / upper)
+            out.update(ceiling_upper=upper, ceiling_lower=lower, normalised=raw / upper)
             ratio = boot / self._bootstrap.ceiling_upper
-            out["ci_low"], out["ci_high"] = percentile_ci(ratio, level)
+            out["bootstrap_normalised"] = ratio
+            out["normalised_ci_low"], out["normalised_ci_high"] = percentile_ci(ratio, level)
         else:
-            out.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan,
-                       ci_low=np.nan, ci_high=np.nan)
+            out.update(ceiling_upper=np.nan, ceiling_lower=np.nan, normalised=np.nan,
+                       normalised_ci_low=np.nan, normalised_ci_high=np.nan,
+                       bootstrap_normalised=np.full_like(boot, np.nan))
         return out
 
     def score_features(self, features: np.ndarray) -> dict[str, Any]:
@@ -112,63 +103,32 @@ class RSABenchmark(Benchmark):
             self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
         return raw / self._subset_ceilings[index]
 
-    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False,
-                 **stream: Any) -> ScoreResult:
-        """Record ``model`` on the stimuli (placed in its field of view) and score every layer.
+    def recording(self, model: Any) -> Any:
+        _ = self.subject_rdms  # read (and check) the target before any layer is recorded
+        return super().recording(model)
 
-        Layers are scored one at a time as they are recorded (see :meth:`layer_activations`;
-        ``stream`` takes ``memory_budget``, ``max_features``, ``reducers``, ``cache``, ``on_layer``).
-        """
-        stimuli, placed = self.place(model)
-        acts = self.layer_activations(model, layers, stimuli=stimuli, batch_size=batch_size,
-                                      device=device, progress=progress, **stream)
-        t_extract = 0.0  # recording and scoring interleave: time spent waiting on the stream
-        t0 = time.perf_counter()
-        rows, details = [], {}
-        n_boot, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
-        vers = versions_string()
-        prov = model.provenance()
+    def score_layer(self, layer: str, activations: xr.DataArray) -> list[LayerScore]:
+        """RDM of the layer against every subject's RDM: raw (mean over subjects), the noise
+        ceiling's bounds, normalised by the upper bound, bootstrap CIs over stimuli, and the
+        dev / held-out scores that choose the best layer."""
+        model_rdm = rdm(activations.values, self.distance)
+        s = self.score_rdm(model_rdm)
         split = self.dev_split
-        layer_iter = iter(acts)
-        for i in itertools.count():
-            t = time.perf_counter()
-            item = next(layer_iter, None)
-            t_extract += time.perf_counter() - t
-            if item is None:
-                break
-            layer, da = item
-            self.check_ids(list(da["stimulus_id"].values), f"activations of {layer}")
-            model_rdm = rdm(da.values, self.distance)
-            s = self.score_rdm(model_rdm)
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                "metric": f"rsa:{self.distance}/{self.method}",
-                "raw": s["raw"], "raw_ci_low": s["raw_ci_low"], "raw_ci_high": s["raw_ci_high"],
-                "ceiling": s["ceiling"], "ceiling_lower": s["ceiling_lower"],
-                "normalised": s["normalised"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                "n_stimuli": len(self.stimuli), "n_bootstrap": n_boot, "seed": seed,
-                "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers,
-                "session": "all", "n_neuroids": np.nan,
-                "dev_score": self._subset_score(model_rdm, split.dev),
-                "heldout_score": self._subset_score(model_rdm, split.heldout),
-                "placement": placed.describe(), "data_sha256": self.data_hash(),
-                "ceiling_note": self.ceiling_reason if self.ceiling is None else "",
-            })
-            details[(model.name, self.id, layer)] = {
-                "per_subject": s["per_subject"], "bootstrap": s["bootstrap"],
-                "subjects": list(self.subject_rdms["subject"].values)}
-            del da, item  # free this layer before the stream records the next group
-        t_total = time.perf_counter() - t0
-        table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *EXTRA_COLUMNS])
-        meta = {**self.provenance(), "models": {model.name: prov},
-                "ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
-                "compare": self.method, "placement": placed.as_dict(),
-                "layer_selection": split.describe(self.stimuli.ids),
-                "timing_s": {self.id: {"extract": t_extract, "metric": t_total - t_extract}},
+        return [LayerScore(
+            raw=s["raw"], metric=f"rsa:{self.distance}/{self.method}", session="all",
+            raw_ci_low=s["raw_ci_low"], raw_ci_high=s["raw_ci_high"],
+            ceiling_lower=s["ceiling_lower"], ceiling_upper=s["ceiling_upper"],
+            normalised=s["normalised"], normalised_ci_low=s["normalised_ci_low"],
+            normalised_ci_high=s["normalised_ci_high"],
+            dev_score=self._subset_score(model_rdm, split.dev),
+            heldout_score=self._subset_score(model_rdm, split.heldout),
+            n_stimuli=len(self.stimuli), n_neuroids=np.nan,
+            ceiling_note=self.ceiling_reason if self.ceiling is None else "",
+            details={"per_subject": s["per_subject"], "subjects": list(self.subject_rdms["subject"].values),
+                     "bootstrap_raw": s["bootstrap"], "bootstrap_normalised": s["bootstrap_normalised"]})]
+
+    def run_meta(self) -> dict[str, Any]:
+        return {"ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
+                "compare": self.method, "layer_selection": self.dev_split.describe(self.stimuli.ids),
                 "normalised": ("raw / upper bound of the noise ceiling" if self.ceiling is not None
-                               else f"none: {self.ceiling_reason or 'no ceiling'}"),
-                "reduction": {model.name: acts.reduction()},
-                "memory_plan": {model.name: acts.plan.notes}}
-        return ScoreResult(table, details, meta)
+                               else f"none: {self.ceiling_reason or 'no ceiling'}")}

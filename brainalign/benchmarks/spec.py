@@ -1,4 +1,5 @@
-"""Benchmark definitions: YAML files in ``benchmarks/``, validated into :class:`BenchmarkSpec`."""
+"""Benchmark definitions: YAML files in ``benchmarks/``, validated by the schema of their kind
+(:mod:`brainalign.benchmarks.schemas`) into :class:`BenchmarkSpec`."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import BaseModel
 
+from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.errors import BenchmarkDefinitionError, UnknownBenchmarkError
+from brainalign.schema import read_yaml, validate
 from brainalign.settings import PathLike, benchmark_dirs
-
-_KEYS = {"id", "version", "kind", "dataset", "region", "description", "stimuli", "target",
-         "metric", "ceiling", "statistics", "citation", "notes", "visual_degrees", "splits",
-         "time_bin", "sessions"}
-_REQUIRED = {"id", "version", "kind", "dataset", "region", "stimuli", "target", "metric", "citation"}
 
 
 @dataclass(frozen=True)
@@ -39,38 +37,67 @@ class BenchmarkSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_benchmark(path: PathLike) -> BenchmarkSpec:
-    """Read and validate a benchmark YAML file.
+def _kind_schema(kind: Any, path: Path) -> type[BenchmarkSchema]:
+    from brainalign.benchmarks.registry import KINDS  # the registry imports the kinds, which import us
+
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise BenchmarkDefinitionError(f"{path}: kind: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    return KINDS[kind].schema
+
+
+def parse_benchmark(path: PathLike, schema: type[BenchmarkSchema] | None = None) -> BenchmarkSpec:
+    """Read a benchmark YAML file and validate it with the schema of its ``kind``.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+    schema
+        The schema to validate with; default ``KINDS[kind].schema`` of
+        :data:`brainalign.benchmarks.registry.KINDS`.
 
     Raises
     ------
     BenchmarkDefinitionError
-        Invalid YAML, an unknown key, a missing field; the message names the file.
+        Invalid YAML, an unknown kind, key or value, a missing field: one line per problem, each
+        naming the file and the key's path (``x.yaml: statistics.bootstrap.nn: unknown key``).
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BenchmarkDefinitionError(f"{path}: not valid YAML: {err}") from err
+    raw = read_yaml(path, BenchmarkDefinitionError)
     if not isinstance(raw, dict):
         raise BenchmarkDefinitionError(f"{path}: a benchmark must be a mapping")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise BenchmarkDefinitionError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS)}")
-    missing = _REQUIRED - set(raw)
-    if missing:
-        raise BenchmarkDefinitionError(f"{path}: missing field(s) {sorted(missing)}")
-    if raw["id"] != path.stem:
-        raise BenchmarkDefinitionError(f"{path}: id {raw['id']!r} differs from the file name {path.stem!r}")
-    citation = raw["citation"]
+    if schema is None:
+        if "kind" not in raw:  # report every problem the shared keys have, the kind among them
+            validate(BenchmarkSchema, raw, path, BenchmarkDefinitionError)
+        schema = _kind_schema(raw.get("kind"), path)
+    model = validate(schema, raw, path, BenchmarkDefinitionError)
+    if model.id != path.stem:
+        raise BenchmarkDefinitionError(f"{path}: id: {model.id!r} differs from the file name {path.stem!r}")
+    return spec_from_model(model, path)
+
+
+def _section(value: Any) -> dict[str, Any]:
+    # Only the keys the file sets: the kinds apply their documented defaults themselves.
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True)
+    return dict(value or {})
+
+
+def spec_from_model(model: BenchmarkSchema, path: Path) -> BenchmarkSpec:
+    """The :class:`BenchmarkSpec` of a validated file; sections become plain dicts again."""
+    extra: dict[str, Any] = {}
+    for key in ("notes", "time_bin", "sessions"):
+        if key in model.model_fields_set:
+            value = getattr(model, key)
+            extra[key] = [_section(v) for v in value] if isinstance(value, list) else (
+                _section(value) if isinstance(value, BaseModel) else value)
+    citation = model.citation
     return BenchmarkSpec(
-        id=raw["id"], version=str(raw["version"]), kind=raw["kind"], dataset=raw["dataset"],
-        region=raw["region"], stimuli=dict(raw["stimuli"]), target=dict(raw["target"]),
-        metric=dict(raw["metric"]), citation=tuple([citation] if isinstance(citation, str) else citation),
-        path=path, description=raw.get("description", ""), ceiling=dict(raw.get("ceiling") or {}),
-        statistics=dict(raw.get("statistics") or {}), visual_degrees=raw.get("visual_degrees"),
-        extra={k: raw[k] for k in ("notes", "splits", "time_bin", "sessions") if k in raw},
-    )
+        id=model.id, version=model.version, kind=model.kind, dataset=model.dataset, region=model.region,
+        stimuli=_section(model.stimuli), target=_section(model.target), metric=_section(model.metric),
+        citation=tuple([citation] if isinstance(citation, str) else citation), path=path,
+        description=model.description, ceiling=_section(model.ceiling),
+        statistics=_section(model.statistics), visual_degrees=model.visual_degrees, extra=extra)
 
 
 def benchmark_paths(extra_dirs: Sequence[PathLike] = ()) -> dict[str, Path]:

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import BenchmarkDefinitionError, MetricInputError
+from brainalign.errors import MetricInputError
 from brainalign.models.base import BrainModel
-from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.table import LayerScore
 
-_SETTINGS_KEYS = {"experiment", "orientations", "phases", "sfs", "diameter", "size_diameters",
-                  "size_phases", "responsive_fraction"}
+NOT_SPLITTABLE = ("all stimuli (in-sample): a property distribution is measured over units on the whole "
+                  "grating set and cannot be split into development and held-out stimuli")
 
 
 def ks_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -90,23 +90,8 @@ class V1PropertyBenchmark(Benchmark):
     ks_similarity``; ``ceiling.method: bootstrap``.
     """
 
-    def __init__(self, spec, **kwargs: Any):
-        super().__init__(spec, **kwargs)
-        props = spec.target.get("properties")
-        if not isinstance(props, dict) or not props:
-            raise BenchmarkDefinitionError(f"{spec.path}: target.properties must map property names "
-                                           "to reader sections")
-        from brainalign.insilico.experiments import PROPERTIES
+    schema = V1PropertiesSchema
 
-        unknown = set(props) - set(PROPERTIES)
-        if unknown:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown properties {sorted(unknown)}; "
-                                           f"known: {list(PROPERTIES)}")
-        if spec.metric.get("name") != "ks_similarity":
-            raise BenchmarkDefinitionError(f"{spec.path}: metric must be ks_similarity")
-        extra = set(spec.stimuli) - _SETTINGS_KEYS
-        if extra:
-            raise BenchmarkDefinitionError(f"{spec.path}: unknown stimuli key(s) {sorted(extra)}")
 
     @property
     def stimuli(self):  # type: ignore[override]
@@ -158,45 +143,83 @@ class V1PropertyBenchmark(Benchmark):
             return model.resolve_layers(layers)
         return [n for n in model.layers if len(model.layer_info[n].output_shape) in (1, 3)]
 
-    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        """Run the experiments on every requested layer and score its property distributions."""
-        from brainalign.insilico.experiments import measure_properties
+    # ----- the run (template: Benchmark.__call__) ---------------------------------------------
+    def recording(self, model: BrainModel) -> tuple[Any, Any]:
+        """Gratings are drawn in the model's own field of view (nothing to place)."""
+        return None, _GratingPlacement()
 
-        n_boot, level, seed = bootstrap_settings(self.spec)
-        vers, prov = versions_string(), model.provenance()
-        rows, details = [], {}
-        names = self.layers_of(model, layers)
-        for i, layer in enumerate(names):
-            pt = measure_properties(model, layer, self.experiment_settings, batch_size=batch_size,
-                                    device=device)
-            scores = self.score_properties(pt.table)
-            raw = float(np.mean([s["raw"] for s in scores.values()]))
-            ceiling = float(np.mean([s["ceiling"] for s in scores.values()]))
-            norm = float(np.mean([s["normalised"] for s in scores.values()]))
-            boot_raw = np.mean([s["samples"] for s in scores.values()], axis=0)
-            boot_norm = np.mean([s["normalised_samples"] for s in scores.values()], axis=0)
-            rlo, rhi = percentile_ci(boot_raw, level)
-            lo, hi = percentile_ci(boot_norm, level)
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.spec.version,
-                "layer": layer, "layer_index": model.layers.index(layer) if layer in model.layers else i,
-                "depth": model.depth(layer), "metric": "ks_similarity",
-                "raw": raw, "raw_ci_low": rlo, "raw_ci_high": rhi, "ceiling": ceiling,
-                "ceiling_lower": np.nan, "normalised": norm, "ci_low": lo, "ci_high": hi,
-                "n_stimuli": len(pt.settings["orientations"]) * len(pt.settings["sfs"])
-                * len(pt.settings["phases"]),
-                "n_bootstrap": n_boot, "seed": seed, "weights": prov["weights"],
-                "weights_hash": prov["weights_hash"], "versions": vers,
-            })
-            details[(model.name, self.id, layer)] = {
-                "properties": pt.table,
-                "per_property": {k: {kk: vv for kk, vv in s.items() if kk not in ("samples", "normalised_samples")}
-                                 for k, s in scores.items()}}
-        table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-        meta = {**self.provenance(), "models": {model.name: prov},
-                "properties": list(self.distributions), "ceiling_method": "bootstrap of the neural "
+    def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
+        return self.layers_of(model, layers)
+
+    def layer_activations(self, model: BrainModel, layers: Any = None, *, stimuli: Any = None,
+                          batch_size: int = 64, device: str = "auto", progress: bool = False,
+                          on_layer: Any = None, **stream: Any) -> _PropertyStream:
+        """Per layer, the in-silico experiments' per-unit property table (the "activations" this
+        kind scores). The experiments are adaptive (size tuning at each unit's preferred
+        orientation and SF), so they run layer by layer through the model rather than through
+        one stimulus set: one layer's centre units are held at a time (memory bounded by
+        construction); the activation cache and feature reducers do not apply."""
+        return _PropertyStream(model, self.candidate_layers(model, layers), self.experiment_settings,
+                               batch_size, device, on_layer)
+
+    def score_layer(self, layer: str, activations: Any) -> list[LayerScore]:
+        """KS similarity of every property distribution of the layer's units to V1's, normalised
+        by the data's self-similarity; a benchmark of several properties averages them."""
+        pt = activations
+        _, level, _ = bootstrap_settings(self.spec)
+        scores = self.score_properties(pt.table)
+        raw = float(np.mean([s["raw"] for s in scores.values()]))
+        ceiling = float(np.mean([s["ceiling"] for s in scores.values()]))
+        norm = float(np.mean([s["normalised"] for s in scores.values()]))
+        boot_raw = np.mean([s["samples"] for s in scores.values()], axis=0)
+        boot_norm = np.mean([s["normalised_samples"] for s in scores.values()], axis=0)
+        rlo, rhi = percentile_ci(boot_raw, level)
+        lo, hi = percentile_ci(boot_norm, level)
+        self._settings = pt.settings
+        return [LayerScore(
+            raw=raw, metric="ks_similarity", raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=ceiling,
+            normalised=norm, normalised_ci_low=lo, normalised_ci_high=hi, selection=NOT_SPLITTABLE,
+            n_stimuli=len(pt.settings["orientations"]) * len(pt.settings["sfs"]) * len(pt.settings["phases"]),
+            n_neuroids=int(min(s["n_model"] for s in scores.values())),
+            details={"properties": pt.table, "bootstrap_raw": boot_raw, "bootstrap_normalised": boot_norm,
+                     "per_property": {k: {kk: vv for kk, vv in s.items()
+                                          if kk not in ("samples", "normalised_samples")}
+                                      for k, s in scores.items()}})]
+
+    def run_meta(self) -> dict[str, Any]:
+        return {"properties": list(self.distributions), "ceiling_method": "bootstrap of the neural "
                 "histogram against itself (mean similarity)",
                 "normalised": "mean over properties of raw / ceiling",
-                "experiment": pt.settings if names else {}}
-        return ScoreResult(table, details, meta)
+                "experiment": getattr(self, "_settings", {})}
+
+
+class _GratingPlacement:
+    def describe(self) -> str:
+        return "gratings drawn in the model's field of view"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": "generated", "note": self.describe()}
+
+
+class _PropertyStream:
+    """Iterator of ``(layer, PropertyTable)``, shaped like a LayerStream for the template."""
+
+    def __init__(self, model: BrainModel, layers: list[str], settings: Any, batch_size: int, device: str,
+                 on_layer: Any):
+        from types import SimpleNamespace
+
+        self.model, self.layers, self.settings = model, layers, settings
+        self.batch_size, self.device, self.on_layer = batch_size, device, on_layer
+        self.plan = SimpleNamespace(notes=["in-silico experiments, one layer at a time"])
+
+    def reduction(self) -> dict[str, Any]:
+        return {n: {"kind": "centre unit of each channel"} for n in self.layers}
+
+    def __iter__(self):
+        from brainalign.insilico.experiments import measure_properties
+
+        for k, layer in enumerate(self.layers):
+            yield layer, measure_properties(self.model, layer, self.settings, batch_size=self.batch_size,
+                                            device=self.device)
+            if self.on_layer is not None:
+                self.on_layer(layer, k + 1, len(self.layers))

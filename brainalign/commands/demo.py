@@ -65,11 +65,11 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
         for model, layers in models:
             results.append(bench(model, layers, device=device))
     result = ScoreResult.concat(results)
-    cols = ["model", "layer", "depth", "raw", "ceiling", "normalised", "ci_low", "ci_high"]
+    cols = ["model", "layer", "depth", "raw", "ceiling_upper", "normalised", "normalised_ci_low",
+            "normalised_ci_high", "selected"]
     with pd.option_context("display.max_rows", None, "display.width", 160):
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     best = result.best
-    best = best if isinstance(best, pd.DataFrame) else best.to_frame().T
     click.echo("best layer per model: " + ", ".join(
         f"{r.model} {r.layer} ({r.normalised:.2f} of ceiling)" for r in best.itertuples()))
     if out:

@@ -49,6 +49,9 @@ def next_steps(out: Path | None) -> str:
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob; repeatable.")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
+@click.option("--manifest-dir", "manifest_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of your own dataset manifests; repeatable (also found: beside a --benchmark "
+                   "YAML file, BRAINALIGN_MANIFESTS).")
 @click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="auto, cpu, cuda, cuda:<i> or mps.")
@@ -64,7 +67,8 @@ def next_steps(out: Path | None) -> str:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write scores.csv, scores.meta.json and layers.png here.")
 def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
-                  layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], batch_size: int, device: str,
+                  layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
+                  batch_size: int, device: str,
                   seed: int, n_bootstrap: int | None, memory_budget: int | None, max_features: int | None,
                   cache_dir: str | None, out: str | None) -> None:
     """Score one or more models on one or more benchmarks, every layer.
@@ -97,7 +101,8 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         for b in benchmarks:
             progress.stage(f"reading the data of {b}")
             opts = {"n_bootstrap": n_bootstrap} if n_bootstrap else {}
-            bench = load_benchmark(b, data_dir=list(data_dirs) or None, **opts)
+            bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
+                                   **opts)
             read_benchmark_data(bench)
             benches.append(bench)
     except BrainAlignError as err:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import BenchmarkDefinitionError, StimulusError
+from brainalign.data.stimuli import StimulusSet, decode_image
+from brainalign.errors import BenchmarkDefinitionError, DataFaultError, StimulusError
 
 PathGetter = Callable[[str], Path]
 _KNOWN_DIMS = {"stimulus", "neuroid", "repetition", "time_bin"}
@@ -24,6 +24,49 @@ def load_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise BenchmarkDefinitionError(f"{path}: not a readable .npy array: {err}") from err
+
+
+def check_responses(da: xr.DataArray, path: Path | str) -> xr.DataArray:
+    """Refuse responses that cannot be right, naming the file and the first bad position.
+
+    Every value must be finite, except that an array with a ``repetition`` dim may hold NaN in
+    unused repetition slots (unequal repeat counts are stored NaN-padded) as long as every
+    (stimulus, neuroid[, time bin]) keeps at least one finite repeat.
+
+    Raises
+    ------
+    DataFaultError
+        inf anywhere; NaN in repeat-averaged responses; a response with no finite repeat.
+    """
+    values = np.asarray(da.values)
+    dims = list(da.dims)
+
+    def where(index: tuple[int, ...], skip: str | None = None) -> str:
+        names = [d for d in dims if d != skip]
+        parts = []
+        for d, i in zip(names, index, strict=True):
+            coord = {"stimulus": "stimulus_id", "neuroid": "neuroid_id"}.get(d)
+            label = da[coord].values[i] if coord in da.coords else None
+            parts.append(f"{d} {i}" + (f" ({label})" if label is not None else ""))
+        return ", ".join(parts)
+
+    inf = np.isinf(values)
+    if inf.any():
+        first = tuple(int(i) for i in np.argwhere(inf)[0])
+        raise DataFaultError(f"{path}: {int(inf.sum())} infinite response value(s); first at {where(first)}")
+    nan = np.isnan(values)
+    if "repetition" in dims:
+        nan = nan.all(axis=dims.index("repetition"))
+        if nan.any():
+            first = tuple(int(i) for i in np.argwhere(nan)[0])
+            raise DataFaultError(f"{path}: {int(nan.sum())} response(s) with no finite repeat (all NaN); "
+                                 f"first at {where(first, skip='repetition')}")
+    elif nan.any():
+        first = tuple(int(i) for i in np.argwhere(nan)[0])
+        raise DataFaultError(f"{path}: {int(nan.sum())} NaN response value(s); first at {where(first)}. "
+                             "Repeat-averaged responses must be finite (drop or impute them first; NaN "
+                             "is allowed only as padding of a repetition axis)")
+    return da
 
 
 def read_npy_images(path_of: PathGetter, *, name: str, file: str, shape: Sequence[int] | None = None,
@@ -51,6 +94,10 @@ def read_npy_images(path_of: PathGetter, *, name: str, file: str, shape: Sequenc
         except ValueError as err:
             raise BenchmarkDefinitionError(
                 f"{path}: cannot reshape {arr.shape} to images of {list(shape)}") from err
+    bad = ~np.isfinite(arr)
+    if bad.any():  # NaN passes every range comparison: name it before the range check
+        first = int(np.argwhere(bad.reshape(len(arr), -1).any(1))[0][0])
+        raise StimulusError(f"{path}: {int(bad.sum())} NaN/inf pixel value(s); first in image {first}")
     lo, hi = value_range
     tol = 1e-4 * (hi - lo)
     if arr.min() < lo - tol or arr.max() > hi + tol:
@@ -80,16 +127,10 @@ class ZipBytesImages:
         import io
         import zipfile
 
-        from PIL import Image
-
         if self._data is None:
             with zipfile.ZipFile(self.path) as zf:
                 self._data = [zf.read(m) for m in self.members]
-        try:
-            with Image.open(io.BytesIO(self._data[i])) as im:
-                return np.asarray(im.convert("RGB")).copy()
-        except Exception as err:
-            raise StimulusError(f"{self.path}: image {self.members[i]!r} failed to decode: {err}") from err
+        return decode_image(io.BytesIO(self._data[i]), f"{self.path}: image {self.members[i]!r}")
 
 
 def read_zip_images(path_of: PathGetter, *, name: str, file: str, id_format: str = "{name}/{stem}",
@@ -164,4 +205,4 @@ def read_npy_assembly(path_of: PathGetter, *, file: str, dims: Sequence[str], st
                                            f"time_bins [[start, stop], …] in ms")
         out_coords["time_bin_start"] = ("time_bin", [float(t[0]) for t in time_bins])
         out_coords["time_bin_stop"] = ("time_bin", [float(t[1]) for t in time_bins])
-    return da.assign_coords(out_coords).assign_attrs(source=str(path))
+    return check_responses(da.assign_coords(out_coords).assign_attrs(source=str(path)), path)

@@ -10,6 +10,7 @@ of its image inside the zip.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainalign.data.arrays import ZipBytesImages
+from brainalign.data.archives import check_members
+from brainalign.data.arrays import ZipBytesImages, check_responses
 from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import BenchmarkDefinitionError, StimulusError
 
@@ -73,6 +75,7 @@ def read_brainio_stimuli(path_of: PathGetter, *, name: str, csv: str, zip: str,
         if member is None:
             raise StimulusError(f"{zip_path}: no image {fname!r} for stimulus {sid!r} of {csv_path.name}")
         chosen.append(member)
+    check_members(zip_path, chosen)
     ids = [id_format.format(id=s, name=name) for s in table[col].astype(str)]
     meta = table.drop(columns=[col]).reset_index(drop=True)
     return StimulusSet(name, tuple(ids), ZipBytesImages(zip_path, tuple(chosen)), meta, visual_degrees)
@@ -143,9 +146,11 @@ def read_brainio_assembly(path_of: PathGetter, *, file: str, stimulus_ids: Seque
         coords["time_bin_start"] = ("time_bin", da["time_bin_start"].values.astype(float))
         coords["time_bin_stop"] = ("time_bin", da[end].values.astype(float))
     if average_repetitions:
-        data = np.nanmean(trials, axis=1)
-        return xr.DataArray(data, dims=("stimulus", "neuroid", *other), coords=coords,
-                            attrs={"source": str(path)})
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells are named just below
+            data = np.nanmean(trials, axis=1)
+        return check_responses(xr.DataArray(data, dims=("stimulus", "neuroid", *other), coords=coords,
+                                            attrs={"source": str(path)}), path)
     data = np.moveaxis(trials, 1, 2)  # (stimulus, neuroid, repetition, ...)
-    return xr.DataArray(data, dims=("stimulus", "neuroid", "repetition", *other), coords=coords,
-                        attrs={"source": str(path)})
+    return check_responses(xr.DataArray(data, dims=("stimulus", "neuroid", "repetition", *other),
+                                        coords=coords, attrs={"source": str(path)}), path)

@@ -1,23 +1,83 @@
-"""Dataset manifests: YAML files in ``data_manifests/`` that say which files make a dataset,
-where to download them, their sha256, licence and citation."""
+"""Dataset manifests: YAML files in ``data_manifests/`` (or a user's own folder) that say which
+files make a dataset, where to download them, their sha256, licence and citation. Validated by the
+declared schema :class:`ManifestSchema`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import Field, NonNegativeInt, StringConstraints, model_validator
 
-from brainalign.errors import BenchmarkDefinitionError, UnknownDatasetError
+from brainalign.data.archives import unsafe_member
+from brainalign.errors import ManifestError, UnknownDatasetError
+from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike, manifest_dirs
 
-_MANIFEST_KEYS = {
-    "id", "title", "version", "description", "licence", "citation", "homepage",
-    "local_dir", "files", "notes", "access",
-}
-_FILE_KEYS = {"url", "sha256", "size", "format", "description", "verified", "sha1", "member_of"}
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha1 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+
+
+class ManifestFileSchema(StrictModel):
+    """One entry of `files` (the key is the file's path inside the dataset's folder)."""
+
+    url: str | None = Field(None, description="Download URL: https, checksummed. Local-only data: leave out. "
+                            "Other schemes or no checksum need the opt-in `BRAINALIGN_ALLOW_INSECURE=1`.")
+    sha256: Sha256 | None = Field(None, description="sha256 of the file (64 lowercase hex digits).")
+    sha1: Sha1 | None = Field(None, description="sha1, where the provider publishes only that (BrainIO).")
+    size: NonNegativeInt | None = Field(None, description="Size in bytes; a download of another size fails.")
+    format: str | None = Field(None, description="File format (informative).")
+    description: str = Field("", description="What the file holds.")
+    verified: bool | None = Field(None, description="False: checksum copied from a third party or unknown "
+                                  "(default: true when a sha256 is given).")
+    member_of: str | None = Field(None, description="Another file of this manifest (a zip) that holds this "
+                                  "one: it is fetched, verified, and this member extracted from it.")
+    member: str | None = Field(None, description="Path of the member inside `member_of` (default: this "
+                               "file's name).")
+
+    @model_validator(mode="after")
+    def _archive(self) -> ManifestFileSchema:
+        if self.member is not None and self.member_of is None:
+            raise ValueError("member: needs member_of (the archive that holds it)")
+        if self.member_of is not None and self.url is not None:
+            raise ValueError("give url or member_of, not both")
+        return self
+
+
+class ManifestSchema(StrictModel):
+    """A dataset manifest: which files make the dataset, where to get them, licence and citation."""
+
+    id: Text = Field(description="Dataset id; benchmarks name it in `dataset`.")
+    title: str | None = Field(None, description="One-line title (default: the id).")
+    version: Text = Field("1", description="Version of the manifest.")
+    description: str = Field("", description="What the files hold.")
+    licence: str = Field(description="Licence and terms of use.")
+    citation: str | list[str] = Field(description="Papers to cite.")
+    homepage: str | None = Field(None, description="Where the data are described.")
+    local_dir: str | None = Field(None, description="Folder name inside a data directory (default: the id).")
+    access: str = Field("", description="Access conditions (e.g. a data agreement).")
+    notes: str = Field("", description="Caveats and sources of URLs and checksums.")
+    files: dict[str, ManifestFileSchema | None] = Field(description="File path → entry.")
+
+    @model_validator(mode="after")
+    def _members(self) -> ManifestSchema:
+        problems = []
+        for name, f in self.files.items():
+            if why := unsafe_member(name):
+                problems.append(f"files.{name}: the file name {why}")
+            if f is None or f.member_of is None:
+                continue
+            if f.member_of not in self.files:
+                problems.append(f"files.{name}.member_of: {f.member_of!r} is not a file of this manifest")
+            elif (archive := self.files[f.member_of]) is not None and archive.member_of is not None:
+                problems.append(f"files.{name}.member_of: {f.member_of!r} is itself a member of an archive")
+            if why := unsafe_member(f.member or name):
+                problems.append(f"files.{name}.member: {f.member or name!r} {why}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 @dataclass(frozen=True)
@@ -32,6 +92,8 @@ class FileEntry:
     description: str = ""
     verified: bool = True  # False: checksum copied from a third party, not yet checked by us
     sha1: str | None = None  # where the provider publishes only sha1 (BrainIO); used without sha256
+    member_of: str | None = None  # the archive (another file of the manifest) holding this one
+    member: str | None = None  # path inside that archive (default: name)
 
 
 @dataclass(frozen=True)
@@ -53,60 +115,38 @@ class Manifest:
         try:
             return self.files[name]
         except KeyError:
-            raise BenchmarkDefinitionError(
+            raise ManifestError(
                 f"Dataset {self.id!r} ({self.path}) lists no file {name!r}; "
                 f"it has: {', '.join(self.files)}"
             ) from None
 
 
-def _check_keys(where: str, got: dict, allowed: set[str], required: set[str]) -> None:
-    unknown = set(got) - allowed
-    if unknown:
-        raise BenchmarkDefinitionError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = required - set(got)
-    if missing:
-        raise BenchmarkDefinitionError(f"{where}: missing field(s) {sorted(missing)}")
-
-
-def _sha1(path: Path, name: str, sha1: Any) -> str | None:
-    if sha1 is None:
-        return None
-    sha1 = str(sha1)
-    if len(sha1) != 40 or any(c not in "0123456789abcdef" for c in sha1):
-        raise BenchmarkDefinitionError(f"{path}: file {name!r}: sha1 must be 40 lowercase hex digits")
-    return sha1
-
-
 def parse_manifest(path: PathLike) -> Manifest:
-    """Read and validate one manifest file."""
+    """Read a manifest file and validate it with :class:`ManifestSchema`.
+
+    Raises
+    ------
+    ManifestError
+        Invalid YAML, an unknown key, a bad checksum format, a missing field: one line per
+        problem, each naming the file and the key's path.
+    """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BenchmarkDefinitionError(f"{path}: not valid YAML: {err}") from err
+    raw = read_yaml(path, ManifestError)
     if not isinstance(raw, dict):
-        raise BenchmarkDefinitionError(f"{path}: a manifest must be a mapping")
-    _check_keys(str(path), raw, _MANIFEST_KEYS, {"id", "licence", "citation", "files"})
+        raise ManifestError(f"{path}: a manifest must be a mapping")
+    m = validate(ManifestSchema, raw, path, ManifestError)
     files = {}
-    for name, spec in (raw.get("files") or {}).items():
-        spec = spec or {}
-        _check_keys(f"{path}: file {name!r}", spec, _FILE_KEYS, {"url"})
-        sha = spec.get("sha256")
-        if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha))):
-            raise BenchmarkDefinitionError(f"{path}: file {name!r}: sha256 must be 64 lowercase hex digits")
+    for name, f in m.files.items():
+        f = f or ManifestFileSchema()
         files[name] = FileEntry(
-            name=name, url=spec.get("url"), sha256=sha, size=spec.get("size"),
-            format=spec.get("format"), description=spec.get("description", ""),
-            verified=bool(spec.get("verified", sha is not None)),
-            sha1=_sha1(path, name, spec.get("sha1")),
-        )
-    citation = raw["citation"]
-    citation = tuple([citation] if isinstance(citation, str) else citation)
-    extra = {k: raw[k] for k in ("notes", "access", "homepage") if k in raw}
+            name=name, url=f.url, sha256=f.sha256, size=f.size, format=f.format, description=f.description,
+            verified=f.verified if f.verified is not None else f.sha256 is not None, sha1=f.sha1,
+            member_of=f.member_of, member=f.member)
+    extra = {k: getattr(m, k) for k in ("notes", "access", "homepage") if k in m.model_fields_set}
     return Manifest(
-        id=str(raw["id"]), title=str(raw.get("title", raw["id"])), licence=str(raw["licence"]),
-        citation=citation, files=files, local_dir=str(raw.get("local_dir", raw["id"])), path=path,
-        version=str(raw.get("version", "1")), description=str(raw.get("description", "")), extra=extra,
+        id=m.id, title=m.title or m.id, licence=m.licence,
+        citation=tuple([m.citation] if isinstance(m.citation, str) else m.citation), files=files,
+        local_dir=m.local_dir or m.id, path=path, version=m.version, description=m.description, extra=extra,
     )
 
 

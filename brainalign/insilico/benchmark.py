@@ -9,23 +9,24 @@ responses, normalised per cell by the split-half ceiling
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from brainalign.activations.extract import extract
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings
+from brainalign.benchmarks.schemas import SimulatedV1Schema
+from brainalign.benchmarks.spec import BenchmarkSpec
 from brainalign.data.stimuli import StimulusSet
 from brainalign.insilico.simulator import SimulatedV1, V1Parameters, photo_patches, sample_parameters
 from brainalign.insilico.stimuli import FieldOfView
 from brainalign.metrics import encoding_ceiling, encoding_score, split_half_reliability
+from brainalign.metrics.stats import percentile_ci, resample_indices
 from brainalign.models.base import BrainModel
-from brainalign.results.provenance import versions_string
-from brainalign.results.result import TABLE_COLUMNS, ScoreResult
+from brainalign.results.table import LayerScore
 
 
 @dataclass
@@ -58,28 +59,74 @@ def make_simulated_v1_data(n_cells: int = 64, n_stimuli: int = 400, n_repeats: i
                             "input_size": input_size, "visual_degrees": visual_degrees, "seed": seed})
 
 
-def pooled_reducer(grid: int = 3):
+class GridPool:
     """Average conv maps to ``grid`` × ``grid`` positions per channel (keeps coarse position);
-    flat outputs unchanged."""
-    def reduce(out: torch.Tensor) -> torch.Tensor:
+    flat outputs unchanged. Describes itself, so its outputs can be cached."""
+
+    def __init__(self, grid: int = 3):
+        self.grid = int(grid)
+
+    def __repr__(self) -> str:
+        return f"GridPool(grid={self.grid})"
+
+    def __call__(self, out: torch.Tensor) -> torch.Tensor:
         if out.ndim == 4:
-            return F.adaptive_avg_pool2d(out, grid).flatten(1)
+            return F.adaptive_avg_pool2d(out, self.grid).flatten(1)
         return out.flatten(1)
-    return reduce
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "adaptive_avg_pool", "grid": self.grid}
+
+    def output_features(self, shape: tuple[int, ...]) -> int:
+        return shape[0] * self.grid * self.grid if len(shape) == 3 else int(np.prod(shape))
 
 
-class SimulatedV1Benchmark:
-    """Score models on a :class:`SimulatedV1Data` set (ridge encoding / split-half ceiling)."""
+def pooled_reducer(grid: int = 3) -> GridPool:
+    """A :class:`GridPool` (kept for callers of the earlier function)."""
+    return GridPool(grid)
 
-    id = "simulated.V1-ridge"
-    version = "1"
 
-    def __init__(self, data: SimulatedV1Data, *, cv: int = 5, seed: int = 0, pool_grid: int = 3,
-                 n_boot: int = 1000):
+def _spec(settings: dict[str, Any], cv: int, seed: int, pool_grid: int, n_boot: int) -> BenchmarkSpec:
+    return BenchmarkSpec(
+        id="simulated.V1-ridge", version="1", kind="simulated_v1", dataset="simulated", region="V1",
+        stimuli=dict(settings), target={}, metric={"cv": cv, "pool_grid": pool_grid},
+        citation=("brainalign simulated V1 (insilico.simulator)",), path=Path("<generated>"),
+        statistics={"bootstrap": {"n": n_boot, "ci": 0.95, "seed": seed}},
+        visual_degrees=settings.get("visual_degrees"))
+
+
+class SimulatedV1Benchmark(Benchmark):
+    """Score models on a :class:`SimulatedV1Data` set (ridge encoding / split-half ceiling).
+
+    A registered kind (``simulated_v1``): built from a YAML whose ``stimuli`` section holds the
+    arguments of :func:`make_simulated_v1_data` (``n_cells``, ``n_stimuli``, ``n_repeats``,
+    ``input_size``, ``visual_degrees``, ``seed``) and ``metric`` {``cv``, ``pool_grid``}, or from
+    a :class:`SimulatedV1Data` directly (``SimulatedV1Benchmark(data, cv=…, seed=…)``).
+    """
+
+    schema = SimulatedV1Schema
+
+    def __init__(self, data: SimulatedV1Data | BenchmarkSpec, *, cv: int = 5, seed: int = 0,
+                 pool_grid: int = 3, n_boot: int = 1000, **kwargs: Any):
+        if isinstance(data, BenchmarkSpec):
+            spec = data
+            st = {k: v for k, v in spec.stimuli.items() if k != "reader"}
+            data = make_simulated_v1_data(**st)
+            cv, pool_grid = int(spec.metric.get("cv", cv)), int(spec.metric.get("pool_grid", pool_grid))
+            n_boot, _, seed = bootstrap_settings(spec, kwargs.get("n_bootstrap"))
+        else:
+            spec = _spec(data.settings, cv, seed, pool_grid, n_boot)
+        kwargs.pop("max_stimuli", None)
+        super().__init__(spec, **kwargs)
         self.data, self.cv, self.seed, self.pool_grid, self.n_boot = data, cv, seed, pool_grid, n_boot
+        self.version = spec.version
         rel = split_half_reliability(data.trials, n_splits=10, seed=seed)
         self.reliability = rel
         self.ceiling = encoding_ceiling(rel)  # per cell, NaN where unreliable
+
+    @property
+    def stimuli(self) -> StimulusSet:  # type: ignore[override]
+        return self.data.stimuli
 
     @property
     def target(self) -> np.ndarray:
@@ -91,8 +138,7 @@ class SimulatedV1Benchmark:
         es = encoding_score(X, self.target, cv=self.cv, seed=self.seed)
         ok = ~es.excluded & np.isfinite(self.ceiling)
         norm = es.r[ok] / self.ceiling[ok]
-        rng = np.random.default_rng(self.seed)
-        boot_idx = rng.integers(0, ok.sum(), size=(self.n_boot, ok.sum()))
+        boot_idx = resample_indices(int(ok.sum()), self.n_boot, self.seed)
         boot = np.median(norm[boot_idx], axis=1)
         boot_raw = np.median(es.r[ok][boot_idx], axis=1)
         return {"raw": float(np.median(es.r[ok])), "ceiling": float(np.median(self.ceiling[ok])),
@@ -100,29 +146,25 @@ class SimulatedV1Benchmark:
                 "r": es.r, "n_cells": int(ok.sum()), "n_excluded": int((~ok).sum()),
                 "excluded_reason": [str(x) for x in es.exclusion_reason], "cv": es.cv}
 
-    def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False) -> ScoreResult:
-        acts = extract(model, self.data.stimuli, layers, batch_size=batch_size, device=device,
-                       reducers=pooled_reducer(self.pool_grid), progress=progress)
-        vers, prov = versions_string(), model.provenance()
-        rows, details = [], {}
-        for i, (layer, da) in enumerate(acts.items()):
-            s = self.score_features(da.values)
-            lo, hi = np.percentile(s["boot"], [2.5, 97.5])
-            rlo, rhi = np.percentile(s["boot_raw"], [2.5, 97.5])
-            rows.append({
-                "model": model.name, "benchmark": self.id, "benchmark_version": self.version,
-                "layer": layer, "layer_index": i, "depth": model.depth(layer),
-                "metric": f"ridge encoding r (median over cells), {s['cv']}",
-                "raw": s["raw"], "raw_ci_low": rlo, "raw_ci_high": rhi, "ceiling": s["ceiling"],
-                "ceiling_lower": np.nan, "normalised": s["normalised"], "ci_low": lo, "ci_high": hi,
-                "n_stimuli": len(self.data.stimuli), "n_bootstrap": self.n_boot, "seed": self.seed,
-                "weights": prov["weights"], "weights_hash": prov["weights_hash"], "versions": vers})
-            details[(model.name, self.id, layer)] = {"r": s["r"], "n_cells": s["n_cells"],
-                                                     "n_excluded": s["n_excluded"]}
-        table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-        meta = {"benchmark": self.id, "data": self.data.settings, "models": {model.name: prov},
+    def default_reducers(self, model: BrainModel) -> GridPool:
+        return GridPool(self.pool_grid)
+
+    def score_layer(self, layer: str, activations: Any) -> list[LayerScore]:
+        """Ridge encoding of every simulated cell from the layer; CIs by a bootstrap over cells."""
+        s = self.score_features(activations.values)
+        lo, hi = percentile_ci(s["boot"], 0.95)
+        rlo, rhi = percentile_ci(s["boot_raw"], 0.95)
+        return [LayerScore(
+            raw=s["raw"], metric=f"ridge encoding r (median over cells), {s['cv']}",
+            raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=s["ceiling"], normalised=s["normalised"],
+            normalised_ci_low=lo, normalised_ci_high=hi, n_stimuli=len(self.data.stimuli),
+            n_neuroids=s["n_cells"],
+            selection="all stimuli (in-sample): cells are resampled, stimuli are not split",
+            details={"r": s["r"], "n_cells": s["n_cells"], "n_excluded": s["n_excluded"],
+                     "bootstrap_raw": s["boot_raw"], "bootstrap_normalised": s["boot"]})]
+
+    def run_meta(self) -> dict[str, Any]:
+        return {"data": self.data.settings,
                 "ceiling": "per-cell sqrt of Spearman-Brown split-half reliability (10 splits)",
                 "normalised": "median over cells of r / ceiling; CI: bootstrap over cells",
                 "features": f"conv maps average-pooled to {self.pool_grid}x{self.pool_grid}"}
-        return ScoreResult(table, details, meta)

@@ -75,25 +75,81 @@ class PairedComparison:
     test: PermutationTest
 
 
+def resample_indices(n: int, n_boot: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """(n_boot, n) seeded bootstrap index sets: each row draws ``n`` positions of ``0..n-1`` with
+    replacement. The one resampler of brainalign's benchmarks: the same (n, n_boot, seed) gives
+    the same sets for every model, so two models' bootstrap samples are paired. ``seed`` may be
+    a ``numpy.random.Generator`` to continue one stream (e.g. over cross-validation folds)."""
+    if n_boot < 1:
+        raise MetricInputError(f"bootstrap: n_boot must be ≥ 1, got {n_boot}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def aggregate(values: np.ndarray, how: str = "median", axis: int = -1) -> np.ndarray:
+    """Median or mean over ``axis`` ignoring NaN (all-NaN slices give NaN, silently): the one
+    summary over neuroids (cells, voxels) of per-neuroid scores.
+
+    Raises
+    ------
+    MetricInputError
+        ``how`` is neither ``"median"`` nor ``"mean"``.
+    """
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if how == "median":
+            return np.nanmedian(values, axis=axis)
+        if how == "mean":
+            return np.nanmean(values, axis=axis)
+    raise MetricInputError(f"unknown statistic {how!r}; use 'median' or 'mean'")
+
+
 def _agg(values: np.ndarray, statistic: Statistic) -> np.ndarray:
     """Statistic over the last axis, ignoring NaN."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if statistic == "median":
-            return np.nanmedian(values, axis=-1)
-        if statistic == "mean":
-            return np.nanmean(values, axis=-1)
-    raise MetricInputError(f"unknown statistic {statistic!r}; use 'median' or 'mean'")
+    return aggregate(values, statistic, axis=-1)
 
 
-def _percentile(samples: np.ndarray, ci: float) -> tuple[float, float]:
-    if not 0 < ci < 1:
-        raise MetricInputError(f"ci={ci}: must lie in (0, 1)")
-    s = samples[np.isfinite(samples)]
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval (Efron) of bootstrap samples at confidence ``level``; NaN / inf samples
+    are dropped (count the finite ones for the ``n_bootstrap`` actually used); (NaN, NaN) when
+    none is left.
+
+    Raises
+    ------
+    MetricInputError
+        ``level`` outside (0, 1).
+    """
+    if not 0 < level < 1:
+        raise MetricInputError(f"ci={level}: must lie in (0, 1)")
+    s = np.asarray(samples, dtype=np.float64)
+    s = s[np.isfinite(s)]
     if s.size == 0:
         return float("nan"), float("nan")
-    lo, hi = np.percentile(s, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
+    lo, hi = np.percentile(s, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis (broadcast over the others); NaN where either side is constant."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    with np.errstate(all="ignore"):
+        r = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    return np.where(np.isfinite(r), r, np.nan)
+
+
+def masked_pearson(a: np.ndarray, b: np.ndarray, min_count: int = 3) -> np.ndarray:
+    """Pearson r along the last axis over the positions where both ``a`` and ``b`` are finite
+    (NaN-padded repeats, missing trials); NaN where fewer than ``min_count`` positions remain or
+    either side is constant there."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    cnt = ok.sum(-1)
+    a0, b0 = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+    with np.errstate(all="ignore"):
+        da = np.where(ok, a0 - (a0.sum(-1) / cnt)[..., None], 0.0)
+        db = np.where(ok, b0 - (b0.sum(-1) / cnt)[..., None], 0.0)
+        r = (da * db).sum(-1) / np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
+    r = np.where(cnt < min_count, np.nan, r)
+    return np.where(np.isfinite(r), r, np.nan)
 
 
 def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -174,7 +230,7 @@ def bootstrap_stimuli(score: EncodingScore | Pairs, Y: np.ndarray | None = None,
         w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float64)
         per_fold.append(_weighted_r(w, p, y))  # (B × t)
     samples = _agg(_fold_mean(per_fold), statistic)
-    lo, hi = _percentile(samples, ci)
+    lo, hi = percentile_ci(samples, ci)
     n = sum(len(p) for p, _ in pairs)
     return BootstrapCI(_observed(pairs, statistic), lo, hi, samples, ci, "stimuli", n, seed)
 
@@ -192,7 +248,7 @@ def bootstrap_neuroids(values: np.ndarray, *, statistic: Statistic = "median", n
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, v.size, size=(n_boot, v.size))
     samples = _agg(v[idx], statistic)
-    lo, hi = _percentile(samples, ci)
+    lo, hi = percentile_ci(samples, ci)
     return BootstrapCI(float(_agg(v, statistic)), lo, hi, samples, ci, over, int(v.size), seed)
 
 
@@ -271,7 +327,7 @@ def paired_comparison(score_a: EncodingScore | Pairs, score_b: EncodingScore | P
         ra.append(_weighted_r(w, p1, y))
         rb.append(_weighted_r(w, p2, y))
     boots = _agg(_fold_mean(ra), statistic) - _agg(_fold_mean(rb), statistic)
-    lo, hi = _percentile(boots, ci)
+    lo, hi = percentile_ci(boots, ci)
     n = sum(len(y) for _, y in pa)
     boot = BootstrapCI(diff, lo, hi, boots, ci, "stimuli", n, seed)
 

@@ -17,6 +17,12 @@ from torch import nn
 
 from brainalign.errors import UnknownLayerError
 
+MODES = ("eval", "train")
+
+# Stimuli in the blank batch of layer discovery: with more than one, the axis that holds the
+# batch can be found in each layer's output (a tokens-first transformer puts it second).
+DISCOVERY_BATCH = 2
+
 Preprocess = Callable[[np.ndarray], torch.Tensor]
 
 # Containers and no-op modules are not recording sites; normalisation layers are recordable but
@@ -40,6 +46,27 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def kept_state(module: nn.Module, mode: str = "eval") -> Iterator[None]:
+    """Run ``module`` in ``mode`` and give it back as it was: each submodule's train/eval flag,
+    and (in train mode, where BatchNorm updates running statistics) every buffer's values."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    flags = [(m, m.training) for m in module.modules()]
+    saved = ({n: b.detach().clone() for n, b in module.named_buffers()} if mode == "train" else None)
+    module.train(mode == "train")
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+        if saved:
+            with torch.no_grad():
+                for n, b in module.named_buffers():
+                    if n in saved:
+                        b.copy_(saved[n])
+
+
 def state_dict_hash(module: nn.Module) -> str:
     """sha256 over parameter and buffer names, dtypes, shapes and bytes (sorted by name)."""
     h = hashlib.sha256()
@@ -61,6 +88,9 @@ class LayerInfo:
     kind: str  # module class name
     candidate: bool  # scored by default: a child of the root or of a container, not a norm
     time_step: int | None = None  # for ``<module>.t<k>``: the k-th call (0-based) of a reused module
+    # Axis of the output that holds the stimuli (0 for nearly every layer; 1 for a tokens-first
+    # transformer block); None: no axis could be told to be the batch, so it cannot be recorded.
+    batch_axis: int | None = 0
 
     @property
     def module_name(self) -> str:
@@ -77,7 +107,8 @@ class BrainModel:
     Attributes
     ----------
     module
-        The ``nn.Module``; kept in eval mode.
+        The ``nn.Module``. Discovery and extraction never change it as the caller sees it
+        (parameters, buffers, train/eval flags are as before).
     name
         Identifier, e.g. ``"torchvision:alexnet"``.
     preprocess
@@ -97,6 +128,12 @@ class BrainModel:
     example_input
         One blank input batch for layer discovery; by default (1, ``in_channels``,
         ``input_size``, ``input_size``) zeros. Sequence and text models give their own.
+    mode
+        ``"eval"`` (default: dropout off, BatchNorm on running statistics) or ``"train"``: the
+        mode activations are recorded in; recorded in :meth:`provenance`.
+    revision
+        A declared version of the module's code, used in the activation-cache key when the
+        source of its classes cannot be read (classes made in a notebook or by ``exec``).
     """
 
     module: nn.Module
@@ -111,11 +148,14 @@ class BrainModel:
     extra: dict[str, Any] = field(default_factory=dict)
     default_layers: list[str] | None = None
     example_input: torch.Tensor | None = field(default=None, repr=False)
+    mode: str = "eval"
+    revision: str | None = None
     _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
     _weights_hash: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.module.eval()
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
 
     @property
     def weights_hash(self) -> str:
@@ -131,6 +171,8 @@ class BrainModel:
             x = self.example_input
             if x is None:
                 x = torch.zeros(1, self.in_channels, self.input_size, self.input_size)
+            # Layers whose output has no batch axis (a broadcast position embedding) are kept
+            # out of the defaults; extracting one is refused, naming it.
             self._layer_info = _discover_layers(self.module, x)
         return self._layer_info
 
@@ -189,38 +231,89 @@ class BrainModel:
         names = self.layers if layer in self.layers else self.all_layers
         return names.index(layer) / max(len(names) - 1, 1)
 
+    @property
+    def preprocessing(self) -> str:
+        """The preprocessing in one line, as result rows record it, e.g. ``"resize=256
+        bilinear crop=224 mean=0.485,0.456,0.406 std=0.229,0.224,0.225 channels=3
+        input_size=224"``."""
+        return describe_preprocessing(self.extra.get("preprocess"), self.preprocess, self.input_size)
+
     def provenance(self) -> dict[str, Any]:
-        """What identifies this model's weights and inputs, for result tables."""
+        """What identifies this model's weights, inputs and recording, for result tables:
+        ``model``, ``source``, ``weights``, ``weights_hash``, ``input_size``,
+        ``model_visual_degrees``, ``model_seed``, ``preprocessing`` (see
+        :attr:`preprocessing`) and ``mode`` (``"eval"`` or ``"train"``)."""
         return {"model": self.name, "source": self.source, "weights": self.weights,
                 "weights_hash": self.weights_hash, "input_size": self.input_size,
-                "model_visual_degrees": self.visual_degrees, "model_seed": self.seed}
+                "model_visual_degrees": self.visual_degrees, "model_seed": self.seed,
+                "preprocessing": self.preprocessing, "mode": self.mode}
+
+
+def describe_preprocessing(described: Any, preprocess: Any, input_size: int) -> str:
+    """One line for a preprocessing: an image transform's resize, crop, mean, std; a tokenizer's
+    settings; or the name of a custom callable."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, list | tuple):
+            return ",".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in v)
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    if isinstance(described, dict) and described:
+        d = dict(described)
+        parts = []
+        if "resize_size" in d:
+            parts.append(f"resize={d.pop('resize_size')} {d.pop('interpolation', '')}".rstrip())
+        if "crop_size" in d:
+            parts.append(f"crop={d.pop('crop_size')}")
+        parts += [f"{k}={fmt(v)}" for k, v in d.items()]
+        return " ".join([*parts, f"input_size={input_size}"])
+    kind = getattr(preprocess, "__qualname__", None) or type(preprocess).__qualname__
+    return f"custom {getattr(preprocess, '__module__', '')}.{kind} input_size={input_size}"
 
 
 def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def _batch_axis(shape: tuple[int, ...], batch: int) -> int | None:
+    """The axis of a layer output holding the ``batch`` stimuli: 0 when its size is the batch
+    size, else the one other axis of that size; None when there is none or several."""
+    if shape and shape[0] == batch:
+        return 0
+    hits = [i for i, n in enumerate(shape) if n == batch]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, LayerInfo]:
+    if example.shape[0] == 1:
+        example = example.repeat(DISCOVERY_BATCH, *([1] * (example.ndim - 1)))
+    batch = example.shape[0]
     mods = dict(module.named_modules())
     names = {m: n for n, m in mods.items() if n and not isinstance(m, _CONTAINERS + _NO_OPS)}
     done: dict[str, int] = {}
     calls: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
-    steps: list[tuple[str, int, tuple[int, ...] | None]] = []  # (module, call, shape) in finish order
+    axes: dict[str, int | None] = {}
+    # (module, call, per-stimulus shape, batch axis) in finish order
+    steps: list[tuple[str, int, tuple[int, ...] | None, int | None]] = []
+
+    def split(out: torch.Tensor) -> tuple[tuple[int, ...], int | None]:
+        full = tuple(out.shape)
+        axis = _batch_axis(full, batch)
+        return (full[:axis] + full[axis + 1:] if axis is not None else full[1:]), axis
 
     def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
         n = names[mod]
         calls[n] = calls.get(n, 0) + 1
         done[n] = len(done) if n not in done else done[n]
-        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
-        steps.append((n, calls[n] - 1, shape))
+        shape, axis = split(out) if isinstance(out, torch.Tensor) else (None, None)
+        steps.append((n, calls[n] - 1, shape, axis))
         if shape is not None:
-            shapes[n] = shape
+            shapes[n], axes[n] = shape, axis
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        with torch.inference_mode():
+        with kept_state(module, "eval"), torch.inference_mode():
             module(example.to(device))
     except Exception as err:
         # A module that fails on a blank input: the layers before it can still be recorded.
@@ -238,7 +331,7 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
     def is_candidate(n: str) -> bool:
         # Reached from the root through containers only, or one block of a stack of blocks;
         # a block's inner parts (a ResNet block's downsample, say) are not candidates.
-        if isinstance(mods[n], _NORMS):
+        if isinstance(mods[n], _NORMS) or axes[n] is None:
             return False
         parts = n.split(".")
         ancestors = [mods[".".join(parts[:i])] for i in range(1, len(parts))]
@@ -248,21 +341,24 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
     # Forward hooks fire when a module finishes, so this is the order in which outputs exist;
     # only modules that ran and returned a tensor can be recorded.
     order = sorted((n for n in done if n in shapes), key=done.__getitem__)
-    info = {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n))
+    info = {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n),
+                         batch_axis=axes[n])
             for i, n in enumerate(order)}
     # Each call of a reused module is a recording site of its own, ``<name>.t<k>``, placed where
     # its output exists in the forward pass; not scored by default (sources may choose them).
-    at = {(n, k): i for i, (n, k, _) in enumerate(steps)}
-    timed = [(at[(n, k)], n, k, shape) for n, k, shape in steps
+    at = {(n, k): i for i, (n, k, _, _) in enumerate(steps)}
+    timed = [(at[(n, k)], n, k, shape, axis) for n, k, shape, axis in steps
              if calls[n] > 1 and shape is not None and n in info and f"{n}.t{k}" not in mods]
     if not timed:
         return info
-    events = sorted([(at[(n, 0)], n, None, None) for n in order] + timed, key=lambda e: e[0])
+    events = sorted([(at[(n, 0)], n, None, None, None) for n in order] + timed, key=lambda e: e[0])
     out: dict[str, LayerInfo] = {}
-    for i, (_, n, k, shape) in enumerate(events):
+    for i, (_, n, k, shape, axis) in enumerate(events):
         if k is None:
-            out[n] = LayerInfo(n, i, calls[n], shapes[n], info[n].kind, info[n].candidate)
+            out[n] = LayerInfo(n, i, calls[n], shapes[n], info[n].kind, info[n].candidate,
+                               batch_axis=axes[n])
         else:
             name = f"{n}.t{k}"
-            out[name] = LayerInfo(name, i, 1, shape, info[n].kind, False, time_step=k)
+            out[name] = LayerInfo(name, i, 1, shape, info[n].kind, False, time_step=k,
+                                  batch_axis=axis)
     return out

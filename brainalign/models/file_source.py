@@ -1,100 +1,238 @@
-"""``file:`` models: a checkpoint plus an architecture (a zoo or torchvision name, or a Python
-entry point ``module:callable``).
+"""``file:`` models: your own code, or a checkpoint plus an architecture.
 
 ``load_model("file:runs/digits/epoch_003.pt")``
     A checkpoint written by :func:`brainalign.train`: its metadata names the architecture, its
     options and its preprocessing.
 ``load_model("file:zoo:lenet5", weights="ckpt.pt")`` / ``"file:torchvision:resnet18"``
     A named architecture and a checkpoint of its state dict.
-``load_model("file:mypkg.nets:build_net", weights="ckpt.pt", input_size=64)``
-    Any callable returning an ``nn.Module`` (called with the remaining options) or a
-    :class:`BrainModel`; the module is imported because the user named it.
+``load_model("file:mynet:build", weights="ckpt.pt", input_size=64)``
+    A callable in your own Python module, returning an ``nn.Module`` (called with the remaining
+    options) or a :class:`BrainModel`. The module is found on ``sys.path`` or, failing that, as
+    ``mynet.py`` (or the package ``mynet/``) in the working directory; ``mynet`` may be dotted
+    (``mylab.nets:build``).
+``load_model("file:./mynet.py:build")`` / ``"file:/abs/path/mynet.py:build"``
+    The same from a path to a ``.py`` file.
+
+Checkpoints are read by :mod:`brainalign.models.checkpoint`, never unpickling code. Importing
+your module runs it, as ``import`` does: that is why you name it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import torch
 from torch import nn
 
-from brainalign.errors import UnknownModelError, WeightsUnavailableError
+from brainalign.errors import ModelImportError, UnknownModelError, WeightsUnavailableError
 from brainalign.models.base import BrainModel, seeded
-from brainalign.models.torchvision_source import apply_checkpoint
+from brainalign.models.build import from_module
+from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+Loader = Callable[..., BrainModel]
 
 
-def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``"meta"`` dict of a brainalign checkpoint (empty for a bare state dict)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    meta = obj.get("meta") if isinstance(obj, dict) else None
-    return dict(meta) if isinstance(meta, dict) else {}
+def load_file(name: str, weights: str = "random", seed: int = 0, *, load: Loader,
+              sources: Sequence[str] = (), **options: Any) -> BrainModel:
+    """Load a ``file:`` model (see the module docstring for the forms).
 
+    Parameters
+    ----------
+    load
+        The registry's ``load_model``, used for ``file:<source>:<name>`` and checkpoints that
+        name their architecture (passed in, so this module does not import the registry).
+    sources
+        The registry's source prefixes.
 
-def load_file(name: str, weights: str = "random", seed: int = 0, **options: Any) -> BrainModel:
-    """Load a ``file:`` model (see the module docstring for the three forms)."""
-    from brainalign.models.registry import SOURCES, load_model
-
-    if Path(name).suffix in (".pt", ".pth", ".ckpt") or Path(name).is_file():
-        if not Path(name).is_file():
-            raise WeightsUnavailableError(f"checkpoint file {name!r} does not exist")
-        meta = checkpoint_metadata(name)
-        arch = meta.get("arch")
-        if not arch:
-            raise WeightsUnavailableError(
-                f"checkpoint {name} records no architecture (no meta['arch']); name one: "
-                f"load_model('file:zoo:lenet5', weights={name!r}) or 'file:<module>:<callable>'")
-        opts = {**meta.get("arch_options", {}), **options}
-        model = load_model(f"file:{arch}", weights=name, seed=seed, **opts)
-        model.name = meta.get("name", f"file:{Path(name).stem}")
-        model.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}
-        return model
-    source, sep, rest = name.partition(":")
-    if sep and source in SOURCES and source != "file":
-        model = load_model(name, weights=weights, seed=seed, **options)
+    Raises
+    ------
+    ModelImportError
+        Your module cannot be imported (the import error is shown).
+    UnknownModelError
+        Your module lacks the named callable (its callables are listed).
+    CheckpointError
+        An unreadable checkpoint (see :func:`brainalign.models.checkpoint.read_checkpoint`).
+    WeightsUnavailableError
+        A checkpoint file that does not exist or names no architecture.
+    """
+    target, sep, attr = _split(name)
+    if not sep and (target.endswith(_CHECKPOINT_SUFFIXES) or
+                    (Path(target).is_file() and not target.endswith(".py"))):
+        return _checkpoint(target, seed, load, **options)
+    if target.endswith(".py") or ("/" in target and not sep):
+        if not sep:
+            raise ModelImportError(
+                f"file:{name}: name the callable that builds the network: file:{target}:<callable>"
+                f"{_callables_hint(target)}")
+        return _entry_point(_import_path(Path(target), name), f"{target}:{attr}", attr, weights,
+                            seed, **options)
+    if sep and target in sources and target != "file":
+        model = load(f"{target}:{attr}", weights=weights, seed=seed, **options)
         model.source = f"file+{model.source}"
         return model
     if not sep:
-        raise UnknownModelError(
-            f"file:{name}", ["file:zoo:" + n for n in _zoo_names()] + ["file:<path.pt>",
-                                                                       "file:<module>:<callable>"])
-    return _entry_point(source, rest, weights, seed, **options)
+        from brainalign.models.zoo import ZOO
+
+        raise UnknownModelError(f"file:{name}", suggestions=[f"file:zoo:{n}" for n in ZOO if n == name],
+                                note="file: ids are file:<checkpoint.pt>, file:<source>:<name>, "
+                                     "file:<module>:<callable> or file:<path/to/file.py>:<callable>")
+    return _entry_point(_import_module(target, name), target + ":" + attr, attr, weights, seed,
+                        **options)
 
 
-def _zoo_names() -> list[str]:
-    from brainalign.models.zoo import ZOO
+def _split(name: str) -> tuple[str, str, str]:
+    """``"mod:build"`` → (mod, ":", build); a Windows drive (``C:\\x.pt``) is not a separator."""
+    head, sep, tail = name.rpartition(":")
+    if not sep or (len(head) == 1 and head.isalpha()) or "/" in tail or "\\" in tail:
+        return name, "", ""
+    return head, sep, tail
 
-    return list(ZOO)
+
+def _checkpoint(path: str, seed: int, load: Loader, **options: Any) -> BrainModel:
+    if not Path(path).is_file():
+        raise WeightsUnavailableError(f"checkpoint file {path!r} does not exist")
+    meta = checkpoint_metadata(path)
+    arch = meta.get("arch")
+    if not arch:
+        raise WeightsUnavailableError(
+            f"checkpoint {path} records no architecture (no meta['arch']); name one: "
+            f"load_model('file:zoo:lenet5', weights={path!r}) or 'file:<module>:<callable>'")
+    opts = {**meta.get("arch_options", {}), **options}
+    # The normalisation the network was trained with; checkpoints of brainalign's digits
+    # training from before it was recorded used 0.5 / 0.5.
+    norm = meta.get("preprocessing") or ({"mean": [0.5], "std": [0.5]} if meta.get("dataset") == "digits"
+                                         else {})
+    chans = int(opts.get("in_channels", 3))
+    for key in ("mean", "std"):
+        if key in norm and key not in options:
+            vals = list(norm[key])
+            opts[key] = tuple(vals * chans if len(vals) == 1 else vals)
+    model = load(f"file:{arch}", weights=path, seed=seed, **opts)
+    model.name = meta.get("name", f"file:{Path(path).stem}")
+    model.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}
+    return model
 
 
-def _entry_point(module_name: str, attr: str, weights: str, seed: int, **options: Any) -> BrainModel:
-    from brainalign.models.zoo_source import image_model
-
+def _import_module(module_name: str, model_id: str) -> ModuleType:
+    """Import ``module_name`` from ``sys.path``, else from the working directory."""
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise UnknownModelError(f"file:{module_name}:{attr}", []) from err
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        # Only the named module itself missing sends us to the working directory; a module
+        # that exists but fails (its own imports, syntax, …) shows that error.
+        if err.name is None or not (module_name == err.name or module_name.startswith(err.name + ".")):
+            raise _import_error(model_id, module_name, err) from err
+    except Exception as err:
+        raise _import_error(model_id, module_name, err) from err
+    parts = module_name.split(".")
+    base = Path.cwd().joinpath(*parts)
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return _import_path(cand, model_id, module_name)
+    raise ModelImportError(
+        f"file:{model_id}: no module {module_name!r} on the Python path, and no "
+        f"{'/'.join(parts)}.py in the working directory {Path.cwd()}")
+
+
+def _import_path(path: Path, model_id: str, module_name: str | None = None) -> ModuleType:
+    """Import a ``.py`` file (or a package's ``__init__.py``) by path, once per file."""
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise ModelImportError(f"file:{model_id}: no file {path}")
+    # A stable module name per file, registered in sys.modules so pickling, inspect.getsource
+    # (which the activation cache key reads) and repeated loads see one module.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    mod_name = module_name or f"brainalign_user.{path.stem}_{digest}"
+    if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
+        return sys.modules[mod_name]
+    is_pkg = path.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        mod_name, path, submodule_search_locations=[str(path.parent)] if is_pkg else None)
+    if spec is None or spec.loader is None:
+        raise ModelImportError(f"file:{model_id}: {path} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as err:
+        sys.modules.pop(mod_name, None)
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
+        raise _import_error(model_id, str(path), err) from err
+    return module
+
+
+def _import_error(model_id: str, what: str, err: BaseException) -> ModelImportError:
+    tb = err.__traceback__
+    where = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code.co_filename
+        if "importlib" not in code:
+            where = f" ({code}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return ModelImportError(f"file:{model_id}: importing {what} failed: {type(err).__name__}: {err}{where}")
+
+
+def _callables_hint(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        return f" (and {path} does not exist)"
+    try:
+        import ast
+
+        tree = ast.parse(p.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    return f"; {p.name} defines {names}" if names else ""
+
+
+def _entry_point(module: ModuleType, label: str, attr: str, weights: str, seed: int,
+                 **options: Any) -> BrainModel:
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        defined = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
+                         and getattr(v, "__module__", None) == module.__name__)
+        import difflib
+
+        close = difflib.get_close_matches(attr, defined, n=3, cutoff=0.5)
+        prefix = label[: -len(attr)]
+        raise UnknownModelError(f"file:{label}", suggestions=[f"file:{prefix}{c}" for c in close],
+                                note=f"{module.__name__} ({getattr(module, '__file__', '')}) has no "
+                                     f"callable {attr!r}; it defines {defined}")
     input_size = int(options.pop("input_size", 224))
     in_channels = int(options.pop("in_channels", 3))
     mean, std = options.pop("mean", None), options.pop("std", None)
+    mode = options.pop("mode", "eval")
+    revision = options.pop("revision", None)
     with seeded(seed):
         built = fn(**options)
     if isinstance(built, BrainModel):
-        module, model = built.module, built
+        module_, model = built.module, built
     elif isinstance(built, nn.Module):
-        module, model = built, None
+        module_, model = built, None
     else:
-        raise TypeError(f"{module_name}:{attr} returned a {type(built).__name__}, not an nn.Module")
+        raise ModelImportError(f"file:{label} returned a {type(built).__name__}, not an nn.Module "
+                               f"(signature {inspect.signature(fn)})")
     if weights not in ("random", "custom"):
         if not Path(weights).is_file():
-            raise WeightsUnavailableError(f"weights={weights!r} for file:{module_name}:{attr} is not "
-                                          "'random' nor an existing checkpoint file")
-        apply_checkpoint(module, weights, f"{module_name}:{attr}")
+            raise WeightsUnavailableError(f"weights={weights!r} for file:{label} is neither 'random' "
+                                          "nor an existing checkpoint file")
+        apply_checkpoint(module_, weights, label)
     if model is not None:
         model.weights, model.source = str(weights), "file"
+        model._weights_hash = None
         return model
-    return image_model(module, f"file:{module_name}:{attr}", source="file", weights=str(weights),
+    return from_module(module_, f"file:{label}", source="file", weights=str(weights),
                        seed=seed if weights == "random" else None, input_size=input_size,
-                       in_channels=in_channels, mean=mean, std=std,
-                       extra={"arch": f"{module_name}:{attr}", "arch_options": options})
+                       in_channels=in_channels, mean=mean, std=std, mode=mode, revision=revision,
+                       extra={"arch": label, "arch_options": options})

@@ -27,8 +27,8 @@ from torch import nn
 
 from brainalign.errors import StimulusError, WeightsUnavailableError
 from brainalign.models.base import BrainModel, seeded
-from brainalign.models.preprocess import ImageTransform
-from brainalign.models.torchvision_source import apply_checkpoint
+from brainalign.models.build import from_module
+from brainalign.models.checkpoint import apply_checkpoint
 from brainalign.models.zoo.taps import TokenPool
 
 # hub id -> (python package, function returning the local model directory): pretrained models
@@ -97,19 +97,25 @@ class TextPreprocess:
         if not isinstance(text, str):
             raise StimulusError(f"{self.model} takes sentences, got a {type(text).__name__} "
                                 f"of shape {np.shape(item)} (an image?)")
-        enc = self.tokenizer(text, padding="max_length", truncation=False, max_length=self.max_length)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
+        # Tokenised unpadded, then padded on the right here, whatever the tokenizer's
+        # padding_side: real tokens keep positions 0..n-1 (absolute position embeddings see the
+        # sentence as it is alone), and pooling reads real tokens from the mask.
+        enc = self.tokenizer(text, truncation=False)
+        ids, mask = list(enc["input_ids"]), list(enc["attention_mask"])
         if len(ids) > self.max_length:
             raise StimulusError(f"sentence {text[:60]!r} is {len(ids)} tokens long for {self.model}; "
                                 f"pass max_length={len(ids)} (or more) to load_model")
-        return torch.tensor([ids, mask], dtype=torch.long)
+        pad = self.max_length - len(ids)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return torch.tensor([ids + [pad_id] * pad, mask + [0] * pad], dtype=torch.long)
 
     def describe(self) -> dict[str, Any]:
-        return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length}
+        return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
+                "padding": "right"}
 
 
 def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: str = "mean",
-            max_length: int = 32, **options: Any) -> BrainModel:
+            max_length: int = 32, mode: str = "eval", **options: Any) -> BrainModel:
     """A transformers encoder as a :class:`BrainModel`.
 
     Parameters
@@ -124,6 +130,8 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
         Token pooling of the ``hidden.<i>`` layers: ``"mean"``, ``"cls"``, ``"all"``, ``"last"``.
     max_length
         Tokens per sentence (text models).
+    mode
+        ``"eval"`` (default) or ``"train"``: the mode activations are recorded in.
     options
         Passed to ``from_pretrained`` / ``from_config``.
     """
@@ -147,17 +155,16 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
     n_hidden = int(getattr(config, "num_hidden_layers", 0) or len(getattr(config, "depths", []))) + 1
     text = not hasattr(config, "image_size") and hasattr(config, "vocab_size")
     module = HiddenStates(hf_model, n_hidden, pooling, text)
-    common = {"name": f"hf:{name}", "weights": str(weights), "source": "hf",
-              "seed": seed if weights == "random" else None,
-              "default_layers": [f"hidden.{i}" for i in range(n_hidden)]}
+    common: dict[str, Any] = {
+        "source": "hf", "weights": str(weights), "seed": seed if weights == "random" else None,
+        "mode": mode, "default_layers": [f"hidden.{i}" for i in range(n_hidden)]}
     if text:
         tok = tf.AutoTokenizer.from_pretrained(path)
         pre = TextPreprocess(tok, max_length, f"hf:{name}")
         example = torch.stack([torch.zeros(1, max_length, dtype=torch.long),
                                torch.ones(1, max_length, dtype=torch.long)], 1)
-        return BrainModel(module=module, preprocess=pre, input_size=max_length, in_channels=2,
-                          example_input=example,
-                          extra={"preprocess": pre.describe(), "pooling": pooling}, **common)
+        return from_module(module, f"hf:{name}", preprocess=pre, input_size=max_length,
+                           in_channels=2, example_input=example, extra={"pooling": pooling}, **common)
     size, chans = int(config.image_size), int(getattr(config, "num_channels", 3))
     mean, std = (0.5,) * chans, (0.5,) * chans
     try:
@@ -165,6 +172,5 @@ def load_hf(name: str, weights: str = "pretrained", seed: int = 0, *, pooling: s
         mean, std = tuple(proc.image_mean), tuple(proc.image_std)
     except Exception:  # no preprocessor_config.json: the model's own defaults
         pass
-    transform = ImageTransform(size, size, mean, std, channels=chans)
-    return BrainModel(module=module, preprocess=transform, input_size=size, in_channels=chans,
-                      extra={"preprocess": transform.describe(), "pooling": pooling}, **common)
+    return from_module(module, f"hf:{name}", input_size=size, in_channels=chans, mean=mean, std=std,
+                       extra={"pooling": pooling}, **common)

@@ -9,23 +9,41 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brainalign.data.stimuli import image_array
+from brainalign.errors import StimulusError
+
+# The one default normalisation, for every source that does not bring its own (wrap, zoo, file):
+# ImageNet's per-channel statistics, what torchvision, timm and Brain-Score models expect.
+# Grayscale networks get their channel average (0.449, 0.226).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Luma weights of ITU-R 601 (what PIL's convert("L") uses): RGB → one channel.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def default_normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) used when none is given: ImageNet's, averaged over channels for 1 channel."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    m, s = round(sum(IMAGENET_MEAN) / 3, 3), round(sum(IMAGENET_STD) / 3, 3)
+    return (m,) * channels, (s,) * channels
+
 
 def to_float_chw(image: np.ndarray, channels: int = 3) -> torch.Tensor:
-    """(H, W) or (H, W, C) uint8/float image → (C, H, W) float32 tensor in 0..1."""
-    arr = np.asarray(image)
-    if arr.dtype == np.uint8:
-        t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
-    else:
-        t = torch.as_tensor(arr, dtype=torch.float32)
-    if t.ndim == 2:
-        t = t.unsqueeze(-1)
-    if t.ndim != 3:
-        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {arr.shape}")
-    t = t.permute(2, 0, 1)
-    if t.shape[0] == 4:  # RGBA: drop alpha
-        t = t[:3]
+    """An image → (C, H, W) float32 tensor in 0..1 with the model's ``channels``.
+
+    Pixel values and layouts follow :func:`brainalign.data.stimuli.image_array` (the one rule);
+    gray is replicated to 3 channels, RGB becomes gray by ITU-R 601 luma.
+    """
+    arr = image_array(image)
+    t = torch.from_numpy(arr).permute(2, 0, 1)
     if t.shape[0] != channels:
-        t = t.mean(0, keepdim=True).expand(channels, -1, -1) if t.shape[0] in (1, 3) else t
+        if t.shape[0] == 1:
+            t = t.expand(channels, -1, -1)
+        elif channels == 1:
+            t = (t * torch.tensor(_LUMA, dtype=t.dtype).view(3, 1, 1)).sum(0, keepdim=True)
+        else:
+            raise StimulusError(f"a {t.shape[0]}-channel image for a {channels}-channel model")
     return t.contiguous()
 
 
@@ -39,8 +57,8 @@ class ImageTransform:
 
     resize_size: int
     crop_size: int
-    mean: Sequence[float] = (0.485, 0.456, 0.406)
-    std: Sequence[float] = (0.229, 0.224, 0.225)
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
     interpolation: str = "bilinear"
     channels: int = 3
 
@@ -61,5 +79,7 @@ class ImageTransform:
         return ((t - mean) / std)[0]
 
     def describe(self) -> dict[str, object]:
+        """Resize, crop, normalisation and interpolation, for result tables and cache keys."""
         return {"resize_size": self.resize_size, "crop_size": self.crop_size,
-                "mean": list(self.mean), "std": list(self.std), "interpolation": self.interpolation}
+                "mean": [float(m) for m in self.mean], "std": [float(v) for v in self.std],
+                "interpolation": self.interpolation, "channels": self.channels}

@@ -11,15 +11,16 @@ from torch import nn
 
 from brainalign.errors import UnknownModelError
 from brainalign.models.base import BrainModel
-from brainalign.models.preprocess import ImageTransform
+from brainalign.models.build import from_module
 
 
 def _torchvision(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
     from brainalign.models.torchvision_source import load_torchvision
 
-    if options:
-        raise TypeError(f"torchvision:{name} takes no options, got {sorted(options)}")
-    return load_torchvision(name, weights=weights, seed=seed)
+    extra = set(options) - {"mode"}
+    if extra:
+        raise TypeError(f"torchvision:{name} takes no options but mode, got {sorted(extra)}")
+    return load_torchvision(name, weights=weights, seed=seed, **options)
 
 
 def _list_torchvision() -> list[str]:
@@ -43,7 +44,8 @@ def _list_zoo() -> list[str]:
 def _file(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
     from brainalign.models.file_source import load_file
 
-    return load_file(name, weights, seed, **options)
+    # The registry hands the file source its loader: the file source never imports the registry.
+    return load_file(name, weights, seed, load=load_model, sources=tuple(SOURCES), **options)
 
 
 def _timm(name: str, weights: str, seed: int, **options: Any) -> BrainModel:
@@ -83,6 +85,43 @@ SOURCES: dict[str, tuple[Callable[..., BrainModel], Callable[[], list[str]]]] = 
 }
 
 
+# One line per source on how to name a model, for `brainalign list models|sources`.
+SOURCE_HELP: dict[str, str] = {
+    "torchvision": "torchvision:<name>  torchvision's image classifiers (alexnet, resnet18, vit_b_16, …); "
+                   "--weights random|pretrained|<checkpoint>",
+    "zoo": "zoo:<name>  brainalign's own small architectures (lenet5, cornet_rt, vit, …); "
+           "random or a checkpoint from `brainalign train`",
+    "file": "file:<checkpoint.pt> (written by `brainalign train`), file:<source>:<name> with --weights "
+            "<checkpoint>, or your own code: file:<module>:<callable> / file:./mynet.py:<callable> "
+            "(the working directory is importable)",
+    "timm": "timm:<name>  any timm architecture (needs `pip install brainalign[timm]`)",
+    "hf": "hf:<hub id or folder>  Hugging Face transformers vision/text encoders (needs "
+          "`pip install brainalign[hf]`); layers hidden.<i>",
+}
+
+
+def list_sources() -> list[str]:
+    """One line per model source: how to name a model of it (sources that take any name too)."""
+    return [SOURCE_HELP.get(s, f"{s}:<name>") for s in SOURCES]
+
+
+def suggest_models(model_id: str) -> list[str]:
+    """Real model ids close to ``model_id``, de-duplicated: the same name in other sources first
+    (``foo:alexnet`` → ``torchvision:alexnet``, ``zoo:alexnet``), then close spellings. Sources
+    whose listing is expensive (timm, hf) are not searched."""
+    import difflib
+
+    _, sep, name = model_id.partition(":")
+    name = name if sep else model_id
+    known = list_models("torchvision") + list_models("zoo") + list_models("hf")
+    same = [k for k in known if k.partition(":")[2].lower() == name.lower()]
+    names = sorted({k.partition(":")[2] for k in known})
+    near = [k for n in difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+            for k in known if k.partition(":")[2] == n]
+    close = difflib.get_close_matches(model_id, known, n=3, cutoff=0.6)
+    return list(dict.fromkeys(same or near + close))[:6]
+
+
 def list_models(source: str | None = None) -> list[str]:
     """Every model id ``"source:name"`` the installed sources offer."""
     out = []
@@ -118,9 +157,9 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
     """
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
-        # Listing every source would import timm and transformers: suggest from the cheap ones.
-        cheap = [f"{s}:" for s in SOURCES] + list_models("torchvision") + list_models("zoo")
-        raise UnknownModelError(model_id, cheap + [f"{s}:{name}" for s in SOURCES])
+        note = "Model ids are <source>:<name>; the sources:\n" + "\n".join(
+            f"  {line}" for line in list_sources())
+        raise UnknownModelError(model_id, suggestions=suggest_models(model_id), note=note)
     loader, _ = SOURCES[source]
     return loader(name, str(weights), seed, **options)
 
@@ -128,8 +167,12 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
 def wrap(module: nn.Module, name: str, input_size: int = 224, *, in_channels: int = 3,
          mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
          preprocess: Callable[[np.ndarray], torch.Tensor] | None = None,
-         weights: str = "custom", visual_degrees: float = 8.0) -> BrainModel:
+         weights: str = "custom", visual_degrees: float = 8.0, mode: str = "eval",
+         revision: str | None = None) -> BrainModel:
     """Wrap any ``nn.Module`` that takes (N, C, H, W) images.
+
+    The module is left as it is: layer discovery and extraction run it in ``mode`` and give it
+    back with its parameters, buffers and train/eval flags unchanged.
 
     Parameters
     ----------
@@ -142,16 +185,17 @@ def wrap(module: nn.Module, name: str, input_size: int = 224, *, in_channels: in
     in_channels
         1 for grayscale networks, 3 for RGB.
     mean, std
-        Per-channel normalisation; ImageNet's for 3 channels and (0.5, 0.5) for 1 by default.
+        Per-channel normalisation; by default ImageNet's (the one default of every source, see
+        :func:`brainalign.models.build.from_module`), its channel average for 1 channel.
     preprocess
         A full replacement for the default transform: one image array → (C, H, W) tensor.
+    mode
+        ``"eval"`` (default) or ``"train"``: the mode activations are recorded in.
+    revision
+        A version of the module's code, for the activation-cache key when its classes' source
+        cannot be read (see :func:`brainalign.activations.cache.model_fingerprint`).
     """
-    if preprocess is None:
-        mean = mean if mean is not None else ((0.485, 0.456, 0.406) if in_channels == 3 else (0.5,))
-        std = std if std is not None else ((0.229, 0.224, 0.225) if in_channels == 3 else (0.5,))
-        preprocess = ImageTransform(input_size, input_size, tuple(mean), tuple(std),
-                                    channels=in_channels)
-    extra = {"preprocess": preprocess.describe()} if isinstance(preprocess, ImageTransform) else {}
-    return BrainModel(module=module, name=name, preprocess=preprocess, input_size=input_size,
-                      weights=weights, visual_degrees=visual_degrees, source="wrap",
-                      in_channels=in_channels, extra=extra)
+    return from_module(module, name, source="wrap", input_size=input_size, in_channels=in_channels,
+                       mean=mean, std=std, preprocess=preprocess, weights=weights,
+                       visual_degrees=visual_degrees, mode=mode, revision=revision,
+                       built_here=False)

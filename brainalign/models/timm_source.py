@@ -13,8 +13,8 @@ from typing import Any
 
 from brainalign.errors import UnknownModelError, WeightsUnavailableError
 from brainalign.models.base import BrainModel, seeded
-from brainalign.models.preprocess import ImageTransform
-from brainalign.models.torchvision_source import apply_checkpoint
+from brainalign.models.build import from_module
+from brainalign.models.checkpoint import apply_checkpoint
 
 
 def _timm():
@@ -44,9 +44,11 @@ def load_timm(name: str, weights: str = "random", seed: int = 0, **options: Any)
         ``"random"``, ``"pretrained"`` (timm's default tag, from the Hugging Face cache or
         downloaded) or a checkpoint path.
     options
-        Passed to ``timm.create_model`` (``img_size``, ``num_classes``, ``drop_rate``, …).
+        ``mode`` (``"eval"`` / ``"train"``); the rest is passed to ``timm.create_model``
+        (``img_size``, ``num_classes``, ``drop_rate``, …).
     """
     timm = _timm()
+    mode = options.pop("mode", "eval")
     if not timm.is_model(name):
         raise UnknownModelError(f"timm:{name}", [f"timm:{k}" for k in timm.list_models()])
     with seeded(seed):
@@ -67,11 +69,9 @@ def load_timm(name: str, weights: str = "random", seed: int = 0, **options: Any)
         apply_checkpoint(module, weights, f"timm:{name}")
     cfg = timm.data.resolve_data_config({}, model=module)
     chans, crop = int(cfg["input_size"][0]), int(cfg["input_size"][-1])
-    transform = ImageTransform(
-        resize_size=math.floor(crop / cfg.get("crop_pct", 1.0)), crop_size=crop,
-        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
-        interpolation=cfg.get("interpolation", "bilinear"), channels=chans)
-    return BrainModel(module=module, name=f"timm:{name}", preprocess=transform, input_size=crop,
-                      weights=str(weights), seed=seed if weights == "random" else None,
-                      source="timm", in_channels=chans,
-                      extra={"preprocess": transform.describe(), "timm_options": options})
+    return from_module(module, f"timm:{name}", source="timm", input_size=crop, in_channels=chans,
+                       resize_size=math.floor(crop / cfg.get("crop_pct", 1.0)),
+                       mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+                       interpolation=cfg.get("interpolation", "bilinear"), weights=str(weights),
+                       seed=seed if weights == "random" else None, mode=mode,
+                       extra={"timm_options": options})

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from brainalign.errors import UnknownModelError, WeightsUnavailableError
 from brainalign.models.base import BrainModel, seeded
-from brainalign.models.preprocess import ImageTransform
-from brainalign.models.torchvision_source import apply_checkpoint
+from brainalign.models.build import from_module
+from brainalign.models.checkpoint import apply_checkpoint
 
 
 def list_zoo_models() -> list[str]:
     from brainalign.models.zoo import ZOO
 
     return sorted(ZOO)
-
-
-def image_model(module: nn.Module, name: str, *, source: str, weights: str, seed: int | None,
-                input_size: int, in_channels: int, mean: Sequence[float] | None = None,
-                std: Sequence[float] | None = None, default_layers: Sequence[str] | None = None,
-                extra: dict[str, Any] | None = None) -> BrainModel:
-    """A :class:`BrainModel` for an image network: resize + centre crop to ``input_size``,
-    scale to 0..1, normalise by ``mean`` / ``std`` (0.5 per channel by default)."""
-    mean = tuple(mean) if mean is not None else (0.5,) * in_channels
-    std = tuple(std) if std is not None else (0.5,) * in_channels
-    transform = ImageTransform(input_size, input_size, mean, std, channels=in_channels)
-    return BrainModel(module=module, name=name, preprocess=transform, input_size=input_size,
-                      weights=weights, seed=seed, source=source, in_channels=in_channels,
-                      extra={"preprocess": transform.describe(), **(extra or {})},
-                      default_layers=list(default_layers) if default_layers is not None else None)
 
 
 def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) -> BrainModel:
@@ -47,8 +29,10 @@ def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) 
     seed
         Seed of the random initialisation; the global RNG is left untouched.
     options
-        ``input_size`` (default 32), ``in_channels`` (default 3), ``mean``, ``std``, and the
-        constructor's own options (``width``, ``dropout``, ``token``, ``times``, …).
+        ``input_size`` (default 32), ``in_channels`` (default 3), ``mean``, ``std`` (default
+        ImageNet's, as for every source), ``mode``, and the constructor's own options
+        (``width``, ``dropout``, ``token``,
+        ``times``, …).
     """
     from brainalign.models.zoo import ZOO, build
 
@@ -57,6 +41,7 @@ def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) 
     input_size = int(options.pop("input_size", 32))
     in_channels = int(options.pop("in_channels", 3))
     mean, std = options.pop("mean", None), options.pop("std", None)
+    mode = options.pop("mode", "eval")
     arch_opts = dict(options)
     if "input_size" in _accepted(name):
         arch_opts["input_size"] = input_size
@@ -71,9 +56,9 @@ def load_zoo(name: str, weights: str = "random", seed: int = 0, **options: Any) 
             raise WeightsUnavailableError(
                 f"weights={weights!r} for zoo:{name} is neither 'random' nor an existing checkpoint file")
         apply_checkpoint(module, weights, f"zoo:{name}")
-    return image_model(module, f"zoo:{name}", source="zoo", weights=str(weights),
+    return from_module(module, f"zoo:{name}", source="zoo", weights=str(weights),
                        seed=seed if weights == "random" else None, input_size=input_size,
-                       in_channels=in_channels, mean=mean, std=std,
+                       in_channels=in_channels, mean=mean, std=std, mode=mode,
                        default_layers=ZOO[name].default_layers,
                        extra={"arch": f"zoo:{name}", "arch_options": {"in_channels": in_channels,
                                                                       **arch_opts}})

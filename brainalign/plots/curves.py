@@ -73,7 +73,8 @@ def plot_score_vs(table: pd.DataFrame, x: str = "epoch", *, path: PathLike | Non
         sub = t[(t["model"] == model) & (t["benchmark"] == bench)]
         ceil = has_ceiling(sub)
         use_norm = ceil if normalised is None else (normalised and ceil)
-        y, lo, hi = ("normalised", "ci_low", "ci_high") if use_norm else ("raw", "raw_ci_low", "raw_ci_high")
+        y, lo, hi = (("normalised", "normalised_ci_low", "normalised_ci_high") if use_norm
+                     else ("raw", "raw_ci_low", "raw_ci_high"))
         drawn = 0
         layer_names = list(dict.fromkeys(sub.sort_values("_depth")["layer"]))
         for layer in layer_names:

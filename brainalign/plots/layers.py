@@ -30,6 +30,7 @@ from brainalign.plots.style import (
     save_figure,
     weights_label,
 )
+from brainalign.results.table import DEV_SELECTION
 from brainalign.settings import PathLike
 
 NEEDED = ("model", "benchmark", "layer", "raw")
@@ -204,7 +205,7 @@ def plot_layers(table: pd.DataFrame, *, path: PathLike | None = None, normalised
             pick = best_rows(d)
             if len(pick):
                 row = pick.iloc[0]
-                honest = row["selected_on"] == "development stimuli"
+                honest = row.get("selection") == DEV_SELECTION
                 x_star = float(d.loc[d["layer"] == row["layer"], "_depth"].iloc[0])
                 if honest and (use_norm or not ceil):
                     y_star, kind = float(row["best_score"]), "star held-out"

@@ -26,6 +26,7 @@ from brainalign.plots.heatmap import best_matrix, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
+from brainalign.results.table import DEV_SELECTION
 from brainalign.settings import PathLike
 
 _CSS = """
@@ -273,7 +274,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
                  "errors/ beside it). They are missing from the leaderboard.</p>",
                  failures_html(res.failures)]
     scored = best_rows(t)
-    if (scored["selected_on"] == "development stimuli").any():
+    if (scored["selection"] == DEV_SELECTION).any():
         body.append('<p class="sub">Where a benchmark splits its stimuli, the best layer is chosen on '
                     "the development stimuli and the score shown is on the held-out stimuli.</p>")
     if len(scored):

@@ -12,6 +12,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from brainalign.errors import ResultsTableError
+from brainalign.results.table import choose_best, score_key  # noqa: F401  (score_key: re-exported)
 from brainalign.settings import PathLike
 
 SINGLE_COLUMN_IN = 3.5  # a paper's single-column width in inches
@@ -68,44 +69,10 @@ def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
     return t.drop_duplicates(key, keep="first")
 
 
-def score_key(table: pd.DataFrame) -> pd.Series:
-    """The value that ranks layers: normalised score where a ceiling applies, raw elsewhere."""
-    norm = pd.to_numeric(table["normalised"], errors="coerce") if "normalised" in table else None
-    raw = pd.to_numeric(table["raw"], errors="coerce")
-    return raw if norm is None else norm.where(norm.notna(), raw)
-
-
 def best_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, benchmark): its best layer, with the value to show in ``best_score``.
-
-    Where the table has ``dev_score`` and ``heldout_score``, the layer is chosen on the
-    development stimuli and ``best_score`` is its held-out score (``selected_on`` says so);
-    otherwise the highest :func:`score_key` (in-sample). Pairs with no score are left out.
-    """
-    if "selected" in table:  # the rule of brainalign.results.choose_best, recorded in the table
-        sel = table["selected"].map(lambda v: v is True or str(v).lower() == "true")
-        picked = sel.groupby([table["model"], table["benchmark"]], sort=False).transform("any")
-        if picked.all() and sel.any():
-            table = table[sel]
-    key = score_key(table)
-    honest = pd.Series(False, index=table.index)
-    if "dev_score" in table and "heldout_score" in table:
-        dev = pd.to_numeric(table["dev_score"], errors="coerce")
-        held = pd.to_numeric(table["heldout_score"], errors="coerce")
-        honest = dev.notna() & held.notna()
-        key = dev.where(honest, key)
-    ok = key.notna()
-    if not ok.any():
-        return table.iloc[0:0].assign(best_score=[], selected_on=[])
-    idx = key[ok].groupby([table.loc[ok, "model"], table.loc[ok, "benchmark"]], sort=False).idxmax()
-    best = table.loc[idx.to_numpy()].copy()
-    chosen = honest.loc[best.index]
-    value = score_key(best)
-    if "heldout_score" in best:
-        value = pd.to_numeric(best["heldout_score"], errors="coerce").where(chosen, value)
-    best["best_score"] = value
-    best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
-    return best.reset_index(drop=True)
+    """One row per (model, benchmark): its best layer, with the value to show in ``best_score``
+    (the one rule, :func:`brainalign.results.choose_best`; ``selection`` says how it was chosen)."""
+    return choose_best(table)
 
 
 def has_ceiling(sub: pd.DataFrame) -> bool:

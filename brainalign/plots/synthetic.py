@@ -40,11 +40,12 @@ def synthetic_table(n_models: int = 3, n_benchmarks: int = 2, n_layers: int = 8,
                         "weights_hash": f"{k:064x}", "versions": "brainalign=0.1.0",
                     }
                     if flags[b]:
-                        row.update(ceiling=upper, ceiling_lower=lower, normalised=raw / upper,
-                                   ci_low=(raw - half) / upper, ci_high=(raw + half) / upper)
+                        row.update(ceiling_upper=upper, ceiling_lower=lower, normalised=raw / upper,
+                                   normalised_ci_low=(raw - half) / upper,
+                                   normalised_ci_high=(raw + half) / upper)
                     else:
-                        row.update(ceiling=np.nan, ceiling_lower=np.nan, normalised=np.nan,
-                                   ci_low=np.nan, ci_high=np.nan)
+                        row.update(ceiling_upper=np.nan, ceiling_lower=np.nan, normalised=np.nan,
+                                   normalised_ci_low=np.nan, normalised_ci_high=np.nan)
                     if epochs is not None:
                         row["epoch"] = e
                     rows.append(row)

@@ -42,11 +42,12 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
     colours = {ly: cmap(i / max(len(layers) - 1, 1)) for i, ly in enumerate(layers)}
     fig = Figure(figsize=(width * len(benches), width * 0.8), layout="constrained")
     axes = fig.subplots(1, len(benches), squeeze=False)
-    y, lo, hi = ("normalised", "ci_low", "ci_high") if normalised else ("raw", "raw_ci_low", "raw_ci_high")
+    y, lo, hi = (("normalised", "normalised_ci_low", "normalised_ci_high") if normalised
+                 else ("raw", "raw_ci_low", "raw_ci_high"))
     for ax, bench in zip(axes[0], benches, strict=True):
         sub = table[table["benchmark"] == bench]
-        if not normalised and sub["ceiling"].notna().any():
-            ax.axhspan(sub["ceiling_lower"].iloc[0], sub["ceiling"].iloc[0], color="0.85", zorder=0,
+        if not normalised and sub["ceiling_upper"].notna().any():
+            ax.axhspan(sub["ceiling_lower"].iloc[0], sub["ceiling_upper"].iloc[0], color="0.85", zorder=0,
                        label="noise ceiling")
         for ly in layers:
             d = sub[sub["layer"] == ly].sort_values("epoch")

@@ -10,13 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from brainalign.results.table import COLUMNS, choose_best
 from brainalign.settings import PathLike
 
-TABLE_COLUMNS = [
-    "model", "benchmark", "benchmark_version", "layer", "layer_index", "depth", "metric",
-    "raw", "raw_ci_low", "raw_ci_high", "ceiling", "ceiling_lower", "normalised", "ci_low",
-    "ci_high", "n_stimuli", "n_bootstrap", "seed", "weights", "weights_hash", "versions",
-]
+TABLE_COLUMNS = COLUMNS  # the one schema (brainalign.results.table)
 
 
 @dataclass
@@ -26,8 +23,9 @@ class ScoreResult:
     Attributes
     ----------
     table
-        One row per (model, benchmark, layer): raw score, ceiling, normalised score, confidence
-        intervals and provenance.
+        One row per (model, benchmark, session, layer[, metric]) with the columns of
+        :data:`brainalign.results.COLUMNS`: raw score, ceiling bounds, normalised score,
+        confidence intervals, the chosen layer and provenance.
     details
         Per-(model, benchmark, layer) arrays: per-subject values, bootstrap samples, …
     meta
@@ -39,32 +37,12 @@ class ScoreResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def best(self) -> pd.Series | pd.DataFrame:
-        """The best layer per (model, benchmark), chosen honestly when the benchmark allows it.
-
-        Where the table has ``dev_score`` / ``heldout_score`` (every brainalign benchmark), the
-        layer is chosen on the development stimuli and ``best_score`` is its score on the
-        held-out stimuli, which played no part in the choice (the split is in ``meta``). Else
-        the layer with the highest normalised score (raw where no ceiling applies) is returned,
-        and ``best_score`` is that in-sample value. Rows of single sessions are not candidates
-        where an aggregate (``session == "all"``) row exists. One row per (model, benchmark).
-        """
-        t = self.table
-        if "session" in t:
-            t = t[t["session"].isna() | (t["session"] == "all")]
-        key = t["normalised"].where(t["normalised"].notna(), t["raw"])
-        honest = pd.Series(False, index=t.index)
-        if "dev_score" in t:
-            honest = t["dev_score"].notna() & t["heldout_score"].notna()
-            key = t["dev_score"].where(honest, key)
-        idx = key.groupby([t["model"], t["benchmark"]]).idxmax().dropna()
-        best = t.loc[idx.astype(int).to_numpy()].copy()
-        chosen = honest.loc[best.index]
-        fallback = best["normalised"].where(best["normalised"].notna(), best["raw"])
-        best["best_score"] = best["heldout_score"].where(chosen, fallback) if "heldout_score" in best \
-            else fallback
-        best["selected_on"] = ["development stimuli" if c else "all stimuli (in-sample)" for c in chosen]
-        return best.iloc[0] if len(best) == 1 else best.reset_index(drop=True)
+    def best(self) -> pd.DataFrame:
+        """The best layer of each (model, benchmark), one row each, by the one rule of
+        :func:`brainalign.results.choose_best`: chosen on development stimuli and reported by
+        its held-out score (``best_score``) where the benchmark splits its stimuli, in-sample
+        otherwise (``selection`` says which). Always a DataFrame (possibly empty)."""
+        return choose_best(self.table)
 
     def plot(self, path: PathLike | None = None, **kwargs: Any):
         """Score against relative layer depth, with the ceiling band and CIs (see

@@ -36,12 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+from pydantic import Field, model_validator
 
 from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError
+from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
-
-_ENTRY_KEYS = {"id", "source", "name", "weights", "seed", "layers", "label", "factory"}
 
 
 @dataclass(frozen=True)
@@ -90,27 +89,48 @@ class ModelEntry:
         return model
 
 
+class ModelEntrySchema(StrictModel):
+    """One model of a batch list (or just its id as a string)."""
+
+    id: str | None = Field(None, description="Registry id `source:name` (see `brainalign list models`).")
+    source: str | None = Field(None, description="Model source; with `name` instead of `id`.")
+    name: str | None = Field(None, description="Model name within `source`.")
+    weights: Text = Field("random", description="`random`, `pretrained` or a checkpoint path.")
+    seed: int = Field(0, description="Seed of random weights.")
+    layers: str | list[str] | None = Field(None, description="Layer names or globs (default: the model's).")
+    label: str | None = Field(None, description="Name in the results (default: the id); unique in a batch.")
+    factory: str | None = Field(None, description="`package.module:function` building a BrainModel, "
+                                "instead of `id`.")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ModelEntrySchema:
+        if self.source is not None and self.name is None:
+            raise ValueError("'source' needs 'name' (or give 'id: source:name')")
+        if self.name is not None and self.source is None:
+            raise ValueError("'name' needs 'source' (or give 'id: source:name')")
+        has_id = self.id is not None or self.source is not None
+        if has_id == (self.factory is not None) or (self.id is not None and self.source is not None):
+            raise ValueError("give exactly one of 'id' (or 'source' + 'name') and 'factory'")
+        return self
+
+    def entry(self) -> ModelEntry:
+        mid = self.id if self.id is not None or self.source is None else f"{self.source}:{self.name}"
+        layers = [self.layers] if isinstance(self.layers, str) else self.layers
+        return ModelEntry(id=mid.strip() if mid else None, weights=self.weights, seed=self.seed,
+                          layers=tuple(layers) if layers else None, label=self.label, factory=self.factory)
+
+
+class ModelListSchema(StrictModel):
+    """A batch model list in YAML (`models:`; a bare list of entries is read the same way)."""
+
+    models: list[str | ModelEntrySchema] = Field(min_length=1, description="Model ids or entries.")
+
+
 def _entry(item: Any, where: str) -> ModelEntry:
+    """One model entry (an id string or a mapping), validated by :class:`ModelEntrySchema`."""
     if isinstance(item, str):
         return ModelEntry(id=item.strip())
-    if not isinstance(item, dict):
-        raise BatchSpecError(f"{where}: a model is an id string or a mapping, got {item!r}")
-    unknown = set(item) - _ENTRY_KEYS
-    if unknown:
-        raise BatchSpecError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_ENTRY_KEYS)}")
-    mid = item.get("id")
-    if mid is None and "source" in item:
-        if "name" not in item:
-            raise BatchSpecError(f"{where}: 'source' needs 'name' (or give 'id: source:name')")
-        mid = f"{item['source']}:{item['name']}"
-    if (mid is None) == (item.get("factory") is None):
-        raise BatchSpecError(f"{where}: give exactly one of 'id' (or 'source' + 'name') and 'factory'")
-    layers = item.get("layers")
-    if isinstance(layers, str):
-        layers = [layers]
-    return ModelEntry(id=mid, weights=str(item.get("weights", "random")), seed=int(item.get("seed", 0)),
-                      layers=tuple(layers) if layers else None, label=item.get("label"),
-                      factory=item.get("factory"))
+    return validate(ModelEntrySchema, item, where, BatchSpecError).entry()
 
 
 def read_models(path: PathLike) -> list[ModelEntry]:
@@ -124,19 +144,15 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         An unknown key, an entry without a model, or two entries with the same label.
     """
     path = Path(path)
-    text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise BatchSpecError(f"{path}: not valid YAML: {err}") from err
-        items = doc.get("models") if isinstance(doc, dict) else doc
-        if isinstance(doc, dict) and set(doc) - {"models"}:
-            raise BatchSpecError(f"{path}: unknown top-level key(s) {sorted(set(doc) - {'models'})}")
-        if not isinstance(items, list) or not items:
-            raise BatchSpecError(f"{path}: expected a non-empty list under 'models:'")
-        entries = [_entry(it, f"{path}: models[{i}]") for i, it in enumerate(items)]
+        doc = read_yaml(path, BatchSpecError)
+        spec = validate(ModelListSchema, {"models": doc} if isinstance(doc, list) else doc, path, BatchSpecError)
+        entries = [ModelEntry(id=m.strip()) if isinstance(m, str) else m.entry() for m in spec.models]
     else:
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise BatchSpecError(f"{path}: cannot be read: {err.strerror or err}") from err
         lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         entries = [ModelEntry(id=ln) for ln in lines if ln]
         if not entries:
@@ -230,9 +246,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
         result = bench(model, list(task.model.layers) if task.model.layers else None,
                        batch_size=s.batch_size, device=s.device, max_features=s.max_features,
                        memory_budget=s.memory_budget, cache=cache, on_layer=on_layer)
-        table = result.table.copy()
-        reduction = result.meta.get("reduction", {}).get(model.name, {})
-        table["reduction"] = [json.dumps(reduction.get(layer), sort_keys=True) for layer in table["layer"]]
+        table = result.table.copy()  # every kind: the one schema (reduction included)
         table["pair_key"] = task.key
         out.update(ok=True, table=table)
     except Exception as err:
@@ -368,9 +382,9 @@ class _Output:
     def table(self) -> pd.DataFrame:
         parts = [self.tables[t.key] for t in self.tasks if t.key in self.tables]
         if not parts:
-            from brainalign.results.result import TABLE_COLUMNS
+            from brainalign.results.table import COLUMNS
 
-            return pd.DataFrame(columns=[*TABLE_COLUMNS, "reduction", "pair_key"])
+            return pd.DataFrame(columns=[*COLUMNS, "pair_key"])
         return pd.concat(parts, ignore_index=True)
 
     def failure_table(self) -> pd.DataFrame:

@@ -9,9 +9,8 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
-from brainalign.models.file_source import checkpoint_metadata
+from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
 from brainalign.models.registry import load_model
-from brainalign.models.torchvision_source import apply_checkpoint
 from brainalign.results.result import ScoreResult
 from brainalign.settings import PathLike
 

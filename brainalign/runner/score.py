@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from brainalign.settings import PathLike
 def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark | Sequence[str | Benchmark],
           *, layers: str | Sequence[str] | None = None, batch_size: int = 64, device: str = "auto",
           data_dir: PathLike | Sequence[PathLike] | None = None, progress: bool = False,
-          **benchmark_kwargs: Any) -> ScoreResult:
+          memory_budget: int | str | None = None, max_features: int | None = None, reducers: Any = None,
+          cache: Any = None, on_layer: Any = None, **benchmark_kwargs: Any) -> ScoreResult:
     """Score models on benchmarks, every layer in ``model.layers`` unless ``layers`` is given.
 
     Parameters
@@ -23,23 +25,29 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     model
         A model from :func:`brainalign.load_model` / :func:`brainalign.wrap`, or a list.
     benchmark
-        A benchmark id, a loaded benchmark, or a list of them.
+        A benchmark id, the path of a benchmark YAML (its dataset manifest may sit beside it), a
+        loaded benchmark, or a list of them.
     layers
         Layer names or glob patterns.
     batch_size, device
         Passed to :func:`brainalign.extract`.
     data_dir
         Local data directories (default: ``BRAINALIGN_DATA``).
+    memory_budget, max_features, reducers, cache, on_layer
+        How layers are recorded (see :meth:`brainalign.benchmarks.Benchmark.__call__`): the
+        same for every benchmark kind.
 
     Returns
     -------
     ScoreResult
-        ``.table`` (one row per model × benchmark × layer), ``.best``, ``.plot()``.
+        ``.table`` (one row per model × benchmark × session × layer[, metric]), ``.best``.
     """
     models = [model] if isinstance(model, BrainModel) else list(model)
-    benches = [benchmark] if isinstance(benchmark, str | Benchmark) else list(benchmark)
+    benches = [benchmark] if isinstance(benchmark, str | os.PathLike | Benchmark) else list(benchmark)
     loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, data_dir=data_dir, **benchmark_kwargs)
               for b in benches]
-    results = [b(m, layers, batch_size=batch_size, device=device, progress=progress)
+    results = [b(m, layers, batch_size=batch_size, device=device, progress=progress,
+                 memory_budget=memory_budget, max_features=max_features, reducers=reducers, cache=cache,
+                 on_layer=on_layer)
                for m in models for b in loaded]
     return ScoreResult.concat(results)

@@ -142,7 +142,9 @@ def train(
     config = {"arch": f"zoo:{arch}", "arch_options": opts, "dataset": dataset,
               "data_hash": data.content_hash, "epochs": epochs, "batch_size": batch_size,
               "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-              "augment": augment, "val_fraction": val_fraction, "patience": patience, "seed": seed}
+              "augment": augment, "val_fraction": val_fraction, "patience": patience, "seed": seed,
+              # the normalisation the network learnt with, which loading the checkpoint reuses
+              "preprocessing": {"mean": list(data.mean), "std": list(data.std)}}
 
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout draws from the global RNG, forked here
