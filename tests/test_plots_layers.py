@@ -170,9 +170,9 @@ def test_axis_says_which_score_and_the_legend_explains_everything_drawn():
     assert _legend_texts(fig) == ["model-00 (random weights)", "model-01 (pretrained)",
                                   "bootstrap CI (band in the model's colour)",
                                   "noise ceiling (lower–upper bound)", "best layer (in-sample)"]
-    raw = plot_layers(t.assign(metric="ridge:pearson/median", ceiling=np.nan, ceiling_lower=np.nan,
-                               normalised=np.nan, ci_low=np.nan, ci_high=np.nan))
-    assert _panels(raw)[0].get_ylabel() == "ridge encoding, Pearson r (median) (raw)"
+    raw = plot_layers(t.assign(metric="ridge:pearson/median", ceiling_upper=np.nan, ceiling_lower=np.nan,
+                               normalised=np.nan, normalised_ci_low=np.nan, normalised_ci_high=np.nan))
+    assert _panels(raw)[0].get_ylabel() == "ridge encoding, Pearson r (median)\n(raw)"
     assert not any("ceiling" in x for x in _legend_texts(raw))  # nothing drawn, nothing listed
     only_upper = plot_layers(t.assign(ceiling_lower=np.nan))
     assert "noise ceiling (upper bound)" in _legend_texts(only_upper)
