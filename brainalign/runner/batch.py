@@ -177,10 +177,18 @@ class BatchSettings:
     cache_dir: str | None = None  # activation cache folder; None: no cache
     data_dir: tuple[str, ...] | None = None
     threads: int | None = None  # torch threads in the scoring process
+    n_bootstrap: int | None = None  # bootstrap samples (None: each benchmark's own)
 
     def scoring(self) -> dict[str, Any]:
         """The settings that can change scores (part of the pair key)."""
-        return {"max_features": self.max_features, "memory_budget": self.memory_budget}
+        out: dict[str, Any] = {"max_features": self.max_features, "memory_budget": self.memory_budget}
+        if self.n_bootstrap is not None:  # only when set: keys of earlier runs stay valid
+            out["n_bootstrap"] = self.n_bootstrap
+        return out
+
+    def benchmark_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~brainalign.benchmarks.load_benchmark` these settings imply."""
+        return {"n_bootstrap": self.n_bootstrap} if self.n_bootstrap is not None else {}
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
         benchmarks = benchmarks if benchmarks is not None else {}
         if task.benchmark not in benchmarks:
             benchmarks[task.benchmark] = load_benchmark(
-                task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None)
+                task.benchmark, data_dir=list(s.data_dir) if s.data_dir else None, **s.benchmark_options())
         bench = benchmarks[task.benchmark]
         model = task.model.load()
         cache = ActivationCache(s.cache_dir) if s.cache_dir else None
@@ -408,7 +416,8 @@ def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings
     tasks = []
     resolved = []
     for ref in benchmarks:
-        b = load_benchmark(ref, data_dir=list(settings.data_dir) if settings.data_dir else None)
+        b = load_benchmark(ref, data_dir=list(settings.data_dir) if settings.data_dir else None,
+                           **settings.benchmark_options())
         sha = hashlib.sha256(Path(b.spec.path).read_bytes()).hexdigest() if b.spec.path else ""
         resolved.append((str(ref), b.id, str(b.spec.version), sha))
     for entry in models:
@@ -546,7 +555,7 @@ def _run_record(tasks: Sequence[PairTask], settings: BatchSettings, workers: int
             "benchmarks": sorted(benches), "pairs": {t.label: t.key for t in tasks}, "versions": versions()}
 
 
-_SCORE_SETTINGS = set(BatchSettings().scoring())
+_SCORE_SETTINGS = {"max_features", "memory_budget", "n_bootstrap"}
 
 
 def resume_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -594,7 +603,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
               workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
               max_features: int | None = None, memory_budget: int | str | None = None,
               cache_dir: PathLike | None = None, data_dir: PathLike | Sequence[PathLike] | None = None,
-              threads: int | None = None, progress: Any = None) -> BatchReport:
+              threads: int | None = None, progress: Any = None, n_bootstrap: int | None = None) -> BatchReport:
     """Score every model on every benchmark, every layer, into ``out``.
 
     Parameters
@@ -628,6 +637,9 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         torch threads per scoring process (default: cores / workers for local processes).
     progress
         A :class:`~brainalign.runner.progress.BatchProgress` (default: one on stderr).
+    n_bootstrap
+        Bootstrap samples of every benchmark (default: each benchmark's own; fewer: quicker,
+        coarser CIs). Part of the pair key.
 
     Returns
     -------
@@ -651,7 +663,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
     settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
                              memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
-                             data_dir=dirs, threads=threads)
+                             data_dir=dirs, threads=threads, n_bootstrap=n_bootstrap)
     tasks = plan_tasks(entries, benches, settings, layers)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
