@@ -209,6 +209,8 @@ class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""
 
 
+class BatchLockedError(BatchOutputError):
+    """A batch output folder another run is writing to right now (its lock file names the holder)."""
 class LayerActivationError(BrainAlignError, ValueError):
     """A layer whose recorded activations cannot be scored (NaN / inf values): named, recorded in
     the result's ``meta["failed_layers"]``, and the other layers' rows are kept."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,15 +20,19 @@ from brainalign.settings import PathLike
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike, suffix: str = ".tmp", mode: int = 0o644) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block ends without an exception the file
-    is fsynced and moved onto ``path``, otherwise it is deleted. Parent folders are created.
+    """Yield a temporary path beside ``path`` (named ``.<name>.@<host>-<pid>@.<random><suffix>``);
+    when the block ends without an exception the file is fsynced and moved onto ``path``,
+    otherwise it is deleted. Parent folders are created.
 
     ``mode``: permissions of the result (``mkstemp``'s 0600 would hide shared caches and results
     from the rest of a lab).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    # The writer's host and pid in the name: whoever finds a leftover temporary file can tell
+    # whether its writer still runs (a starting batch run removes only those of dead processes).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.@{socket.gethostname()}-{os.getpid()}@.",
+                               suffix=suffix)
     os.close(fd)
     os.chmod(tmp, mode)
     try:

@@ -72,3 +72,33 @@ def test_session_rows_metrics_and_held_out_choice():
     assert (enc["selection"] == "development stimuli").all()
     scores, _ = best_matrix(table)
     assert scores.shape == (2, 2)
+
+
+def test_fixed_scale_spans_zero_to_one_and_bad_scale_is_named():
+    t = synthetic_table(3, 2, 5)
+    im = plot_heatmap(t, scale="fixed").axes[0].images[0]
+    assert im.get_clim() == (0.0, 1.0)
+    data = plot_heatmap(t).axes[0].images[0].get_clim()
+    scores, _ = best_matrix(t)
+    assert data == pytest.approx((np.nanmin(scores.to_numpy()), np.nanmax(scores.to_numpy())))
+    with pytest.raises(ResultsTableError, match="scale must be"):
+        plot_heatmap(t, scale="log")
+
+
+def test_cells_within_ci_of_the_best_are_outlined():
+    from matplotlib.patches import Rectangle
+
+    from brainalign.plots.heatmap import within_ci_of_best
+
+    t = synthetic_table(3, 1, 4, ceiling=False)
+    best = t.groupby("model")["raw"].transform("max")
+    # model-01's CI reaches up to model-00's best score; model-02's does not.
+    t.loc[t["model"] == "model-01", "raw_ci_high"] = best.max() + 0.01
+    t.loc[t["model"] == "model-02", "raw_ci_high"] = t["raw"] + 0.001
+    tied = within_ci_of_best(t)
+    assert tied.iloc[:, 0].to_dict() == {"model-00": True, "model-01": True, "model-02": False}
+    fig = plot_heatmap(t)
+    boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_linestyle() == "--"]
+    rows = sorted(round(b.get_y() + b.get_height() / 2) for b in boxes)
+    assert rows == [0, 1]  # the first two rows (sorted best first)
+    assert "within CI of the best" in fig._supxlabel.get_text()

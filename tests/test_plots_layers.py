@@ -48,7 +48,7 @@ def test_one_panel_per_benchmark_and_colours_kept_across_panels():
 
 def test_points_ribbons_band_and_best_layer_match_the_table():
     t = synthetic_table(3, 1, 9, seed=3)
-    fig = plot_layers(t)
+    fig = plot_layers(t, normalised=False)
     ax = _panels(fig)[0]
     lines = _model_lines(ax)
     for m, d in t.groupby("model"):
@@ -76,7 +76,7 @@ def test_normalised_band_spans_lower_over_upper_to_one():
     ax = _panels(plot_layers(t, normalised=True))[0]
     lower, upper = t["ceiling_lower"].iloc[0], t["ceiling_upper"].iloc[0]
     assert _band(ax) == pytest.approx((lower / upper, 1.0))
-    assert ax.get_ylabel() == "score / ceiling"
+    assert ax.get_ylabel() == "RSA, synthetic / noise ceiling"
 
 
 def test_mixed_ceilings_band_only_where_there_is_one_and_raw_elsewhere():
@@ -93,7 +93,7 @@ def test_partial_table_plots_what_is_there():
     t = synthetic_table(3, 2, 6)
     bench0 = t["benchmark"].iloc[0]
     t = t[~((t["model"] == "model-01") & (t["benchmark"] == bench0))].copy()  # a missing pair
-    t.loc[t.index[:2], "raw"] = np.nan  # rows without a score
+    t.loc[t.index[:2], ["raw", "normalised"]] = np.nan  # rows without a score
     t["depth"] = np.nan  # no depth column values: fall back to layer_index
     panels = _panels(plot_layers(t))
     assert set(_model_lines(panels[0])) == {"model-00", "model-02"}
@@ -153,3 +153,58 @@ def test_plotting_never_imports_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "CLEAN"
+
+
+def _legend_texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_axis_says_which_score_and_the_legend_explains_everything_drawn():
+    """A reader needs no code: the y-axis names the metric and the normalisation, the legend names
+    each model with its weights and has one entry per band or mark that the figure draws."""
+    t = synthetic_table(2, 1, 6).assign(metric="rsa:correlation/spearman")
+    t.loc[t["model"] == "model-01", "weights"] = "pretrained"
+    fig = plot_layers(t)
+    ax = _panels(fig)[0]
+    assert ax.get_ylabel() == "RSA, Spearman ρ / noise ceiling"
+    assert _legend_texts(fig) == ["model-00 (random weights)", "model-01 (pretrained)",
+                                  "bootstrap CI (band in the model's colour)",
+                                  "noise ceiling (lower–upper bound)", "best layer (in-sample)"]
+    raw = plot_layers(t.assign(metric="ridge:pearson/median", ceiling_upper=np.nan, ceiling_lower=np.nan,
+                               normalised=np.nan, normalised_ci_low=np.nan, normalised_ci_high=np.nan))
+    assert _panels(raw)[0].get_ylabel() == "ridge encoding, Pearson r (median)\n(raw)"
+    assert not any("ceiling" in x for x in _legend_texts(raw))  # nothing drawn, nothing listed
+    only_upper = plot_layers(t.assign(ceiling_lower=np.nan))
+    assert "noise ceiling (upper bound)" in _legend_texts(only_upper)
+    assert not [p for p in _panels(only_upper)[0].patches if isinstance(p, Rectangle)]
+
+
+def test_the_star_sits_at_the_held_out_score_of_the_layer_chosen_on_development_stimuli():
+    t = synthetic_table(1, 1, 6)
+    t["dev_score"] = -t["layer_index"].astype(float)  # development stimuli choose layer0 …
+    t["heldout_score"] = 0.05 + 0.01 * t["layer_index"]  # … whose held-out score is 0.05
+    fig = plot_layers(t)
+    stars = [ln for ln in _panels(fig)[0].get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 1
+    assert (float(stars[0].get_xdata()[0]), float(stars[0].get_ydata()[0])) == pytest.approx((0.0, 0.05))
+    assert "chosen layer: held-out score (chosen on dev. stimuli)" in _legend_texts(fig)
+    # Raw scores: the held-out score (on the normalised scale) cannot be drawn; the star marks the
+    # chosen layer at its plotted value and the legend says so.
+    raw = plot_layers(t, normalised=False)
+    star = next(ln for ln in _panels(raw)[0].get_lines() if ln.get_marker() == "*")
+    assert float(star.get_ydata()[0]) == pytest.approx(t["raw"].iloc[0])
+    assert "chosen layer (on dev. stimuli)" in _legend_texts(raw)
+
+
+def test_a_few_separate_layers_are_points_with_error_bars_not_a_band():
+    """The simulator's two stages (filters, response) are not a depth continuum."""
+    sim = synthetic_table(1, 1, 2).assign(model="simulator")
+    cnn = synthetic_table(1, 1, 5).assign(model="cnn")
+    fig = plot_layers(pd.concat([sim, cnn], ignore_index=True))
+    ax = _panels(fig)[0]
+    assert [c.get_label() for c in ax.containers] == ["simulator"]  # points with error bars
+    assert ax.containers[0].lines[0].get_linestyle() == "None"  # not joined
+    assert set(_model_lines(ax)) == {"cnn"} and _model_lines(ax)["cnn"].get_linestyle() == "-"
+    ribbons = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(ribbons) == 1  # the CNN's only
+    assert "bootstrap CI (bars: separate layers)" in _legend_texts(fig)

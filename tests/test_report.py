@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -195,3 +197,84 @@ def test_empty_and_partial_tables(tmp_path):
     assert "have no score and are not plotted" in page
     rows = re.findall(r'<tr data-model="([^"]+)"', page)
     assert sorted(rows) == ["model-00", "model-01", "model-02"] and rows[-1] == "model-02"  # listed, last
+
+
+# --- what a reader sees: ranking on one set of benchmarks, failed models, collapsed provenance -----
+
+@pytest.fixture
+def batch_folder(tmp_path):
+    """A batch output folder as run_batch leaves it: scores, failures.csv, provenance.json; one
+    model missing a benchmark, a simulated benchmark, a benchmark with an upper ceiling only."""
+    root = tmp_path / "batch"
+    t = synthetic_table(3, 2, 4)
+    t = t[~((t["model"] == "model-00") & (t["benchmark"] == "synthetic1.region-rsa"))]  # missing pair
+    sim = synthetic_table(2, 1, 3, seed=4).assign(benchmark="simulated.V1-ridge", ceiling_lower=np.nan)
+    ScoreResult(pd.concat([t, sim], ignore_index=True)).save(root)
+    pd.DataFrame([{"model": "broken-net", "benchmark": "synthetic0.region-rsa", "error_type": "ForwardError",
+                   "error": "forward pass failed in layer '0'", "key": "k"}]).to_csv(root / "failures.csv",
+                                                                                      index=False)
+    (root / "provenance.json").write_text(json.dumps({"runs": [{"settings": {"memory_budget": 2500000000},
+                                                                "argv": ["brainalign", "batch"]}]}))
+    return root
+
+
+def test_the_mean_and_rank_are_over_one_set_of_benchmarks_and_simulated_data_apart(batch_folder):
+    page = build_report(batch_folder).read_text()
+    board = page[page.index('id="leaderboard"'):]
+    board = board[:board.index("</table>")]
+    rows = re.findall(r'<tr data-model="([^"]+)">(.*?)</tr>', board)
+    # model-00 lacks a benchmark: listed last, without a rank or a mean, and says why.
+    assert [m for m, _ in rows][-1] == "model-00"
+    cells = dict(rows)
+    assert "not scored on every benchmark of this table (missing: synthetic1.region-rsa): not ranked" in \
+        cells["model-00"]
+    assert re.search(r'data-value="1">1</td>', cells["model-01"])  # ranked first among the complete ones
+    assert "simulated.V1-ridge" not in board  # simulated data are not averaged with real data
+    sim = page[page.index('id="leaderboard-simulated"'):]
+    assert "simulated.V1-ridge" in sim[:sim.index("</table>")] and "Simulated data" in page
+    # A missing lower ceiling is not drawn as "––0.6".
+    assert "––" not in page and "(upper bound only)" in page
+
+
+def test_failed_models_are_listed_and_provenance_is_collapsed(batch_folder):
+    page = build_report(batch_folder).read_text()
+    assert "Failed models (1)" in page
+    fails = page[page.index('<table id="failures"'):]
+    fails = fails[:fails.index("</table>")]
+    assert 'data-failed="broken-net"' in fails and "ForwardError" in fails and "layer &#x27;0&#x27;" in fails
+    assert "skipped failures.csv" not in page  # read as failures, not as a broken results table
+    # Provenance (raw JSON included) sits inside one closed <details>.
+    prov = page[page.index('<details id="provenance">'):]
+    assert "<pre>" not in page[:page.index('<details id="provenance">')]
+    assert "memory_budget" in prov[:prov.index("</details>")] and " open" not in prov[:30]
+
+
+_PROBE_LAYOUT = """<script>
+window.addEventListener('load',function(){
+  var d=document.getElementById('provenance'), m=document.createElement('div'); m.id='probe';
+  m.setAttribute('data-open', String(d.open));
+  m.setAttribute('data-prov-height', String(d.getBoundingClientRect().height));
+  m.setAttribute('data-page-height', String(document.documentElement.scrollHeight));
+  m.setAttribute('data-failed', Array.prototype.map.call(document.querySelectorAll('#failures tr[data-failed]'),
+    function(r){return r.getAttribute('data-failed')+':'+(r.getBoundingClientRect().height>0);}).join(','));
+  d.open=true; m.setAttribute('data-prov-open-height', String(d.getBoundingClientRect().height));
+  document.body.appendChild(m);
+});
+</script>"""
+
+
+def test_collapsed_provenance_and_failed_models_in_headless_chromium(batch_folder, tmp_path):
+    exe = _chromium()
+    page = build_report(batch_folder)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", _PROBE_LAYOUT + "</body>"))
+    proc = _run_chromium(exe, tmp_path / "profile", "--virtual-time-budget=5000", "--window-size=1200,1600",
+                         "--dump-dom", probe.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tag = re.search(r'<div id="probe"[^>]*>', proc.stdout).group(0)
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag))
+    assert attrs["open"] == "false"
+    assert attrs["failed"] == "broken-net:true"  # the failed model is on the page, visible
+    closed, opened = float(attrs["prov-height"]), float(attrs["prov-open-height"])
+    assert closed < 40 < opened  # one summary line until the reader asks for it
+    assert closed < 0.05 * float(attrs["page-height"])

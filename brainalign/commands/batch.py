@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from brainalign.commands.options import BYTE_SIZE, DEVICE, POSITIVE_INT
+
 
 @click.command("batch")
 @click.argument("models", type=click.Path(exists=True, dir_okay=False))
@@ -13,33 +15,42 @@ import click
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--resume", is_flag=True, help="Skip pairs an earlier run into --out finished.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob for every model; repeatable.")
-@click.option("--workers", default=1, show_default=True, help="Local processes scoring pairs in parallel.")
+@click.option("--workers", type=POSITIVE_INT, default=1, show_default=True,
+              help="Local processes scoring pairs in parallel.")
 @click.option("--scheduler", default=None, help="Dask scheduler address: one task per (model, benchmark).")
-@click.option("--max-features", type=int, default=None, help="Project layers to at most this many features.")
-@click.option("--memory-budget", default=None, help="Activation memory per pass, e.g. 2.5GB; runs over it adapt.")
+@click.option("--max-features", type=POSITIVE_INT, default=None,
+              help="Project layers to at most this many features.")
+@click.option("--memory-budget", type=BYTE_SIZE, default=None,
+              help="Activation memory per pass, e.g. 2.5GB; runs over it adapt.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Content-addressed activation cache folder (default: none).")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
+              help="Bootstrap samples (default: each benchmark's; fewer is faster, CIs coarser).")
+@click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:<i> or mps.")
 def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bool,
                   layer_globs: tuple[str, ...], workers: int, scheduler: str | None,
-                  max_features: int | None, memory_budget: str | None, cache_dir: str | None,
-                  data_dirs: tuple[str, ...], batch_size: int, device: str) -> None:
+                  max_features: int | None, memory_budget: int | None, cache_dir: str | None,
+                  data_dirs: tuple[str, ...], n_bootstrap: int | None, batch_size: int, device: str) -> None:
     """Score every model in MODELS (YAML or a text list of ids) on every --benchmark, every layer.
 
     Writes scores.parquet / scores.csv (growing as pairs finish), failures.csv and a log to --out.
     Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
     """
+    from brainalign.commands.options import check_output_dir, usable_cache_dir
     from brainalign.errors import BrainAlignError
     from brainalign.runner.batch import run_batch
+
+    check_output_dir(out)
+    cache_dir = usable_cache_dir(cache_dir)
 
     try:
         report = run_batch(models, list(benchmarks), out, resume=resume, layers=list(layer_globs) or None,
                            workers=workers, scheduler=scheduler, batch_size=batch_size, device=device,
                            max_features=max_features, memory_budget=memory_budget, cache_dir=cache_dir,
-                           data_dir=list(data_dirs) or None)
+                           data_dir=list(data_dirs) or None, n_bootstrap=n_bootstrap)
     except (BrainAlignError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

@@ -8,16 +8,20 @@ from pathlib import Path
 
 import click
 
+from brainalign.commands.options import DEVICE, POSITIVE_INT
+
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write scores.csv, layers.png and rf_mosaic.png here.")
-@click.option("--cells", default=64, show_default=True, help="Simulated V1 cells.")
-@click.option("--stimuli", "n_stimuli", default=400, show_default=True, help="Photo patches shown.")
-@click.option("--repeats", default=6, show_default=True, help="Poisson repeats per stimulus.")
-@click.option("--noise-frames", default=4000, show_default=True, help="White-noise frames for the RF mosaic.")
+@click.option("--cells", type=POSITIVE_INT, default=64, show_default=True, help="Simulated V1 cells.")
+@click.option("--stimuli", "n_stimuli", type=POSITIVE_INT, default=400, show_default=True,
+              help="Photo patches shown.")
+@click.option("--repeats", type=POSITIVE_INT, default=6, show_default=True, help="Poisson repeats per stimulus.")
+@click.option("--noise-frames", type=POSITIVE_INT, default=4000, show_default=True,
+              help="White-noise frames for the RF mosaic.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
 def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, noise_frames: int, seed: int,
                  device: str) -> None:
     """Score a random CNN, a Gabor-initialised CNN and the simulator itself on a simulated V1.
@@ -86,4 +90,11 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
         click.echo(f"wrote {csv}, {out_dir / 'layers.png'}, {out_dir / 'rf_mosaic.png'}, "
                    f"{out_dir / 'rf_gabor_fits.csv'} ({int(fits.ok.sum())}/{len(fits)} Gabor fits ok)")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s", err=True)
+    click.echo("next:")
+    if out:
+        click.echo(f"  brainalign report {out}   # then open {Path(out) / 'report.html'} in a browser")
+    else:
+        click.echo("  brainalign demo --out results/demo && brainalign report results/demo   # files and a report")
+    click.echo("  score a network on real brain data: brainalign score --model torchvision:alexnet "
+               "--benchmark kriegeskorte2008.hIT-rsa --out results/alexnet (README: 'Real brain data')")
     sys.stdout.flush()

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
+from brainalign.commands.options import DEVICE, POSITIVE_INT
+
 
 @click.command("train")
 @click.option("--arch", default="lenet5", show_default=True, help="A zoo classifier, e.g. lenet5, mlp, vit.")
 @click.option("--dataset", default="digits", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder for checkpoints.")
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", type=POSITIVE_INT, default=10, show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
 @click.option("--lr", default=0.05, show_default=True)
 @click.option("--momentum", default=0.9, show_default=True)
@@ -24,10 +26,11 @@ import click
 @click.option("--patience", type=int, default=3, show_default=True, help="Early stopping; 0 = never.")
 @click.option("--input-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--score", "benchmarks", multiple=True, help="Benchmark to score every checkpoint on; repeatable.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layers to score (name or glob); repeatable.")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False))
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Local data directory for --score; repeatable (default: BRAINALIGN_DATA).")
 def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: int, optimizer: str,
                   lr: float, momentum: float, weight_decay: float, dropout: float | None,
                   augment: bool, val_fraction: float, patience: int, input_size: int, seed: int,
@@ -35,12 +38,26 @@ def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: in
                   data_dirs: tuple[str, ...]) -> None:
     """Train ARCH on DATASET, writing OUT/epoch_<k>.pt, history.csv and run.json; with --score,
     score every checkpoint and write OUT/training_scores.csv and OUT/training.png."""
+    from brainalign.commands.options import check_output_dir
     from brainalign.errors import BrainAlignError
     from brainalign.models.train import train
     from brainalign.plots.training import plot_training
     from brainalign.results import ScoreResult
     from brainalign.runner.checkpoints import score_checkpoints
 
+    check_output_dir(out)
+    try:
+        if benchmarks:  # everything scoring needs is checked before a minute is spent training
+            from brainalign.benchmarks import load_benchmark
+            from brainalign.commands.score import read_benchmark_data
+            from brainalign.models import load_model
+
+            for b in benchmarks:
+                read_benchmark_data(load_benchmark(b, data_dir=list(data_dirs) or None))
+            load_model(f"zoo:{arch}", weights="random").resolve_layers(list(layer_globs) or None)
+    except BrainAlignError as err:
+        click.echo(f"error: {err} (checked before training: nothing was trained)", err=True)
+        sys.exit(2)
     try:
         res = train(arch, out, dataset=dataset, epochs=epochs, batch_size=batch_size,
                     optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,

@@ -8,14 +8,18 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from brainalign.plots.style import (
     ANNOT_PT,
     LABEL_PT,
+    NORM_CI_HIGH,
+    NORM_CI_LOW,
     SINGLE_COLUMN_IN,
     TICK_PT,
     best_rows,
     has_ceiling,
+    numeric,
     primary_rows,
     require_columns,
     save_figure,
@@ -44,9 +48,35 @@ def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scores, layers
 
 
+def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(low, high): model × benchmark bootstrap CI of the chosen layer's score (normalised where
+    the benchmark has a ceiling, raw elsewhere), laid out as :func:`best_matrix`."""
+    scores, _ = best_matrix(table)
+    best = best_rows(primary_rows(table))
+    norm = numeric(best, "normalised").notna()
+    lo = numeric(best, *NORM_CI_LOW).where(norm, numeric(best, "raw_ci_low"))
+    hi = numeric(best, *NORM_CI_HIGH).where(norm, numeric(best, "raw_ci_high"))
+    frame = best.assign(_lo=lo, _hi=hi)
+    out = []
+    for c in ("_lo", "_hi"):
+        m = frame.pivot(index="model", columns="benchmark", values=c)
+        out.append(m.reindex(index=scores.index, columns=scores.columns).astype(float))
+    return out[0], out[1]
+
+
+def within_ci_of_best(table: pd.DataFrame) -> pd.DataFrame:
+    """model × benchmark booleans: True where the benchmark's best model scores inside this
+    model's bootstrap CI, i.e. the difference to the best is within this model's CI (the best
+    model itself is True). A screen for the eye, not a paired test."""
+    scores, _ = best_matrix(table)
+    lo, hi = best_intervals(table)
+    top = scores.max(axis=0)
+    return (lo.le(top, axis=1) & hi.ge(top, axis=1)) | scores.eq(top, axis=1)
+
+
 def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate: bool = True,
-                 width: float = SINGLE_COLUMN_IN, cmap: str = "viridis",
-                 formats: Sequence[str] | None = None) -> Figure:
+                 width: float = SINGLE_COLUMN_IN, cmap: str = "viridis", scale: str = "data",
+                 mark_within_ci: bool = True, formats: Sequence[str] | None = None) -> Figure:
     """Best-layer scores of every model on every benchmark, sorted, annotated with the values.
 
     Benchmarks with a noise ceiling show normalised scores (score / ceiling); those without show
@@ -60,6 +90,13 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
         Where to write (suffix picks one format; none writes PNG and SVG).
     annotate
         Write each value in its cell.
+    scale
+        ``"data"``: colours span the values shown; ``"fixed"``: 0 to 1 (score / noise ceiling),
+        so figures of different runs compare by colour (values outside are clipped in colour,
+        not in the numbers written).
+    mark_within_ci
+        Outline the cells whose model is within CI of the benchmark's best (see
+        :func:`within_ci_of_best`); a note under the figure says so.
     width
         Figure width in inches; the height grows with the number of models.
 
@@ -73,12 +110,19 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     for b in scores.columns:
         cols.append(b if has_ceiling(table[table["benchmark"] == b]) else f"{b} (raw)")
     n_m, n_b = scores.shape
-    height = 0.9 + 0.16 * n_m
+    height = max(2.0, 0.9 + 0.16 * n_m)  # room for the colour bar label with few models
     fig = Figure(figsize=(max(width, 0.9 + 0.55 * n_b), height), layout="constrained")
     ax = fig.subplots()
     vals = scores.to_numpy()
     finite = vals[np.isfinite(vals)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if scale not in ("data", "fixed"):
+        from brainalign.errors import ResultsTableError
+
+        raise ResultsTableError(f"plot_heatmap: scale must be 'data' or 'fixed', got {scale!r}")
+    if scale == "fixed":
+        vmin, vmax = 0.0, 1.0
+    else:
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     cm = colormaps[cmap].with_extremes(bad="0.85")
@@ -95,13 +139,20 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
                     ax.text(j, i, "–", ha="center", va="center", fontsize=ANNOT_PT, color="0.3",
                             in_layout=False)
                     continue
-                lum = np.dot(cm((v - vmin) / (vmax - vmin))[:3], [0.299, 0.587, 0.114])
+                lum = np.dot(cm(np.clip((v - vmin) / (vmax - vmin), 0, 1))[:3], [0.299, 0.587, 0.114])
                 # in_layout=False: cell labels sit inside the axes, so the layout engine need not
                 # measure each of them (it dominated the time for 50 x 5 tables).
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=ANNOT_PT,
                         color="k" if lum > 0.5 else "w", in_layout=False)
+    if mark_within_ci and n_m > 1:
+        tied = within_ci_of_best(table).to_numpy()
+        for i, j in zip(*np.nonzero(tied), strict=True):
+            ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, ec="w", lw=1.2, ls="--",
+                                   in_layout=False))
+        fig.supxlabel("dashed outline: within CI of the best model on that benchmark",
+                      fontsize=ANNOT_PT, color="0.3")
     cb = fig.colorbar(im, ax=ax, shrink=min(1.0, 2.5 / height), pad=0.02)
-    cb.set_label("best-layer score", fontsize=LABEL_PT)
+    cb.set_label("chosen-layer score\n(/ ceiling; raw if none)", fontsize=LABEL_PT)
     cb.ax.tick_params(labelsize=TICK_PT)
     if path is not None:
         save_figure(fig, path, formats)

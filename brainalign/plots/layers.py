@@ -12,22 +12,54 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from brainalign.plots.style import (
+    CEILING,
     LABEL_PT,
     LEGEND_PT,
+    NORM_CI_HIGH,
+    NORM_CI_LOW,
     SINGLE_COLUMN_IN,
     TICK_PT,
     TITLE_PT,
+    axis_label,
     best_rows,
     has_ceiling,
     model_colours,
     note,
+    numeric,
     primary_rows,
     require_columns,
     save_figure,
+    weights_label,
 )
+from brainalign.results.table import DEV_SELECTION
 from brainalign.settings import PathLike
 
 NEEDED = ("model", "benchmark", "layer", "raw")
+CEILING_GREY = "0.85"
+MIN_CONTINUOUS = 3  # a model with fewer layers in a panel is drawn as separate points
+
+
+def legend_extras(kinds: set[str], colour: object = "0.45") -> list:
+    """Legend entries for what a layer figure drew besides the models' lines: the CI (band or
+    bars), the noise ceiling (band or line) and the chosen-layer star, each looking as drawn."""
+    out: list = []
+    if "ci band" in kinds:
+        out.append(Patch(facecolor=colour, alpha=0.25, lw=0, label="bootstrap CI (band in the model's colour)"))
+    if "ci bars" in kinds:
+        out.append(Line2D([], [], color="0.3", marker="|", ms=8, mew=1, ls="",
+                          label="bootstrap CI (bars: separate layers)"))
+    if "ceiling band" in kinds:
+        out.append(Patch(facecolor=CEILING_GREY, lw=0, label="noise ceiling (lower–upper bound)"))
+    if "ceiling line" in kinds:
+        out.append(Line2D([], [], color="0.6", lw=1, label="noise ceiling (upper bound)"))
+    star = dict(ls="", marker="*", ms=7, color="w", mec="k", mew=0.5)
+    if "star held-out" in kinds:
+        out.append(Line2D([], [], **star, label="chosen layer: held-out score (chosen on dev. stimuli)"))
+    if "star chosen" in kinds:
+        out.append(Line2D([], [], **star, label="chosen layer (on dev. stimuli)"))
+    if "star in-sample" in kinds:
+        out.append(Line2D([], [], **star, label="best layer (in-sample)"))
+    return out
 
 
 def relative_depth(table: pd.DataFrame) -> pd.Series:
@@ -60,8 +92,13 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
 
     ``table`` is a results table or a :class:`~brainalign.results.ScoreResult` (its ``.table``).
     Each panel shows the noise-ceiling band (lower to upper bound) where the benchmark has one,
-    the bootstrap confidence interval of every layer as a ribbon, and the best layer of each model
-    as a star. A model keeps its colour in every panel.
+    the bootstrap confidence interval of every layer as a ribbon, and, as a star, the held-out
+    score of the layer chosen on development stimuli (the leaderboard's number). The y-axis says
+    which score it is (e.g. "RSA, Spearman ρ / noise ceiling"), the legend names each model with
+    its weights (random, pretrained, a checkpoint) and explains every band and mark drawn. A
+    model with fewer than three layers in a panel (a simulator's separate stages) is drawn as
+    points with CI bars, nothing interpolated between them. A model keeps its colour in every
+    panel; the legend sits below the panels, never on the data.
 
     Parameters
     ----------
@@ -71,9 +108,10 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
         Where to write the figure. With a suffix (``.png``, ``.svg``, ``.pdf``) that one file is
         written; without one, ``path.png`` and ``path.svg``.
     normalised
-        Plot ceiling-normalised scores (the band then spans lower/upper to 1). By default raw
-        scores with the ceiling band, which shows both the score and how far the ceiling is.
-        Benchmarks without a ceiling are always drawn raw.
+        By default (``None``) and with ``True``: score / noise ceiling where the benchmark has a
+        ceiling (the band then spans lower/upper to 1). ``False``: raw scores with the ceiling
+        band, the star then at the chosen layer's score on all stimuli (the held-out score is on
+        the normalised scale). Benchmarks without a ceiling are always drawn raw.
     width
         Width in inches of one panel (3.5 in: a paper's single column).
     ncols
@@ -112,32 +150,35 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
         chosen = [m for m in chosen if m in keep]
         shown_note = f" (best {len(chosen)} of {len(all_models)} models)"
     colours = model_colours(all_models)  # colour fixed by position in the whole table
+    weights = {m: weights_label(table.loc[table["model"] == m, "weights"].dropna().iloc[0])
+               if "weights" in table and table.loc[table["model"] == m, "weights"].notna().any()
+               else "" for m in all_models}
     benches = list(dict.fromkeys(table["benchmark"]))
     ncols = ncols or min(len(benches), 3)
     nrows = int(np.ceil(len(benches) / ncols))
-    legend_rows = int(np.ceil(len(chosen) / 3))
+    legend_rows = int(np.ceil((len(chosen) + 4) / ncols))
     legend_h = 0.14 * legend_rows + 0.1
     # A bare Figure (no pyplot): no window opens and no global backend state is touched.
     fig = Figure(figsize=(width * ncols, width * 0.72 * nrows + legend_h), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    norm = bool(normalised)
+    drawn_kinds: set[str] = set()  # what the legend must explain: ribbon, bars, band, line, stars
     for ax in axes.flat[len(benches):]:
         ax.set_axis_off()
     for ax, bench in zip(axes.flat, benches, strict=False):
         sub = table[(table["benchmark"] == bench) & table["model"].isin(chosen)]
         ceil = has_ceiling(sub)
-        use_norm = norm and ceil
-        y, lo, hi = (("normalised", "normalised_ci_low", "normalised_ci_high") if use_norm
-                     else ("raw", "raw_ci_low", "raw_ci_high"))
+        use_norm = normalised is not False and ceil
+        y = "normalised" if use_norm else "raw"
         if ceil:
-            upper = float(pd.to_numeric(sub["ceiling_upper"], errors="coerce").median())
-            lower = float(pd.to_numeric(sub.get("ceiling_lower"), errors="coerce").median()) \
-                if "ceiling_lower" in sub else np.nan
+            upper = float(numeric(sub, *CEILING).median())
+            lower = float(numeric(sub, "ceiling_lower").median())
             band = (lower / upper, 1.0) if use_norm else (lower, upper)
             if np.isfinite(band[0]):
-                ax.axhspan(*band, color="0.85", zorder=0, lw=0)
+                ax.axhspan(*band, color=CEILING_GREY, zorder=0, lw=0)
+                drawn_kinds.add("ceiling band")
             else:
                 ax.axhline(band[1], color="0.6", lw=1, zorder=0)
+                drawn_kinds.add("ceiling line")
         drawn = 0
         for m in chosen:
             d = sub[sub["model"] == m].copy()
@@ -147,32 +188,48 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                 continue
             drawn += 1
             c = colours[m]
-            ax.plot(d["_depth"], d[y], "-o", color=c, ms=2.5, lw=1, label=m)
-            if lo in d and hi in d:
-                band_lo = pd.to_numeric(d[lo], errors="coerce")
-                band_hi = pd.to_numeric(d[hi], errors="coerce")
-                if band_lo.notna().any():
-                    ax.fill_between(d["_depth"], band_lo, band_hi, color=c, alpha=0.25, lw=0)
-            # The best layer as the leaderboard picks it (on development stimuli where it can).
-            pick = best_rows(d)["layer"]
-            b = d[d["layer"] == pick.iloc[0]].iloc[0] if len(pick) else d.loc[d[y].idxmax()]
-            ax.plot([b["_depth"]], [b[y]], marker="*", ms=8, color=c, mec="k", mew=0.5, zorder=5)
+            lo = numeric(d, *NORM_CI_LOW) if use_norm else numeric(d, "raw_ci_low")
+            hi = numeric(d, *NORM_CI_HIGH) if use_norm else numeric(d, "raw_ci_high")
+            if len(d) < MIN_CONTINUOUS:
+                # A few separate layers (e.g. a simulator's stages) are not a depth continuum:
+                # points with error bars, nothing interpolated between them.
+                err = np.vstack([(d[y] - lo).clip(lower=0), (hi - d[y]).clip(lower=0)]).astype(float)
+                ax.errorbar(d["_depth"], d[y], yerr=np.where(np.isfinite(err), err, 0), fmt="o", color=c,
+                            ms=3.5, lw=1, capsize=2, label=m)
+                drawn_kinds.add("ci bars")
+            else:
+                ax.plot(d["_depth"], d[y], "-o", color=c, ms=2.5, lw=1, label=m)
+                if lo.notna().any():
+                    ax.fill_between(d["_depth"], lo, hi, color=c, alpha=0.25, lw=0)
+                    drawn_kinds.add("ci band")
+            # The chosen layer as the leaderboard picks it: on development stimuli where the
+            # benchmark splits them, drawn at its held-out score (which is on the plotted scale
+            # when the panel is normalised or the benchmark has no ceiling).
+            pick = best_rows(d)
+            if len(pick):
+                row = pick.iloc[0]
+                honest = row.get("selection") == DEV_SELECTION
+                x_star = float(d.loc[d["layer"] == row["layer"], "_depth"].iloc[0])
+                if honest and (use_norm or not ceil):
+                    y_star, kind = float(row["best_score"]), "star held-out"
+                else:
+                    y_star = float(d.loc[d["layer"] == row["layer"], y].iloc[0])
+                    kind = "star chosen" if honest else "star in-sample"
+                ax.plot([x_star], [y_star], marker="*", ms=8, color=c, mec="k", mew=0.5, zorder=5, ls="")
+                drawn_kinds.add(kind)
         if not drawn:
             note(ax, "no scores for these models")
         ax.set_title(bench, fontsize=TITLE_PT)
         ax.set_xlabel("relative layer depth", fontsize=LABEL_PT)
-        ylabel = "score / ceiling" if use_norm else "score"
-        if norm and not ceil:
-            ylabel = "raw score (no ceiling)"
-        ax.set_ylabel(ylabel, fontsize=LABEL_PT)
+        ax.set_ylabel(axis_label(sub, use_norm), fontsize=LABEL_PT)
         ax.tick_params(labelsize=TICK_PT)
-        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlim(-0.05, 1.05)
         ax.axhline(0, color="0.5", lw=0.5)
-    handles = [Line2D([], [], color=colours[m], marker="o", ms=2.5, lw=1, label=m) for m in chosen]
-    handles.append(Line2D([], [], ls="", marker="*", ms=7, color="w", mec="k", mew=0.5, label="best layer"))
-    if has_ceiling(table[table["model"].isin(chosen)]):
-        handles.append(Patch(color="0.85", label="noise ceiling"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)),
+    handles = [Line2D([], [], color=colours[m], marker="o", ms=2.5, lw=1,
+                      label=f"{m} ({weights[m]})" if weights[m] else m) for m in chosen]
+    handles += legend_extras(drawn_kinds, colours[chosen[0]] if chosen else "0.45")
+    # One column per 3.5-inch panel: long labels stay whole and never overlap the data.
+    fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(ncols, 3)),
                fontsize=LEGEND_PT, frameon=False)
     if shown_note:
         fig.suptitle(f"layer-by-layer scores{shown_note}", fontsize=TITLE_PT)

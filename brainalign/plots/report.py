@@ -28,6 +28,7 @@ from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
 from brainalign.results.compare import COMPARE_FILE
+from brainalign.results.table import DEV_SELECTION
 from brainalign.settings import PathLike
 
 _CSS = """
@@ -37,8 +38,9 @@ h1{font-size:1.5em;margin-bottom:0}h2{font-size:1.2em;margin-top:2em;border-bott
 .sub{color:#666;font-size:.9em}.warn{background:#fff6e0;border-left:4px solid #e0a000;padding:6px 10px}
 table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bottom:1px solid #eee;
  text-align:right}th{background:#f4f4f4;position:sticky;top:0}td.t,th.t{text-align:left}
-#leaderboard th{cursor:pointer;user-select:none}#leaderboard th[data-dir=asc]::after{content:" \\25B2"}
-#leaderboard th[data-dir=desc]::after{content:" \\25BC"}.layer{color:#888;font-size:.8em}
+.leaderboard th{cursor:pointer;user-select:none}.leaderboard th[data-dir=asc]::after{content:" \\25B2"}
+.leaderboard th[data-dir=desc]::after{content:" \\25BC"}details>summary{cursor:pointer;color:#336}
+.layer{color:#888;font-size:.8em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85em}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}tr.within-noise td{color:#888}
 """
@@ -46,32 +48,33 @@ pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}tr.within-nois
 # Sort on header click; numbers by data-value, missing values last in either direction.
 _JS = """
 (function(){
-  var table=document.getElementById('leaderboard');
-  if(!table){return;}
-  var heads=table.tHead.rows[0].cells;
   function key(cell,num){
     if(!num){return cell.textContent.trim().toLowerCase();}
     var v=parseFloat(cell.getAttribute('data-value'));
     return isNaN(v)?null:v;
   }
-  function sortBy(i){
-    var th=heads[i],num=th.getAttribute('data-type')==='number';
-    var dir=th.getAttribute('data-dir')==='desc'?'asc':'desc';
-    if(!th.getAttribute('data-dir')&&!num){dir='asc';}
-    for(var j=0;j<heads.length;j++){heads[j].removeAttribute('data-dir');}
-    th.setAttribute('data-dir',dir);
-    var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){
-      var x=key(a.cells[i],num),y=key(b.cells[i],num);
-      if(x===null&&y===null){return 0;} if(x===null){return 1;} if(y===null){return -1;}
-      var c=x<y?-1:(x>y?1:0);
-      return dir==='asc'?c:-c;
-    });
-    rows.forEach(function(r){body.appendChild(r);});
+  function sortable(table){
+    var heads=table.tHead.rows[0].cells;
+    function sortBy(i){
+      var th=heads[i],num=th.getAttribute('data-type')==='number';
+      var dir=th.getAttribute('data-dir')==='desc'?'asc':'desc';
+      if(!th.getAttribute('data-dir')&&!num){dir='asc';}
+      for(var j=0;j<heads.length;j++){heads[j].removeAttribute('data-dir');}
+      th.setAttribute('data-dir',dir);
+      var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){
+        var x=key(a.cells[i],num),y=key(b.cells[i],num);
+        if(x===null&&y===null){return 0;} if(x===null){return 1;} if(y===null){return -1;}
+        var c=x<y?-1:(x>y?1:0);
+        return dir==='asc'?c:-c;
+      });
+      rows.forEach(function(r){body.appendChild(r);});
+    }
+    for(var i=0;i<heads.length;i++){
+      (function(i){heads[i].addEventListener('click',function(){sortBy(i);});})(i);
+    }
   }
-  for(var i=0;i<heads.length;i++){
-    (function(i){heads[i].addEventListener('click',function(){sortBy(i);});})(i);
-  }
+  Array.prototype.forEach.call(document.querySelectorAll('table.leaderboard'),sortable);
   document.body.setAttribute('data-report-ready','1');
 })();
 """
@@ -102,23 +105,45 @@ def _figure_html(fig: Figure, caption: str, fmt: str, alt: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def leaderboard_html(table: pd.DataFrame) -> str:
-    """The sortable leaderboard: one row per model, best-layer score per benchmark and the mean."""
+def is_simulated(benchmark: str) -> bool:
+    """Whether a benchmark scores against simulated data (ids ``simulated.*``): ranked apart from
+    real data, never averaged with it."""
+    return str(benchmark).split(".")[0] == "simulated"
+
+
+def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = None,
+                     table_id: str = "leaderboard") -> str:
+    """A sortable leaderboard: one row per model, the chosen layer's score per benchmark and the
+    mean. Only models scored on every one of ``benchmarks`` (default: all in the table) get a mean
+    and a rank, so every ranked mean is over the same set; the others are listed after them,
+    unranked, with the reason in the cell's tooltip."""
     scores, layers = best_matrix(table)
-    benches = list(scores.columns)
+    benches = [b for b in scores.columns if benchmarks is None or b in set(benchmarks)]
+    scores, layers = scores[benches], layers[benches]
     raw_only = {b: not has_ceiling(table[table["benchmark"] == b]) for b in benches}
     head = ['<th class="t" data-type="number">rank</th>', '<th class="t" data-type="text">model</th>',
-            '<th data-type="number" title="mean best-layer score over benchmarks">mean</th>']
+            f'<th data-type="number" title="mean over the {len(benches)} benchmark(s) of this table; '
+            'only for models scored on all of them">mean</th>']
     for b in benches:
         label = f"{b} (raw)" if raw_only[b] else b
         head.append(f'<th data-type="number">{_e(label)}</th>')
     weights = table.drop_duplicates("model").set_index("model")
     head.append('<th class="t" data-type="text">weights</th>')
+    complete = scores.notna().all(axis=1)
+    mean = scores.mean(axis=1).where(complete)
+    order = list(mean[complete].sort_values(ascending=False, kind="stable").index) + \
+        list(scores.index[~complete])
     rows = []
-    mean = scores.mean(axis=1)
-    for rank, model in enumerate(scores.index, start=1):
-        cells = [f'<td class="t" data-value="{rank}">{rank}</td>', f'<td class="t">{_e(model)}</td>',
-                 f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>']
+    for rank, model in enumerate(order, start=1):
+        if complete[model]:
+            rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
+            mean_cell = f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>'
+        else:
+            missing = ", ".join(b for b in benches if not np.isfinite(scores.loc[model, b]))
+            why = _e(f"not scored on every benchmark of this table (missing: {missing}): not ranked")
+            rank_cell = f'<td class="t" data-value="" title="{why}">–</td>'
+            mean_cell = f'<td data-value="" title="{why}">–</td>'
+        cells = [rank_cell, f'<td class="t">{_e(model)}</td>', mean_cell]
         for b in benches:
             v = scores.loc[model, b]
             layer = layers.loc[model, b]
@@ -130,7 +155,7 @@ def leaderboard_html(table: pd.DataFrame) -> str:
         wh = str(wh)[:12] if isinstance(wh, str) else ""
         cells.append(f'<td class="t" title="{_e(wh)}">{_e(w if pd.notna(w) else "")}</td>')
         rows.append(f'<tr data-model="{_e(model)}">{"".join(cells)}</tr>')
-    return (f'<table id="leaderboard"><thead><tr>{"".join(head)}</tr></thead>'
+    return (f'<table id="{_e(table_id)}" class="leaderboard"><thead><tr>{"".join(head)}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
@@ -162,6 +187,18 @@ def comparison_html(table: pd.DataFrame) -> str:
             + f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
+def failures_html(failures: pd.DataFrame) -> str:
+    """The failed (model, benchmark) pairs of batch runs, with the error of each."""
+    rows = "".join(
+        f'<tr data-failed="{_e(r.get("model"))}"><td class="t">{_e(r.get("model"))}</td>'
+        f'<td class="t">{_e(r.get("benchmark"))}</td><td class="t">{_e(r.get("error_type", ""))}</td>'
+        f'<td class="t">{_e(r.get("error", ""))}</td><td class="t">{_e(r.get("source", ""))}</td></tr>'
+        for r in failures.to_dict("records"))
+    return ('<table id="failures"><thead><tr><th class="t">model</th><th class="t">benchmark</th>'
+            '<th class="t">error</th><th class="t">message</th><th class="t">file</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _provenance_html(res: ResultsFolder) -> str:
     from brainalign.results.provenance import versions
 
@@ -174,8 +211,14 @@ def _provenance_html(res: ResultsFolder) -> str:
     for b, sub in t.groupby("benchmark", sort=False):
         def first(col: str, sub: pd.DataFrame = sub) -> Any:
             return sub[col].dropna().iloc[0] if col in sub and sub[col].notna().any() else "–"
-        ceil = (f"{_fmt(first('ceiling_lower'))}–{_fmt(first('ceiling_upper'))}" if has_ceiling(sub)
-                else "none")
+        upper = first("ceiling_upper") if "ceiling_upper" in sub else first("ceiling")
+        lower = first("ceiling_lower")
+        if not has_ceiling(sub):
+            ceil = "none"
+        elif _fmt(lower) == "–":
+            ceil = f"{_fmt(upper)} (upper bound only)"
+        else:
+            ceil = f"{_fmt(lower)}–{_fmt(upper)}"
         parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in (
             b, first("benchmark_version"), first("metric"), ceil, first("n_stimuli"),
             first("n_bootstrap"), first("seed"))) + "</tr>")
@@ -187,6 +230,10 @@ def _provenance_html(res: ResultsFolder) -> str:
             parts.append(f'<p class="warn">The scores were computed with {len(vs)} different '
                          "software versions; compare them with care.</p>")
         parts.append("".join(f"<pre>{_e(v.replace(';', chr(10)))}</pre>" for v in vs))
+    for folder, prov in res.provenance.items():
+        runs = prov.get("runs", [])
+        parts.append(f"<h3>Batch runs in {_e(folder)} ({len(runs)})</h3>")
+        parts.append(f"<pre>{_e(json.dumps(prov, indent=2, default=str))}</pre>")
     for src, meta in res.metas.items():
         parts.append(f"<h3>{_e(src)}</h3>")
         parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
@@ -237,28 +284,44 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
             f"from {_e(res.root)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>"]
     if warn:
         body.append('<div class="warn">' + "<br>".join(_e(w) for w in warn) + "</div>")
+    real = [b for b in benches if not is_simulated(b)]
+    simulated = [b for b in benches if is_simulated(b)]
     body += ["<h2>Leaderboard</h2>",
-             '<p class="sub">Best layer per model and benchmark: score / noise ceiling where the '
-             "benchmark has a ceiling, raw score where it has not; mean over the benchmarks a model "
-             "was scored on; models scored during training at their last epoch. Click a column to "
-             "sort.</p>",
-             leaderboard_html(t)]
+             '<p class="sub">Chosen layer per model and benchmark: score / noise ceiling where the '
+             "benchmark has a ceiling, raw score where it has not. The mean and the rank are only "
+             "given to models scored on every benchmark of the table, so every mean is over the same "
+             "set; models scored during training at their last epoch. Click a column to sort.</p>"]
+    if real:
+        body.append(leaderboard_html(t, real, "leaderboard"))
+    if simulated:
+        body += ["<h3>Simulated data</h3>",
+                 '<p class="sub">Benchmarks on simulated responses (known ground truth) are ranked '
+                 "apart from real brain data and never averaged with it.</p>",
+                 leaderboard_html(t, simulated, "leaderboard" if not real else "leaderboard-simulated")]
+    if len(res.failures):
+        n_models = res.failures["model"].nunique()
+        body += [f"<h2>Failed models ({n_models})</h2>",
+                 '<p class="sub">Pairs a batch run could not score (from failures.csv; tracebacks in '
+                 "errors/ beside it). They are missing from the leaderboard.</p>",
+                 failures_html(res.failures)]
     scored = best_rows(t)
-    if (scored["selection"] == "development stimuli").any():
+    if (scored["selection"] == DEV_SELECTION).any():
         body.append('<p class="sub">Where a benchmark splits its stimuli, the best layer is chosen on '
                     "the development stimuli and the score shown is on the held-out stimuli.</p>")
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
-        body.append(_figure_html(fig, "Best-layer scores, models and benchmarks sorted by mean.", fmt,
+        body.append(_figure_html(fig, "Chosen-layer scores, models and benchmarks sorted by mean; "
+                                 "dashed outline: the benchmark's best model lies within this "
+                                 "model's bootstrap CI.", fmt,
                                  "heatmap of best-layer scores"))
     body.append("<h2>Layer by layer</h2>")
     for b in benches:
         sub = t[t["benchmark"] == b]
         n = sub["model"].nunique()
         fig = plot_layers(sub, max_models=max_models)
-        cap = (f"{b}: score against relative layer depth; grey band: noise ceiling (lower to upper "
-               "bound); ribbons: bootstrap CI; star: best layer."
+        cap = (f"{b}: score against relative layer depth; the legend says what each band and mark "
+               "is (star: the layer chosen on development stimuli, at its held-out score)."
                + (f" The best {max_models} of {n} models are drawn." if n > max_models else ""))
         body.append(f'<section class="bench" data-benchmark="{_e(b)}">'
                     + _figure_html(fig, cap, fmt, f"layer-by-layer scores on {b}") + "</section>")
@@ -271,7 +334,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     compare_csv = res.root / COMPARE_FILE
     if compare_csv.is_file():
         body += ["<h2>Which model is better</h2>", comparison_html(pd.read_csv(compare_csv))]
-    body += ["<h2>Provenance</h2>", _provenance_html(res)]
+    n_files = len(res.metas) + len(res.provenance)
+    body += ["<h2>Provenance</h2>",
+             '<details id="provenance"><summary>Benchmarks, software versions and the settings of '
+             f"every run ({n_files} file(s)): click to show</summary>", _provenance_html(res), "</details>"]
     elapsed = time.perf_counter() - t0
     body.append(f'<p class="sub">built in {elapsed:.1f} s</p>')
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'

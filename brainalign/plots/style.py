@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def best_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def has_ceiling(sub: pd.DataFrame) -> bool:
     """Whether any row of ``sub`` carries a noise ceiling."""
-    return "ceiling_upper" in sub and pd.to_numeric(sub["ceiling_upper"], errors="coerce").notna().any()
+    return bool(numeric(sub, *CEILING).notna().any())
 
 
 def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = None,
@@ -98,3 +99,67 @@ def note(ax, text: str) -> None:
     """A short message inside an axes (e.g. why a panel is empty)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_PT, color="0.3",
             transform=ax.transAxes, wrap=True)
+
+
+def numeric(table: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of ``names`` the table has, as numbers (NaN where none is there). The result
+    schema renamed ``ceiling`` → ``ceiling_upper`` and ``ci_low/ci_high`` →
+    ``normalised_ci_low/high``; figures read either."""
+    for n in names:
+        if n in table:
+            return pd.to_numeric(table[n], errors="coerce")
+    return pd.Series(np.nan, index=table.index, dtype=float)
+
+
+CEILING = ("ceiling_upper", "ceiling")
+NORM_CI_LOW = ("normalised_ci_low", "ci_low")
+NORM_CI_HIGH = ("normalised_ci_high", "ci_high")
+
+_COMPARE = {"spearman": "Spearman ρ", "pearson": "Pearson r", "kendall_tau_a": "Kendall τa",
+            "kendall": "Kendall τ", "cosine": "cosine", "median": "median", "mean": "mean"}
+_KIND = {"rsa": "RSA", "ridge": "ridge encoding", "pls": "PLS encoding", "linear": "linear encoding",
+         "cka": "CKA"}
+
+
+def metric_label(metric: object) -> str:
+    """A reader's name for a ``metric`` column value: ``"rsa:correlation/spearman"`` →
+    ``"RSA, Spearman ρ"``; ``"ridge:pearson/median"`` → ``"ridge encoding, Pearson r (median)"``;
+    free text is kept as it is."""
+    if not isinstance(metric, str) or not metric.strip():
+        return "score"
+    kind, sep, rest = metric.partition(":")
+    if not sep or kind not in _KIND:
+        text = {"ks_similarity": "KS similarity"}.get(metric, metric)
+        cut = text.find(", ", 10)  # free text: keep the name, drop trailing settings (CV splits, …)
+        return text[:cut] if len(text) > 40 and cut > 0 else text
+    parts = rest.split("/")
+    if kind == "rsa":
+        return f"RSA, {_COMPARE.get(parts[-1], parts[-1])}"
+    label = f"{_KIND[kind]}, {_COMPARE.get(parts[0], parts[0])}"
+    return label + (f" ({_COMPARE.get(parts[1], parts[1])})" if len(parts) > 1 else "")
+
+
+def axis_label(sub: pd.DataFrame, normalised: bool) -> str:
+    """The y-axis label of a panel: which score, and whether it is divided by the noise ceiling."""
+    metrics = list(dict.fromkeys(sub["metric"].dropna())) if "metric" in sub else []
+    base = metric_label(metrics[0]) if len(metrics) == 1 else "score"
+    tail = "/ noise ceiling" if normalised else "(raw)"
+    return f"{base}\n{tail}" if len(base) + len(tail) > 34 else f"{base} {tail}"
+
+
+def weights_label(weights: object) -> str:
+    """``"random"`` / ``"random(seed=0)"`` → ``"random weights"``, ``"pretrained"`` →
+    ``"pretrained"``, a checkpoint path → its file name."""
+    if not isinstance(weights, str) or not weights:
+        return "weights unknown"
+    w = weights.strip()
+    if w.startswith("random"):
+        return "random weights"
+    if w.startswith("pretrained"):
+        return "pretrained"
+    m = re.fullmatch(r"([\w-]+)\(seed=\d+\)", w)
+    if m:  # "gabor-init(seed=0)" → "gabor-init weights"
+        return f"{m.group(1)} weights"
+    if "/" in w or w.endswith((".pt", ".pth", ".ckpt", ".safetensors")):
+        return f"checkpoint {Path(w).name}"
+    return w

@@ -14,6 +14,8 @@ from brainalign.settings import PathLike
 
 KEY = ["model", "benchmark", "layer"]  # + session and metric where the table has them
 REQUIRED = ("model", "benchmark", "layer", "raw")
+FAILURES = "failures.csv"  # written by a batch run beside scores.csv
+PROVENANCE = "provenance.json"
 
 
 @dataclass
@@ -30,6 +32,12 @@ class ResultsFolder:
         (file, reason) for every CSV that could not be used.
     notes
         Other things a reader should know (duplicate rows, rows without a score, …).
+    failures
+        Failed (model, benchmark) pairs from every ``failures.csv`` a batch run wrote (columns
+        model, benchmark, error_type, error, source).
+    provenance
+        Folder (relative) → the ``provenance.json`` a batch run wrote there (its runs' settings,
+        models, benchmarks, versions and failures).
     """
 
     root: Path
@@ -37,6 +45,9 @@ class ResultsFolder:
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["model", "benchmark", "error_type", "error", "source"]))
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _meta_for(csv: Path) -> tuple[dict[str, Any], str | None]:
@@ -70,9 +81,24 @@ def read_results(folder: PathLike) -> ResultsFolder:
         raise ResultsTableError(f"{root}: no *.csv results table found (ScoreResult.save writes "
                                 "scores.csv and scores.meta.json)")
     csvs = [c for c in csvs if not any(p.name.endswith(".details") for p in c.parents)]
-    frames, metas, skipped, notes = [], {}, [], []
+    frames, metas, skipped, notes, fails = [], {}, [], [], []
+    provenance = {}
+    for prov in sorted(root.rglob(PROVENANCE)):
+        try:
+            provenance[str(prov.parent.relative_to(root)) or "."] = json.loads(prov.read_text())
+        except (OSError, ValueError) as err:
+            notes.append(f"{prov.relative_to(root)}: unreadable ({err})")
     for csv in csvs:
         rel = str(csv.relative_to(root))
+        if csv.name == FAILURES:  # a batch run's failed pairs: listed, not a results table
+            try:
+                f = pd.read_csv(csv)
+            except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+                skipped.append((rel, f"unreadable: {err}"))
+                continue
+            if {"model", "benchmark"} <= set(f.columns):
+                fails.append(f.assign(source=rel))
+                continue
         try:
             t = pd.read_csv(csv)
         except (OSError, ValueError, pd.errors.ParserError) as err:
@@ -106,7 +132,9 @@ def read_results(folder: PathLike) -> ResultsFolder:
         bad = table.loc[raw.isna(), KEY].astype(str).agg("/".join, axis=1).tolist()
         notes.append(f"{len(bad)} row(s) have no score and are not plotted: {', '.join(bad[:5])}"
                      + (" …" if len(bad) > 5 else ""))
-    return ResultsFolder(root=root, table=table, metas=metas, skipped=skipped, notes=notes)
+    failures = pd.concat(fails, ignore_index=True) if fails else ResultsFolder(root, table).failures
+    return ResultsFolder(root=root, table=table, metas=metas, skipped=skipped, notes=notes,
+                         failures=failures, provenance=provenance)
 
 
 def final_epoch(table: pd.DataFrame) -> pd.DataFrame:

@@ -92,7 +92,12 @@ class ScoreResult:
             details.update(r.details)
             for k, v in r.meta.items():
                 if k in _PER_MODEL and isinstance(v, dict) and isinstance(meta.get(k), dict):
-                    meta[k] = {**meta[k], **v}  # keyed by model (or benchmark): keep every one
+                    # keyed by model (or benchmark): keep every one; a model scored on several
+                    # benchmarks keeps the failed layers of each
+                    merged = {**meta[k], **v}
+                    if k == "failed_layers":
+                        merged.update({m: {**meta[k].get(m, {}), **f} for m, f in v.items()})
+                    meta[k] = merged
                 else:
                     meta.setdefault(k, v)
         return cls(table, details, meta)

@@ -25,6 +25,8 @@ import importlib
 import json
 import os
 import re
+import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -35,7 +37,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brainalign.errors import BatchOutputError, BatchSpecError
+from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError
 from brainalign.io import atomic_write
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
@@ -262,6 +264,36 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
 
 _atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
 
+_HOST = socket.gethostname()
+
+
+def _proc_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` on this host runs (and is the one that started at ``start``)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: alive
+    if start is not None:
+        now = _proc_start(pid)
+        return now is None or now == start
+    return True
+
+
+def _temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) a temporary file name written by :func:`brainalign.io.atomic_path` carries."""
+    m = re.search(r"\.@(.+)-(\d+)@\.[^.]*\.tmp$", name)
+    return (m.group(1), int(m.group(2))) if m else None
+
 
 @dataclass
 class BatchReport:
@@ -289,7 +321,13 @@ class _Output:
             d.mkdir(parents=True, exist_ok=True)
         for d in (out, self.pairs, self.errors):
             for leftover in d.glob(".*.tmp"):
-                leftover.unlink()  # half-written by an interrupted run: never read
+                owner = _temp_owner(leftover.name)
+                # Half-written by an interrupted run (never read). This run holds the folder's lock,
+                # so a file without a named writer is stale; one whose writer still runs on this
+                # host (a lock taken over from a live process) is left alone.
+                if owner is None or (owner[0] == _HOST and not _pid_alive(owner[1])):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
         self.tables: dict[str, pd.DataFrame] = {}
         self.failures: dict[str, dict[str, Any]] = {}
 
@@ -416,12 +454,138 @@ def _execute(tasks: Sequence[PairTask], executor: str, workers: int, scheduler: 
                           "traceback": traceback.format_exc(), "seconds": float("nan")}
 
 
+LOCK_NAME = "batch.lock"
+PROVENANCE_NAME = "provenance.json"
+
+
+class _Lock:
+    """``<out>/batch.lock``: one writer per output folder.
+
+    The file names its holder (host, pid, process start, start time, command line). A second run
+    is refused with a :class:`~brainalign.errors.BatchLockedError` naming the holder; a lock whose
+    holder died on this host (no such pid, or the pid reused by another process) is taken over
+    with a warning. A holder on another host cannot be checked, so it is never taken over.
+    """
+
+    def __init__(self, out: Path, note: Callable[[str], None]):
+        self.path = out / LOCK_NAME
+        self.info = {"host": _HOST, "pid": os.getpid(), "pid_start": _proc_start(os.getpid()),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "argv": list(sys.argv)}
+        for _ in range(3):
+            if self._create():
+                return
+            holder = self._read()
+            if holder is None:  # unreadable or half-written: give its writer a moment
+                time.sleep(0.2)
+                holder = self._read()
+                if holder is None:
+                    raise BatchLockedError(f"{self.path} exists but cannot be read; if no other batch "
+                                           f"run writes to {out}, delete it and start again")
+            same_host = holder.get("host") == _HOST
+            if same_host and not _pid_alive(int(holder.get("pid", -1)), holder.get("pid_start")):
+                note(f"warning: taking over the stale lock of a run that is no longer alive "
+                     f"({self._who(holder)})")
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                continue
+            where = "" if same_host else " (on another host, so it cannot be checked from here)"
+            raise BatchLockedError(
+                f"{out} is being written by another batch run: {self._who(holder)}{where}. Wait for it "
+                f"to finish, or choose another --out; if you are sure it is gone, delete {self.path}")
+        raise BatchLockedError(f"{out}: could not take the lock {self.path}; another run keeps taking it")
+
+    @staticmethod
+    def _who(h: dict[str, Any]) -> str:
+        return f"pid {h.get('pid')} on {h.get('host')}, started {h.get('started')}"
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.info, f)
+        return True
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        """Remove the lock if it is still ours."""
+        h = self._read()
+        if h is not None and h.get("pid") == self.info["pid"] and h.get("host") == _HOST:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _run_record(tasks: Sequence[PairTask], settings: BatchSettings, workers: int) -> dict[str, Any]:
+    """What a run was asked to do: settings, models and benchmarks, for the provenance file."""
+    from brainalign.results.provenance import versions
+
+    models, benches = {}, {}
+    for t in tasks:
+        models[t.model.name] = {k: (list(v) if isinstance(v, tuple) else v)
+                                for k, v in dataclasses.asdict(t.model).items()}
+        benches[t.benchmark_id] = {"ref": t.benchmark, "key": t.key.rsplit("__", 1)[0]}
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(settings).items()}
+    cfg["workers"] = workers
+    return {"host": _HOST, "pid": os.getpid(), "argv": list(sys.argv),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "settings": cfg, "models": models,
+            "benchmarks": sorted(benches), "pairs": {t.label: t.key for t in tasks}, "versions": versions()}
+
+
+_SCORE_SETTINGS = {"max_features", "memory_budget", "benchmark_options"}
+
+
+def resume_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between an earlier run's record and this one's, one line per change, saying
+    whether it changes scores (the pairs it touches are recomputed) or not."""
+    lines = []
+    old_s, new_s = previous.get("settings", {}), current["settings"]
+    for k in sorted(set(old_s) | set(new_s)):
+        if k in ("threads",) or old_s.get(k) == new_s.get(k):
+            continue
+        effect = "changes scores: every pair is recomputed" if k in _SCORE_SETTINGS else \
+            "does not change scores: finished pairs are kept"
+        lines.append(f"setting {k}: {old_s.get(k)!r} → {new_s.get(k)!r} ({effect})")
+    old_m, new_m = previous.get("models", {}), current["models"]
+    for name in sorted(set(old_m) & set(new_m)):
+        diff = [f"{k} {old_m[name].get(k)!r} → {new_m[name].get(k)!r}" for k in sorted(new_m[name])
+                if old_m[name].get(k) != new_m[name].get(k)]
+        if diff:
+            lines.append(f"model {name}: {', '.join(diff)} (its pairs are recomputed)")
+    scoring_changed = any(old_s.get(k) != new_s.get(k) for k in _SCORE_SETTINGS)
+    models_changed = {n for n in set(old_m) & set(new_m) if old_m[n] != new_m[n]}
+    old_p = previous.get("pairs", {})
+    for label, key in sorted(current.get("pairs", {}).items()):
+        model = label.rsplit(" × ", 1)[0]
+        if label in old_p and old_p[label] != key and not scoring_changed and model not in models_changed:
+            lines.append(f"{label}: the benchmark definition changed (recomputed)")
+    return lines
+
+
+def _read_provenance(out: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((out / PROVENANCE_NAME).read_text())
+        return doc if isinstance(doc, dict) and isinstance(doc.get("runs"), list) else {"runs": []}
+    except (OSError, ValueError):
+        return {"runs": []}
+
+
+def _write_provenance(out: Path, doc: dict[str, Any]) -> None:
+    text = json.dumps(doc, indent=1, default=str)
+    _atomic_write_bytes(out / PROVENANCE_NAME, lambda p: p.write_text(text))
+
+
 def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequence[str] | str,
               out: PathLike, *, resume: bool = False, layers: Sequence[str] | None = None,
               workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
               max_features: int | None = None, memory_budget: int | str | None = None,
               cache_dir: PathLike | None = None, data_dir: PathLike | Sequence[PathLike] | None = None,
-              threads: int | None = None, progress: Any = None,
+              threads: int | None = None, progress: Any = None, n_bootstrap: int | None = None,
               benchmark_options: dict[str, Any] | None = None) -> BatchReport:
     """Score every model on every benchmark, every layer, into ``out``.
 
@@ -459,6 +623,9 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     benchmark_options
         Keyword arguments of :func:`brainalign.load_benchmark` for every benchmark
         (``n_bootstrap``, ``max_stimuli``, ``manifest_dirs``…); part of the pair key.
+    n_bootstrap
+        Bootstrap samples of every benchmark (default: each benchmark's own; fewer: quicker,
+        coarser CIs). Part of the pair key.
 
     Returns
     -------
@@ -480,37 +647,62 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     dirs = None
     if data_dir is not None:
         dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
+    if n_bootstrap is not None:
+        benchmark_options = {**(benchmark_options or {}), "n_bootstrap": n_bootstrap}
     settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
                              memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
                              data_dir=dirs, threads=threads, benchmark_options=benchmark_options)
     tasks = plan_tasks(entries, benches, settings, layers)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    output = _Output(outdir, tasks)
-    if output.has_results() and not resume:
-        raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
-                               f"to continue it, or choose another output folder")
     progress = progress if progress is not None else BatchProgress()
-    todo, skipped = [], []
-    for t in tasks:
-        if resume and output.finished(t):
-            skipped.append(t.key)
-            output.log("skipped", t)
-        else:
-            todo.append(t)
-    progress.start(len(tasks), len(skipped))
-    scored = []
-    for t in todo:
-        output.log("submit", t)
-    for t, outcome in _execute(todo, "local", workers, scheduler, progress):
-        output.record(t, outcome)
-        if outcome["ok"]:
-            scored.append(t.key)
-            output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
-        else:
-            output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
-        progress.pair_done(t.label, outcome["ok"], outcome["seconds"],
-                           "" if outcome["ok"] else f"{outcome['error_type']}: {outcome['error']}")
-    output.write_tables()
-    summary = progress.close()
-    return BatchReport(output.table(), output.failure_table(), scored, skipped, outdir, summary)
+    lock = _Lock(outdir, progress.note)  # before anything in the folder is touched
+    try:
+        output = _Output(outdir, tasks)
+        if output.has_results() and not resume:
+            raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
+                                   f"to continue it, or choose another output folder")
+        prov = _read_provenance(outdir)
+        record = _run_record(tasks, settings, workers)
+        todo, skipped = [], []
+        for t in tasks:
+            if resume and output.finished(t):
+                skipped.append(t.key)
+                output.log("skipped", t)
+            else:
+                todo.append(t)
+        if resume and prov["runs"]:
+            changes = resume_changes(prov["runs"][-1], record)
+            redo = [t.label for t in todo if t.label in prov["runs"][-1].get("pairs", {})
+                    and prov["runs"][-1]["pairs"][t.label] != t.key
+                    and (output.pairs / f"{prov['runs'][-1]['pairs'][t.label]}.parquet").exists()]
+            if changes:
+                progress.note("--resume: these differ from the run being resumed:\n  " + "\n  ".join(changes))
+            if redo:
+                progress.note(f"--resume: {len(redo)} pair(s) finished by that run were scored with other "
+                              f"settings and will be recomputed: {', '.join(redo)}")
+        prov["runs"].append(record)
+        _write_provenance(outdir, prov)
+        progress.start(len(tasks), len(skipped))
+        scored = []
+        for t in todo:
+            output.log("submit", t)
+        for t, outcome in _execute(todo, "local", workers, scheduler, progress):
+            output.record(t, outcome)
+            if outcome["ok"]:
+                scored.append(t.key)
+                output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
+            else:
+                output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
+            progress.pair_done(t.label, outcome["ok"], outcome["seconds"],
+                               "" if outcome["ok"] else f"{outcome['error_type']}: {outcome['error']}")
+        output.write_tables()
+        summary = progress.close()
+        fails = output.failure_table()
+        record.update(finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), scored=len(scored),
+                      skipped=len(skipped), failed=fails[["model", "benchmark", "error_type", "error"]]
+                      .to_dict("records"))
+        _write_provenance(outdir, prov)
+        return BatchReport(output.table(), fails, scored, skipped, outdir, summary)
+    finally:
+        lock.release()

@@ -33,6 +33,10 @@ class BatchProgress:
         print(f"[brainalign batch {time.perf_counter() - self.t0:7.1f}s] {text}", file=self.stream,
               flush=True)
 
+    def note(self, text: str) -> None:
+        """A message for the user (a warning, what --resume will recompute), as its own line(s)."""
+        self._line(text)
+
     def start(self, total: int, skipped: int) -> None:
         self.total, self.skipped = total, skipped
         if self.bars:
@@ -85,3 +89,80 @@ class BatchProgress:
                    f"{time.perf_counter() - self.t0:.1f}s")
         self._line(summary)
         return summary
+
+
+def _eta(elapsed: float, done: int, total: int) -> str:
+    if done <= 0 or total <= done:
+        return ""
+    left = elapsed / done * (total - done)
+    return f", about {left:.0f}s left" if left < 120 else f", about {left / 60:.1f} min left"
+
+
+class ScoreProgress:
+    """Progress of ``brainalign score``: every stage (reading the data, recording each layer,
+    scoring each layer) with a time estimate.
+
+    On a terminal a tqdm bar per (model, benchmark) counts the layers scored (with tqdm's rate
+    and remaining time; the extraction's own bar shows each forward pass); otherwise each event
+    is one plain line with the estimate, so logs of cluster jobs stay readable.
+
+    Parameters
+    ----------
+    stream
+        Where to write (default ``sys.stderr``).
+    bars
+        Force bars on or off; default: bars when ``stream`` is a terminal.
+    """
+
+    def __init__(self, stream: TextIO | None = None, bars: bool | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.bars = bool(getattr(self.stream, "isatty", lambda: False)()) if bars is None else bars
+        self.t0 = time.perf_counter()
+        self._bar: Any = None
+        self._label = ""
+        self._started = 0.0
+
+    def line(self, text: str) -> None:
+        """One plain line, written above any bar."""
+        msg = f"[brainalign score {time.perf_counter() - self.t0:6.1f}s] {text}"
+        if self._bar is not None:
+            self._bar.write(msg, file=self.stream)
+        else:
+            print(msg, file=self.stream, flush=True)
+
+    def stage(self, text: str) -> None:
+        """A stage starts (reading a benchmark's data, loading a model, …)."""
+        self.line(text)
+
+    def pair_started(self, model: str, benchmark: str, layers: list[str]) -> None:
+        """Recording and scoring of ``layers`` of ``model`` on ``benchmark`` starts."""
+        self.close_bar()
+        self._label, self._started = f"{model} × {benchmark}", time.perf_counter()
+        if self.bars:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=len(layers), desc=self._label, unit="layer", file=self.stream,
+                             leave=False)
+        self.line(f"{self._label}: recording and scoring {len(layers)} layer(s)"
+                  + (f" ({layers[0]} … {layers[-1]})" if len(layers) > 1 else f" ({layers[0]})"))
+
+    def layer_done(self, layer: str, done: int, total: int) -> None:
+        """``layer`` has been recorded and scored (the benchmarks' ``on_layer`` callback)."""
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            self._bar.set_postfix_str(f"scored {layer}")
+            return
+        elapsed = time.perf_counter() - self._started
+        self.line(f"  {self._label}: layer {done}/{total} {layer} recorded and scored"
+                  f"{_eta(elapsed, done, total)}")
+
+    def pair_done(self, ok: bool, detail: str = "") -> None:
+        self.close_bar()
+        took = time.perf_counter() - self._started
+        status = "done" if ok else "FAILED"
+        self.line(f"{self._label}: {status} in {took:.1f}s" + (f": {detail}" if detail else ""))
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

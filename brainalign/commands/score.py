@@ -1,0 +1,169 @@
+"""``brainalign score``: models × benchmarks, every layer, with progress and a closing summary.
+
+Bad settings are refused while the command line is parsed (see :mod:`brainalign.commands.options`);
+the output folder is checked before any work; each model's rows are written as soon as it
+finishes, so a model that fails later loses nothing already computed.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from brainalign.commands.options import BYTE_SIZE, DEVICE, POSITIVE_INT
+
+# Properties that read a benchmark's neural data, by kind; read before any model is loaded so a
+# missing or broken file is reported first.
+_DATA_ATTRS = ("stimuli", "subject_rdms", "sessions", "voxels", "distributions")
+
+
+def read_benchmark_data(bench) -> None:
+    """Read ``bench``'s stimuli and neural data now (they are cached on the benchmark)."""
+    for name in _DATA_ATTRS:
+        if isinstance(getattr(type(bench), name, None), property | cached_property):
+            try:
+                getattr(bench, name)
+            except AttributeError:  # a kind without it (V1 properties draw stimuli per model)
+                continue
+
+
+def next_steps(out: Path | None) -> str:
+    """What to do after a score: look at the report, score your own model."""
+    lines = ["next:"]
+    if out is not None:
+        lines.append(f"  brainalign report {out}   # then open {out / 'report.html'} in a browser")
+    else:
+        lines.append("  add --out results/NAME to keep the per-layer table and figures, then "
+                     "`brainalign report results/NAME`")
+    lines.append("  your own model: --model file:mynet:build (mynet.py in this folder, build() returns an "
+                 "nn.Module), or ba.wrap(module) in Python (README: 'Use from Python')")
+    return "\n".join(lines)
+
+
+@click.command("score")
+@click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
+@click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
+@click.option("--weights", default="random", show_default=True,
+              help="random | pretrained | path of a checkpoint.")
+@click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob; repeatable.")
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
+@click.option("--manifest-dir", "manifest_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of your own dataset manifests; repeatable (also found: beside a --benchmark "
+                   "YAML file, BRAINALIGN_MANIFESTS).")
+@click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:<i> or mps.")
+@click.option("--seed", default=0, show_default=True, help="Seed of random weights.")
+@click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
+              help="Bootstrap samples (default: the benchmark's, usually 1000; fewer is faster, CIs coarser).")
+@click.option("--memory-budget", type=BYTE_SIZE, default=None,
+              help="Activation memory per pass, e.g. 2.5GB; a run over it is planned in passes.")
+@click.option("--max-features", type=POSITIVE_INT, default=None,
+              help="Project every layer to at most this many features.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Content-addressed activation cache folder (default: none).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write scores.csv, scores.meta.json and layers.png here.")
+def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
+                  layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
+                  batch_size: int, device: str,
+                  seed: int, n_bootstrap: int | None, memory_budget: int | None, max_features: int | None,
+                  cache_dir: str | None, out: str | None) -> None:
+    """Score one or more models on one or more benchmarks, every layer.
+
+    Prints progress on stderr and, at the end, the layer chosen on development stimuli per model ×
+    benchmark (× session) with its held-out score, CI and the noise ceiling; the per-layer table
+    goes to --out (printed when there is no --out). Exit status: 0 when every model was scored,
+    1 when some failed (the others are kept), 2 when none could be scored or the input was bad.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
+    from brainalign.commands.summary import format_summary
+    from brainalign.errors import BrainAlignError
+    from brainalign.runner.progress import ScoreProgress
+
+    out_dir = check_output_dir(out) if out else None
+    cache = tolerant_cache(usable_cache_dir(cache_dir))
+    progress = ScoreProgress()
+    layers = list(layer_globs) or None
+
+    from brainalign.benchmarks import load_benchmark
+    from brainalign.models import load_model
+    from brainalign.results import ScoreResult
+
+    benches = []
+    try:
+        for b in benchmarks:
+            progress.stage(f"reading the data of {b}")
+            opts = {"n_bootstrap": n_bootstrap} if n_bootstrap else {}
+            bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
+                                   **opts)
+            read_benchmark_data(bench)
+            benches.append(bench)
+    except BrainAlignError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+    done: list = []
+    failures: list[tuple[str, str]] = []
+    stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
+    stream = {k: v for k, v in stream.items() if v is not None}
+    for mid in models:
+        try:
+            progress.stage(f"loading {mid} ({weights} weights)")
+            model = load_model(mid, weights=weights, seed=seed)
+            names = model.resolve_layers(layers)
+            parts = []
+            for bench in benches:
+                progress.pair_started(model.name, bench.id, names)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    parts.append(bench(model, layers, batch_size=batch_size, device=device,
+                                       progress=progress.bars, on_layer=progress.layer_done, **stream))
+                for w in caught:
+                    if "activation cache" in str(w.message):
+                        progress.line(f"warning: {w.message}")
+                for why in parts[-1].meta.get("failed_layers", {}).get(model.name, {}).values():
+                    progress.line(f"warning: {why}")  # named, and the other layers are kept
+                progress.pair_done(True)
+        except Exception as err:  # one model's failure must not cost the others their results
+            progress.close_bar()
+            detail = str(err) if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {err}"
+            progress.line(f"{mid} FAILED: {detail}")
+            if not isinstance(err, BrainAlignError):
+                progress.line(traceback.format_exc().rstrip())
+            failures.append((mid, detail))
+            continue
+        done.append(ScoreResult.concat(parts))
+        if out_dir is not None:  # rewritten after every model: what finished is on disk
+            ScoreResult.concat(done).save(out_dir)
+
+    if done:
+        result = ScoreResult.concat(done)
+        if out_dir is None:
+            cols = ["model", "benchmark", "session", "layer", "raw", "ceiling_upper", "normalised",
+                    "normalised_ci_low", "normalised_ci_high", "selected"]
+            with pd.option_context("display.max_rows", None, "display.width", 200):
+                click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            click.echo("")
+        click.echo(format_summary(result.table))
+        if out_dir is not None:
+            from brainalign.plots import plot_layers
+
+            plot_layers(result, path=out_dir / "layers.png")
+            click.echo(f"wrote {out_dir / 'scores.csv'} (every layer) and {out_dir / 'layers.png'}")
+        click.echo(next_steps(out_dir))
+    if failures:
+        click.echo(f"{len(failures)} of {len(models)} model(s) failed"
+                   + ("; the others' rows are kept" if done else "") + ":", err=True)
+        for mid, detail in failures:
+            click.echo(f"  {mid}: {detail}", err=True)
+        sys.exit(1 if done else 2)

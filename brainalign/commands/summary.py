@@ -1,0 +1,93 @@
+"""The closing summary of ``brainalign score``: one line per model × benchmark (× session)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def column(table: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of ``names`` the table has, as numbers (NaN where absent): the schema renamed
+    ``ceiling`` → ``ceiling_upper`` and ``ci_low/ci_high`` → ``normalised_ci_low/high``."""
+    for n in names:
+        if n in table:
+            return pd.to_numeric(table[n], errors="coerce")
+    return pd.Series(np.nan, index=table.index)
+
+
+def session_labels(table: pd.DataFrame) -> pd.Series:
+    """Each row's session as text: ``"all"`` for pooled rows, ``"–"`` where the benchmark has none."""
+    if "session" not in table:
+        return pd.Series("–", index=table.index)
+    return table["session"].map(lambda s: "–" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s))
+
+
+def chosen_layers(table: pd.DataFrame) -> pd.DataFrame:
+    """The row of the layer chosen per (model, benchmark, session).
+
+    Uses the table's ``selected`` column (set by :func:`brainalign.results.choose_best`) where it
+    is there; otherwise the layer with the best development score (``dev_score``), else the best
+    score, as :func:`brainalign.plots.style.best_rows` picks it.
+    """
+    from brainalign.plots.style import best_rows
+
+    t = table.assign(_session=session_labels(table))
+    if "selected" not in t:
+        try:
+            from brainalign.results import choose_best  # the one best-layer rule, where it exists
+        except ImportError:
+            choose_best = None
+        if choose_best is not None:
+            picked = choose_best(table)
+            if isinstance(picked, pd.DataFrame) and "selected" in picked and len(picked) == len(table):
+                t = t.assign(selected=picked["selected"].to_numpy())
+    if "selected" in t and t["selected"].fillna(False).astype(bool).any():
+        sel = t[t["selected"].fillna(False).astype(bool)]
+        return sel.reset_index(drop=True)
+    parts = [best_rows(g) for _, g in t.groupby("_session", sort=False)]
+    return pd.concat(parts, ignore_index=True) if parts else t.iloc[0:0]
+
+
+def _f(v: float, nd: int = 3) -> str:
+    return "–" if not np.isfinite(v) else f"{v:.{nd}f}"
+
+
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model × benchmark × session: the layer chosen (and how), its held-out score, its score
+    on all stimuli with the bootstrap CI, and the noise ceiling; text columns ready to print."""
+    best = chosen_layers(table)
+    norm = column(best, "normalised")
+    use_norm = norm.notna()
+    score = norm.where(use_norm, column(best, "raw"))
+    lo = column(best, "normalised_ci_low", "ci_low").where(use_norm, column(best, "raw_ci_low"))
+    hi = column(best, "normalised_ci_high", "ci_high").where(use_norm, column(best, "raw_ci_high"))
+    held = column(best, "heldout_score")
+    upper = column(best, "ceiling_upper", "ceiling")
+    lower = column(best, "ceiling_lower")
+    selection = best["selection"] if "selection" in best else best.get(
+        "selected_on", pd.Series("", index=best.index))
+    rows = []
+    for i in best.index:
+        ceiling = "none" if not np.isfinite(upper[i]) else (
+            f"{_f(lower[i])}–{_f(upper[i])}" if np.isfinite(lower[i]) else f"≤{_f(upper[i])} (upper only)")
+        rows.append({
+            "model": best.at[i, "model"], "benchmark": best.at[i, "benchmark"],
+            "session": best.at[i, "_session"], "layer": best.at[i, "layer"],
+            "chosen on": str(selection[i]) if pd.notna(selection[i]) else "",
+            "held-out": _f(held[i]),
+            "score [95% CI]": f"{_f(score[i])} [{_f(lo[i])}, {_f(hi[i])}]" + ("" if use_norm[i] else " raw"),
+            "ceiling": ceiling,
+        })
+    return pd.DataFrame(rows)
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """The summary as aligned text, with a line saying what the columns mean."""
+    s = summary_table(table)
+    if s.empty:
+        return "no scores"
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        body = s.to_string(index=False)
+    return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it; score: "
+            "score / noise ceiling on all stimuli (raw where the benchmark has no ceiling) with its "
+            "bootstrap CI; ceiling: lower–upper bound of the raw score")
