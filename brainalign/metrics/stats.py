@@ -13,12 +13,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from brainalign.errors import MetricInputError
-from brainalign.metrics.encoding import EncodingScore
+
+if TYPE_CHECKING:  # encoding imports torch and scikit-learn; the resampler and CI here need neither
+    from brainalign.metrics.encoding import EncodingScore
 
 Statistic = Literal["median", "mean"]
 Pairs = Sequence[tuple[np.ndarray, np.ndarray]]
@@ -158,6 +160,8 @@ def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> lis
     ``score`` is an :class:`EncodingScore` (then ``Y`` is the (stimulus × neuroid) response array
     it was computed from) or already a list of (test prediction, test response) arrays.
     """
+    from brainalign.metrics.encoding import EncodingScore
+
     if isinstance(score, EncodingScore):
         if Y is None:
             raise MetricInputError("fold_pairs: pass the responses Y the EncodingScore was computed from")
@@ -315,6 +319,8 @@ def paired_comparison(score_a: EncodingScore | Pairs, score_b: EncodingScore | P
 
     Both scores must come from the same splits (same ``cv`` and ``seed``) and the same ``Y``.
     """
+    from brainalign.metrics.encoding import EncodingScore
+
     if isinstance(score_a, EncodingScore) and isinstance(score_b, EncodingScore):
         for i, ((_, ta), (_, tb)) in enumerate(zip(score_a.splits, score_b.splits, strict=False)):
             if len(score_a.splits) != len(score_b.splits) or not np.array_equal(ta, tb):

@@ -24,7 +24,14 @@ from brainalign.plots.style import (
     require_columns,
     save_figure,
 )
+from brainalign.results.folder import final_epoch
 from brainalign.settings import PathLike
+
+
+def _final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a model × benchmark cell summarises: the primary rows of each model's last
+    training epoch (a table without ``epoch`` is kept whole)."""
+    return final_epoch(primary_rows(table))
 
 
 def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,7 +39,7 @@ def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     a ceiling, raw elsewhere) and the layer it came from; rows sorted by mean score (best first),
     columns by mean score. Pairs with no score are NaN."""
     require_columns(table, ("model", "benchmark", "layer", "raw"), "best_matrix")
-    table = primary_rows(table)
+    table = _final_rows(table)
     best = best_rows(table)
     best = best.assign(_score=best["best_score"])
     scores = best.pivot(index="model", columns="benchmark", values="_score")
@@ -52,7 +59,7 @@ def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(low, high): model × benchmark bootstrap CI of the chosen layer's score (normalised where
     the benchmark has a ceiling, raw elsewhere), laid out as :func:`best_matrix`."""
     scores, _ = best_matrix(table)
-    best = best_rows(primary_rows(table))
+    best = best_rows(_final_rows(table))
     norm = numeric(best, "normalised").notna()
     lo = numeric(best, *NORM_CI_LOW).where(norm, numeric(best, "raw_ci_low"))
     hi = numeric(best, *NORM_CI_HIGH).where(norm, numeric(best, "raw_ci_high"))
@@ -105,7 +112,7 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     matplotlib.figure.Figure
     """
     scores, _ = best_matrix(table)
-    table = primary_rows(table)
+    table = _final_rows(table)
     cols = []
     for b in scores.columns:
         cols.append(b if has_ceiling(table[table["benchmark"] == b]) else f"{b} (raw)")
