@@ -199,5 +199,16 @@ def test_plots_of_tuning_and_property_histograms(sim_properties, data_dir: Path,
     assert len([a for a in fig.axes if a.patches]) == len(dists)
     texts = [tx.get_text() for a in fig.axes for tx in a.texts]
     assert any("NaN left out" in s for s in texts) == bool(t[list(dists)].isna().any().any())
-    fig = plot_rf_mosaic(np.random.default_rng(0).normal(size=(5, 10, 10)), columns=3)
-    assert len([a for a in fig.axes if a.images]) == 5
+    maps = np.random.default_rng(0).normal(size=(5, 10, 10)) * np.arange(1, 6)[:, None, None]
+    fig = plot_rf_mosaic(maps, columns=3, cell_deg=0.25, path=tmp_path / "rf.png")
+    panels = [a for a in fig.axes if a.images]
+    assert len(panels) == 5
+    # Each map scaled to its own peak: the colour bar's −1…1 holds for every panel.
+    for a, m in zip(panels, maps, strict=True):
+        np.testing.assert_allclose(a.images[0].get_array(), m / np.abs(m).max())
+    bar = [a for a in fig.axes if a.get_ylabel() == "RF weight / its peak"]
+    assert len(bar) == 1 and [t.get_text() for t in bar[0].get_yticklabels()][0].startswith("−1")
+    # Scale bar: 10 cells × 0.25° = 2.5° shown; a round length of at most a third of it (0.5°).
+    assert [t.get_text() for t in panels[0].texts] == ["0.5°"]
+    (x0, x1), _ = panels[0].lines[0].get_data()
+    assert np.isclose((x1 - x0) * 0.25, 0.5)

@@ -23,10 +23,23 @@ def _save(fig: Figure, path: PathLike | None) -> Figure:
     return fig
 
 
+def _nice_length(span: float) -> float:
+    """A round length (1, 2 or 5 × 10^k) of at most a third of ``span``."""
+    target = span / 3
+    k = np.floor(np.log10(target))
+    for m in (5, 2, 1):
+        if m * 10 ** k <= target:
+            return float(m * 10 ** k)
+    return float(10 ** k)
+
+
 def plot_rf_mosaic(maps: np.ndarray, *, fits: pd.DataFrame | None = None, cell_deg: float | None = None,
                    crop: int | None = None, columns: int = 8, title: str = "",
                    path: PathLike | None = None) -> Figure:
     """Receptive-field maps as a grid of small images (red = light excites, blue = dark).
+
+    Each map is scaled to its own peak (|weight| / max |weight|), so the colour bar reads −1…1 for
+    every panel; with ``cell_deg`` a scale bar in degrees of visual angle sits in the first panel.
 
     Parameters
     ----------
@@ -36,29 +49,36 @@ def plot_rf_mosaic(maps: np.ndarray, *, fits: pd.DataFrame | None = None, cell_d
         Optional Gabor fits (:func:`fit_gabors`): each panel is titled with its r² and a failed
         fit is marked with ✗ so it is not mistaken for a good one.
     cell_deg
-        Degrees per map cell, for the scale in the title.
+        Degrees per map cell, for the scale bar and the extent in the title.
     crop
         Show only the central ``crop`` × ``crop`` cells (RFs of early layers are small).
+
+    Raises
+    ------
+    ValueError
+        ``maps`` is not a non-empty (units, m, m) array.
     """
-    maps = np.asarray(maps)
+    maps = np.asarray(maps, float)
     if maps.ndim != 3 or len(maps) == 0:
         raise ValueError(f"plot_rf_mosaic: maps must be (units, m, m), got {maps.shape}")
     if crop is not None and crop < maps.shape[1]:
         a = (maps.shape[1] - crop) // 2
         maps = maps[:, a:a + crop, a:a + crop]
+    peak = np.abs(maps).reshape(len(maps), -1).max(axis=1)
+    maps = maps / np.where(peak > 0, peak, 1.0)[:, None, None]
     n = len(maps)
     cols = min(columns, n)
     rows = -(-n // cols)
-    fig = Figure(figsize=(cols * 0.8, rows * 0.85 + 0.3), layout="constrained")
+    fig = Figure(figsize=(cols * 0.8 + 0.9, rows * 0.85 + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    image = None
     for i, ax in enumerate(axes):
         ax.set_xticks([])
         ax.set_yticks([])
         if i >= n:
             ax.set_axis_off()
             continue
-        v = float(np.abs(maps[i]).max()) or 1.0
-        ax.imshow(maps[i], cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
+        image = ax.imshow(maps[i], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         if fits is not None and i < len(fits):
             row = fits.iloc[i]
             ok = bool(row["ok"])
@@ -67,7 +87,17 @@ def plot_rf_mosaic(maps: np.ndarray, *, fits: pd.DataFrame | None = None, cell_d
             ax.set_title(label, fontsize=5, color="k" if ok else "firebrick")
         else:
             ax.set_title(str(i), fontsize=5)
-    extent = f" ({maps.shape[1] * cell_deg:.2g}° shown)" if cell_deg else ""
+    m = maps.shape[1]
+    if cell_deg:
+        length = _nice_length(m * cell_deg)
+        x0, y = 0.08 * m, 0.9 * m
+        axes[0].plot([x0, x0 + length / cell_deg], [y, y], color="k", lw=1.2, solid_capstyle="butt")
+        axes[0].text(x0 + length / cell_deg / 2, y - 0.04 * m, f"{length:g}°", ha="center", va="bottom",
+                     fontsize=5)
+    bar = fig.colorbar(image, ax=axes.tolist(), shrink=0.8, ticks=[-1, 0, 1])
+    bar.ax.set_yticklabels(["−1 dark", "0", "+1 light"], fontsize=5)
+    bar.set_label("RF weight / its peak", fontsize=6)
+    extent = f" ({m * cell_deg:.2g}° shown)" if cell_deg else ""
     fig.suptitle((title or "receptive fields") + extent, fontsize=7)
     return _save(fig, path)
 
