@@ -109,3 +109,26 @@ def test_streamed_groups_equal_one_pass_and_are_freed_as_the_caller_moves_on(sti
         refs.append(weakref.ref(da))
         del da
     assert seen == list(one_pass)
+
+
+def test_without_a_budget_the_plan_meets_the_memory_available_now(stimuli, monkeypatch):
+    """No budget given (`score` without --memory-budget): a run larger than the memory available
+    now is split into exact passes, and a layer that alone cannot fit is refused by name before
+    any forward pass, never projected (projection changes the numbers: it needs a budget)."""
+    import brainalign.activations.budget as budget
+
+    model = tiny_cnn()
+    whole = plan_memory(model, None, N)  # (layer discovery runs its one blank input here)
+    calls = []
+    model.module.register_forward_pre_hook(lambda *a: calls.append(1))
+    assert whole.groups == [list(model.layers)] and whole.budget is None  # plenty of memory: one pass
+    sizes = whole.layer_bytes
+    # Just enough for the largest layer and its scoring, not for all layers at once: exact passes.
+    monkeypatch.setattr(budget, "available_memory", lambda: int(max(sizes.values()) * 5.5))
+    plan = plan_memory(model, None, N)
+    assert len(plan.groups) > 1 and all(r is None for r in plan.reducers.values())
+    assert any("available now" in n for n in plan.notes)
+    monkeypatch.setattr(budget, "available_memory", lambda: int(min(sizes.values())))
+    with pytest.raises(MemoryBudgetError, match=r"layer '0' alone needs .* available now.*--memory-budget"):
+        stream_layers(model, stimuli, None)
+    assert calls == []

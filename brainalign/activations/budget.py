@@ -128,7 +128,9 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         Number of stimuli.
     budget
         Bytes (or ``"2.5GB"``) that recorded activations and the scoring of one layer may take
-        at once (the model and one batch's forward pass come on top); ``None``: no limit.
+        at once (the model and one batch's forward pass come on top); ``None``: the memory
+        available now (:func:`available_memory`), met by exact passes only: a layer that alone
+        does not fit is refused rather than projected.
     reducers
         One reducer, or a mapping layer → reducer, applied as asked.
     max_features
@@ -166,9 +168,26 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
 
     size = sizes()
     total = need(list(size.values()))
+    implicit = limit is None
+    if implicit:
+        # No budget given: still plan against the memory available now, so a run that cannot fit
+        # is split into exact passes, or refused naming the layer, before anything runs (instead
+        # of failing mid-way). Projection, which changes the numbers, needs an explicit budget.
+        limit = available_memory()
     if limit is None or total <= limit:
-        return MemoryPlan([names], per_layer, size, sum(full.values()), total, limit, notes)
+        return MemoryPlan([names], per_layer, size, sum(full.values()), total,
+                          None if implicit else limit, notes)
     too_big = [n for n in names if need([size[n]]) > limit]
+    if implicit and too_big:
+        n = too_big[0]
+        raise MemoryBudgetError(
+            f"{model.name}: layer {n!r} alone needs {_fmt(need([size[n]]))} for {n_stimuli} stimuli "
+            f"(recording and scoring), more than the {_fmt(limit)} of memory available now; give a "
+            "memory budget (--memory-budget / memory_budget=, which switches on a seeded random "
+            "projection for layers that do not fit), or cap features (--max-features), or score "
+            "fewer layers")
+    if implicit:
+        notes.append(f"no memory budget given: planned against the {_fmt(limit)} available now")
     if too_big and adapt and reducers is None:
         proj = RandomProjection(adapt_features, seed=seed)
         per_layer = {n: proj for n in names}
