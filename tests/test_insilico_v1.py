@@ -207,7 +207,7 @@ def test_plots_of_tuning_and_property_histograms(sim_properties, data_dir: Path,
     for a, m in zip(panels, maps, strict=True):
         np.testing.assert_allclose(a.images[0].get_array(), m / np.abs(m).max())
     bar = [a for a in fig.axes if a.get_ylabel() == "RF weight / its peak"]
-    assert len(bar) == 1 and [t.get_text() for t in bar[0].get_yticklabels()][0].startswith("−1")
+    assert len(bar) == 1 and bar[0].get_yticklabels()[0].get_text().startswith("−1")
     # Scale bar: 10 cells × 0.25° = 2.5° shown; a round length of at most a third of it (0.5°).
     assert [t.get_text() for t in panels[0].texts] == ["0.5°"]
     (x0, x1), _ = panels[0].lines[0].get_data()
