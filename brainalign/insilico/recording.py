@@ -14,7 +14,7 @@ import torch
 
 from brainalign.activations.extract import extract, resolve_device
 from brainalign.errors import StimulusError, UnitLocationError
-from brainalign.models.base import BrainModel
+from brainalign.models.base import BrainModel, on_device
 from brainalign.models.preprocess import ImageTransform
 
 
@@ -100,9 +100,10 @@ def record(model: BrainModel, layer: str, images: np.ndarray | torch.Tensor, *, 
     dev = resolve_device(device)
     convert = input_converter(model)
     out = np.empty((len(images), layout["n_units"]), np.float32)
-    for start in range(0, len(images), batch_size):
-        x = convert(images[start:start + batch_size].to(dev))
-        acts = extract(model, x, [layout["layer"]], batch_size=len(x), device=dev,
-                       reducers=centre_reducer)
-        out[start:start + len(x)] = acts[layout["layer"]].values
+    with on_device(model.module, dev):  # moved once, not once per batch; given back after
+        for start in range(0, len(images), batch_size):
+            x = convert(images[start:start + batch_size].to(dev))
+            acts = extract(model, x, [layout["layer"]], batch_size=len(x), device=dev,
+                           reducers=centre_reducer)
+            out[start:start + len(x)] = acts[layout["layer"]].values
     return out
