@@ -31,14 +31,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL = ExperimentSettings(orientations=tuple(np.arange(0, 180, 22.5)), phases=(0, 90, 180, 270))
 
 
-def _adaptive(model, layer, settings):
+def _adaptive(model, layer, settings, device="cpu"):
     """The former experiment: blank, tuning grid, then size gratings only at the (orientation,
     SF) pairs some responsive unit prefers, each recorded on its own by ``record``. Returns
     the responses laid out in the experiments' order (entries never recorded are NaN) and the
     per-unit size curves read with the diameters taken from grating_set's own parameters."""
     exp = grating_experiments(model, settings)
     s, fov = exp.settings, exp.fov
-    rec = lambda im: record(model, layer, im, device="cpu")  # noqa: E731
+    rec = lambda im: record(model, layer, im, device=device)  # noqa: E731
     base = rec(blank(fov)[None])[0]
     tune_imgs, _ = grating_set(fov, s.orientations, s.sfs, s.phases, [s.diameter])
     tune = rec(tune_imgs)
