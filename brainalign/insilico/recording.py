@@ -152,12 +152,9 @@ def physiology_view(model: BrainModel) -> BrainModel:
     and name, for recording gratings rendered at the input size (in the model's own degrees)
     through :func:`brainalign.activations.stream_layers` and its cache (the preprocess is part
     of the cache key, so these entries never mix with the model's own)."""
-    info = model.layer_info  # discovered once, shared
-    view = dataclasses.replace(model, preprocess=PhysiologyInput(model),
-                               extra={**model.extra, "preprocess": None})
-    view.extra["preprocess"] = view.preprocess.describe()
-    view._layer_info, view._weights_hash = info, model._weights_hash
-    return view
+    _ = (model.layer_info, model.weights_hash)  # found once here; replace() copies them to the view
+    pre = PhysiologyInput(model)
+    return dataclasses.replace(model, preprocess=pre, extra={**model.extra, "preprocess": pre.describe()})
 
 
 def record(model: BrainModel, layer: str, images: np.ndarray | torch.Tensor, *, batch_size: int = 128,
