@@ -113,3 +113,68 @@ def test_reducer_is_applied_per_batch():
     pooled = ba.extract(m, stim, layers=["0"], batch_size=4, reducers=lambda t: t.mean(dim=(2, 3)))
     ref = full["0"].values.reshape(6, 8, 16 * 16).mean(-1)
     np.testing.assert_allclose(pooled["0"].values, ref, rtol=1e-5, atol=1e-6)
+
+
+def _bn_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 16 * 16, 3))
+
+
+def _snapshot(net: nn.Module) -> dict[str, tuple[object, int, torch.device]]:
+    """Per parameter / buffer: the object, the address of its data, its device."""
+    return {n: (t, t.data_ptr(), t.device) for n, t in [*net.named_parameters(), *net.named_buffers()]}
+
+
+def test_extract_and_discovery_leave_the_module_as_the_caller_sees_it():
+    net = _bn_net()
+    before = _snapshot(net)
+    values = {n: t.detach().clone() for n, t in net.state_dict().items()}
+    m = ba.wrap(net, name="bn", input_size=16)
+    assert m.layer_info  # discovery
+    acts = ba.extract(m, _stimuli(), layers=["1", "4"], device="cpu", mode="train")
+    assert np.isfinite(acts["4"].values).all()
+    after = _snapshot(net)
+    assert after.keys() == before.keys()
+    for n, (obj, ptr, dev) in before.items():
+        assert after[n][0] is obj and after[n][1] == ptr and after[n][2] == dev, n
+    for n, t in net.state_dict().items():  # train mode: BatchNorm statistics given back too
+        assert torch.equal(t, values[n]), n
+
+
+def test_on_device_moves_for_the_run_and_gives_every_tensor_back():
+    from brainalign.models.base import on_device
+
+    net = _bn_net()
+    before = _snapshot(net)
+    with on_device(net, "meta"):
+        assert all(t.device.type == "meta" for t in [*net.parameters(), *net.buffers()])
+    for n, t in [*net.named_parameters(), *net.named_buffers()]:
+        obj, ptr, dev = before[n]
+        assert t is obj and t.data_ptr() == ptr and t.device == dev, n
+    with pytest.raises(RuntimeError, match="inside"), on_device(net, "meta"):
+        raise RuntimeError("a failure inside the run")
+    assert all(t.device.type == "cpu" for t in [*net.parameters(), *net.buffers()])
+
+
+def test_a_failed_extraction_on_another_device_gives_the_module_back():
+    net = _bn_net()
+    before = _snapshot(net)
+    m = ba.wrap(net, name="bn", input_size=16)
+    with pytest.raises(ForwardError):  # meta tensors cannot be copied out: the run fails mid-way
+        ba.extract(m, _stimuli(), layers=["1"], device="meta")
+    for n, t in [*net.named_parameters(), *net.named_buffers()]:
+        assert t is before[n][0] and t.data_ptr() == before[n][1] and t.device.type == "cpu", n
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_extract_on_cuda_equals_cpu_and_leaves_the_module_on_the_cpu():
+    net = _bn_net()
+    before = _snapshot(net)
+    m = ba.wrap(net, name="bn", input_size=16)
+    gpu = ba.extract(m, _stimuli(), layers=["1", "4"], device="cuda")
+    cpu = ba.extract(m, _stimuli(), layers=["1", "4"], device="cpu")
+    for n in ("1", "4"):
+        np.testing.assert_allclose(gpu[n].values, cpu[n].values, rtol=1e-4, atol=1e-4)
+    for n, t in [*net.named_parameters(), *net.named_buffers()]:
+        assert t is before[n][0] and t.data_ptr() == before[n][1] and t.device.type == "cpu", n

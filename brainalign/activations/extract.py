@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import ForwardError, StimulusError
-from brainalign.models.base import BrainModel, kept_state
+from brainalign.models.base import BrainModel, kept_state, on_device
 
 Reducer = Callable[[torch.Tensor], torch.Tensor]
 """Maps a batch of layer outputs (B, ...) to (B, k) features on the same device."""
@@ -188,7 +188,8 @@ def extract(
     batch_size
         Stimuli per forward pass.
     device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, …; the module is moved there.
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, …; the module runs there
+        and is moved back to where it was afterwards (see :func:`brainalign.models.base.on_device`).
     reducers
         One function, or one per layer name, applied to each batch's output on the device
         (e.g. pooling or a random projection) so memory stays bounded.
@@ -230,7 +231,7 @@ def extract(
             "with no axis of the batch size, so its rows cannot be matched to stimuli; record "
             "another layer")
     dev = resolve_device(device)
-    module = model.module.to(dev)
+    module = model.module
     n = len(stimuli)
     if isinstance(stimuli, torch.Tensor):
         ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
@@ -296,7 +297,7 @@ def extract(
 
     handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
-        with kept_state(module, mode), torch.inference_mode():
+        with kept_state(module, mode), on_device(module, dev), torch.inference_mode():
             batches = _batches(stimuli, model, batch_size)
             if not isinstance(stimuli, torch.Tensor) and _prefetch_on(dev):
                 batches = prefetch = _prefetched(batches)

@@ -265,7 +265,7 @@ class Benchmark:
             layer, acts = item
             t = time.perf_counter()
             try:
-                if isinstance(acts, xr.DataArray):  # (kinds recording DataArrays; V1 properties do not)
+                if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
                     check_activations(model, layer, acts)
                     self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
                                    expected=stimuli.ids)

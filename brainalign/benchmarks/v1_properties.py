@@ -1,6 +1,9 @@
 """V1 single-unit property benchmarks (Marques, Schrimpf & DiCarlo 2021).
 
-The model is the subject of in-silico experiments (:func:`brainalign.insilico.measure_properties`);
+The model is the subject of in-silico experiments: the gratings of every experiment form one
+StimulusSet (:func:`brainalign.insilico.experiments.grating_experiments`), recorded through the
+same memory-bounded layer stream as every kind; each layer's per-unit properties are computed
+from its responses (:func:`brainalign.insilico.experiments.properties_from_responses`);
 each property's distribution over the layer's units is compared with macaque V1's by a KS-based
 similarity, the model units resampled to the neural sample size; the ceiling is the same
 similarity of the neural data against resamples of itself. A benchmark may hold several
@@ -9,6 +12,7 @@ properties; its score is then the mean of the per-property ceiling-normalised sc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -19,7 +23,7 @@ import pandas as pd
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import MetricInputError
+from brainalign.errors import MetricInputError, StimulusError
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
@@ -92,11 +96,10 @@ class V1PropertyBenchmark(Benchmark):
 
     schema = V1PropertiesSchema
 
-
     @property
     def stimuli(self):  # type: ignore[override]
         raise AttributeError(f"{self.id}: stimuli are generated per model (gratings in the model's "
-                             "field of view); see experiment_settings")
+                             "field of view); see recording(model) and experiment_settings")
 
     @cached_property
     def experiment_settings(self):
@@ -137,35 +140,92 @@ class V1PropertyBenchmark(Benchmark):
         return out
 
     def layers_of(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
-        """Requested layers; by default the candidates whose units can be located (conv maps
-        and flat vectors)."""
+        """Requested layers (each must have locatable units: a conv map or a flat vector, else
+        :class:`~brainalign.errors.UnitLocationError` before anything is recorded); by default the
+        candidates whose units can be located."""
+        from brainalign.insilico.recording import unit_layout
+
         if layers is not None:
-            return model.resolve_layers(layers)
+            names = model.resolve_layers(layers)
+            for n in names:
+                unit_layout(model, n)
+            return names
         return [n for n in model.layers if len(model.layer_info[n].output_shape) in (1, 3)]
 
     # ----- the run (template: Benchmark.__call__) ---------------------------------------------
+    def experiments(self, model: BrainModel) -> Any:
+        """The grating experiments in ``model``'s field of view
+        (:class:`~brainalign.insilico.experiments.GratingExperiments`)."""
+        from brainalign.insilico.experiments import grating_experiments
+
+        return grating_experiments(model, self.experiment_settings)
+
     def recording(self, model: BrainModel) -> tuple[Any, Any]:
-        """Gratings are drawn in the model's own field of view (nothing to place)."""
-        return None, _GratingPlacement()
+        """The gratings of every experiment as one StimulusSet, rendered in the model's own field
+        of view (nothing to place): orientation × SF × phase, and the size-tuning gratings for
+        every (orientation, SF) pair, so each unit's size curve at its own preference is among
+        them (see :class:`~brainalign.insilico.experiments.GratingExperiments`)."""
+        exp = self.experiments(model)
+        stimuli = exp.stimuli
+        # score_layer finds the experiments by the ids it is given (they spell out the field
+        # of view and every grating's parameters), so models with other fields of view can
+        # share this benchmark object, also from threads.
+        self._experiments[_ids_key(stimuli.ids)] = exp
+        return stimuli, _GratingPlacement(exp.fov)
+
+    @cached_property
+    def _experiments(self) -> dict[str, Any]:
+        return {}
 
     def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
         return self.layers_of(model, layers)
 
+    def default_reducers(self, model: BrainModel) -> Any:
+        from brainalign.insilico.recording import centre_reducer
+
+        return centre_reducer
+
     def layer_activations(self, model: BrainModel, layers: Any = None, *, stimuli: Any = None,
-                          batch_size: int = 64, device: str = "auto", progress: bool = False,
-                          on_layer: Any = None, **stream: Any) -> _PropertyStream:
-        """Per layer, the in-silico experiments' per-unit property table (the "activations" this
-        kind scores). The experiments are adaptive (size tuning at each unit's preferred
-        orientation and SF), so they run layer by layer through the model rather than through
-        one stimulus set: one layer's centre units are held at a time (memory bounded by
-        construction); the activation cache and feature reducers do not apply."""
-        return _PropertyStream(model, self.candidate_layers(model, layers), self.experiment_settings,
-                               batch_size, device, on_layer)
+                          reducers: Any = None, max_features: int | None = None, **stream: Any) -> Any:
+        """The units' responses to the gratings through the memory-bounded layer stream
+        (activation cache, memory budget, progress, on_layer), like every kind.
+
+        The units are each channel's centre unit (:class:`~brainalign.insilico.recording.CentreUnits`),
+        whatever ``reducers`` / ``max_features`` the caller gives: a property is a single unit's,
+        so a projection mixing units would measure nothing (the override is written in the
+        memory plan's notes). The stimuli are fed at the model's input size, normalised without
+        resize or crop (:func:`~brainalign.insilico.recording.physiology_view`)."""
+        from brainalign.insilico.recording import centre_reducer, physiology_view
+
+        stimuli = stimuli if stimuli is not None else self.recording(model)[0]
+        out = super().layer_activations(physiology_view(model), layers, stimuli=stimuli,
+                                        reducers=centre_reducer, **stream)
+        if max_features is not None or (reducers is not None and reducers is not centre_reducer):
+            asked = f"max_features={max_features}" if max_features is not None else f"reducers={reducers!r}"
+            out.plan.notes.append(f"{asked} not applied: V1 properties are measured on each channel's "
+                                  "centre unit")
+        return out
 
     def score_layer(self, layer: str, activations: Any) -> list[LayerScore]:
-        """KS similarity of every property distribution of the layer's units to V1's, normalised
-        by the data's self-similarity; a benchmark of several properties averages them."""
-        pt = activations
+        """Per-unit properties from the layer's responses to the gratings
+        (:func:`~brainalign.insilico.experiments.properties_from_responses`), then the KS
+        similarity of every property distribution to V1's, normalised by the data's
+        self-similarity; a benchmark of several properties averages them.
+
+        Raises
+        ------
+        StimulusError
+            Activations that are not responses to the gratings :meth:`recording` made.
+        """
+        from brainalign.insilico.experiments import properties_from_responses
+
+        ids = [str(x) for x in activations["stimulus_id"].values]
+        exp = self._experiments.get(_ids_key(ids))
+        if exp is None:
+            raise StimulusError(f"{self.id}: activations of layer {layer!r} are not responses to this "
+                                "benchmark's gratings (record the stimuli recording(model) returns)")
+        pt = properties_from_responses(activations.values, exp, model=str(activations.attrs.get("model", "")),
+                                       layer=layer)
         _, level, _ = bootstrap_settings(self.spec, self.n_bootstrap)
         scores = self.score_properties(pt.table)
         raw = float(np.mean([s["raw"] for s in scores.values()]))
@@ -179,8 +239,7 @@ class V1PropertyBenchmark(Benchmark):
         return [LayerScore(
             raw=raw, metric="ks_similarity", raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=ceiling,
             normalised=norm, normalised_ci_low=lo, normalised_ci_high=hi, selection=NOT_SPLITTABLE,
-            n_stimuli=len(pt.settings["orientations"]) * len(pt.settings["sfs"]) * len(pt.settings["phases"]),
-            n_neuroids=int(min(s["n_model"] for s in scores.values())),
+            n_stimuli=len(ids), n_neuroids=int(min(s["n_model"] for s in scores.values())),
             details={"properties": pt.table, "bootstrap_raw": boot_raw, "bootstrap_normalised": boot_norm,
                      "per_property": {k: {kk: vv for kk, vv in s.items()
                                           if kk not in ("samples", "normalised_samples")}
@@ -193,33 +252,18 @@ class V1PropertyBenchmark(Benchmark):
                 "experiment": getattr(self, "_settings", {})}
 
 
+def _ids_key(ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
 class _GratingPlacement:
+    def __init__(self, fov: Any):
+        self.fov = fov
+
     def describe(self) -> str:
-        return "gratings drawn in the model's field of view"
+        return (f"gratings drawn in the model's field of view ({self.fov.degrees:g} deg, "
+                f"{self.fov.size_px} px), no resize or crop")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": "generated", "note": self.describe()}
-
-
-class _PropertyStream:
-    """Iterator of ``(layer, PropertyTable)``, shaped like a LayerStream for the template."""
-
-    def __init__(self, model: BrainModel, layers: list[str], settings: Any, batch_size: int, device: str,
-                 on_layer: Any):
-        from types import SimpleNamespace
-
-        self.model, self.layers, self.settings = model, layers, settings
-        self.batch_size, self.device, self.on_layer = batch_size, device, on_layer
-        self.plan = SimpleNamespace(notes=["in-silico experiments, one layer at a time"])
-
-    def reduction(self) -> dict[str, Any]:
-        return {n: {"kind": "centre unit of each channel"} for n in self.layers}
-
-    def __iter__(self):
-        from brainalign.insilico.experiments import measure_properties
-
-        for k, layer in enumerate(self.layers):
-            yield layer, measure_properties(self.model, layer, self.settings, batch_size=self.batch_size,
-                                            device=self.device)
-            if self.on_layer is not None:
-                self.on_layer(layer, k + 1, len(self.layers))
+        return {"mode": "generated", "note": self.describe(), "visual_degrees": self.fov.degrees,
+                "input_px": self.fov.size_px}

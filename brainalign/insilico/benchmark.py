@@ -26,7 +26,7 @@ from brainalign.data.stimuli import StimulusSet
 from brainalign.insilico.simulator import SimulatedV1, V1Parameters, photo_patches, sample_parameters
 from brainalign.insilico.stimuli import FieldOfView
 from brainalign.metrics import encoding_ceiling, encoding_score, split_half_reliability
-from brainalign.metrics.stats import pearson_last, percentile_ci, resample_indices
+from brainalign.metrics.stats import aggregate, pearson_last, percentile_ci, resample_indices
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
@@ -140,9 +140,15 @@ class SimulatedV1Benchmark(Benchmark):
         es = encoding_score(X, self.target, cv=self.cv, seed=self.seed)
         ok = ~es.excluded & np.isfinite(self.ceiling)
         norm = es.r[ok] / self.ceiling[ok]
-        boot_idx = resample_indices(int(ok.sum()), self.n_boot, self.seed)
-        boot = np.median(norm[boot_idx], axis=1)
-        boot_raw = np.median(es.r[ok][boot_idx], axis=1)
+        # One index set over ALL cells (seeded, the same for every model), so two models'
+        # samples are paired even when they keep different cells; cells without a score for
+        # this model (excluded, or without a ceiling) are NaN and each sample's median skips them.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm_all = np.where(ok, es.r / self.ceiling, np.nan)
+        raw_all = np.where(ok, es.r, np.nan)
+        boot_idx = self.bootstrap_indices
+        boot = aggregate(norm_all[boot_idx], "median", axis=1)
+        boot_raw = aggregate(raw_all[boot_idx], "median", axis=1)
         # Honest layer choice: r on the development / held-out stimuli of every fold's test set,
         # mean over folds, per cell over that part's own ceiling, median over cells.
         Y = self.target
@@ -159,6 +165,12 @@ class SimulatedV1Benchmark(Benchmark):
                 "dev": part["dev"], "held": part["held"],
                 "r": es.r, "n_cells": int(ok.sum()), "n_excluded": int((~ok).sum()),
                 "excluded_reason": [str(x) for x in es.exclusion_reason], "cv": es.cv}
+
+    @cached_property
+    def bootstrap_indices(self) -> np.ndarray:
+        """(n_bootstrap × n_cells) index sets over every simulated cell, seeded by the benchmark:
+        the same for every model scored, so bootstrap samples are paired across models."""
+        return resample_indices(self.data.trials.shape[0], self.n_boot, self.seed)
 
     @cached_property
     def _is_dev(self) -> np.ndarray:
@@ -193,5 +205,7 @@ class SimulatedV1Benchmark(Benchmark):
     def run_meta(self) -> dict[str, Any]:
         return {"data": self.data.settings,
                 "ceiling": "per-cell sqrt of Spearman-Brown split-half reliability (10 splits)",
-                "normalised": "median over cells of r / ceiling; CI: bootstrap over cells",
+                "normalised": "median over cells of r / ceiling; CI: bootstrap over all cells (one seeded "
+                              "index set for every model; per sample the median of the cells this "
+                              "model scores)",
                 "features": f"conv maps average-pooled to {self.pool_grid}x{self.pool_grid}"}

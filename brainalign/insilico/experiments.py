@@ -4,20 +4,28 @@ The experiments follow Marques et al. (2021) / Brain-Score in spirit (see the v1
 PROVENANCE): circular gratings at the centre of the field of view, orientation × SF × phase,
 then size tuning at each unit's preferred orientation and SF. Responses are rectified
 activations; "driven" responses subtract the response to a blank (mean grey) screen.
+
+Two steps: the stimuli (:func:`grating_experiments`: one StimulusSet for every unit and layer,
+recorded like any benchmark's stimuli) and the properties computed from the recorded responses
+(:func:`properties_from_responses`); :func:`measure_properties` runs both for one layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import product
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from brainalign.data.stimuli import StimulusSet
+from brainalign.errors import StimulusError
 from brainalign.insilico import tuning
-from brainalign.insilico.recording import record, unit_layout
-from brainalign.insilico.stimuli import FieldOfView, blank, grating_set
+from brainalign.insilico.recording import centre_reducer, physiology_view, unit_layout
+from brainalign.insilico.stimuli import FieldOfView, GratingImages
 from brainalign.models.base import BrainModel
 
 PROPERTIES = ("preferred_orientation", "circular_variance", "orientation_bandwidth",
@@ -84,33 +92,145 @@ class PropertyTable:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GratingExperiments:
+    """The stimuli of the in-silico experiments on one field of view, in one fixed order.
+
+    1. the blank (mean grey) screen;
+    2. orientation × SF × phase gratings in the aperture ``settings.diameter``;
+    3. size tuning: orientation × SF × ``size_phases`` × ``size_diameters``, for EVERY
+       (orientation, SF) pair of part 2, so each unit's size curve at its own preferred
+       orientation and SF is among them whatever that preference turns out to be (the
+       experiment is adaptive, the stimulus set is not: one set for every unit, layer and model
+       of this field of view, recorded and cached like any other benchmark's stimuli).
+
+    Build with :func:`grating_experiments`; ``settings`` is resolved (no ``None``).
+    """
+
+    fov: FieldOfView
+    settings: ExperimentSettings
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """(orientations, SFs, phases) of part 2."""
+        s = self.settings
+        return len(s.orientations), len(s.sfs), len(s.phases)
+
+    @property
+    def size_grid(self) -> tuple[int, int, int, int]:
+        """(orientations, SFs, size phases, diameters) of part 3."""
+        s = self.settings
+        return len(s.orientations), len(s.sfs), len(s.size_phases), len(s.size_diameters)
+
+    @cached_property
+    def params(self) -> pd.DataFrame:
+        """One row per stimulus: ``part`` (blank / tuning / size), ``orientation``, ``sf``,
+        ``phase`` (deg, c/deg, deg) and ``diameter`` (deg); NaN where a part has none."""
+        s = self.settings
+        blank_row = pd.DataFrame({"orientation": [np.nan], "sf": [np.nan], "phase": [np.nan],
+                                  "diameter": [np.nan]})
+        tune = pd.DataFrame(list(product(s.orientations, s.sfs, s.phases, [s.diameter])),
+                            columns=["orientation", "sf", "phase", "diameter"])
+        size = pd.DataFrame(list(product(s.orientations, s.sfs, s.size_phases, s.size_diameters)),
+                            columns=["orientation", "sf", "phase", "diameter"])
+        parts = ["blank"] + ["tuning"] * len(tune) + ["size"] * len(size)
+        out = pd.concat([blank_row, tune, size], ignore_index=True).astype(float)
+        out.insert(0, "part", parts)
+        return out
+
+    @cached_property
+    def stimuli(self) -> StimulusSet:
+        """The gratings as a :class:`~brainalign.data.StimulusSet` of luminance images (0..1) at
+        the model's input size, rendered on demand. The ids spell out the field of view and each
+        grating's parameters, so equal ids mean equal images."""
+        fov, p = self.fov, self.params
+        tag = f"{fov.size_px}px{fov.degrees:g}deg"
+        ids = [f"{tag}/blank" if part == "blank" else
+               f"{tag}/{part}/o={o:g}/sf={f:.6g}/p={ph:g}/d={d:.6g}"
+               for part, o, f, ph, d in p[["part", "orientation", "sf", "phase", "diameter"]].itertuples(
+                   index=False)]
+        return StimulusSet(f"gratings-{tag}", tuple(ids), GratingImages(fov, p.drop(columns="part")),
+                           p, visual_degrees=fov.degrees)
+
+    def split(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stimulus × unit) responses → blank (unit,), tuning (unit × ori × sf × phase) and
+        size (unit × ori × sf × size phase × diameter) responses.
+
+        Raises
+        ------
+        StimulusError
+            Responses to another number of stimuli.
+        """
+        r = np.asarray(responses)
+        n_t, n_s = int(np.prod(self.grid)), int(np.prod(self.size_grid))
+        if r.ndim != 2 or r.shape[0] != 1 + n_t + n_s:
+            raise StimulusError(f"responses of shape {r.shape} to the gratings; expected "
+                                f"({1 + n_t + n_s}, units) in the order of GratingExperiments.params")
+        n = r.shape[1]
+        return (r[0], r[1:1 + n_t].T.reshape(n, *self.grid),
+                r[1 + n_t:].T.reshape(n, *self.size_grid))
+
+
+def grating_experiments(model_or_fov: BrainModel | FieldOfView,
+                        settings: ExperimentSettings | None = None) -> GratingExperiments:
+    """The experiments' stimuli in a model's field of view (``settings`` resolved for it)."""
+    fov = model_or_fov if isinstance(model_or_fov, FieldOfView) else FieldOfView.of(model_or_fov)
+    return GratingExperiments(fov, (settings or ExperimentSettings()).resolve(fov))
+
+
 def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettings | None = None, *,
                        batch_size: int = 128, device: str = "auto") -> PropertyTable:
     """Run the orientation/SF/phase and size experiments on ``layer`` and compute per-unit
-    properties.
-
-    Units whose largest driven response is below ``responsive_fraction`` of the layer's largest
-    are flagged ``"unresponsive"`` and get no property values; properties undefined for a unit
-    (orientation bandwidth of an untuned unit, SF bandwidth of a unit not SF-selective) are
-    NaN with the reason in ``flag``.
+    properties: :func:`grating_experiments` recorded through the memory-bounded layer stream
+    (centre unit of each channel), then :func:`properties_from_responses`.
 
     Raises
     ------
     UnitLocationError
         A layer whose units cannot be located spatially.
     """
+    from brainalign.activations.stream import stream_layers
+
     layout = unit_layout(model, layer)
-    fov = FieldOfView.of(model)
-    s = (settings or ExperimentSettings()).resolve(fov)
+    exp = grating_experiments(model, settings)
+    stream = stream_layers(physiology_view(model), exp.stimuli, [layout["layer"]], batch_size=batch_size,
+                           device=device, reducers=centre_reducer)
+    ((name, acts),) = list(stream)
+    return properties_from_responses(acts.values, exp, model=model.name, layer=name,
+                                     spatial=bool(layout["spatial"]))
+
+
+def properties_from_responses(responses: np.ndarray, experiments: GratingExperiments, *,
+                              model: str = "", layer: str = "", spatial: bool | None = None) -> PropertyTable:
+    """Per-unit V1 properties from a layer's responses to :attr:`GratingExperiments.stimuli`.
+
+    Responses are rectified; "driven" responses subtract the blank's. Units whose largest driven
+    response is below ``responsive_fraction`` of the layer's largest are flagged
+    ``"unresponsive"`` and get no property values; properties undefined for a unit (orientation
+    bandwidth of an untuned unit, SF bandwidth of a unit not SF-selective) are NaN with the
+    reason in ``flag``. Size tuning is read at each responsive unit's preferred orientation and
+    SF (the argmax of its driven response over part 2), averaged over the size phases.
+
+    Parameters
+    ----------
+    responses
+        (stimulus × unit) responses in the order of ``experiments.params``.
+    experiments
+        The experiments that were shown.
+    model, layer
+        Names written into the table.
+    spatial
+        Whether the units are centre units of conv maps (True) or a flat layer's (False);
+        recorded in ``settings["units"]``.
+
+    Raises
+    ------
+    StimulusError
+        Responses that do not match the experiments' stimuli.
+    """
+    s, fov = experiments.settings, experiments.fov
     oris, sfs, phases = np.asarray(s.orientations), np.asarray(s.sfs), np.asarray(s.phases)
-
-    def rec(images: np.ndarray) -> np.ndarray:
-        return np.maximum(record(model, layout["layer"], images, batch_size=batch_size, device=device), 0)
-
-    base = rec(blank(fov)[None])[0]
-    imgs, _ = grating_set(fov, oris, sfs, phases, [s.diameter])
-    r = rec(imgs).T.reshape(-1, len(oris), len(sfs), len(phases))  # units × ori × sf × phase
-    del imgs
+    base, r, r_size = experiments.split(np.maximum(np.asarray(responses, np.float32), 0))
     f0 = r.mean(-1)
     driven = f0 - base[:, None, None]
     n = len(r)
@@ -152,18 +272,15 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
     out.update(peak_sf=sft["peak_sf"], sf_bandwidth=sft["bandwidth_ratio"],
                sf_bandwidth_oct=sft["bandwidth_oct"], sf_selective=sft["selective"].astype(float))
 
-    # Size tuning at each responsive unit's preferred (orientation, SF): only the pairs needed.
+    # Size tuning at each responsive unit's preferred (orientation, SF), mean over size phases.
     diams = np.asarray(s.size_diameters)
     size_props = ("surround_suppression_index", "grating_summation_field", "surround_diameter",
                   "surround_gsf_ratio", "strongly_suppressed")
     sizes_out = {k: np.full(n, np.nan) for k in size_props}
     size_curves = np.full((n, len(diams)), np.nan)
-    pairs = sorted({(int(bo[i]), int(bs[i])) for i in idx[responsive]})
-    for o, f in pairs:
-        units = idx[responsive & (bo == o) & (bs == f)]
-        im, _ = grating_set(fov, [oris[o]], [sfs[f]], s.size_phases, list(diams))
-        rr = rec(im)[:, units].T.reshape(len(units), len(diams), len(s.size_phases)).mean(-1)
-        curve = rr - base[units, None]
+    units = idx[responsive]
+    if units.size:
+        curve = r_size[units, bo[units], bs[units]].mean(1) - base[units, None]  # units × diameter
         size_curves[units] = curve
         st = tuning.size_tuning(diams, np.clip(curve, 0, None))
         for k in size_props:
@@ -189,15 +306,18 @@ def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettin
     # Simple vs complex by the F1/F0 ratio (Skottun et al. 1991): > 1 simple, < 1 complex.
     mr = table["modulation_ratio"].to_numpy()
     table["cell_class"] = np.where(~np.isfinite(mr), "", np.where(mr > 1, "simple", "complex"))
-    table.insert(0, "layer", layout["layer"])
-    table.insert(0, "model", model.name)
+    table.insert(0, "layer", layer)
+    table.insert(0, "model", model)
+    units_note = {True: "centre position of each channel", False: "all units",
+                  None: "centre position of each channel (conv maps) or all units (flat layers)"}[spatial]
     return PropertyTable(
         table, {"orientations": oris, "sfs": sfs, "diameters": diams, "orientation": ocurve,
                 "sf": scurve, "size": size_curves, "phase": phase_curve, "phases": phases},
         {"field_of_view_deg": fov.degrees, "input_px": fov.size_px, "orientations": list(oris),
          "sfs": [float(v) for v in sfs], "phases": list(phases), "diameter": s.diameter,
-         "size_diameters": [float(v) for v in diams], "responsive_fraction": s.responsive_fraction,
-         "units": "centre position of each channel" if layout["spatial"] else "all units",
+         "size_diameters": [float(v) for v in diams], "size_phases": list(s.size_phases),
+         "n_stimuli": len(experiments.params), "responsive_fraction": s.responsive_fraction,
+         "units": units_note,
          "firing_rate_affine": {"slope": slope, "offset": offset, "median_spontaneous": 0.82,
                                 "median_peak": 33.8, "ringach_min_drive": RINGACH_MIN_DRIVE}})
 

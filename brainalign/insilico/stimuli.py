@@ -121,6 +121,24 @@ def grating(fov: FieldOfView, orientation: float, sf: float, phase: float = 0.0,
     return img.astype(np.float32)
 
 
+def _aperture_grid(fov: FieldOfView, diameters: Sequence[float | None],
+                   center: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """float32 (x, y) in degrees from ``center`` and one aperture mask per diameter (None: full)."""
+    x, y = fov.coords()
+    x, y = (x - center[0]).astype(np.float32), (y - center[1]).astype(np.float32)
+    masks = [np.ones_like(x) if d is None else (x ** 2 + y ** 2 <= (d / 2) ** 2).astype(np.float32)
+             for d in diameters]
+    return x, y, masks
+
+
+def _carrier(x: np.ndarray, y: np.ndarray, orientation: float, sf: float, phase: float,
+             contrast: float = 1.0) -> np.ndarray:
+    """The float32 sinusoid of :func:`grating_set` (one rendering rule for sets and sources)."""
+    th = np.deg2rad(orientation)
+    u = np.float32(2 * np.pi * sf) * (x * np.float32(np.cos(th)) + y * np.float32(np.sin(th)))
+    return contrast * np.cos(u - np.float32(np.deg2rad(phase)))
+
+
 def grating_set(fov: FieldOfView, orientations: Sequence[float], sfs: Sequence[float],
                 phases: Sequence[float] = (0.0,), diameters: Sequence[float | None] = (None,), *,
                 contrast: float = 1.0, center: tuple[float, float] = (0.0, 0.0),
@@ -139,23 +157,56 @@ def grating_set(fov: FieldOfView, orientations: Sequence[float], sfs: Sequence[f
     for f in sfs:
         _check_sf(fov, f, "grating_set")
     rows = list(product(orientations, sfs, phases, diameters))
-    x, y = fov.coords()
-    x, y = (x - center[0]).astype(np.float32), (y - center[1]).astype(np.float32)
-    masks = [np.ones_like(x) if d is None else (x ** 2 + y ** 2 <= (d / 2) ** 2).astype(np.float32)
-             for d in diameters]
+    x, y, masks = _aperture_grid(fov, diameters, center)
     imgs = np.empty((len(rows), fov.size_px, fov.size_px), np.float32)
     i = 0
     for o, f in product(orientations, sfs):  # same order as `rows`
-        th = np.deg2rad(o)
-        u = np.float32(2 * np.pi * f) * (x * np.float32(np.cos(th)) + y * np.float32(np.sin(th)))
         for p in phases:
-            carrier = contrast * np.cos(u - np.float32(np.deg2rad(p)))
+            carrier = _carrier(x, y, o, f, p, contrast)
             for mask in masks:
                 imgs[i] = carrier * mask
                 i += 1
     params = pd.DataFrame(rows, columns=["orientation", "sf", "phase", "diameter"])
     params["diameter"] = params["diameter"].astype(float)
     return imgs, params
+
+
+class GratingImages:
+    """Gratings rendered on demand, as luminance images (``0.5 + 0.5 × contrast``, 0..1), for a
+    :class:`~brainalign.data.StimulusSet` of thousands of gratings that is never held at once.
+
+    ``params`` has one row per image: ``orientation``, ``sf``, ``phase``, ``diameter`` (deg;
+    NaN = full field); a row whose ``sf`` is NaN is the blank (mean grey). The pixels are those
+    of :func:`grating_set` for the same parameters. Consecutive rows that differ only in their
+    diameter reuse one carrier.
+    """
+
+    def __init__(self, fov: FieldOfView, params: pd.DataFrame, *, contrast: float = 1.0):
+        for d in params["diameter"].dropna().unique():
+            _check_size(fov, float(d), "GratingImages")
+        for f in params["sf"].dropna().unique():
+            _check_sf(fov, float(f), "GratingImages")
+        self.fov, self.contrast = fov, contrast
+        self.params = params.reset_index(drop=True)
+        self._rows = self.params[["orientation", "sf", "phase", "diameter"]].to_numpy(float)
+        self._x, self._y, _ = _aperture_grid(fov, [])
+        diams = self.params["diameter"].dropna().unique()
+        self._masks = dict(zip(diams, _aperture_grid(fov, list(diams))[2], strict=True))
+        self._last: tuple[tuple[float, float, float], np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        o, f, p, d = (float(v) for v in self._rows[i])
+        if np.isnan(f):
+            return blank(self.fov) + np.float32(0.5)
+        last = self._last
+        if last is None or last[0] != (o, f, p):
+            last = ((o, f, p), _carrier(self._x, self._y, o, f, p, self.contrast))
+            self._last = last
+        img = last[1] if np.isnan(d) else last[1] * self._masks[d]
+        return np.float32(0.5) + np.float32(0.5) * img
 
 
 def drifting_grating(fov: FieldOfView, orientation: float, sf: float, *, n_frames: int = 8,

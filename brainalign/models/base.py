@@ -67,6 +67,38 @@ def kept_state(module: nn.Module, mode: str = "eval") -> Iterator[None]:
                         b.copy_(saved[n])
 
 
+@contextmanager
+def on_device(module: nn.Module, device: torch.device | str) -> Iterator[nn.Module]:
+    """Run ``module`` on ``device`` and give it back where it was.
+
+    Every parameter gets its own data tensor back and every buffer its own tensor object, so
+    the module, its parameters (the same ``Parameter`` objects) and any reference the caller
+    holds to them are as before, on the devices they were on, even when the run fails. Nothing
+    moves when every tensor is already on ``device``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())  # tensors say "cuda:0"
+    # Per slot: the module, the name, the tensor and (parameters) its data. `Module.to` swaps
+    # the data of a Parameter, or the Parameter itself (to "meta"), and replaces buffers.
+    slots = [(m, k, t, t.data) for m in module.modules()
+             for k, t in [*m._parameters.items(), *m._buffers.items()] if t is not None]
+    if all(t.device == device for _, _, t, _ in slots):
+        yield module
+        return
+    module.to(device)
+    try:
+        yield module
+    finally:
+        with torch.no_grad():
+            for m, k, t, data in slots:
+                if isinstance(t, nn.Parameter):
+                    t.data = data
+                    m._parameters[k] = t
+                else:
+                    m._buffers[k] = t
+
+
 def state_dict_hash(module: nn.Module) -> str:
     """sha256 over parameter and buffer names, dtypes, shapes and bytes (sorted by name)."""
     h = hashlib.sha256()
