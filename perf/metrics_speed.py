@@ -1,7 +1,7 @@
 """Issue 15's metric rows, side by side: brainalign against its references in one process.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python perf/metrics_speed.py [--small] [--rows ridge,kernel,rsa,import]
-        [--rounds 3] [--rsatoolbox-n 5000]
+        [--rounds 3] [--rsatoolbox-n 5000] [--before REV]
 
 Rows (each variant is warmed up once on a small problem, then the variants are timed in turn,
 interleaved, for ``--rounds`` rounds in rotating order; the best time of each is reported, with
@@ -190,7 +190,25 @@ def _rsa_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, 1.0 - np.corrcoef(Y)[np.triu_indices(n, k=1)]
 
 
-def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
+def _rsa_module_at(rev: str):
+    """``brainalign/metrics/rsa.py`` as of git revision ``rev``, imported beside this tree's
+    (its own imports resolve to this tree), so before and after run interleaved in one process."""
+    import importlib.util
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = subprocess.run(["git", "-C", root, "show", f"{rev}:brainalign/metrics/rsa.py"],
+                         capture_output=True, text=True, check=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), "rsa_before.py")
+    with open(path, "w") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("rsa_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000, before: str = "") -> None:
     import torch
     from scipy.stats import rankdata
 
@@ -209,6 +227,10 @@ def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
                 "brainalign torch input": lambda: float(compare_rdms(rdm(Xt), torch.from_numpy(target),
                                                                      "spearman")),
                 "plain numpy": plain_numpy}
+    old = _rsa_module_at(before) if before else None
+    if old is not None:
+        variants[f"before ({before}) numpy input"] = lambda: float(
+            old.compare_rdms(old.rdm(X), target, "spearman"))
     Xs, ts = _rsa_data(200, 64)
     warm = {"numpy": lambda: float(compare_rdms(rdm(Xs), ts)),
             "torch": lambda: float(compare_rdms(rdm(torch.from_numpy(Xs)), torch.from_numpy(ts))),
@@ -228,6 +250,8 @@ def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
 
     variants = {"brainalign numpy input": lambda: float(compare_rdms(rdm(Xm), tm, "spearman")),
                 "rsatoolbox (2 threads)": rsatb}
+    if old is not None:
+        variants[f"before ({before}) numpy input"] = lambda: float(old.compare_rdms(old.rdm(Xm), tm, "spearman"))
     warm = {"rsatoolbox": lambda: float(rsatoolbox.rdm.compare(
         rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(Xs), method="correlation"),
         rsatoolbox.rdm.RDMs(ts[None]), method="spearman")[0, 0])}
@@ -264,6 +288,7 @@ def main() -> None:
     ap.add_argument("--rows", default="import,rsa,ridge,kernel")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rsa-n", type=int, default=5000, help="stimuli of the RSA row")
+    ap.add_argument("--before", default="", help="git revision whose rsa.py runs as an extra RSA variant")
     ap.add_argument("--rsatoolbox-n", type=int, default=0,
                     help="time rsatoolbox at this many stimuli (5000 as issue 15; 0: skip)")
     args = ap.parse_args()
@@ -276,7 +301,7 @@ def main() -> None:
         if row == "import":
             row_import(args.rounds)
         elif row == "rsa":
-            row_rsa(args.small, args.rounds, args.rsatoolbox_n, args.rsa_n)
+            row_rsa(args.small, args.rounds, args.rsatoolbox_n, args.rsa_n, args.before)
         elif row == "ridge":
             row_ridge(args.small, args.rounds)
         elif row == "kernel":
