@@ -10,18 +10,15 @@ products for all samples at once.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from brainalign.errors import MetricInputError
-
-if TYPE_CHECKING:  # encoding imports torch and scikit-learn; rsa imports this module
-    from brainalign.metrics.encoding import EncodingScore
+from brainalign.metrics.encoding import EncodingScore
 
 Statistic = Literal["median", "mean"]
 Pairs = Sequence[tuple[np.ndarray, np.ndarray]]
@@ -155,19 +152,13 @@ def masked_pearson(a: np.ndarray, b: np.ndarray, min_count: int = 3) -> np.ndarr
     return np.where(np.isfinite(r), r, np.nan)
 
 
-def _is_encoding_score(x: object) -> bool:
-    # An EncodingScore exists only once its module is imported: no import (of torch) here.
-    enc = sys.modules.get("brainalign.metrics.encoding")
-    return enc is not None and isinstance(x, enc.EncodingScore)
-
-
 def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(prediction, response) pairs of the non-excluded neuroids, one per fold.
 
     ``score`` is an :class:`EncodingScore` (then ``Y`` is the (stimulus × neuroid) response array
     it was computed from) or already a list of (test prediction, test response) arrays.
     """
-    if _is_encoding_score(score):
+    if isinstance(score, EncodingScore):
         if Y is None:
             raise MetricInputError("fold_pairs: pass the responses Y the EncodingScore was computed from")
         Y = np.asarray(Y, dtype=np.float64)
@@ -324,7 +315,7 @@ def paired_comparison(score_a: EncodingScore | Pairs, score_b: EncodingScore | P
 
     Both scores must come from the same splits (same ``cv`` and ``seed``) and the same ``Y``.
     """
-    if _is_encoding_score(score_a) and _is_encoding_score(score_b):
+    if isinstance(score_a, EncodingScore) and isinstance(score_b, EncodingScore):
         for i, ((_, ta), (_, tb)) in enumerate(zip(score_a.splits, score_b.splits, strict=False)):
             if len(score_a.splits) != len(score_b.splits) or not np.array_equal(ta, tb):
                 raise MetricInputError(f"paired_comparison: the two scores have different splits (fold {i}); "
