@@ -48,6 +48,43 @@ CV ridge f64 stays below 5×: per fold one float64 eigh of the 1,000 × 1,000 co
 of the time; sklearn does the same one) and the leave-one-out residuals of every α (m·r·t·α,
 inherent to an exact LOO over 10 α and 168 targets) are left; everything else (a second target
 projection, a per-α Python loop, centred copies, a GEMM where syrk does half) was removed.
+
+Second pass (2026-11-30, 11:22–11:38, load average 1.5–4.6, the lowest of the morning; 3
+interleaved rounds, best of each; "before" = cac6603, the tree after the first pass):
+
+    row                                              before     after    goal
+    RDM + Spearman 5,000 × 4,096 vs rsatoolbox 2 thr  16.6×  → 25.7×    ≥ 25×    (1 round, same process:
+                                                                                   142 s vs 8.57 s → 5.53 s)
+    RDM + Spearman 5,000 × 4,096, numpy input         1.46×  →  2.30×   ≥ 1.5×   (vs plain numpy; 6.97 → 4.42 s)
+    RDM + Spearman 5,000 × 4,096, torch input            —   →  2.23×   ≥ 1.5×
+    CV ridge 2,560 × 1,000 → 168, 10 splits, f64  2.99, 4.73×  → 4.05, 4.12×   ≥ 5×   (vs sklearn RidgeCV,
+                                                                                   two runs each, alternated)
+      same, float32                              4.92, 4.98×  → 6.59, 5.80×
+
+The RSA "before" is cac6603's ``rsa.py`` run in the same process (``--before cac6603``), so that
+ratio is exact; the ridge rows are separate processes at different loads, and sklearn's own time
+moved 20 → 38 s between them: at this load one ridge ratio is ±30 %, and before and after overlap.
+Measured in one process, interleaved, 3 rounds (``solve_ridge_cv`` over the same 10 folds, cac6603's
+``ridge.py`` loaded beside this one): 10.38 s → 9.06 s (1.15×), LOO errors equal to 5e-15.
+
+What changed: (1) the packed-key rank sort quantises values over their range instead of keying on
+the float bit pattern: correlation distances crowd around 1 and straddle an exponent change, so
+2.8 M of 12.5 M neighbours shared a key and the sort fell back to ``np.argsort``; now ranking the
+model RDM's 12.5 M pairs takes 1.9 s instead of 4.3 s (target vector 0.85 s instead of 1.5 s), ranks
+identical. (2) Spearman centres the rank arrays in place on their exact mean (N + 1)/2 and takes
+norms as dot products (the centred copies and squares of 12.5 M values cost 0.4 s). (3) LOO: the
+hat diagonal (m × α) is formed once per fold, and the (α × targets) errors are weighted sums of the
+squared residuals (one GEMV per α) instead of a divided copy and a mean.
+
+Why CV ridge f64 stays at ~4× (one fold, m = 2,304 training rows, p = r = 1,000, 1 thread,
+load ~3): float64 ``eigh`` of the covariance 0.19–0.23 s (torch's ``syevd``; scipy
+``driver="evd"`` 0.27 s, ``evr`` 0.45 s), the LOO residual GEMM m·r·(α·t) = 3.9 GMAC 0.17–0.18 s,
+``T = X_c V`` m·p·r = 2.3 GMAC 0.08 s, the rest (Gram downdate, z = BᵀY, R0) ~0.05 s. The GEMMs are
+what exact LOO for 10 α × 168 targets costs (the per-row weights 1/(I − H)ᵢᵢ(α) forbid reducing
+it in the eigenbasis) and ``eigh`` is the one factorisation per fold; sklearn does the same
+residuals plus an SVD of the 2,304 × 1,001 design, so the ratio is bounded near 4–5× in float64.
+RDM + Spearman at n = 5,000: the float64 Gram (syrk, 51 GMAC) is 3.8 s of our 4.4 s on one thread,
+~2 s on two; the two rankings run in parallel threads (1.9 s). 25× is reached, with no margin.
 """
 
 from __future__ import annotations
