@@ -1,7 +1,7 @@
 """Issue 15's metric rows, side by side: brainalign against its references in one process.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python perf/metrics_speed.py [--small] [--rows ridge,kernel,rsa,import]
-        [--rounds 3] [--rsatoolbox-n 5000]
+        [--rounds 3] [--rsatoolbox-n 5000] [--before REV]
 
 Rows (each variant is warmed up once on a small problem, then the variants are timed in turn,
 interleaved, for ``--rounds`` rounds in rotating order; the best time of each is reported, with
@@ -48,6 +48,43 @@ CV ridge f64 stays below 5×: per fold one float64 eigh of the 1,000 × 1,000 co
 of the time; sklearn does the same one) and the leave-one-out residuals of every α (m·r·t·α,
 inherent to an exact LOO over 10 α and 168 targets) are left; everything else (a second target
 projection, a per-α Python loop, centred copies, a GEMM where syrk does half) was removed.
+
+Second pass (2026-11-30, 11:22–11:38, load average 1.5–4.6, the lowest of the morning; 3
+interleaved rounds, best of each; "before" = cac6603, the tree after the first pass):
+
+    row                                              before     after    goal
+    RDM + Spearman 5,000 × 4,096 vs rsatoolbox 2 thr  16.6×  → 25.7×    ≥ 25×    (1 round, same process:
+                                                                                   142 s vs 8.57 s → 5.53 s)
+    RDM + Spearman 5,000 × 4,096, numpy input         1.46×  →  2.30×   ≥ 1.5×   (vs plain numpy; 6.97 → 4.42 s)
+    RDM + Spearman 5,000 × 4,096, torch input            —   →  2.23×   ≥ 1.5×
+    CV ridge 2,560 × 1,000 → 168, 10 splits, f64  2.99, 4.73×  → 4.05, 4.12×   ≥ 5×   (vs sklearn RidgeCV,
+                                                                                   two runs each, alternated)
+      same, float32                              4.92, 4.98×  → 6.59, 5.80×
+
+The RSA "before" is cac6603's ``rsa.py`` run in the same process (``--before cac6603``), so that
+ratio is exact; the ridge rows are separate processes at different loads, and sklearn's own time
+moved 20 → 38 s between them: at this load one ridge ratio is ±30 %, and before and after overlap.
+Measured in one process, interleaved, 3 rounds (``solve_ridge_cv`` over the same 10 folds, cac6603's
+``ridge.py`` loaded beside this one): 10.38 s → 9.06 s (1.15×), LOO errors equal to 5e-15.
+
+What changed: (1) the packed-key rank sort quantises values over their range instead of keying on
+the float bit pattern: correlation distances crowd around 1 and straddle an exponent change, so
+2.8 M of 12.5 M neighbours shared a key and the sort fell back to ``np.argsort``; now ranking the
+model RDM's 12.5 M pairs takes 1.9 s instead of 4.3 s (target vector 0.85 s instead of 1.5 s), ranks
+identical. (2) Spearman centres the rank arrays in place on their exact mean (N + 1)/2 and takes
+norms as dot products (the centred copies and squares of 12.5 M values cost 0.4 s). (3) LOO: the
+hat diagonal (m × α) is formed once per fold, and the (α × targets) errors are weighted sums of the
+squared residuals (one GEMV per α) instead of a divided copy and a mean.
+
+Why CV ridge f64 stays at ~4× (one fold, m = 2,304 training rows, p = r = 1,000, 1 thread,
+load ~3): float64 ``eigh`` of the covariance 0.19–0.23 s (torch's ``syevd``; scipy
+``driver="evd"`` 0.27 s, ``evr`` 0.45 s), the LOO residual GEMM m·r·(α·t) = 3.9 GMAC 0.17–0.18 s,
+``T = X_c V`` m·p·r = 2.3 GMAC 0.08 s, the rest (Gram downdate, z = BᵀY, R0) ~0.05 s. The GEMMs are
+what exact LOO for 10 α × 168 targets costs (the per-row weights 1/(I − H)ᵢᵢ(α) forbid reducing
+it in the eigenbasis) and ``eigh`` is the one factorisation per fold; sklearn does the same
+residuals plus an SVD of the 2,304 × 1,001 design, so the ratio is bounded near 4–5× in float64.
+RDM + Spearman at n = 5,000: the float64 Gram (syrk, 51 GMAC) is 3.8 s of our 4.4 s on one thread,
+~2 s on two; the two rankings run in parallel threads (1.9 s). 25× is reached, with no margin.
 """
 
 from __future__ import annotations
@@ -190,7 +227,25 @@ def _rsa_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, 1.0 - np.corrcoef(Y)[np.triu_indices(n, k=1)]
 
 
-def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
+def _rsa_module_at(rev: str):
+    """``brainalign/metrics/rsa.py`` as of git revision ``rev``, imported beside this tree's
+    (its own imports resolve to this tree), so before and after run interleaved in one process."""
+    import importlib.util
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = subprocess.run(["git", "-C", root, "show", f"{rev}:brainalign/metrics/rsa.py"],
+                         capture_output=True, text=True, check=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), "rsa_before.py")
+    with open(path, "w") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("rsa_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000, before: str = "") -> None:
     import torch
     from scipy.stats import rankdata
 
@@ -209,6 +264,10 @@ def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
                 "brainalign torch input": lambda: float(compare_rdms(rdm(Xt), torch.from_numpy(target),
                                                                      "spearman")),
                 "plain numpy": plain_numpy}
+    old = _rsa_module_at(before) if before else None
+    if old is not None:
+        variants[f"before ({before}) numpy input"] = lambda: float(
+            old.compare_rdms(old.rdm(X), target, "spearman"))
     Xs, ts = _rsa_data(200, 64)
     warm = {"numpy": lambda: float(compare_rdms(rdm(Xs), ts)),
             "torch": lambda: float(compare_rdms(rdm(torch.from_numpy(Xs)), torch.from_numpy(ts))),
@@ -228,6 +287,8 @@ def row_rsa(small: bool, rounds: int, rsatoolbox_n: int, n: int = 5000) -> None:
 
     variants = {"brainalign numpy input": lambda: float(compare_rdms(rdm(Xm), tm, "spearman")),
                 "rsatoolbox (2 threads)": rsatb}
+    if old is not None:
+        variants[f"before ({before}) numpy input"] = lambda: float(old.compare_rdms(old.rdm(Xm), tm, "spearman"))
     warm = {"rsatoolbox": lambda: float(rsatoolbox.rdm.compare(
         rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(Xs), method="correlation"),
         rsatoolbox.rdm.RDMs(ts[None]), method="spearman")[0, 0])}
@@ -264,6 +325,7 @@ def main() -> None:
     ap.add_argument("--rows", default="import,rsa,ridge,kernel")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rsa-n", type=int, default=5000, help="stimuli of the RSA row")
+    ap.add_argument("--before", default="", help="git revision whose rsa.py runs as an extra RSA variant")
     ap.add_argument("--rsatoolbox-n", type=int, default=0,
                     help="time rsatoolbox at this many stimuli (5000 as issue 15; 0: skip)")
     args = ap.parse_args()
@@ -276,7 +338,7 @@ def main() -> None:
         if row == "import":
             row_import(args.rounds)
         elif row == "rsa":
-            row_rsa(args.small, args.rounds, args.rsatoolbox_n, args.rsa_n)
+            row_rsa(args.small, args.rounds, args.rsatoolbox_n, args.rsa_n, args.before)
         elif row == "ridge":
             row_ridge(args.small, args.rounds)
         elif row == "kernel":

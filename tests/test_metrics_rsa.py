@@ -201,6 +201,15 @@ def test_ranks_equal_scipy_rankdata_with_ties():
     w = rng.random(50_000)
     for x in (w, rng.permutation(np.r_[w, w[:2000], -w[:100], 0.0, -0.0]), np.round(w, 2)):
         np.testing.assert_array_equal(rank_rows(x), rankdata(x))
+    # Correlation distances crowd into a narrow band around 1 (crossing a float exponent): values
+    # just above the round-off tie tolerance apart, exact duplicates sharing a key bucket; a span
+    # so wide its width overflows, tiny values.
+    band = 1.0 + (rng.random(60_000) - 0.7) * 0.1
+    close = 1.0 + np.arange(-3000, 3000) * 2.0**-38
+    for x in (band, rng.permutation(np.r_[band, close, close[::7], band[:500]]),
+              np.r_[rng.random(3000), -rng.random(3000)] * 1.7e308,
+              rng.random(4000) * 1e-300):
+        np.testing.assert_array_equal(rank_rows(x), rankdata(x))
 
 
 def test_pooled_rdm_scores_at_the_upper_ceiling():

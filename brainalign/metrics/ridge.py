@@ -267,7 +267,7 @@ def select_alphas(errors: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     return torch.argmax(score, dim=0)
 
 
-def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, q: torch.Tensor,
+def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, den: torch.Tensor,
                shrink: torch.Tensor) -> torch.Tensor:
     """(α × targets) leave-one-out mean squared errors for one block of targets.
 
@@ -282,9 +282,13 @@ def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, q: torch.Tens
     num = B @ (shrink[:, :, None] * z[None]).permute(1, 0, 2).reshape(r, n_alpha * t)  # (m, α·t)
     num = num.view(m, n_alpha, t)
     num += R0[:, None, :]
-    den = q[:, None] + (B * B) @ shrink.T  # (m, α)
-    num /= den[:, :, None]
-    return (num * num).mean(0)
+    num.square_()
+    # Σᵢ numᵢ² / denᵢ²: one weighted sum per α over the squared block (no divided copy).
+    w = den.reciprocal().square_()
+    out = torch.empty(n_alpha, t, dtype=num.dtype, device=num.device)
+    for a in range(n_alpha):
+        torch.mv(num[:, a, :].T, w[:, a], out=out[a])
+    return out.div_(m)
 
 
 def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
@@ -294,11 +298,12 @@ def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
     B, z, G, y_mean, R0, q = fold.loo_parts(Y)
     m, t = R0.shape
     shrink = alphas[:, None] / (fold.s[None, :] + alphas[:, None])  # (α × r): α/(s+α)
+    den = q[:, None] + (B * B) @ shrink.T  # (m, α): (I − H)ᵢᵢ, the same for every target block
     out = torch.empty(len(alphas), t, dtype=Y.dtype, device=Y.device)
     per_target = m * len(alphas) * Y.element_size()
     size = max(1, min(n_targets_batch or t, _BLOCK_BYTES // per_target))
     for b in _batches(t, size):
-        out[:, b] = _loo_block(B, z[:, b], R0[:, b], q, shrink)
+        out[:, b] = _loo_block(B, z[:, b], R0[:, b], den, shrink)
     return out, G, y_mean
 
 

@@ -401,27 +401,37 @@ def _is_single(r: Any) -> bool:
 def _argsort_packed(v: np.ndarray, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``np.argsort`` of a 1-D float64 array by one sort of uint64 keys, and the tie structure.
 
-    Each key packs the high bits of the value's order-preserving bit pattern with the index, and
-    numpy sorts uint64 with SIMD several times faster than it argsorts. Values whose high bits
-    collide are put in order afterwards by a small lexsort; with many collisions (heavily tied
-    data) a plain argsort is used instead. Returns ``order`` and ``new``: True where a sorted
-    value exceeds the one before by more than ``tol`` (the start of a group of ties).
-
-    The high bits locate every sorted value to within a relative 2⁻²⁷, so only neighbours whose
-    high bits differ by at most one unit (and values near 0) need their exact gap compared with
-    ``tol`` (a small gather instead of one over all n).
+    Each key packs a fixed-point quantisation of the value over the array's range,
+    ``⌊(v − min) · scale⌋`` in the high ``64 − ⌈log₂ n⌉`` bits, with the index in the low bits, and
+    numpy sorts uint64 with SIMD several times faster than it argsorts. The quantisation is
+    monotone (never reverses two values), so only neighbours that share a bucket can be out of
+    order: they are put in order afterwards by a small lexsort on their exact values; with many
+    shared buckets (heavily tied data) a plain argsort is used instead. Buckets are uniform over
+    the range, so values crowded in a narrow band (correlation distances near 1, where the float
+    bit pattern would change exponent) still spread over ~2⁴⁰ buckets. Returns ``order`` and
+    ``new``: True where a sorted value exceeds the one before by more than ``tol`` (the start of
+    a group of ties); only neighbours at most ``⌈tol · scale⌉ + 2`` buckets apart need their exact
+    gap compared with ``tol`` (a small gather instead of one over all n).
     """
     n = v.size
     ib = max(1, (n - 1).bit_length())
-    if ib <= 40:
-        u = (v + 0.0).view(np.uint64)  # + 0.0 maps −0.0 to 0.0
-        flip = (-(u >> np.uint64(63)).astype(np.int64)).view(np.uint64) | np.uint64(1 << 63)
-        key = u ^ flip  # unsigned order of key == float order of v
+    lo, hi = (float(v.min()), float(v.max())) if n else (0.0, 0.0)
+    span = hi - lo
+    if ib <= 40 and n > 1 and 0.0 < span < np.inf:
+        # Largest bucket index kept below 2^(64 − ib) with room for the rounding of (v − lo)·scale.
+        scale = 2.0 ** (64 - ib) * (1.0 - 2.0**-20) / span
+        q = np.subtract(v, lo)
+        q *= scale
+        key = q.astype(np.uint64)
+        del q
         shift = np.uint64(ib)
-        packed = np.sort(((key >> shift) << shift) | np.arange(n, dtype=np.uint64))
+        key <<= shift
+        key |= np.arange(n, dtype=np.uint64)
+        key.sort()
+        packed = key
         order = (packed & np.uint64((1 << ib) - 1)).view(np.int64)
         top = packed >> shift
-        del packed
+        del packed, key
         d = np.diff(top)  # ascending: no wrap-around
         eq = d == 0  # candidates for misordering
         n_eq = int(np.count_nonzero(eq))
@@ -432,21 +442,11 @@ def _argsort_packed(v: np.ndarray, tol: float = 0.0) -> tuple[np.ndarray, np.nda
                 in_run[:-1] |= eq
                 pos = np.flatnonzero(in_run)
                 sub = order[pos]
-                order[pos] = sub[np.lexsort((key[sub], top[pos]))]
-            del eq
-            # A top unit is ≥ |value| × 2^(ib − 53): values with |value| ≥ thr that lie within
-            # tol differ by at most one unit, so only such neighbours (and the values near 0)
-            # need their exact gap: a small gather instead of one over all n.
-            cand_mask = d <= 1
+                order[pos] = sub[np.lexsort((v[sub], top[pos]))]  # by value within each bucket
+            del eq, top
+            # Sorted neighbours whose buckets differ by d are more than (d − 1 − 2⁻¹⁰)/scale apart.
+            cand = np.flatnonzero(d <= np.uint64(min(np.ceil(tol * scale) + 2.0, 2.0**62))) + 1
             del d
-            thr = tol * 2.0 ** (54 - int(ib))
-            if thr > 0:
-                lo_key = ~np.array([-thr]).view(np.uint64) >> shift
-                hi_key = (np.array([thr]).view(np.uint64) ^ np.uint64(1 << 63)) >> shift
-                lo, hi = np.searchsorted(top, lo_key[0], "left"), np.searchsorted(top, hi_key[0], "right")
-                cand_mask[max(lo - 1, 0):hi] = True
-            cand = np.flatnonzero(cand_mask) + 1
-            del cand_mask
             new = np.ones(n, dtype=bool)
             if cand.size:
                 new[cand] = (v[order[cand]] - v[order[cand - 1]]) > tol
@@ -560,6 +560,25 @@ def _corr_rows(a: Any, b: Any) -> Any:
     return _cos_rows(a - a.mean(axis=-1, keepdims=True), b - b.mean(axis=-1, keepdims=True))
 
 
+def _corr_ranks(ra: Any, rb: Any) -> Any:
+    """Pearson r between rows of two rank arrays (k, N) that this module owns (overwritten).
+
+    Ranks with ties averaged have the mean (N + 1)/2 exactly, so each array is centred in place
+    and the norms are dot products: no temporaries of size N (at N = 12.5M pairs the copies of
+    :func:`_corr_rows` cost more than the products).
+    """
+    if is_torch(ra) or is_torch(rb):
+        return _corr_rows(ra, rb)
+    mid = (ra.shape[-1] + 1) / 2.0
+    ra -= mid
+    if rb is not ra:
+        rb -= mid
+    na = np.sqrt(np.einsum("ij,ij->i", ra, ra))
+    nb = np.sqrt(np.einsum("ij,ij->i", rb, rb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra @ rb.T) / np.outer(na, nb)
+
+
 def _tau_a(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's tau-a, O(n log n): (concordant − discordant) / (n(n−1)/2).
 
@@ -640,7 +659,7 @@ def _compare(a: Any, b: Any, method: str) -> Any:
                 ra, rb = pool.map(rank_rows, (va, vb))
         else:
             ra, rb = rank_rows(va), rank_rows(vb)
-        out = _corr_rows(ra, rb)
+        out = _corr_ranks(ra, rb)
     elif method == "pearson":
         out = _corr_rows(va, vb)
     elif method == "cosine":
