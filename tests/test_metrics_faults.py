@@ -279,3 +279,16 @@ def test_estimators_fit_and_predict_tensors_on_their_device():
             make().fit(torch.where(Xt > 2.5, float("nan"), Xt), Yt)
         with pytest.raises(ValueError, match="samples"):
             make().fit(Xt, Yt[:-1])
+
+
+def test_rdm_of_float32_equals_float64_and_leaves_the_input_alone():
+    """The correlation RDM of a float32 array centres its own float64 copy in place: same values
+    as from the float64 array, and neither input is modified."""
+    from brainalign.metrics import rdm
+
+    x32 = np.random.default_rng(0).normal(size=(12, 50)).astype(np.float32) + 3
+    x64 = x32.astype(np.float64)
+    keep32, keep64 = x32.copy(), x64.copy()
+    np.testing.assert_array_equal(rdm(x32), rdm(x64))
+    np.testing.assert_array_equal(x32, keep32)
+    np.testing.assert_array_equal(x64, keep64)

@@ -148,12 +148,19 @@ def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) ->
     if conditions is not None or partitions is not None or noise is not None:
         raise MetricInputError(f"rdm: conditions/partitions/noise apply to crossnobis only, "
                                f"not to {distance!r}")
+    given = X
     X = _features(X, "rdm(X)")
     torch_mode = is_torch(X)
     if distance in ("correlation", "cosine"):
         if distance == "correlation":
-            Z = _unit_rows(X - X.mean(axis=1, keepdims=True), "rdm(X)",
-                           "has zero variance; correlation distance undefined", own=True)
+            if isinstance(given, np.ndarray) and given.dtype != np.float64:
+                # X is our float64 copy of the (float32) input: centre it in place rather than
+                # allocate a second stimulus × feature float64 array (the largest transient of
+                # an RSA run on a full-resolution early layer).
+                X -= X.mean(axis=1, keepdims=True)
+            else:
+                X = X - X.mean(axis=1, keepdims=True)
+            Z = _unit_rows(X, "rdm(X)", "has zero variance; correlation distance undefined", own=True)
         else:
             Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
         D = Z @ Z.T
