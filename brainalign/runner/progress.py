@@ -7,11 +7,9 @@ import time
 from typing import Any, TextIO
 
 
-class BatchProgress:
-    """Per-model (pairs) and per-layer progress.
-
-    On a terminal two tqdm bars are drawn (pairs, and layers of the pair running in this
-    process); otherwise each event is one plain line, so logs of cluster jobs stay readable.
+class _Progress:
+    """Where progress goes: tqdm bars on a terminal, plain timestamped lines otherwise (so logs of
+    cluster jobs stay readable).
 
     Parameters
     ----------
@@ -25,6 +23,14 @@ class BatchProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.bars = bool(getattr(self.stream, "isatty", lambda: False)()) if bars is None else bars
         self.t0 = time.perf_counter()
+
+
+class BatchProgress(_Progress):
+    """Per-model (pairs) and per-layer progress of ``brainalign batch``: on a terminal two bars
+    (pairs, and layers of the pair running in this process), else one line per event."""
+
+    def __init__(self, stream: TextIO | None = None, bars: bool | None = None):
+        super().__init__(stream, bars)
         self.total = self.done = self.failed = self.skipped = 0
         self._pairs: Any = None
         self._layers: Any = None
@@ -98,26 +104,17 @@ def _eta(elapsed: float, done: int, total: int) -> str:
     return f", about {left:.0f}s left" if left < 120 else f", about {left / 60:.1f} min left"
 
 
-class ScoreProgress:
+class ScoreProgress(_Progress):
     """Progress of ``brainalign score``: every stage (reading the data, recording each layer,
     scoring each layer) with a time estimate.
 
     On a terminal a tqdm bar per (model, benchmark) counts the layers scored (with tqdm's rate
     and remaining time; the extraction's own bar shows each forward pass); otherwise each event
-    is one plain line with the estimate, so logs of cluster jobs stay readable.
-
-    Parameters
-    ----------
-    stream
-        Where to write (default ``sys.stderr``).
-    bars
-        Force bars on or off; default: bars when ``stream`` is a terminal.
+    is one plain line with the estimate.
     """
 
     def __init__(self, stream: TextIO | None = None, bars: bool | None = None):
-        self.stream = stream if stream is not None else sys.stderr
-        self.bars = bool(getattr(self.stream, "isatty", lambda: False)()) if bars is None else bars
-        self.t0 = time.perf_counter()
+        super().__init__(stream, bars)
         self._bar: Any = None
         self._label = ""
         self._started = 0.0
