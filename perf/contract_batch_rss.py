@@ -1,6 +1,7 @@
 """Peak RSS of batch scoring a regression benchmark (issue 11 measure) beside a bare forward pass.
 
-``python perf/contract_batch_rss.py [MAX_STIMULI_PER_SESSION]`` (default 200; 0 = all 3,040).
+``python perf/contract_batch_rss.py [MAX_STIMULI_PER_SESSION] [bare|batch …]`` (default 200; 0 = all
+3,040; both sides by default).
 
 Two child processes, each measured by its own ``ru_maxrss``:
 
@@ -38,6 +39,7 @@ if mode == "batch":
         def pair_started(self, *a): ...
         def layer_done(self, *a): ...
         def pair_done(self, *a): ...
+        def note(self, *a): ...
         def close(self): return ""
     out = tempfile.mkdtemp()
     rep = run_batch([ModelEntry(id="torchvision:resnet18", weights="random", seed=0)], ["cowley2023.V4-ridge"],
@@ -68,7 +70,8 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     threads = os.environ.get("OMP_NUM_THREADS", "2")
     print(json.dumps({"load_average": os.getloadavg(), "max_stimuli_per_session": n, "threads": threads}))
-    for mode in ("bare", "batch"):
+    modes = sys.argv[2:] or ["bare", "batch"]  # e.g. `... 0 batch` to rerun one side
+    for mode in modes:
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-c", CHILD, mode, str(n), threads], capture_output=True, text=True,
                            check=False)
