@@ -175,3 +175,20 @@ def test_progress_draws_bars_on_a_terminal_and_lines_elsewhere():
             assert "\r" in text and "2/2" in text  # tqdm redraws in place
         else:
             assert "\r" not in text and "layer 2/2 fc scored" in text
+
+
+@needs_data
+def test_a_batch_folder_keeps_details_so_models_can_be_compared(local_run, data_dir):
+    """`brainalign compare` on a batch folder: each pair's per-layer details (the paired bootstrap
+    samples) are saved beside its table, and they equal scoring the model directly."""
+    from brainalign.results.compare import compare_scores, load_results
+
+    _, out, _ = local_run
+    res = load_results(out)
+    assert {k[0] for k in res.details} == {"tiny-0", "tiny-1"}
+    cmp = compare_scores(res)
+    assert len(cmp) == 1 and {cmp.loc[0, "model_a"], cmp.loc[0, "model_b"]} == {"tiny-0", "tiny-1"}
+    assert cmp.loc[0, "n_bootstrap"] > 0 and pd.notna(cmp.loc[0, "p_corrected"])
+    r = CliRunner().invoke(main, ["compare", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "compare.csv").is_file()

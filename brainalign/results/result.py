@@ -80,7 +80,10 @@ class ScoreResult:
         table = read_table(csv)
         meta_path = out / f"{name}.meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        return cls(table, load_details(out / f"{name}.details"), meta)
+        details = load_details(out / f"{name}.details")
+        for pair in sorted((out / "pairs").glob("*.details")):  # a batch folder: details per pair
+            details.update(load_details(pair))
+        return cls(table, details, meta)
 
     @classmethod
     def concat(cls, results: Sequence[ScoreResult]) -> ScoreResult:

@@ -39,6 +39,7 @@ from pydantic import Field, model_validator
 
 from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError
 from brainalign.io import atomic_write
+from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
 
@@ -254,7 +255,7 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
                        memory_budget=s.memory_budget, cache=cache, on_layer=on_layer)
         table = result.table.copy()  # every kind: the one schema (reduction included)
         table["pair_key"] = task.key
-        out.update(ok=True, table=table)
+        out.update(ok=True, table=table, details=result.details)
     except Exception as err:
         out.update(ok=False, error_type=type(err).__name__, error=str(err),
                    traceback=traceback.format_exc())
@@ -359,6 +360,9 @@ class _Output:
         err_file = self.errors / f"{task.key}.json"
         if outcome["ok"]:
             table = outcome["table"]
+            # The per-layer details (bootstrap samples, per neuroid, …) first: a pair whose table
+            # is on disk (finished, for --resume) always has them, so `brainalign compare` works.
+            save_details(outcome.get("details") or {}, self.pairs / f"{task.key}.details")
             _atomic_write_bytes(self.pairs / f"{task.key}.parquet", lambda p: table.to_parquet(p, index=False))
             self.tables[task.key] = table
             self.failures.pop(task.key, None)
