@@ -223,3 +223,22 @@ def test_score_progress_has_a_line_per_stage_and_a_time_estimate_or_bars_on_a_te
     p.layer_done("l1", 2, 2)
     p.pair_done(True)
     assert "\r" in tty.getvalue() and "2/2" in tty.getvalue() and "scored l1" in tty.getvalue()
+
+
+@needs_data
+def test_a_second_benchmark_scored_into_the_same_folder_adds_to_it(tmp_path, data_dir):
+    """Scoring benchmark after benchmark into one --out keeps every earlier pair (details too);
+    a pair scored again replaces its rows instead of doubling them."""
+    from brainalign.results import ScoreResult
+
+    quick = write_quick_benchmark(tmp_path, n_boot=10)
+    out = tmp_path / "out"
+    args = ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--n-bootstrap", "10",
+            "--data-dir", str(data_dir), "--out", str(out)]
+    for bench in (HIT, str(quick), HIT):
+        r = CliRunner().invoke(main, [*args, "--benchmark", bench])
+        assert r.exit_code == 0, r.output
+    assert "holds earlier results" in r.output
+    res = ScoreResult.load(out)
+    assert sorted(res.table["benchmark"]) == sorted([HIT, "kriegeskorte2008.hIT-rsa-quick"])
+    assert {k[1] for k in res.details} == {HIT, "kriegeskorte2008.hIT-rsa-quick"}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -42,6 +44,33 @@ def next_steps(out: Path | None) -> str:
     lines.append("  your own model: --model file:mynet:build (mynet.py in this folder, build() returns an "
                  "nn.Module), or ba.wrap(module) in Python (README: 'Use from Python')")
     return "\n".join(lines)
+
+
+def earlier_results(out_dir: Path | None, say: Callable[[str], None]) -> Any:
+    """What an earlier ``score`` left in ``out_dir`` (a ScoreResult), or None."""
+    from brainalign.results import ScoreResult
+
+    if out_dir is None or not (out_dir / "scores.csv").is_file():
+        return None
+    old = ScoreResult.load(out_dir)
+    pairs = old.table[["model", "benchmark"]].drop_duplicates()
+    say(f"{out_dir} holds earlier results ({len(pairs)} model × benchmark pair(s)): they are kept, "
+        "and pairs scored again are replaced")
+    return old
+
+
+def with_earlier(earlier: Any, new: Any) -> Any:
+    """``new`` plus the rows (and details) of ``earlier`` whose (model, benchmark) pair ``new``
+    does not score again: a second benchmark scored into the same folder adds, never erases."""
+    from brainalign.results import ScoreResult
+
+    if earlier is None:
+        return new
+    again = set(map(tuple, new.table[["model", "benchmark"]].drop_duplicates().to_numpy()))
+    keep = [(m, b) not in again for m, b in zip(earlier.table["model"], earlier.table["benchmark"], strict=True)]
+    kept = earlier.table[keep].reset_index(drop=True)
+    details = {k: v for k, v in earlier.details.items() if (k[0], k[1]) not in again}
+    return ScoreResult.concat([ScoreResult(kept, details, earlier.meta), new]) if len(kept) else new
 
 
 @click.command("score")
@@ -114,6 +143,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
 
     done: list = []
     failures: list[tuple[str, str]] = []
+    earlier = earlier_results(out_dir, progress.line)
     stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
     stream = {k: v for k, v in stream.items() if v is not None}
     for mid in models:
@@ -144,7 +174,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             continue
         done.append(ScoreResult.concat(parts))
         if out_dir is not None:  # rewritten after every model: what finished is on disk
-            ScoreResult.concat(done).save(out_dir)
+            with_earlier(earlier, ScoreResult.concat(done)).save(out_dir)
 
     if done:
         result = ScoreResult.concat(done)
@@ -158,7 +188,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         if out_dir is not None:
             from brainalign.plots import plot_layers
 
-            plot_layers(result, path=out_dir / "layers.png")
+            plot_layers(with_earlier(earlier, result), path=out_dir / "layers.png")
             click.echo(f"wrote {out_dir / 'scores.csv'} (every layer) and {out_dir / 'layers.png'}")
         click.echo(next_steps(out_dir))
     if failures:
