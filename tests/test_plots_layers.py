@@ -76,7 +76,7 @@ def test_normalised_band_spans_lower_over_upper_to_one():
     ax = _panels(plot_layers(t, normalised=True))[0]
     lower, upper = t["ceiling_lower"].iloc[0], t["ceiling_upper"].iloc[0]
     assert _band(ax) == pytest.approx((lower / upper, 1.0))
-    assert ax.get_ylabel() == "RSA, synthetic / noise ceiling"
+    assert ax.get_ylabel() == "RSA, synthetic\n/ noise ceiling (upper bound)"
 
 
 def test_mixed_ceilings_band_only_where_there_is_one_and_raw_elsewhere():
@@ -166,7 +166,7 @@ def test_axis_says_which_score_and_the_legend_explains_everything_drawn():
     t.loc[t["model"] == "model-01", "weights"] = "pretrained"
     fig = plot_layers(t)
     ax = _panels(fig)[0]
-    assert ax.get_ylabel() == "RSA, Spearman ρ / noise ceiling"
+    assert ax.get_ylabel() == "RSA, Spearman ρ\n/ noise ceiling (upper bound)"
     assert _legend_texts(fig) == ["model-00 (random weights)", "model-01 (pretrained)",
                                   "bootstrap CI (band in the model's colour)",
                                   "noise ceiling (lower–upper bound)", "best layer (in-sample)"]

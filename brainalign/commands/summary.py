@@ -89,5 +89,5 @@ def format_summary(table: pd.DataFrame) -> str:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         body = s.to_string(index=False)
     return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it; score: "
-            "score / noise ceiling on all stimuli (raw where the benchmark has no ceiling) with its "
-            "bootstrap CI; ceiling: lower–upper bound of the raw score")
+            "raw score / upper bound of the noise ceiling on all stimuli (raw where the benchmark has no "
+            "ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score")

@@ -143,7 +143,7 @@ def axis_label(sub: pd.DataFrame, normalised: bool) -> str:
     """The y-axis label of a panel: which score, and whether it is divided by the noise ceiling."""
     metrics = list(dict.fromkeys(sub["metric"].dropna())) if "metric" in sub else []
     base = metric_label(metrics[0]) if len(metrics) == 1 else "score"
-    tail = "/ noise ceiling" if normalised else "(raw)"
+    tail = "/ noise ceiling (upper bound)" if normalised else "(raw)"
     return f"{base}\n{tail}" if len(base) + len(tail) > 34 else f"{base} {tail}"
 
 
