@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,23 +79,9 @@ def test_missing_file_offline_names_the_file_and_every_place_looked(tmp_path, mo
         assert str(place) in msg
 
 
-@pytest.fixture()
-def http_root(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 @needs_data
-def test_download_from_http_into_cache_then_served_from_cache(http_root, tmp_path, data_dir):
-    root, base = http_root
+def test_download_from_http_into_cache_then_served_from_cache(mirror, tmp_path, data_dir):
+    root, base = mirror
     shutil.copy(data_dir / "kriegeskorte2008_92img" / "92_brainRDMs.mat", root)
     m = load_manifest("kriegeskorte2008")
     entry = dataclasses.replace(m.files["92_brainRDMs.mat"], url=f"{base}/92_brainRDMs.mat")

@@ -4,12 +4,9 @@ unsafe zip members refused naming them, archive members (`member_of`) extracted 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import os
 import re
-import threading
 import zipfile
 
 import numpy as np
@@ -27,20 +24,6 @@ from brainalign.errors import (
     ManifestError,
     UnsafeArchiveError,
 )
-
-
-@pytest.fixture()
-def mirror(tmp_path):
-    """A local mirror: files served from 127.0.0.1 over http."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def _sha(b: bytes) -> str:
