@@ -74,6 +74,13 @@ def test_score_two_models_into_one_table_and_plot(tmp_path, data_dir):
 
 @needs_data
 def test_score_with_a_missing_data_dir_fails_cleanly(tmp_path):
+    # A --data-dir that does not exist is refused while the command line is read, naming it.
+    proc = _run("score", "--model", "torchvision:alexnet", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                "--data-dir", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and str(tmp_path / "nowhere") in proc.stderr
+    # An existing folder without the data: every place looked is named.
+    (tmp_path / "empty").mkdir()
     proc = _run("score", "--model", "torchvision:alexnet", "--benchmark", "kriegeskorte2008.hIT-rsa",
                 "--data-dir", str(tmp_path / "empty"),
                 env={"https_proxy": "http://127.0.0.1:9", "BRAINALIGN_CACHE": str(tmp_path / "c")})

@@ -24,7 +24,7 @@ from brainalign.commands.options import BYTE_SIZE, DEVICE, POSITIVE_INT
               help="Activation memory per pass, e.g. 2.5GB; runs over it adapt.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Content-addressed activation cache folder (default: none).")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
 @click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
               help="Bootstrap samples (default: each benchmark's; fewer is faster, CIs coarser).")

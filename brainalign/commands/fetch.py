@@ -9,7 +9,7 @@ import click
 
 @click.command("fetch")
 @click.argument("dataset")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory to look in first; repeatable (default: BRAINALIGN_DATA).")
 @click.option("--cache", type=click.Path(file_okay=False), help="Download cache (default: BRAINALIGN_CACHE).")
 @click.option("--no-download", is_flag=True, help="Only verify local and cached copies.")

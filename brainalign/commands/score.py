@@ -79,7 +79,7 @@ def with_earlier(earlier: Any, new: Any) -> Any:
 @click.option("--weights", default="random", show_default=True,
               help="random | pretrained | path of a checkpoint.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob; repeatable.")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
 @click.option("--manifest-dir", "manifest_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Folder of your own dataset manifests; repeatable (also found: beside a --benchmark "

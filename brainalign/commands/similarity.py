@@ -40,7 +40,7 @@ def _per_model(values: tuple, n: int, what: str, default):
               default="spearman", show_default=True, help="RSA only.")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Dtype of the Gram products (float32: faster products, ~1e-6 relative error).")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory for a benchmark's stimuli; repeatable.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)

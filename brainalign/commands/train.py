@@ -29,7 +29,7 @@ from brainalign.commands.options import DEVICE, POSITIVE_INT
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--score", "benchmarks", multiple=True, help="Benchmark to score every checkpoint on; repeatable.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layers to score (name or glob); repeatable.")
-@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(file_okay=False),
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory for --score; repeatable (default: BRAINALIGN_DATA).")
 def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: int, optimizer: str,
                   lr: float, momentum: float, weight_decay: float, dropout: float | None,
