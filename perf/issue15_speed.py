@@ -273,21 +273,13 @@ def extract_row(n: int, rounds: int, before: Path | None, size: int = 224) -> di
     return {"n": n, "layers": len(layers), "gb": gb, "times": times}
 
 
-def _ridge_data(n: int, p: int, t: int, seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    k = 100
-    Z = rng.normal(size=(n, k)) / np.sqrt(np.arange(1, k + 1))
-    X = Z @ rng.normal(size=(k, p)) + 0.5 * rng.normal(size=(n, p))
-    S = X @ (rng.normal(size=(p, t)) * (rng.random((p, t)) < 0.05))
-    Y = S / S.std(0) + rng.normal(size=(n, t)) * rng.uniform(0.5, 2.0, t)
-    return X, Y
-
-
-def _r(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / (((a * a).sum(0) * (b * b).sum(0)) ** 0.5)
+def _encoding_helpers():
+    """The synthetic encoding problem and the column-wise Pearson r of ``perf/metrics_encoding.py``
+    (one definition for both scripts)."""
+    spec = importlib.util.spec_from_file_location("_metrics_encoding", HERE.parent / "metrics_encoding.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod._data, mod._r
 
 
 def interleave(fns: dict[str, Any], rounds: int, label: str) -> tuple[dict[str, list[float]], dict[str, Any]]:
@@ -317,6 +309,7 @@ def ridge_row(small: bool, rounds: int) -> dict[str, Any]:
     from brainalign.metrics import encoding_score
 
     n, p, t = (320, 120, 21) if small else (2560, 1000, 168)
+    _ridge_data, _r = _encoding_helpers()
     X, Y = _ridge_data(n, p, t)
     alphas = np.logspace(-2, 7, 10)
     splits = list(ShuffleSplit(10, test_size=0.1, random_state=0).split(X))
@@ -345,6 +338,7 @@ def kridge_row(small: bool, rounds: int) -> dict[str, Any]:
     from brainalign.metrics import RidgeCV
 
     n, p, t = (200, 2000, 100) if small else (1000, 10000, 500)
+    _ridge_data, _r = _encoding_helpers()
     X, Y = _ridge_data(n + 200, p, t, seed=1)
     X, Y, Xte, Yte = X[:n], Y[:n], X[n:], Y[n:]
     alphas = np.logspace(-1, 8, 10)
