@@ -26,25 +26,15 @@ def chosen_layers(table: pd.DataFrame) -> pd.DataFrame:
     """The row of the layer chosen per (model, benchmark, session).
 
     Uses the table's ``selected`` column (set by :func:`brainalign.results.choose_best`) where it
-    is there; otherwise the layer with the best development score (``dev_score``), else the best
-    score, as :func:`brainalign.plots.style.best_rows` picks it.
+    is there; otherwise the one best-layer rule itself, session by session.
     """
-    from brainalign.plots.style import best_rows
+    from brainalign.results.table import choose_best
 
     t = table.assign(_session=session_labels(table))
-    if "selected" not in t:
-        try:
-            from brainalign.results import choose_best  # the one best-layer rule, where it exists
-        except ImportError:
-            choose_best = None
-        if choose_best is not None:
-            picked = choose_best(table)
-            if isinstance(picked, pd.DataFrame) and "selected" in picked and len(picked) == len(table):
-                t = t.assign(selected=picked["selected"].to_numpy())
     if "selected" in t and t["selected"].fillna(False).astype(bool).any():
         sel = t[t["selected"].fillna(False).astype(bool)]
         return sel.reset_index(drop=True)
-    parts = [best_rows(g) for _, g in t.groupby("_session", sort=False)]
+    parts = [choose_best(g) for _, g in t.groupby("_session", sort=False)]
     return pd.concat(parts, ignore_index=True) if parts else t.iloc[0:0]
 
 

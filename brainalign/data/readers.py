@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.io import loadmat
-from scipy.spatial.distance import squareform
 
 from brainalign.data.stimuli import StimulusSet
 from brainalign.errors import BenchmarkDefinitionError
@@ -25,6 +23,8 @@ PathGetter = Callable[[str], Path]
 
 
 def _mat_variable(path: Path, variable: str) -> np.ndarray:
+    from scipy.io import loadmat  # scipy.io is only needed by .mat readers: imported on use
+
     mat = loadmat(path)
     if variable not in mat:
         names = [k for k in mat if not k.startswith("__")]
@@ -80,6 +80,8 @@ def read_mat_rdms(path_of: PathGetter, *, file: str, variable: str, field: str =
     cells = _struct_field(structs, field, where)
     mats = [np.asarray(c, dtype=np.float64) for c in cells.ravel()]
     if condensed:
+        from scipy.spatial.distance import squareform
+
         mats = [squareform(m.ravel(), checks=False) for m in mats]
     n = len(stimulus_ids)
     for m in mats:

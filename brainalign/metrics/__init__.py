@@ -23,7 +23,7 @@ _LAZY: dict[str, str] = {
     "make_splits": "brainalign.metrics.encoding",
     "normalise": "brainalign.metrics.encoding",
     "pearson_columns": "brainalign.metrics.encoding",
-    "DEFAULT_ALPHAS": "brainalign.metrics.estimators",
+    "DEFAULT_ALPHAS": "brainalign.metrics.ridge",
     "PLSRegression": "brainalign.metrics.estimators",
     "RidgeCV": "brainalign.metrics.estimators",
     "BootstrapCI": "brainalign.metrics.stats",

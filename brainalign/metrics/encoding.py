@@ -16,8 +16,16 @@ import numpy as np
 import torch
 
 from brainalign.errors import MetricInputError
-from brainalign.metrics.estimators import DEFAULT_ALPHAS, _alphas, pls_fit
-from brainalign.metrics.ridge import Design, as_tensor, predict_rows, resolve_device, solve_ridge_cv
+from brainalign.metrics.pls import pls_fit
+from brainalign.metrics.ridge import (
+    DEFAULT_ALPHAS,
+    Design,
+    as_tensor,
+    check_alphas,
+    predict_rows,
+    resolve_device,
+    solve_ridge_cv,
+)
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -353,7 +361,7 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
     chosen = None
     settings: dict[str, Any] = {"dtype": dtype, "device": str(dev), "n_targets_batch": n_targets_batch}
     if model == "ridge":
-        alpha_grid = _alphas(alphas) if alphas is not None else DEFAULT_ALPHAS.copy()
+        alpha_grid = check_alphas(alphas) if alphas is not None else DEFAULT_ALPHAS.copy()
         a = as_tensor(alpha_grid, dev, dt)
         design = Design(Xt)
         chosen = np.full((len(splits), t), np.nan)

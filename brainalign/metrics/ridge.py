@@ -38,6 +38,26 @@ from brainalign.errors import MetricInputError
 Split = tuple[np.ndarray, np.ndarray]
 
 
+DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 8, 11)
+"""Default α grid: 10⁻² … 10⁸ in decades. Wide because the scale of α follows the scale of the
+features (summed squared activations grow with layer width); a chosen α at either end of the grid
+is reported by :func:`brainalign.metrics.encoding_score` as a warning sign."""
+
+
+def check_alphas(alphas: object) -> np.ndarray:
+    """The α grid as a float64 array (``None``: :data:`DEFAULT_ALPHAS`).
+
+    Raises
+    ------
+    ValueError
+        Not a non-empty 1-D grid of positive finite numbers.
+    """
+    a = DEFAULT_ALPHAS if alphas is None else np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas must be a non-empty 1-D grid of positive finite numbers, got {alphas!r}")
+    return a
+
+
 def resolve_device(device: str | torch.device, *arrays: object) -> torch.device:
     """``"auto"``: the device of the first torch tensor among ``arrays``, else CUDA when available,
     else the CPU; anything else is passed to :class:`torch.device`."""

@@ -69,16 +69,13 @@ def _features(X: Any, what: str) -> Any:
     return X
 
 
-def _unit_rows(Z: Any, what: str, why: str, own: bool = False) -> Any:
-    """Rows of ``Z`` scaled to unit norm (in place when ``own``: Z is a temporary of ours)."""
+def _unit_rows(Z: Any, what: str, why: str) -> Any:
+    """Rows of ``Z`` scaled to unit norm."""
     norms = (Z * Z).sum(axis=1) ** 0.5 if is_torch(Z) else np.sqrt(np.einsum("ij,ij->i", Z, Z))
     zero = norms == 0
     if bool(zero.any()):
         i = int(np.flatnonzero(to_numpy(zero))[0])
         raise MetricInputError(f"{what}: stimulus row {i} {why}")
-    if own and not is_torch(Z):
-        Z /= norms[:, None]
-        return Z
     return Z / norms[:, None]
 
 
@@ -148,44 +145,83 @@ def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) ->
     if conditions is not None or partitions is not None or noise is not None:
         raise MetricInputError(f"rdm: conditions/partitions/noise apply to crossnobis only, "
                                f"not to {distance!r}")
-    given = X
+    if not is_torch(X):
+        return _rdm_numpy(X, distance)
     X = _features(X, "rdm(X)")
-    torch_mode = is_torch(X)
     if distance in ("correlation", "cosine"):
         if distance == "correlation":
-            if isinstance(given, np.ndarray) and given.dtype != np.float64:
-                # X is our float64 copy of the (float32) input: centre it in place rather than
-                # allocate a second stimulus × feature float64 array (the largest transient of
-                # an RSA run on a full-resolution early layer).
-                X -= X.mean(axis=1, keepdims=True)
-            else:
-                X = X - X.mean(axis=1, keepdims=True)
-            Z = _unit_rows(X, "rdm(X)", "has zero variance; correlation distance undefined", own=True)
+            X = X - X.mean(axis=1, keepdims=True)
+            Z = _unit_rows(X, "rdm(X)", "has zero variance; correlation distance undefined")
         else:
             Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
-        D = Z @ Z.T
-        if torch_mode:
-            D = 1.0 - D
-            D = D.masked_fill_(D <= ROUNDOFF_RTOL, 0.0)  # round-off of 1 − r (scale 1) → exactly 0
-        else:
-            np.subtract(1.0, D, out=D)
-            np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL)
+        D = 1.0 - Z @ Z.T
+        D = D.masked_fill_(D <= ROUNDOFF_RTOL, 0.0)  # round-off of 1 − r (scale 1) → exactly 0
     else:
         # Centred first (distances do not change): less cancellation in ‖a‖² + ‖b‖² − 2a·b.
         X = X - X.mean(axis=0, keepdims=True)
         sq = (X * X).sum(axis=1) / X.shape[1]
         scale = sq[:, None] + sq[None, :]
         D = scale - (2.0 / X.shape[1]) * (X @ X.T)
-        if torch_mode:
-            D = D.masked_fill_(D <= ROUNDOFF_RTOL * scale, 0.0)
-        else:
-            np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL * scale)
-    if is_torch(D):
-        # GPU matmul need not be exactly symmetric; numpy's Z @ Z.T is (BLAS syrk).
-        D = (D + D.T) / 2.0
-        D.fill_diagonal_(0.0)
+        D = D.masked_fill_(D <= ROUNDOFF_RTOL * scale, 0.0)
+    # GPU matmul need not be exactly symmetric; numpy's Z @ Z.T is (BLAS syrk).
+    D = (D + D.T) / 2.0
+    D.fill_diagonal_(0.0)
+    return D
+
+
+RDM_BLOCK_BYTES = 64 * 2**20
+"""Size of the float64 block of feature columns :func:`rdm` converts and multiplies at a time."""
+
+
+def _rdm_numpy(X: Any, distance: str) -> np.ndarray:
+    """:func:`rdm` of a numpy array (any real dtype), in float64, one block of feature columns at a
+    time: the Gram matrix of the (centred) rows is accumulated block by block (BLAS syrk), so no
+    stimulus × feature float64 copy of a float32 layer is ever made (on a full-resolution early
+    layer that copy was the largest transient of an RSA run) and each block is converted,
+    centred and multiplied while it is in cache. Row means (correlation) are float64 sums over
+    all features, taken first; column means (euclidean) are per column, so per block."""
+    try:
+        X = np.asarray(X)
+        if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+            X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise MetricInputError(f"rdm(X): cannot read as a float array ({e})") from None
+    if X.ndim != 2:
+        raise MetricInputError(f"rdm(X): expected a 2-D (stimulus × feature) array, got shape {X.shape}")
+    n, f = X.shape
+    if n < 2 or f < 1:
+        raise MetricInputError(f"rdm(X): needs at least 2 stimuli and 1 feature, got shape {X.shape}")
+    width = max(4096, RDM_BLOCK_BYTES // (8 * n))
+    row_mean = X.mean(axis=1, dtype=np.float64)[:, None] if distance == "correlation" else None
+    G = np.zeros((n, n))
+    for a in range(0, f, width):
+        block = X[:, a:a + width].astype(np.float64)  # a copy: ours to centre in place
+        if not np.isfinite(block).all():
+            i, j = np.argwhere(~np.isfinite(block))[0]
+            raise MetricInputError(f"rdm(X): NaN/inf value at stimulus row {i}, feature {a + j}")
+        if row_mean is not None:
+            block -= row_mean
+        elif distance == "euclidean":
+            # Centred first (distances do not change): less cancellation in ‖a‖² + ‖b‖² − 2a·b.
+            block -= block.mean(axis=0, keepdims=True)
+        G += block @ block.T
+    sq = np.diagonal(G).copy()
+    if distance == "euclidean":
+        sq /= f
+        scale = sq[:, None] + sq[None, :]
+        D = scale - (2.0 / f) * G
+        np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL * scale)
     else:
-        np.fill_diagonal(D, 0.0)
+        zero = sq == 0
+        if zero.any():
+            why = ("has zero variance; correlation distance undefined" if distance == "correlation"
+                   else "is all zeros; cosine distance undefined")
+            raise MetricInputError(f"rdm(X): stimulus row {int(np.flatnonzero(zero)[0])} {why}")
+        inv = 1.0 / np.sqrt(sq)
+        G *= inv[:, None] * inv[None, :]  # one symmetric factor: G stays exactly symmetric
+        D = np.subtract(1.0, G, out=G)
+        np.copyto(D, 0.0, where=D <= ROUNDOFF_RTOL)  # round-off of 1 − r (scale 1) → exactly 0
+    np.fill_diagonal(D, 0.0)
     return D
 
 
