@@ -210,3 +210,31 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
                      f"one forward pass each")
     peak = max(need([size[n] for n in g]) for g in groups)
     return MemoryPlan(groups, per_layer, size, sum(full.values()), peak, limit, notes)
+
+
+ONE_BATCH_MAX_FACTOR = 4
+""":func:`one_batch` considers one batch of up to this many times the asked batch size."""
+
+
+def one_batch(model: BrainModel, plan: MemoryPlan, n_stimuli: int, batch_size: int) -> bool:
+    """Whether recording every stimulus in one forward pass holds less memory than batches.
+
+    Recorded in batches, every layer of a group is complete only after the last batch, so the
+    group's activations are all held at once: ``n · Σ layers``, plus one batch's forward pass.
+    In one batch, :func:`~brainalign.activations.extract.iter_extract` hands each layer over
+    from inside the pass, so at most two recorded layers are held (``n · 2 · max layer``), but
+    the forward pass runs on all ``n`` stimuli. The pass's working set per stimulus is taken as
+    twice the largest output of any module (an op's input and output). Chosen only for a single
+    group (no memory budget split the layers), in eval mode (in train mode batch statistics
+    depend on the batch), for at most :data:`ONE_BATCH_MAX_FACTOR` × ``batch_size`` stimuli, and
+    when the estimate is lower. The numbers do not change: each stimulus goes through the same
+    eval-mode network either way (batch composition does not enter an eval-mode forward pass).
+    """
+    if (len(plan.groups) != 1 or n_stimuli <= batch_size or model.mode != "eval"
+            or n_stimuli > ONE_BATCH_MAX_FACTOR * batch_size):
+        return False
+    per_stimulus = [b / n_stimuli for b in plan.layer_bytes.values()]
+    working = 2 * BYTES_PER_VALUE * max(math.prod(i.output_shape) for i in model.layer_info.values())
+    batched = n_stimuli * sum(per_stimulus) + batch_size * working
+    single = n_stimuli * (2 * max(per_stimulus, default=0) + working)
+    return single < batched

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,10 @@ class _StopForward(Exception):
     """Raised from the last hook of a batch: nothing after the last requested layer is needed."""
 
 
+class _Cancelled(Exception):
+    """Raised on the recording thread of :func:`iter_extract` when its caller has stopped."""
+
+
 class _LayerFailed(Exception):
     """Raised from a hook whose recording failed, carrying the layer's name."""
 
@@ -40,11 +45,6 @@ def _new_buffer(n: int, width: int, device: torch.device | None = None) -> torch
     # numpy asks the kernel for huge pages on large arrays, which cuts the cost of first
     # touching the buffer; torch shares the memory.
     return torch.from_numpy(np.empty((n, width), np.float32))
-
-
-def _as_tensors(buffers: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``keep_on_device`` output: the recorded (stimulus × unit) tensors, in forward order."""
-    return {name: buffers[name] for name in names}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -152,6 +152,179 @@ def _locate_failure(module: nn.Module, x: torch.Tensor) -> str:
     return "<unknown>"
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What one recording run records: checked before anything runs (errors raised at once)."""
+
+    stimuli: StimulusSet | torch.Tensor
+    names: list[str]
+    ids: list[str]
+    mode: str
+
+
+def _job(model: BrainModel, stimuli: Any, layers: str | Sequence[str] | None,
+         stimulus_ids: Sequence[str] | None, mode: str | None) -> _Job:
+    if not isinstance(stimuli, StimulusSet | torch.Tensor):
+        stimuli = as_stimulus_set(stimuli)
+    names = model.resolve_layers(layers)
+    info = model.layer_info
+    no_batch = [m for m in names if info[m].batch_axis is None]
+    if no_batch:
+        raise ForwardError(
+            f"{model.name}: layer {no_batch[0]!r} gives outputs of shape {info[no_batch[0]].output_shape} "
+            "with no axis of the batch size, so its rows cannot be matched to stimuli; record "
+            "another layer")
+    n = len(stimuli)
+    if n == 0:
+        raise StimulusError("no stimuli to extract activations for")
+    if isinstance(stimuli, torch.Tensor):
+        ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
+    else:
+        ids = list(stimuli.ids)
+    return _Job(stimuli, names, ids, mode or model.mode)
+
+
+def _record(model: BrainModel, job: _Job,
+            on_complete: Callable[[str, torch.Tensor, tuple[int, ...], bool], None],
+            *, batch_size: int, device: str | torch.device,
+            reducers: Reducer | Mapping[str, Reducer] | None, progress: bool,
+            keep_on_device: bool) -> None:
+    """Run the batches of ``job``; ``on_complete(layer, buffer, shape, shared)`` gets each
+    layer's (stimulus × unit) buffer as soon as its last batch is recorded (during the last
+    batch's forward pass), after which nothing here holds it. ``shared``: the buffer is the
+    layer's output tensor itself, which the rest of the pass may still read (never write)."""
+    stimuli, names, ids, mode = job.stimuli, job.names, job.ids, job.mode
+    info = model.layer_info
+    dev = resolve_device(device)
+    module = model.module
+    n = len(stimuli)
+
+    mods = dict(module.named_modules())
+    buffers: dict[str, torch.Tensor] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    seen: dict[str, int] = {}
+    window = [0, 0]  # rows of the current batch
+    finished = [0]  # requested layers recorded in the current batch
+
+    kept: set[str] = set()  # layers held by reference (see by_reference)
+    prefetch: Any = None  # the image-reading helper thread (GPU runs), started inside the try below
+
+    def record(name: str, out: torch.Tensor) -> None:
+        axis = info[name].batch_axis
+        if axis:  # a tokens-first layer: the stimuli are on another axis; put them first
+            out = out.movedim(axis, 0)
+        if out.shape[0] != window[1] - window[0]:
+            raise ForwardError(
+                f"{model.name}: layer {name!r} gave an output of shape {tuple(out.shape)} for "
+                f"{window[1] - window[0]} stimuli (batch axis {axis}, found at discovery); its "
+                "rows cannot be matched to stimuli")
+        reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
+        feats = reducer(out) if reducer is not None else out
+        flat = feats.reshape(feats.shape[0], -1)
+        if window[1] - window[0] == n and by_reference(name, out, flat):
+            # One batch of every stimulus, and no later op of the pass changes this output
+            # (layer discovery checked): keep it as it is, as torch made it, instead of a copy.
+            shapes[name] = tuple(feats.shape[1:])
+            buffers[name] = flat
+            kept.add(name)
+        else:
+            buf = buffers.get(name)
+            if buf is None:
+                shapes[name] = tuple(feats.shape[1:])
+                buf = buffers[name] = _new_buffer(n, flat.shape[1], dev if keep_on_device else None)
+            # The copy happens here, before any later in-place op can touch `out`.
+            buf[window[0]:window[1]].copy_(flat)
+        seen[name] += 1
+        finished[0] += 1
+        if window[1] == n:  # recorded for every stimulus: hand it over now
+            on_complete(name, buffers.pop(name), shapes[name], name in kept)
+
+    def by_reference(name: str, out: torch.Tensor, flat: torch.Tensor) -> bool:
+        return (not info[name].mutated and flat.dtype == torch.float32 and flat.device == out.device
+                and (keep_on_device or flat.device.type == "cpu"))
+
+    # One hook per module; a recurrent module's hook records the calls that were asked for:
+    # ``<module>.t<k>`` at its k-th call, the plain name at its last.
+    wanted: dict[str, dict[int, list[str]]] = {}
+    for name in names:
+        li = info[name]
+        call = li.time_step if li.time_step is not None else li.calls - 1
+        wanted.setdefault(li.module_name, {}).setdefault(call, []).append(name)
+    calls_seen: dict[str, int] = {}
+
+    def make_hook(mod_name: str) -> Callable[..., None]:
+        at_call = wanted[mod_name]
+
+        def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+            k = calls_seen[mod_name]
+            calls_seen[mod_name] = k + 1
+            for name in at_call.get(k, ()):
+                try:
+                    record(name, out)
+                except Exception as err:
+                    raise _LayerFailed(name, err) from err
+            if finished[0] == len(names):
+                raise _StopForward
+
+        return hook
+
+    handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
+    try:
+        with kept_state(module, mode), on_device(module, dev), torch.inference_mode():
+            batches = _batches(stimuli, model, batch_size)
+            if not isinstance(stimuli, torch.Tensor) and _prefetch_on(dev):
+                batches = prefetch = _prefetched(batches)
+            for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
+                                       desc=f"{model.name}", unit="batch", leave=False):
+                window[0], window[1] = start, stop
+                seen.update(dict.fromkeys(names, 0))
+                calls_seen.update(dict.fromkeys(wanted, 0))
+                finished[0] = 0
+                x = x.to(dev, non_blocking=True)
+                try:
+                    module(x)
+                except _StopForward:
+                    pass
+                except _LayerFailed as err:
+                    if isinstance(err.err, _Cancelled):
+                        raise err.err from None
+                    if isinstance(err.err, ForwardError):
+                        raise err.err from None
+                    raise ForwardError(
+                        f"{model.name}: recording layer {err.layer!r} failed on stimuli "
+                        f"{ids[start]!r}…{ids[stop - 1]!r}: {err.err}") from err.err
+                except Exception as err:
+                    where = _locate_failure(module, x)
+                    raise ForwardError(
+                        f"{model.name}: forward pass failed in layer {where!r} on input of shape "
+                        f"{tuple(x.shape)} (stimuli {ids[start]!r}…{ids[stop - 1]!r}): {err}"
+                    ) from err
+                missing = [m for m in names if seen[m] < 1]
+                if missing:
+                    raise ForwardError(f"{model.name}: layers {missing} did not run on stimuli "
+                                       f"{ids[start]!r}…{ids[stop - 1]!r}")
+    finally:
+        for h in handles:
+            h.remove()
+        if prefetch is not None:
+            prefetch.close()  # stops the helper thread at once, also after an error
+
+
+def _as_array(model: BrainModel, job: _Job, name: str, buf: torch.Tensor, shape: tuple[int, ...],
+              keep_on_device: bool, read_only: bool = False) -> xr.DataArray | torch.Tensor:
+    """A recorded buffer as :func:`extract` returns it (``read_only``: its numpy array refuses
+    writes, for a buffer the still running forward pass may read)."""
+    if keep_on_device:
+        return buf
+    values = buf.numpy()
+    if read_only:
+        values.flags.writeable = False
+    return xr.DataArray(
+        values, dims=("stimulus", "unit"), coords={"stimulus_id": ("stimulus", job.ids)},
+        attrs={"layer": name, "model": model.name, "shape": shape, "mode": job.mode,
+               "batch_axis": model.layer_info[name].batch_axis})
+
+
 def extract(
     model: BrainModel,
     stimuli: StimulusSet | torch.Tensor | Any,
@@ -219,129 +392,79 @@ def extract(
     StimulusError
         An image the pixel rule refuses, naming the stimulus.
     """
-    if not isinstance(stimuli, StimulusSet | torch.Tensor):
-        stimuli = as_stimulus_set(stimuli)
-    mode = mode or model.mode
-    names = model.resolve_layers(layers)
-    info = model.layer_info
-    no_batch = [m for m in names if info[m].batch_axis is None]
-    if no_batch:
-        raise ForwardError(
-            f"{model.name}: layer {no_batch[0]!r} gives outputs of shape {info[no_batch[0]].output_shape} "
-            "with no axis of the batch size, so its rows cannot be matched to stimuli; record "
-            "another layer")
-    dev = resolve_device(device)
-    module = model.module
-    n = len(stimuli)
-    if isinstance(stimuli, torch.Tensor):
-        ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
-    else:
-        ids = list(stimuli.ids)
-    if n == 0:
-        raise StimulusError("no stimuli to extract activations for")
+    job = _job(model, stimuli, layers, stimulus_ids, mode)
+    done: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
+    _record(model, job, lambda name, buf, shape, _shared: done.__setitem__(name, (buf, shape)),
+            batch_size=batch_size, device=device, reducers=reducers, progress=progress,
+            keep_on_device=keep_on_device)
+    return {name: _as_array(model, job, name, *done[name], keep_on_device) for name in job.names}
 
-    mods = dict(module.named_modules())
-    buffers: dict[str, torch.Tensor] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    seen: dict[str, int] = {}
-    window = [0, 0]  # rows of the current batch
-    finished = [0]  # requested layers recorded in the current batch
 
-    prefetch: Any = None  # the image-reading helper thread (GPU runs), started inside the try below
+def iter_extract(
+    model: BrainModel,
+    stimuli: StimulusSet | torch.Tensor | Any,
+    layers: str | Sequence[str] | None = None,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    reducers: Reducer | Mapping[str, Reducer] | None = None,
+    stimulus_ids: Sequence[str] | None = None,
+    progress: bool = False,
+    mode: str | None = None,
+    keep_on_device: bool = False,
+) -> Iterator[tuple[str, xr.DataArray | torch.Tensor]]:
+    """:func:`extract`, handing each layer over as soon as it is complete.
 
-    def record(name: str, out: torch.Tensor) -> None:
-        axis = info[name].batch_axis
-        if axis:  # a tokens-first layer: the stimuli are on another axis; put them first
-            out = out.movedim(axis, 0)
-        if out.shape[0] != window[1] - window[0]:
-            raise ForwardError(
-                f"{model.name}: layer {name!r} gave an output of shape {tuple(out.shape)} for "
-                f"{window[1] - window[0]} stimuli (batch axis {axis}, found at discovery); its "
-                "rows cannot be matched to stimuli")
-        reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
-        feats = reducer(out) if reducer is not None else out
-        flat = feats.reshape(feats.shape[0], -1)
-        buf = buffers.get(name)
-        if buf is None:
-            shapes[name] = tuple(feats.shape[1:])
-            buf = buffers[name] = _new_buffer(n, flat.shape[1], dev if keep_on_device else None)
-        # The copy happens here, before any later in-place op can touch `out`.
-        buf[window[0]:window[1]].copy_(flat)
-        seen[name] += 1
-        finished[0] += 1
+    The forward passes run on a helper thread; a layer is yielded (``(name, array)``, in forward
+    order, the same arrays :func:`extract` returns) as soon as its last batch has been recorded,
+    so the caller scores layer k while the last batch's forward pass goes on to layer k + 1. At
+    each finished layer the helper waits until the caller is done with the previous one (has
+    asked for the next), so at most two finished layers exist at once: the caller's and the one
+    waiting. When every stimulus fits in one batch, each layer is handed over from inside the
+    single forward pass: a run then holds two layers at a time instead of all of them (see
+    :func:`brainalign.activations.stream_layers`).
 
-    # One hook per module; a recurrent module's hook records the calls that were asked for:
-    # ``<module>.t<k>`` at its k-th call, the plain name at its last.
-    wanted: dict[str, dict[int, list[str]]] = {}
-    for name in names:
-        li = info[name]
-        call = li.time_step if li.time_step is not None else li.calls - 1
-        wanted.setdefault(li.module_name, {}).setdefault(call, []).append(name)
-    calls_seen: dict[str, int] = {}
+    Errors of the forward pass are raised here unchanged (:class:`ForwardError`,
+    :class:`StimulusError`); closing the generator early stops the forward pass at the next
+    recorded layer and waits for the helper to finish.
+    """
+    q: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    free = threading.Semaphore(1)  # released when the caller is done with the layer it holds
+    end = object()
 
-    def make_hook(mod_name: str) -> Callable[..., None]:
-        at_call = wanted[mod_name]
+    def hand_over(name: str, buf: torch.Tensor, shape: tuple[int, ...], shared: bool) -> None:
+        while not free.acquire(timeout=0.05):
+            if stop.is_set():
+                raise _Cancelled
+        q.put((name, buf, (shape, shared)))
 
-        def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-            k = calls_seen[mod_name]
-            calls_seen[mod_name] = k + 1
-            for name in at_call.get(k, ()):
-                try:
-                    record(name, out)
-                except Exception as err:
-                    raise _LayerFailed(name, err) from err
-            if finished[0] == len(names):
-                raise _StopForward
+    def produce() -> None:
+        try:
+            _record(model, job, hand_over, batch_size=batch_size, device=device, reducers=reducers,
+                    progress=progress, keep_on_device=keep_on_device)
+            q.put((end, None, None))
+        except _Cancelled:
+            return
+        except BaseException as err:  # handed to the caller, raised there
+            q.put((None, err, None))
 
-        return hook
-
-    handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
+    job = _job(model, stimuli, layers, stimulus_ids, mode)  # bad input is refused here, at once
+    thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
+    thread.start()
     try:
-        with kept_state(module, mode), on_device(module, dev), torch.inference_mode():
-            batches = _batches(stimuli, model, batch_size)
-            if not isinstance(stimuli, torch.Tensor) and _prefetch_on(dev):
-                batches = prefetch = _prefetched(batches)
-            for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
-                                       desc=f"{model.name}", unit="batch", leave=False):
-                window[0], window[1] = start, stop
-                seen.update(dict.fromkeys(names, 0))
-                calls_seen.update(dict.fromkeys(wanted, 0))
-                finished[0] = 0
-                x = x.to(dev, non_blocking=True)
-                try:
-                    module(x)
-                except _StopForward:
-                    pass
-                except _LayerFailed as err:
-                    if isinstance(err.err, ForwardError):
-                        raise err.err from None
-                    raise ForwardError(
-                        f"{model.name}: recording layer {err.layer!r} failed on stimuli "
-                        f"{ids[start]!r}…{ids[stop - 1]!r}: {err.err}") from err.err
-                except Exception as err:
-                    where = _locate_failure(module, x)
-                    raise ForwardError(
-                        f"{model.name}: forward pass failed in layer {where!r} on input of shape "
-                        f"{tuple(x.shape)} (stimuli {ids[start]!r}…{ids[stop - 1]!r}): {err}"
-                    ) from err
-                missing = [m for m in names if seen[m] < 1]
-                if missing:
-                    raise ForwardError(f"{model.name}: layers {missing} did not run on stimuli "
-                                       f"{ids[start]!r}…{ids[stop - 1]!r}")
+        while True:
+            name, buf, shape = q.get()
+            if name is end:
+                return
+            if name is None:
+                raise buf
+            (shape, shared) = shape
+            # A shared buffer may still be read by the pass: the caller may not write to it.
+            yield name, _as_array(model, job, name, buf, shape, keep_on_device, read_only=shared)
+            del buf
+            free.release()  # the caller asked for the next layer: it is done with this one
     finally:
-        for h in handles:
-            h.remove()
-        if prefetch is not None:
-            prefetch.close()  # stops the helper thread at once, also after an error
-
-    if keep_on_device:
-        return _as_tensors(buffers, names)
-    return {
-        name: xr.DataArray(
-            buffers[name].numpy(), dims=("stimulus", "unit"),
-            coords={"stimulus_id": ("stimulus", ids)},
-            attrs={"layer": name, "model": model.name, "shape": shapes[name], "mode": mode,
-                   "batch_axis": info[name].batch_axis},
-        )
-        for name in names
-    }
+        stop.set()
+        while thread.is_alive():
+            thread.join(timeout=0.05)

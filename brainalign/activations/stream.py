@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import xarray as xr
 
-from brainalign.activations.budget import MemoryPlan, plan_memory
+from brainalign.activations.budget import MemoryPlan, one_batch, plan_memory
 from brainalign.activations.cache import (
     ActivationCache,
     activation_key,
@@ -18,7 +18,7 @@ from brainalign.activations.cache import (
     model_fingerprint,
     stimuli_hash,
 )
-from brainalign.activations.extract import extract
+from brainalign.activations.extract import iter_extract
 from brainalign.activations.reducers import describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.models.base import BrainModel
@@ -86,25 +86,36 @@ class LayerStream:
                         hit.attrs["shape"] = (hit.shape[1],)
                     acts[n] = hit
             missing = [n for n in group if n not in acts]
+            fresh = None
             if missing:
                 reducers = {n: self.plan.reducers[n] for n in missing if self.plan.reducers[n] is not None}
-                fresh = extract(self.model, self.stimuli, missing, batch_size=self.batch_size,
-                                device=self.device, reducers=reducers or None,
-                                stimulus_ids=self.stimulus_ids, progress=self.progress)
-                for n, da in fresh.items():
-                    da.attrs["reducer"] = json.dumps(describe_reducer(self.plan.reducers[n]))
-                    key = keys[n]
-                    if self.cache is not None and key is not None:
-                        self.cache.put(key[0], da.values, self.ids, key[1])
-                    acts[n] = da
-                del fresh
-            for n in group:
-                da = acts.pop(n)  # the caller holds the only reference from here on
-                yield n, da
-                del da
-                done += 1
-                if self.on_layer is not None:
-                    self.on_layer(n, done, total)
+                # Layers are handed over as they are recorded (scored while the forward pass goes
+                # on); in one batch, from inside the pass, so only one or two are held at a time.
+                fresh = iter_extract(self.model, self.stimuli, missing, batch_size=self.batch_size,
+                                     device=self.device, reducers=reducers or None,
+                                     stimulus_ids=self.stimulus_ids, progress=self.progress)
+            early: dict[str, xr.DataArray] = {}
+            try:
+                for n in group:
+                    if n in acts:
+                        da = acts.pop(n)
+                    else:
+                        while n not in early:  # layers come in the order their hooks finish
+                            name, got = next(fresh)
+                            early[name] = got
+                        da = early.pop(n)
+                        da.attrs["reducer"] = json.dumps(describe_reducer(self.plan.reducers[n]))
+                        key = keys[n]
+                        if self.cache is not None and key is not None:
+                            self.cache.put(key[0], da.values, self.ids, key[1])
+                    yield n, da  # the caller holds the only reference from here on
+                    del da
+                    done += 1
+                    if self.on_layer is not None:
+                        self.on_layer(n, done, total)
+            finally:
+                if fresh is not None:
+                    fresh.close()  # stops the recording thread when the caller stopped early
 
 
 def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
@@ -149,5 +160,9 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
         stimuli = as_stimulus_set(stimuli)
     plan = plan_memory(model, layers, len(stimuli), budget=memory_budget, reducers=reducers,
                        max_features=max_features, adapt=adapt)
+    if one_batch(model, plan, len(stimuli), batch_size):
+        plan.notes.append(f"all {len(stimuli)} stimuli in one batch: each layer is scored as it is "
+                          "recorded, so one or two layers are held instead of all")
+        batch_size = len(stimuli)
     return LayerStream(model, stimuli, plan, batch_size=batch_size, device=device, progress=progress,
                        cache=cache, stimulus_ids=stimulus_ids, on_layer=on_layer)

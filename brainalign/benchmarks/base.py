@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -208,6 +209,12 @@ class Benchmark:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement score_layer")
 
+    def prepare(self) -> None:
+        """Build the scoring state that does not depend on the model (noise ceilings, bootstrap
+        index sets and their ceilings). The run calls it on a helper thread while the first
+        layers are recorded, and waits for it before scoring the first layer; kinds override it
+        (default: nothing)."""
+
     def run_meta(self) -> dict[str, Any]:
         """Settings of this kind for ``ScoreResult.meta`` (ceiling method, metric, splits…)."""
         return {}
@@ -255,11 +262,17 @@ class Benchmark:
         details: dict[tuple[str, ...], dict[str, Any]] = {}
         failed: dict[str, str] = {}
         t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
+        prepared = pool.submit(self.prepare)  # overlaps the recording of the first layers
+        pool.shutdown(wait=False)
         layer_iter = iter(stream)
         for i in itertools.count():
             t = time.perf_counter()
             item = next(layer_iter, None)
             t_extract += time.perf_counter() - t
+            t = time.perf_counter()
+            prepared.result()  # raises what preparing raised, before any layer is scored
+            t_metric += time.perf_counter() - t
             if item is None:
                 break
             layer, acts = item

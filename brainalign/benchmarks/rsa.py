@@ -114,6 +114,10 @@ class RSABenchmark(Benchmark):
             self._subset_ceilings[index] = rsa_noise_ceiling(subj, self.method)[1]
         return raw / self._subset_ceilings[index]
 
+    def prepare(self) -> None:
+        """The noise ceiling and the bootstrap (index sets, per-sample ceilings) of the run."""
+        _ = self.ceiling, self._bootstrap
+
     def recording(self, model: Any) -> Any:
         _ = self.subject_rdms  # read (and check) the target before any layer is recorded
         return super().recording(model)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.io import loadmat
 
 from brainalign.errors import BenchmarkDefinitionError
 
@@ -85,6 +84,8 @@ def read_ringach2002(path_of: PathGetter, *, file: str, property: str, bins: dic
         raise BenchmarkDefinitionError(f"{path}: no Ringach 2002 property {property!r}; "
                                        f"known: {sorted(_RINGACH)}")
     try:
+        from scipy.io import loadmat  # only the .mat readers need scipy.io: imported on use
+
         db = loadmat(path)["db"][0, 0]
     except (KeyError, IndexError, ValueError) as err:
         raise BenchmarkDefinitionError(f"{path}: not the Ringach 2002 database ('db' struct): {err}") from err
@@ -150,6 +151,8 @@ def read_goris2015_sf(path: Path | str) -> SFTuningRecording:
     """A ``<unit>_sf.mat`` file of Goris, Simoncelli & Movshon (2015): struct ``S.sf.exp``."""
     path = Path(path)
     try:
+        from scipy.io import loadmat
+
         e = loadmat(path, squeeze_me=True, struct_as_record=False)["S"].sf.exp
         tr = e.trial
         sf = np.asarray(tr.sf[0] if np.asarray(tr.sf).dtype == object else tr.sf, float)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 PARAMS = ("x0", "y0", "sigma_x", "sigma_y", "orientation", "sf", "phase", "amplitude", "offset")
 
@@ -107,6 +106,8 @@ def fit_gabor(rf: np.ndarray, cell_deg: float, *, min_r2: float = 0.5) -> GaborF
     min_r2
         Fits explaining less variance are flagged (``ok=False``, flag ``"poor fit"``).
     """
+    from scipy.optimize import least_squares  # imported on use: 1 s that scoring never needs
+
     rf = np.asarray(rf, dtype=np.float64)
     if rf.ndim != 2 or rf.shape[0] != rf.shape[1]:
         return _failed(f"map of shape {rf.shape} is not square")

@@ -792,75 +792,85 @@ def rsa_noise_ceiling(subject_rdms: Any, method: Comparator = "spearman") -> tup
 # Bootstrap over stimuli
 # ----------------------------------------------------------------------------------------------
 
-def _weighted_ranks(v: np.ndarray, W: np.ndarray) -> np.ndarray:
+def _weighted_ranks(v: np.ndarray, W: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
     """Average ranks of ``v``'s values in the multisets that hold value ``v[p]`` ``W[b, p]`` times.
 
     Rank of value x in sample b = (weight of values < x) + (weight of values == x + 1) / 2: one
     sort of ``v`` and a cumulative sum of the weights in that order, no per-sample sort.
-    Entries with weight 0 get a value that no weighted sum sees.
+    Entries with weight 0 get a value that no weighted sum sees. ``at`` (b, slots): return only
+    the ranks of these positions of each sample (one gather instead of two). In ``W``'s dtype.
     """
     order = np.argsort(v, kind="stable")
     vs = v[order]
     new = np.empty(v.size, dtype=bool)
     new[0] = True
     np.not_equal(vs[1:], vs[:-1], out=new[1:])
-    cum = np.cumsum(W[:, order], axis=1)
+    Wo = np.take(W, order, axis=1)  # C-ordered (W[:, order] is F-ordered: 4× slower sums along rows)
+    cum = np.add.accumulate(Wo, axis=1)
     if not new.all():  # weight up to the end of each group of ties, and the group's weight
         ends = np.r_[np.flatnonzero(new)[1:], v.size] - 1
-        cum = cum[:, ends]
-        Ws = np.diff(cum, axis=1, prepend=0.0)
-    else:
-        Ws = W[:, order]
+        cum = np.take(cum, ends, axis=1)
+        Wo = np.diff(cum, axis=1, prepend=np.zeros((cum.shape[0], 1), cum.dtype))
     rank_of_group = cum
-    rank_of_group -= (Ws - 1.0) / 2.0
+    Wo -= 1.0
+    Wo /= 2.0
+    rank_of_group -= Wo
     dense = np.empty(v.size, dtype=np.intp)
     dense[order] = np.cumsum(new) - 1
-    return rank_of_group[:, dense]
+    if at is None:
+        return np.take(rank_of_group, dense, axis=1)
+    return np.take_along_axis(rank_of_group, dense[at], 1)
 
 
-def _pool_ranks(t: np.ndarray, W: np.ndarray) -> np.ndarray:
+def _pool_ranks(t: np.ndarray, W: np.ndarray, block: int = 128) -> np.ndarray:
     """Weighted average ranks, per sample, of the pooled rank vectors of a spearman ceiling.
 
     ``t`` (b, k, P) holds each subject's (half-integer) ranks in each sample. Row 0 of the result
     ranks the pool of all subjects, row 1 + i the pool without subject i; they are ranked on the
-    integer keys 2 × sum of ranks (same order as the means). Only pairs present in a sample
-    (W > 0) are sorted: one numpy sort of (row, key, position) packed into an int64.
+    integer keys 2 × sum of ranks (same order as the means). Each (sample, row) is one row sort of
+    packed (key, position) int64s; slots absent from a sample (W = 0) sort last and get rank 0.
+    Samples are done ``block`` at a time, so the working set stays ~10 arrays of
+    block × (k + 1) × P values whatever the number of samples.
     """
     b, k, P = t.shape
-    r = k + 1
-    bi, pi = np.nonzero(W > 0)
-    tp = t[bi, :, pi]  # (entries, k)
-    total = tp.sum(axis=1, keepdims=True)
-    keys = np.rint(2.0 * np.concatenate([total, total - tp], axis=1)).astype(np.int64)  # (entries, r)
-    rows = b * r
-    pb, kb, rb = (max(1, int(x - 1).bit_length()) for x in (P, int(keys.max()) + 1, rows))
-    out = np.zeros((b, r, P))
-    if pb + kb + rb > 62:  # only for RDMs far larger than a bootstrap can handle; stay correct
-        for i in range(b):
-            for j in range(r):
-                sel = bi == i
-                v = np.zeros(P)
-                v[pi[sel]] = keys[sel, j]
-                out[i, j] = _weighted_ranks(v, W[i:i + 1])[0] * (W[i] > 0)
-        return out
-    row = bi[:, None] * r + np.arange(r)
-    packed = ((row << (kb + pb)) | (keys << pb) | pi[:, None]).ravel()
-    packed.sort()
-    pos = packed & ((1 << pb) - 1)
-    gkey = packed >> pb
+    out = np.zeros((b, k + 1, P))
+    for lo in range(0, b, block):
+        out[lo:lo + block] = _pool_ranks_block(t[lo:lo + block], W[lo:lo + block])
+    return out
+
+
+def _pool_ranks_block(t: np.ndarray, W: np.ndarray) -> np.ndarray:
+    P = t.shape[-1]
+    present = (W > 0)[:, None, :]
+    total = t.sum(axis=1, keepdims=True)
+    keys = np.rint(2.0 * np.concatenate([total, total - t], axis=1)).astype(np.int64)  # (b, r, P)
+    pb = max(1, int(P - 1).bit_length())
+    absent = int(keys.max(initial=0)) + 1  # after every present key
+    if absent.bit_length() + pb > 62:  # only for RDMs far larger than a bootstrap can handle
+        raise MetricInputError(f"RSABootstrap: {P} pairs are too many for the packed rank sort")
+    np.copyto(keys, absent, where=~present)
+    packed = (keys << pb) | np.arange(P)
+    packed.sort(axis=-1)
+    B, R = keys.shape[:2]
+    pos = (packed & ((1 << pb) - 1)).reshape(-1)  # position within its row, in sorted order
+    gkey = (packed >> pb).reshape(-1)
     del packed
-    row = gkey >> kb
-    w = W.reshape(-1)[(row // r) * P + pos]
+    row = np.repeat(np.arange(B * R), P)  # (sample, pool) row of each entry
+    w = W.reshape(-1)[(row // R) * P + pos]
+    cw = np.cumsum(w.reshape(-1, P), axis=-1).reshape(-1)
+    # Groups of tied keys (each row starts one, so none spans rows): the weight before a group
+    # and its own weight give its average rank in the weighted multiset, (before) + (own + 1) / 2.
     new = np.empty(gkey.size, dtype=bool)
     new[0] = True
     np.not_equal(gkey[1:], gkey[:-1], out=new[1:])
+    new[::P] = True
     starts = np.flatnonzero(new)
-    gw = np.add.reduceat(w, starts)  # weight per group of ties
-    cum = np.cumsum(gw)
-    # Cumulative weight of the rows before each group's row (each row holds its sample's total).
-    before_row = np.concatenate([[0.0], np.cumsum(np.repeat(W.sum(axis=1), r))[:-1]])
-    rank_of_group = cum - before_row[row[starts]] - (gw - 1.0) / 2.0
-    out.reshape(-1)[row * P + pos] = rank_of_group[np.cumsum(new) - 1]
+    ends = np.r_[starts[1:], gkey.size] - 1
+    before = cw[starts] - w[starts]
+    rank = (before + (cw[ends] - before + 1.0) / 2.0)[np.cumsum(new) - 1]
+    rank[gkey == absent] = 0.0
+    out = np.empty(keys.shape)
+    out.reshape(-1)[row * P + pos] = rank
     return out
 
 
@@ -916,12 +926,17 @@ class RSABootstrap:
         m = np.zeros((n_boot, n))
         np.add.at(m, (np.arange(n_boot)[:, None], self._idx), 1.0)
         iu, ju = np.triu_indices(n, k=1)
-        self._W_all = m[:, iu] * m[:, ju]  # (b, P) copies of each original pair in each sample
+        self._W_all = np.take(m, iu, axis=1) * np.take(m, ju, axis=1)  # (b, P) copies of each pair
         # Only ~40 % of the pairs occur in a sample: keep those (slots padded with weight 0).
         present = self._W_all > 0
         width = int(present.sum(axis=1).max())
-        self._sel = np.argsort(~present, axis=1, kind="stable")[:, :width]  # (b, slots)
+        self._sel = np.argsort(~present, axis=1, kind="stable")[:, :width].copy()  # (b, slots)
         self._W = np.take_along_axis(self._W_all, self._sel, 1)
+        # Weights are integers (copy counts), so are their cumulative sums and twice every average
+        # rank: exact in float32 while twice a sample's total weight stays below 2**24 (n below
+        # ~4,000 stimuli), where the per-sample cumulative sums of the ranking run twice as fast.
+        exact32 = 2.0 * float(self._W_all.sum(axis=1).max(initial=0.0)) < 2.0**24
+        self._W_all = self._W_all.astype(np.float32) if exact32 else self._W_all
         self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
         subj = upper(subject_rdms)  # (k, P)
@@ -933,26 +948,36 @@ class RSABootstrap:
         with np.errstate(invalid="ignore", divide="ignore"):
             self._init_ceiling(subj, k, method)
 
-    def _init_ceiling(self, subj: np.ndarray, k: int, method: str) -> None:
-        if method == "spearman":
-            t = np.stack([self._ranks(subj[i]) for i in range(k)], 1)  # (b, k, slots)
-        else:
-            t = subj[:, self._sel].transpose(1, 0, 2)
-        self._subj_w = self._unit(t, centre=method != "cosine", weighted=True)
-        self.ceiling_lower: np.ndarray | None = None
-        self.ceiling_upper: np.ndarray | None = None
-        if k >= 2:
+    def _init_ceiling(self, subj: np.ndarray, k: int, method: str, block: int = 128) -> None:
+        """Each subject's prepared vectors and the noise ceiling of every sample, ``block``
+        samples at a time (every sample is independent), so the transient arrays stay a few
+        block × (k + 1) × slots values instead of n_boot × (k + 1) × slots."""
+        b, width = self._W.shape
+        self._subj_w = np.empty((b, k, width))
+        self.ceiling_lower: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
+        self.ceiling_upper: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
+        subj_ranks = [_rank_1d(subj[i]) for i in range(k)] if method == "spearman" else None
+        for lo in range(0, b, block):
+            rows = slice(lo, min(lo + block, b))
+            if subj_ranks is not None:
+                t = np.stack([self._ranks(r, rows, ranked=True) for r in subj_ranks], 1)  # (block, k, slots)
+            else:
+                t = subj[:, self._sel[rows]].transpose(1, 0, 2)
+            self._subj_w[rows] = self._unit(t, centre=method != "cosine", weighted=True, rows=rows)
+            if k < 2:
+                continue
             # The noise ceiling of every sample at once (see rsa_noise_ceiling).
             if method == "spearman":
-                pools = _pool_ranks(t, self._W)
+                pools = _pool_ranks(t, self._W[rows])
             else:
-                tt = self._pool_transform(t)
+                tt = self._pool_transform(t, rows)
                 total = tt.sum(axis=1, keepdims=True)
-                pools = np.concatenate([total / k, (total - tt) / (k - 1)], axis=1)  # (b, 1 + k, P)
-            pools = self._unit(pools, centre=method != "cosine")
-            sims = pools @ self._subj_w.transpose(0, 2, 1)  # (b, 1 + k, k), batched BLAS
-            self.ceiling_upper = sims[:, 0, :].mean(axis=1)
-            self.ceiling_lower = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
+                pools = np.concatenate([total / k, (total - tt) / (k - 1)], axis=1)  # (block, 1 + k, P)
+            pools = self._unit(pools, centre=method != "cosine", rows=rows)
+            sims = pools @ self._subj_w[rows].transpose(0, 2, 1)  # (block, 1 + k, k), batched BLAS
+            self.ceiling_upper[rows] = sims[:, 0, :].mean(axis=1)
+            self.ceiling_lower[rows] = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
+        if k >= 2:
             self.ceiling_upper[self._degenerate] = np.nan
             self.ceiling_lower[self._degenerate] = np.nan
 
@@ -963,29 +988,32 @@ class RSABootstrap:
         lo = np.where(present, v, np.inf).min(axis=1)
         return hi - lo <= ROUNDOFF_RTOL * np.maximum(np.abs(hi), np.abs(lo))
 
-    def _ranks(self, vec: np.ndarray) -> np.ndarray:
-        """(b, slots) weighted average ranks of an original pair vector in every sample (ranked
-        via its ranks, so values within round-off tie as in :func:`rank_rows`)."""
-        return np.take_along_axis(_weighted_ranks(_rank_1d(vec), self._W_all), self._sel, 1)
+    def _ranks(self, vec: np.ndarray, rows: slice = slice(None), ranked: bool = False) -> np.ndarray:
+        """(samples, slots) weighted average ranks of an original pair vector in the samples
+        ``rows`` (ranked via its ranks, so values within round-off tie as in :func:`rank_rows`;
+        ``ranked``: ``vec`` already holds those ranks)."""
+        r = vec if ranked else _rank_1d(vec)
+        return _weighted_ranks(r, self._W_all[rows], self._sel[rows]).astype(np.float64, copy=False)
 
-    def _pool_transform(self, v: np.ndarray) -> np.ndarray:
+    def _pool_transform(self, v: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
-        W, cnt = self._W[:, None, :], self._cnt[:, None, :]
+        W, cnt = self._W[rows, None, :], self._cnt[rows, None, :]
         if self.method == "pearson":
             d = v - (v * W).sum(axis=-1, keepdims=True) / cnt
             return d / np.sqrt((W * d * d).sum(axis=-1, keepdims=True) / cnt)
         return v / np.sqrt((W * v * v).sum(axis=-1, keepdims=True) / cnt)
 
-    def _unit(self, v: np.ndarray, centre: bool, weighted: bool = False) -> np.ndarray:
-        """(b, [rows,] P) → centred (weighted mean, if asked), weighted-unit-norm rows; times
-        the weights when ``weighted``."""
+    def _unit(self, v: np.ndarray, centre: bool, weighted: bool = False,
+              rows: slice = slice(None)) -> np.ndarray:
+        """(samples, [rows,] P) → centred (weighted mean, if asked), weighted-unit-norm rows;
+        times the weights when ``weighted``. ``rows``: which samples ``v`` holds."""
         squeeze = v.ndim == 2
         if squeeze:
             v = v[:, None, :]
-        W = self._W[:, :, None]
+        Wr, cnt = self._W[rows], self._cnt[rows]
         if centre:
-            v = v - (v @ W) / self._cnt[:, :, None]
-        vw = v * self._W[:, None, :]
+            v = v - (v @ Wr[:, :, None]) / cnt[:, :, None]
+        vw = v * Wr[:, None, :]
         norm = np.sqrt(np.einsum("brp,brp->br", vw, v))[..., None]
         if weighted:
             vw /= norm

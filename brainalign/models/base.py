@@ -123,6 +123,9 @@ class LayerInfo:
     # Axis of the output that holds the stimuli (0 for nearly every layer; 1 for a tokens-first
     # transformer block); None: no axis could be told to be the batch, so it cannot be recorded.
     batch_axis: int | None = 0
+    # Whether a later op of the forward pass changes the output in place (an in-place ReLU after
+    # a BatchNorm, say): such outputs are copied when recorded, others may be kept by reference.
+    mutated: bool = True
 
     @property
     def module_name(self) -> str:
@@ -327,6 +330,9 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
     axes: dict[str, int | None] = {}
     # (module, call, per-stimulus shape, batch axis) in finish order
     steps: list[tuple[str, int, tuple[int, ...] | None, int | None]] = []
+    # Each tensor output with its version counter when it was made: a later in-place op on it
+    # (or on a tensor it is a view of) bumps the counter.
+    outputs: dict[tuple[str, int], tuple[torch.Tensor, int]] = {}
 
     def split(out: torch.Tensor) -> tuple[tuple[int, ...], int | None]:
         full = tuple(out.shape)
@@ -341,19 +347,26 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
         steps.append((n, calls[n] - 1, shape, axis))
         if shape is not None:
             shapes[n], axes[n] = shape, axis
+            outputs[(n, calls[n] - 1)] = (out, out._version)
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        with kept_state(module, "eval"), torch.inference_mode():
+        # no_grad, not inference_mode: inference tensors have no version counter to read.
+        with kept_state(module, "eval"), torch.no_grad():
             module(example.to(device))
+        complete = True
     except Exception as err:
         # A module that fails on a blank input: the layers before it can still be recorded.
         warnings.warn(f"layer discovery stopped by an error after {len(done)} modules: {err}",
                       stacklevel=3)
+        complete = False
     finally:
         for h in handles:
             h.remove()
+    # Changed in place later in the pass (or not known to be unchanged: the pass stopped).
+    mutated = {key: not complete or t._version != v for key, (t, v) in outputs.items()}
+    outputs.clear()  # the discovery pass's tensors are not kept
 
     def is_stack(m: nn.Module) -> bool:  # a container of blocks, like a ViT's encoder.layers
         kids = list(m.children())
@@ -374,7 +387,7 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
     # only modules that ran and returned a tensor can be recorded.
     order = sorted((n for n in done if n in shapes), key=done.__getitem__)
     info = {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n),
-                         batch_axis=axes[n])
+                         batch_axis=axes[n], mutated=mutated[(n, calls[n] - 1)])
             for i, n in enumerate(order)}
     # Each call of a reused module is a recording site of its own, ``<name>.t<k>``, placed where
     # its output exists in the forward pass; not scored by default (sources may choose them).
@@ -388,9 +401,9 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
     for i, (_, n, k, shape, axis) in enumerate(events):
         if k is None:
             out[n] = LayerInfo(n, i, calls[n], shapes[n], info[n].kind, info[n].candidate,
-                               batch_axis=axes[n])
+                               batch_axis=axes[n], mutated=info[n].mutated)
         else:
             name = f"{n}.t{k}"
             out[name] = LayerInfo(name, i, 1, shape, info[n].kind, False, time_step=k,
-                                  batch_axis=axis)
+                                  batch_axis=axis, mutated=mutated[(n, k)])
     return out
