@@ -169,8 +169,9 @@ def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) ->
     return D
 
 
-RDM_BLOCK_BYTES = 64 * 2**20
-"""Size of the float64 block of feature columns :func:`rdm` converts and multiplies at a time."""
+RDM_BLOCK_BYTES = 4 * 2**20
+"""Size of the float64 block of feature columns :func:`rdm` converts and multiplies at a time
+(for fewer than 1,024 stimuli; 64 × that for more)."""
 
 
 def _rdm_numpy(X: Any, distance: str) -> np.ndarray:
@@ -182,7 +183,9 @@ def _rdm_numpy(X: Any, distance: str) -> np.ndarray:
     all features, taken first; column means (euclidean) are per column, so per block."""
     try:
         X = np.asarray(X)
-        if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        if np.iscomplexobj(X):
+            raise MetricInputError("rdm(X): complex values are not supported")
+        if not np.issubdtype(X.dtype, np.number):
             X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise MetricInputError(f"rdm(X): cannot read as a float array ({e})") from None
@@ -191,20 +194,30 @@ def _rdm_numpy(X: Any, distance: str) -> np.ndarray:
     n, f = X.shape
     if n < 2 or f < 1:
         raise MetricInputError(f"rdm(X): needs at least 2 stimuli and 1 feature, got shape {X.shape}")
-    width = max(4096, RDM_BLOCK_BYTES // (8 * n))
+    # Few stimuli: conversion is most of the work, so blocks of ~4 MB that stay in cache between
+    # conversion and product. Many: the product is, so large blocks (memory stays bounded); at
+    # least 2,048 columns, so adding each block's n × n product to G stays small beside it.
+    width = min(f, max(2048, (RDM_BLOCK_BYTES if n < 1024 else 64 * RDM_BLOCK_BYTES) // (8 * n)))
     row_mean = X.mean(axis=1, dtype=np.float64)[:, None] if distance == "correlation" else None
     G = np.zeros((n, n))
+    block = np.empty((n, width))
     for a in range(0, f, width):
-        block = X[:, a:a + width].astype(np.float64)  # a copy: ours to centre in place
-        if not np.isfinite(block).all():
-            i, j = np.argwhere(~np.isfinite(block))[0]
-            raise MetricInputError(f"rdm(X): NaN/inf value at stimulus row {i}, feature {a + j}")
+        part = X[:, a:a + width]
+        blk = block[:, :part.shape[1]]
         if row_mean is not None:
-            block -= row_mean
-        elif distance == "euclidean":
-            # Centred first (distances do not change): less cancellation in ‖a‖² + ‖b‖² − 2a·b.
-            block -= block.mean(axis=0, keepdims=True)
-        G += block @ block.T
+            np.subtract(part, row_mean, out=blk, dtype=np.float64)  # float64(x) − mean, one pass
+        else:
+            blk[...] = part
+            if distance == "euclidean":
+                # Centred first (distances do not change): less cancellation in ‖a‖² + ‖b‖² − 2a·b.
+                blk -= blk.mean(axis=0, keepdims=True)
+        G += blk @ blk.T
+    # A NaN/inf anywhere makes its row's sum of squares (G's diagonal) NaN/inf: look for it only then.
+    if not np.isfinite(np.diagonal(G)).all():
+        bad = np.argwhere(~np.isfinite(X))
+        if len(bad):
+            raise MetricInputError(f"rdm(X): NaN/inf value at stimulus row {bad[0][0]}, feature {bad[0][1]}")
+        raise MetricInputError("rdm(X): values too large: their squares overflow float64")
     sq = np.diagonal(G).copy()
     if distance == "euclidean":
         sq /= f
@@ -792,13 +805,15 @@ def rsa_noise_ceiling(subject_rdms: Any, method: Comparator = "spearman") -> tup
 # Bootstrap over stimuli
 # ----------------------------------------------------------------------------------------------
 
-def _weighted_ranks(v: np.ndarray, W: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+def _weighted_ranks(v: np.ndarray, W: np.ndarray, at: np.ndarray | None = None,
+                    W_at: np.ndarray | None = None) -> np.ndarray:
     """Average ranks of ``v``'s values in the multisets that hold value ``v[p]`` ``W[b, p]`` times.
 
     Rank of value x in sample b = (weight of values < x) + (weight of values == x + 1) / 2: one
     sort of ``v`` and a cumulative sum of the weights in that order, no per-sample sort.
     Entries with weight 0 get a value that no weighted sum sees. ``at`` (b, slots): return only
-    the ranks of these positions of each sample (one gather instead of two). In ``W``'s dtype.
+    the ranks of these positions of each sample (``W_at``: their weights, ``W`` gathered at
+    ``at``). In ``W``'s dtype.
     """
     order = np.argsort(v, kind="stable")
     vs = v[order]
@@ -807,6 +822,13 @@ def _weighted_ranks(v: np.ndarray, W: np.ndarray, at: np.ndarray | None = None) 
     np.not_equal(vs[1:], vs[:-1], out=new[1:])
     Wo = np.take(W, order, axis=1)  # C-ordered (W[:, order] is F-ordered: 4× slower sums along rows)
     cum = np.add.accumulate(Wo, axis=1)
+    dense = np.empty(v.size, dtype=np.intp)
+    dense[order] = np.cumsum(new) - 1
+    if new.all() and at is not None and W_at is not None:
+        # No ties: each value is its own group; only the asked positions are needed.
+        rank = np.take_along_axis(cum, dense[at], 1)
+        rank -= (W_at - 1.0) / 2.0
+        return rank
     if not new.all():  # weight up to the end of each group of ties, and the group's weight
         ends = np.r_[np.flatnonzero(new)[1:], v.size] - 1
         cum = np.take(cum, ends, axis=1)
@@ -815,8 +837,6 @@ def _weighted_ranks(v: np.ndarray, W: np.ndarray, at: np.ndarray | None = None) 
     Wo -= 1.0
     Wo /= 2.0
     rank_of_group -= Wo
-    dense = np.empty(v.size, dtype=np.intp)
-    dense[order] = np.cumsum(new) - 1
     if at is None:
         return np.take(rank_of_group, dense, axis=1)
     return np.take_along_axis(rank_of_group, dense[at], 1)
@@ -937,6 +957,7 @@ class RSABootstrap:
         # ~4,000 stimuli), where the per-sample cumulative sums of the ranking run twice as fast.
         exact32 = 2.0 * float(self._W_all.sum(axis=1).max(initial=0.0)) < 2.0**24
         self._W_all = self._W_all.astype(np.float32) if exact32 else self._W_all
+        self._W_at = self._W.astype(self._W_all.dtype)  # the slots' weights, in that dtype
         self._cnt = self._W.sum(axis=1, keepdims=True)
         k = subject_rdms.shape[0]
         subj = upper(subject_rdms)  # (k, P)
@@ -993,7 +1014,7 @@ class RSABootstrap:
         ``rows`` (ranked via its ranks, so values within round-off tie as in :func:`rank_rows`;
         ``ranked``: ``vec`` already holds those ranks)."""
         r = vec if ranked else _rank_1d(vec)
-        return _weighted_ranks(r, self._W_all[rows], self._sel[rows]).astype(np.float64, copy=False)
+        return _weighted_ranks(r, self._W_all[rows], self._sel[rows], self._W_at[rows]).astype(np.float64)
 
     def _pool_transform(self, v: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """Weighted version of :func:`_pool_rows` (z-scores for pearson, RMS-scaled for cosine)."""
@@ -1041,7 +1062,13 @@ class RSABootstrap:
         _check_not_constant(vec[None], "RSABootstrap.score(model_rdm)", "RDM", stacked=False)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = self._score_vector(vec)
-        out[self._degenerate | self._constant_samples(vec)] = np.nan
+        if self.method == "spearman":
+            # A sample whose drawn values are all equal within round-off has all-tied ranks
+            # (ranking ties values closer than round-off), so zero-norm centred ranks and NaN:
+            # no separate check of the values is needed.
+            out[self._degenerate] = np.nan
+        else:
+            out[self._degenerate | self._constant_samples(vec)] = np.nan
         return out
 
     def _score_vector(self, vec: np.ndarray) -> np.ndarray:
