@@ -310,6 +310,11 @@ def _record(model: BrainModel, job: _Job,
             prefetch.close()  # stops the helper thread at once, also after an error
 
 
+def _width(model: BrainModel, name: str) -> int:
+    """Features per stimulus of ``name``'s full output."""
+    return int(np.prod(model.layer_info[name].output_shape))
+
+
 def _as_array(model: BrainModel, job: _Job, name: str, buf: torch.Tensor, shape: tuple[int, ...],
               keep_on_device: bool, read_only: bool = False) -> xr.DataArray | torch.Tensor:
     """A recorded buffer as :func:`extract` returns it (``read_only``: its numpy array refuses
@@ -412,31 +417,46 @@ def iter_extract(
     progress: bool = False,
     mode: str | None = None,
     keep_on_device: bool = False,
+    hold_bytes: int | None = None,
 ) -> Iterator[tuple[str, xr.DataArray | torch.Tensor]]:
     """:func:`extract`, handing each layer over as soon as it is complete.
 
     The forward passes run on a helper thread; a layer is yielded (``(name, array)``, in forward
     order, the same arrays :func:`extract` returns) as soon as its last batch has been recorded,
-    so the caller scores layer k while the last batch's forward pass goes on to layer k + 1. At
-    each finished layer the helper waits until the caller is done with the previous one (has
-    asked for the next), so at most two finished layers exist at once: the caller's and the one
-    waiting. When every stimulus fits in one batch, each layer is handed over from inside the
-    single forward pass: a run then holds two layers at a time instead of all of them (see
-    :func:`brainalign.activations.stream_layers`).
+    so the caller scores layer k while the last batch's forward pass goes on to layer k + 1. The
+    helper hands a finished layer over only while the layers the caller has not finished with
+    (not yet asked past) take at most ``hold_bytes`` (default: twice the largest layer's bytes;
+    a layer alone is always handed over), else it waits: it runs ahead through small layers
+    while the caller scores a large one. When every stimulus fits in one batch, each layer is
+    handed over from inside the single forward pass: a run then holds about two of the largest
+    layers at a time instead of all of them (see :func:`brainalign.activations.stream_layers`).
 
     Errors of the forward pass are raised here unchanged (:class:`ForwardError`,
     :class:`StimulusError`); closing the generator early stops the forward pass at the next
     recorded layer and waits for the helper to finish.
     """
+    job = _job(model, stimuli, layers, stimulus_ids, mode)  # bad input is refused here, at once
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
-    free = threading.Semaphore(1)  # released when the caller is done with the layer it holds
+    # Bytes of layers handed over that the caller has not finished with, and how many may be:
+    # the helper runs ahead through small layers while the caller scores a large one, but never
+    # holds more than two of the largest layers' worth (always at least one layer).
+    held = [0]
+    room = threading.Condition()
+    limit = hold_bytes if hold_bytes is not None else 2 * max(
+        (len(job.ids) * _width(model, n) * 4 for n in job.names), default=0)
     end = object()
 
     def hand_over(name: str, buf: torch.Tensor, shape: tuple[int, ...], shared: bool) -> None:
-        while not free.acquire(timeout=0.05):
+        size = buf.numel() * buf.element_size()
+        with room:
+            while held[0] > 0 and held[0] + size > limit:
+                if stop.is_set():
+                    raise _Cancelled
+                room.wait(timeout=0.05)
             if stop.is_set():
                 raise _Cancelled
+            held[0] += size
         q.put((name, buf, (shape, shared)))
 
     def produce() -> None:
@@ -449,7 +469,6 @@ def iter_extract(
         except BaseException as err:  # handed to the caller, raised there
             q.put((None, err, None))
 
-    job = _job(model, stimuli, layers, stimulus_ids, mode)  # bad input is refused here, at once
     thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
     thread.start()
     try:
@@ -460,10 +479,13 @@ def iter_extract(
             if name is None:
                 raise buf
             (shape, shared) = shape
+            size = buf.numel() * buf.element_size()
             # A shared buffer may still be read by the pass: the caller may not write to it.
             yield name, _as_array(model, job, name, buf, shape, keep_on_device, read_only=shared)
             del buf
-            free.release()  # the caller asked for the next layer: it is done with this one
+            with room:  # the caller asked for the next layer: it is done with this one
+                held[0] -= size
+                room.notify()
     finally:
         stop.set()
         while thread.is_alive():

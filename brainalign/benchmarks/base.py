@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -72,6 +72,7 @@ class Benchmark:
         self.max_stimuli = max_stimuli
         self._resolved: dict[tuple[str, str], Path] = {}
         self._manifests: dict[str, Manifest] = {}
+        self._preparing: Future | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.id} v{self.spec.version}>"
@@ -211,9 +212,18 @@ class Benchmark:
 
     def prepare(self) -> None:
         """Build the scoring state that does not depend on the model (noise ceilings, bootstrap
-        index sets and their ceilings). The run calls it on a helper thread while the first
-        layers are recorded, and waits for it before scoring the first layer; kinds override it
-        (default: nothing)."""
+        index sets and their ceilings). Kinds override it (default: nothing); it runs once per
+        benchmark object, on a helper thread (:meth:`start_preparing`)."""
+
+    def start_preparing(self) -> Future:
+        """Run :meth:`prepare` on a helper thread, once: a run starts it (and waits for it before
+        scoring its first layer), and callers that know a run is coming may start it earlier
+        (the CLI does, before loading the model). Its error, if any, is raised by the run."""
+        if self._preparing is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
+            self._preparing = pool.submit(self.prepare)
+            pool.shutdown(wait=False)
+        return self._preparing
 
     def run_meta(self) -> dict[str, Any]:
         """Settings of this kind for ``ScoreResult.meta`` (ceiling method, metric, splits…)."""
@@ -262,9 +272,7 @@ class Benchmark:
         details: dict[tuple[str, ...], dict[str, Any]] = {}
         failed: dict[str, str] = {}
         t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
-        prepared = pool.submit(self.prepare)  # overlaps the recording of the first layers
-        pool.shutdown(wait=False)
+        prepared = self.start_preparing()  # overlaps the recording of the first layers
         layer_iter = iter(stream)
         for i in itertools.count():
             t = time.perf_counter()

@@ -136,6 +136,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
                                    **opts)
             read_benchmark_data(bench)
+            bench.start_preparing()  # its ceilings and bootstrap, while the model loads
             benches.append(bench)
     except BrainAlignError as err:
         click.echo(f"error: {err}", err=True)
