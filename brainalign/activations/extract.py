@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,24 +56,59 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _preprocess_workers() -> int:
+    """Threads for preprocessing a batch's images: the cores torch's own threads leave idle
+    (the transforms are torch ops that release the GIL); 1 when torch uses every core."""
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
+
+
 def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size: int):
     n = len(stimuli)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if isinstance(stimuli, torch.Tensor):
-            yield start, stop, stimuli[start:stop]
-            continue
-        imgs = []
-        for i in range(start, stop):
-            try:
-                imgs.append(model.preprocess(stimuli.image(i)))
-            except Exception as err:
-                if isinstance(err, StimulusError) and repr(stimuli.ids[i]) in str(err):
-                    raise
-                raise StimulusError(
-                    f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
-                    f"for {model.name}: {err}") from err
-        yield start, stop, torch.stack(imgs)
+    workers = 1 if isinstance(stimuli, torch.Tensor) else _preprocess_workers()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="brainalign-preprocess") if workers > 1 else None
+
+    def prepared(i: int, image: Any) -> torch.Tensor:
+        try:
+            return model.preprocess(image)
+        except Exception as err:
+            named = _stimulus_error(stimuli, i, model, err)
+            if named is err:
+                raise
+            raise named from err
+
+    try:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if isinstance(stimuli, torch.Tensor):
+                yield start, stop, stimuli[start:stop]
+                continue
+            # Images are read here, in order (sources need not be thread-safe); only the
+            # transforms run on the pool.
+            raw = [(i, _read_image(stimuli, i, model)) for i in range(start, stop)]
+            imgs = list(pool.map(lambda a: prepared(*a), raw)) if pool else [prepared(*a) for a in raw]
+            del raw
+            yield start, stop, torch.stack(imgs)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _read_image(stimuli: StimulusSet, i: int, model: BrainModel) -> Any:
+    try:
+        return stimuli.image(i)
+    except Exception as err:
+        named = _stimulus_error(stimuli, i, model, err)
+        if named is err:
+            raise
+        raise named from err
+
+
+def _stimulus_error(stimuli: StimulusSet, i: int, model: BrainModel, err: Exception) -> StimulusError:
+    """``err`` (reading or preprocessing stimulus ``i``) as a StimulusError naming the stimulus."""
+    if isinstance(err, StimulusError) and repr(stimuli.ids[i]) in str(err):
+        return err
+    return StimulusError(f"stimulus {stimuli.ids[i]!r} of {stimuli.name!r} could not be preprocessed "
+                         f"for {model.name}: {err}")
 
 
 def _prefetch_on(device: torch.device) -> bool:
