@@ -213,3 +213,21 @@ def test_weighted_ranks_float32_weights_equal_float64():
     full = _weighted_ranks(u, W)
     np.testing.assert_array_equal(_weighted_ranks(u, W, at, np.take_along_axis(W, at, 1)),
                                   np.take_along_axis(full, at, 1))
+
+
+def test_regression_prepare_builds_the_bootstrap_ceilings_the_scoring_uses(data_dir):
+    """prepare() draws the same seeded index sets as the scoring: after it, scoring a layer adds
+    no bootstrap ceiling (they are read, not recomputed), and the table equals a run without
+    prepare (a benchmark that builds them on the first layer)."""
+    m = ba.wrap(_net(), name="net", input_size=16)
+    bench = ba.load_benchmark("cowley2023.V4-ridge", max_stimuli=40, n_bootstrap=50, data_dir=data_dir)
+    bench.prepare()
+    cached = dict(bench._ceiling_boot_cache)
+    assert len(cached) == sum(bench._halves(s) is not None for s in bench.sessions) > 0
+    res = bench(m, ["7"], device="cpu")
+    assert bench._ceiling_boot_cache.keys() == cached.keys()
+    lazy = ba.load_benchmark("cowley2023.V4-ridge", max_stimuli=40, n_bootstrap=50, data_dir=data_dir)
+    lazy.prepare = lambda: None  # the ceilings are built while scoring the first layer instead
+    ref = lazy(m, ["7"], device="cpu")
+    cols = ["raw", "normalised", "normalised_ci_low", "normalised_ci_high", "ceiling_upper"]
+    np.testing.assert_array_equal(res.table[cols].to_numpy(float), ref.table[cols].to_numpy(float))

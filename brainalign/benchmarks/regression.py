@@ -36,7 +36,7 @@ from brainalign.data.placement import Placement
 from brainalign.data.stimuli import StimulusSet
 from brainalign.data.timebins import match_bins, model_time_bins, select_window, window_bins
 from brainalign.errors import BenchmarkDefinitionError
-from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score
+from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score, make_splits
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
 from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices, weighted_pearson
 from brainalign.models.base import BrainModel
@@ -68,6 +68,14 @@ def _fill(section: Any, session: str) -> Any:
 
 
 _agg = aggregate  # the one summary over neuroids (brainalign.metrics.stats)
+
+
+def bootstrap_within_folds(splits: list[tuple[np.ndarray, np.ndarray]], n_boot: int,
+                           seed: int) -> list[np.ndarray]:
+    """Per outer fold, ``n_boot`` resamples (with replacement) of positions in its test set, from
+    one seeded stream over the folds: the same index sets for every model and layer."""
+    rng = np.random.default_rng(seed)
+    return [resample_indices(len(te), n_boot, rng) for _, te in splits]
 
 
 def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -230,13 +238,11 @@ class RegressionBenchmark(Benchmark):
         per_bin = []
         for X, Y in self._neural(s, features):
             enc = self._encode(X, Y)
-            rng = np.random.default_rng(bseed)  # one stream over the folds: same sets for every model
-            boot, dev, held, idx_all = [], [], [], []
-            for (_, te), pred in zip(enc.splits, enc.predictions, strict=True):
+            boot, dev, held = [], [], []
+            ks = bootstrap_within_folds(enc.splits, n_boot, bseed)
+            for (_, te), pred, k in zip(enc.splits, enc.predictions, ks, strict=True):
                 y = Y[te].T  # (neuroid, n_te)
                 p = pred.T
-                k = resample_indices(len(te), n_boot, rng)
-                idx_all.append(te[k])
                 boot.append(bootstrap_fold_r(p, y, k))  # (B, neuroid)
                 d = is_dev[te]
                 dev.append(pearson_last(p[:, d], y[:, d]) if d.sum() >= 3 else np.full(len(y), np.nan))
@@ -248,7 +254,8 @@ class RegressionBenchmark(Benchmark):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     per_bin.append({"enc": enc, "r": enc.r, "boot": np.nanmean(np.stack(boot), 0),
                                     "dev": np.nanmean(np.stack(dev), 0), "held": np.nanmean(np.stack(held), 0),
-                                    "idx": np.concatenate(idx_all, 1)})
+                                    "idx": np.concatenate([te[k] for (_, te), k in zip(enc.splits, ks,
+                                                                                       strict=True)], 1)})
         out = {k: np.mean([b[k] for b in per_bin], 0) for k in ("r", "boot", "dev", "held")}
         out["excluded"] = np.any([b["enc"].excluded for b in per_bin], 0)
         for k in ("r", "boot", "dev", "held"):
@@ -279,6 +286,20 @@ class RegressionBenchmark(Benchmark):
     @cached_property
     def _ceiling_boot_cache(self) -> dict[tuple[str, str], np.ndarray]:
         return {}
+
+    def prepare(self) -> None:
+        """Per session: the split-half ceilings and the ceilings on the bootstrap's resampled
+        stimuli (the index sets depend only on the seeded folds, not on the model), so the first
+        layer's scoring does not wait for them."""
+        _ = self._ceilings
+        n_boot, _, bseed = bootstrap_settings(self.spec, self.n_bootstrap)
+        seed = int(self.spec.metric.get("seed", 0))
+        for s in self.sessions:
+            if self._halves(s) is None:
+                continue
+            splits, _ = make_splits(len(s.stimuli), self.cv, seed=seed)
+            ks = bootstrap_within_folds(splits, n_boot, bseed)
+            self._ceiling_boot(s, np.concatenate([te[k] for (_, te), k in zip(splits, ks, strict=True)], 1))
 
     def _ceiling_boot(self, s: Session, idx: np.ndarray) -> np.ndarray | None:
         """(B, neuroid) ceilings on the bootstrap's resampled stimuli (same samples as the scores).
