@@ -158,13 +158,13 @@ def test_each_layer_is_recorded_once_even_when_split_by_the_budget(stimuli, monk
     import brainalign.activations.stream as stream_mod
 
     calls: list[tuple[str, tuple[str, ...]]] = []
-    real = stream_mod.extract
+    real = stream_mod.iter_extract
 
     def counting(model, stim, layers, **kw):
         calls.append((model.name, tuple(layers)))
         return real(model, stim, layers, **kw)
 
-    monkeypatch.setattr(stream_mod, "extract", counting)
+    monkeypatch.setattr(stream_mod, "iter_extract", counting)
     a, b = _cnn(0), _cnn(1)
     n = len(stimuli)
     grams = (len(b.layers) + 2) * n * n * 8
