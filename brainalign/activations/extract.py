@@ -385,8 +385,11 @@ def extract(
     Each batch runs once under :func:`torch.inference_mode`; a forward hook on every requested
     layer copies its output (flattened, or reduced by ``reducers``) straight into a preallocated
     array, so later in-place operations cannot change what was recorded, and the pass stops as
-    soon as the last requested layer has run. A module that runs several times per pass
-    (a reused ReLU, a recurrent cell) is recorded at its last call.
+    soon as the last requested layer has run. When all stimuli are in one batch, an output that
+    no later op of the pass changes in place (found at layer discovery from torch's version
+    counters, :attr:`~brainalign.models.base.LayerInfo.mutated`) is kept as it is instead of
+    copied. A module that runs several times per pass (a reused ReLU, a recurrent cell) is
+    recorded at its last call.
 
     Parameters
     ----------
