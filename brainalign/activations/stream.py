@@ -129,9 +129,14 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
 
     The memory plan (see :func:`~brainalign.activations.budget.plan_memory`) is made here, before
     anything runs, so a run that cannot fit is refused at once. Iterating then records one group
-    of layers per forward pass over the stimuli (reading layers the cache already holds), yields
-    each layer's (stimulus × unit) DataArray in forward order, and drops it once the caller asks
-    for the next one: at most one group is held at a time.
+    of layers per forward pass over the stimuli (reading layers the cache already holds) and
+    yields each layer's (stimulus × unit) DataArray in forward order as soon as it is recorded
+    (:func:`~brainalign.activations.extract.iter_extract`: the pass goes on on a helper thread
+    while the caller scores), dropping it once the caller asks for the next one. When every
+    stimulus fits one batch and that holds less memory
+    (:func:`~brainalign.activations.budget.one_batch`), the stimuli are recorded in one batch and
+    about two layers are held at a time instead of a whole group; arrays kept by reference are
+    then read-only (copy one to change it). The values are the same either way.
 
     Parameters
     ----------
