@@ -7,7 +7,9 @@ finishes, so a model that fails later loses nothing already computed.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from functools import cached_property
@@ -145,6 +147,11 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     done: list = []
     failures: list[tuple[str, str]] = []
     earlier = earlier_results(out_dir, progress.line)
+    if out_dir is not None:
+        # The figure is drawn at the end; matplotlib's import (~0.6 s) runs meanwhile, on a core
+        # the recording leaves idle (the import lock makes the later import wait for this one).
+        threading.Thread(target=importlib.import_module, args=("brainalign.plots",),
+                         name="brainalign-import-plots").start()
     stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
     stream = {k: v for k, v in stream.items() if v is not None}
     for mid in models:
