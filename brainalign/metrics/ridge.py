@@ -97,8 +97,9 @@ class FoldDecomposition:
 
         Returns ``B`` (train × r, orthonormal columns spanning the fitted directions), ``z = BᵀY_c``,
         ``G`` and ``y_mean`` (as :meth:`project_targets`), ``R0`` (train × targets, the part of
-        ``Y_c`` outside ``B``: unpenalised-free, its LOO weight does not depend on α) and ``q``
-        (train,), the leverage outside ``B`` (``1 − 1/m − Σⱼ Bᵢⱼ²``, 0 when ``B`` is complete).
+        ``Y_c`` outside ``B``: unpenalised-free, its LOO weight does not depend on α), ``q``
+        (train,), the leverage outside ``B`` (``1 − 1/m − Σⱼ Bᵢⱼ²``, 0 when ``B`` is complete) and
+        ``B²`` (elementwise, for the hat diagonal of every α).
         """
         Ytr = Y[self.train]
         y_mean = Ytr.mean(0) if self.fit_intercept else torch.zeros_like(Ytr[0])
@@ -109,11 +110,12 @@ class FoldDecomposition:
             B = self.basis
             z = G = B.T @ Yc
             if B.shape[1] >= m - int(self.fit_intercept):  # complete: nothing outside the basis
-                return B, z, G, y_mean, torch.zeros_like(Yc), torch.zeros(m, dtype=Yc.dtype, device=Yc.device)
+                return (B, z, G, y_mean, torch.zeros_like(Yc), torch.zeros(m, dtype=Yc.dtype, device=Yc.device),
+                        B * B)
             U64 = self.basis64
             q = (base - (U64 * U64).sum(1)).clamp_min(0.0).to(Yc.dtype)
             R0 = (Yc.double() - U64 @ (U64.T @ Yc.double())).to(Yc.dtype)
-            return B, z, G, y_mean, R0, q
+            return B, z, G, y_mean, R0, q, B * B
         # Primal: T = X_c V without a centred copy of X (X_c V = X V − 1 (x̄ V)).
         Xtr = self.design.X[self.train]
         T = Xtr @ self.basis
@@ -123,8 +125,32 @@ class FoldDecomposition:
         z = B.T @ Yc
         G = z * sq[:, None]
         R0 = Yc - B @ z
-        q = (base - (B * B).sum(1)).clamp_min(0.0)
-        return B, z, G, y_mean, R0, q
+        B2 = B * B
+        q = (base - B2.sum(1)).clamp_min(0.0)
+        return B, z, G, y_mean, R0, q, B2
+
+    def orthonormality_bound(self) -> float:
+        """Bound on ‖BᵀB − I‖₂ for the basis ``B`` of :meth:`loo_parts` (from rounding error
+        analysis, with a factor 10 to spare).
+
+        Kernel form: ``B = U`` from ``eigh``, orthonormal to O((m + r)·ε). Primal form:
+        ``B = X_c V diag(s)^-½``, whose Gram is ``diag(s)^-½ Vᵀ(C − E)V diag(s)^-½`` with ``E`` the
+        rounding in the covariance (syrk and the downdate, ≤ (2n + 3)·ε·‖X‖_F²) and in ``eigh``
+        (≤ p·ε·‖C‖), hence ≤ (2n + 2p + 3)·ε·‖X‖_F²/s_min; the product ``X_c V`` in the working
+        dtype adds ≤ 3·p·ε_dt·(r‖X‖_F²/s_min)^½.
+        """
+        eps = float(torch.finfo(self.s.dtype).eps)
+        m, r = self.train.numel(), self.s.numel()
+        base = (m + r) * eps
+        if self.kernel:
+            return 30.0 * base
+        d = self.design
+        eps64 = float(torch.finfo(torch.float64).eps)
+        smin = float(self.s.min()) if r else 0.0
+        if not smin > 0:
+            return float("inf")
+        ratio = d.trace / smin
+        return 10.0 * ((2 * d.n + 2 * d.p + 3) * eps64 * ratio + 3 * d.p * eps * (r * ratio) ** 0.5 + base)
 
     def test_map(self, test: torch.Tensor | None = None, X_new: torch.Tensor | None = None) -> torch.Tensor:
         """``T`` for design rows ``test`` (indices into the design) or for new samples ``X_new``."""
@@ -175,6 +201,8 @@ class Design:
         self.kernel = self.n <= self.p if kernel is None else kernel
         X64 = self.X.double()
         self.gram = _gram(X64, rows=self.kernel)
+        # ‖X‖_F² (= trace of either form): scales the rounding error of every fold's Gram.
+        self.trace = float(self.gram.diagonal().sum())
 
     def centred_kernel(self, rows: torch.Tensor, train: torch.Tensor,
                        col: torch.Tensor | None = None) -> torch.Tensor:
@@ -216,23 +244,25 @@ class Design:
             if self.fit_intercept:
                 col = Ktt.mean(0)
                 Ktt = Ktt - Ktt.mean(1, keepdim=True) - col[None, :] + col.mean()
-            M = Ktt
-        else:
-            # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
-            if others is not None:
-                o = others.double()
-                M = self.gram - _gram(o, rows=False)
-            else:
-                Xtr = self.X[train].double()
-                M = _gram(Xtr, rows=False)
+            M = (Ktt + Ktt.T) / 2
+        elif others is not None:
+            # Covariance of the training rows: the full XᵀX minus the held-out rows and minus
+            # m x̄x̄ᵀ (the centring), both in one syrk of the stacked rows. Exactly symmetric
+            # (syrk fills both triangles alike), so eigh's lower triangle is all of it.
+            o = others.double()
             if self.fit_intercept:
-                M = M - m * torch.outer(x_mean, x_mean)
-        M = (M + M.T) / 2
+                o = torch.cat([o, (x_mean * m ** 0.5)[None, :]])
+            M = self.gram - _gram(o, rows=False)
+        else:
+            M = _gram(self.X[train].double(), rows=False)
+            if self.fit_intercept:
+                M -= m * torch.outer(x_mean, x_mean)
         s, vecs = torch.linalg.eigh(M)
-        # Drop only eigenvalues at the rounding level of the largest.
+        # Drop only eigenvalues at the rounding level of the largest (eigh sorts them ascending,
+        # so the kept ones are a trailing slice: a view, no copy).
         tol = rank_tol if rank_tol is not None else float(torch.finfo(f64).eps) * 10
-        keep = s > tol * s.max().clamp_min(torch.finfo(f64).tiny)
-        s, vecs = s[keep], vecs[:, keep]
+        k0 = int((s <= tol * s.max().clamp_min(torch.finfo(f64).tiny)).sum())
+        s, vecs = s[k0:], vecs[:, k0:]
         dt = self.X.dtype
         return FoldDecomposition(train, self.kernel, s.to(dt), vecs.to(dt), x_mean.to(dt), self.fit_intercept,
                                  self, col, vecs if self.kernel else None)
@@ -291,20 +321,108 @@ def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, den: torch.Te
     return out.div_(m)
 
 
+def _loo_pairs(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: torch.Tensor,
+               a_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out mean squared errors of the (α, target) pairs ``(a_idx[k], t_idx[k])`` only
+    (pairs sorted by α), by the same identity as :func:`_loo_block`; ``w = 1/(I − H)ᵢᵢ²`` (m × α)."""
+    Z = shrink[a_idx].T * z[:, t_idx]  # (r, pairs): diag(α/(s+α)) z for each pair
+    num = torch.addmm(R0[:, t_idx], B, Z)  # (m, pairs): (I − H)y, R0 added by the GEMM itself
+    num.square_()
+    out = torch.empty(a_idx.numel(), dtype=num.dtype, device=num.device)
+    alpha_of, counts = torch.unique_consecutive(a_idx, return_counts=True)
+    start = 0
+    for a, c in zip(alpha_of.tolist(), counts.tolist(), strict=True):
+        torch.mv(num[:, start:start + c].T, w[:, a], out=out[start:start + c])
+        start += c
+    return out.div_(num.shape[0])
+
+
+_PRUNE_MARGIN = 1e-6
+"""Relative margin by which an α's lower bound must exceed the best upper bound to be skipped
+(rounding in the computed errors is ~1e-12 relative in float64)."""
+
+
+def _loo_candidates(z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: torch.Tensor,
+                    alphas: torch.Tensor, delta: float) -> torch.Tensor:
+    """(α × targets) mask of the pairs whose leave-one-out error may be the smallest of its target.
+
+    Proven bounds, without the (m × α·t) residuals: with ``e = R0 + Bv`` (``v = diag(α/(s+α)) z``)
+    and weights ``wᵢ = 1/(I − H)ᵢᵢ²`` in ``[w₋, w₊]``, ``m·E = a + 2c + b`` where ``a = Σ w R0²``
+    (exact, an (α × m)(m × t) product), ``b = Σ w (Bv)² ∈ [w₋, w₊]·‖Bv‖²`` and, because ``R0 ⊥ B``,
+    ``c = Σ (w − w̄) R0 (Bv)`` with ``|c| ≤ (w₊ − w₋)/2 ‖R0‖ ‖Bv‖`` (and ``≤ √(a b)``); also
+    ``m·E ∈ [w₋, w₊]·(‖R0‖² + ‖Bv‖²)``. ``delta`` bounds ‖BᵀB − I‖ (the computed basis is
+    orthonormal only to rounding), which widens ``‖Bv‖² ∈ (1 ± δ)‖v‖²`` and ``|R0ᵀBv| ≤ δ ‖y‖ ‖v‖``.
+    A pair is skipped when its lower bound exceeds the smallest upper bound of its target by the
+    margin and by select_alphas's tie term, so the chosen α is the one the full grid would choose.
+    All in float64.
+    """
+    f64 = torch.float64
+    m = R0.shape[0]
+    R0sq = R0.to(f64).square()
+    zsq = z.to(f64).square()
+    w = w.to(f64)
+    c = shrink.to(f64)
+    w_lo, w_hi = w.amin(0)[:, None], w.amax(0)[:, None]  # (α, 1)
+    w_mid, w_dev = (w_lo + w_hi) / 2, (w_hi - w_lo) / 2
+    a = w.T @ R0sq  # (α, t)
+    v2 = c.square() @ zsq  # (α, t): ‖v‖²
+    r2 = R0sq.sum(0)  # (t,)
+    yn = (r2 + zsq.sum(0)).sqrt()
+    v, rn = v2.sqrt(), r2.sqrt()
+    b_lo, b_hi = w_lo * v2 * (1 - delta), w_hi * v2 * (1 + delta)
+    cross = torch.minimum(w_dev * rn * v * (1 + delta) ** 0.5 + w_mid * delta * yn * v, (a * b_hi).sqrt())
+    e2_lo = r2 + v2 * (1 - delta) - 2 * delta * yn * v
+    e2_hi = r2 + v2 * (1 + delta) + 2 * delta * yn * v
+    lo = torch.maximum(a + b_lo - 2 * cross, w_lo * e2_lo) / m
+    hi = torch.minimum(a + b_hi + 2 * cross, w_hi * e2_hi) / m
+    la = torch.log(alphas.to(f64))
+    tie = 1e-10 * float(la.max() - la.min())  # select_alphas's tie term, at most
+    best_hi = hi.amin(0, keepdim=True)
+    skip = lo * (1 - _PRUNE_MARGIN) > best_hi * (1 + _PRUNE_MARGIN) + tie
+    return ~skip  # NaN bounds compare False: such pairs are computed
+
+
+_PRUNE_MAX_DELTA = 1e-3
+"""Above this bound on ‖BᵀB − I‖ (a very ill-conditioned fold, or float32) every pair is computed."""
+
+
 def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
-               n_targets_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               n_targets_batch: int | None = None, best_only: bool = False,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Exact leave-one-out mean squared error, (α × target), for the training set of ``fold``;
-    also returns (G, y_mean) of :meth:`FoldDecomposition.project_targets` for reuse."""
-    B, z, G, y_mean, R0, q = fold.loo_parts(Y)
+    also (G, y_mean) of :meth:`FoldDecomposition.project_targets` for reuse, and the mask of the
+    errors computed (None: all).
+
+    ``best_only``: compute only the (α, target) errors that bounds cannot rule out as the best of
+    their target (see :func:`_loo_candidates`; typically 2–3 α of 10); the others are +inf in the
+    result and False in the mask. The α that :func:`select_alphas` chooses is the same as with the
+    full grid, and every computed error is the same number.
+    """
+    B, z, G, y_mean, R0, q, B2 = fold.loo_parts(Y)
     m, t = R0.shape
+    n_alpha = len(alphas)
     shrink = alphas[:, None] / (fold.s[None, :] + alphas[:, None])  # (α × r): α/(s+α)
-    den = q[:, None] + (B * B) @ shrink.T  # (m, α): (I − H)ᵢᵢ, the same for every target block
-    out = torch.empty(len(alphas), t, dtype=Y.dtype, device=Y.device)
-    per_target = m * len(alphas) * Y.element_size()
+    den = q[:, None] + B2 @ shrink.T  # (m, α): (I − H)ᵢᵢ, the same for every target block
+    if best_only:
+        w = den.reciprocal().square_()
+        delta = fold.orthonormality_bound()
+        if delta <= _PRUNE_MAX_DELTA and bool(torch.isfinite(w).all()):
+            need = _loo_candidates(z, R0, w, shrink, alphas, delta)
+            a_idx, t_idx = torch.nonzero(need, as_tuple=True)  # sorted by α
+            out = torch.full((n_alpha, t), float("inf"), dtype=Y.dtype, device=Y.device)
+            per_pair = m * Y.element_size()
+            size = max(1, min(n_alpha * (n_targets_batch or t), _BLOCK_BYTES // per_pair))
+            for b in _batches(a_idx.numel(), size):
+                out[a_idx[b], t_idx[b]] = _loo_pairs(B, z, R0, w, shrink, a_idx[b], t_idx[b])
+            if bool(torch.isfinite(out[need]).all()):
+                return out, G, y_mean, need
+            # A non-finite error among the candidates: the bounds' premises fail; compute all.
+    out = torch.empty(n_alpha, t, dtype=Y.dtype, device=Y.device)
+    per_target = m * n_alpha * Y.element_size()
     size = max(1, min(n_targets_batch or t, _BLOCK_BYTES // per_target))
     for b in _batches(t, size):
         out[:, b] = _loo_block(B, z[:, b], R0[:, b], den, shrink)
-    return out, G, y_mean
+    return out, G, y_mean, None
 
 
 def kfold_errors(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: torch.Tensor,
@@ -339,10 +457,11 @@ class RidgeFit:
 
     alpha: torch.Tensor  # (targets,) chosen α
     alpha_index: torch.Tensor  # (targets,) index into the α grid
-    cv_errors: torch.Tensor  # (α × targets) inner-CV mean squared error
+    cv_errors: torch.Tensor  # (α × targets) inner-CV mean squared error (+inf where not computed)
     y_mean: torch.Tensor  # (targets,)
     fold: FoldDecomposition
     G: torch.Tensor | None  # (r × targets) projected targets, kept for predictions
+    cv_computed: torch.Tensor | None = None  # (α × targets) errors computed (None: all); see best_only
 
 
 def _inner_splits(cv: int | object | Sequence[Split], m: int) -> list[Split]:
@@ -358,7 +477,8 @@ def _inner_splits(cv: int | object | Sequence[Split], m: int) -> list[Split]:
 
 
 def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: torch.Tensor,
-                   cv: str | int | object = "loo", n_targets_batch: int | None = None) -> RidgeFit:
+                   cv: str | int | object = "loo", n_targets_batch: int | None = None,
+                   best_only: bool = False) -> RidgeFit:
     """Fit ridge on the rows ``train`` of ``design`` with α chosen per target.
 
     Parameters
@@ -377,6 +497,10 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
         (train, validation) position pairs within ``train``.
     n_targets_batch
         Targets processed at once (bounds memory at samples × batch per α).
+    best_only
+        With ``cv="loo"``: only the errors that may be the smallest of their target are computed
+        (the others are proven larger, see :func:`loo_errors`); same chosen α, same fit, and
+        ``cv_errors`` is +inf where ``cv_computed`` is False. For callers that need only the choice.
     """
     train = np.asarray(train)
     if len(train) < 2:
@@ -386,21 +510,24 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
     if isinstance(cv, str):
         if cv != "loo":
             raise MetricInputError(f"inner cv {cv!r}: use 'loo', an int or an sklearn splitter")
-        err, G, y_mean = loo_errors(fold, Y, alphas, n_targets_batch)
+        err, G, y_mean, computed = loo_errors(fold, Y, alphas, n_targets_batch, best_only)
     else:
         err = kfold_errors(design, train, Y, alphas, _inner_splits(cv, len(train)), n_targets_batch)
         G, y_mean = fold.project_targets(Y)
+        computed = None
     bad = ~torch.isfinite(err)
+    if computed is not None:
+        bad &= computed
     if bool(bad.any()) and err.dtype != torch.float64:
         # float32 could not resolve some errors: this fold again in float64 (fit included).
         d64 = design.as_float64()
-        return solve_ridge_cv(d64, train, Y.double(), alphas.double(), cv, n_targets_batch)
+        return solve_ridge_cv(d64, train, Y.double(), alphas.double(), cv, n_targets_batch, best_only)
     if bool(bad.all(0).any()):
         j = int(torch.nonzero(bad.all(0))[0])
         raise MetricInputError(f"ridge: no finite cross-validation error for target {j} at any α "
                                f"(features or targets too badly scaled even in float64); rescale them")
     idx = select_alphas(err, alphas)
-    return RidgeFit(alphas[idx], idx, err, y_mean, fold, G)
+    return RidgeFit(alphas[idx], idx, err, y_mean, fold, G, computed)
 
 
 def predict_rows(fit: RidgeFit, rows: np.ndarray | torch.Tensor | None = None,
