@@ -92,42 +92,47 @@ class FoldDecomposition:
         # X_cᵀY_c = X_trᵀY_c because Y_c sums to zero over the training rows.
         return self.basis.T @ (self.design.X[self.train].T @ Yc), y_mean
 
-    def loo_parts(self, Y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def loo_parts(self, Y: torch.Tensor, residual: bool = True) -> tuple[torch.Tensor | None, ...]:
         """Pieces of the leave-one-out identity for targets ``Y`` (all samples × targets).
 
         Returns ``B`` (train × r, orthonormal columns spanning the fitted directions), ``z = BᵀY_c``,
-        ``G`` and ``y_mean`` (as :meth:`project_targets`), ``R0`` (train × targets, the part of
-        ``Y_c`` outside ``B``: unpenalised-free, its LOO weight does not depend on α), ``q``
-        (train,), the leverage outside ``B`` (``1 − 1/m − Σⱼ Bᵢⱼ²``, 0 when ``B`` is complete) and
-        ``B²`` (elementwise, for the hat diagonal of every α).
+        ``G`` and ``y_mean`` (as :meth:`project_targets`), ``Y_c`` (the centred training targets),
+        ``R0`` (train × targets, the part of ``Y_c`` outside ``B``: unpenalised-free, its LOO weight
+        does not depend on α; None unless ``residual`` or known to be 0), ``q`` (train,), the
+        leverage outside ``B`` (``1 − 1/m − Σⱼ Bᵢⱼ²``, 0 when ``B`` is complete) and ``B²``
+        (elementwise, for the hat diagonal of every α).
         """
         Ytr = Y[self.train]
         y_mean = Ytr.mean(0) if self.fit_intercept else torch.zeros_like(Ytr[0])
         Yc = Ytr - y_mean
         m = Yc.shape[0]
         base = 1.0 - (1.0 / m if self.fit_intercept else 0.0)
+        R0 = None
         if self.kernel:
             B = self.basis
             z = G = B.T @ Yc
+            B2 = B * B
             if B.shape[1] >= m - int(self.fit_intercept):  # complete: nothing outside the basis
-                return (B, z, G, y_mean, torch.zeros_like(Yc), torch.zeros(m, dtype=Yc.dtype, device=Yc.device),
-                        B * B)
+                q = torch.zeros(m, dtype=Yc.dtype, device=Yc.device)
+                return B, z, G, y_mean, Yc, torch.zeros_like(Yc), q, B2
             U64 = self.basis64
             q = (base - (U64 * U64).sum(1)).clamp_min(0.0).to(Yc.dtype)
-            R0 = (Yc.double() - U64 @ (U64.T @ Yc.double())).to(Yc.dtype)
-            return B, z, G, y_mean, R0, q, B * B
-        # Primal: T = X_c V without a centred copy of X (X_c V = X V − 1 (x̄ V)).
+            if residual:
+                R0 = (Yc.double() - U64 @ (U64.T @ Yc.double())).to(Yc.dtype)
+            return B, z, G, y_mean, Yc, R0, q, B2
+        # Primal: B = X_c V diag(s)^-½ without a centred copy of X: X (V s^-½) − 1 (x̄ V s^-½), the
+        # centring row being the GEMM's initial value (V is scaled, not the larger m × r product).
         Xtr = self.design.X[self.train]
-        T = Xtr @ self.basis
-        T -= (self.x_mean @ self.basis)[None, :]
         sq = self.s.sqrt()
-        B = T.div_(sq)
+        Vs = self.basis / sq
+        B = torch.addmm(-(self.x_mean @ Vs)[None, :], Xtr, Vs)
         z = B.T @ Yc
         G = z * sq[:, None]
-        R0 = Yc - B @ z
+        if residual:
+            R0 = Yc - B @ z
         B2 = B * B
         q = (base - B2.sum(1)).clamp_min(0.0)
-        return B, z, G, y_mean, R0, q, B2
+        return B, z, G, y_mean, Yc, R0, q, B2
 
     def orthonormality_bound(self) -> float:
         """Bound on ‖BᵀB − I‖₂ for the basis ``B`` of :meth:`loo_parts` (from rounding error
@@ -245,18 +250,20 @@ class Design:
                 col = Ktt.mean(0)
                 Ktt = Ktt - Ktt.mean(1, keepdim=True) - col[None, :] + col.mean()
             M = (Ktt + Ktt.T) / 2
-        elif others is not None:
-            # Covariance of the training rows: the full XᵀX minus the held-out rows and minus
-            # m x̄x̄ᵀ (the centring), both in one syrk of the stacked rows. Exactly symmetric
-            # (syrk fills both triangles alike), so eigh's lower triangle is all of it.
-            o = others.double()
-            if self.fit_intercept:
-                o = torch.cat([o, (x_mean * m ** 0.5)[None, :]])
-            M = self.gram - _gram(o, rows=False)
         else:
-            M = _gram(self.X[train].double(), rows=False)
+            # Covariance of the training rows: the full XᵀX minus the held-out rows, when fewer.
+            if others is not None:
+                M = self.gram - _gram(others.double(), rows=False)
+            else:
+                M = _gram(self.X[train].double(), rows=False)
             if self.fit_intercept:
-                M -= m * torch.outer(x_mean, x_mean)
+                xx = torch.outer(x_mean, x_mean)
+                xx *= m
+                M -= xx
+            if M.device.type != "cpu":
+                M = (M + M.T) / 2
+            # On the CPU every term comes from syrk (numpy fills both triangles alike) and the outer
+            # product is symmetric, so M is exactly symmetric: averaging with Mᵀ would change nothing.
         s, vecs = torch.linalg.eigh(M)
         # Drop only eigenvalues at the rounding level of the largest (eigh sorts them ascending,
         # so the kept ones are a trailing slice: a view, no copy).
@@ -321,20 +328,31 @@ def _loo_block(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, den: torch.Te
     return out.div_(m)
 
 
-def _loo_pairs(B: torch.Tensor, z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: torch.Tensor,
-               a_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
+def _loo_pairs(B: torch.Tensor, zT: torch.Tensor, YcT: torch.Tensor | None, w: torch.Tensor,
+               coef: torch.Tensor, a_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
     """Leave-one-out mean squared errors of the (α, target) pairs ``(a_idx[k], t_idx[k])`` only
-    (pairs sorted by α), by the same identity as :func:`_loo_block`; ``w = 1/(I − H)ᵢᵢ²`` (m × α)."""
-    Z = shrink[a_idx].T * z[:, t_idx]  # (r, pairs): diag(α/(s+α)) z for each pair
-    num = torch.addmm(R0[:, t_idx], B, Z)  # (m, pairs): (I − H)y, R0 added by the GEMM itself
+    (pairs sorted by α), by the identity of :func:`_loo_block` without forming ``R0``:
+
+    - ``YcT`` given: ``(I − H)y = Y_c − B diag(s/(s+α)) z`` (``coef`` = ``s/(s+α)``, α × r);
+    - ``YcT`` None (the basis is complete, ``R0 = 0``): ``(I − H)y = B diag(α/(s+α)) z``
+      (``coef`` = ``α/(s+α)``), with no cancellation as α → 0.
+
+    ``zT``, ``YcT``: ``z``, ``Y_c`` transposed (targets × ·, so that a pair's rows are gathered
+    whole); ``w = 1/(I − H)ᵢᵢ²`` (m × α).
+    """
+    U = coef[a_idx] * zT[t_idx]  # (pairs, r)
+    if YcT is None:
+        num = U @ B.T  # (pairs, m): ((I − H)y)ᵀ
+    else:
+        num = torch.addmm(YcT[t_idx], U, B.T, alpha=-1)  # Y_c added by the GEMM itself
     num.square_()
     out = torch.empty(a_idx.numel(), dtype=num.dtype, device=num.device)
     alpha_of, counts = torch.unique_consecutive(a_idx, return_counts=True)
     start = 0
     for a, c in zip(alpha_of.tolist(), counts.tolist(), strict=True):
-        torch.mv(num[:, start:start + c].T, w[:, a], out=out[start:start + c])
+        torch.mv(num[start:start + c], w[:, a], out=out[start:start + c])
         start += c
-    return out.div_(num.shape[0])
+    return out.div_(num.shape[1])
 
 
 _PRUNE_MARGIN = 1e-6
@@ -342,44 +360,89 @@ _PRUNE_MARGIN = 1e-6
 (rounding in the computed errors is ~1e-12 relative in float64)."""
 
 
-def _loo_candidates(z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: torch.Tensor,
-                    alphas: torch.Tensor, delta: float) -> torch.Tensor:
-    """(α × targets) mask of the pairs whose leave-one-out error may be the smallest of its target.
+def _loo_bounds(z: torch.Tensor, Yc: torch.Tensor | None, w: torch.Tensor, keep: torch.Tensor,
+                delta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower, upper) bounds on every (α × target) leave-one-out error, and the rounding slack
+    (targets,) in units of the squared residual.
 
-    Proven bounds, without the (m × α·t) residuals: with ``e = R0 + Bv`` (``v = diag(α/(s+α)) z``)
-    and weights ``wᵢ = 1/(I − H)ᵢᵢ²`` in ``[w₋, w₊]``, ``m·E = a + 2c + b`` where ``a = Σ w R0²``
-    (exact, an (α × m)(m × t) product), ``b = Σ w (Bv)² ∈ [w₋, w₊]·‖Bv‖²`` and, because ``R0 ⊥ B``,
-    ``c = Σ (w − w̄) R0 (Bv)`` with ``|c| ≤ (w₊ − w₋)/2 ‖R0‖ ‖Bv‖`` (and ``≤ √(a b)``); also
-    ``m·E ∈ [w₋, w₊]·(‖R0‖² + ‖Bv‖²)``. ``delta`` bounds ‖BᵀB − I‖ (the computed basis is
-    orthonormal only to rounding), which widens ``‖Bv‖² ∈ (1 ± δ)‖v‖²`` and ``|R0ᵀBv| ≤ δ ‖y‖ ‖v‖``.
-    A pair is skipped when its lower bound exceeds the smallest upper bound of its target by the
-    margin and by select_alphas's tie term, so the chosen α is the one the full grid would choose.
-    All in float64.
+    Proven bounds from (α × targets) and (m × targets) products only, never the (m × α·t)
+    residuals. With ``u = diag(s/(s+α)) z`` the residual is ``e = Y_c − Bu`` and ``m·E = Σ w e²``
+    with weights ``wᵢ = 1/(I − H)ᵢᵢ²`` in ``[w₋, w₊]`` (w̄, w_d: their midpoint and half-range):
+
+    - ``Σ w e² = Σ w Y_c² − 2 Σ w Y_c (Bu) + Σ w (Bu)²``; the first term is exact (an (α × m)(m × t)
+      product), ``Σ w Y_c Bu = w̄ zᵀu + Σ (w − w̄) Y_c Bu`` because ``Y_cᵀB = zᵀ``, so it lies within
+      ``w̄ zᵀu ± w_d ‖Y_c‖ ‖Bu‖``, and ``Σ w (Bu)² ∈ [w₋, w₊] ‖Bu‖²`` (tight for large α);
+    - ``Σ w e² ∈ [w₋, w₊] ‖e‖²`` with ``‖e‖² = ‖Y_c‖² − 2 zᵀu + ‖Bu‖²`` (tight where w is even).
+
+    ``Yc`` None: the basis is complete (``R0 = 0``) and ``e = Bv``, ``v = z − u = diag(α/(s+α)) z``,
+    so ``Σ w e² ∈ [w₋, w₊] ‖Bv‖²``.
+
+    ``delta`` bounds ‖BᵀB − I‖ (the computed basis is orthonormal only to rounding): ``‖Bu‖² ∈
+    (1 ± δ)‖u‖²``; rounding of the sums is covered by a further ``(m + r)·ε`` of ``‖Y_c‖²``. All in
+    float64.
     """
+    f64 = torch.float64
+    m = w.shape[0]
+    zsq = z.to(f64).square()
+    w, h = w.to(f64), keep.to(f64)
+    w_lo, w_hi = w.amin(0)[:, None], w.amax(0)[:, None]  # (α, 1)
+    eps = (delta + 4 * (m + z.shape[0]) * float(torch.finfo(z.dtype).eps))
+    if Yc is None:
+        v2 = (1 - h).square() @ zsq  # (α, t): ‖v‖²  (1 − s/(s+α) = α/(s+α), error ≤ ε)
+        lo, hi = w_lo * v2 * (1 - eps), w_hi * v2 * (1 + eps)
+        slack = eps * zsq.sum(0)
+    else:
+        w_mid, w_dev = (w_lo + w_hi) / 2, (w_hi - w_lo) / 2
+        Ysq = Yc.to(f64).square()
+        y2 = Ysq.sum(0)  # (t,)
+        zu = h @ zsq  # (α, t): zᵀu ≥ 0
+        u2 = h.square() @ zsq  # (α, t): ‖u‖²
+        slack = eps * y2  # (t,): δ and rounding, in units of ‖Y_c‖²
+        Bu_lo, Bu_hi = u2 * (1 - delta), u2 * (1 + delta)
+        # First form.
+        a = w.T @ Ysq  # (α, t): Σ w Y_c²
+        c_dev = w_dev * y2.sqrt() * Bu_hi.sqrt() + w_mid * slack
+        lo1 = a - 2 * w_mid * zu - 2 * c_dev + w_lo * Bu_lo
+        hi1 = a - 2 * w_mid * zu + 2 * c_dev + w_hi * Bu_hi
+        # Second form.
+        e2_lo = (y2 - 2 * zu + Bu_lo - slack).clamp_min(0.0)
+        e2_hi = y2 - 2 * zu + Bu_hi + slack
+        lo, hi = torch.maximum(lo1, w_lo * e2_lo), torch.minimum(hi1, w_hi * e2_hi)
+    return lo / m, hi / m, slack
+
+
+def _loo_bounds_r0(z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: torch.Tensor,
+                   delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds as :func:`_loo_bounds`, from the residual outside the basis ``R0 = Y_c − Bz`` (one
+    more (m × r)(r × t) product; tight for small α, where :func:`_loo_bounds` is not when the
+    leverages vary). ``e = R0 + Bv``, ``v = diag(α/(s+α)) z``: ``m·E = a + 2c + b`` with
+    ``a = Σ w R0²`` exact, ``b = Σ w (Bv)² ∈ [w₋, w₊]‖Bv‖²`` and, because ``R0 ⊥ B`` up to
+    ``|R0ᵀBv| ≤ δ ‖z‖ ‖v‖``, ``|c| ≤ w_d ‖R0‖ ‖Bv‖ + w̄ δ ‖z‖ ‖v‖`` (and ``≤ √(a b)``)."""
     f64 = torch.float64
     m = R0.shape[0]
     R0sq = R0.to(f64).square()
     zsq = z.to(f64).square()
-    w = w.to(f64)
-    c = shrink.to(f64)
-    w_lo, w_hi = w.amin(0)[:, None], w.amax(0)[:, None]  # (α, 1)
+    w, c = w.to(f64), shrink.to(f64)
+    w_lo, w_hi = w.amin(0)[:, None], w.amax(0)[:, None]
     w_mid, w_dev = (w_lo + w_hi) / 2, (w_hi - w_lo) / 2
     a = w.T @ R0sq  # (α, t)
     v2 = c.square() @ zsq  # (α, t): ‖v‖²
-    r2 = R0sq.sum(0)  # (t,)
-    yn = (r2 + zsq.sum(0)).sqrt()
-    v, rn = v2.sqrt(), r2.sqrt()
+    v, rn, zn = v2.sqrt(), R0sq.sum(0).sqrt(), zsq.sum(0).sqrt()
     b_lo, b_hi = w_lo * v2 * (1 - delta), w_hi * v2 * (1 + delta)
-    cross = torch.minimum(w_dev * rn * v * (1 + delta) ** 0.5 + w_mid * delta * yn * v, (a * b_hi).sqrt())
-    e2_lo = r2 + v2 * (1 - delta) - 2 * delta * yn * v
-    e2_hi = r2 + v2 * (1 + delta) + 2 * delta * yn * v
-    lo = torch.maximum(a + b_lo - 2 * cross, w_lo * e2_lo) / m
-    hi = torch.minimum(a + b_hi + 2 * cross, w_hi * e2_hi) / m
-    la = torch.log(alphas.to(f64))
+    cross = torch.minimum(w_dev * rn * v * (1 + delta) ** 0.5 + w_mid * delta * zn * v, (a * b_hi).sqrt())
+    return (a + b_lo - 2 * cross) / m, (a + b_hi + 2 * cross) / m
+
+
+def _loo_skip(lo: torch.Tensor, hi: torch.Tensor, slack: torch.Tensor, w: torch.Tensor,
+              alphas: torch.Tensor) -> torch.Tensor:
+    """(α × targets) mask of the pairs that cannot be their target's best: lower bound above the
+    smallest upper bound of the target by a relative margin, :func:`select_alphas`'s tie term and
+    the rounding of the computed errors (``Y_c − Bu`` loses ~ε‖Y_c‖ when the fit is near perfect)."""
+    la = torch.log(alphas.to(torch.float64))
     tie = 1e-10 * float(la.max() - la.min())  # select_alphas's tie term, at most
     best_hi = hi.amin(0, keepdim=True)
-    skip = lo * (1 - _PRUNE_MARGIN) > best_hi * (1 + _PRUNE_MARGIN) + tie
-    return ~skip  # NaN bounds compare False: such pairs are computed
+    err_round = w.max().to(torch.float64) * slack / w.shape[0]
+    return lo * (1 - _PRUNE_MARGIN) > best_hi * (1 + _PRUNE_MARGIN) + tie + err_round  # NaN: False
 
 
 _PRUNE_MAX_DELTA = 1e-3
@@ -398,25 +461,38 @@ def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
     result and False in the mask. The α that :func:`select_alphas` chooses is the same as with the
     full grid, and every computed error is the same number.
     """
-    B, z, G, y_mean, R0, q, B2 = fold.loo_parts(Y)
-    m, t = R0.shape
+    # Pruning needs a basis orthonormal to well below the bounds' slack (not so in float32, or
+    # for a very ill-conditioned fold: then every pair is computed).
+    prune = best_only and fold.orthonormality_bound() <= _PRUNE_MAX_DELTA
+    B, z, G, y_mean, Yc, R0, q, B2 = fold.loo_parts(Y, residual=not prune)
+    m, t = Yc.shape
     n_alpha = len(alphas)
     shrink = alphas[:, None] / (fold.s[None, :] + alphas[:, None])  # (α × r): α/(s+α)
     den = q[:, None] + B2 @ shrink.T  # (m, α): (I − H)ᵢᵢ, the same for every target block
-    if best_only:
+    if prune:
         w = den.reciprocal().square_()
-        delta = fold.orthonormality_bound()
-        if delta <= _PRUNE_MAX_DELTA and bool(torch.isfinite(w).all()):
-            need = _loo_candidates(z, R0, w, shrink, alphas, delta)
+        if bool(torch.isfinite(w).all()):
+            keep = fold.s[None, :] / (fold.s[None, :] + alphas[:, None])  # (α × r): s/(s+α)
+            complete = R0 is not None  # the kernel form's complete basis: R0 = 0, never cancels
+            delta = fold.orthonormality_bound()
+            lo, hi, slack = _loo_bounds(z, None if complete else Yc, w, keep, delta)
+            need = ~_loo_skip(lo, hi, slack, w, alphas)
+            if not complete and int(need.sum()) > 3 * t:
+                # Loose for small α (uneven leverages): R0 costs what t pairs cost and can leave ~2t.
+                lo_r, hi_r = _loo_bounds_r0(z, Yc - B @ z, w, shrink, delta)
+                need = ~_loo_skip(torch.maximum(lo, lo_r), torch.minimum(hi, hi_r), slack, w, alphas)
             a_idx, t_idx = torch.nonzero(need, as_tuple=True)  # sorted by α
             out = torch.full((n_alpha, t), float("inf"), dtype=Y.dtype, device=Y.device)
             per_pair = m * Y.element_size()
             size = max(1, min(n_alpha * (n_targets_batch or t), _BLOCK_BYTES // per_pair))
+            zT = z.T.contiguous()
+            YcT, coef = (None, shrink) if complete else (Yc.T.contiguous(), keep)
             for b in _batches(a_idx.numel(), size):
-                out[a_idx[b], t_idx[b]] = _loo_pairs(B, z, R0, w, shrink, a_idx[b], t_idx[b])
+                out[a_idx[b], t_idx[b]] = _loo_pairs(B, zT, YcT, w, coef, a_idx[b], t_idx[b])
             if bool(torch.isfinite(out[need]).all()):
                 return out, G, y_mean, need
-            # A non-finite error among the candidates: the bounds' premises fail; compute all.
+        # A hat value of 1 or a non-finite error: the bounds' premises fail; compute all.
+        R0 = fold.loo_parts(Y)[5]
     out = torch.empty(n_alpha, t, dtype=Y.dtype, device=Y.device)
     per_target = m * n_alpha * Y.element_size()
     size = max(1, min(n_targets_batch or t, _BLOCK_BYTES // per_target))
