@@ -118,7 +118,7 @@ class FoldDecomposition:
             U64 = self.basis64
             q = (base - (U64 * U64).sum(1)).clamp_min(0.0).to(Yc.dtype)
             if residual:
-                R0 = (Yc.double() - U64 @ (U64.T @ Yc.double())).to(Yc.dtype)
+                R0 = self.outside(Yc, B, z)
             return B, z, G, y_mean, Yc, R0, q, B2
         # Primal: B = X_c V diag(s)^-½ without a centred copy of X: X (V s^-½) − 1 (x̄ V s^-½), the
         # centring row being the GEMM's initial value (V is scaled, not the larger m × r product).
@@ -129,10 +129,20 @@ class FoldDecomposition:
         z = B.T @ Yc
         G = z * sq[:, None]
         if residual:
-            R0 = Yc - B @ z
+            R0 = self.outside(Yc, B, z)
         B2 = B * B
         q = (base - B2.sum(1)).clamp_min(0.0)
         return B, z, G, y_mean, Yc, R0, q, B2
+
+    def outside(self, Yc: torch.Tensor, B: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``R0 = Y_c − B z`` of :meth:`loo_parts` (kernel form: in float64 from the float64 basis;
+        0 when the basis is complete)."""
+        if not self.kernel:
+            return Yc - B @ z
+        if B.shape[1] >= Yc.shape[0] - int(self.fit_intercept):
+            return torch.zeros_like(Yc)
+        U64, Y64 = self.basis64, Yc.double()
+        return (Y64 - U64 @ (U64.T @ Y64)).to(Yc.dtype)
 
     def orthonormality_bound(self) -> float:
         """Bound on ‖BᵀB − I‖₂ for the basis ``B`` of :meth:`loo_parts` (from rounding error
@@ -156,6 +166,14 @@ class FoldDecomposition:
             return float("inf")
         ratio = d.trace / smin
         return 10.0 * ((2 * d.n + 2 * d.p + 3) * eps64 * ratio + 3 * d.p * eps * (r * ratio) ** 0.5 + base)
+
+    def measured_orthonormality(self, B: torch.Tensor) -> float:
+        """‖BᵀB − I‖_F of the computed basis (≥ the 2-norm), plus the rounding of that product
+        (≤ m·r·ε): one syrk, m·r²/2 multiply-adds, for folds whose a-priori bound is too loose."""
+        m, r = B.shape
+        D = _gram(B, rows=False)
+        D.diagonal().sub_(1.0)
+        return float(torch.linalg.matrix_norm(D)) + 2.0 * m * r * float(torch.finfo(B.dtype).eps)
 
     def test_map(self, test: torch.Tensor | None = None, X_new: torch.Tensor | None = None) -> torch.Tensor:
         """``T`` for design rows ``test`` (indices into the design) or for new samples ``X_new``."""
@@ -361,7 +379,7 @@ _PRUNE_MARGIN = 1e-6
 
 
 def _loo_bounds(z: torch.Tensor, Yc: torch.Tensor | None, w: torch.Tensor, keep: torch.Tensor,
-                delta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                shrink: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(lower, upper) bounds on every (α × target) leave-one-out error, and the rounding slack
     (targets,) in units of the squared residual.
 
@@ -374,8 +392,8 @@ def _loo_bounds(z: torch.Tensor, Yc: torch.Tensor | None, w: torch.Tensor, keep:
       ``w̄ zᵀu ± w_d ‖Y_c‖ ‖Bu‖``, and ``Σ w (Bu)² ∈ [w₋, w₊] ‖Bu‖²`` (tight for large α);
     - ``Σ w e² ∈ [w₋, w₊] ‖e‖²`` with ``‖e‖² = ‖Y_c‖² − 2 zᵀu + ‖Bu‖²`` (tight where w is even).
 
-    ``Yc`` None: the basis is complete (``R0 = 0``) and ``e = Bv``, ``v = z − u = diag(α/(s+α)) z``,
-    so ``Σ w e² ∈ [w₋, w₊] ‖Bv‖²``.
+    ``Yc`` None: the basis is complete (``R0 = 0``) and ``e = Bv``, ``v = diag(α/(s+α)) z``
+    (``shrink``), so ``Σ w e² ∈ [w₋, w₊] ‖Bv‖²``.
 
     ``delta`` bounds ‖BᵀB − I‖ (the computed basis is orthonormal only to rounding): ``‖Bu‖² ∈
     (1 ± δ)‖u‖²``; rounding of the sums is covered by a further ``(m + r)·ε`` of ``‖Y_c‖²``. All in
@@ -388,7 +406,7 @@ def _loo_bounds(z: torch.Tensor, Yc: torch.Tensor | None, w: torch.Tensor, keep:
     w_lo, w_hi = w.amin(0)[:, None], w.amax(0)[:, None]  # (α, 1)
     eps = (delta + 4 * (m + z.shape[0]) * float(torch.finfo(z.dtype).eps))
     if Yc is None:
-        v2 = (1 - h).square() @ zsq  # (α, t): ‖v‖²  (1 − s/(s+α) = α/(s+α), error ≤ ε)
+        v2 = shrink.to(f64).square() @ zsq  # (α, t): ‖v‖²
         lo, hi = w_lo * v2 * (1 - eps), w_hi * v2 * (1 + eps)
         slack = eps * zsq.sum(0)
     else:
@@ -461,25 +479,29 @@ def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
     result and False in the mask. The α that :func:`select_alphas` chooses is the same as with the
     full grid, and every computed error is the same number.
     """
-    # Pruning needs a basis orthonormal to well below the bounds' slack (not so in float32, or
-    # for a very ill-conditioned fold: then every pair is computed).
-    prune = best_only and fold.orthonormality_bound() <= _PRUNE_MAX_DELTA
+    prune = best_only and len(alphas) > 1
     B, z, G, y_mean, Yc, R0, q, B2 = fold.loo_parts(Y, residual=not prune)
     m, t = Yc.shape
     n_alpha = len(alphas)
     shrink = alphas[:, None] / (fold.s[None, :] + alphas[:, None])  # (α × r): α/(s+α)
     den = q[:, None] + B2 @ shrink.T  # (m, α): (I − H)ᵢᵢ, the same for every target block
     if prune:
+        # The bounds need a basis orthonormal to well below their slack: the a-priori bound, or
+        # (float64, when it is too loose and the check costs less than the errors it may save)
+        # the measured one. Otherwise (float32, a very ill-conditioned fold) every pair is computed.
+        delta = fold.orthonormality_bound()
+        if delta > _PRUNE_MAX_DELTA and B.dtype == torch.float64 and B.shape[1] < n_alpha * t:
+            delta = fold.measured_orthonormality(B)
         w = den.reciprocal().square_()
-        if bool(torch.isfinite(w).all()):
+        if delta <= _PRUNE_MAX_DELTA and bool(torch.isfinite(w).all()):
             keep = fold.s[None, :] / (fold.s[None, :] + alphas[:, None])  # (α × r): s/(s+α)
             complete = R0 is not None  # the kernel form's complete basis: R0 = 0, never cancels
-            delta = fold.orthonormality_bound()
-            lo, hi, slack = _loo_bounds(z, None if complete else Yc, w, keep, delta)
+            lo, hi, slack = _loo_bounds(z, None if complete else Yc, w, keep, shrink, delta)
             need = ~_loo_skip(lo, hi, slack, w, alphas)
             if not complete and int(need.sum()) > 3 * t:
                 # Loose for small α (uneven leverages): R0 costs what t pairs cost and can leave ~2t.
-                lo_r, hi_r = _loo_bounds_r0(z, Yc - B @ z, w, shrink, delta)
+                R0 = fold.outside(Yc, B, z)
+                lo_r, hi_r = _loo_bounds_r0(z, R0, w, shrink, delta)
                 need = ~_loo_skip(torch.maximum(lo, lo_r), torch.minimum(hi, hi_r), slack, w, alphas)
             a_idx, t_idx = torch.nonzero(need, as_tuple=True)  # sorted by α
             out = torch.full((n_alpha, t), float("inf"), dtype=Y.dtype, device=Y.device)
@@ -491,8 +513,9 @@ def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
                 out[a_idx[b], t_idx[b]] = _loo_pairs(B, zT, YcT, w, coef, a_idx[b], t_idx[b])
             if bool(torch.isfinite(out[need]).all()):
                 return out, G, y_mean, need
-        # A hat value of 1 or a non-finite error: the bounds' premises fail; compute all.
-        R0 = fold.loo_parts(Y)[5]
+        # Not pruned, or a hat value of 1 / a non-finite error (the bounds' premises fail): all.
+        if R0 is None:
+            R0 = fold.outside(Yc, B, z)
     out = torch.empty(n_alpha, t, dtype=Y.dtype, device=Y.device)
     per_target = m * n_alpha * Y.element_size()
     size = max(1, min(n_targets_batch or t, _BLOCK_BYTES // per_target))
