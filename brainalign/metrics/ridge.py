@@ -453,16 +453,16 @@ def _loo_bounds_r0(z: torch.Tensor, R0: torch.Tensor, w: torch.Tensor, shrink: t
     return (a + b_lo - 2 * cross) / m, (a + b_hi + 2 * cross) / m
 
 
-def _loo_skip(lo: torch.Tensor, hi: torch.Tensor, slack: torch.Tensor, w: torch.Tensor,
+def _loo_skip(lo: torch.Tensor, best: torch.Tensor, slack: torch.Tensor, w: torch.Tensor,
               alphas: torch.Tensor) -> torch.Tensor:
-    """(α × targets) mask of the pairs that cannot be their target's best: lower bound above the
-    smallest upper bound of the target by a relative margin, :func:`select_alphas`'s tie term and
-    the rounding of the computed errors (``Y_c − Bu`` loses ~ε‖Y_c‖ when the fit is near perfect)."""
+    """(α × targets) mask of the pairs that cannot be their target's best: lower bound above
+    ``best`` (targets,: an upper bound on the target's smallest error) by a relative margin,
+    :func:`select_alphas`'s tie term and the rounding of the computed errors (``Y_c − Bu`` loses
+    ~ε‖Y_c‖ when the fit is near perfect). NaN anywhere: not skipped."""
     la = torch.log(alphas.to(torch.float64))
     tie = 1e-10 * float(la.max() - la.min())  # select_alphas's tie term, at most
-    best_hi = hi.amin(0, keepdim=True)
     err_round = w.max().to(torch.float64) * slack / w.shape[0]
-    return lo * (1 - _PRUNE_MARGIN) > best_hi * (1 + _PRUNE_MARGIN) + tie + err_round  # NaN: False
+    return lo * (1 - _PRUNE_MARGIN) > best[None, :] * (1 + _PRUNE_MARGIN) + tie + err_round
 
 
 _PRUNE_MAX_DELTA = 1e-3
@@ -499,20 +499,32 @@ def loo_errors(fold: FoldDecomposition, Y: torch.Tensor, alphas: torch.Tensor,
             keep = fold.s[None, :] / (fold.s[None, :] + alphas[:, None])  # (α × r): s/(s+α)
             complete = R0 is not None  # the kernel form's complete basis: R0 = 0, never cancels
             lo, hi, slack = _loo_bounds(z, None if complete else Yc, w, keep, shrink, delta)
-            need = ~_loo_skip(lo, hi, slack, w, alphas)
+            need = ~_loo_skip(lo, hi.amin(0), slack, w, alphas)
             if not complete and int(need.sum()) > 3 * t:
                 # Loose for small α (uneven leverages): R0 costs what t pairs cost and can leave ~2t.
                 R0 = fold.outside(Yc, B, z)
                 lo_r, hi_r = _loo_bounds_r0(z, R0, w, shrink, delta)
-                need = ~_loo_skip(torch.maximum(lo, lo_r), torch.minimum(hi, hi_r), slack, w, alphas)
-            a_idx, t_idx = torch.nonzero(need, as_tuple=True)  # sorted by α
+                lo, hi = torch.maximum(lo, lo_r), torch.minimum(hi, hi_r)
             out = torch.full((n_alpha, t), float("inf"), dtype=Y.dtype, device=Y.device)
-            per_pair = m * Y.element_size()
-            size = max(1, min(n_alpha * (n_targets_batch or t), _BLOCK_BYTES // per_pair))
             zT = z.T.contiguous()
             YcT, coef = (None, shrink) if complete else (Yc.T.contiguous(), keep)
-            for b in _batches(a_idx.numel(), size):
-                out[a_idx[b], t_idx[b]] = _loo_pairs(B, zT, YcT, w, coef, a_idx[b], t_idx[b])
+            per_pair = m * Y.element_size()
+            size = max(1, min(n_alpha * (n_targets_batch or t), _BLOCK_BYTES // per_pair))
+
+            def compute(mask: torch.Tensor) -> None:
+                a_idx, t_idx = torch.nonzero(mask, as_tuple=True)  # sorted by α
+                for b in _batches(a_idx.numel(), size):
+                    out[a_idx[b], t_idx[b]] = _loo_pairs(B, zT, YcT, w, coef, a_idx[b], t_idx[b])
+
+            # First each target's α with the smallest upper bound, exactly: that error, below the
+            # bound, then rules out more of the others.
+            cols, top = torch.arange(t, device=Y.device), hi.argmin(0)
+            first = torch.zeros_like(lo, dtype=torch.bool)
+            first[top, cols] = True
+            compute(first)
+            best = torch.minimum(hi[top, cols], out[top, cols].to(hi.dtype))
+            need = first | ~_loo_skip(lo, best, slack, w, alphas)
+            compute(need & ~first)
             if bool(torch.isfinite(out[need]).all()):
                 return out, G, y_mean, need
         # Not pruned, or a hat value of 1 / a non-finite error (the bounds' premises fail): all.
