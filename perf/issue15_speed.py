@@ -558,8 +558,9 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
             for k in names:
                 if k == ref:
                     continue
-                sp = med([x["times"][ref][0] / x["times"][k][0] for x in runs])
-                cells.append(f"{k} {sp:.2f}x")
+                per = [x["times"][ref][0] / x["times"][k][0] for x in runs]
+                tk = med([x["times"][k][0] for x in runs])
+                cells.append(f"{k} {med(per):.2f}x ({tk:.2f} s; rounds {' '.join(f'{p:.2f}' for p in per)})")
             print(f"  {v:6s} " + "; ".join(cells) + f"  [{ref} {med([x['times'][ref][0] for x in runs]):.2f} s]")
             if "rsatoolbox" in runs[0] and isinstance(runs[0]["rsatoolbox"], dict):
                 rt = runs[0]["rsatoolbox"]

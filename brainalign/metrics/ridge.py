@@ -23,6 +23,14 @@ float64. All α go through one GEMM per block of targets (no Python loop over α
 targets' projection is computed once per fold and reused for the fit, and on the CPU the Gram /
 covariance is formed by numpy (BLAS ``syrk``: half the work of a GEMM). Tensors stay on their
 device throughout.
+
+When only the choice of α matters (``best_only``, as in ``encoding_score``), the (m × α·t) residuals
+are formed only for the (α, target) pairs that proven bounds cannot rule out (:func:`_loo_bounds`:
+weighted sums bounded by the extreme leave-one-out weights, from (α × t) and (m × t) products): each
+target's most promising α first, whose exact error then rules out more. Typically 2 of 10 α per
+target are computed; the chosen α and every computed error are those of the full grid. The bounds
+assume the computed basis orthonormal to a known tolerance (a rounding-error bound, or one syrk
+that measures it); where that fails (float32, a very ill-conditioned fold) every pair is computed.
 """
 
 from __future__ import annotations
