@@ -105,6 +105,9 @@ def test_best_only_chooses_the_full_grids_alpha_and_computes_the_same_errors(kin
             assert bool(torch.isinf(fast.cv_errors[~done]).all())
             np.testing.assert_allclose(fast.cv_errors[done].numpy(), full.cv_errors[done].numpy(), rtol=1e-10)
             np.testing.assert_array_equal(fast.G.numpy(), full.G.numpy())
+            # the candidate pairs in small batches (bounded memory): the same choice
+            small = solve_ridge_cv(d, train, Yt, a, best_only=True, n_targets_batch=2)
+            assert torch.equal(small.alpha_index, full.alpha_index)
 
 
 def test_best_only_skips_most_pairs_on_a_well_conditioned_primal_problem():
