@@ -54,6 +54,11 @@ more rows in ``perf/PROFILE.md`` §4); before = 3217337, after = branch perf:
             before 116.6 s 1.71x; create_feature_extractor 124.6 s 1.83x; clone hooks 122.3 s 1.79x
 
 ``--small``: 22 s of CPU (110–170 s wall at load 12; ≈ 25 s idle), all checks pass.
+
+ridge row, 2026-11-30 13:41–14:06 (branch ridge3; before = 6415fb9 unpacked; 3 runs × 3 rounds,
+load 0.4–3.8; details in ``perf/metrics_speed.py``): float64 vs sklearn ``RidgeCV`` before 3.20×,
+4.01×, 3.65× → after 4.87×, 7.59×, 4.74× (median of the 9 rounds 3.65× → 5.02×); float32 5.0–5.8×
+→ 5.3–6.4×; held-out r equal to before to 9e-16, α choices identical.
 """
 
 from __future__ import annotations
@@ -572,8 +577,9 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
             for k in names:
                 if k == ref:
                     continue
-                sp = med([x["times"][ref][0] / x["times"][k][0] for x in runs])
-                cells.append(f"{k} {sp:.2f}x")
+                per = [x["times"][ref][0] / x["times"][k][0] for x in runs]
+                tk = med([x["times"][k][0] for x in runs])
+                cells.append(f"{k} {med(per):.2f}x ({tk:.2f} s; rounds {' '.join(f'{p:.2f}' for p in per)})")
             print(f"  {v:6s} " + "; ".join(cells) + f"  [{ref} {med([x['times'][ref][0] for x in runs]):.2f} s]")
             if "rsatoolbox" in runs[0] and isinstance(runs[0]["rsatoolbox"], dict):
                 rt = runs[0]["rsatoolbox"]

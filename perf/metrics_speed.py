@@ -76,8 +76,8 @@ norms as dot products (the centred copies and squares of 12.5 M values cost 0.4 
 hat diagonal (m × α) is formed once per fold, and the (α × targets) errors are weighted sums of the
 squared residuals (one GEMV per α) instead of a divided copy and a mean.
 
-Why CV ridge f64 stays at ~4× (one fold, m = 2,304 training rows, p = r = 1,000, 1 thread,
-load ~3): float64 ``eigh`` of the covariance 0.19–0.23 s (torch's ``syevd``; scipy
+Why CV ridge f64 stayed at ~4× (superseded by the third pass below; one fold, m = 2,304 training
+rows, p = r = 1,000, 1 thread, load ~3): float64 ``eigh`` of the covariance 0.19–0.23 s (torch's ``syevd``; scipy
 ``driver="evd"`` 0.27 s, ``evr`` 0.45 s), the LOO residual GEMM m·r·(α·t) = 3.9 GMAC 0.17–0.18 s,
 ``T = X_c V`` m·p·r = 2.3 GMAC 0.08 s, the rest (Gram downdate, z = BᵀY, R0) ~0.05 s. The GEMMs are
 what exact LOO for 10 α × 168 targets costs (the per-row weights 1/(I − H)ᵢᵢ(α) forbid reducing
@@ -85,6 +85,54 @@ it in the eigenbasis) and ``eigh`` is the one factorisation per fold; sklearn do
 residuals plus an SVD of the 2,304 × 1,001 design, so the ratio is bounded near 4–5× in float64.
 RDM + Spearman at n = 5,000: the float64 Gram (syrk, 51 GMAC) is 3.8 s of our 4.4 s on one thread,
 ~2 s on two; the two rankings run in parallel threads (1.9 s). 25× is reached, with no margin.
+
+Third pass, CV ridge f64 (2026-11-30, 13:41–14:06, branch ridge3; ``perf/issue15_speed.py --rows
+ridge --rounds 3 --before <6415fb9 unpacked>``: before and after each in its own child per round,
+each against sklearn in the same child; per-round ratios, load average at the rounds):
+
+    run (load)           before 6415fb9                      after (this branch)
+    1 (3.8 → 1.5)        3.20× (rounds 3.20 3.65 2.92)        4.87× (rounds 5.49 4.87 4.53)
+    2 (0.4 → 2.0)        4.01× (rounds 3.96 4.01 4.08)        7.59× (rounds 7.59 5.02 8.09)
+    3 (2.0 → 3.0)        3.65× (rounds 3.72 3.54 3.65)        4.74× (rounds 4.56 4.74 6.87)
+    all 9 rounds         median 3.65×                         median 5.02× (4.53–8.09)
+    float32              5.01×, 5.83×, 5.57×                  5.34×, 6.24×, 6.37×
+
+Before and after in one process, interleaved (``encoding_score`` of 6415fb9 with its ``ridge.py``
+loaded beside this one's, 4 rounds, best of each, load 2.8–3.3): 5.10 → 3.87 s (1.32×; per round
+1.69, 1.33, 1.08, 1.50: at this load one round is ±25 %).
+Exactness: held-out r equal to before to 9e-16 (float64) and the α chosen for every neuroid and
+split identical; every LOO error computed equal to before to 3e-14 relative
+(benchmark data; up to 3e-9 on ill-conditioned synthetic designs, columns over 4 decades or
+near-collinear, where any change of rounding in ``eigh`` moves them that much); float32 r within
+5.5e-8 of float64 (before 5.8e-8), α choices equal.
+The goal of 5× is met in the median of the rounds, not in every round: the ratio swings with the
+other users' load (sklearn's time moved 18 → 30 s between runs), and our time is about half a
+memory-bound tridiagonal reduction, which suffers more from a busy neighbour than sklearn's GEMMs.
+
+What changed (``brainalign/metrics/ridge.py``): (1) ``encoding_score`` needs only the chosen α, so
+``solve_ridge_cv(best_only=True)`` forms the (m × α·t) leave-one-out residuals only for the (α,
+target) pairs that proven bounds cannot rule out: with ``e = Y_c − B diag(s/(s+α)) z`` and weights
+``w = 1/(I − H)ᵢᵢ²`` between their extremes, ``Σ w e²`` is bounded from (α × t) and (m × t) products
+(``Y_cᵀB = zᵀ`` makes the cross term small); each target's α with the smallest upper bound is
+computed first, and its exact error rules out more. 337 of 1,680 pairs per fold instead of all
+(the bounds assume ``‖BᵀB − I‖`` below 1e-3: an a-priori rounding bound, 3e-6 here, or one measured
+by a syrk when that costs less than the pairs it may save; otherwise, e.g. float32, every pair is
+computed, as before). (2) The fold covariance:
+held-out rows and the centring row in one syrk, no symmetrising copy (exactly symmetric on the CPU),
+the eigenvalue cut as a slice (the boolean-mask copy of V cost 11 ms). (3) ``eigh`` reads the upper
+triangle (MKL ``syevd`` 141 vs 152 ms, interleaved medians). (4) ``B = X (V s^-½) − 1 x̄ V s^-½`` with
+the centring row as the GEMM's start value (one pass less over m × r), ``z = (Y_cᵀB)ᵀ`` (20 % faster
+order) and no ``R0 = Y_c − Bz`` product unless the bounds leave > 3 α per target.
+
+Per fold now (m = 2,304, p = r = 1,000, t = 168, 1 thread, load ~2; before in brackets): ``eigh``
+145–175 ms [150–200], ``B`` 65–76 ms [73–89], LOO residuals of the candidate pairs 26–40 ms
+[110–150 for all 1,680], ``z`` 12–17 ms, the rest (fold downdate, gathers, hat diagonal, bounds,
+predictions) ~40 ms [~80]. sklearn per fold (``RidgeCV`` ``gcv_mode="cov"`` since the samples
+outnumber the features): one ``eigh`` of the covariance, then per α ``(V D) Vᵀ`` (p³), the hat
+diagonal ``diag(X H⁻¹ Xᵀ)`` (m·p², ``_sparse_multidot_diag``, 0.9 s of its ~1.9 s per fold) and the
+residual GEMMs (m·p·t): ~3.9 GMAC per α. Our floor is ``eigh`` + ``B`` (2.3 GMAC) + ``z`` + the
+candidate residuals, ~250 ms per fold on a quiet core against sklearn's ~1.9 s, so ~6–7× is the
+bound at this size; what is left above it is ~40 ms per fold of memory passes.
 """
 
 from __future__ import annotations

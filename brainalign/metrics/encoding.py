@@ -376,7 +376,8 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         for i, (tr, te) in enumerate(splits):
             inner = inner_cv if g is None else _inner_group_splits(inner_cv, g[tr], seed)
             try:
-                fit = solve_ridge_cv(design, tr, Yk, a, cv=inner, n_targets_batch=n_targets_batch)
+                fit = solve_ridge_cv(design, tr, Yk, a, cv=inner, n_targets_batch=n_targets_batch,
+                                     best_only=True)
             except MetricInputError as e:
                 raise MetricInputError(f"encoding_score (ridge, split {i}): {e}") from e
             p = predict_rows(fit, te)
