@@ -39,19 +39,25 @@ Usage::
 that the script runs and that the results agree; its times mean nothing). Rows that need the real
 data are skipped, with the reason printed, when the data directory is missing.
 
-Measured 2026-11-30 on the shared 2-core VM under load 9–14 (other engineers' tests; details and
-more rows in ``perf/PROFILE.md`` §4); before = 3217337, after = branch perf:
+Earlier measurements (2026-11-30 morning, load 9–14; ``perf/PROFILE.md`` §4) of the ``hit`` row
+had "before" and "after" equal: ``python -c`` put the working directory (this repository) first
+on sys.path, so both variants ran this tree's code. ``run_process`` now starts every child in a
+neutral directory; the numbers below are from the fixed script.
 
-    hit     bare 70.6 s 1.25 GB | before 127.8 s 1.81x 3.13 GB 2.51x | after 150.5 s 2.13x 3.08 GB 2.46x
-            (2 rounds; same code path at this load, the gap is load noise; results identical)
-    import  brainalign.metrics.rsa 20.9 s (before) / 21.1 s (after) vs torch 14.1 / 13.8 s;
-            loads torch, sklearn, pandas in both
-    extract 192 images, 3 rounds (load 12.7 -> 8.6), median ratio to bare (33.5 s): after 1.28x
-            (rounds 1.15 1.04 1.28), after with helpers forced on 1.36x, before 2.50x,
-            create_feature_extractor 2.40x, clone hooks 1.93x. With the helpers off (this load)
-            after and before run the same code: their gap is the machine's noise.
-    extract 256 images, round 0 (load 12.9): bare 68.1 s; after (helpers on) 89.5 s 1.31x;
-            before 116.6 s 1.71x; create_feature_extractor 124.6 s 1.83x; clone hooks 122.3 s 1.79x
+hit, 2026-11-30 afternoon, before = 3217337, after = main (streamed scoring), 92 stimuli, one torch
+thread; the score run records the 92 stimuli in one batch, so it is compared with a bare pass in
+batches of 64 and with one in a single batch (``bare1``):
+
+    load 0.6–1.9, 2 rounds    bare 7.8 s 1.15 GB | one batch 8.2 s 1.31 GB
+                              before 18.8 s 2.42x 3.00 GB 2.62x | after 14.4 s 1.86x 1.86 GB 1.62x
+                              (vs one batch: after 1.77x time, 1.41x memory); tables identical
+    load 2–3 (two other jobs), 3 rounds
+                              bare 15.5 s 1.15 GB | one batch 15.3 s 1.31 GB
+                              before 29.1 s 1.87x 3.01 GB | after 24.5 s 1.58x 1.96 GB 1.71x
+                              (vs one batch: 1.60x time, 1.49x memory); tables identical
+
+extract (morning, load 9–14), 192 images, 3 rounds, median ratio to bare (33.5 s): after 1.28x
+(rounds 1.15 1.04 1.28), before 2.50x, create_feature_extractor 2.40x, clone hooks 1.93x.
 
 ``--small``: 22 s of CPU (110–170 s wall at load 12; ≈ 25 s idle), all checks pass.
 
