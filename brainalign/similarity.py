@@ -36,6 +36,7 @@ from brainalign.activations.extract import resolve_device
 from brainalign.activations.stream import LayerStream
 from brainalign.data.stimuli import FileImages, StimulusSet
 from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
+from brainalign.metrics._backend import as_torch
 from brainalign.metrics.cka import center_gram
 from brainalign.metrics.rsa import rank_rows
 from brainalign.models.base import BrainModel
@@ -85,7 +86,7 @@ def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "fea
         (n, n) float64 on ``device``, exactly symmetric.
     """
     dev = torch.device(device)
-    Xt = torch.as_tensor(X)
+    Xt = as_torch(X)
     if Xt.ndim != 2:
         raise MetricInputError(f"gram_matrix: expected (stimulus × feature), got shape {tuple(Xt.shape)}")
     n, d = Xt.shape

@@ -231,3 +231,43 @@ def test_regression_prepare_builds_the_bootstrap_ceilings_the_scoring_uses(data_
     ref = lazy(m, ["7"], device="cpu")
     cols = ["raw", "normalised", "normalised_ci_low", "normalised_ci_high", "ceiling_upper"]
     np.testing.assert_array_equal(res.table[cols].to_numpy(float), ref.table[cols].to_numpy(float))
+
+
+def test_a_second_recording_while_a_stream_is_open_is_refused_by_name():
+    """Two recordings of one model at once would share its hooks, mode and device: the second is
+    refused with a named error (no hang, no mixed-up activations); after the first stream is
+    closed the model records normally, with the same values."""
+    m = ba.wrap(_net(), name="net", input_size=16)
+    stim = _stimuli()
+    it = iter_extract(m, stim, ["1", "4"], batch_size=4, device="cpu")
+    first = next(it)
+    with pytest.raises(ForwardError, match="already being recorded"):
+        ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
+    with pytest.raises(ForwardError, match="already being recorded"):
+        next(iter_extract(m, stim, ["1"], batch_size=4, device="cpu"))
+    it.close()
+    again = ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
+    np.testing.assert_array_equal(again["1"].values, first[1].values)
+
+
+def test_a_cancelled_recording_stops_at_the_next_batch():
+    """What closing a stream (or Ctrl-C in its caller) sets: the recording thread stops at its
+    next recorded layer or batch instead of running every remaining batch."""
+    import importlib
+
+    ex = importlib.import_module("brainalign.activations.extract")
+    calls = []
+
+    class Count(nn.Module):
+        def forward(self, x):
+            calls.append(len(x))
+            return x
+
+    m = ba.wrap(nn.Sequential(nn.Conv2d(3, 4, 3), Count(), nn.ReLU(), nn.Flatten()), name="count",
+                input_size=16)
+    job = ex._job(m, _stimuli(40), ["0", "2"], None, None)
+    calls.clear()
+    with pytest.raises(ex._Cancelled):
+        ex._record(m, job, lambda *a: None, batch_size=2, device="cpu", reducers=None, progress=False,
+                   keep_on_device=False, cancelled=lambda: len(calls) >= 3)  # 20 batches asked
+    assert len(calls) == 3

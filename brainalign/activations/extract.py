@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,11 +226,15 @@ def _record(model: BrainModel, job: _Job,
             on_complete: Callable[[str, torch.Tensor, tuple[int, ...], bool], None],
             *, batch_size: int, device: str | torch.device,
             reducers: Reducer | Mapping[str, Reducer] | None, progress: bool,
-            keep_on_device: bool) -> None:
+            keep_on_device: bool, cancelled: Callable[[], bool] = lambda: False) -> None:
     """Run the batches of ``job``; ``on_complete(layer, buffer, shape, shared)`` gets each
     layer's (stimulus × unit) buffer as soon as its last batch is recorded (during the last
     batch's forward pass), after which nothing here holds it. ``shared``: the buffer is the
-    layer's output tensor itself, which the rest of the pass may still read (never write)."""
+    layer's output tensor itself, which the rest of the pass may still read (never write).
+    ``cancelled()`` is checked at every recorded layer and batch: True stops the pass. The
+    hooks act only on forward passes run by the calling thread.
+    """
+    owner = threading.get_ident()
     stimuli, names, ids, mode = job.stimuli, job.names, job.ids, job.mode
     info = model.layer_info
     dev = resolve_device(device)
@@ -293,6 +298,10 @@ def _record(model: BrainModel, job: _Job,
         at_call = wanted[mod_name]
 
         def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+            if threading.get_ident() != owner:  # another recording's pass through this module
+                return
+            if cancelled():
+                raise _LayerFailed(mod_name, _Cancelled())
             k = calls_seen[mod_name]
             calls_seen[mod_name] = k + 1
             for name in at_call.get(k, ()):
@@ -313,6 +322,8 @@ def _record(model: BrainModel, job: _Job,
                 batches = prefetch = _prefetched(batches)
             for start, stop, x in tqdm(batches, total=-(-n // batch_size), disable=not progress,
                                        desc=f"{model.name}", unit="batch", leave=False):
+                if cancelled():
+                    raise _Cancelled
                 window[0], window[1] = start, stop
                 seen.update(dict.fromkeys(names, 0))
                 calls_seen.update(dict.fromkeys(wanted, 0))
@@ -350,6 +361,27 @@ def _record(model: BrainModel, job: _Job,
 def _width(model: BrainModel, name: str) -> int:
     """Features per stimulus of ``name``'s full output."""
     return int(np.prod(model.layer_info[name].output_shape))
+
+
+@contextmanager
+def _one_recording(model: BrainModel) -> Iterator[None]:
+    """Mark ``model`` as being recorded; refuse a second recording while one runs.
+
+    A recording sets the module's mode and device and hooks its layers until it ends; an open
+    stream of layers (:func:`iter_extract`, ``Benchmark.layer_activations``) keeps its
+    recording running until it is exhausted or closed, so two at once would disturb each other.
+    """
+    if model._recording:
+        raise ForwardError(
+            f"{model.name} is already being recorded (an open stream of its layers: "
+            "bench.layer_activations / stream_layers / iter_extract not yet exhausted or closed); "
+            "finish or close that stream (e.g. `for ... in stream: ... ` to the end, or "
+            "`stream_iterator.close()`) before recording the model again")
+    model._recording = True
+    try:
+        yield
+    finally:
+        model._recording = False
 
 
 def _as_array(model: BrainModel, job: _Job, name: str, buf: torch.Tensor, shape: tuple[int, ...],
@@ -439,9 +471,10 @@ def extract(
     """
     job = _job(model, stimuli, layers, stimulus_ids, mode)
     done: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
-    _record(model, job, lambda name, buf, shape, _shared: done.__setitem__(name, (buf, shape)),
-            batch_size=batch_size, device=device, reducers=reducers, progress=progress,
-            keep_on_device=keep_on_device)
+    with _one_recording(model):
+        _record(model, job, lambda name, buf, shape, _shared: done.__setitem__(name, (buf, shape)),
+                batch_size=batch_size, device=device, reducers=reducers, progress=progress,
+                keep_on_device=keep_on_device)
     return {name: _as_array(model, job, name, *done[name], keep_on_device) for name in job.names}
 
 
@@ -462,7 +495,7 @@ def iter_extract(
     """:func:`extract`, handing each layer over as soon as it is complete.
 
     The forward passes run on a helper thread; a layer is yielded (``(name, array)``, in forward
-    order, the same arrays :func:`extract` returns) as soon as its last batch has been recorded,
+    order, the values :func:`extract` returns) as soon as its last batch has been recorded,
     so the caller scores layer k while the last batch's forward pass goes on to layer k + 1. The
     helper hands a finished layer over only while the layers the caller has not finished with
     (not yet asked past) take at most ``hold_bytes`` (default: twice the largest layer's bytes;
@@ -471,9 +504,14 @@ def iter_extract(
     handed over from inside the single forward pass: a run then holds about two of the largest
     layers at a time instead of all of them (see :func:`brainalign.activations.stream_layers`).
 
+    In one batch, a layer that no later op of the pass changes is handed over by reference as a
+    **read-only** array (the pass may still read it): ``.copy()`` it to change it. A model is
+    recorded by one stream at a time: starting another recording of it while this one is open
+    raises :class:`ForwardError` (close or exhaust this one first).
+
     Errors of the forward pass are raised here unchanged (:class:`ForwardError`,
-    :class:`StimulusError`); closing the generator early stops the forward pass at the next
-    recorded layer and waits for the helper to finish.
+    :class:`StimulusError`); closing the generator early (or Ctrl-C in the caller) stops the
+    forward pass at its next recorded layer or batch and waits for the helper to finish.
     """
     job = _job(model, stimuli, layers, stimulus_ids, mode)  # bad input is refused here, at once
     q: queue.Queue = queue.Queue()
@@ -502,31 +540,34 @@ def iter_extract(
     def produce() -> None:
         try:
             _record(model, job, hand_over, batch_size=batch_size, device=device, reducers=reducers,
-                    progress=progress, keep_on_device=keep_on_device)
+                    progress=progress, keep_on_device=keep_on_device, cancelled=stop.is_set)
             q.put((end, None, None))
         except _Cancelled:
             return
         except BaseException as err:  # handed to the caller, raised there
             q.put((None, err, None))
 
-    thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
-    thread.start()
-    try:
-        while True:
-            name, buf, shape = q.get()
-            if name is end:
-                return
-            if name is None:
-                raise buf
-            (shape, shared) = shape
-            size = buf.numel() * buf.element_size()
-            # A shared buffer may still be read by the pass: the caller may not write to it.
-            yield name, _as_array(model, job, name, buf, shape, keep_on_device, read_only=shared)
-            del buf
-            with room:  # the caller asked for the next layer: it is done with this one
-                held[0] -= size
-                room.notify()
-    finally:
-        stop.set()
-        while thread.is_alive():
-            thread.join(timeout=0.05)
+    # One recording of a model at a time; the thread stops at its next recorded layer or batch
+    # however the caller leaves (exhausted, closed, an error, Ctrl-C).
+    with _one_recording(model):
+        thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
+        thread.start()
+        try:
+            while True:
+                name, buf, shape = q.get()
+                if name is end:
+                    return
+                if name is None:
+                    raise buf
+                (shape, shared) = shape
+                size = buf.numel() * buf.element_size()
+                # A shared buffer may still be read by the pass: the caller may not write to it.
+                yield name, _as_array(model, job, name, buf, shape, keep_on_device, read_only=shared)
+                del buf
+                with room:  # the caller asked for the next layer: it is done with this one
+                    held[0] -= size
+                    room.notify()
+        finally:
+            stop.set()
+            while thread.is_alive():
+                thread.join(timeout=0.05)

@@ -18,7 +18,7 @@ from brainalign.activations.cache import (
     model_fingerprint,
     stimuli_hash,
 )
-from brainalign.activations.extract import iter_extract
+from brainalign.activations.extract import iter_extract, resolve_device
 from brainalign.activations.reducers import describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.models.base import BrainModel
@@ -135,8 +135,11 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
     while the caller scores), dropping it once the caller asks for the next one. When every
     stimulus fits one batch and that holds less memory
     (:func:`~brainalign.activations.budget.one_batch`), the stimuli are recorded in one batch and
-    about two layers are held at a time instead of a whole group; arrays kept by reference are
-    then read-only (copy one to change it). The values are the same either way.
+    about two layers are held at a time instead of a whole group (CPU only: on a GPU the batch
+    size is kept); arrays kept by reference are then read-only (``.copy()`` one to change it).
+    Convolutions, pooling and element-wise layers give the same values either way; a Linear
+    layer's float32 outputs depend on the batch's size by rounding (~1e-7 relative, as for any
+    change of ``batch_size``). ``.plan.notes`` says how the run was batched.
 
     Parameters
     ----------
@@ -165,9 +168,12 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
         stimuli = as_stimulus_set(stimuli)
     plan = plan_memory(model, layers, len(stimuli), budget=memory_budget, reducers=reducers,
                        max_features=max_features, adapt=adapt)
-    if one_batch(model, plan, len(stimuli), batch_size):
-        plan.notes.append(f"all {len(stimuli)} stimuli in one batch: each layer is scored as it is "
-                          "recorded, so one or two layers are held instead of all")
+    # On a GPU the batch size bounds device memory, which the caller chose it for: kept there.
+    if resolve_device(device).type == "cpu" and one_batch(model, plan, len(stimuli), batch_size):
+        plan.notes.append(f"all {len(stimuli)} stimuli in one batch (asked: {batch_size}): each layer "
+                          "is scored as it is recorded, so about two layers are held instead of all")
         batch_size = len(stimuli)
+    else:
+        plan.notes.append(f"recorded in batches of {batch_size}")
     return LayerStream(model, stimuli, plan, batch_size=batch_size, device=device, progress=progress,
                        cache=cache, stimulus_ids=stimulus_ids, on_layer=on_layer)

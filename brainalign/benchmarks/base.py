@@ -165,6 +165,8 @@ class Benchmark:
         score each before taking the next (see :func:`brainalign.activations.stream_layers`;
         ``stream`` takes its ``memory_budget``, ``max_features``, ``reducers``, ``cache`` and
         ``on_layer``). The stream's ``.plan`` and ``.reduction()`` say how the run was recorded.
+        Arrays of layers kept by reference (one batch) are read-only: ``.copy()`` one to change
+        it. Exhaust or close the stream before recording the model again.
         """
         stimuli = stimuli if stimuli is not None else self.stimuli
         return stream_layers(model, stimuli, layers, batch_size=batch_size, device=device,
@@ -274,46 +276,49 @@ class Benchmark:
         t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
         prepared = self.start_preparing()  # overlaps the recording of the first layers
         layer_iter = iter(stream)
-        for i in itertools.count():
-            t = time.perf_counter()
-            item = next(layer_iter, None)
-            t_extract += time.perf_counter() - t
-            t = time.perf_counter()
-            prepared.result()  # raises what preparing raised, before any layer is scored
-            t_metric += time.perf_counter() - t
-            if item is None:
-                break
-            layer, acts = item
-            t = time.perf_counter()
-            try:
-                if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
-                    check_activations(model, layer, acts)
-                    self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
-                                   expected=stimuli.ids)
-                scores = self.score_layer(layer, acts)
-            except LayerActivationError as err:
-                failed[layer] = str(err)
-                continue
-            except MetricInputError as err:
-                # The targets were checked before recording (a constant subject RDM stops the run
-                # there), so a metric refusing its input here refuses the layer's activations (a
-                # constant RDM, a stimulus whose pattern has no variance): that layer only.
-                failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {err}; it is not "
-                                 "scored, the other layers are kept")
-                continue
-            finally:
-                del acts, item  # free this layer before the stream records the next group
-            data_sha = data_sha if data_sha is not None else self.data_hash()
-            ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
-                              placement=placed.describe(), data_sha256=data_sha,
-                              reduction=reduction.get(layer), versions=vers, provenance=prov)
-            for sc in scores:
-                rows.append(make_row(sc, ctx))
-                key = (model.name, self.id, layer, sc.session)
-                if key in details:  # a second metric on the same session (fMRI ROI RSA)
-                    key = (model.name, self.id, layer, f"{sc.session}/{sc.metric}")
-                details[key] = sc.details
-            t_metric += time.perf_counter() - t
+        try:
+            for i in itertools.count():
+                t = time.perf_counter()
+                item = next(layer_iter, None)
+                t_extract += time.perf_counter() - t
+                t = time.perf_counter()
+                prepared.result()  # raises what preparing raised, before any layer is scored
+                t_metric += time.perf_counter() - t
+                if item is None:
+                    break
+                layer, acts = item
+                t = time.perf_counter()
+                try:
+                    if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
+                        check_activations(model, layer, acts)
+                        self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
+                                       expected=stimuli.ids)
+                    scores = self.score_layer(layer, acts)
+                except LayerActivationError as err:
+                    failed[layer] = str(err)
+                    continue
+                except MetricInputError as err:
+                    # The targets were checked before recording (a constant subject RDM stops the run
+                    # there), so a metric refusing its input here refuses the layer's activations (a
+                    # constant RDM, a stimulus whose pattern has no variance): that layer only.
+                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {err}; it is not "
+                                     "scored, the other layers are kept")
+                    continue
+                finally:
+                    del acts, item  # free this layer before the stream records the next group
+                data_sha = data_sha if data_sha is not None else self.data_hash()
+                ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
+                                  placement=placed.describe(), data_sha256=data_sha,
+                                  reduction=reduction.get(layer), versions=vers, provenance=prov)
+                for sc in scores:
+                    rows.append(make_row(sc, ctx))
+                    key = (model.name, self.id, layer, sc.session)
+                    if key in details:  # a second metric on the same session (fMRI ROI RSA)
+                        key = (model.name, self.id, layer, f"{sc.session}/{sc.metric}")
+                    details[key] = sc.details
+                t_metric += time.perf_counter() - t
+        finally:
+            layer_iter.close()  # stops the recording however the loop ends (an error, Ctrl-C)
         meta = {**self.provenance(), "models": {model.name: prov}, "placement": placed.as_dict(),
                 "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
                 "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},

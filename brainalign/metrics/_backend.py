@@ -21,6 +21,19 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def as_torch(a: Any, **kwargs: Any) -> Any:
+    """``torch.as_tensor(a, **kwargs)`` for an input a metric only reads. A read-only numpy array
+    (a layer handed over by reference while the forward pass still runs) is wrapped without
+    torch's warning about writing to it: no metric writes to its inputs."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a, **kwargs)
+
+
 def as_float64(x: Any, what: str) -> Any:
     """``x`` as a float64 numpy array, or a float64 tensor on the device it is on."""
     if is_torch(x):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from brainalign.errors import MetricInputError
-from brainalign.metrics._backend import as_float64, first_nonfinite, is_torch
+from brainalign.metrics._backend import as_float64, as_torch, first_nonfinite, is_torch
 
 Kernel = Literal["linear", "rbf"]
 
@@ -169,7 +169,7 @@ def cka(X: Any, Y: Any, kernel: Kernel = "linear", debiased: bool = False,
         import torch
 
         dev = X.device if is_torch(X) else Y.device
-        X, Y = (torch.as_tensor(A, dtype=torch.float64, device=dev) for A in (X, Y))
+        X, Y = (as_torch(A, dtype=torch.float64, device=dev) for A in (X, Y))
     dx, dy = X.shape[1], Y.shape[1]
     if kernel == "linear" and dx * dy + dx * dx + dy * dy < n * (dx + dy):
         return _linear_cka_features(X, Y, debiased)

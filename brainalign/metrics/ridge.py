@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from brainalign.errors import MetricInputError
+from brainalign.metrics._backend import as_torch
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -83,7 +84,7 @@ def as_tensor(a: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.d
     """``a`` as a tensor of ``dtype`` on ``device`` (no copy when it already is one)."""
     if isinstance(a, torch.Tensor):
         return a.detach().to(device=device, dtype=dtype)
-    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+    return as_torch(np.asarray(a), dtype=dtype, device=device)
 
 
 @dataclass
