@@ -56,6 +56,15 @@ batches of 64 and with one in a single batch (``bare1``):
                               before 29.1 s 1.87x 3.01 GB | after 24.5 s 1.58x 1.96 GB 1.71x
                               (vs one batch: 1.60x time, 1.49x memory); tables identical
 
+    load 1.1–1.7, 3 rounds (final code: one recording at a time, cancellable)
+                              bare 9.8 s 1.15 GB | one batch 10.9 s 1.31 GB
+                              before 22.9 s 2.34x 2.97 GB 2.59x | after 15.6 s 1.59x 1.94 GB 1.69x
+                              (vs one batch: 1.42x time, 1.48x memory); tables identical
+
+cowley, 2026-11-30 14:34–14:41, load 1.1, 1 round, all 3,040 stimuli, one torch thread: bare import
++ forward over the same number of 224 px images 183.9 s, 2.91 GB (it holds every input); ``score``
+241.0 s = 1.31x, 2.18 GB (extract 194.6 s, metric 39.8 s; the issue's run: 287 s, metric 158 s).
+
 extract (morning, load 9–14), 192 images, 3 rounds, median ratio to bare (33.5 s): after 1.28x
 (rounds 1.15 1.04 1.28), before 2.50x, create_feature_extractor 2.40x, clone hooks 1.93x.
 
