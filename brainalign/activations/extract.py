@@ -442,7 +442,8 @@ def extract(
         and is moved back to where it was afterwards (see :func:`brainalign.models.base.on_device`).
     reducers
         One function, or one per layer name, applied to each batch's output on the device
-        (e.g. pooling or a random projection) so memory stays bounded.
+        (e.g. pooling or a random projection) so memory stays bounded. A reducer must return a
+        new tensor and never change its input in place: the rest of the forward pass reads it.
     stimulus_ids
         Ids for a tensor input (default ``"0"``, ``"1"``, …).
     mode
