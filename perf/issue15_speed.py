@@ -65,6 +65,11 @@ cowley, 2026-11-30 14:34–14:41, load 1.1, 1 round, all 3,040 stimuli, one torc
 + forward over the same number of 224 px images 183.9 s, 2.91 GB (it holds every input); ``score``
 241.0 s = 1.31x, 2.18 GB (extract 194.6 s, metric 39.8 s; the issue's run: 287 s, metric 158 s).
 
+extract, 2026-11-30 14:55–15:05, load 0.4–1.0 (quiet), 512 images, 3 rounds, per-round ratios to
+the bare pass (31.8 s): after 1.53 / 1.07 / 1.11, before 1.58 / 1.15 / 1.00,
+create_feature_extractor 1.71 / 1.08 / 1.08, clone hooks 1.50 / 1.28 / 1.16 (first round slow for
+every variant).
+
 extract (morning, load 9–14), 192 images, 3 rounds, median ratio to bare (33.5 s): after 1.28x
 (rounds 1.15 1.04 1.28), before 2.50x, create_feature_extractor 2.40x, clone hooks 1.93x.
 
