@@ -550,23 +550,17 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
             if row not in rec:
                 continue
             r = rec[row]
-            bw = med([x["wall_s"] for x in r["bare"]])
-            bm = med([x["peak_rss_mib"] for x in r["bare"]])
-            cells = []
-            for v in variants:
-                w = med([x["wall_s"] for x in r[v]])
-                m = med([x["peak_rss_mib"] for x in r[v]])
-                cells.append(f"{w:6.1f} s {w / bw:4.2f}x {m / 1024:4.2f} GB {m / bm:4.2f}x")
-            print(f"{row:8s} bare {bw:6.1f} s {bm / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
-            if "bare1" in r:
-                bw1 = med([x["wall_s"] for x in r["bare1"]])
-                bm1 = med([x["peak_rss_mib"] for x in r["bare1"]])
+            for ref, label in (("bare", f"{row:8s} bare"), ("bare1", "  one batch")):
+                if ref not in r:
+                    continue
+                bw = med([x["wall_s"] for x in r[ref]])
+                bm = med([x["peak_rss_mib"] for x in r[ref]])
                 cells = []
                 for v in variants:
                     w = med([x["wall_s"] for x in r[v]])
                     m = med([x["peak_rss_mib"] for x in r[v]])
-                    cells.append(f"{w:6.1f} s {w / bw1:4.2f}x {m / 1024:4.2f} GB {m / bm1:4.2f}x")
-                print(f"  one batch {bw1:6.1f} s {bm1 / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
+                    cells.append(f"{w:6.1f} s {w / bw:4.2f}x {m / 1024:4.2f} GB {m / bm:4.2f}x")
+                print(f"{label} {bw:6.1f} s {bm / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
             if row == "cowley":
                 for v in variants:
                     t = [x["json"]["timing"] for x in r[v]]

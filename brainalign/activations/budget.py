@@ -86,7 +86,8 @@ class MemoryPlan:
         return [name for g in self.groups for name in g]
 
 
-def _features(model: BrainModel, layer: str) -> int:
+def layer_features(model: BrainModel, layer: str) -> int:
+    """Features per stimulus of ``layer``'s full output (from layer discovery)."""
     return math.prod(model.layer_info[layer].output_shape)
 
 
@@ -155,11 +156,11 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
             raise ValueError("give either reducers or max_features, not both")
         reducers = RandomProjection(max_features, seed=seed)
     per_layer = {n: (reducers.get(n) if isinstance(reducers, Mapping) else reducers) for n in names}
-    full = {n: n_stimuli * _features(model, n) * BYTES_PER_VALUE for n in names}
+    full = {n: n_stimuli * layer_features(model, n) * BYTES_PER_VALUE for n in names}
     notes: list[str] = []
 
     def sizes() -> dict[str, int]:
-        return {n: n_stimuli * _reduced(per_layer[n], _features(model, n), model.layer_info[n].output_shape)
+        return {n: n_stimuli * _reduced(per_layer[n], layer_features(model, n), model.layer_info[n].output_shape)
                 * BYTES_PER_VALUE
                 for n in names}
 

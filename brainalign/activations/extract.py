@@ -17,6 +17,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from brainalign.activations.budget import BYTES_PER_VALUE, layer_features
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import ForwardError, StimulusError
 from brainalign.models.base import BrainModel, kept_state, on_device
@@ -358,11 +359,6 @@ def _record(model: BrainModel, job: _Job,
             prefetch.close()  # stops the helper thread at once, also after an error
 
 
-def _width(model: BrainModel, name: str) -> int:
-    """Features per stimulus of ``name``'s full output."""
-    return int(np.prod(model.layer_info[name].output_shape))
-
-
 @contextmanager
 def _one_recording(model: BrainModel) -> Iterator[None]:
     """Mark ``model`` as being recorded; refuse a second recording while one runs.
@@ -523,7 +519,7 @@ def iter_extract(
     held = [0]
     room = threading.Condition()
     limit = hold_bytes if hold_bytes is not None else 2 * max(
-        (len(job.ids) * _width(model, n) * 4 for n in job.names), default=0)
+        (len(job.ids) * layer_features(model, n) * BYTES_PER_VALUE for n in job.names), default=0)
     end = object()
 
     def hand_over(name: str, buf: torch.Tensor, shape: tuple[int, ...], shared: bool) -> None:
@@ -536,17 +532,17 @@ def iter_extract(
             if stop.is_set():
                 raise _Cancelled
             held[0] += size
-        q.put((name, buf, (shape, shared)))
+        q.put((name, buf, shape, shared, size))
 
     def produce() -> None:
         try:
             _record(model, job, hand_over, batch_size=batch_size, device=device, reducers=reducers,
                     progress=progress, keep_on_device=keep_on_device, cancelled=stop.is_set)
-            q.put((end, None, None))
+            q.put((end, None, (), False, 0))
         except _Cancelled:
             return
         except BaseException as err:  # handed to the caller, raised there
-            q.put((None, err, None))
+            q.put((None, err, (), False, 0))
 
     # One recording of a model at a time; the thread stops at its next recorded layer or batch
     # however the caller leaves (exhausted, closed, an error, Ctrl-C).
@@ -555,13 +551,11 @@ def iter_extract(
         thread.start()
         try:
             while True:
-                name, buf, shape = q.get()
+                name, buf, shape, shared, size = q.get()
                 if name is end:
                     return
                 if name is None:
                     raise buf
-                (shape, shared) = shape
-                size = buf.numel() * buf.element_size()
                 # A shared buffer may still be read by the pass: the caller may not write to it.
                 yield name, _as_array(model, job, name, buf, shape, keep_on_device, read_only=shared)
                 del buf

@@ -71,11 +71,13 @@ _agg = aggregate  # the one summary over neuroids (brainalign.metrics.stats)
 
 
 def bootstrap_within_folds(splits: list[tuple[np.ndarray, np.ndarray]], n_boot: int,
-                           seed: int) -> list[np.ndarray]:
+                           seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Per outer fold, ``n_boot`` resamples (with replacement) of positions in its test set, from
-    one seeded stream over the folds: the same index sets for every model and layer."""
+    one seeded stream over the folds: the same index sets for every model and layer. Returns
+    (per fold: (n_boot, n_test) positions in its test set, (n_boot, n) the stimuli drawn)."""
     rng = np.random.default_rng(seed)
-    return [resample_indices(len(te), n_boot, rng) for _, te in splits]
+    ks = [resample_indices(len(te), n_boot, rng) for _, te in splits]
+    return ks, np.concatenate([te[k] for (_, te), k in zip(splits, ks, strict=True)], 1)
 
 
 def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -239,7 +241,7 @@ class RegressionBenchmark(Benchmark):
         for X, Y in self._neural(s, features):
             enc = self._encode(X, Y)
             boot, dev, held = [], [], []
-            ks = bootstrap_within_folds(enc.splits, n_boot, bseed)
+            ks, drawn = bootstrap_within_folds(enc.splits, n_boot, bseed)
             for (_, te), pred, k in zip(enc.splits, enc.predictions, ks, strict=True):
                 y = Y[te].T  # (neuroid, n_te)
                 p = pred.T
@@ -254,8 +256,7 @@ class RegressionBenchmark(Benchmark):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     per_bin.append({"enc": enc, "r": enc.r, "boot": np.nanmean(np.stack(boot), 0),
                                     "dev": np.nanmean(np.stack(dev), 0), "held": np.nanmean(np.stack(held), 0),
-                                    "idx": np.concatenate([te[k] for (_, te), k in zip(enc.splits, ks,
-                                                                                       strict=True)], 1)})
+                                    "idx": drawn})
         out = {k: np.mean([b[k] for b in per_bin], 0) for k in ("r", "boot", "dev", "held")}
         out["excluded"] = np.any([b["enc"].excluded for b in per_bin], 0)
         for k in ("r", "boot", "dev", "held"):
@@ -298,8 +299,7 @@ class RegressionBenchmark(Benchmark):
             if self._halves(s) is None:
                 continue
             splits, _ = make_splits(len(s.stimuli), self.cv, seed=seed)
-            ks = bootstrap_within_folds(splits, n_boot, bseed)
-            self._ceiling_boot(s, np.concatenate([te[k] for (_, te), k in zip(splits, ks, strict=True)], 1))
+            self._ceiling_boot(s, bootstrap_within_folds(splits, n_boot, bseed)[1])
 
     def _ceiling_boot(self, s: Session, idx: np.ndarray) -> np.ndarray | None:
         """(B, neuroid) ceilings on the bootstrap's resampled stimuli (same samples as the scores).

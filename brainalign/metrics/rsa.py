@@ -48,6 +48,9 @@ Comparator = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
 DISTANCES: tuple[str, ...] = ("correlation", "euclidean", "cosine", "crossnobis")
 COMPARATORS: tuple[str, ...] = ("spearman", "pearson", "kendall_tau_a", "cosine")
 ROUNDOFF_RTOL = 1e-12
+_UNDEFINED = {"correlation": "has zero variance; correlation distance undefined",
+              "cosine": "is all zeros; cosine distance undefined"}
+"""Why a stimulus row has no correlation / cosine distance (its norm after centring is 0)."""
 """Relative tolerance of round-off in distances; see the module docstring."""
 
 
@@ -151,9 +154,9 @@ def _rdm(X: Any, distance: str, conditions: Any, partitions: Any, noise: Any) ->
     if distance in ("correlation", "cosine"):
         if distance == "correlation":
             X = X - X.mean(axis=1, keepdims=True)
-            Z = _unit_rows(X, "rdm(X)", "has zero variance; correlation distance undefined")
+            Z = _unit_rows(X, "rdm(X)", _UNDEFINED["correlation"])
         else:
-            Z = _unit_rows(X, "rdm(X)", "is all zeros; cosine distance undefined")
+            Z = _unit_rows(X, "rdm(X)", _UNDEFINED["cosine"])
         D = 1.0 - Z @ Z.T
         D = D.masked_fill_(D <= ROUNDOFF_RTOL, 0.0)  # round-off of 1 − r (scale 1) → exactly 0
     else:
@@ -227,9 +230,7 @@ def _rdm_numpy(X: Any, distance: str) -> np.ndarray:
     else:
         zero = sq == 0
         if zero.any():
-            why = ("has zero variance; correlation distance undefined" if distance == "correlation"
-                   else "is all zeros; cosine distance undefined")
-            raise MetricInputError(f"rdm(X): stimulus row {int(np.flatnonzero(zero)[0])} {why}")
+            raise MetricInputError(f"rdm(X): stimulus row {int(np.flatnonzero(zero)[0])} {_UNDEFINED[distance]}")
         inv = 1.0 / np.sqrt(sq)
         G *= inv[:, None] * inv[None, :]  # one symmetric factor: G stays exactly symmetric
         D = np.subtract(1.0, G, out=G)
