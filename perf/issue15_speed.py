@@ -212,6 +212,7 @@ def _main_extract(tree: Path):
     """``extract`` of another tree, loaded from its file (its imports resolve to this tree)."""
     spec = importlib.util.spec_from_file_location("_before_extract", tree / "brainalign/activations/extract.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod.extract
 

@@ -4,6 +4,7 @@ kind's model-independent state prepared on a helper thread. Values never change.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 
@@ -271,3 +272,57 @@ def test_a_cancelled_recording_stops_at_the_next_batch():
         ex._record(m, job, lambda *a: None, batch_size=2, device="cpu", reducers=None, progress=False,
                    keep_on_device=False, cancelled=lambda: len(calls) >= 3)  # 20 batches asked
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_copies_on_a_helper_thread_give_the_same_values(monkeypatch, helper):
+    """Multi-batch CPU recordings copy outputs on a helper thread where a core is idle; the
+    values are those of copying in the hook, and an output a later in-place op changes (the
+    conv before ReLU(inplace)) is still copied before that op runs."""
+    ext = importlib.import_module("brainalign.activations.extract")
+    copied_on: set[str] = set()
+    real_task = ext._task
+
+    def spy(layer, fn, *args):
+        run = real_task(layer, fn, *args)
+
+        def wrapped():
+            copied_on.add(threading.current_thread().name)
+            run()
+        return wrapped
+
+    monkeypatch.setattr(ext, "_copy_helper_on", lambda *_: helper)
+    monkeypatch.setattr(ext, "_task", spy)
+    m = ba.wrap(_net(), name="net", input_size=16)
+    stim = _stimuli(11)
+    names = ["0", "1", "2", "3", "4", "7"]
+    ref = _manual(_net(), m, stim)
+    got = ba.extract(m, stim, names, batch_size=3, device="cpu")
+    streamed = dict(iter_extract(m, stim, names, batch_size=3, device="cpu"))
+    for name in names:
+        np.testing.assert_allclose(got[name].values, ref[int(name)], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(streamed[name].values, got[name].values)
+    assert (got["0"].values < 0).any()  # recorded before the in-place ReLU
+    assert bool(copied_on) == helper and all(t.startswith("brainalign-copy") for t in copied_on)
+
+
+def test_a_failing_helper_copy_is_named_and_stops_the_run(monkeypatch):
+    ext = importlib.import_module("brainalign.activations.extract")
+    monkeypatch.setattr(ext, "_copy_helper_on", lambda *_: True)
+    real_task = ext._task
+
+    def failing(layer, fn, *args):
+        if layer == "2":
+            def boom(*_):
+                raise RuntimeError("disk on fire")
+            return real_task(layer, boom, *args)
+        return real_task(layer, fn, *args)
+
+    monkeypatch.setattr(ext, "_task", failing)
+    m = ba.wrap(_net(), name="net", input_size=16)
+    with pytest.raises(ForwardError, match=r"recording layer '2' failed.*disk on fire"):
+        ba.extract(m, _stimuli(11), ["1", "2", "4"], batch_size=3, device="cpu")
+    assert not any(t.name.startswith("brainalign-copy") for t in threading.enumerate())
+    assert not m._recording
+    monkeypatch.setattr(ext, "_task", real_task)
+    ba.extract(m, _stimuli(4), ["2"], batch_size=3, device="cpu")  # the model records again

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -22,6 +23,10 @@ from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import ForwardError, StimulusError
 from brainalign.models.base import BrainModel, kept_state, on_device
 
+HOLD_FACTOR = 1.25
+"""Default hand-over limit of :func:`iter_extract`, in units of the largest layer's bytes: the
+helper runs ahead through small layers while the caller scores a large one, but a second large
+layer waits (twice the largest: +0.15 GB peak on the hIT score, ``perf/PROFILE.md``)."""
 Reducer = Callable[[torch.Tensor], torch.Tensor]
 """Maps a batch of layer outputs (B, ...) to (B, k) features on the same device."""
 
@@ -49,6 +54,50 @@ def _new_buffer(n: int, width: int, device: torch.device | None = None) -> torch
     # numpy asks the kernel for huge pages on large arrays, which cuts the cost of first
     # touching the buffer; torch shares the memory.
     return torch.from_numpy(np.empty((n, width), np.float32))
+
+
+class _Copier:
+    """Copies recorded outputs into their buffers on a helper thread, in submission order.
+
+    On the CPU with a core that torch's intra-op threads leave idle, copying a batch's outputs
+    (and first touching the fresh buffer's pages) then overlaps the rest of the forward pass
+    instead of adding to it (``perf/PROFILE.md``). Only outputs that nothing later in the pass
+    changes in place are handed here (:attr:`~brainalign.models.base.LayerInfo.mutated`); the
+    pending ones are kept alive by the queue, and at most ``limit_bytes`` of them wait (one
+    always may), so the pass never runs far ahead of its copies. Tasks run in order, so a
+    layer's completion, queued after its last copy, sees the copy done.
+    """
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="brainalign-copy")
+        self.pending: deque[tuple[Future, int]] = deque()
+        self.bytes = 0
+
+    def submit(self, nbytes: int, fn: Callable[[], None]) -> None:
+        while self.pending and self.bytes + nbytes > self.limit:
+            self._wait_oldest()
+        self.pending.append((self.pool.submit(fn), nbytes))
+        self.bytes += nbytes
+
+    def _wait_oldest(self) -> None:
+        fut, nbytes = self.pending.popleft()
+        self.bytes -= nbytes
+        fut.result()  # the task's error, raised on the recording thread
+
+    def drain(self) -> None:
+        while self.pending:
+            self._wait_oldest()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _copy_helper_on(device: torch.device, n_batches: int) -> bool:
+    """Whether outputs are copied on a helper thread: a CPU run of several batches, with more
+    cores than torch's intra-op threads use (else the helper competes with them)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return device.type == "cpu" and n_batches > 1 and cores > torch.get_num_threads()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -89,7 +138,9 @@ def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size:
             raw = [(i, _read_image(stimuli, i, model)) for i in range(start, stop)]
             imgs = list(pool.map(lambda a: prepared(*a), raw)) if pool else [prepared(*a) for a in raw]
             del raw
-            yield start, stop, torch.stack(imgs)
+            x = torch.stack(imgs)
+            del imgs  # not held while the batch runs
+            yield start, stop, x
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -275,12 +326,24 @@ def _record(model: BrainModel, job: _Job,
             if buf is None:
                 shapes[name] = tuple(feats.shape[1:])
                 buf = buffers[name] = _new_buffer(n, flat.shape[1], dev if keep_on_device else None)
-            # The copy happens here, before any later in-place op can touch `out`.
-            buf[window[0]:window[1]].copy_(flat)
+            rows = buf[window[0]:window[1]]
+            if copier is not None and not changed_later(name, out, flat):
+                copier.submit(flat.numel() * flat.element_size(), _task(name, rows.copy_, flat))
+            else:  # now, before a later in-place op of the pass can touch `out`
+                rows.copy_(flat)
         seen[name] += 1
         finished[0] += 1
         if window[1] == n:  # recorded for every stimulus: hand it over now
-            on_complete(name, buffers.pop(name), shapes[name], name in kept)
+            done = (name, buffers.pop(name), shapes[name], name in kept)
+            if copier is not None:  # after the layer's copies, in forward order
+                copier.submit(0, _task(name, on_complete, *done))
+            else:
+                on_complete(*done)
+
+    def changed_later(name: str, out: torch.Tensor, flat: torch.Tensor) -> bool:
+        """Whether ``flat`` may change after this hook: it shares memory with a layer output
+        that a later op of the pass changes in place (layer discovery found which)."""
+        return info[name].mutated and flat.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
 
     def by_reference(name: str, out: torch.Tensor, flat: torch.Tensor) -> bool:
         return (not info[name].mutated and flat.dtype == torch.float32 and flat.device == out.device
@@ -308,6 +371,8 @@ def _record(model: BrainModel, job: _Job,
             for name in at_call.get(k, ()):
                 try:
                     record(name, out)
+                except _LayerFailed:  # a helper's copy or hand-over of an earlier layer
+                    raise
                 except Exception as err:
                     raise _LayerFailed(name, err) from err
             if finished[0] == len(names):
@@ -315,6 +380,11 @@ def _record(model: BrainModel, job: _Job,
 
         return hook
 
+    n_batches = -(-n // batch_size)
+    copier = None
+    if _copy_helper_on(dev, n_batches):
+        widest = max(layer_features(model, name) for name in names)
+        copier = _Copier(2 * min(batch_size, n) * widest * BYTES_PER_VALUE)
     handles = [mods[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
         with kept_state(module, mode), on_device(module, dev), torch.inference_mode():
@@ -335,13 +405,7 @@ def _record(model: BrainModel, job: _Job,
                 except _StopForward:
                     pass
                 except _LayerFailed as err:
-                    if isinstance(err.err, _Cancelled):
-                        raise err.err from None
-                    if isinstance(err.err, ForwardError):
-                        raise err.err from None
-                    raise ForwardError(
-                        f"{model.name}: recording layer {err.layer!r} failed on stimuli "
-                        f"{ids[start]!r}…{ids[stop - 1]!r}: {err.err}") from err.err
+                    _raise_named(model, err, ids[start], ids[stop - 1])
                 except Exception as err:
                     where = _locate_failure(module, x)
                     raise ForwardError(
@@ -352,11 +416,38 @@ def _record(model: BrainModel, job: _Job,
                 if missing:
                     raise ForwardError(f"{model.name}: layers {missing} did not run on stimuli "
                                        f"{ids[start]!r}…{ids[stop - 1]!r}")
+            if copier is not None:
+                try:
+                    copier.drain()
+                except _LayerFailed as err:
+                    _raise_named(model, err, ids[0], ids[-1])
     finally:
         for h in handles:
             h.remove()
+        if copier is not None:
+            copier.close()  # drops queued copies after an error; waits for the running one
         if prefetch is not None:
             prefetch.close()  # stops the helper thread at once, also after an error
+
+
+def _task(layer: str, fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
+    """``fn(*args)`` for the copy helper: in inference mode (the recording's buffers are
+    inference tensors and the mode is per thread), failures tagged with the layer."""
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                fn(*args)
+        except Exception as err:
+            raise _LayerFailed(layer, err) from err
+    return run
+
+
+def _raise_named(model: BrainModel, err: _LayerFailed, first: str, last: str) -> NoReturn:
+    """Raise the error of a failed recording of ``err.layer`` on stimuli ``first…last``."""
+    if isinstance(err.err, _Cancelled | ForwardError):
+        raise err.err from None
+    raise ForwardError(f"{model.name}: recording layer {err.layer!r} failed on stimuli "
+                       f"{first!r}…{last!r}: {err.err}") from err.err
 
 
 @contextmanager
@@ -495,8 +586,8 @@ def iter_extract(
     order, the values :func:`extract` returns) as soon as its last batch has been recorded,
     so the caller scores layer k while the last batch's forward pass goes on to layer k + 1. The
     helper hands a finished layer over only while the layers the caller has not finished with
-    (not yet asked past) take at most ``hold_bytes`` (default: twice the largest layer's bytes;
-    a layer alone is always handed over), else it waits: it runs ahead through small layers
+    (not yet asked past) take at most ``hold_bytes`` (default: :data:`HOLD_FACTOR` × the largest
+    layer's bytes; a layer alone is always handed over), else it waits: it runs ahead through small layers
     while the caller scores a large one. When every stimulus fits in one batch, each layer is
     handed over from inside the single forward pass: a run then holds about two of the largest
     layers at a time instead of all of them (see :func:`brainalign.activations.stream_layers`).
@@ -515,11 +606,11 @@ def iter_extract(
     stop = threading.Event()
     # Bytes of layers handed over that the caller has not finished with, and how many may be:
     # the helper runs ahead through small layers while the caller scores a large one, but never
-    # holds more than two of the largest layers' worth (always at least one layer).
+    # holds more than HOLD_FACTOR of the largest layers' worth (always at least one layer).
     held = [0]
     room = threading.Condition()
-    limit = hold_bytes if hold_bytes is not None else 2 * max(
-        (len(job.ids) * layer_features(model, n) * BYTES_PER_VALUE for n in job.names), default=0)
+    limit = hold_bytes if hold_bytes is not None else int(HOLD_FACTOR * max(
+        (len(job.ids) * layer_features(model, n) * BYTES_PER_VALUE for n in job.names), default=0))
     end = object()
 
     def hand_over(name: str, buf: torch.Tensor, shape: tuple[int, ...], shared: bool) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
+from brainalign.activations.budget import release_free_memory
 from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
@@ -223,9 +224,13 @@ class Benchmark:
         (the CLI does, before loading the model). Its error, if any, is raised by the run."""
         if self._preparing is None:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
-            self._preparing = pool.submit(self.prepare)
+            self._preparing = pool.submit(self._prepare_then_trim)
             pool.shutdown(wait=False)
         return self._preparing
+
+    def _prepare_then_trim(self) -> None:
+        self.prepare()
+        release_free_memory()  # the preparation's transient arrays, not needed by the run
 
     def run_meta(self) -> dict[str, Any]:
         """Settings of this kind for ``ScoreResult.meta`` (ceiling method, metric, splits…)."""
@@ -275,6 +280,7 @@ class Benchmark:
         failed: dict[str, str] = {}
         t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
         prepared = self.start_preparing()  # overlaps the recording of the first layers
+        release_free_memory()  # what loading the model and layer discovery left in the heap
         layer_iter = iter(stream)
         try:
             for i in itertools.count():
