@@ -99,7 +99,9 @@ def with_earlier(earlier: Any, new: Any) -> Any:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Content-addressed activation cache folder (default: none).")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Write scores.csv, scores.meta.json and layers.png here.")
+              help="Write scores.csv, scores.meta.json and layers.png here. Results already in the "
+                   "folder (other benchmarks or models, a batch run's) are kept; a model × benchmark "
+                   "pair scored again replaces its earlier rows.")
 def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
                   layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,

@@ -85,13 +85,15 @@ class BatchProgress(_Progress):
         else:
             self._line(msg + (f": {detail}" if detail else ""))
 
-    def close(self) -> str:
-        """Close the bars and write the summary line; returns it."""
+    def close(self, kept: int = 0) -> str:
+        """Close the bars and write the summary line (``kept``: earlier pairs of the output
+        folder that this run left as they were); returns it."""
         for bar in (self._layers, self._pairs):
             if bar is not None:
                 bar.close()
+        also = f", {kept} earlier pair(s) not in this run kept" if kept else ""
         summary = (f"summary: {self.total} pairs: {self.done - self.failed} scored, "
-                   f"{self.skipped} skipped (already finished), {self.failed} failed, "
+                   f"{self.skipped} skipped (already finished), {self.failed} failed{also}, "
                    f"{time.perf_counter() - self.t0:.1f}s")
         self._line(summary)
         return summary
