@@ -232,7 +232,7 @@ def test_resuming_with_fewer_benchmarks_or_models_keeps_every_earlier_pair(data_
         pd.testing.assert_frame_equal(_sorted(again.table), _sorted(first.table))
         text = log.read_text()
         assert "reused (finished by an earlier run, not scored again): tiny-0 × " in text
-        assert f"kept from earlier runs (not part of this run): " in text
+        assert "kept from earlier runs (not part of this run): " in text
         assert f"{len(again.kept)} earlier pair(s) not in this run kept" in text
 
 
