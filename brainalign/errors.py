@@ -205,6 +205,11 @@ class BatchSpecError(BrainAlignError, ValueError):
 class BatchOutputError(BrainAlignError, FileExistsError):
     """A batch output folder that holds an earlier run's results, written to without ``resume``."""
 
+class RunFolderError(BrainAlignError, FileExistsError):
+    """A training run folder that holds an earlier run (checkpoints, history, run.json), written
+    to without ``overwrite``: a new run would mix its checkpoints with the old ones."""
+
+
 class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""
 
