@@ -242,3 +242,35 @@ def test_a_second_benchmark_scored_into_the_same_folder_adds_to_it(tmp_path, dat
     res = ScoreResult.load(out)
     assert sorted(res.table["benchmark"]) == sorted([HIT, "kriegeskorte2008.hIT-rsa-quick"])
     assert {k[1] for k in res.details} == {HIT, "kriegeskorte2008.hIT-rsa-quick"}
+
+
+@needs_data
+def test_a_failure_line_names_the_model_once(tmp_path, data_dir):
+    """Errors raised deep in the library start with the model id; the CLI's own failure lines
+    name the model too: each line must say it once (score's progress and summary, batch's)."""
+    net = tmp_path / "brokennet.py"
+    net.write_text("import no_such_package_xyz\n\ndef build():\n    pass\n")
+    mid = f"file:{net}:build"
+    r = CliRunner().invoke(main, ["score", "--model", mid, "--benchmark", HIT, "--n-bootstrap", "5",
+                                  "--data-dir", str(data_dir)])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if mid in ln]
+    assert any("FAILED" in ln for ln in lines) and any(ln.startswith(f"  {mid}: ") for ln in lines)
+    assert all(ln.count(mid) == 1 for ln in lines), lines
+    models = tmp_path / "models.txt"
+    models.write_text(mid + "\n")
+    quick = write_quick_benchmark(tmp_path, n_boot=5)
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", str(quick), "--data-dir", str(data_dir),
+                                  "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if mid in ln]
+    assert any(ln.startswith("failed: ") for ln in lines) and any("FAILED" in ln for ln in lines)
+    assert all(ln.count(mid) == 1 for ln in lines), lines
+
+
+def test_without_names_strips_every_leading_name_and_nothing_else():
+    from brainalign.errors import without_names
+
+    assert without_names("m: b: m: boom: m: x", "m", "b") == "boom: m: x"
+    assert without_names("model m failed", "m") == "model m failed"
+    assert without_names("m:x", "m") == "m:x"  # only a "name: " prefix

@@ -22,7 +22,13 @@ from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import BenchmarkDefinitionError, LayerActivationError, MetricInputError, StimulusError
+from brainalign.errors import (
+    BenchmarkDefinitionError,
+    LayerActivationError,
+    MetricInputError,
+    StimulusError,
+    without_names,
+)
 from brainalign.metrics.stats import percentile_ci
 from brainalign.results.provenance import versions_string
 from brainalign.results.result import ScoreResult
@@ -301,7 +307,8 @@ class Benchmark:
                     # The targets were checked before recording (a constant subject RDM stops the run
                     # there), so a metric refusing its input here refuses the layer's activations (a
                     # constant RDM, a stimulus whose pattern has no variance): that layer only.
-                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {err}; it is not "
+                    why = without_names(str(err), model.name, self.id)
+                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {why}; it is not "
                                      "scored, the other layers are kept")
                     continue
                 finally:

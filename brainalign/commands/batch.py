@@ -45,7 +45,7 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
     """
     from brainalign.commands.options import check_output_dir, usable_cache_dir
-    from brainalign.errors import BrainAlignError
+    from brainalign.errors import BrainAlignError, without_names
     from brainalign.runner.batch import run_batch
 
     check_output_dir(out)
@@ -61,6 +61,6 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
         sys.exit(2)
     if not report.ok:
         for _, row in report.failures.iterrows():
-            click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {row['error']}",
-                       err=True)
+            why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
+            click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {why}", err=True)
         sys.exit(1)

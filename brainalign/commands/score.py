@@ -120,7 +120,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
-    from brainalign.errors import BrainAlignError
+    from brainalign.errors import BrainAlignError, without_names
     from brainalign.runner.progress import ScoreProgress
 
     out_dir = check_output_dir(out) if out else None
@@ -157,6 +157,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
     stream = {k: v for k, v in stream.items() if v is not None}
     for mid in models:
+        model = None
         try:
             progress.stage(f"loading {mid} ({weights} weights)")
             model = load_model(mid, weights=weights, seed=seed)
@@ -176,7 +177,9 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                 progress.pair_done(True)
         except Exception as err:  # one model's failure must not cost the others their results
             progress.close_bar()
-            detail = str(err) if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {err}"
+            # The line names the model; the message often starts with it too (said once).
+            message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
+            detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
             progress.line(f"{mid} FAILED: {detail}")
             if not isinstance(err, BrainAlignError):
                 progress.line(traceback.format_exc().rstrip())

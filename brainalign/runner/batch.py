@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError
+from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
 from brainalign.io import atomic_write
 from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
@@ -748,8 +748,9 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                 output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
             else:
                 output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
-            progress.pair_done(t.label, outcome["ok"], outcome["seconds"],
-                               "" if outcome["ok"] else f"{outcome['error_type']}: {outcome['error']}")
+            why = "" if outcome["ok"] else \
+                f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
+            progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
         labels = {t.key: t.label for t in tasks}
         kept = [f"{m} × {b}" for m, b in output.earlier]
