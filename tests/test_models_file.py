@@ -79,7 +79,7 @@ def test_the_factory_gets_only_the_extra_options_and_is_seeded_and_given_weights
     ba.load_model(ref, input_size=16)
     assert calls[-1] == {}  # the command line's --model file:…:build passes nothing
     assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's RNG is untouched
-    same, other = ba.load_model(ref, seed=3, input_size=16, out=3), ba.load_model(ref, seed=4, input_size=16, out=3)
+    same, other = (ba.load_model(ref, seed=s, input_size=16, out=3) for s in (3, 4))
     w = [m.module[0].conv.weight for m in (a, same, other)]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
     ckpt = tmp_path / "w.pt"
