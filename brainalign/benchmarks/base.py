@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -226,11 +227,27 @@ class Benchmark:
     def start_preparing(self) -> Future:
         """Run :meth:`prepare` on a helper thread, once: a run starts it (and waits for it before
         scoring its first layer), and callers that know a run is coming may start it earlier
-        (the CLI does, before loading the model). Its error, if any, is raised by the run."""
+        (the CLI does, before loading the model). Its error, if any, is raised by the run.
+
+        The thread is a daemon: a run that fails (a model that cannot be loaded or run) returns
+        and its process exits at once, instead of waiting for ceilings and bootstrap samples
+        nobody will use (a ThreadPoolExecutor's worker is joined at exit). What it computes,
+        and so every score, is the same."""
         if self._preparing is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
-            self._preparing = pool.submit(self.prepare)
-            pool.shutdown(wait=False)
+            future: Future = Future()
+
+            def run() -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    self.prepare()
+                except BaseException as err:  # handed to the run that waits on it
+                    future.set_exception(err)
+                else:
+                    future.set_result(None)
+
+            threading.Thread(target=run, name="brainalign-prepare", daemon=True).start()
+            self._preparing = future
         return self._preparing
 
     def run_meta(self) -> dict[str, Any]:
