@@ -249,9 +249,13 @@ def test_a_batch_folder_keeps_rows_that_score_wrote_into_it(data_dir, tmp_path):
                                   "--data-dir", str(data_dir), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert set(pd.read_csv(out / "scores.csv")["model"]) == {"tiny-0", "zoo:lenet5"}
+    assert set(pd.read_parquet(out / "scores.parquet")["model"]) == {"tiny-0", "zoo:lenet5"}  # they agree
     again = run_batch(models, [str(a)], out, resume=True, data_dir=data_dir,
                       progress=BatchProgress(open(tmp_path / "p", "w")))
     assert again.kept == ["zoo:lenet5 × kriegeskorte2008.hIT-rsa-quick2"]
+    t = pd.read_parquet(out / "scores.parquet")
+    assert set(zip(t["model"], t["benchmark"], strict=True)) == set(
+        zip(again.table["model"], again.table["benchmark"], strict=True))
     t = pd.read_csv(out / "scores.csv")
     assert set(zip(t["model"], t["benchmark"], strict=True)) == {
         ("tiny-0", "kriegeskorte2008.hIT-rsa-quick"), ("zoo:lenet5", "kriegeskorte2008.hIT-rsa-quick2")}

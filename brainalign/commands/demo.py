@@ -74,13 +74,13 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
     click.echo("best layer per model: " + ", ".join(
         f"{r.model} {r.layer} ({r.normalised:.2f} of ceiling)" for r in best.itertuples()))
     if out:
-        from brainalign.commands.score import earlier_results, with_earlier
+        from brainalign.commands.score import earlier_results, save_results, with_earlier
 
         out_dir = Path(out)
         # Results already in the folder (other benchmarks, other models) are kept; only the
         # demo's own (model, benchmark) pairs are replaced.
         merged = with_earlier(earlier_results(out_dir, lambda s: click.echo(s, err=True)), result)
-        csv = merged.save(out_dir)
+        csv = save_results(merged, out_dir)
         from brainalign.plots import plot_layers
 
         plot_layers(merged, path=out_dir / "layers.png", normalised=True)

@@ -75,6 +75,17 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     return ScoreResult.concat([ScoreResult(kept, details, earlier.meta), new]) if len(kept) else new
 
 
+def save_results(result: Any, out_dir: Path) -> Path:
+    """``result.save(out_dir)`` (``result`` already merged :func:`with_earlier`); in a batch folder
+    also its ``scores.parquet``, so the two tables there never disagree. Returns the CSV path."""
+    from brainalign.io import atomic_write
+
+    csv = result.save(out_dir)
+    if (out_dir / "scores.parquet").is_file():
+        atomic_write(out_dir / "scores.parquet", lambda p: result.table.to_parquet(p, index=False))
+    return csv
+
+
 @click.command("score")
 @click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
 @click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
@@ -187,7 +198,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             continue
         done.append(ScoreResult.concat(parts))
         if out_dir is not None:  # rewritten after every model: what finished is on disk
-            with_earlier(earlier, ScoreResult.concat(done)).save(out_dir)
+            save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
 
     if done:
         result = ScoreResult.concat(done)
