@@ -237,6 +237,21 @@ def test_resuming_with_fewer_benchmarks_or_models_keeps_every_earlier_pair(data_
 
 
 @needs_data
+def test_resuming_with_other_models_keeps_the_earlier_failures_listed(local_run, quick, data_dir, tmp_path):
+    """failures.csv, like scores.csv, covers the folder: a resumed run that does not list a
+    failed pair keeps it there (it is still failed); the run's own report lists its own only."""
+    _, first, _ = local_run
+    out = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(first, out)
+    again = run_batch(GOOD[:1], [str(quick)], out, resume=True, data_dir=data_dir,
+                      progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert again.ok and again.kept == ["tiny-1 × kriegeskorte2008.hIT-rsa-quick"]
+    assert set(pd.read_csv(out / "failures.csv")["model"]) == {"broken", "torchvision:no_such_net"}
+
+
+@needs_data
 def test_a_batch_folder_keeps_rows_that_score_wrote_into_it(data_dir, tmp_path):
     """`brainalign score --out D` into a batch folder adds its pair; a later `batch --resume`
     into D keeps that pair's rows (it has no pair file, only rows in scores.csv)."""

@@ -11,7 +11,8 @@ The output folder holds
   exactly when its file exists: files are written under a temporary name and moved into place,
   so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs;
 - ``failures.csv`` and ``errors/<key>.json``: failed pairs, with the error and traceback (a
-  resumed run tries them again);
+  resumed run tries again those it lists; the failed pairs of earlier runs it does not list stay
+  in ``failures.csv``);
 - ``batch.log.jsonl``: one event per line (``submit``, ``done``, ``failed``, ``skipped``).
 
 The pair key hashes the model entry (id or factory, weights, seed, layers), the benchmark (id,
@@ -336,6 +337,7 @@ class _Output:
         self.tables: dict[str, pd.DataFrame] = {}
         self.failures: dict[str, dict[str, Any]] = {}
         self.earlier = self._earlier_pairs()
+        self.earlier_failures = self._earlier_failures()
 
     def _earlier_pairs(self) -> dict[tuple[str, str], pd.DataFrame]:
         """(model, benchmark) → rows of every pair already finished in the folder that this run
@@ -371,6 +373,21 @@ class _Output:
                     if pair not in ours and pair not in earlier:
                         earlier[pair] = rows.reset_index(drop=True)
         return {pair: earlier[pair] for pair in sorted(earlier)}
+
+    def _earlier_failures(self) -> list[dict[str, Any]]:
+        """Failures an earlier run recorded (``errors/<key>.json``) for pairs this run does not
+        list and the folder has no result for: still failed, so ``failures.csv`` keeps them."""
+        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for path in sorted(self.errors.glob("*.json")):
+            try:
+                info = json.loads(path.read_text())
+                pair = (str(info["model"]), str(info["benchmark"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if pair not in ours and pair not in self.earlier:
+                found[pair] = info
+        return [found[p] for p in sorted(found)]
 
     def has_results(self) -> bool:
         return any(self.pairs.glob("*.parquet"))
@@ -425,16 +442,18 @@ class _Output:
             return pd.DataFrame(columns=[*COLUMNS, "pair_key"])
         return pd.concat(parts, ignore_index=True)
 
-    def failure_table(self) -> pd.DataFrame:
+    def failure_table(self, earlier: bool = False) -> pd.DataFrame:
+        """This run's failed pairs (``earlier``: then those of earlier runs it left as they were)."""
         cols = ["model", "benchmark", "error_type", "error", "key"]
         rows = [self.failures[t.key] for t in self.tasks if t.key in self.failures]
+        rows += self.earlier_failures if earlier else []
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 
     def write_tables(self) -> None:
         table = self.table()
         _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
         _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
-        fails = self.failure_table()
+        fails = self.failure_table(earlier=True)  # the file, like the tables, covers the folder
         _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
