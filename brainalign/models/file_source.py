@@ -38,6 +38,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -197,18 +198,22 @@ def _folders(path: Path, module_name: str | None = None) -> list[str]:
     return list(dict.fromkeys(folders))
 
 
+_PATH_LOCK = threading.RLock()  # threads that load file: models (Dask) change sys.path one at a time
+
+
 @contextlib.contextmanager
 def _importable(folders: Sequence[str]) -> Iterator[None]:
     """``folders`` at the front of ``sys.path`` for the block; afterwards each entry this added is
     removed again (whatever the block did to ``sys.path`` meanwhile), so nothing global changes."""
-    added = [f for f in folders if f not in sys.path]
-    sys.path[:0] = added
-    try:
-        yield
-    finally:
-        for f in added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(f)
+    with _PATH_LOCK:
+        added = [f for f in folders if f not in sys.path]
+        sys.path[:0] = added
+        try:
+            yield
+        finally:
+            for f in added:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(f)
 
 
 def _import_error(model_id: str, what: str, err: BaseException) -> ModelImportError:
