@@ -10,6 +10,19 @@ class BrainAlignError(Exception):
     """Base class of every error brainalign raises on purpose."""
 
 
+def without_names(message: str, *names: str) -> str:
+    """``message`` without the ``"<name>: "`` prefixes it starts with (any of ``names``, in any
+    order): a failure line that already names the model or benchmark says it once, however many
+    layers of the library prefixed the message on the way up."""
+    text = str(message).strip()
+    prefixes = [f"{n}: " for n in names if n]
+    while True:
+        lead = next((p for p in prefixes if text.startswith(p)), None)
+        if lead is None:
+            return text
+        text = text[len(lead):].lstrip()
+
+
 def _suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     return f" Did you mean: {', '.join(close)}?" if close else ""
@@ -204,6 +217,11 @@ class BatchSpecError(BrainAlignError, ValueError):
 
 class BatchOutputError(BrainAlignError, FileExistsError):
     """A batch output folder that holds an earlier run's results, written to without ``resume``."""
+
+class RunFolderError(BrainAlignError, FileExistsError):
+    """A training run folder that holds an earlier run (checkpoints, history, run.json), written
+    to without ``overwrite``: a new run would mix its checkpoints with the old ones."""
+
 
 class UnitLocationError(BrainAlignError, ValueError):
     """A layer whose units cannot be located spatially for in-silico physiology."""

@@ -192,3 +192,85 @@ def test_a_batch_folder_keeps_details_so_models_can_be_compared(local_run, data_
     r = CliRunner().invoke(main, ["compare", str(out)])
     assert r.exit_code == 0, r.output
     assert (out / "compare.csv").is_file()
+
+
+def _second_quick_benchmark(folder: Path) -> Path:
+    """The quick benchmark under another id (a second benchmark for the same data)."""
+    import yaml
+
+    path = write_quick_benchmark(folder, n_boot=10)
+    doc = yaml.safe_load(path.read_text())
+    doc["id"] = "kriegeskorte2008.hIT-rsa-quick2"
+    other = folder / f"{doc['id']}.yaml"
+    other.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return other
+
+
+@needs_data
+def test_resuming_with_fewer_benchmarks_or_models_keeps_every_earlier_pair(data_dir, tmp_path):
+    """A resumed run that lists fewer pairs than the earlier one keeps the other pairs' rows in
+    scores.csv / scores.parquet (the union of the finished pairs), and says what it reused,
+    scored and kept."""
+    a = write_quick_benchmark(tmp_path, n_boot=10)
+    b = _second_quick_benchmark(tmp_path)
+    models = [ModelEntry(factory="tests.batch_models:tiny_cnn", seed=s, label=f"tiny-{s}", layers=("0", "6"))
+              for s in (0, 1)]
+    out = tmp_path / "out"
+    quiet = BatchProgress(open(tmp_path / "p0", "w"))
+    first = run_batch(models, [str(a), str(b)], out, data_dir=data_dir, progress=quiet)
+    assert len(first.scored) == 4
+    pairs = {(m, bid) for m in ("tiny-0", "tiny-1") for bid in
+             ("kriegeskorte2008.hIT-rsa-quick", "kriegeskorte2008.hIT-rsa-quick2")}
+    # Fewer benchmarks, then fewer models: nothing of the earlier run disappears.
+    for n, (ms, bs) in enumerate([(models, [str(a)]), (models[:1], [str(b)])]):
+        log = tmp_path / f"p{n + 1}"
+        with open(log, "w") as f:
+            again = run_batch(ms, bs, out, resume=True, data_dir=data_dir, progress=BatchProgress(f))
+        assert again.scored == [] and len(again.kept) == 4 - len(ms) * len(bs)
+        for t in (again.table, pd.read_parquet(out / "scores.parquet"), pd.read_csv(out / "scores.csv")):
+            assert set(zip(t["model"], t["benchmark"], strict=True)) == pairs and len(t) == 8
+        pd.testing.assert_frame_equal(_sorted(again.table), _sorted(first.table))
+        text = log.read_text()
+        assert "reused (finished by an earlier run, not scored again): tiny-0 × " in text
+        assert "kept from earlier runs (not part of this run): " in text
+        assert f"{len(again.kept)} earlier pair(s) not in this run kept" in text
+
+
+@needs_data
+def test_resuming_with_other_models_keeps_the_earlier_failures_listed(local_run, quick, data_dir, tmp_path):
+    """failures.csv, like scores.csv, covers the folder: a resumed run that does not list a
+    failed pair keeps it there (it is still failed); the run's own report lists its own only."""
+    _, first, _ = local_run
+    out = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(first, out)
+    again = run_batch(GOOD[:1], [str(quick)], out, resume=True, data_dir=data_dir,
+                      progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert again.ok and again.kept == ["tiny-1 × kriegeskorte2008.hIT-rsa-quick"]
+    assert set(pd.read_csv(out / "failures.csv")["model"]) == {"broken", "torchvision:no_such_net"}
+
+
+@needs_data
+def test_a_batch_folder_keeps_rows_that_score_wrote_into_it(data_dir, tmp_path):
+    """`brainalign score --out D` into a batch folder adds its pair; a later `batch --resume`
+    into D keeps that pair's rows (it has no pair file, only rows in scores.csv)."""
+    a = write_quick_benchmark(tmp_path, n_boot=10)
+    b = _second_quick_benchmark(tmp_path)
+    out = tmp_path / "out"
+    models = [ModelEntry(factory="tests.batch_models:tiny_cnn", seed=0, label="tiny-0", layers=("0",))]
+    run_batch(models, [str(a)], out, data_dir=data_dir, progress=BatchProgress(open(tmp_path / "p", "w")))
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--benchmark", str(b),
+                                  "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert set(pd.read_csv(out / "scores.csv")["model"]) == {"tiny-0", "zoo:lenet5"}
+    assert set(pd.read_parquet(out / "scores.parquet")["model"]) == {"tiny-0", "zoo:lenet5"}  # they agree
+    again = run_batch(models, [str(a)], out, resume=True, data_dir=data_dir,
+                      progress=BatchProgress(open(tmp_path / "p", "w")))
+    assert again.kept == ["zoo:lenet5 × kriegeskorte2008.hIT-rsa-quick2"]
+    t = pd.read_parquet(out / "scores.parquet")
+    assert set(zip(t["model"], t["benchmark"], strict=True)) == set(
+        zip(again.table["model"], again.table["benchmark"], strict=True))
+    t = pd.read_csv(out / "scores.csv")
+    assert set(zip(t["model"], t["benchmark"], strict=True)) == {
+        ("tiny-0", "kriegeskorte2008.hIT-rsa-quick"), ("zoo:lenet5", "kriegeskorte2008.hIT-rsa-quick2")}

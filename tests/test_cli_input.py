@@ -214,7 +214,8 @@ def test_score_progress_has_a_line_per_stage_and_a_time_estimate_or_bars_on_a_te
     p.pair_done(True)
     text = plain.getvalue()
     assert "reading the data of b" in text and "m × b: recording and scoring 4 layer(s) (l0 … l3)" in text
-    assert "layer 1/4 l0 recorded and scored, about" in text and "s left" in text
+    assert "layer 1/4 l0 recorded and scored\n" in text  # no rate measured yet: no estimate
+    assert "layer 2/4 l1 recorded and scored, about" in text and "s left" in text
     assert "layer 4/4 l3 recorded and scored\n" in text and "m × b: done in" in text and "\r" not in text
     tty = io.StringIO()
     p = ScoreProgress(tty, bars=True)
@@ -242,3 +243,57 @@ def test_a_second_benchmark_scored_into_the_same_folder_adds_to_it(tmp_path, dat
     res = ScoreResult.load(out)
     assert sorted(res.table["benchmark"]) == sorted([HIT, "kriegeskorte2008.hIT-rsa-quick"])
     assert {k[1] for k in res.details} == {HIT, "kriegeskorte2008.hIT-rsa-quick"}
+
+
+@needs_data
+def test_a_failure_line_names_the_model_once(tmp_path, data_dir):
+    """Errors raised deep in the library start with the model id; the CLI's own failure lines
+    name the model too: each line must say it once (score's progress and summary, batch's)."""
+    net = tmp_path / "brokennet.py"
+    net.write_text("import no_such_package_xyz\n\ndef build():\n    pass\n")
+    mid = f"file:{net}:build"
+    r = CliRunner().invoke(main, ["score", "--model", mid, "--benchmark", HIT, "--n-bootstrap", "5",
+                                  "--data-dir", str(data_dir)])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if mid in ln]
+    assert any("FAILED" in ln for ln in lines) and any(ln.startswith(f"  {mid}: ") for ln in lines)
+    assert all(ln.count(mid) == 1 for ln in lines), lines
+    models = tmp_path / "models.txt"
+    models.write_text(mid + "\n")
+    quick = write_quick_benchmark(tmp_path, n_boot=5)
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", str(quick), "--data-dir", str(data_dir),
+                                  "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if mid in ln]
+    assert any(ln.startswith("failed: ") for ln in lines) and any("FAILED" in ln for ln in lines)
+    assert all(ln.count(mid) == 1 for ln in lines), lines
+
+
+def test_without_names_strips_every_leading_name_and_nothing_else():
+    from brainalign.errors import without_names
+
+    assert without_names("m: b: m: boom: m: x", "m", "b") == "boom: m: x"
+    assert without_names("model m failed", "m") == "model m failed"
+    assert without_names("m:x", "m") == "m:x"  # only a "name: " prefix
+
+
+def test_the_time_estimate_waits_for_a_measured_rate(monkeypatch):
+    """The first layer arrives after the forward pass that records every layer of its group;
+    the rest follow at the scoring rate. No estimate from the first layer alone; after it, the
+    rate of the layers since the first (a fake clock: no timing in the test)."""
+    import io
+
+    from brainalign.runner import progress as progress_mod
+
+    now = [0.0]
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: now[0])
+    out = io.StringIO()
+    p = progress_mod.ScoreProgress(out)
+    p.pair_started("m", "b", [f"l{i}" for i in range(4)])
+    for i, t in enumerate([60.0, 62.0, 64.0, 66.0]):  # the recording pass, then 2 s per layer
+        now[0] = t
+        p.layer_done(f"l{i}", i + 1, 4)
+    lines = [ln for ln in out.getvalue().splitlines() if "recorded and scored" in ln]
+    assert lines[0].endswith("layer 1/4 l0 recorded and scored")  # 60 s would have said 3 min left
+    assert lines[1].endswith("about 4s left") and lines[2].endswith("about 2s left")
+    assert lines[3].endswith("recorded and scored")

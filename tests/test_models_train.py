@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +12,9 @@ from click.testing import CliRunner
 from matplotlib.figure import Figure
 
 import brainalign as ba
-from brainalign.errors import CheckpointMismatchError, UnknownModelError
+from brainalign.errors import CheckpointMismatchError, RunFolderError, UnknownModelError
 from brainalign.models.train import augment, load_training_data
+from brainalign.models.train import train as ba_train
 from tests.conftest import needs_data
 from tests.models_helpers import few_bootstraps, one_thread
 
@@ -138,3 +141,25 @@ def test_cli_train(tmp_path):
     assert "best epoch" in r.output and (out / "epoch_002.pt").is_file() and (out / "run.json").is_file()
     bad = CliRunner().invoke(main, ["train", "--arch", "lenet", "--out", str(out)])
     assert bad.exit_code == 2 and "zoo:lenet5" in bad.output
+
+
+def test_cli_train_into_an_earlier_run_refuses_or_replaces_it_whole(tmp_path):
+    """A second run into the folder of a longer one would leave its later checkpoints beside the
+    new ones (scored as if one run): refused unless --overwrite, which deletes the old run first."""
+    from brainalign.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--arch", "mlp", "--out", str(out), "--input-size", "8", "--no-augment"]
+    assert CliRunner().invoke(main, [*args, "--epochs", "2"]).exit_code == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+    r = CliRunner().invoke(main, [*args, "--epochs", "1"])
+    assert r.exit_code == 2 and "holds an earlier training run" in r.output and "--overwrite" in r.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "notes.txt"} == before
+    r = CliRunner().invoke(main, [*args, "--epochs", "1", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert "replacing the earlier run" in r.output and "3 checkpoint(s)" in r.output
+    assert sorted(p.name for p in out.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_001.pt"]
+    assert json.loads((out / "run.json").read_text())["epochs"] == 1 and (out / "notes.txt").is_file()
+    with pytest.raises(RunFolderError, match="earlier training run"):
+        ba_train("mlp", out, epochs=1, input_size=8, progress=False)

@@ -168,7 +168,7 @@ def test_axis_says_which_score_and_the_legend_explains_everything_drawn():
     ax = _panels(fig)[0]
     assert ax.get_ylabel() == "RSA, Spearman ρ\n/ noise ceiling (upper bound)"
     assert _legend_texts(fig) == ["model-00 (random weights)", "model-01 (pretrained)",
-                                  "bootstrap CI (band in the model's colour)",
+                                  "95% bootstrap CI (band in the model's colour)",
                                   "noise ceiling (lower–upper bound)", "best layer (in-sample)"]
     raw = plot_layers(t.assign(metric="ridge:pearson/median", ceiling_upper=np.nan, ceiling_lower=np.nan,
                                normalised=np.nan, normalised_ci_low=np.nan, normalised_ci_high=np.nan))
@@ -207,4 +207,57 @@ def test_a_few_separate_layers_are_points_with_error_bars_not_a_band():
     assert set(_model_lines(ax)) == {"cnn"} and _model_lines(ax)["cnn"].get_linestyle() == "-"
     ribbons = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(ribbons) == 1  # the CNN's only
-    assert "bootstrap CI (bars: separate layers)" in _legend_texts(fig)
+    assert "95% bootstrap CI (bars: separate layers)" in _legend_texts(fig)
+
+
+def _named(n: int, names: list[str], model: str = "net") -> pd.DataFrame:
+    t = synthetic_table(1, 1, n, seed=4).assign(model=model)
+    t["layer"] = [names[i] for i in t["layer_index"]]
+    return t
+
+
+def _star_names(ax) -> list[str]:
+    return [a.get_text() for a in ax.texts]
+
+
+def test_the_x_axis_names_the_layers_and_the_star_says_which_layer_it_is():
+    names = ["features.0", "features.3", "features.6", "features.8", "avgpool", "classifier.1", "fc"]
+    t = _named(7, names)
+    fig = plot_layers(t)
+    ax = _panels(fig)[0]
+    fig.canvas.draw()
+    assert [x.get_text() for x in ax.get_xticklabels()] == names
+    assert list(ax.get_xticks()) == pytest.approx(sorted(t["depth"]))
+    assert all(x.get_rotation() == 45 for x in ax.get_xticklabels())
+    best = t.loc[t["normalised"].idxmax(), "layer"]  # the in-sample best (no dev/held-out split here)
+    assert _star_names(ax) == [best]
+    assert "layer" in ax.get_xlabel()
+
+
+def test_many_layers_are_thinned_evenly_and_long_names_shortened():
+    names = [f"encoder.blocks.{i}.attention.output" for i in range(60)]
+    t = _named(60, names)
+    ax = _panels(plot_layers(t))[0]
+    labels = [x.get_text() for x in ax.get_xticklabels()]
+    assert 2 < len(labels) <= 20  # as many as fit in a 3.5-inch panel
+    assert labels[0] == "encoder…n.output" and all(len(s) <= 16 for s in labels)
+    ticks = np.asarray(ax.get_xticks())
+    assert ticks[0] == pytest.approx(0) and ticks[-1] == pytest.approx(1)
+    assert np.ptp(np.diff(ticks)) < 1.5 * np.diff(ticks).min()  # evenly spread
+    assert len(_star_names(ax)) == 1
+
+
+def test_models_with_different_layers_keep_relative_depth_and_each_star_is_named():
+    a = _named(4, ["c1", "c2", "c3", "fc"], model="small")
+    b = _named(6, [f"block{i}" for i in range(6)], model="big")
+    ax = _panels(plot_layers(pd.concat([a, b], ignore_index=True)))[0]
+    assert ax.get_xlabel().startswith("relative layer depth")
+    assert not {x.get_text() for x in ax.get_xticklabels()} & {"c1", "block0"}
+    want = [t.loc[t["normalised"].idxmax(), "layer"] for t in (a, b)]
+    assert sorted(_star_names(ax)) == sorted(want)
+
+
+def test_the_legend_states_the_ci_level():
+    t = synthetic_table(1, 1, 5)
+    assert "95% bootstrap CI (band in the model's colour)" in _legend_texts(plot_layers(t))
+    assert "90% bootstrap CI (band in the model's colour)" in _legend_texts(plot_layers(t.assign(ci_level=0.9)))

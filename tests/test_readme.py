@@ -26,6 +26,8 @@ FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
 # (README text, what the test runs instead): the same commands with documented options that make
 # them quick on 2 cores.
 QUICK = [
+    # README's example data folder is the lab layout this test builds: the datasets beside the clone.
+    ("export BRAINALIGN_DATA=/data/brainalign/datasets", "export BRAINALIGN_DATA=$PWD/../shared/datasets"),
     ("brainalign demo --out results/demo",
      "brainalign demo --out results/demo --cells 16 --stimuli 120 --repeats 4 --noise-frames 400"),
     ("--out results/alexnet\n", "--out results/alexnet --n-bootstrap 30\n"),
@@ -36,13 +38,13 @@ QUICK = [
     ('layers=["features.*"]', 'layers=["features.1?"]'),
     ('result = ba.score(model, "kriegeskorte2008.hIT-rsa")',
      'result = ba.score(model, "kriegeskorte2008.hIT-rsa", n_bootstrap=30)'),
-    ("  - torchvision:alexnet\n", "  - {id: torchvision:alexnet, layers: ['features.1?']}\n"),
+    ("  - torchvision:alexnet            #", "  - {id: torchvision:alexnet, layers: ['features.1?']}  #"),
     ("--epochs 10 --score", "--epochs 1 --layers conv1 --score"),
     ('epochs=10, optimizer', 'epochs=1, optimizer'),
     ('ba.score_checkpoints(run.run_dir, "kriegeskorte2008.hIT-rsa")',
      'ba.score_checkpoints(run.run_dir, "kriegeskorte2008.hIT-rsa", layers=["conv1"])'),
     ("--cache-dir results/activation-cache\n", "--cache-dir results/activation-cache --n-bootstrap 30\n"),
-    ("n_frames=10_000", "n_frames=500"),
+    ("n_frames=2_000", "n_frames=500"),
     ('insilico.measure_properties(model, "features.0")',
      'insilico.measure_properties(model, "features.0", insilico.experiments.ExperimentSettings('
      'orientations=(0.0, 45.0, 90.0, 135.0), phases=(0.0, 180.0), sfs=(1.0, 3.0), size_diameters=(1.0, 4.0)))'),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +24,13 @@ from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import BenchmarkDefinitionError, LayerActivationError, MetricInputError, StimulusError
+from brainalign.errors import (
+    BenchmarkDefinitionError,
+    LayerActivationError,
+    MetricInputError,
+    StimulusError,
+    without_names,
+)
 from brainalign.metrics.stats import percentile_ci
 from brainalign.results.provenance import versions_string
 from brainalign.results.result import ScoreResult
@@ -221,11 +228,27 @@ class Benchmark:
     def start_preparing(self) -> Future:
         """Run :meth:`prepare` on a helper thread, once: a run starts it (and waits for it before
         scoring its first layer), and callers that know a run is coming may start it earlier
-        (the CLI does, before loading the model). Its error, if any, is raised by the run."""
+        (the CLI does, before loading the model). Its error, if any, is raised by the run.
+
+        The thread is a daemon: a run that fails (a model that cannot be loaded or run) returns
+        and its process exits at once, instead of waiting for ceilings and bootstrap samples
+        nobody will use (a ThreadPoolExecutor's worker is joined at exit). What it computes,
+        and so every score, is the same."""
         if self._preparing is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainalign-prepare")
-            self._preparing = pool.submit(self._prepare_then_trim)
-            pool.shutdown(wait=False)
+            future: Future = Future()
+
+            def run() -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    self._prepare_then_trim()
+                except BaseException as err:  # handed to the run that waits on it
+                    future.set_exception(err)
+                else:
+                    future.set_result(None)
+
+            threading.Thread(target=run, name="brainalign-prepare", daemon=True).start()
+            self._preparing = future
         return self._preparing
 
     def _prepare_then_trim(self) -> None:
@@ -307,7 +330,8 @@ class Benchmark:
                     # The targets were checked before recording (a constant subject RDM stops the run
                     # there), so a metric refusing its input here refuses the layer's activations (a
                     # constant RDM, a stimulus whose pattern has no variance): that layer only.
-                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {err}; it is not "
+                    why = without_names(str(err), model.name, self.id)
+                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {why}; it is not "
                                      "scored, the other layers are kept")
                     continue
                 finally:

@@ -13,7 +13,8 @@ from brainalign.commands.options import BYTE_SIZE, DEVICE, POSITIVE_INT
 @click.argument("models", type=click.Path(exists=True, dir_okay=False))
 @click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--resume", is_flag=True, help="Skip pairs an earlier run into --out finished.")
+@click.option("--resume", is_flag=True,
+              help="Continue an earlier run into --out: its finished pairs are reused, not scored again.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob for every model; repeatable.")
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True,
               help="Local processes scoring pairs in parallel.")
@@ -37,10 +38,14 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     """Score every model in MODELS (YAML or a text list of ids) on every --benchmark, every layer.
 
     Writes scores.parquet / scores.csv (growing as pairs finish), failures.csv and a log to --out.
+    A folder that holds results needs --resume. The tables then hold every finished pair in the
+    folder: a pair this run scores replaces its earlier rows; pairs of earlier runs (or of
+    `brainalign score --out`) that this run does not list are kept, and the summary says which
+    pairs were reused, scored and kept.
     Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
     """
     from brainalign.commands.options import check_output_dir, usable_cache_dir
-    from brainalign.errors import BrainAlignError
+    from brainalign.errors import BrainAlignError, without_names
     from brainalign.runner.batch import run_batch
 
     check_output_dir(out)
@@ -56,6 +61,6 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
         sys.exit(2)
     if not report.ok:
         for _, row in report.failures.iterrows():
-            click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {row['error']}",
-                       err=True)
+            why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
+            click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {why}", err=True)
         sys.exit(1)

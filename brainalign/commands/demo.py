@@ -13,7 +13,8 @@ from brainalign.commands.options import DEVICE, POSITIVE_INT
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Write scores.csv, layers.png and rf_mosaic.png here.")
+              help="Write scores.csv, layers.png and rf_mosaic.png here; results already in the folder "
+                   "are kept, the demo's own model × benchmark pairs are replaced.")
 @click.option("--cells", type=POSITIVE_INT, default=64, show_default=True, help="Simulated V1 cells.")
 @click.option("--stimuli", "n_stimuli", type=POSITIVE_INT, default=400, show_default=True,
               help="Photo patches shown.")
@@ -73,11 +74,16 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
     click.echo("best layer per model: " + ", ".join(
         f"{r.model} {r.layer} ({r.normalised:.2f} of ceiling)" for r in best.itertuples()))
     if out:
+        from brainalign.commands.score import earlier_results, save_results, with_earlier
+
         out_dir = Path(out)
-        csv = result.save(out_dir)
+        # Results already in the folder (other benchmarks, other models) are kept; only the
+        # demo's own (model, benchmark) pairs are replaced.
+        merged = with_earlier(earlier_results(out_dir, lambda s: click.echo(s, err=True)), result)
+        csv = save_results(merged, out_dir)
         from brainalign.plots import plot_layers
 
-        plot_layers(result, path=out_dir / "layers.png", normalised=True)
+        plot_layers(merged, path=out_dir / "layers.png", normalised=True)
         from brainalign.plots.rf import plot_rf_mosaic
 
         gcnn = models[2][0]

@@ -75,6 +75,17 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     return ScoreResult.concat([ScoreResult(kept, details, earlier.meta), new]) if len(kept) else new
 
 
+def save_results(result: Any, out_dir: Path) -> Path:
+    """``result.save(out_dir)`` (``result`` already merged :func:`with_earlier`); in a batch folder
+    also its ``scores.parquet``, so the two tables there never disagree. Returns the CSV path."""
+    from brainalign.io import atomic_write
+
+    csv = result.save(out_dir)
+    if (out_dir / "scores.parquet").is_file():
+        atomic_write(out_dir / "scores.parquet", lambda p: result.table.to_parquet(p, index=False))
+    return csv
+
+
 @click.command("score")
 @click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
 @click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
@@ -99,7 +110,9 @@ def with_earlier(earlier: Any, new: Any) -> Any:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Content-addressed activation cache folder (default: none).")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Write scores.csv, scores.meta.json and layers.png here.")
+              help="Write scores.csv, scores.meta.json and layers.png here. Results already in the "
+                   "folder (other benchmarks or models, a batch run's) are kept; a model × benchmark "
+                   "pair scored again replaces its earlier rows.")
 def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
                   layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,
@@ -118,7 +131,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
-    from brainalign.errors import BrainAlignError
+    from brainalign.errors import BrainAlignError, without_names
     from brainalign.runner.progress import ScoreProgress
 
     out_dir = check_output_dir(out) if out else None
@@ -155,6 +168,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
     stream = {k: v for k, v in stream.items() if v is not None}
     for mid in models:
+        model = None
         try:
             progress.stage(f"loading {mid} ({weights} weights)")
             model = load_model(mid, weights=weights, seed=seed)
@@ -174,7 +188,9 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                 progress.pair_done(True)
         except Exception as err:  # one model's failure must not cost the others their results
             progress.close_bar()
-            detail = str(err) if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {err}"
+            # The line names the model; the message often starts with it too (said once).
+            message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
+            detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
             progress.line(f"{mid} FAILED: {detail}")
             if not isinstance(err, BrainAlignError):
                 progress.line(traceback.format_exc().rstrip())
@@ -182,7 +198,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             continue
         done.append(ScoreResult.concat(parts))
         if out_dir is not None:  # rewritten after every model: what finished is on disk
-            with_earlier(earlier, ScoreResult.concat(done)).save(out_dir)
+            save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
 
     if done:
         result = ScoreResult.concat(done)

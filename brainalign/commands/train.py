@@ -13,7 +13,12 @@ from brainalign.commands.options import DEVICE, POSITIVE_INT
 @click.command("train")
 @click.option("--arch", default="lenet5", show_default=True, help="A zoo classifier, e.g. lenet5, mlp, vit.")
 @click.option("--dataset", default="digits", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder for checkpoints.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder for checkpoints. A folder that holds an earlier run is refused unless "
+                   "--overwrite is given.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run in --out: its checkpoints, history.csv, run.json and training "
+                   "scores are deleted first (other files are left alone).")
 @click.option("--epochs", type=POSITIVE_INT, default=10, show_default=True)
 @click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
@@ -35,12 +40,13 @@ def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: in
                   lr: float, momentum: float, weight_decay: float, dropout: float | None,
                   augment: bool, val_fraction: float, patience: int, input_size: int, seed: int,
                   device: str, benchmarks: tuple[str, ...], layer_globs: tuple[str, ...],
-                  data_dirs: tuple[str, ...]) -> None:
+                  data_dirs: tuple[str, ...], overwrite: bool) -> None:
     """Train ARCH on DATASET, writing OUT/epoch_<k>.pt, history.csv and run.json; with --score,
     score every checkpoint and write OUT/training_scores.csv and OUT/training.png."""
     from brainalign.commands.options import check_output_dir
     from brainalign.errors import BrainAlignError
     from brainalign.models.train import train
+    from brainalign.models.train.loop import describe_run_files, earlier_run_files
     from brainalign.plots.training import plot_training
     from brainalign.results import ScoreResult
     from brainalign.runner.checkpoints import score_checkpoints
@@ -58,8 +64,12 @@ def train_command(arch: str, dataset: str, out: str, epochs: int, batch_size: in
     except BrainAlignError as err:
         click.echo(f"error: {err} (checked before training: nothing was trained)", err=True)
         sys.exit(2)
+    old = earlier_run_files(out)
+    if old and overwrite:
+        click.echo(f"--overwrite: replacing the earlier run in {out}: {describe_run_files(old)} "
+                   "are deleted", err=True)
     try:
-        res = train(arch, out, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        res = train(arch, out, overwrite=overwrite, dataset=dataset, epochs=epochs, batch_size=batch_size,
                     optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                     dropout=dropout, augment=augment, val_fraction=val_fraction,
                     patience=patience or None, input_size=input_size, seed=seed, device=device,

@@ -13,18 +13,33 @@
 ``load_model("file:./mynet.py:build")`` / ``"file:/abs/path/mynet.py:build"``
     The same from a path to a ``.py`` file.
 
+The module's own folder is importable while it is imported and while its callable runs, as
+``python mynet.py`` would make it: ``mynet.py`` may ``from blocks import Block`` with
+``blocks.py`` beside it. ``sys.path`` is restored afterwards (the sibling modules stay imported).
+
+The callable (the "factory") is called as ``build(**options)``: only the keyword options given to
+``load_model`` beyond its own (``weights``, ``seed``, ``input_size``, ``in_channels``, ``mean``,
+``std``, ``mode``, ``revision``); from the command line (``--model file:mynet:build``) that is
+no argument at all. It never receives ``weights`` or ``seed``: torch's random number generator
+is seeded with ``seed`` around the call (the global RNG state is restored afterwards), so random
+initial weights are reproducible, and a ``weights`` checkpoint is loaded into the returned
+module after it is built (its parameter names must match). ``build`` returns an ``nn.Module``
+taking (N, C, H, W) images, or a :class:`BrainModel`.
+
 Checkpoints are read by :mod:`brainalign.models.checkpoint`, never unpickling code. Importing
 your module runs it, as ``import`` does: that is why you name it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -162,13 +177,43 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _importable(_folders(path, module_name)):
+            spec.loader.exec_module(module)
     except BaseException as err:
         sys.modules.pop(mod_name, None)
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
         raise _import_error(model_id, str(path), err) from err
     return module
+
+
+def _folders(path: Path, module_name: str | None = None) -> list[str]:
+    """The folders a file's own imports may need: its folder (as ``python file.py`` puts it on
+    the path) and, for a dotted module found in the working directory, the folder its top
+    package sits in (``from mylab import blocks`` inside ``mylab/nets.py``)."""
+    folders = [str(path.parent)]
+    if module_name:
+        depth = len(module_name.split(".")) - (0 if path.name == "__init__.py" else 1)
+        folders.append(str(path.parents[depth]))
+    return list(dict.fromkeys(folders))
+
+
+_PATH_LOCK = threading.RLock()  # threads that load file: models (Dask) change sys.path one at a time
+
+
+@contextlib.contextmanager
+def _importable(folders: Sequence[str]) -> Iterator[None]:
+    """``folders`` at the front of ``sys.path`` for the block; afterwards each entry this added is
+    removed again (whatever the block did to ``sys.path`` meanwhile), so nothing global changes."""
+    with _PATH_LOCK:
+        added = [f for f in folders if f not in sys.path]
+        sys.path[:0] = added
+        try:
+            yield
+        finally:
+            for f in added:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(f)
 
 
 def _import_error(model_id: str, what: str, err: BaseException) -> ModelImportError:
@@ -214,7 +259,9 @@ def _entry_point(module: ModuleType, label: str, attr: str, weights: str, seed: 
     mean, std = options.pop("mean", None), options.pop("std", None)
     mode = options.pop("mode", "eval")
     revision = options.pop("revision", None)
-    with seeded(seed):
+    # Its folder stays importable while it builds: a factory may import its siblings lazily.
+    here = getattr(module, "__file__", None)
+    with seeded(seed), _importable(_folders(Path(here)) if here else []):
         built = fn(**options)
     if isinstance(built, BrainModel):
         module_, model = built.module, built

@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from brainalign.plots.style import (
+    ANNOT_PT,
     CEILING,
     LABEL_PT,
     LEGEND_PT,
@@ -39,15 +41,17 @@ CEILING_GREY = "0.85"
 MIN_CONTINUOUS = 3  # a model with fewer layers in a panel is drawn as separate points
 
 
-def legend_extras(kinds: set[str], colour: object = "0.45") -> list:
+def legend_extras(kinds: set[str], colour: object = "0.45", ci_level: float = 0.95) -> list:
     """Legend entries for what a layer figure drew besides the models' lines: the CI (band or
-    bars), the noise ceiling (band or line) and the chosen-layer star, each looking as drawn."""
+    bars, with its level, e.g. "95% bootstrap CI"), the noise ceiling (band or line) and the
+    chosen-layer star, each looking as drawn."""
     out: list = []
+    ci = f"{ci_level:.0%} bootstrap CI"
     if "ci band" in kinds:
-        out.append(Patch(facecolor=colour, alpha=0.25, lw=0, label="bootstrap CI (band in the model's colour)"))
+        out.append(Patch(facecolor=colour, alpha=0.25, lw=0, label=f"{ci} (band in the model's colour)"))
     if "ci bars" in kinds:
         out.append(Line2D([], [], color="0.3", marker="|", ms=8, mew=1, ls="",
-                          label="bootstrap CI (bars: separate layers)"))
+                          label=f"{ci} (bars: separate layers)"))
     if "ceiling band" in kinds:
         out.append(Patch(facecolor=CEILING_GREY, lw=0, label="noise ceiling (lower–upper bound)"))
     if "ceiling line" in kinds:
@@ -60,6 +64,33 @@ def legend_extras(kinds: set[str], colour: object = "0.45") -> list:
     if "star in-sample" in kinds:
         out.append(Line2D([], [], **star, label="best layer (in-sample)"))
     return out
+
+
+MAX_NAME = 16  # characters of a layer name on a tick; longer ones keep their start and end
+TICK_SPACING_IN = 0.18  # room one rotated tick label needs along the x axis
+
+
+def short_name(layer: str, most: int = MAX_NAME) -> str:
+    """``layer`` shortened to ``most`` characters (start … end: both ends tell layers apart)."""
+    if len(layer) <= most:
+        return layer
+    head = (most - 1) // 2
+    return f"{layer[:head]}…{layer[-(most - 1 - head):]}"
+
+
+def thinned(n: int, most: int) -> list[int]:
+    """At most ``most`` of the indices ``0 … n-1``, evenly spread, first and last included."""
+    if n <= most:
+        return list(range(n))
+    return sorted(set(np.round(np.linspace(0, n - 1, max(most, 2))).astype(int).tolist()))
+
+
+def name_layer_ticks(ax: Any, layers: Sequence[tuple[float, str]], width_in: float) -> None:
+    """Layer names as the x tick labels at their depths, as many as fit in ``width_in`` inches
+    (evenly thinned, rotated), shortened to :data:`MAX_NAME` characters."""
+    keep = thinned(len(layers), max(2, int(0.8 * width_in / TICK_SPACING_IN)))
+    ax.set_xticks([layers[i][0] for i in keep], [short_name(str(layers[i][1])) for i in keep],
+                  rotation=45, ha="right", rotation_mode="anchor")
 
 
 def relative_depth(table: pd.DataFrame) -> pd.Series:
@@ -87,7 +118,7 @@ def top_models(table: pd.DataFrame, n: int) -> list[str]:
 def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, normalised: bool | None = None,
                 width: float = SINGLE_COLUMN_IN, ncols: int | None = None,
                 models: Sequence[str] | None = None, max_models: int | None = None,
-                formats: Sequence[str] | None = None) -> Figure:
+                formats: Sequence[str] | None = None, ci_level: float | None = None) -> Figure:
     """Score against relative layer depth, one panel per benchmark, one colour per model.
 
     ``table`` is a results table or a :class:`~brainalign.results.ScoreResult` (its ``.table``).
@@ -99,6 +130,11 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     model with fewer than three layers in a panel (a simulator's separate stages) is drawn as
     points with CI bars, nothing interpolated between them. A model keeps its colour in every
     panel; the legend sits below the panels, never on the data.
+
+    The x axis names the layers where the panel's models share them (one model, or models with
+    the same layers): the names are the tick labels, thinned evenly when they do not all fit and
+    rotated; models with different layers keep relative depth as the axis. Either way the chosen
+    layer's name is written beside its star, in the model's colour.
 
     Parameters
     ----------
@@ -122,6 +158,9 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
         Draw only the best ``max_models`` models (mean best-layer score); the title says so.
     formats
         Formats written when ``path`` has no suffix (default PNG and SVG).
+    ci_level
+        Confidence level of the tables' CIs, for the legend (default: the table's ``ci_level``
+        column where it has one, else 0.95, the level of every shipped benchmark).
 
     Returns
     -------
@@ -135,6 +174,9 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     table = getattr(table, "table", table)  # a ScoreResult plots its table
     require_columns(table, NEEDED, "plot_layers")
     table = primary_rows(table).copy()
+    if ci_level is None:
+        levels = pd.to_numeric(table["ci_level"], errors="coerce").dropna() if "ci_level" in table else []
+        ci_level = float(levels.median()) if len(levels) else 0.95
     table["_depth"] = relative_depth(table)
     all_models = list(dict.fromkeys(table["model"]))
     chosen = list(models) if models is not None else all_models
@@ -180,6 +222,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                 ax.axhline(band[1], color="0.6", lw=1, zorder=0)
                 drawn_kinds.add("ceiling line")
         drawn = 0
+        named: list[list[tuple[float, str]]] = []  # each drawn model's (depth, layer), in order
         for m in chosen:
             d = sub[sub["model"] == m].copy()
             d[y] = pd.to_numeric(d[y], errors="coerce")
@@ -187,6 +230,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
             if d.empty:
                 continue
             drawn += 1
+            named.append([(float(x), str(name)) for x, name in zip(d["_depth"], d["layer"], strict=True)])
             c = colours[m]
             lo = numeric(d, *NORM_CI_LOW) if use_norm else numeric(d, "raw_ci_low")
             hi = numeric(d, *NORM_CI_HIGH) if use_norm else numeric(d, "raw_ci_high")
@@ -216,18 +260,29 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                     y_star = float(d.loc[d["layer"] == row["layer"], y].iloc[0])
                     kind = "star chosen" if honest else "star in-sample"
                 ax.plot([x_star], [y_star], marker="*", ms=8, color=c, mec="k", mew=0.5, zorder=5, ls="")
+                # Its name beside it: which layer the star is, however the axis is labelled.
+                right = x_star > 0.7
+                ax.annotate(short_name(str(row["layer"])), (x_star, y_star), xytext=(-5 if right else 5, 5),
+                            textcoords="offset points", ha="right" if right else "left", va="bottom",
+                            fontsize=ANNOT_PT, color=c, zorder=6,
+                            path_effects=[patheffects.withStroke(linewidth=2, foreground="w")])
                 drawn_kinds.add(kind)
         if not drawn:
             note(ax, "no scores for these models")
         ax.set_title(bench, fontsize=TITLE_PT)
-        ax.set_xlabel("relative layer depth", fontsize=LABEL_PT)
+        if named and all(n == named[0] for n in named):
+            name_layer_ticks(ax, named[0], width)
+            ax.set_xlabel("layer (placed by relative depth)", fontsize=LABEL_PT)
+        else:
+            ax.set_xlabel("relative layer depth" + (" (layers differ by model)" if named else ""),
+                          fontsize=LABEL_PT)
         ax.set_ylabel(axis_label(sub, use_norm), fontsize=LABEL_PT)
         ax.tick_params(labelsize=TICK_PT)
         ax.set_xlim(-0.05, 1.05)
         ax.axhline(0, color="0.5", lw=0.5)
     handles = [Line2D([], [], color=colours[m], marker="o", ms=2.5, lw=1,
                       label=f"{m} ({weights[m]})" if weights[m] else m) for m in chosen]
-    handles += legend_extras(drawn_kinds, colours[chosen[0]] if chosen else "0.45")
+    handles += legend_extras(drawn_kinds, colours[chosen[0]] if chosen else "0.45", ci_level)
     # One column per 3.5-inch panel: long labels stay whole and never overlap the data.
     fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(ncols, 3)),
                fontsize=LEGEND_PT, frameon=False)

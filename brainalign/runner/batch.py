@@ -3,12 +3,16 @@
 The output folder holds
 
 - ``scores.parquet`` and ``scores.csv``: every finished pair's rows, rewritten (atomically) each
-  time a pair finishes, so the table grows as the run goes;
+  time a pair finishes, so the table grows as the run goes. They hold the union of the finished
+  pairs in the folder: a pair this run scores replaces its earlier rows; every other pair an
+  earlier run (or ``brainalign score --out``) left there is kept as it was, so resuming with
+  fewer models or benchmarks loses nothing;
 - ``pairs/<key>.parquet``: one file per finished (model, benchmark) pair. A pair is finished
   exactly when its file exists: files are written under a temporary name and moved into place,
   so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs;
 - ``failures.csv`` and ``errors/<key>.json``: failed pairs, with the error and traceback (a
-  resumed run tries them again);
+  resumed run tries again those it lists; the failed pairs of earlier runs it does not list stay
+  in ``failures.csv``);
 - ``batch.log.jsonl``: one event per line (``submit``, ``done``, ``failed``, ``skipped``).
 
 The pair key hashes the model entry (id or factory, weights, seed, layers), the benchmark (id,
@@ -37,7 +41,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError
+from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
 from brainalign.io import atomic_write
 from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
@@ -306,6 +310,7 @@ class BatchReport:
     skipped: list[str] = field(default_factory=list)
     out: Path | None = None
     summary: str = ""
+    kept: list[str] = field(default_factory=list)  # "model × benchmark" of earlier pairs left as they were
 
     @property
     def ok(self) -> bool:
@@ -331,6 +336,58 @@ class _Output:
                         leftover.unlink()
         self.tables: dict[str, pd.DataFrame] = {}
         self.failures: dict[str, dict[str, Any]] = {}
+        self.earlier = self._earlier_pairs()
+        self.earlier_failures = self._earlier_failures()
+
+    def _earlier_pairs(self) -> dict[tuple[str, str], pd.DataFrame]:
+        """(model, benchmark) → rows of every pair already finished in the folder that this run
+        does not score: the newest pair file of each, else the rows ``scores.csv`` holds for it
+        (written by ``brainalign score --out`` into this folder). They stay in the tables, so a
+        run with fewer models or benchmarks never erases what an earlier one finished."""
+        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
+        keys = {t.key for t in self.tasks}
+        found: dict[tuple[str, str], tuple[float, pd.DataFrame]] = {}
+        for path in self.pairs.glob("*.parquet"):
+            if path.stem in keys:
+                continue
+            try:
+                table = pd.read_parquet(path)
+                pair = (str(table["model"].iloc[0]), str(table["benchmark"].iloc[0]))
+                mtime = path.stat().st_mtime
+            except Exception:  # unreadable or empty: not a finished pair
+                continue
+            if pair not in ours and (pair not in found or mtime > found[pair][0]):
+                found[pair] = (mtime, table)
+        earlier = {pair: table for pair, (_, table) in found.items()}
+        csv = self.out / "scores.csv"
+        if csv.is_file():
+            from brainalign.results.table import read_table
+
+            try:
+                old = read_table(csv)
+            except Exception:
+                old = None
+            if old is not None and {"model", "benchmark"} <= set(old.columns):
+                for (m, b), rows in old.groupby(["model", "benchmark"], sort=False):
+                    pair = (str(m), str(b))
+                    if pair not in ours and pair not in earlier:
+                        earlier[pair] = rows.reset_index(drop=True)
+        return {pair: earlier[pair] for pair in sorted(earlier)}
+
+    def _earlier_failures(self) -> list[dict[str, Any]]:
+        """Failures an earlier run recorded (``errors/<key>.json``) for pairs this run does not
+        list and the folder has no result for: still failed, so ``failures.csv`` keeps them."""
+        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for path in sorted(self.errors.glob("*.json")):
+            try:
+                info = json.loads(path.read_text())
+                pair = (str(info["model"]), str(info["benchmark"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if pair not in ours and pair not in self.earlier:
+                found[pair] = info
+        return [found[p] for p in sorted(found)]
 
     def has_results(self) -> bool:
         return any(self.pairs.glob("*.parquet"))
@@ -376,23 +433,27 @@ class _Output:
         self.write_tables()
 
     def table(self) -> pd.DataFrame:
+        """This run's finished pairs, then every earlier pair of the folder this run does not score."""
         parts = [self.tables[t.key] for t in self.tasks if t.key in self.tables]
+        parts += [t for t in self.earlier.values() if len(t)]
         if not parts:
             from brainalign.results.table import COLUMNS
 
             return pd.DataFrame(columns=[*COLUMNS, "pair_key"])
         return pd.concat(parts, ignore_index=True)
 
-    def failure_table(self) -> pd.DataFrame:
+    def failure_table(self, earlier: bool = False) -> pd.DataFrame:
+        """This run's failed pairs (``earlier``: then those of earlier runs it left as they were)."""
         cols = ["model", "benchmark", "error_type", "error", "key"]
         rows = [self.failures[t.key] for t in self.tasks if t.key in self.failures]
+        rows += self.earlier_failures if earlier else []
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 
     def write_tables(self) -> None:
         table = self.table()
         _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
         _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
-        fails = self.failure_table()
+        fails = self.failure_table(earlier=True)  # the file, like the tables, covers the folder
         _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
@@ -584,6 +645,12 @@ def _write_provenance(out: Path, doc: dict[str, Any]) -> None:
     _atomic_write_bytes(out / PROVENANCE_NAME, lambda p: p.write_text(text))
 
 
+def _some(names: Sequence[str], most: int = 10) -> str:
+    """``names`` joined, the first ``most`` of a long list and how many more."""
+    more = f" … and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
 def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequence[str] | str,
               out: PathLike, *, resume: bool = False, layers: Sequence[str] | None = None,
               workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
@@ -604,6 +671,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     resume
         Skip pairs finished by an earlier run into ``out``; without it, an ``out`` that holds
         results is refused (:class:`~brainalign.errors.BatchOutputError`) rather than mixed.
+        Earlier pairs this run does not list stay in the tables (``BatchReport.kept``).
     layers
         Layer names or globs for every model (overrides the entries' ``layers``).
     workers
@@ -634,7 +702,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     Returns
     -------
     BatchReport
-        The table of every finished pair, the failures, and what was scored or skipped.
+        The table of every finished pair in ``out`` (this run's and the earlier ones it kept),
+        this run's failures, and what was scored, skipped (reused) or kept.
     """
     from brainalign.activations.budget import parse_bytes
     from brainalign.runner.progress import BatchProgress
@@ -698,15 +767,24 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                 output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
             else:
                 output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
-            progress.pair_done(t.label, outcome["ok"], outcome["seconds"],
-                               "" if outcome["ok"] else f"{outcome['error_type']}: {outcome['error']}")
+            why = "" if outcome["ok"] else \
+                f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
+            progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
-        summary = progress.close()
+        labels = {t.key: t.label for t in tasks}
+        kept = [f"{m} × {b}" for m, b in output.earlier]
+        for what, names in (("reused (finished by an earlier run, not scored again)",
+                             [labels[k] for k in skipped]),
+                            ("scored by this run", [labels[k] for k in scored]),
+                            ("kept from earlier runs (not part of this run)", kept)):
+            if names:
+                progress.note(f"{what}: {_some(names)}")
+        summary = progress.close(kept=len(kept))
         fails = output.failure_table()
         record.update(finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), scored=len(scored),
                       skipped=len(skipped), failed=fails[["model", "benchmark", "error_type", "error"]]
                       .to_dict("records"))
         _write_provenance(outdir, prov)
-        return BatchReport(output.table(), fails, scored, skipped, outdir, summary)
+        return BatchReport(output.table(), fails, scored, skipped, outdir, summary, kept)
     finally:
         lock.release()

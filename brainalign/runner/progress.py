@@ -85,22 +85,28 @@ class BatchProgress(_Progress):
         else:
             self._line(msg + (f": {detail}" if detail else ""))
 
-    def close(self) -> str:
-        """Close the bars and write the summary line; returns it."""
+    def close(self, kept: int = 0) -> str:
+        """Close the bars and write the summary line (``kept``: earlier pairs of the output
+        folder that this run left as they were); returns it."""
         for bar in (self._layers, self._pairs):
             if bar is not None:
                 bar.close()
+        also = f", {kept} earlier pair(s) not in this run kept" if kept else ""
         summary = (f"summary: {self.total} pairs: {self.done - self.failed} scored, "
-                   f"{self.skipped} skipped (already finished), {self.failed} failed, "
+                   f"{self.skipped} skipped (already finished), {self.failed} failed{also}, "
                    f"{time.perf_counter() - self.t0:.1f}s")
         self._line(summary)
         return summary
 
 
-def _eta(elapsed: float, done: int, total: int) -> str:
-    if done <= 0 or total <= done:
+def _eta(since_first: float, done: int, total: int) -> str:
+    """The time left from the measured rate of layers after the first (``since_first``: seconds
+    from the first layer's end to the ``done``-th's). The first layer's time is not a rate: it
+    holds the forward pass that records a whole group of layers at once, so dividing by it
+    overestimated the rest many times over; with one layer done there is no estimate yet."""
+    if done < 2 or total <= done:
         return ""
-    left = elapsed / done * (total - done)
+    left = since_first / (done - 1) * (total - done)
     return f", about {left:.0f}s left" if left < 120 else f", about {left / 60:.1f} min left"
 
 
@@ -118,6 +124,7 @@ class ScoreProgress(_Progress):
         self._bar: Any = None
         self._label = ""
         self._started = 0.0
+        self._first_done: float | None = None  # when the pair's first layer was scored
 
     def line(self, text: str) -> None:
         """One plain line, written above any bar."""
@@ -135,23 +142,29 @@ class ScoreProgress(_Progress):
         """Recording and scoring of ``layers`` of ``model`` on ``benchmark`` starts."""
         self.close_bar()
         self._label, self._started = f"{model} × {benchmark}", time.perf_counter()
+        self._first_done = None
         if self.bars:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=len(layers), desc=self._label, unit="layer", file=self.stream,
-                             leave=False)
+                             leave=False, smoothing=0)
         self.line(f"{self._label}: recording and scoring {len(layers)} layer(s)"
                   + (f" ({layers[0]} … {layers[-1]})" if len(layers) > 1 else f" ({layers[0]})"))
 
     def layer_done(self, layer: str, done: int, total: int) -> None:
         """``layer`` has been recorded and scored (the benchmarks' ``on_layer`` callback)."""
+        now = time.perf_counter()
+        first = self._first_done is None
+        if first:
+            self._first_done = now
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
+            if first:  # the bar's rate (smoothing=0: layers / seconds) counts from here, as _eta
+                self._bar.initial, self._bar.start_t = self._bar.n, time.time()
             self._bar.set_postfix_str(f"scored {layer}")
             return
-        elapsed = time.perf_counter() - self._started
         self.line(f"  {self._label}: layer {done}/{total} {layer} recorded and scored"
-                  f"{_eta(elapsed, done, total)}")
+                  f"{_eta(now - self._first_done, done, total)}")
 
     def pair_done(self, ok: bool, detail: str = "") -> None:
         self.close_bar()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,27 @@ def _save(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> N
     os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
 
 
+# What a training run (and `brainalign train --score`) writes into its folder.
+_RUN_FILES = ("epoch_*.pt", "history.csv", "run.json", "training_scores.csv", "training_scores.meta.json",
+              "training_scores.details", "training.png")
+
+
+def earlier_run_files(run_dir: PathLike) -> list[Path]:
+    """The files of an earlier training run in ``run_dir`` (checkpoints, history, run.json and
+    the scores of ``brainalign train --score``), sorted; empty when there is none."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return []
+    return sorted({p for pattern in _RUN_FILES for p in folder.glob(pattern)})
+
+
+def describe_run_files(paths: list[Path]) -> str:
+    """``paths`` in a few words: how many checkpoints, and the other files by name."""
+    ckpts = [p for p in paths if p.suffix == ".pt"]
+    rest = [p.name for p in paths if p.suffix != ".pt"]
+    return ", ".join([f"{len(ckpts)} checkpoint(s) epoch_*.pt"] * bool(ckpts) + rest)
+
+
 def train(
     arch: str = "lenet5",
     out: PathLike = "runs/lenet5-digits",
@@ -77,6 +99,7 @@ def train(
     device: str = "cpu",
     progress: bool = True,
     arch_options: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a zoo architecture and write one checkpoint per epoch.
 
@@ -113,6 +136,10 @@ def train(
         Where to train.
     progress
         Show a progress bar with loss and accuracy.
+    overwrite
+        ``out`` may hold an earlier run: its files (:func:`earlier_run_files`) are deleted before
+        training, so no stale checkpoint of it is mixed with this run's. Without it such a
+        folder is refused.
 
     Returns
     -------
@@ -137,6 +164,17 @@ def train(
             raise ValueError(f"zoo:{arch} has no dropout layers; leave dropout unset")
         opts["dropout"] = dropout
     run_dir = Path(out)
+    old = earlier_run_files(run_dir)
+    if old and not overwrite:
+        from brainalign.errors import RunFolderError
+
+        raise RunFolderError(f"{run_dir} holds an earlier training run ({describe_run_files(old)}); "
+                             f"choose another folder, or overwrite=True (--overwrite) to replace it")
+    for path in old:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     config = {"arch": f"zoo:{arch}", "arch_options": opts, "dataset": dataset,

@@ -1,0 +1,88 @@
+"""``file:`` models from your own Python files: sibling imports, sys.path left as it was, and the
+factory's documented call (which keyword arguments it gets, seeding, weights)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import brainalign as ba
+from brainalign.errors import ModelImportError
+
+BLOCKS = """
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x).relu()
+"""
+NET = """
+    import torch.nn as nn
+    from blocks import Block
+
+    CALLS = []
+
+    def build(**kwargs):
+        CALLS.append(kwargs)
+        return nn.Sequential(Block(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, kwargs.get("out", 2)))
+
+    def build_lazy():
+        from helpers_lazy import width  # imported only when the factory runs
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.Flatten())
+"""
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    (tmp_path / "blocks.py").write_text(textwrap.dedent(BLOCKS))
+    (tmp_path / "helpers_lazy.py").write_text("width = 5\n")
+    (tmp_path / "mynet.py").write_text(textwrap.dedent(NET))
+    (tmp_path / "badnet.py").write_text("from no_such_sibling import Block\n\ndef build():\n    pass\n")
+    yield tmp_path
+    for name in ("blocks", "helpers_lazy", "mynet"):
+        sys.modules.pop(name, None)
+
+
+def test_a_file_model_imports_its_sibling_modules_and_leaves_sys_path_as_it_was(two_files, monkeypatch):
+    before = list(sys.path)
+    model = ba.load_model(f"file:{two_files / 'mynet.py'}:build", input_size=16)
+    assert type(model.module[0]).__name__ == "Block" and sys.path == before
+    lazy = ba.load_model(f"file:{two_files / 'mynet.py'}:build_lazy", input_size=16)
+    assert lazy.module[0].out_channels == 5 and sys.path == before
+    # The module form, found in the working directory.
+    sys.modules.pop("blocks", None)
+    monkeypatch.chdir(two_files)
+    assert type(ba.load_model("file:mynet:build", input_size=16).module[0]).__name__ == "Block"
+    assert sys.path == before
+    # A failing import restores sys.path too, and names the missing module.
+    with pytest.raises(ModelImportError, match="no_such_sibling"):
+        ba.load_model(f"file:{two_files / 'badnet.py'}:build")
+    assert sys.path == before
+
+
+def test_the_factory_gets_only_the_extra_options_and_is_seeded_and_given_weights_after(two_files, tmp_path):
+    """What the README and the loader's docstring promise about build(**options)."""
+    ref = f"file:{two_files / 'mynet.py'}:build"
+    rng = torch.random.get_rng_state()
+    a = ba.load_model(ref, seed=3, input_size=16, out=3)
+    path = str((two_files / "mynet.py").resolve())
+    calls = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == path).CALLS
+    assert calls[-1] == {"out": 3}  # neither weights, seed nor the loader's own options
+    assert a.module[-1].out_features == 3
+    ba.load_model(ref, input_size=16)
+    assert calls[-1] == {}  # the command line's --model file:…:build passes nothing
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's RNG is untouched
+    same, other = (ba.load_model(ref, seed=s, input_size=16, out=3) for s in (3, 4))
+    w = [m.module[0].conv.weight for m in (a, same, other)]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+    ckpt = tmp_path / "w.pt"
+    torch.save(other.module.state_dict(), ckpt)
+    loaded = ba.load_model(ref, weights=str(ckpt), seed=3, input_size=16, out=3)
+    assert calls[-1] == {"out": 3} and torch.equal(loaded.module[0].conv.weight, w[2])
