@@ -163,14 +163,28 @@ def max_abs_diff(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
 # children (each runs in its own process, or in this one for --small)
 # ----------------------------------------------------------------------------------------------
 
-def bare_forward(n: int, size: int = 224, batch: int = 64) -> dict[str, Any]:
-    """Import torch + torchvision, build resnet18 and run ``n`` images through it: the reference."""
+def bare_forward(n: int, size: int = 224, batch: int = 64, images: bool = False) -> dict[str, Any]:
+    """Import torch + torchvision, build resnet18 and run ``n`` images through it: the reference.
+
+    ``images``: the hIT row's 92 images themselves, read from the dataset's .mat file (scipy) and
+    resized to ``size`` and normalised with torchvision, as a user's own script would; otherwise
+    random tensors of that size."""
     import torch
     import torchvision
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = torchvision.models.resnet18().eval()
-    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    if images:
+        import scipy.io
+        from torchvision.transforms import functional as F
+
+        mat = scipy.io.loadmat(Path(data_dir()) / "kriegeskorte2008_92img"
+                               / "Kriegeskorte_Neuron2008_supplementalData.mat")
+        imgs = [torch.from_numpy(s["image"]).permute(2, 0, 1) for s in mat["stimuli_92objs"][0][:n]]
+        x = torch.stack([F.normalize(F.resize(im, [size, size], antialias=True).float() / 255,
+                                     [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) for im in imgs])
+    else:
+        x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         for b in x.split(batch):
             model(b)
@@ -440,7 +454,7 @@ CHILDREN = {"bare", "cowley", "extract", "ridge", "kridge", "rsa", "warmup"}
 def child(args: argparse.Namespace) -> None:
     kind = args.child
     if kind == "bare":
-        res = bare_forward(args.n, batch=args.batch)
+        res = bare_forward(args.n, batch=args.batch, images=args.images)
     elif kind == "cowley":
         res = cowley_score(args.cowley_max_stimuli, ["maxpool"] if args.toy else None, 50 if args.toy else None)
     elif kind == "extract":
@@ -518,6 +532,8 @@ def full(args: argparse.Namespace) -> None:
                 # The score run records the 92 stimuli in one batch (see activations.budget.one_batch):
                 # the like-for-like reference is a bare pass in one batch too; both are reported.
                 add("hit", "bare1", run_process(child_cmd("bare", "--n", "92", "--batch", "92"), AFTER))
+                # The issue's reference: "a bare import + forward pass over the same 92 images".
+                add("hit", "bare_img", run_process(child_cmd("bare", "--n", "92", "--images"), AFTER))
                 for v in order:
                     add("hit", v, hit_cli(trees[v], Path(tmp) / f"hit_{v}_{rnd}", args.hit_layers))
             if "cowley" in rows:
@@ -551,7 +567,8 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
             if row not in rec:
                 continue
             r = rec[row]
-            for ref, label in (("bare", f"{row:8s} bare"), ("bare1", "  one batch")):
+            for ref, label in (("bare", f"{row:8s} bare"), ("bare1", "  one batch"),
+                               ("bare_img", "  the images")):
                 if ref not in r:
                     continue
                 bw = med([x["wall_s"] for x in r[ref]])
@@ -671,6 +688,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap.add_argument("--rsatoolbox-n", type=int, default=1500)
     ap.add_argument("--n", type=int, default=92, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
+    ap.add_argument("--images", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--toy", action="store_true", help="full mode's machinery at --small's sizes (a smoke test)")
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

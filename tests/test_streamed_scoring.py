@@ -234,21 +234,60 @@ def test_regression_prepare_builds_the_bootstrap_ceilings_the_scoring_uses(data_
     np.testing.assert_array_equal(res.table[cols].to_numpy(float), ref.table[cols].to_numpy(float))
 
 
-def test_a_second_recording_while_a_stream_is_open_is_refused_by_name():
-    """Two recordings of one model at once would share its hooks, mode and device: the second is
-    refused with a named error (no hang, no mixed-up activations); after the first stream is
-    closed the model records normally, with the same values."""
+def test_a_second_recording_on_the_streams_thread_stops_the_stream():
+    """Two recordings of one model at once would share its hooks, mode and device. A recording
+    started on the thread that holds an open (suspended) stream stops that stream, which names
+    the reason if resumed, and records the same values as on its own: a stream abandoned inside
+    its loop (e.g. an error whose traceback a notebook keeps) never blocks the model."""
     m = ba.wrap(_net(), name="net", input_size=16)
     stim = _stimuli()
+    ref = ba.extract(m, stim, ["1", "4"], batch_size=4, device="cpu")
     it = iter_extract(m, stim, ["1", "4"], batch_size=4, device="cpu")
     first = next(it)
-    with pytest.raises(ForwardError, match="already being recorded"):
-        ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
-    with pytest.raises(ForwardError, match="already being recorded"):
-        next(iter_extract(m, stim, ["1"], batch_size=4, device="cpu"))
-    it.close()
-    again = ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
-    np.testing.assert_array_equal(again["1"].values, first[1].values)
+    np.testing.assert_array_equal(first[1].values, ref["1"].values)
+    again = ba.extract(m, stim, ["1", "4"], batch_size=4, device="cpu")
+    for name in ("1", "4"):
+        np.testing.assert_array_equal(again[name].values, ref[name].values)
+    with pytest.raises(ForwardError, match="stream of net's layers was stopped"):
+        list(it)
+    assert not any(t.name == "brainalign-record" for t in threading.enumerate())
+
+    def abandoned():
+        for _name, _acts in iter_extract(m, stim, ["1", "4"], batch_size=4, device="cpu"):
+            raise KeyError("an error inside the loop")
+
+    try:
+        abandoned()
+    except KeyError as err:
+        kept = err  # the traceback keeps the suspended stream alive, as a notebook would
+    again = ba.extract(m, stim, ["4"], batch_size=4, device="cpu")
+    np.testing.assert_array_equal(again["4"].values, ref["4"].values)
+    del kept
+
+
+def test_a_recording_while_another_thread_records_the_model_is_refused_by_name():
+    m = ba.wrap(_net(), name="net", input_size=16)
+    stim = _stimuli()
+    started, release = threading.Event(), threading.Event()
+
+    def other():
+        it = iter_extract(m, stim, ["1", "4"], batch_size=4, device="cpu")
+        next(it)
+        started.set()
+        release.wait(10)
+        it.close()
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(ForwardError, match="already being recorded by another thread"):
+            ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
+    finally:
+        release.set()
+        t.join()
+    assert m._recording is None
+    ba.extract(m, stim, ["1"], batch_size=4, device="cpu")
 
 
 def test_a_cancelled_recording_stops_at_the_next_batch():

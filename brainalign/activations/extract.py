@@ -450,25 +450,45 @@ def _raise_named(model: BrainModel, err: _LayerFailed, first: str, last: str) ->
                        f"{first!r}…{last!r}: {err.err}") from err.err
 
 
+@dataclass
+class _Recording:
+    """Who records a model now: the thread that started it and, for an open stream, how to stop
+    it (``None`` for :func:`extract`, which runs to its end once started)."""
+
+    thread: int
+    stop: Callable[[], None] | None = None
+
+
 @contextmanager
-def _one_recording(model: BrainModel) -> Iterator[None]:
-    """Mark ``model`` as being recorded; refuse a second recording while one runs.
+def _one_recording(model: BrainModel, stop: Callable[[], None] | None = None) -> Iterator[None]:
+    """Mark ``model`` as being recorded, one recording at a time.
 
     A recording sets the module's mode and device and hooks its layers until it ends; an open
-    stream of layers (:func:`iter_extract`, ``Benchmark.layer_activations``) keeps its
-    recording running until it is exhausted or closed, so two at once would disturb each other.
+    stream of layers (:func:`iter_extract`, ``Benchmark.layer_activations``) keeps its recording
+    running until it is exhausted or closed, so two at once would disturb each other. A new
+    recording on the thread that holds an open stream stops that stream first (it is suspended
+    there: nothing reads it meanwhile; if it is resumed it raises :class:`ForwardError`), so a
+    stream abandoned inside its loop (an error kept alive by a notebook's traceback) never
+    blocks the model. One running on another thread is refused with :class:`ForwardError`.
     """
-    if model._recording:
-        raise ForwardError(
-            f"{model.name} is already being recorded (an open stream of its layers: "
-            "bench.layer_activations / stream_layers / iter_extract not yet exhausted or closed); "
-            "finish or close that stream (e.g. `for ... in stream: ... ` to the end, or "
-            "`stream_iterator.close()`) before recording the model again")
-    model._recording = True
+    here = threading.get_ident()
+    current = model._recording
+    if current:
+        if not isinstance(current, _Recording) or current.stop is None or current.thread != here:
+            raise ForwardError(
+                f"{model.name} is already being recorded "
+                + ("by another thread" if getattr(current, "thread", here) != here
+                   else "(a recording in progress)")
+                + ": one recording of a model at a time (they would share its hooks, mode and "
+                "device); wait for it to finish, or record a copy of the model")
+        current.stop()
+    token = _Recording(here, stop)
+    model._recording = token
     try:
         yield
     finally:
-        model._recording = False
+        if model._recording is token:
+            model._recording = None
 
 
 def _as_array(model: BrainModel, job: _Job, name: str, buf: torch.Tensor, shape: tuple[int, ...],
@@ -594,8 +614,9 @@ def iter_extract(
 
     In one batch, a layer that no later op of the pass changes is handed over by reference as a
     **read-only** array (the pass may still read it): ``.copy()`` it to change it. A model is
-    recorded by one stream at a time: starting another recording of it while this one is open
-    raises :class:`ForwardError` (close or exhaust this one first).
+    recorded once at a time: a recording of it started on this thread while this stream is open
+    stops this stream (resuming it then raises :class:`ForwardError`); one started on another
+    thread is refused.
 
     Errors of the forward pass are raised here unchanged (:class:`ForwardError`,
     :class:`StimulusError`); closing the generator early (or Ctrl-C in the caller) stops the
@@ -635,10 +656,22 @@ def iter_extract(
         except BaseException as err:  # handed to the caller, raised there
             q.put((None, err, (), False, 0))
 
+    thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
+
+    def superseded() -> None:
+        """Another recording of the model starts on this (the caller's) thread: stop the pass
+        and leave an error for the caller, should it resume this stream."""
+        stop.set()
+        while thread.is_alive():
+            thread.join(timeout=0.05)
+        q.put((None, ForwardError(
+            f"this stream of {model.name}'s layers was stopped: another recording of the model "
+            "started while it was open (two at once would share the model's hooks, mode and "
+            "device); start the stream again"), (), False, 0))
+
     # One recording of a model at a time; the thread stops at its next recorded layer or batch
     # however the caller leaves (exhausted, closed, an error, Ctrl-C).
-    with _one_recording(model):
-        thread = threading.Thread(target=produce, name="brainalign-record", daemon=True)
+    with _one_recording(model, stop=superseded):
         thread.start()
         try:
             while True:

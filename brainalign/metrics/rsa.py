@@ -1072,15 +1072,26 @@ class RSABootstrap:
             out[self._degenerate | self._constant_samples(vec)] = np.nan
         return out
 
-    def _score_vector(self, vec: np.ndarray) -> np.ndarray:
+    def _score_vector(self, vec: np.ndarray, block: int = 128) -> np.ndarray:
+        """Every sample's score, ``block`` samples at a time (samples are independent): the
+        transient arrays stay block × slots instead of n_boot × slots (~0.1 GB at hIT's size,
+        held while the recording's largest layers are)."""
+        out = np.empty(self.n_boot)
         if self.method == "spearman":
-            prepped = self._unit(self._ranks(vec), centre=True)
-            return np.einsum("bkp,bp->bk", self._subj_w, prepped).mean(axis=1)
-        # Σ_p W S_k (v − μ_b) / σ_b = (Σ_p W S_k v) / σ_b, as Σ_p W S_k = 0 for centred S_k.
-        W, v = self._W, vec[self._sel]
-        mu = (W * v).sum(axis=1, keepdims=True) / self._cnt if self.method == "pearson" else 0.0
-        sigma = np.sqrt((W * (v - mu) ** 2).sum(axis=1))
-        return np.einsum("bkp,bp->bk", self._subj_w, v).mean(axis=1) / sigma
+            ranks = _rank_1d(vec)
+        for lo in range(0, self.n_boot, block):
+            rows = slice(lo, min(lo + block, self.n_boot))
+            subj_w = self._subj_w[rows]
+            if self.method == "spearman":
+                prepped = self._unit(self._ranks(ranks, rows, ranked=True), centre=True, rows=rows)
+                out[rows] = np.einsum("bkp,bp->bk", subj_w, prepped).mean(axis=1)
+                continue
+            # Σ_p W S_k (v − μ_b) / σ_b = (Σ_p W S_k v) / σ_b, as Σ_p W S_k = 0 for centred S_k.
+            W, cnt, v = self._W[rows], self._cnt[rows], vec[self._sel[rows]]
+            mu = (W * v).sum(axis=1, keepdims=True) / cnt if self.method == "pearson" else 0.0
+            sigma = np.sqrt((W * (v - mu) ** 2).sum(axis=1))
+            out[rows] = np.einsum("bkp,bp->bk", subj_w, v).mean(axis=1) / sigma
+        return out
 
     def sample_pairs(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Stimulus indices (rows, columns) of the pairs of sample ``b``, as a direct per-sample

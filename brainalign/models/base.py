@@ -187,9 +187,9 @@ class BrainModel:
     revision: str | None = None
     _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
     _weights_hash: str | None = field(default=None, repr=False)
-    # Set while a recording (extract, or an open stream of layers) runs the module; a second one
-    # at the same time is refused (see activations.extract._one_recording).
-    _recording: bool = field(default=False, init=False, repr=False, compare=False)
+    # The recording (extract, or an open stream of layers) running the module now, if any; see
+    # activations.extract._one_recording.
+    _recording: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
