@@ -22,6 +22,7 @@ _LAZY = {
     "list_models": "brainalign.models",
     "BrainModel": "brainalign.models",
     "extract": "brainalign.activations",
+    "iter_extract": "brainalign.activations",
     "load_benchmark": "brainalign.benchmarks",
     "list_benchmarks": "brainalign.benchmarks",
     "list_datasets": "brainalign.data",
