@@ -61,6 +61,27 @@ batches of 64 and with one in a single batch (``bare1``):
                               before 22.9 s 2.34x 2.97 GB 2.59x | after 15.6 s 1.59x 1.94 GB 1.69x
                               (vs one batch: 1.42x time, 1.48x memory); tables identical
 
+    evening (copies off the pass, heap trimmed, hand-over limit 1.25x, bootstrap scored in
+    blocks; ``bare_img``: the same 92 images read from the .mat and resized, as a user's script),
+    3 rounds each, load 1.0–1.2:
+                              run 1: bare 7.6 s 1.15 GB | after 11.7 s 1.54x 1.64 GB 1.43x
+                                     (one batch 1.53x, 1.25x)
+                              run 2: bare 10.2 s 1.15 GB | one batch 11.0 s 1.31 GB |
+                                     the images 9.8 s 1.25 GB | before 24.4 s 2.39x 2.97 GB 2.59x |
+                                     after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
+                                     the images 1.55x, 1.34x); tables identical
+
+cowley, evening, 3 rounds, load 1.0–1.9 (two helpers' tests in the last round), no before tree:
+bare 171.1 s 2.89 GB; score 233.2 s = 1.36x, 2.11 GB (extract 192.8 s, metric 34.5 s).
+
+extract, evening, 512 images, 3 rounds, load 0.3–1.1, before = fdefe2e (copies in the hook),
+per-round ratio to the bare pass (27.3 s): after 1.09 / 0.99 / 0.90 (the copies run on the
+core torch's one thread leaves idle), before 1.25 / 1.21 / 1.04, create_feature_extractor
+1.46 / 1.39 / 1.21, clone hooks 1.43 / 1.62 / 1.27.
+
+ridge, evening, 3 rounds, load 1.0–1.1: float64 5.35x sklearn RidgeCV (rounds 6.19 5.35 4.84),
+float32 6.00x (6.80 6.00 5.42).
+
 cowley, 2026-11-30 14:34–14:41, load 1.1, 1 round, all 3,040 stimuli, one torch thread: bare import
 + forward over the same number of 224 px images 183.9 s, 2.91 GB (it holds every input); ``score``
 241.0 s = 1.31x, 2.18 GB (extract 194.6 s, metric 39.8 s; the issue's run: 287 s, metric 158 s).
