@@ -283,3 +283,84 @@ def _entry_point(module: ModuleType, label: str, attr: str, weights: str, seed: 
                        seed=seed if weights == "random" else None, input_size=input_size,
                        in_channels=in_channels, mean=mean, std=std, mode=mode, revision=revision,
                        extra={"arch": label, "arch_options": options})
+
+
+def source_files(name: str) -> list[Path]:
+    """The files whose content makes the ``file:<name>`` model (``name`` without ``file:``), found
+    without importing anything: a checkpoint itself; for your own module, its ``.py`` file and,
+    followed through their ``import`` statements, the modules beside it (in the folders
+    :func:`_folders` makes importable) that it imports, directly or not. Modules of installed
+    packages are left out (their versions stand for them); ``[]`` for a registry architecture
+    (``file:zoo:lenet5``) or a module that cannot be found. ``batch --resume`` hashes these to
+    notice edited code (the activation cache keys on the built network's code instead)."""
+    target, sep, _ = _split(name)
+    if not sep:
+        return [Path(target)] if Path(target).is_file() else []
+    if target.endswith(".py"):
+        path, module_name = Path(target).expanduser(), None
+    else:
+        path, module_name = module_file(target), target
+    if path is None or not path.is_file():
+        return []
+    return _local_imports(path.resolve(), _folders(path.resolve(), module_name))
+
+
+def module_file(module_name: str) -> Path | None:
+    """The file of module ``module_name`` where :func:`load_file` would find it (the Python path,
+    else the working directory), without running it; None for a module of an installed package
+    (or none at all)."""
+    spec = None
+    with contextlib.suppress(Exception):  # a dotted name's parent packages are imported (as load does)
+        spec = importlib.util.find_spec(module_name)
+    if spec is not None and spec.origin and Path(spec.origin).is_file():
+        origin = Path(spec.origin)
+        return None if {"site-packages", "dist-packages"} & set(origin.parts) else origin
+    base = Path.cwd().joinpath(*module_name.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _local_imports(path: Path, folders: Sequence[str]) -> list[Path]:
+    """``path`` and every module file under ``folders`` it imports, transitively (by its AST)."""
+    import ast
+
+    import brainalign
+
+    ours = Path(brainalign.__file__).resolve().parent  # the library itself: its version stands for it
+    seen: dict[Path, None] = {}
+    todo = [path]
+    while todo:
+        f = todo.pop()
+        if f in seen or ours in f.parents or {"site-packages", "dist-packages"} & set(f.parts):
+            continue
+        seen[f] = None
+        try:
+            tree = ast.parse(f.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        names: list[str] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: from the file's own package folder
+                    base = f.parent.parents[node.level - 2] if node.level > 1 else f.parent
+                    mod = (node.module or "").split(".") if node.module else []
+                    stem = base.joinpath(*mod)
+                    cands = [stem / "__init__.py", stem.with_suffix(".py")] + \
+                        [stem / f"{a.name}.py" for a in node.names]
+                    todo += [c.resolve() for c in cands if c.is_file()]
+                    continue
+                names += [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        for mod_name in names:
+            parts = [p for p in mod_name.split(".") if p]
+            for folder in folders:
+                stem = Path(folder).joinpath(*parts) if parts else None
+                if stem is None:
+                    continue
+                for cand in (stem.with_suffix(".py"), stem / "__init__.py"):
+                    if cand.is_file():
+                        todo.append(cand.resolve())
+    return list(seen)

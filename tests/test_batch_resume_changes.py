@@ -1,0 +1,153 @@
+"""``brainalign batch --resume`` after changed settings or edited model code, on the real hIT
+benchmark: only the current pairs' files are read, superseded ones are removed, and a ``file:``
+model whose source changed is scored anew with the reason said."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from brainalign.cli import main
+from brainalign.results import ScoreResult
+from brainalign.results.details import load_details, save_details
+from brainalign.runner import ModelEntry, run_batch
+from brainalign.runner.progress import BatchProgress
+from tests.conftest import needs_data
+
+BENCH = "kriegeskorte2008.hIT-rsa"
+
+NET = """\
+from torch import nn
+from blocks import act
+
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 4, 8, stride=8), act(), nn.AdaptiveAvgPool2d(3), nn.Flatten())
+"""
+BLOCKS = """\
+from torch import nn
+
+
+def act():
+    return nn.ReLU()
+"""
+
+
+@pytest.fixture
+def net(tmp_path) -> Path:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "mynet.py").write_text(NET)
+    (code / "blocks.py").write_text(BLOCKS)
+    return code / "mynet.py"
+
+
+def _forget(folder: Path) -> None:
+    """Drop the modules imported from ``folder``: a new CLI process would import them afresh."""
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and Path(f).parent == folder:
+            del sys.modules[name]
+
+
+def _run(models, out: Path, data_dir: Path, n_bootstrap: int, resume: bool = False, **kw):
+    log = io.StringIO()
+    report = run_batch(models, [BENCH], out, data_dir=data_dir, n_bootstrap=n_bootstrap, resume=resume,
+                       progress=BatchProgress(log), **kw)
+    return report, log.getvalue()
+
+
+def _entries(net: Path, labels=("a", "b")) -> list[ModelEntry]:
+    return [ModelEntry(id=f"file:{net}:build", seed=i, label=lab, layers=("0", "1"))
+            for i, lab in enumerate(labels)]
+
+
+def _lengths(res: ScoreResult) -> set[int]:
+    return {len(d["bootstrap_raw"]) for d in res.details.values()}
+
+
+@needs_data
+def test_resume_with_other_settings_reads_only_the_current_pairs(net, data_dir, tmp_path):
+    out = tmp_path / "D2"
+    a, b = _entries(net)
+    _run([a, b], out, data_dir, 50)
+    r = CliRunner().invoke(main, ["compare", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "compare.csv").is_file()
+
+    # Only model a anew with 60 samples: b stays from the first run (its 50 samples).
+    report, log = _run([a], out, data_dir, 60, resume=True)
+    assert len(report.scored) == 1 and report.kept == ["b × " + BENCH]
+    assert "1 pair(s) finished by an earlier run" in log and "a × " + BENCH in log
+    # The old files of a are gone; only b's first-run files and a's new ones remain.
+    assert len(list((out / "pairs").glob("*.parquet"))) == 2
+    assert len(list((out / "pairs").glob("*.details"))) == 2
+    # compare.csv compared the scores before this run: removed, not left as current.
+    assert not (out / "compare.csv").exists() and "removed" in log
+
+    # Both again with 60: b comes from an older run than the last; the message counts it.
+    report, log = _run([a, b], out, data_dir, 60, resume=True)
+    assert len(report.scored) == 1 and len(report.skipped) == 1
+    assert "1 pair(s) finished by an earlier run" in log and "b × " + BENCH in log
+    res = ScoreResult.load(out)
+    assert _lengths(res) == {60}
+    r = CliRunner().invoke(main, ["compare", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "(60 vs 50)" not in r.output
+
+    # A stale details folder that sorts last (from a crash, or an older version) is not read:
+    # only the pair keys scores.csv names are.
+    key = sorted(res.table["pair_key"].unique())[0]
+    stale = out / "pairs" / "zzz-stale.details"
+    current = load_details(out / "pairs" / f"{key}.details")
+    save_details({k: {**v, "bootstrap_raw": v["bootstrap_raw"][:50] + 1.0} for k, v in current.items()}, stale)
+    again = ScoreResult.load(out)
+    assert _lengths(again) == {60}
+    for k, v in current.items():
+        np.testing.assert_array_equal(again.details[k]["bootstrap_raw"], v["bootstrap_raw"])
+
+
+@needs_data
+def test_a_failed_compare_removes_a_comparison_of_replaced_scores(net, data_dir, tmp_path):
+    out = tmp_path / "D"
+    a, b = _entries(net)
+    _run([a, b], out, data_dir, 50)
+    assert CliRunner().invoke(main, ["compare", str(out)]).exit_code == 0
+    # Scores replaced after the comparison (e.g. `brainalign score --out` into the folder),
+    # and the next comparison fails: the old one must not stay as if it were current.
+    details = sorted((out / "pairs").glob("*.details"))[0]
+    shutil.rmtree(details)
+    (out / "scores.csv").write_text((out / "scores.csv").read_text())
+    r = CliRunner().invoke(main, ["compare", str(out)])
+    assert r.exit_code == 2, r.output
+    assert not (out / "compare.csv").exists() and "removed" in r.output
+
+
+@needs_data
+@pytest.mark.parametrize("edit", ["mynet.py", "blocks.py"])
+def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_path, edit):
+    out = tmp_path / "D"
+    a = _entries(net, ("a",))
+    first, _ = _run(a, out, data_dir, 50)
+    _forget(net.parent)
+    same, log = _run(a, out, data_dir, 50, resume=True)
+    assert len(same.skipped) == 1 and not same.scored  # unchanged code: reused
+
+    f = net.parent / edit
+    # (another length too: a .pyc of the same size and second would be taken for the new source)
+    f.write_text(f.read_text().replace("nn.ReLU()", "nn.GELU()").replace("act()", "nn.GELU()") + "# GELU\n")
+    _forget(net.parent)
+    report, log = _run(a, out, data_dir, 50, resume=True)
+    assert len(report.scored) == 1 and not report.skipped, log
+    assert f"source of file:{net}:build changed ({edit})" in log
+    assert "benchmark definition changed" not in log
+    old = first.table.set_index("layer")["raw"]
+    new = report.table.set_index("layer")["raw"]
+    assert old["0"] == new["0"] and old["1"] != new["1"]  # the conv is the same, the activation not
+    assert len(list((out / "pairs").glob("*.parquet"))) == 1
