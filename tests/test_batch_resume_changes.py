@@ -40,12 +40,13 @@ def act():
 
 
 @pytest.fixture
-def net(tmp_path) -> Path:
+def net(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     (code / "mynet.py").write_text(NET)
     (code / "blocks.py").write_text(BLOCKS)
-    return code / "mynet.py"
+    yield code / "mynet.py"
+    _forget(code)  # the sibling stays imported as `blocks`: not to be found by the next test's mynet
 
 
 def _forget(folder: Path) -> None:
@@ -141,7 +142,9 @@ def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_pa
 
     f = net.parent / edit
     # (another length too: a .pyc of the same size and second would be taken for the new source)
-    f.write_text(f.read_text().replace("nn.ReLU()", "nn.GELU()").replace("act()", "nn.GELU()") + "# GELU\n")
+    old_call = "act(), nn.Adaptive" if edit == "mynet.py" else "nn.ReLU()"
+    new_call = old_call.replace("act()", "nn.GELU()").replace("nn.ReLU()", "nn.GELU()")
+    f.write_text(f.read_text().replace(old_call, new_call) + "# GELU\n")
     _forget(net.parent)
     report, log = _run(a, out, data_dir, 50, resume=True)
     assert len(report.scored) == 1 and not report.skipped, log
