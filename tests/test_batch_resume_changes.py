@@ -83,19 +83,17 @@ def test_resume_with_other_settings_reads_only_the_current_pairs(net, data_dir, 
     assert (out / "compare.csv").is_file()
 
     # Only model a anew with 60 samples: b stays from the first run (its 50 samples).
-    report, log = _run([a], out, data_dir, 60, resume=True)
+    report, log1 = _run([a], out, data_dir, 60, resume=True)
     assert len(report.scored) == 1 and report.kept == ["b × " + BENCH]
-    assert "1 pair(s) finished by an earlier run" in log and "a × " + BENCH in log
     # The old files of a are gone; only b's first-run files and a's new ones remain.
     assert len(list((out / "pairs").glob("*.parquet"))) == 2
     assert len(list((out / "pairs").glob("*.details"))) == 2
     # compare.csv compared the scores before this run: removed, not left as current.
-    assert not (out / "compare.csv").exists() and "removed" in log
+    assert not (out / "compare.csv").exists() and "removed" in log1
 
-    # Both again with 60: b comes from an older run than the last; the message counts it.
-    report, log = _run([a, b], out, data_dir, 60, resume=True)
+    # Both again with 60: b comes from an older run than the last one.
+    report, log2 = _run([a, b], out, data_dir, 60, resume=True)
     assert len(report.scored) == 1 and len(report.skipped) == 1
-    assert "1 pair(s) finished by an earlier run" in log and "b × " + BENCH in log
     res = ScoreResult.load(out)
     assert _lengths(res) == {60}
     r = CliRunner().invoke(main, ["compare", str(out)])
@@ -112,6 +110,12 @@ def test_resume_with_other_settings_reads_only_the_current_pairs(net, data_dir, 
     assert _lengths(again) == {60}
     for k, v in current.items():
         np.testing.assert_array_equal(again.details[k]["bootstrap_raw"], v["bootstrap_raw"])
+
+    # The resume message counts and names what is recomputed, whichever earlier run finished it.
+    assert f"1 pair(s) finished by an earlier run were scored with other settings or code and will be " \
+           f"recomputed: a × {BENCH}" in log1
+    assert f"1 pair(s) finished by an earlier run were scored with other settings or code and will be " \
+           f"recomputed: b × {BENCH}" in log2
 
 
 @needs_data
