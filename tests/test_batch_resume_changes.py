@@ -158,3 +158,46 @@ def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_pa
     new = report.table.set_index("layer")["raw"]
     assert old["0"] == new["0"] and old["1"] != new["1"]  # the conv is the same, the activation not
     assert len(list((out / "pairs").glob("*.parquet"))) == 1
+
+
+def test_source_files_follow_the_local_imports_of_every_file_model_form(tmp_path, monkeypatch):
+    """The files a ``file:`` model is made of, found without importing it: its module, the
+    modules beside it that it imports (directly, through another, or relatively inside a
+    package), not unrelated files, installed packages or brainalign itself."""
+    from brainalign.models.file_source import source_files
+    from brainalign.runner.batch import model_source
+
+    (tmp_path / "mynet.py").write_text("import torch\nfrom blocks import act\nimport brainalign\n")
+    (tmp_path / "blocks.py").write_text("from helpers import util\n")
+    (tmp_path / "helpers.py").write_text("x = 1\n")
+    (tmp_path / "unrelated.py").write_text("y = 2\n")
+    pkg = tmp_path / "mylab"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text("from . import layers\nfrom .deep.parts import Part\n")
+    (pkg / "layers.py").write_text("")
+    (pkg / "deep").mkdir()
+    (pkg / "deep" / "__init__.py").write_text("")
+    (pkg / "deep" / "parts.py").write_text("from ..layers import thing\n")
+    (tmp_path / "ckpt.pt").write_bytes(b"not really a checkpoint")
+    monkeypatch.chdir(tmp_path)
+
+    def names(found):
+        return sorted(str(f.relative_to(tmp_path)) for f in found)
+
+    local = ["blocks.py", "helpers.py", "mynet.py"]
+    assert names(source_files("mynet:build")) == local
+    assert names(source_files(f"{tmp_path / 'mynet.py'}:build")) == local
+    assert names(source_files("./mynet.py:build")) == local
+    assert names(source_files("mylab.nets:build")) == [
+        "mylab/__init__.py", "mylab/deep/__init__.py", "mylab/deep/parts.py", "mylab/layers.py",
+        "mylab/nets.py"]
+    assert names(source_files("ckpt.pt")) == ["ckpt.pt"]
+    assert source_files("zoo:lenet5") == [] and source_files("nosuchmodule:build") == []
+    # The entry's source: names relative to the model's folder, each file's sha256.
+    src = model_source(ModelEntry(id="file:mynet:build", weights=str(tmp_path / "ckpt.pt")))
+    import hashlib
+
+    assert sorted(src) == ["blocks.py", "ckpt.pt", "helpers.py", "mynet.py"]
+    assert src["ckpt.pt"] == hashlib.sha256(b"not really a checkpoint").hexdigest()
+    assert model_source(ModelEntry(id="torchvision:alexnet")) == {}

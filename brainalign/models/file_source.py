@@ -295,14 +295,19 @@ def source_files(name: str) -> list[Path]:
     notice edited code (the activation cache keys on the built network's code instead)."""
     target, sep, _ = _split(name)
     if not sep:
-        return [Path(target)] if Path(target).is_file() else []
+        return [Path(target).resolve()] if Path(target).is_file() else []
     if target.endswith(".py"):
         path, module_name = Path(target).expanduser(), None
     else:
         path, module_name = module_file(target), target
     if path is None or not path.is_file():
         return []
-    return _local_imports(path.resolve(), _folders(path.resolve(), module_name))
+    folders = _folders(path.resolve(), module_name)
+    files = _local_imports(path.resolve(), folders)
+    if module_name and "." in module_name:  # importing mylab.nets runs mylab/__init__.py first
+        files += [f for f in _local_imports_of(folders[-1], module_name.split(".")[:-1], folders)
+                  if f not in files]
+    return files
 
 
 def module_file(module_name: str) -> Path | None:
@@ -347,20 +352,32 @@ def _local_imports(path: Path, folders: Sequence[str]) -> list[Path]:
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative: from the file's own package folder
                     base = f.parent.parents[node.level - 2] if node.level > 1 else f.parent
-                    mod = (node.module or "").split(".") if node.module else []
-                    stem = base.joinpath(*mod)
-                    cands = [stem / "__init__.py", stem.with_suffix(".py")] + \
-                        [stem / f"{a.name}.py" for a in node.names]
-                    todo += [c.resolve() for c in cands if c.is_file()]
+                    mod = node.module.split(".") if node.module else []
+                    todo += [c.resolve() for c in (base / "__init__.py",) if c.is_file()]
+                    for name in [mod] + [[*mod, a.name] for a in node.names]:
+                        todo += _module_files(base, name)
                     continue
                 names += [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
         for mod_name in names:
             parts = [p for p in mod_name.split(".") if p]
             for folder in folders:
-                stem = Path(folder).joinpath(*parts) if parts else None
-                if stem is None:
-                    continue
-                for cand in (stem.with_suffix(".py"), stem / "__init__.py"):
-                    if cand.is_file():
-                        todo.append(cand.resolve())
+                todo += _module_files(Path(folder), parts)
     return list(seen)
+
+
+def _local_imports_of(folder: str, parts: Sequence[str], folders: Sequence[str]) -> list[Path]:
+    """:func:`_local_imports` of the package files importing ``parts`` from ``folder`` runs."""
+    found: list[Path] = []
+    for f in _module_files(Path(folder), parts):
+        found += [g for g in _local_imports(f, folders) if g not in found]
+    return found
+
+
+def _module_files(folder: Path, parts: Sequence[str]) -> list[Path]:
+    """The files importing ``.``-joined ``parts`` from ``folder`` runs: each package's
+    ``__init__.py`` on the way and the module itself (those that exist)."""
+    found = []
+    for i in range(1, len(parts) + 1):
+        stem = folder.joinpath(*parts[:i])
+        found += [c.resolve() for c in (stem.with_suffix(".py"), stem / "__init__.py") if c.is_file()]
+    return found
