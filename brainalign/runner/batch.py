@@ -9,15 +9,23 @@ The output folder holds
   fewer models or benchmarks loses nothing;
 - ``pairs/<key>.parquet``: one file per finished (model, benchmark) pair. A pair is finished
   exactly when its file exists: files are written under a temporary name and moved into place,
-  so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs;
+  so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs.
+  ``pairs/<key>.details`` beside it holds the pair's per-layer details (bootstrap samples); once
+  a pair is scored anew under another key, its files under the old key are removed, and readers
+  (:meth:`ScoreResult.load <brainalign.results.ScoreResult.load>`) read only the keys the
+  table's ``pair_key`` column names. A run that scores anything removes ``compare.csv`` (it
+  compared the scores before);
 - ``failures.csv`` and ``errors/<key>.json``: failed pairs, with the error and traceback (a
   resumed run tries again those it lists; the failed pairs of earlier runs it does not list stay
   in ``failures.csv``);
 - ``batch.log.jsonl``: one event per line (``submit``, ``done``, ``failed``, ``skipped``).
 
-The pair key hashes the model entry (id or factory, weights, seed, layers), the benchmark (id,
-version and the sha256 of its YAML file) and the settings that change scores (feature cap,
-memory budget), so a changed definition is scored anew rather than mistaken for a finished one.
+The pair key hashes the model entry (id or factory, weights, seed, layers), the content of a
+``file:`` or ``factory`` model's own code (its module and the modules beside it that it imports)
+and of a checkpoint file (:func:`model_source`), the benchmark (id, version and the sha256 of its
+YAML file) and the settings that change scores (feature cap, memory budget, benchmark options),
+so a changed definition or edited code is scored anew rather than mistaken for a finished one,
+and ``--resume`` says which changed.
 """
 
 from __future__ import annotations
