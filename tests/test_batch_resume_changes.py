@@ -136,11 +136,14 @@ def test_a_failed_compare_removes_a_comparison_of_replaced_scores(net, data_dir,
 
 @needs_data
 @pytest.mark.parametrize("edit", ["mynet.py", "blocks.py"])
-def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_path, edit):
+@pytest.mark.parametrize("process", ["new", "same"])
+def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_path, edit, process):
+    """A new process (the CLI) or the same one (a notebook, where the modules stay imported)."""
     out = tmp_path / "D"
     a = _entries(net, ("a",))
     first, _ = _run(a, out, data_dir, 50)
-    _forget(net.parent)
+    if process == "new":
+        _forget(net.parent)
     same, log = _run(a, out, data_dir, 50, resume=True)
     assert len(same.skipped) == 1 and not same.scored  # unchanged code: reused
 
@@ -149,7 +152,8 @@ def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_pa
     old_call = "act(), nn.Adaptive" if edit == "mynet.py" else "nn.ReLU()"
     new_call = old_call.replace("act()", "nn.GELU()").replace("nn.ReLU()", "nn.GELU()")
     f.write_text(f.read_text().replace(old_call, new_call) + "# GELU\n")
-    _forget(net.parent)
+    if process == "new":
+        _forget(net.parent)
     report, log = _run(a, out, data_dir, 50, resume=True)
     assert len(report.scored) == 1 and not report.skipped, log
     assert f"source of file:{net}:build changed ({edit})" in log

@@ -167,8 +167,19 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
     # (which the activation cache key reads) and repeated loads see one module.
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
     mod_name = module_name or f"brainalign_user.{path.stem}_{digest}"
-    if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
-        return sys.modules[mod_name]
+    source = _source_state(path, module_name)
+    cached = sys.modules.get(mod_name)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        if getattr(cached, "__brainalign_source__", None) == source:
+            return cached
+        # Edited since it was imported (in this process: a notebook, a second batch run): the
+        # file and the sibling modules it imported are imported again, not run as they were.
+        old = set(getattr(cached, "__brainalign_source__", None) or {}) | set(source)
+        for name, mod in list(sys.modules.items()):
+            f = getattr(mod, "__file__", None)
+            if f and str(Path(f).resolve()) in old:
+                del sys.modules[name]
+        importlib.invalidate_caches()
     is_pkg = path.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         mod_name, path, submodule_search_locations=[str(path.parent)] if is_pkg else None)
@@ -184,7 +195,15 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
         raise _import_error(model_id, str(path), err) from err
+    module.__brainalign_source__ = source  # type: ignore[attr-defined]
     return module
+
+
+def _source_state(path: Path, module_name: str | None) -> dict[str, str]:
+    """file → sha256 of ``path`` and the local modules it imports (:func:`_local_imports`)."""
+    from brainalign.activations.cache import file_sha256
+
+    return {str(f): file_sha256(f) for f in _local_imports(path, _folders(path, module_name))}
 
 
 def _folders(path: Path, module_name: str | None = None) -> list[str]:
