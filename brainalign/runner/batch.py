@@ -841,7 +841,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
         stale = outdir / "compare.csv"  # brainalign compare's table of the scores it read
-        if scored and stale.is_file():
+        if todo and stale.is_file():  # the tables changed (a pair failing again drops its old rows)
             stale.unlink()
             progress.note(f"removed {stale}: it compared the scores before this run; run "
                           f"`brainalign compare {outdir}` again")
