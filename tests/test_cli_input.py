@@ -189,7 +189,8 @@ def test_resume_with_other_settings_says_what_changed_and_what_is_recomputed(tmp
     text = log.read_text()
     assert "setting memory_budget: 1000000000 → None (changes scores: every pair is recomputed)" in text
     assert "setting batch_size: 64 → 32 (does not change scores: finished pairs are kept)" in text
-    assert "2 pair(s) finished by that run were scored with other settings and will be recomputed: " \
+    assert "2 pair(s) finished by an earlier run were scored with other settings or code and will be " \
+           "recomputed: " \
            "tiny-0 × kriegeskorte2008.hIT-rsa-quick, tiny-1 × kriegeskorte2008.hIT-rsa-quick" in text
     assert len(again.scored) == 2 and again.skipped == []
     # Same settings again: nothing is said, nothing recomputed.

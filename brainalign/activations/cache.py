@@ -47,6 +47,12 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: PathLike) -> str:
+    """sha256 of a file's bytes: how the code of the user's own files is identified (here, in the
+    class code of :func:`code_fingerprint`, and by ``batch --resume`` for ``file:`` models)."""
+    return _sha(Path(path).read_bytes())
+
+
 def stimuli_hash(stimuli: StimulusSet | torch.Tensor, ids: Sequence[str] | None = None) -> str:
     """Content hash of a stimulus set, or of a preprocessed tensor and its ids."""
     if isinstance(stimuli, StimulusSet):
@@ -111,7 +117,7 @@ def _class_code(cls: type) -> str:
     # covered by their versions.
     for f in sorted(files):
         if not {"site-packages", "dist-packages"} & set(Path(f).parts) and Path(f).is_file():
-            parts.append(f"file:{_sha(Path(f).read_bytes())}")
+            parts.append(f"file:{file_sha256(f)}")
     return "\n".join(parts)
 
 

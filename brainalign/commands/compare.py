@@ -37,6 +37,7 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
     from brainalign.errors import BrainAlignError
     from brainalign.results.compare import COMPARE_FILE, compare_scores, load_results
 
+    path = Path(out) if out else Path(results_dir) / COMPARE_FILE
     try:
         result = load_results(results_dir)
         table = compare_scores(result, score=score, ci=ci, alpha=alpha, correction=correction,  # type: ignore[arg-type]
@@ -44,8 +45,14 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
                                neuroids=not no_neuroids)
     except BrainAlignError as err:
         click.echo(f"error: {err}", err=True)
+        scores = [p.stat().st_mtime_ns for p in Path(results_dir).rglob("scores.csv")] if \
+            Path(results_dir).is_dir() else []
+        if path.is_file() and scores and path.stat().st_mtime_ns < max(scores):
+            # a comparison of scores since replaced: not left to be shown (by report) as current
+            path.unlink()
+            click.echo(f"removed {path} (an earlier comparison, not of the scores now in {results_dir})",
+                       err=True)
         sys.exit(2)
-    path = Path(out) if out else Path(results_dir) / COMPARE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     show = table.assign(

@@ -167,8 +167,19 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
     # (which the activation cache key reads) and repeated loads see one module.
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
     mod_name = module_name or f"brainalign_user.{path.stem}_{digest}"
-    if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
-        return sys.modules[mod_name]
+    source = _source_state(path, module_name)
+    cached = sys.modules.get(mod_name)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        if getattr(cached, "__brainalign_source__", None) == source:
+            return cached
+        # Edited since it was imported (in this process: a notebook, a second batch run): the
+        # file and the sibling modules it imported are imported again, not run as they were.
+        old = set(getattr(cached, "__brainalign_source__", None) or {}) | set(source)
+        for name, mod in list(sys.modules.items()):
+            f = getattr(mod, "__file__", None)
+            if f and str(Path(f).resolve()) in old:
+                del sys.modules[name]
+        importlib.invalidate_caches()
     is_pkg = path.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         mod_name, path, submodule_search_locations=[str(path.parent)] if is_pkg else None)
@@ -184,7 +195,15 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
         raise _import_error(model_id, str(path), err) from err
+    module.__brainalign_source__ = source  # type: ignore[attr-defined]
     return module
+
+
+def _source_state(path: Path, module_name: str | None) -> dict[str, str]:
+    """file → sha256 of ``path`` and the local modules it imports (:func:`_local_imports`)."""
+    from brainalign.activations.cache import file_sha256
+
+    return {str(f): file_sha256(f) for f in _local_imports(path, _folders(path, module_name))}
 
 
 def _folders(path: Path, module_name: str | None = None) -> list[str]:
@@ -283,3 +302,101 @@ def _entry_point(module: ModuleType, label: str, attr: str, weights: str, seed: 
                        seed=seed if weights == "random" else None, input_size=input_size,
                        in_channels=in_channels, mean=mean, std=std, mode=mode, revision=revision,
                        extra={"arch": label, "arch_options": options})
+
+
+def source_files(name: str) -> list[Path]:
+    """The files whose content makes the ``file:<name>`` model (``name`` without ``file:``), found
+    without importing anything: a checkpoint itself; for your own module, its ``.py`` file and,
+    followed through their ``import`` statements, the modules beside it (in the folders
+    :func:`_folders` makes importable) that it imports, directly or not. Modules of installed
+    packages are left out (their versions stand for them); ``[]`` for a registry architecture
+    (``file:zoo:lenet5``) or a module that cannot be found. ``batch --resume`` hashes these to
+    notice edited code (the activation cache keys on the built network's code instead)."""
+    target, sep, _ = _split(name)
+    if not sep:
+        return [Path(target).resolve()] if Path(target).is_file() else []
+    if target.endswith(".py"):
+        path, module_name = Path(target).expanduser(), None
+    else:
+        path, module_name = module_file(target), target
+    if path is None or not path.is_file():
+        return []
+    folders = _folders(path.resolve(), module_name)
+    files = _local_imports(path.resolve(), folders)
+    if module_name and "." in module_name:  # importing mylab.nets runs mylab/__init__.py first
+        files += [f for f in _local_imports_of(folders[-1], module_name.split(".")[:-1], folders)
+                  if f not in files]
+    return files
+
+
+def module_file(module_name: str) -> Path | None:
+    """The file of module ``module_name`` where :func:`load_file` would find it (the Python path,
+    else the working directory), without running it; None for a module of an installed package
+    (or none at all)."""
+    spec = None
+    with contextlib.suppress(Exception):  # a dotted name's parent packages are imported (as load does)
+        spec = importlib.util.find_spec(module_name)
+    if spec is not None and spec.origin and Path(spec.origin).is_file():
+        origin = Path(spec.origin)
+        return None if {"site-packages", "dist-packages"} & set(origin.parts) else origin
+    base = Path.cwd().joinpath(*module_name.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _local_imports(path: Path, folders: Sequence[str]) -> list[Path]:
+    """``path`` and every module file under ``folders`` it imports, transitively (by its AST)."""
+    import ast
+
+    import brainalign
+
+    ours = Path(brainalign.__file__).resolve().parent  # the library itself: its version stands for it
+    seen: dict[Path, None] = {}
+    todo = [path]
+    while todo:
+        f = todo.pop()
+        if f in seen or ours in f.parents or {"site-packages", "dist-packages"} & set(f.parts):
+            continue
+        seen[f] = None
+        try:
+            tree = ast.parse(f.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        names: list[str] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: from the file's own package folder
+                    base = f.parent.parents[node.level - 2] if node.level > 1 else f.parent
+                    mod = node.module.split(".") if node.module else []
+                    todo += [c.resolve() for c in (base / "__init__.py",) if c.is_file()]
+                    for name in [mod] + [[*mod, a.name] for a in node.names]:
+                        todo += _module_files(base, name)
+                    continue
+                names += [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        for mod_name in names:
+            parts = [p for p in mod_name.split(".") if p]
+            for folder in folders:
+                todo += _module_files(Path(folder), parts)
+    return list(seen)
+
+
+def _local_imports_of(folder: str, parts: Sequence[str], folders: Sequence[str]) -> list[Path]:
+    """:func:`_local_imports` of the package files importing ``parts`` from ``folder`` runs."""
+    found: list[Path] = []
+    for f in _module_files(Path(folder), parts):
+        found += [g for g in _local_imports(f, folders) if g not in found]
+    return found
+
+
+def _module_files(folder: Path, parts: Sequence[str]) -> list[Path]:
+    """The files importing ``.``-joined ``parts`` from ``folder`` runs: each package's
+    ``__init__.py`` on the way and the module itself (those that exist)."""
+    found = []
+    for i in range(1, len(parts) + 1):
+        stem = folder.joinpath(*parts[:i])
+        found += [c.resolve() for c in (stem.with_suffix(".py"), stem / "__init__.py") if c.is_file()]
+    return found

@@ -81,7 +81,7 @@ class ScoreResult:
         meta_path = out / f"{name}.meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         details = load_details(out / f"{name}.details")
-        for pair in sorted((out / "pairs").glob("*.details")):  # a batch folder: details per pair
+        for pair in _pair_details(out, table):  # a batch folder: details per pair
             details.update(load_details(pair))
         return cls(table, details, meta)
 
@@ -104,3 +104,18 @@ class ScoreResult:
                 else:
                     meta.setdefault(k, v)
         return cls(table, details, meta)
+
+
+def _pair_details(out: Path, table: pd.DataFrame) -> list[Path]:
+    """The ``pairs/<key>.details`` folders of a batch folder that belong to ``table``: those of the
+    pair keys its rows name (``pair_key``). Files of pairs scored anew under another key (other
+    settings or code) may still lie beside them and would otherwise mix stale samples in. A
+    table without ``pair_key`` (written before it existed): every folder, oldest first, so the
+    newest of a pair wins."""
+    folder = out / "pairs"
+    if not folder.is_dir():
+        return []
+    if "pair_key" in table.columns:
+        keys = dict.fromkeys(str(k) for k in table["pair_key"].dropna() if str(k))
+        return [folder / f"{k}.details" for k in keys]
+    return sorted(folder.glob("*.details"), key=lambda p: p.stat().st_mtime_ns)

@@ -9,15 +9,23 @@ The output folder holds
   fewer models or benchmarks loses nothing;
 - ``pairs/<key>.parquet``: one file per finished (model, benchmark) pair. A pair is finished
   exactly when its file exists: files are written under a temporary name and moved into place,
-  so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs;
+  so a run killed at any moment leaves whole files or none, and ``resume`` skips those pairs.
+  ``pairs/<key>.details`` beside it holds the pair's per-layer details (bootstrap samples); once
+  a pair is scored anew under another key, its files under the old key are removed, and readers
+  (:meth:`ScoreResult.load <brainalign.results.ScoreResult.load>`) read only the keys the
+  table's ``pair_key`` column names. A run that scores anything removes ``compare.csv`` (it
+  compared the scores before);
 - ``failures.csv`` and ``errors/<key>.json``: failed pairs, with the error and traceback (a
   resumed run tries again those it lists; the failed pairs of earlier runs it does not list stay
   in ``failures.csv``);
 - ``batch.log.jsonl``: one event per line (``submit``, ``done``, ``failed``, ``skipped``).
 
-The pair key hashes the model entry (id or factory, weights, seed, layers), the benchmark (id,
-version and the sha256 of its YAML file) and the settings that change scores (feature cap,
-memory budget), so a changed definition is scored anew rather than mistaken for a finished one.
+The pair key hashes the model entry (id or factory, weights, seed, layers), the content of a
+``file:`` or ``factory`` model's own code (its module and the modules beside it that it imports)
+and of a checkpoint file (:func:`model_source`), the benchmark (id, version and the sha256 of its
+YAML file) and the settings that change scores (feature cap, memory budget, benchmark options),
+so a changed definition or edited code is scored anew rather than mistaken for a finished one,
+and ``--resume`` says which changed.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -205,6 +214,7 @@ class PairTask:
     benchmark_id: str
     settings: BatchSettings
     key: str
+    source: dict[str, str] | None = None  # file → sha256 of the model's own code (model_source)
 
     @property
     def label(self) -> str:
@@ -215,11 +225,39 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60]
 
 
+def model_source(entry: ModelEntry) -> dict[str, str]:
+    """file → sha256 of the files a model entry's content comes from, read without building it:
+    a ``file:`` model's module and the modules beside it that it imports (or its checkpoint), a
+    ``factory``'s module likewise, and a ``weights`` checkpoint file. Names are relative to the
+    first file's folder, so a moved folder keeps its pairs. ``{}`` for registry models (their
+    id, weights and the library versions identify them)."""
+    from brainalign.activations.cache import file_sha256
+    from brainalign.models.file_source import source_files
+
+    files: list[Path] = []
+    if entry.id and entry.id.startswith("file:"):
+        files = source_files(entry.id[len("file:"):])
+    elif entry.factory:  # "package.module:function": found like a file: module
+        files = source_files(entry.factory)
+    if entry.weights not in ("random", "pretrained", "custom") and Path(entry.weights).is_file():
+        files.append(Path(entry.weights).resolve())
+    if not files:
+        return {}
+    root = files[0].parent
+
+    def name(f: Path) -> str:
+        return str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
+
+    return {name(f): file_sha256(f) for f in files}
+
+
 def pair_key(entry: ModelEntry, bench_id: str, bench_version: str, bench_sha: str,
-             settings: BatchSettings) -> str:
-    """Readable, content-derived file name of a pair."""
+             settings: BatchSettings, source: dict[str, str] | None = None) -> str:
+    """Readable, content-derived file name of a pair (``source``: :func:`model_source`)."""
     parts = {"model": dataclasses.asdict(entry), "benchmark": bench_id, "version": bench_version,
              "benchmark_sha256": bench_sha, "settings": settings.scoring()}
+    if source:  # not in the key of registry models, so their earlier keys stay valid
+        parts["model_source"] = source
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
     return f"{_slug(entry.name)}__{_slug(bench_id)}__{digest}"
 
@@ -336,6 +374,9 @@ class _Output:
                         leftover.unlink()
         self.tables: dict[str, pd.DataFrame] = {}
         self.failures: dict[str, dict[str, Any]] = {}
+        # (model, benchmark) → keys of its pair files under other keys (other settings or code):
+        # removed once this run scores the pair, so no reader can take them for current.
+        self.superseded: dict[tuple[str, str], list[str]] = {}
         self.earlier = self._earlier_pairs()
         self.earlier_failures = self._earlier_failures()
 
@@ -356,6 +397,7 @@ class _Output:
                 mtime = path.stat().st_mtime
             except Exception:  # unreadable or empty: not a finished pair
                 continue
+            self.superseded.setdefault(pair, []).append(path.stem)
             if pair not in ours and (pair not in found or mtime > found[pair][0]):
                 found[pair] = (mtime, table)
         earlier = {pair: table for pair, (_, table) in found.items()}
@@ -425,12 +467,31 @@ class _Output:
             self.failures.pop(task.key, None)
             with contextlib.suppress(FileNotFoundError):
                 err_file.unlink()
+            self.write_tables()  # the tables name the new key before the old files go
+            self._remove_superseded(task)
+            return
         else:
             info = {k: outcome.get(k) for k in ("key", "model", "benchmark", "error_type", "error",
                                                  "traceback", "seconds", "pid")}
             _atomic_write_bytes(err_file, lambda p: p.write_text(json.dumps(info, indent=1, default=str)))
             self.failures[task.key] = info
         self.write_tables()
+
+    def _remove_superseded(self, task: PairTask) -> None:
+        """Remove the files of ``task``'s pair that earlier runs wrote under other keys (other
+        settings or code): its table, details and error, now replaced by this run's."""
+        for key in self.superseded.pop((task.model.name, task.benchmark_id), []):
+            if key == task.key:
+                continue
+            for path in (self.pairs / f"{key}.parquet", self.errors / f"{key}.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            shutil.rmtree(self.pairs / f"{key}.details", ignore_errors=True)
+
+    def recomputed(self, tasks: Sequence[PairTask]) -> list[str]:
+        """Labels of ``tasks`` whose pair an earlier run finished under another key."""
+        return [t.label for t in tasks if any(k != t.key for k in
+                                              self.superseded.get((t.model.name, t.benchmark_id), []))]
 
     def table(self) -> pd.DataFrame:
         """This run's finished pairs, then every earlier pair of the folder this run does not score."""
@@ -470,8 +531,10 @@ def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings
     for entry in models:
         if layers:
             entry = dataclasses.replace(entry, layers=tuple(layers))
+        source = model_source(entry)  # edited code is scored anew, not resumed
         for ref, bid, version, sha in resolved:
-            tasks.append(PairTask(entry, ref, bid, settings, pair_key(entry, bid, version, sha, settings)))
+            tasks.append(PairTask(entry, ref, bid, settings, pair_key(entry, bid, version, sha, settings, source),
+                                  source or None))
     return tasks
 
 
@@ -594,6 +657,8 @@ def _run_record(tasks: Sequence[PairTask], settings: BatchSettings, workers: int
     for t in tasks:
         models[t.model.name] = {k: (list(v) if isinstance(v, tuple) else v)
                                 for k, v in dataclasses.asdict(t.model).items()}
+        if t.source:
+            models[t.model.name]["source"] = t.source
         benches[t.benchmark_id] = {"ref": t.benchmark, "key": t.key.rsplit("__", 1)[0]}
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(settings).items()}
     cfg["workers"] = workers
@@ -619,7 +684,13 @@ def resume_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[st
     old_m, new_m = previous.get("models", {}), current["models"]
     for name in sorted(set(old_m) & set(new_m)):
         diff = [f"{k} {old_m[name].get(k)!r} → {new_m[name].get(k)!r}" for k in sorted(new_m[name])
-                if old_m[name].get(k) != new_m[name].get(k)]
+                if old_m[name].get(k) != new_m[name].get(k) and k != "source"]
+        old_src, new_src = old_m[name].get("source") or {}, new_m[name].get("source") or {}
+        if old_src != new_src:
+            what = new_m[name].get("id") or new_m[name].get("factory") or name
+            files = sorted(f for f in set(old_src) | set(new_src) if old_src.get(f) != new_src.get(f))
+            diff.append(f"source of {what} changed ({_some(files)})" if old_src else
+                        f"source of {what} not recorded by that run")
         if diff:
             lines.append(f"model {name}: {', '.join(diff)} (its pairs are recomputed)")
     scoring_changed = any(old_s.get(k) != new_s.get(k) for k in _SCORE_SETTINGS)
@@ -746,14 +817,12 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                 todo.append(t)
         if resume and prov["runs"]:
             changes = resume_changes(prov["runs"][-1], record)
-            redo = [t.label for t in todo if t.label in prov["runs"][-1].get("pairs", {})
-                    and prov["runs"][-1]["pairs"][t.label] != t.key
-                    and (output.pairs / f"{prov['runs'][-1]['pairs'][t.label]}.parquet").exists()]
             if changes:
                 progress.note("--resume: these differ from the run being resumed:\n  " + "\n  ".join(changes))
-            if redo:
-                progress.note(f"--resume: {len(redo)} pair(s) finished by that run were scored with other "
-                              f"settings and will be recomputed: {', '.join(redo)}")
+        redo = output.recomputed(todo) if resume else []
+        if redo:  # whichever earlier run finished them
+            progress.note(f"--resume: {len(redo)} pair(s) finished by an earlier run were scored with other "
+                          f"settings or code and will be recomputed: {_some(redo)}")
         prov["runs"].append(record)
         _write_provenance(outdir, prov)
         progress.start(len(tasks), len(skipped))
@@ -771,6 +840,11 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                 f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
             progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
+        stale = outdir / "compare.csv"  # brainalign compare's table of the scores it read
+        if todo and stale.is_file():  # the tables changed (a pair failing again drops its old rows)
+            stale.unlink()
+            progress.note(f"removed {stale}: it compared the scores before this run; run "
+                          f"`brainalign compare {outdir}` again")
         labels = {t.key: t.label for t in tasks}
         kept = [f"{m} × {b}" for m, b in output.earlier]
         for what, names in (("reused (finished by an earlier run, not scored again)",
