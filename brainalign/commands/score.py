@@ -103,6 +103,10 @@ def save_results(result: Any, out_dir: Path) -> Path:
 @click.option("--seed", default=0, show_default=True, help="Seed of random weights.")
 @click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
               help="Bootstrap samples (default: the benchmark's, usually 1000; fewer is faster, CIs coarser).")
+@click.option("--max-stimuli", type=POSITIVE_INT, default=None,
+              help="Regression benchmarks: score a seeded random subset of at most N stimuli per "
+                   "session. A quick look, not a paper number: rows record it (n_stimuli and "
+                   "benchmark_version '+max_stimuli=N').")
 @click.option("--memory-budget", type=BYTE_SIZE, default=None,
               help="Activation memory per pass, e.g. 2.5GB; a run over it is planned in passes.")
 @click.option("--max-features", type=POSITIVE_INT, default=None,
@@ -116,7 +120,8 @@ def save_results(result: Any, out_dir: Path) -> Path:
 def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
                   layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,
-                  seed: int, n_bootstrap: int | None, memory_budget: int | None, max_features: int | None,
+                  seed: int, n_bootstrap: int | None, max_stimuli: int | None, memory_budget: int | None,
+                  max_features: int | None,
                   cache_dir: str | None, out: str | None) -> None:
     """Score one or more models on one or more benchmarks, every layer.
 
@@ -147,7 +152,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     try:
         for b in benchmarks:
             progress.stage(f"reading the data of {b}")
-            opts = {"n_bootstrap": n_bootstrap} if n_bootstrap else {}
+            opts = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("max_stimuli", max_stimuli)) if v}
             bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
                                    **opts)
             read_benchmark_data(bench)
