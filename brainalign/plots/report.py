@@ -337,7 +337,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
-        body.append(_figure_html(fig, "Chosen-layer scores, models and benchmarks sorted by mean; "
+        body.append(_figure_html(fig, "Chosen-layer scores / noise ceiling on a fixed 0–1 colour scale "
+                                 "(▲: above the ceiling); hatched cells are raw scores of benchmarks "
+                                 "without a ceiling, on no common scale and not coloured. Models and "
+                                 "benchmarks sorted by mean over the normalised benchmarks; "
                                  "dashed outline: the benchmark's best model lies within this "
                                  "model's bootstrap CI.", fmt,
                                  "heatmap of best-layer scores"))
