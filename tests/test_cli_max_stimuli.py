@@ -5,12 +5,10 @@ mistaken for, or paired with, a full run; kinds that cannot honour it refuse it 
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 import brainalign as ba
 from brainalign.cli import main
-from brainalign.errors import BenchmarkDefinitionError
 from tests.conftest import needs_data
 
 V4 = "cowley2023.V4-ridge"
@@ -45,9 +43,16 @@ def test_batch_max_stimuli_reaches_every_pair_through_benchmark_options(tmp_path
 
 
 @needs_data
-def test_a_kind_that_cannot_limit_stimuli_refuses_it_by_name(data_dir):
-    with pytest.raises(BenchmarkDefinitionError, match="max_stimuli=20 is only honoured by regression"):
-        ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir, max_stimuli=20)
-    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", "kriegeskorte2008.hIT-rsa",
+def test_a_kind_that_cannot_limit_stimuli_is_refused_on_the_command_line(tmp_path, data_dir):
+    hit = "kriegeskorte2008.hIT-rsa"
+    assert not ba.load_benchmark(hit, data_dir=data_dir, max_stimuli=20).supports_max_stimuli
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", hit,
                                   "--max-stimuli", "20", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "--max-stimuli 20 is only honoured by regression benchmarks" in r.output
+    assert "loading zoo:lenet5" not in r.output  # refused before any model work
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", hit, "--max-stimuli", "20",
+                                  "--data-dir", str(data_dir), "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "only honoured by regression benchmarks" in r.output
+    assert not (tmp_path / "b" / "scores.csv").exists()

@@ -65,14 +65,15 @@ class Benchmark:
         Regression kinds: score a seeded random subset of at most this many stimuli per session
         (a quick check, not a paper number; recorded in every row's ``n_stimuli``, in its
         ``benchmark_version`` as ``+max_stimuli=N`` and in ``meta``). None: all. Other kinds
-        raise :class:`~brainalign.errors.BenchmarkDefinitionError` rather than ignore it.
+        (``supports_max_stimuli`` False) score every stimulus; the command line refuses the
+        option for them.
     """
 
     # The pydantic schema that validates this kind's YAML when it is loaded (see
     # brainalign.benchmarks.schemas); a kind narrows its sections with its own subclass.
     schema: ClassVar[type[BenchmarkSchema]] = BenchmarkSchema
-    # Whether this kind honours ``max_stimuli`` (others refuse it: a limit silently ignored would
-    # pass a full run off as a quick look, or the reverse).
+    # Whether this kind honours ``max_stimuli``; the CLI refuses the option for the others (a limit
+    # silently ignored would pass a full run off as a quick look, or the reverse).
     supports_max_stimuli: ClassVar[bool] = False
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
@@ -82,13 +83,6 @@ class Benchmark:
         self.data_dir, self.cache, self.download = data_dir, cache, download
         self.n_bootstrap = n_bootstrap
         self.manifest_dirs = tuple(manifest_dirs)
-        if max_stimuli is not None and (not self.supports_max_stimuli or int(max_stimuli) < 1):
-            from brainalign.errors import BenchmarkDefinitionError
-
-            why = ("must be a positive number of stimuli" if self.supports_max_stimuli else
-                   f"is only honoured by regression benchmarks (this one is a {type(self).__name__}); "
-                   "a limit it ignored would pass a full run off as a quick look")
-            raise BenchmarkDefinitionError(f"{spec.id}: max_stimuli={max_stimuli!r} {why}")
         self.max_stimuli = None if max_stimuli is None else int(max_stimuli)
         self._resolved: dict[tuple[str, str], Path] = {}
         self._manifests: dict[str, Manifest] = {}

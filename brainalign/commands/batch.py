@@ -55,6 +55,20 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
 
     check_output_dir(out)
     cache_dir = usable_cache_dir(cache_dir)
+    if max_stimuli is not None:
+        from brainalign.benchmarks import load_benchmark
+        from brainalign.commands.score import refuse_max_stimuli
+
+        for b in benchmarks:
+            try:
+                bench = load_benchmark(b, data_dir=list(data_dirs) or None)
+            except BrainAlignError:
+                continue  # the run reports it, pair by pair
+            try:
+                refuse_max_stimuli(bench, max_stimuli)
+            except BrainAlignError as err:
+                click.echo(f"error: {err}", err=True)
+                sys.exit(2)
 
     try:
         report = run_batch(models, list(benchmarks), out, resume=resume, layers=list(layer_globs) or None,
