@@ -82,5 +82,6 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
+            why = "\n    ".join(str(why).splitlines() or [""])  # later lines of a multi-line error indented
             click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {why}", err=True)
         sys.exit(1)
