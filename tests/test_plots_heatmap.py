@@ -22,9 +22,11 @@ def test_best_matrix_is_the_best_layer_normalised_or_raw_and_sorted():
         np.testing.assert_allclose(scores[b].loc[want.index], want)
         lay = sub.loc[sub.groupby("model")[col].idxmax()].set_index("model")["layer"]
         assert (layers[b].loc[lay.index] == lay).all()
-    means = scores.mean(axis=1).to_numpy()
-    assert (np.diff(means) <= 0).all()
-    assert (np.diff(scores.mean(axis=0).to_numpy()) <= 0).all()
+    # Rows by the mean over the normalised benchmarks only; normalised columns first.
+    normed = [b for b in scores.columns if t[t["benchmark"] == b]["ceiling_upper"].notna().any()]
+    assert list(scores.columns[:2]) == normed
+    assert (np.diff(scores[normed].mean(axis=1).to_numpy()) <= 0).all()
+    assert (np.diff(scores[normed].mean(axis=0).to_numpy()) <= 0).all()
 
 
 def test_cells_are_annotated_with_values_and_missing_pairs_marked():
@@ -76,9 +78,9 @@ def test_session_rows_metrics_and_held_out_choice():
 
 def test_fixed_scale_spans_zero_to_one_and_bad_scale_is_named():
     t = synthetic_table(3, 2, 5)
-    im = plot_heatmap(t, scale="fixed").axes[0].images[0]
+    im = plot_heatmap(t).axes[0].images[0]  # the default: normalised scores on a fixed 0-1 scale
     assert im.get_clim() == (0.0, 1.0)
-    data = plot_heatmap(t).axes[0].images[0].get_clim()
+    data = plot_heatmap(t, scale="data").axes[0].images[0].get_clim()
     scores, _ = best_matrix(t)
     assert data == pytest.approx((np.nanmin(scores.to_numpy()), np.nanmax(scores.to_numpy())))
     with pytest.raises(ResultsTableError, match="scale must be"):
@@ -102,3 +104,44 @@ def test_cells_within_ci_of_the_best_are_outlined():
     rows = sorted(round(b.get_y() + b.get_height() / 2) for b in boxes)
     assert rows == [0, 1]  # the first two rows (sorted best first)
     assert "within CI of the best" in fig._supxlabel.get_text()
+
+
+def _mixed_table():
+    """Two normalised benchmarks and one whose pooled session has no ceiling (as cowley2023.V4:
+    only one session has a ceiling) and whose raw scores are larger than the normalised ones."""
+    t = synthetic_table(2, 3, 4, seed=3)
+    t["session"] = "all"
+    pooled = t["benchmark"] == "synthetic2.region-rsa"
+    cols = ["normalised", "normalised_ci_low", "normalised_ci_high", "ceiling_lower", "ceiling_upper"]
+    t.loc[pooled, cols] = np.nan
+    t.loc[pooled, "raw"] += 0.35
+    one = t[pooled].assign(session="s1", ceiling_upper=0.6, normalised=t.loc[pooled, "raw"] / 0.6)
+    return pd.concat([t, one], ignore_index=True)
+
+
+def test_raw_cells_are_hatched_not_coloured_and_normalised_on_a_fixed_scale():
+    from brainalign.plots.heatmap import normalised_benchmarks
+
+    t = _mixed_table()
+    assert normalised_benchmarks(t) == (["synthetic0.region-rsa", "synthetic1.region-rsa"],
+                                        ["synthetic2.region-rsa"])
+    fig = plot_heatmap(t)
+    ax = fig.axes[0]
+    im = ax.images[0]
+    scores, _ = best_matrix(t)
+    assert list(scores.columns)[-1] == "synthetic2.region-rsa"  # raw column last
+    arr = im.get_array()
+    assert arr.mask[:, -1].all() and not arr.mask[:, :-1].any()  # raw: not on the colour scale
+    assert im.get_clim() == (0.0, 1.0)
+    assert sum(1 for p in ax.patches if p.get_hatch()) == 2
+    texts = [x.get_text() for x in ax.texts]
+    assert sum(x.endswith(" raw") for x in texts) == 2
+    assert "hatched: raw score" in fig._supxlabel.get_text()
+
+
+def test_normalised_scores_above_one_are_flagged():
+    t = synthetic_table(2, 1, 3)
+    t.loc[t["model"] == "model-00", "normalised"] = 1.2
+    fig = plot_heatmap(t)
+    texts = [x.get_text() for x in fig.axes[0].texts]
+    assert "1.20▲" in texts and "above the noise ceiling" in fig._supxlabel.get_text()

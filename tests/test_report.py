@@ -278,3 +278,28 @@ def test_collapsed_provenance_and_failed_models_in_headless_chromium(batch_folde
     closed, opened = float(attrs["prov-height"]), float(attrs["prov-open-height"])
     assert closed < 40 < opened  # one summary line until the reader asks for it
     assert closed < 0.05 * float(attrs["page-height"])
+
+
+def test_raw_only_benchmarks_are_shown_but_not_in_the_mean_or_the_rank(tmp_path):
+    """A benchmark whose pooled session has no ceiling (raw, larger numbers) must not enter the
+    mean of ceiling-normalised scores, nor the rank; the page says what the mean is over."""
+    t = synthetic_table(2, 3, 4, seed=3)
+    raw_b = "synthetic2.region-rsa"
+    pooled = t["benchmark"] == raw_b
+    t.loc[pooled, ["normalised", "normalised_ci_low", "normalised_ci_high", "ceiling_lower",
+                   "ceiling_upper"]] = np.nan
+    # On the raw benchmark model-01 is far ahead; on the normalised ones model-00 is best.
+    t.loc[pooled & (t["model"] == "model-01"), "raw"] += 5.0
+    ScoreResult(t).save(tmp_path / "mixed")
+    page = build_report(tmp_path / "mixed").read_text()
+    board = page[page.index('id="leaderboard"'):]
+    board = board[:board.index("</table>")]
+    rows = dict(re.findall(r'<tr data-model="([^"]+)">(.*?)</tr>', board))
+    best = t[~pooled].groupby(["model", "benchmark"])["normalised"].max().groupby("model").mean()
+    for model, cells in rows.items():
+        mean = float(re.findall(r'<td data-value="([^"]*)">', cells)[0])
+        assert mean == pytest.approx(best[model], rel=1e-5)
+    assert re.search(r'data-value="1">1</td>', rows["model-00"])
+    assert f"{raw_b} (raw)" in board
+    assert f"mean over 2 normalised benchmark(s) (score / noise ceiling); raw-only, shown but not in " \
+        f"the mean: {raw_b}" in page

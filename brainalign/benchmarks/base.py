@@ -63,12 +63,18 @@ class Benchmark:
         Extra directories of dataset manifests, searched before the bundled ones.
     max_stimuli
         Regression kinds: score a seeded random subset of at most this many stimuli per session
-        (a quick check; recorded in every row's ``n_stimuli`` and in ``meta``). None: all.
+        (a quick check, not a paper number; recorded in every row's ``n_stimuli``, in its
+        ``benchmark_version`` as ``+max_stimuli=N`` and in ``meta``). None: all. Other kinds
+        (``supports_max_stimuli`` False) score every stimulus; the command line refuses the
+        option for them.
     """
 
     # The pydantic schema that validates this kind's YAML when it is loaded (see
     # brainalign.benchmarks.schemas); a kind narrows its sections with its own subclass.
     schema: ClassVar[type[BenchmarkSchema]] = BenchmarkSchema
+    # Whether this kind honours ``max_stimuli``; the CLI refuses the option for the others (a limit
+    # silently ignored would pass a full run off as a quick look, or the reverse).
+    supports_max_stimuli: ClassVar[bool] = False
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
@@ -77,7 +83,7 @@ class Benchmark:
         self.data_dir, self.cache, self.download = data_dir, cache, download
         self.n_bootstrap = n_bootstrap
         self.manifest_dirs = tuple(manifest_dirs)
-        self.max_stimuli = max_stimuli
+        self.max_stimuli = None if max_stimuli is None else int(max_stimuli)
         self._resolved: dict[tuple[str, str], Path] = {}
         self._manifests: dict[str, Manifest] = {}
         self._preparing: Future | None = None
@@ -88,6 +94,15 @@ class Benchmark:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def version_label(self) -> str:
+        """The ``benchmark_version`` written in every row: the YAML's version, plus
+        ``+max_stimuli=N`` when a stimulus limit is applied, so a quick look on a subset is never
+        mistaken for (or paired with, in model comparisons) a full run."""
+        if self.max_stimuli is None or not self.supports_max_stimuli:
+            return str(self.spec.version)
+        return f"{self.spec.version}+max_stimuli={self.max_stimuli}"
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -181,7 +196,7 @@ class Benchmark:
                              progress=progress, **stream)
 
     def provenance(self) -> dict[str, Any]:
-        return {"benchmark": self.id, "benchmark_version": self.spec.version,
+        return {"benchmark": self.id, "benchmark_version": self.version_label, "max_stimuli": self.max_stimuli,
                 "benchmark_file": str(self.spec.path), "dataset": self.spec.dataset,
                 "data_files": self.data_files(), "citation": list(self.spec.citation)}
 
@@ -337,7 +352,7 @@ class Benchmark:
                 finally:
                     del acts, item  # free this layer before the stream records the next group
                 data_sha = data_sha if data_sha is not None else self.data_hash()
-                ctx = row_context(model, self.id, self.spec.version, layer, i, seed=seed,
+                ctx = row_context(model, self.id, self.version_label, layer, i, seed=seed,
                                   placement=placed.describe(), data_sha256=data_sha,
                                   reduction=reduction.get(layer), versions=vers, provenance=prov)
                 for sc in scores:

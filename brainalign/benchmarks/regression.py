@@ -112,6 +112,7 @@ class RegressionBenchmark(Benchmark):
     """
 
     schema = RegressionSchema
+    supports_max_stimuli = True  # sessions are subset as they are read (see ``sessions``)
 
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)

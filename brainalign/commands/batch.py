@@ -29,12 +29,17 @@ from brainalign.commands.options import BYTE_SIZE, DEVICE, POSITIVE_INT
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
 @click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
               help="Bootstrap samples (default: each benchmark's; fewer is faster, CIs coarser).")
+@click.option("--max-stimuli", type=POSITIVE_INT, default=None,
+              help="Regression benchmarks: score a seeded random subset of at most N stimuli per "
+                   "session. A quick look, not a paper number: rows record it (n_stimuli and "
+                   "benchmark_version '+max_stimuli=N').")
 @click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:<i> or mps.")
 def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bool,
                   layer_globs: tuple[str, ...], workers: int, scheduler: str | None,
                   max_features: int | None, memory_budget: int | None, cache_dir: str | None,
-                  data_dirs: tuple[str, ...], n_bootstrap: int | None, batch_size: int, device: str) -> None:
+                  data_dirs: tuple[str, ...], n_bootstrap: int | None, max_stimuli: int | None,
+                  batch_size: int, device: str) -> None:
     """Score every model in MODELS (YAML or a text list of ids) on every --benchmark, every layer.
 
     Writes scores.parquet / scores.csv (growing as pairs finish), failures.csv and a log to --out.
@@ -50,17 +55,33 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
 
     check_output_dir(out)
     cache_dir = usable_cache_dir(cache_dir)
+    if max_stimuli is not None:
+        from brainalign.benchmarks import load_benchmark
+        from brainalign.commands.score import refuse_max_stimuli
+
+        for b in benchmarks:
+            try:
+                bench = load_benchmark(b, data_dir=list(data_dirs) or None)
+            except BrainAlignError:
+                continue  # the run reports it, pair by pair
+            try:
+                refuse_max_stimuli(bench, max_stimuli)
+            except BrainAlignError as err:
+                click.echo(f"error: {err}", err=True)
+                sys.exit(2)
 
     try:
         report = run_batch(models, list(benchmarks), out, resume=resume, layers=list(layer_globs) or None,
                            workers=workers, scheduler=scheduler, batch_size=batch_size, device=device,
                            max_features=max_features, memory_budget=memory_budget, cache_dir=cache_dir,
-                           data_dir=list(data_dirs) or None, n_bootstrap=n_bootstrap)
+                           data_dir=list(data_dirs) or None, n_bootstrap=n_bootstrap,
+                           benchmark_options={"max_stimuli": max_stimuli} if max_stimuli else None)
     except (BrainAlignError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
+            why = "\n    ".join(str(why).splitlines() or [""])  # later lines of a multi-line error indented
             click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {why}", err=True)
         sys.exit(1)

@@ -8,10 +8,12 @@ finishes, so a model that fails later loses nothing already computed.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,16 +37,54 @@ def read_benchmark_data(bench) -> None:
                 continue
 
 
-def next_steps(out: Path | None) -> str:
-    """What to do after a score: look at the report, score your own model."""
+_ALPHA_EDGE = re.compile(r"for (\d+) of (\d+) neuroids the chosen α is mostly at an end of the grid (\[[^\]]*\])")
+
+
+def warning_lines(caught: Sequence[warnings.WarningMessage], where: str) -> list[str]:
+    """The warnings one model × benchmark raised, as few lines: every ridge fit's "chosen α at an
+    end of the grid" (one per layer, session and fold set: dozens on V1/V4) summed into one line
+    that says how to widen the grid; any other warning once, however often it came."""
+    lines, edge, seen = [], [], set()
+    for w in caught:
+        text = str(w.message)
+        m = _ALPHA_EDGE.search(text)
+        if m:
+            edge.append(m)
+        elif text not in seen:
+            seen.add(text)
+            lines.append("warning: " + "\n    ".join(text.splitlines() or [""]))
+    if edge:
+        n, total = sum(int(m[1]) for m in edge), sum(int(m[2]) for m in edge)
+        grids = ", ".join(dict.fromkeys(m[3] for m in edge))
+        lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s) the chosen α was mostly at an end of "
+                        f"the grid {grids} ({n} of {total} neuroid fits); to widen it, copy the benchmark's "
+                        "YAML, set `alphas:` under `metric:` and pass the copy to --benchmark")
+    return lines
+
+
+def refuse_max_stimuli(bench: Any, max_stimuli: int | None) -> None:
+    """Raise :class:`~brainalign.errors.BenchmarkDefinitionError` when ``--max-stimuli`` was
+    given for a benchmark kind that cannot limit its stimuli (it would be ignored)."""
+    if max_stimuli is not None and not getattr(bench, "supports_max_stimuli", False):
+        from brainalign.errors import BenchmarkDefinitionError
+
+        raise BenchmarkDefinitionError(
+            f"{bench.id}: --max-stimuli {max_stimuli} is only honoured by regression benchmarks (this "
+            f"one is a {type(bench).__name__}); it would be ignored, so it is refused. Leave it out.")
+
+
+def next_steps(out: Path | None, own_model: bool = False) -> str:
+    """What to do after a score: look at the report, score your own model (unless this run
+    already scored one, ``own_model``)."""
     lines = ["next:"]
     if out is not None:
         lines.append(f"  brainalign report {out}   # then open {out / 'report.html'} in a browser")
     else:
         lines.append("  add --out results/NAME to keep the per-layer table and figures, then "
                      "`brainalign report results/NAME`")
-    lines.append("  your own model: --model file:mynet:build (mynet.py in this folder, build() returns an "
-                 "nn.Module), or ba.wrap(module) in Python (README: 'Use from Python')")
+    if not own_model:
+        lines.append("  your own model: --model file:mynet:build (mynet.py in this folder, build() returns an "
+                     "nn.Module), or ba.wrap(module) in Python (README: 'Use from Python')")
     return "\n".join(lines)
 
 
@@ -103,6 +143,10 @@ def save_results(result: Any, out_dir: Path) -> Path:
 @click.option("--seed", default=0, show_default=True, help="Seed of random weights.")
 @click.option("--n-bootstrap", type=POSITIVE_INT, default=None,
               help="Bootstrap samples (default: the benchmark's, usually 1000; fewer is faster, CIs coarser).")
+@click.option("--max-stimuli", type=POSITIVE_INT, default=None,
+              help="Regression benchmarks: score a seeded random subset of at most N stimuli per "
+                   "session. A quick look, not a paper number: rows record it (n_stimuli and "
+                   "benchmark_version '+max_stimuli=N').")
 @click.option("--memory-budget", type=BYTE_SIZE, default=None,
               help="Activation memory per pass, e.g. 2.5GB; a run over it is planned in passes.")
 @click.option("--max-features", type=POSITIVE_INT, default=None,
@@ -116,7 +160,8 @@ def save_results(result: Any, out_dir: Path) -> Path:
 def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
                   layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,
-                  seed: int, n_bootstrap: int | None, memory_budget: int | None, max_features: int | None,
+                  seed: int, n_bootstrap: int | None, max_stimuli: int | None, memory_budget: int | None,
+                  max_features: int | None,
                   cache_dir: str | None, out: str | None) -> None:
     """Score one or more models on one or more benchmarks, every layer.
 
@@ -125,8 +170,6 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     goes to --out (printed when there is no --out). Exit status: 0 when every model was scored,
     1 when some failed (the others are kept), 2 when none could be scored or the input was bad.
     """
-    import warnings
-
     import pandas as pd
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
@@ -147,9 +190,10 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     try:
         for b in benchmarks:
             progress.stage(f"reading the data of {b}")
-            opts = {"n_bootstrap": n_bootstrap} if n_bootstrap else {}
+            opts = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("max_stimuli", max_stimuli)) if v}
             bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
                                    **opts)
+            refuse_max_stimuli(bench, max_stimuli)
             read_benchmark_data(bench)
             bench.start_preparing()  # its ceilings and bootstrap, while the model loads
             benches.append(bench)
@@ -180,9 +224,8 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                     warnings.simplefilter("always")
                     parts.append(bench(model, layers, batch_size=batch_size, device=device,
                                        progress=progress.bars, on_layer=progress.layer_done, **stream))
-                for w in caught:
-                    if "activation cache" in str(w.message):
-                        progress.line(f"warning: {w.message}")
+                for line in warning_lines(caught, f"{model.name} × {bench.id}"):
+                    progress.line(line)
                 for why in parts[-1].meta.get("failed_layers", {}).get(model.name, {}).values():
                     progress.line(f"warning: {why}")  # named, and the other layers are kept
                 progress.pair_done(True)
@@ -214,10 +257,11 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
 
             plot_layers(with_earlier(earlier, result), path=out_dir / "layers.png")
             click.echo(f"wrote {out_dir / 'scores.csv'} (every layer) and {out_dir / 'layers.png'}")
-        click.echo(next_steps(out_dir))
+        click.echo(next_steps(out_dir, own_model=any(m.startswith("file:") for m in models)))
     if failures:
         click.echo(f"{len(failures)} of {len(models)} model(s) failed"
                    + ("; the others' rows are kept" if done else "") + ":", err=True)
         for mid, detail in failures:
-            click.echo(f"  {mid}: {detail}", err=True)
+            # A multi-line error keeps its later lines under the first, indented.
+            click.echo(f"  {mid}: " + "\n    ".join(detail.splitlines() or [""]), err=True)
         sys.exit(1 if done else 2)

@@ -23,19 +23,36 @@ def session_labels(table: pd.DataFrame) -> pd.Series:
 
 
 def chosen_layers(table: pd.DataFrame) -> pd.DataFrame:
-    """The row of the layer chosen per (model, benchmark, session).
+    """The row of the layer chosen per (model, benchmark), then, for a multi-session benchmark,
+    the rows of each of its sessions at that same layer and metric (``_per_session`` True).
 
-    Uses the table's ``selected`` column (set by :func:`brainalign.results.choose_best`) where it
-    is there; otherwise the one best-layer rule itself, session by session.
+    The layer is chosen once, on the pooled rows (``session`` "all"), by the table's ``selected``
+    column (set by :func:`brainalign.results.choose_best`) where it is there, else by that one
+    best-layer rule itself; the per-session rows show each session's score and ceiling there
+    (for example the one session of a benchmark that has a noise ceiling).
     """
     from brainalign.results.table import choose_best
 
     t = table.assign(_session=session_labels(table))
     if "selected" in t and t["selected"].fillna(False).astype(bool).any():
-        sel = t[t["selected"].fillna(False).astype(bool)]
-        return sel.reset_index(drop=True)
-    parts = [choose_best(g) for _, g in t.groupby("_session", sort=False)]
-    return pd.concat(parts, ignore_index=True) if parts else t.iloc[0:0]
+        sel = t[t["selected"].fillna(False).astype(bool)].reset_index(drop=True)
+    else:
+        sel = choose_best(t).reset_index(drop=True)
+        if "_session" not in sel:
+            sel = sel.assign(_session=session_labels(sel))
+    parts = []
+    for _, row in sel.iterrows():
+        parts.append(row.to_frame().T.assign(_per_session=False))
+        if row["_session"] != "all":
+            continue
+        same = (t["model"] == row["model"]) & (t["benchmark"] == row["benchmark"]) & \
+            (t["layer"].astype(str) == str(row["layer"])) & ~t["_session"].isin(["all", "–"])
+        if "metric" in t and pd.notna(row.get("metric")):
+            same &= t["metric"] == row["metric"]
+        parts.append(t[same].assign(_per_session=True))
+    if not parts:
+        return t.iloc[0:0].assign(_per_session=False)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _f(v: float, nd: int = 3) -> str:
@@ -60,10 +77,15 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     for i in best.index:
         ceiling = "none" if not np.isfinite(upper[i]) else (
             f"{_f(lower[i])}–{_f(upper[i])}" if np.isfinite(lower[i]) else f"≤{_f(upper[i])} (upper only)")
+        per_session = bool(best.at[i, "_per_session"])
         rows.append({
-            "model": best.at[i, "model"], "benchmark": best.at[i, "benchmark"],
-            "session": best.at[i, "_session"], "layer": best.at[i, "layer"],
-            "chosen on": str(selection[i]) if pd.notna(selection[i]) else "",
+            # A session's line sits under its pooled line, indented, at the same chosen layer.
+            "model": "" if per_session else best.at[i, "model"],
+            "benchmark": "" if per_session else best.at[i, "benchmark"],
+            "session": f"  └ {best.at[i, '_session']}" if per_session else best.at[i, "_session"],
+            "layer": best.at[i, "layer"],
+            "chosen on": "same layer as 'all'" if per_session else (
+                str(selection[i]) if pd.notna(selection[i]) else ""),
             "held-out": _f(held[i]),
             "score [95% CI]": f"{_f(score[i])} [{_f(lo[i])}, {_f(hi[i])}]" + ("" if use_norm[i] else " raw"),
             "ceiling": ceiling,
@@ -77,7 +99,11 @@ def format_summary(table: pd.DataFrame) -> str:
     if s.empty:
         return "no scores"
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
-        body = s.to_string(index=False)
+        body = s.to_string(index=False, justify="left",
+                           formatters={c: f"{{:<{max(len(c), s[c].astype(str).str.len().max())}}}".format
+                                       for c in ("model", "benchmark", "session")})
     return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it; score: "
             "raw score / upper bound of the noise ceiling on all stimuli (raw where the benchmark has no "
-            "ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score")
+            "ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
+            + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
+               "sessions pooled" if s["session"].str.startswith("  └").any() else ""))

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from brainalign.io import atomic_write_text
 from brainalign.plots.curves import plot_score_vs
-from brainalign.plots.heatmap import best_matrix, plot_heatmap
+from brainalign.plots.heatmap import best_matrix, normalised_benchmarks, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
@@ -111,26 +111,47 @@ def is_simulated(benchmark: str) -> bool:
     return str(benchmark).split(".")[0] == "simulated"
 
 
+def mean_description(normed: Sequence[str], raw_only: Sequence[str]) -> str:
+    """What the leaderboard's mean is over, in words: "mean over N normalised benchmark(s);
+    raw-only (not in the mean): …"."""
+    if not normed:
+        return ("no mean: no benchmark has a noise ceiling" if len(raw_only) != 1
+                else f"mean = the raw score of {raw_only[0]} (no noise ceiling)")
+    text = f"mean over {len(normed)} normalised benchmark(s) (score / noise ceiling)"
+    return text + (f"; raw-only, shown but not in the mean: {', '.join(raw_only)}" if raw_only else "")
+
+
 def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = None,
                      table_id: str = "leaderboard") -> str:
     """A sortable leaderboard: one row per model, the chosen layer's score per benchmark and the
-    mean. Only models scored on every one of ``benchmarks`` (default: all in the table) get a mean
-    and a rank, so every ranked mean is over the same set; the others are listed after them,
-    unranked, with the reason in the cell's tooltip."""
+    mean. The mean and the rank use only the ceiling-normalised benchmarks (one common scale, as
+    in Brain-Score); raw-only benchmarks are shown, labelled "(raw)", and left out of the mean.
+    Only models scored on every one of those (default: all in the table) get a mean and a rank,
+    so every ranked mean is over the same set; the others are listed after them, unranked, with
+    the reason in the cell's tooltip."""
     scores, layers = best_matrix(table)
     benches = [b for b in scores.columns if benchmarks is None or b in set(benchmarks)]
     scores, layers = scores[benches], layers[benches]
-    raw_only = {b: not has_ceiling(table[table["benchmark"] == b]) for b in benches}
+    normed, raw_only = normalised_benchmarks(table[table["benchmark"].isin(benches)])
+    # Only ceiling-normalised scores share a scale (as in Brain-Score): the mean and the rank use
+    # them alone; raw-only benchmarks are shown but never averaged. With no normalised benchmark,
+    # a single raw benchmark still ranks its models; several raw ones give no mean.
+    in_mean = normed or (raw_only if len(benches) == 1 else [])
+    what = mean_description(normed, raw_only)
     head = ['<th class="t" data-type="number">rank</th>', '<th class="t" data-type="text">model</th>',
-            f'<th data-type="number" title="mean over the {len(benches)} benchmark(s) of this table; '
-            'only for models scored on all of them">mean</th>']
+            f'<th data-type="number" title="{_e(what)}; only for models scored on all of them">mean</th>']
     for b in benches:
-        label = f"{b} (raw)" if raw_only[b] else b
-        head.append(f'<th data-type="number">{_e(label)}</th>')
+        label = f"{b} (raw)" if b in raw_only else b
+        tip = ' title="raw score (no noise ceiling): shown, not in the mean"' if b in raw_only and normed else ""
+        head.append(f'<th data-type="number"{tip}>{_e(label)}</th>')
     weights = table.drop_duplicates("model").set_index("model")
     head.append('<th class="t" data-type="text">weights</th>')
-    complete = scores.notna().all(axis=1)
-    mean = scores.mean(axis=1).where(complete)
+    if in_mean:
+        complete = scores[in_mean].notna().all(axis=1)
+        mean = scores[in_mean].mean(axis=1).where(complete)
+    else:
+        complete = pd.Series(False, index=scores.index)
+        mean = pd.Series(np.nan, index=scores.index)
     order = list(mean[complete].sort_values(ascending=False, kind="stable").index) + \
         list(scores.index[~complete])
     rows = []
@@ -139,8 +160,10 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
             rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
             mean_cell = f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>'
         else:
-            missing = ", ".join(b for b in benches if not np.isfinite(scores.loc[model, b]))
-            why = _e(f"not scored on every benchmark of this table (missing: {missing}): not ranked")
+            missing = ", ".join(b for b in in_mean if not np.isfinite(scores.loc[model, b]))
+            why = _e(f"not scored on every benchmark of this table (missing: {missing}): not ranked"
+                     if in_mean else "no benchmark with a noise ceiling: raw scores of different "
+                     "benchmarks are not on one scale, so no mean and no rank")
             rank_cell = f'<td class="t" data-value="" title="{why}">–</td>'
             mean_cell = f'<td data-value="" title="{why}">–</td>'
         cells = [rank_cell, f'<td class="t">{_e(model)}</td>', mean_cell]
@@ -275,10 +298,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
     # compare.csv (`brainalign compare`) is not a score table: shown in its own section, not warned of.
     warn = [f"skipped {f}: {r}" for f, r in res.skipped if Path(f).name != COMPARE_FILE] + list(res.notes)
-    no_ceiling = [b for b in benches if not has_ceiling(t[t["benchmark"] == b])]
-    if no_ceiling and len(no_ceiling) < len(benches):
-        warn.append("benchmark(s) without a noise ceiling show raw scores, the others score / "
-                    f"ceiling: {', '.join(no_ceiling)}")
+    with_ceiling, no_ceiling = normalised_benchmarks(t) if len(best_rows(t)) else ([], [])
+    if no_ceiling and with_ceiling:
+        warn.append("benchmark(s) without a noise ceiling (at the chosen, pooled rows) show raw "
+                    "scores, not in the mean; the others score / ceiling: " + ", ".join(no_ceiling))
     body = [f"<h1>{_e(title)}</h1>",
             f'<p class="sub">{len(models)} model(s) × {len(benches)} benchmark(s), {len(t)} rows, '
             f"from {_e(res.root)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>"]
@@ -288,10 +311,13 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     simulated = [b for b in benches if is_simulated(b)]
     body += ["<h2>Leaderboard</h2>",
              '<p class="sub">Chosen layer per model and benchmark: score / noise ceiling where the '
-             "benchmark has a ceiling, raw score where it has not. The mean and the rank are only "
-             "given to models scored on every benchmark of the table, so every mean is over the same "
+             "benchmark has a ceiling, raw score where it has not. The mean and the rank use the "
+             "normalised benchmarks only (raw scores are on no common scale) and are only given to "
+             "models scored on every one of them, so every mean is over the same "
              "set; models scored during training at their last epoch. Click a column to sort.</p>"]
     if real:
+        body.append(f'<p class="sub" id="leaderboard-mean">'
+                    f'{_e(mean_description(*normalised_benchmarks(t[t["benchmark"].isin(real)])))}.</p>')
         body.append(leaderboard_html(t, real, "leaderboard"))
     if simulated:
         body += ["<h3>Simulated data</h3>",
@@ -311,7 +337,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
-        body.append(_figure_html(fig, "Chosen-layer scores, models and benchmarks sorted by mean; "
+        body.append(_figure_html(fig, "Chosen-layer scores / noise ceiling on a fixed 0–1 colour scale "
+                                 "(▲: above the ceiling); hatched cells are raw scores of benchmarks "
+                                 "without a ceiling, on no common scale and not coloured. Models and "
+                                 "benchmarks sorted by mean over the normalised benchmarks; "
                                  "dashed outline: the benchmark's best model lies within this "
                                  "model's bootstrap CI.", fmt,
                                  "heatmap of best-layer scores"))

@@ -1,0 +1,58 @@
+"""``--max-stimuli N`` on ``brainalign score`` and ``brainalign batch``: a quick look on at most N
+stimuli per session, recorded in every row (``n_stimuli``, ``benchmark_version``) so it is never
+mistaken for, or paired with, a full run; kinds that cannot honour it refuse it by name."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+import brainalign as ba
+from brainalign.cli import main
+from tests.conftest import needs_data
+
+V4 = "cowley2023.V4-ridge"
+
+
+@needs_data
+def test_score_max_stimuli_limits_each_session_and_is_recorded(tmp_path, data_dir):
+    full = {s.name: len(s.stimuli) for s in ba.load_benchmark(V4, data_dir=data_dir).sessions}
+    assert min(full.values()) > 30
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--benchmark", V4,
+                                  "--max-stimuli", "30", "--n-bootstrap", "10", "--data-dir", str(data_dir),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str, "session": str})
+    per_session = t[t["session"] != "all"]
+    assert set(per_session["session"]) == set(full) and (per_session["n_stimuli"] == 30).all()
+    assert t["benchmark_version"].str.endswith("+max_stimuli=30").all()
+
+
+@needs_data
+def test_batch_max_stimuli_reaches_every_pair_through_benchmark_options(tmp_path, data_dir):
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", V4, "--max-stimuli", "25",
+                                  "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out",
+                                  str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "b" / "scores.csv", dtype={"benchmark_version": str, "session": str})
+    assert (t.loc[t["session"] != "all", "n_stimuli"] == 25).all() and len(t)
+    assert t["benchmark_version"].str.endswith("+max_stimuli=25").all()
+
+
+@needs_data
+def test_a_kind_that_cannot_limit_stimuli_is_refused_on_the_command_line(tmp_path, data_dir):
+    hit = "kriegeskorte2008.hIT-rsa"
+    assert not ba.load_benchmark(hit, data_dir=data_dir, max_stimuli=20).supports_max_stimuli
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", hit,
+                                  "--max-stimuli", "20", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "--max-stimuli 20 is only honoured by regression benchmarks" in r.output
+    assert "loading zoo:lenet5" not in r.output  # refused before any model work
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", hit, "--max-stimuli", "20",
+                                  "--data-dir", str(data_dir), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "only honoured by regression benchmarks" in r.output
+    assert not (tmp_path / "b" / "scores.csv").exists()

@@ -1,0 +1,113 @@
+"""The closing summary of ``brainalign score``: one line per model × benchmark, and for a
+multi-session benchmark one more line per session at the layer chosen on the pooled rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from brainalign.commands.summary import format_summary, summary_table
+from brainalign.plots.synthetic import synthetic_table
+from brainalign.results.table import choose_best
+from tests.conftest import needs_data
+
+
+def _multi_session() -> pd.DataFrame:
+    """Benchmark 0: one session (none); benchmark 1: pooled rows without a ceiling and two
+    sessions, only s2 with a ceiling (as cowley2023.V4: only 210325 has one)."""
+    t = synthetic_table(2, 2, 4, seed=2)
+    single = t[t["benchmark"] == "synthetic0.region-rsa"]
+    multi = t[t["benchmark"] == "synthetic1.region-rsa"].assign(session="all")
+    multi[["normalised", "ceiling_lower", "ceiling_upper"]] = np.nan
+    s1 = multi.assign(session="s1", raw=multi["raw"] - 0.1)
+    s2 = multi.assign(session="s2", raw=multi["raw"] + 0.1, ceiling_upper=0.8,
+                      normalised=(multi["raw"] + 0.1) / 0.8)
+    table = pd.concat([single, multi, s1, s2], ignore_index=True)
+    chosen = choose_best(table)
+    key = set(zip(chosen["model"], chosen["benchmark"], chosen["layer"], chosen["session"].fillna("–"),
+                  strict=True))
+    table["selected"] = [(m, b, lay, s if isinstance(s, str) else "–") in key for m, b, lay, s in
+                         zip(table["model"], table["benchmark"], table["layer"], table["session"], strict=True)]
+    return table
+
+
+def test_multi_session_benchmarks_list_each_session_at_the_chosen_layer():
+    table = _multi_session()
+    s = summary_table(table)
+    # 2 models × (1 single-session line + 1 pooled line + 2 session lines).
+    assert len(s) == 8
+    pooled = s[s["session"] == "all"]
+    assert len(pooled) == 2
+    for i in pooled.index:
+        subs = s.loc[i + 1:i + 2]
+        assert list(subs["session"]) == ["  └ s1", "  └ s2"]
+        assert (subs["layer"] == pooled.at[i, "layer"]).all()  # the same chosen layer
+        model = pooled.at[i, "model"]
+        want = table[(table["model"] == model) & (table["session"] == "s2") &
+                     (table["layer"] == pooled.at[i, "layer"])]
+        assert subs.iloc[1]["score [95% CI]"].startswith(f"{want['normalised'].iloc[0]:.3f}")
+        assert subs.iloc[1]["ceiling"].startswith("≤0.800") and subs.iloc[0]["ceiling"] == "none"
+    single = s[s["benchmark"] == "synthetic0.region-rsa"]
+    assert len(single) == 2 and (single["session"] == "–").all()  # single-session output unchanged
+    text = format_summary(table)
+    assert "  └ s2" in text and "└ lines" in text
+
+
+def test_without_a_selected_column_the_layer_is_still_chosen_once_on_the_pooled_rows():
+    table = _multi_session().drop(columns="selected")
+    s = summary_table(table)
+    assert len(s) == 8 and (s["session"].str.startswith("  └")).sum() == 4
+
+
+def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the_grid():
+    import warnings
+
+    from brainalign.commands.score import warning_lines
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(57):
+            warnings.warn(f"encoding_score: for {k % 5 + 1} of 40 neuroids the chosen α is mostly at an end "
+                          "of the grid [0.01, 1e+08]; widen `alphas`", stacklevel=1)
+        for _ in range(3):
+            warnings.warn("the activation cache /x could not be written\nsecond line", stacklevel=1)
+    lines = warning_lines(caught, "m × antolik2016.V1-ridge")
+    assert len(lines) == 2
+    n = sum(k % 5 + 1 for k in range(57))
+    assert lines[0].startswith("warning: m × antolik2016.V1-ridge: in 57 ridge fit(s)")
+    assert f"[0.01, 1e+08] ({n} of {57 * 40} neuroid fits)" in lines[0] and "`alphas:` under `metric:`" in lines[0]
+    assert lines[1] == "warning: the activation cache /x could not be written\n    second line"
+
+
+def test_next_steps_do_not_suggest_a_file_model_after_one_was_scored():
+    from pathlib import Path
+
+    from brainalign.commands.score import next_steps
+
+    assert "--model file:mynet:build" in next_steps(Path("r"))
+    assert "--model file:" not in next_steps(Path("r"), own_model=True)
+    assert "brainalign report r" in next_steps(Path("r"), own_model=True)
+
+
+@needs_data
+def test_a_file_model_run_lists_a_multi_line_failure_indented_and_no_file_hint(tmp_path, data_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    (tmp_path / "goodnet.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(4),\n"
+        "                         nn.Flatten())\n")
+    (tmp_path / "badnet.py").write_text("def build():\n    raise ValueError('first line\\nsecond line')\n")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["score", "--model", "file:goodnet:build", "--model", "file:badnet:build",
+                                  "--layers", "0", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                                  "--n-bootstrap", "10",
+                                  "--data-dir", str(data_dir)])
+    assert r.exit_code == 1, r.output
+    tail = r.output[r.output.index("1 of 2 model(s) failed"):].splitlines()
+    first = next(i for i, ln in enumerate(tail) if ln.startswith("  file:badnet:build: "))
+    assert "first line" in tail[first] and tail[first + 1] == "    second line"
+    assert "next:" in r.output and "--model file:mynet:build" not in r.output
