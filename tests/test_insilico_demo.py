@@ -38,3 +38,36 @@ def test_demo_runs_offline_and_writes_table_plot_and_mosaic(tmp_path: Path,
     best = t.loc[t.groupby("model").normalised.idxmax()].set_index("model").normalised
     sim = best[next(m for m in best.index if m.startswith("simulated-v1"))]
     assert sim > 0.85 and best["random-cnn"] < sim - 0.2
+
+
+def test_demo_headline_is_the_held_out_score_of_the_layer_chosen_on_development_stimuli(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo ends with `brainalign score`'s summary (held-out score of the layer chosen on
+    development stimuli, same legend), and its per-layer table shows the dev / held-out scores."""
+    from brainalign.cli import main
+    from brainalign.commands.summary import format_summary
+    from brainalign.results import ScoreResult
+
+    monkeypatch.setenv("BRAINALIGN_DATA", str(tmp_path / "no-data"))
+    captured: list[ScoreResult] = []
+    concat = ScoreResult.concat
+
+    def keep(results):  # the demo's own result, to compare its printout with
+        captured.append(concat(results))
+        return captured[-1]
+
+    monkeypatch.setattr(ScoreResult, "concat", staticmethod(keep))
+    res = CliRunner().invoke(main, ["demo", "--cells", "12", "--stimuli", "100", "--repeats", "4"])
+    assert res.exit_code == 0, res.output
+    table = captured[-1].table
+    assert format_summary(table) in res.output  # the one formatting of `score`'s summary
+    assert "held-out: the chosen layer's score on stimuli not used to choose it" in res.output
+    assert "of ceiling)" not in res.output  # no second, in-sample headline
+    lines = res.output.splitlines()
+    header = next(x for x in lines if x.lstrip().startswith("model") and "depth" in x)
+    assert "dev_score" in header and "heldout_score" in header
+    assert "chosen on development stimuli" in res.output
+    chosen = table[table["selected"].astype(bool)]
+    for r in chosen.itertuples():
+        line = next(x for x in lines if x.startswith(r.model + " ") and "development stimuli" in x)
+        assert f"{r.heldout_score:.3f}" in line

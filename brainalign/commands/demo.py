@@ -67,12 +67,16 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
             results.append(bench(model, layers, device=device))
     result = ScoreResult.concat(results)
     cols = ["model", "layer", "depth", "raw", "ceiling_upper", "normalised", "normalised_ci_low",
-            "normalised_ci_high", "selected"]
-    with pd.option_context("display.max_rows", None, "display.width", 160):
+            "normalised_ci_high", "dev_score", "heldout_score", "selected"]
+    with pd.option_context("display.max_rows", None, "display.width", 200):
         click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    best = result.best
-    click.echo("best layer per model: " + ", ".join(
-        f"{r.model} {r.layer} ({r.normalised:.2f} of ceiling)" for r in best.itertuples()))
+    # The per-layer columns are on all stimuli; the layer is chosen on development stimuli, so the
+    # headline is the chosen layer's held-out score, worded as `brainalign score` words it.
+    click.echo("dev_score / heldout_score: each layer's score on the development / held-out stimuli; "
+               "selected: the layer chosen on development stimuli (highest dev_score)\n")
+    from brainalign.commands.summary import format_summary
+
+    click.echo(format_summary(result.table))
     if out:
         from brainalign.commands.score import earlier_results, save_results, with_earlier
 
