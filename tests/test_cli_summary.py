@@ -111,3 +111,13 @@ def test_a_file_model_run_lists_a_multi_line_failure_indented_and_no_file_hint(t
     first = next(i for i, ln in enumerate(tail) if ln.startswith("  file:badnet:build: "))
     assert "first line" in tail[first] and tail[first + 1] == "    second line"
     assert "next:" in r.output and "--model file:mynet:build" not in r.output
+
+
+def test_the_legend_gives_the_units_of_the_held_out_score():
+    text = format_summary(_multi_session())
+    legend = text.splitlines()[-1]
+    held = legend.split("; score:")[0]
+    assert held.startswith("held-out: the chosen layer's score on stimuli not used to choose it")
+    # Its units: normalised by the ceiling of the held-out subset, raw without a ceiling.
+    assert "raw score / upper bound of the noise ceiling of those held-out stimuli" in held
+    assert "raw where the benchmark has no ceiling" in held

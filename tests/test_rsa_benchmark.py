@@ -104,6 +104,14 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     acts = ba.extract(model, hit_benchmark.place(model)[0], layers=["3"])  # as placed in the field
     direct = np.mean(compare_rdms(rdm(acts["3"].values), hit_benchmark.subject_rdms.values))
     assert t.set_index("layer").loc["3", "raw"] == pytest.approx(direct, abs=1e-10)
+    # held-out score (as the score summary's legend says): raw on the held-out stimuli / the upper
+    # bound of those stimuli's own noise ceiling (rsatoolbox, on the subset's RDMs).
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    ix = np.ix_(hit_benchmark.dev_split.heldout, hit_benchmark.dev_split.heldout)
+    subj = hit_benchmark.subject_rdms.values[:, ix[0], ix[1]]
+    held_raw = np.mean(compare_rdms(rdm(acts["3"].values)[ix], subj))
+    held_ceiling = rsatoolbox.inference.boot_noise_ceiling(rsatoolbox.rdm.RDMs(upper(subj)), method="spearman")[1]
+    assert t.set_index("layer").loc["3", "heldout_score"] == pytest.approx(held_raw / held_ceiling, abs=1e-6)
     assert "torch=" in t["versions"].iloc[0]
     best = result.best.iloc[0]  # chosen on development stimuli, scored on held-out ones
     assert best["layer"] == t.loc[t["dev_score"].idxmax(), "layer"]

@@ -102,7 +102,13 @@ def format_summary(table: pd.DataFrame) -> str:
         body = s.to_string(index=False, justify="left",
                            formatters={c: f"{{:<{max(len(c), s[c].astype(str).str.len().max())}}}".format
                                        for c in ("model", "benchmark", "session")})
-    return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it; score: "
+    # held-out units, as each kind computes them: RSA divides by the upper bound of the ceiling
+    # recomputed on the held-out subset (benchmarks/rsa.py `_subset_score`); regression and the
+    # simulated V1 by the ceiling of the held-out stimuli (regression.py `_row_stats`,
+    # insilico/benchmark.py); rows without a ceiling (fMRI ROI rows, sessions without repeats) stay raw.
+    return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it (raw score / "
+            "upper bound of the noise ceiling of those held-out stimuli; raw where the benchmark has no "
+            "ceiling); score: "
             "raw score / upper bound of the noise ceiling on all stimuli (raw where the benchmark has no "
             "ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
             + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
