@@ -261,3 +261,24 @@ def test_the_legend_states_the_ci_level():
     t = synthetic_table(1, 1, 5)
     assert "95% bootstrap CI (band in the model's colour)" in _legend_texts(plot_layers(t))
     assert "90% bootstrap CI (band in the model's colour)" in _legend_texts(plot_layers(t.assign(ci_level=0.9)))
+
+
+@pytest.mark.parametrize("where", [2, 0, 6])  # the chosen layer in the middle, first, last
+def test_the_star_name_stays_inside_its_panel_clear_of_the_title(tmp_path, where):
+    """The chosen layer is the highest point (the star at the top of the panel): its name is
+    still inside the axes, not over the panel title, and not past the panel's sides."""
+    names = ["features.0", "features.3", "features.6", "features.8", "avgpool", "classifier.1", "fc"]
+    t = _named(7, names)
+    t["normalised"] = 0.3 + 0.02 * np.arange(7)
+    t.loc[t["layer_index"] == where, "normalised"] = 1.4  # above the ceiling band: the top of the y range
+    t[["normalised_ci_low", "normalised_ci_high"]] = np.nan
+    t["raw"] = t["normalised"] * t["ceiling_upper"]
+    fig = plot_layers(t, path=tmp_path / f"layers{where}.png")
+    ax = _panels(fig)[0]
+    fig.canvas.draw()
+    assert _star_names(ax) == [names[where]]
+    name = ax.texts[0].get_window_extent()
+    box = ax.get_window_extent()
+    assert box.x0 - 0.5 <= name.x0 and name.x1 <= box.x1 + 0.5, (name, box)
+    assert box.y0 - 0.5 <= name.y0 and name.y1 <= box.y1 + 0.5, (name, box)
+    assert not name.overlaps(ax.title.get_window_extent())

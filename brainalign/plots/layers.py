@@ -66,6 +66,28 @@ def legend_extras(kinds: set[str], colour: object = "0.45", ci_level: float = 0.
     return out
 
 
+def keep_inside(fig: Figure, names: list[tuple[Any, Any]]) -> None:
+    """Move each star's name (an annotation placed above and beside its star) inside its panel:
+    a star at the top of the y range would put it over the panel title, one at an end of the x
+    range past the panel's side. Measured after the layout is done, so on the final positions."""
+    if not names:
+        return
+    fig.draw_without_rendering()
+    for ax, text in names:
+        box, ext = ax.get_window_extent(), text.get_window_extent()
+        dx, dy = text.xyann
+        if ext.y1 > box.y1:  # over the top (the title): below the star instead
+            dy = -abs(dy)
+            text.set_va("top")
+        if ext.x1 > box.x1 and dx > 0:  # past the right side: to the star's left instead
+            dx = -abs(dx)
+            text.set_ha("right")
+        elif ext.x0 < box.x0 and dx < 0:  # past the left side: to the star's right
+            dx = abs(dx)
+            text.set_ha("left")
+        text.xyann = (dx, dy)
+
+
 MAX_NAME = 16  # characters of a layer name on a tick; longer ones keep their start and end
 TICK_SPACING_IN = 0.18  # room one rotated tick label needs along the x axis
 
@@ -204,6 +226,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     fig = Figure(figsize=(width * ncols, width * 0.72 * nrows + legend_h), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     drawn_kinds: set[str] = set()  # what the legend must explain: ribbon, bars, band, line, stars
+    star_names: list[tuple[Any, Any]] = []  # (panel, the chosen layer's name beside its star)
     for ax in axes.flat[len(benches):]:
         ax.set_axis_off()
     for ax, bench in zip(axes.flat, benches, strict=False):
@@ -262,10 +285,11 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                 ax.plot([x_star], [y_star], marker="*", ms=8, color=c, mec="k", mew=0.5, zorder=5, ls="")
                 # Its name beside it: which layer the star is, however the axis is labelled.
                 right = x_star > 0.7
-                ax.annotate(short_name(str(row["layer"])), (x_star, y_star), xytext=(-5 if right else 5, 5),
-                            textcoords="offset points", ha="right" if right else "left", va="bottom",
-                            fontsize=ANNOT_PT, color=c, zorder=6,
-                            path_effects=[patheffects.withStroke(linewidth=2, foreground="w")])
+                star_names.append((ax, ax.annotate(
+                    short_name(str(row["layer"])), (x_star, y_star), xytext=(-5 if right else 5, 5),
+                    textcoords="offset points", ha="right" if right else "left", va="bottom",
+                    fontsize=ANNOT_PT, color=c, zorder=6,
+                    path_effects=[patheffects.withStroke(linewidth=2, foreground="w")])))
                 drawn_kinds.add(kind)
         if not drawn:
             note(ax, "no scores for these models")
@@ -288,6 +312,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                fontsize=LEGEND_PT, frameon=False)
     if shown_note:
         fig.suptitle(f"layer-by-layer scores{shown_note}", fontsize=TITLE_PT)
+    keep_inside(fig, star_names)
     if path is not None:
         save_figure(fig, path, formats)
     return fig
