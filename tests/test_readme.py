@@ -188,3 +188,17 @@ def test_readme_runs_as_written_in_a_fresh_clone(tmp_path, data_dir):
                             check=True).stdout
     assert status == "", f"files written by the README examples are not git-ignored:\n{status}"
     assert "next:" in stdout and "brainalign report results/alexnet" in stdout
+
+
+def test_readme_prints_tables_as_readable_column_selections():
+    """A printed result table is a selection of real columns, not pandas' elided 34-column frame."""
+    from brainalign.results.table import COLUMNS
+
+    code = "".join(body for _, lang, body in readme_blocks((REPO / "README.md").read_text()) if lang == "python")
+    printed = re.findall(r"print\((\w+)\.(table|best)\b(.*?)\)\n", code, re.S)
+    assert printed, "README prints no result table"
+    for name, attr, rest in printed:
+        assert rest.startswith("[["), f"README prints the whole {name}.{attr}: select a few columns"
+        cols = re.findall(r'"(\w+)"', rest)
+        known = set(COLUMNS) | ({"best_score"} if attr == "best" else set())
+        assert cols and set(cols) <= known, f"{name}.{attr}: unknown columns {set(cols) - known}"
