@@ -204,11 +204,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     done: list = []
     failures: list[tuple[str, str]] = []
     earlier = earlier_results(out_dir, progress.line)
-    if out_dir is not None:
-        # The figure is drawn at the end; matplotlib's import (~0.6 s) runs meanwhile, on a core
-        # the recording leaves idle (the import lock makes the later import wait for this one).
-        threading.Thread(target=importlib.import_module, args=("brainalign.plots",),
-                         name="brainalign-import-plots").start()
+    plots_import: threading.Thread | None = None
     stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
     stream = {k: v for k, v in stream.items() if v is not None}
     for mid in models:
@@ -217,6 +213,14 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             progress.stage(f"loading {mid} ({weights} weights)")
             model = load_model(mid, weights=weights, seed=seed)
             names = model.resolve_layers(layers)
+            if out_dir is not None and plots_import is None:
+                # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
+                # the GIL) runs during the recording, when the forward pass has released the GIL
+                # and the metric leaves a core idle; started before the model loads, it only took
+                # turns with torchvision's import. (The import lock makes the later import wait.)
+                plots_import = threading.Thread(target=importlib.import_module, args=("brainalign.plots",),
+                                                name="brainalign-import-plots")
+                plots_import.start()
             parts = []
             for bench in benches:
                 progress.pair_started(model.name, bench.id, names)
