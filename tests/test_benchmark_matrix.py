@@ -21,6 +21,7 @@ import brainalign as ba
 from brainalign.benchmarks import KINDS
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.schemas import RSASchema
+from brainalign.errors import BenchmarkDefinitionError
 from brainalign.results import COLUMNS, LayerScore
 from brainalign.runner.batch import ModelEntry, run_batch
 from tests.conftest import needs_data
@@ -167,3 +168,18 @@ def _one_layer_budget(bench, ref, dirs) -> int:
     assert len(plan_memory(model, list(MODELS[0].layers), len(stimuli), reducers=red,
                            budget=budget).groups) > 1
     return budget
+
+
+@pytest.mark.parametrize("kind", ["rsa", "regression", "fmri", "v1_properties", "simulated_v1", "mean_activation"])
+def test_a_stimulus_limit_is_honoured_or_refused_never_ignored(kind, kinds_setup):
+    """From Python as on the command line: a kind that cannot limit its stimuli refuses
+    ``max_stimuli`` by name; one that can records it in the version of every row."""
+    ref, opts, dirs = kinds_setup[kind]
+    opts = {k: v for k, v in opts.items() if k != "max_stimuli"}
+    if KINDS[kind].supports_max_stimuli:
+        bench = ba.load_benchmark(ref, data_dir=dirs, max_stimuli=10, **opts)
+        assert bench.version_label.endswith("+max_stimuli=10")
+    else:
+        with pytest.raises(BenchmarkDefinitionError, match=r"max_stimuli=10 .*only honoured by regression"):
+            ba.load_benchmark(ref, data_dir=dirs, max_stimuli=10, **opts)
+    assert ba.load_benchmark(ref, data_dir=dirs, **opts).max_stimuli is None

@@ -45,10 +45,11 @@ def test_batch_max_stimuli_reaches_every_pair_through_benchmark_options(tmp_path
 @needs_data
 def test_a_kind_that_cannot_limit_stimuli_is_refused_on_the_command_line(tmp_path, data_dir):
     hit = "kriegeskorte2008.hIT-rsa"
-    assert not ba.load_benchmark(hit, data_dir=data_dir, max_stimuli=20).supports_max_stimuli
+    assert not ba.load_benchmark(hit, data_dir=data_dir).supports_max_stimuli
     r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", hit,
                                   "--max-stimuli", "20", "--data-dir", str(data_dir)])
-    assert r.exit_code == 2 and "--max-stimuli 20 is only honoured by regression benchmarks" in r.output
+    assert r.exit_code == 2
+    assert "max_stimuli=20 (--max-stimuli) is only honoured by regression benchmarks" in r.output
     assert "loading zoo:lenet5" not in r.output  # refused before any model work
     models = tmp_path / "models.yaml"
     models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")

@@ -65,8 +65,8 @@ class Benchmark:
         Regression kinds: score a seeded random subset of at most this many stimuli per session
         (a quick check, not a paper number; recorded in every row's ``n_stimuli``, in its
         ``benchmark_version`` as ``+max_stimuli=N`` and in ``meta``). None: all. Other kinds
-        (``supports_max_stimuli`` False) score every stimulus; the command line refuses the
-        option for them.
+        (``supports_max_stimuli`` False) cannot limit their stimuli: for them a limit raises
+        :class:`~brainalign.errors.BenchmarkDefinitionError` (:meth:`refuse_max_stimuli`).
     """
 
     # The pydantic schema that validates this kind's YAML when it is loaded (see
@@ -83,10 +83,22 @@ class Benchmark:
         self.data_dir, self.cache, self.download = data_dir, cache, download
         self.n_bootstrap = n_bootstrap
         self.manifest_dirs = tuple(manifest_dirs)
+        self.refuse_max_stimuli(max_stimuli, spec.id)
         self.max_stimuli = None if max_stimuli is None else int(max_stimuli)
         self._resolved: dict[tuple[str, str], Path] = {}
         self._manifests: dict[str, Manifest] = {}
         self._preparing: Future | None = None
+
+    @classmethod
+    def refuse_max_stimuli(cls, max_stimuli: int | None, benchmark: str) -> None:
+        """Raise :class:`~brainalign.errors.BenchmarkDefinitionError` when ``max_stimuli`` is given
+        to a kind that cannot limit its stimuli: ignored, it would pass a full run off as a quick
+        look (or the reverse), and its rows would say nothing of it."""
+        if max_stimuli is not None and not cls.supports_max_stimuli:
+            raise BenchmarkDefinitionError(
+                f"{benchmark}: max_stimuli={max_stimuli} (--max-stimuli) is only honoured by regression "
+                f"benchmarks (this one is a {cls.__name__}); it would be ignored, so it is "
+                "refused. Leave it out.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.id} v{self.spec.version}>"

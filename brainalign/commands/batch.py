@@ -57,7 +57,6 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     cache_dir = usable_cache_dir(cache_dir)
     if max_stimuli is not None:
         from brainalign.benchmarks import load_benchmark
-        from brainalign.commands.score import refuse_max_stimuli
 
         for b in benchmarks:
             try:
@@ -65,7 +64,7 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
             except BrainAlignError:
                 continue  # the run reports it, pair by pair
             try:
-                refuse_max_stimuli(bench, max_stimuli)
+                bench.refuse_max_stimuli(max_stimuli, bench.id)
             except BrainAlignError as err:
                 click.echo(f"error: {err}", err=True)
                 sys.exit(2)

@@ -62,17 +62,6 @@ def warning_lines(caught: Sequence[warnings.WarningMessage], where: str) -> list
     return lines
 
 
-def refuse_max_stimuli(bench: Any, max_stimuli: int | None) -> None:
-    """Raise :class:`~brainalign.errors.BenchmarkDefinitionError` when ``--max-stimuli`` was
-    given for a benchmark kind that cannot limit its stimuli (it would be ignored)."""
-    if max_stimuli is not None and not getattr(bench, "supports_max_stimuli", False):
-        from brainalign.errors import BenchmarkDefinitionError
-
-        raise BenchmarkDefinitionError(
-            f"{bench.id}: --max-stimuli {max_stimuli} is only honoured by regression benchmarks (this "
-            f"one is a {type(bench).__name__}); it would be ignored, so it is refused. Leave it out.")
-
-
 def next_steps(out: Path | None, own_model: bool = False) -> str:
     """What to do after a score: look at the report, score your own model (unless this run
     already scored one, ``own_model``)."""
@@ -193,7 +182,6 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             opts = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("max_stimuli", max_stimuli)) if v}
             bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
                                    **opts)
-            refuse_max_stimuli(bench, max_stimuli)
             read_benchmark_data(bench)
             bench.start_preparing()  # its ceilings and bootstrap, while the model loads
             benches.append(bench)

@@ -110,6 +110,9 @@ class SimulatedV1Benchmark(Benchmark):
 
     def __init__(self, data: SimulatedV1Data | BenchmarkSpec, *, cv: int = 5, seed: int = 0,
                  pool_grid: int = 3, n_boot: int = 1000, **kwargs: Any):
+        # Refused before the population is simulated (its stimuli are generated, never subset).
+        self.refuse_max_stimuli(kwargs.get("max_stimuli"),
+                                data.id if isinstance(data, BenchmarkSpec) else type(self).__name__)
         if isinstance(data, BenchmarkSpec):
             spec = data
             st = {k: v for k, v in spec.stimuli.items() if k != "reader"}
@@ -118,7 +121,6 @@ class SimulatedV1Benchmark(Benchmark):
             n_boot, _, seed = bootstrap_settings(spec, kwargs.get("n_bootstrap"))
         else:
             spec = _spec(data.settings, cv, seed, pool_grid, n_boot)
-        kwargs.pop("max_stimuli", None)
         super().__init__(spec, **kwargs)
         self.data, self.cv, self.seed, self.pool_grid, self.n_boot = data, cv, seed, pool_grid, n_boot
         self.version = spec.version
