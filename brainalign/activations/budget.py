@@ -20,6 +20,12 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb
           "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a cluster job's allocation or
+    ``taskset``; all of the machine's where the platform cannot say)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def parse_bytes(value: int | float | str) -> int:
     """``"2.5GB"``, ``"800 MiB"``, ``1e9`` → bytes."""
     if isinstance(value, int | float):

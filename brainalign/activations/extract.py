@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import deque
@@ -18,7 +17,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from brainalign.activations.budget import BYTES_PER_VALUE, layer_features
+from brainalign.activations.budget import BYTES_PER_VALUE, layer_features, usable_cores
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import ForwardError, StimulusError
 from brainalign.models.base import BrainModel, kept_state, on_device
@@ -96,8 +95,7 @@ class _Copier:
 def _copy_helper_on(device: torch.device, n_batches: int) -> bool:
     """Whether outputs are copied on a helper thread: a CPU run of several batches, with more
     cores than torch's intra-op threads use (else the helper competes with them)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return device.type == "cpu" and n_batches > 1 and cores > torch.get_num_threads()
+    return device.type == "cpu" and n_batches > 1 and usable_cores() > torch.get_num_threads()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -110,7 +108,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def _preprocess_workers() -> int:
     """Threads for preprocessing a batch's images: the cores torch's own threads leave idle
     (the transforms are torch ops that release the GIL); 1 when torch uses every core."""
-    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
+    return max(1, min(4, usable_cores() // max(1, torch.get_num_threads())))
 
 
 def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size: int):

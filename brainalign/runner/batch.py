@@ -787,7 +787,9 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
     benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
     if workers > 1 and threads is None and scheduler is None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        from brainalign.activations.budget import usable_cores
+
+        threads = max(1, usable_cores() // workers)
     dirs = None
     if data_dir is not None:
         dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
