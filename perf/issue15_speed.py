@@ -600,6 +600,9 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
                     m = med([x["peak_rss_mib"] for x in r[v]])
                     cells.append(f"{w:6.1f} s {w / bw:4.2f}x {m / 1024:4.2f} GB {m / bm:4.2f}x")
                 print(f"{label} {bw:6.1f} s {bm / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
+                for v in variants:  # each round against that round's reference
+                    per = [x["wall_s"] / y["wall_s"] for x, y in zip(r[v], r[ref], strict=True)]
+                    print(f"             {v} per round: " + " ".join(f"{p:.2f}x" for p in per))
             if row == "cowley":
                 for v in variants:
                     t = [x["json"]["timing"] for x in r[v]]
