@@ -160,6 +160,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
     from brainalign.results import ScoreResult
+    from brainalign.results.compare import remove_stale_comparison
 
     benches = []
     try:
@@ -221,6 +222,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         done.append(ScoreResult.concat(parts))
         if out_dir is not None:  # rewritten after every model: what finished is on disk
             save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
+            remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
 
     if done:
         result = ScoreResult.concat(done)

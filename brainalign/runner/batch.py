@@ -789,6 +789,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         this run's failures, and what was scored, skipped (reused) or kept.
     """
     from brainalign.activations.budget import parse_bytes
+    from brainalign.results.compare import remove_stale_comparison
     from brainalign.runner.pair_warnings import warning_lines
     from brainalign.runner.progress import BatchProgress
 
@@ -858,11 +859,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                 f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
             progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
-        stale = outdir / "compare.csv"  # brainalign compare's table of the scores it read
-        if todo and stale.is_file():  # the tables changed (a pair failing again drops its old rows)
-            stale.unlink()
-            progress.note(f"removed {stale}: it compared the scores before this run; run "
-                          f"`brainalign compare {outdir}` again")
+        if todo:  # the tables changed (a pair failing again drops its old rows)
+            remove_stale_comparison(outdir, progress.note)
         labels = {t.key: t.label for t in tasks}
         kept = [f"{m} × {b}" for m, b in output.earlier]
         for what, names in (("reused (finished by an earlier run, not scored again)",
