@@ -62,7 +62,7 @@ def test_without_a_selected_column_the_layer_is_still_chosen_once_on_the_pooled_
 def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the_grid():
     import warnings
 
-    from brainalign.commands.score import warning_lines
+    from brainalign.runner.pair_warnings import warning_lines
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

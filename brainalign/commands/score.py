@@ -8,12 +8,11 @@ finishes, so a model that fails later loses nothing already computed.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,31 +34,6 @@ def read_benchmark_data(bench) -> None:
                 getattr(bench, name)
             except AttributeError:  # a kind without it (V1 properties draw stimuli per model)
                 continue
-
-
-_ALPHA_EDGE = re.compile(r"for (\d+) of (\d+) neuroids the chosen α is mostly at an end of the grid (\[[^\]]*\])")
-
-
-def warning_lines(caught: Sequence[warnings.WarningMessage], where: str) -> list[str]:
-    """The warnings one model × benchmark raised, as few lines: every ridge fit's "chosen α at an
-    end of the grid" (one per layer, session and fold set: dozens on V1/V4) summed into one line
-    that says how to widen the grid; any other warning once, however often it came."""
-    lines, edge, seen = [], [], set()
-    for w in caught:
-        text = str(w.message)
-        m = _ALPHA_EDGE.search(text)
-        if m:
-            edge.append(m)
-        elif text not in seen:
-            seen.add(text)
-            lines.append("warning: " + "\n    ".join(text.splitlines() or [""]))
-    if edge:
-        n, total = sum(int(m[1]) for m in edge), sum(int(m[2]) for m in edge)
-        grids = ", ".join(dict.fromkeys(m[3] for m in edge))
-        lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s) the chosen α was mostly at an end of "
-                        f"the grid {grids} ({n} of {total} neuroid fits); to widen it, copy the benchmark's "
-                        "YAML, set `alphas:` under `metric:` and pass the copy to --benchmark")
-    return lines
 
 
 def next_steps(out: Path | None, own_model: bool = False) -> str:
@@ -164,6 +138,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
     from brainalign.errors import BrainAlignError, without_names
+    from brainalign.runner.pair_warnings import warning_lines
     from brainalign.runner.progress import ScoreProgress
 
     out_dir = check_output_dir(out) if out else None
@@ -174,6 +149,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
     from brainalign.results import ScoreResult
+    from brainalign.results.compare import remove_stale_comparison
 
     benches = []
     try:
@@ -234,6 +210,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         done.append(ScoreResult.concat(parts))
         if out_dir is not None:  # rewritten after every model: what finished is on disk
             save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
+            remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
 
     if done:
         result = ScoreResult.concat(done)

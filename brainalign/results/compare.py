@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,6 +68,20 @@ if TYPE_CHECKING:
 
 COMPARE_FILE = "compare.csv"
 """Name of the table ``brainalign compare`` writes into a results folder (the report reads it)."""
+
+
+def remove_stale_comparison(folder: Path, note: Callable[[str], None]) -> bool:
+    """Remove ``folder``'s :data:`COMPARE_FILE` after the scores in ``folder`` changed (``brainalign
+    batch`` or ``brainalign score --out`` scored into it): it compared the scores before, and the
+    report would show it as current. ``note`` gets the line that says so. Returns whether one was
+    removed."""
+    stale = Path(folder) / COMPARE_FILE
+    if not stale.is_file():
+        return False
+    stale.unlink(missing_ok=True)
+    note(f"removed {stale}: it compared the scores before this run; run `brainalign compare {folder}` again")
+    return True
+
 
 COMPARE_COLUMNS = ["benchmark", "session", "model_a", "layer_a", "model_b", "layer_b", "difference",
                    "ci_low", "ci_high", "p", "p_corrected", "within_noise", "n_bootstrap", "method",

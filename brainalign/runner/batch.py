@@ -272,12 +272,26 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
     Returns
     -------
     dict
-        ``key``, ``model``, ``benchmark``, ``ok``, ``seconds``, ``pid`` and either ``table``
-        (a DataFrame) or ``error_type``, ``error`` and ``traceback``.
+        ``key``, ``model``, ``benchmark``, ``ok``, ``seconds``, ``pid``, ``warnings`` (the message
+        of every warning the pair raised: data for the coordinating process to summarise, not
+        lines a worker prints) and either ``table`` (a DataFrame) or ``error_type``, ``error``
+        and ``traceback``.
     """
+    from brainalign.runner.pair_warnings import collect_warnings
+
     t0 = time.perf_counter()
     out: dict[str, Any] = {"key": task.key, "model": task.model.name, "benchmark": task.benchmark_id,
                            "pid": os.getpid()}
+    with collect_warnings() as caught:
+        _score_pair(task, out, on_layer, benchmarks)
+    out["warnings"] = list(caught)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _score_pair(task: PairTask, out: dict[str, Any], on_layer: Callable[[str, int, int], None] | None,
+                benchmarks: dict[str, Any] | None) -> None:
+    """:func:`run_pair`'s work: fills ``out`` with the table or the error."""
     try:
         import torch
 
@@ -301,8 +315,6 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
     except Exception as err:
         out.update(ok=False, error_type=type(err).__name__, error=str(err),
                    traceback=traceback.format_exc())
-    out["seconds"] = time.perf_counter() - t0
-    return out
 
 
 _atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
@@ -777,6 +789,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         this run's failures, and what was scored, skipped (reused) or kept.
     """
     from brainalign.activations.budget import parse_bytes
+    from brainalign.results.compare import remove_stale_comparison
+    from brainalign.runner.pair_warnings import warning_lines
     from brainalign.runner.progress import BatchProgress
 
     if memory_budget is not None:
@@ -833,20 +847,22 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             output.log("submit", t)
         for t, outcome in _execute(todo, "local", workers, scheduler, progress):
             output.record(t, outcome)
+            # What the pair's scoring warned of, summed (as `score` does) in this process: a
+            # worker returns its warnings as data rather than printing one line per layer.
+            warned = warning_lines(outcome.get("warnings") or [], t.label)
             if outcome["ok"]:
                 scored.append(t.key)
-                output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"))
+                output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
             else:
-                output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}")
+                output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}", warnings=warned)
+            for line in warned:
+                progress.note(line)
             why = "" if outcome["ok"] else \
                 f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
             progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
         output.write_tables()
-        stale = outdir / "compare.csv"  # brainalign compare's table of the scores it read
-        if todo and stale.is_file():  # the tables changed (a pair failing again drops its old rows)
-            stale.unlink()
-            progress.note(f"removed {stale}: it compared the scores before this run; run "
-                          f"`brainalign compare {outdir}` again")
+        if todo:  # the tables changed (a pair failing again drops its old rows)
+            remove_stale_comparison(outdir, progress.note)
         labels = {t.key: t.label for t in tasks}
         kept = [f"{m} × {b}" for m, b in output.earlier]
         for what, names in (("reused (finished by an earlier run, not scored again)",

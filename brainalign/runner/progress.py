@@ -41,7 +41,10 @@ class BatchProgress(_Progress):
 
     def note(self, text: str) -> None:
         """A message for the user (a warning, what --resume will recompute), as its own line(s)."""
-        self._line(text)
+        if self._pairs is not None:  # above the bars, not through them (a pair's warnings come mid-run)
+            self._pairs.write(text, file=self.stream)
+        else:
+            self._line(text)
 
     def start(self, total: int, skipped: int) -> None:
         self.total, self.skipped = total, skipped
