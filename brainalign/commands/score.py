@@ -11,7 +11,6 @@ import importlib
 import sys
 import threading
 import traceback
-import warnings
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -138,7 +137,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
     from brainalign.errors import BrainAlignError, without_names
-    from brainalign.runner.pair_warnings import warning_lines
+    from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
     out_dir = check_output_dir(out) if out else None
@@ -188,8 +187,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
             parts = []
             for bench in benches:
                 progress.pair_started(model.name, bench.id, names)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                with collect_warnings() as caught:
                     parts.append(bench(model, layers, batch_size=batch_size, device=device,
                                        progress=progress.bars, on_layer=progress.layer_done, **stream))
                 for line in warning_lines(caught, f"{model.name} × {bench.id}"):
