@@ -68,7 +68,7 @@ def test_score_two_models_into_one_table_and_plot(tmp_path, data_dir):
         "features.1", "classifier.1"}
     assert (out / "layers.png").stat().st_size > 5000
     # stdout: the summary (chosen layer per model, held-out score, CI, ceiling); the table is in the file.
-    assert "held-out" in proc.stdout and "score [95% CI]" in proc.stdout
+    assert "held-out (1 split)" in proc.stdout and "all stimuli [95% CI]" in proc.stdout
     assert proc.stdout.count("kriegeskorte2008.hIT-rsa") >= 2 and "brainalign report" in proc.stdout
 
 

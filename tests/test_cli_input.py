@@ -88,7 +88,7 @@ def test_one_failing_model_keeps_the_others_rows_and_is_listed(tmp_path, data_di
     assert "layer 1/1 conv1 recorded and scored" in proc.stderr
     summary = proc.stdout.splitlines()
     head = next(i for i, ln in enumerate(summary) if ln.split()[:2] == ["model", "benchmark"])
-    assert "held-out" in summary[head] and "score [95% CI]" in summary[head] and "ceiling" in summary[head]
+    assert all(c in summary[head] for c in ("held-out (1 split)", "all stimuli [95% CI]", "ceiling"))
     row = summary[head + 1].split()
     assert row[:4] == ["zoo:lenet5", HIT, "all", "conv1"]
     assert f"{t['raw'].iloc[0] / t['ceiling' if 'ceiling' in t else 'ceiling_upper'].iloc[0]:.3f}" in \

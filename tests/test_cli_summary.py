@@ -45,7 +45,7 @@ def test_multi_session_benchmarks_list_each_session_at_the_chosen_layer():
         model = pooled.at[i, "model"]
         want = table[(table["model"] == model) & (table["session"] == "s2") &
                      (table["layer"] == pooled.at[i, "layer"])]
-        assert subs.iloc[1]["score [95% CI]"].startswith(f"{want['normalised'].iloc[0]:.3f}")
+        assert subs.iloc[1]["all stimuli [95% CI]"].startswith(f"{want['normalised'].iloc[0]:.3f}")
         assert subs.iloc[1]["ceiling"].startswith("≤0.800") and subs.iloc[0]["ceiling"] == "none"
     single = s[s["benchmark"] == "synthetic0.region-rsa"]
     assert len(single) == 2 and (single["session"] == "–").all()  # single-session output unchanged
@@ -116,8 +116,20 @@ def test_a_file_model_run_lists_a_multi_line_failure_indented_and_no_file_hint(t
 def test_the_legend_gives_the_units_of_the_held_out_score():
     text = format_summary(_multi_session())
     legend = text.splitlines()[-1]
-    held = legend.split("; score:")[0]
-    assert held.startswith("held-out: the chosen layer's score on stimuli not used to choose it")
+    held = legend.split("; all stimuli:")[0]
+    assert held.startswith("held-out (1 split): the chosen layer's score on stimuli not used to choose it")
     # Its units: normalised by the ceiling of the held-out subset, raw without a ceiling.
-    assert "raw score / upper bound of the noise ceiling of those held-out stimuli" in held
-    assert "raw where the benchmark has no ceiling" in held
+    assert "score / upper bound of the noise ceiling of those held-out stimuli" in held
+    assert "'raw' where there is no ceiling" in held
+
+
+def test_a_raw_number_says_raw_in_both_score_columns_and_the_ci_heads_its_own_column():
+    """A session without a ceiling shows raw r; beside a normalised session it must say so, in the
+    held-out column as in the all-stimuli one; and the CI's header names the all-stimuli score."""
+    s = summary_table(_multi_session().assign(heldout_score=0.25))
+    raw_line = s[(s["session"] == "  └ s1")].iloc[0]
+    norm_line = s[(s["session"] == "  └ s2")].iloc[0]
+    assert raw_line["held-out (1 split)"] == "0.250 raw" and norm_line["held-out (1 split)"] == "0.250"
+    assert raw_line["all stimuli [95% CI]"].endswith(" raw")
+    text = format_summary(_multi_session())
+    assert "all stimuli [95% CI]" in text.splitlines()[0] and "one seeded split" in text

@@ -61,7 +61,7 @@ def test_demo_headline_is_the_held_out_score_of_the_layer_chosen_on_development_
     assert res.exit_code == 0, res.output
     table = captured[-1].table
     assert format_summary(table) in res.output  # the one formatting of `score`'s summary
-    assert "held-out: the chosen layer's score on stimuli not used to choose it" in res.output
+    assert "held-out (1 split): the chosen layer's score on stimuli not used to choose it" in res.output
     assert "of ceiling)" not in res.output  # no second, in-sample headline
     lines = res.output.splitlines()
     header = next(x for x in lines if x.lstrip().startswith("model") and "depth" in x)

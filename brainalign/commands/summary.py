@@ -59,6 +59,10 @@ def _f(v: float, nd: int = 3) -> str:
     return "–" if not np.isfinite(v) else f"{v:.{nd}f}"
 
 
+HELD = "held-out (1 split)"
+ALL = "all stimuli [95% CI]"  # the CI belongs to this score, not to the held-out one
+
+
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per model × benchmark × session: the layer chosen (and how), its held-out score, its score
     on all stimuli with the bootstrap CI, and the noise ceiling; text columns ready to print."""
@@ -86,8 +90,10 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
             "layer": best.at[i, "layer"],
             "chosen on": "same layer as 'all'" if per_session else (
                 str(selection[i]) if pd.notna(selection[i]) else ""),
-            "held-out": _f(held[i]),
-            "score [95% CI]": f"{_f(score[i])} [{_f(lo[i])}, {_f(hi[i])}]" + ("" if use_norm[i] else " raw"),
+            # Each number says when it is raw r (no ceiling), so a raw session line is not read
+            # as comparable with a normalised one beside it.
+            HELD: _f(held[i]) + ("" if use_norm[i] or not np.isfinite(held[i]) else " raw"),
+            ALL: f"{_f(score[i])} [{_f(lo[i])}, {_f(hi[i])}]" + ("" if use_norm[i] else " raw"),
             "ceiling": ceiling,
         })
     return pd.DataFrame(rows)
@@ -106,10 +112,11 @@ def format_summary(table: pd.DataFrame) -> str:
     # recomputed on the held-out subset (benchmarks/rsa.py `_subset_score`); regression and the
     # simulated V1 by the ceiling of the held-out stimuli (regression.py `_row_stats`,
     # insilico/benchmark.py); rows without a ceiling (fMRI ROI rows, sessions without repeats) stay raw.
-    return (body + "\nheld-out: the chosen layer's score on stimuli not used to choose it (raw score / "
-            "upper bound of the noise ceiling of those held-out stimuli; raw where the benchmark has no "
-            "ceiling); score: "
-            "raw score / upper bound of the noise ceiling on all stimuli (raw where the benchmark has no "
-            "ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
+    return (body + "\nheld-out (1 split): the chosen layer's score on stimuli not used to choose it (raw "
+            "score / upper bound of the noise ceiling of those held-out stimuli; 'raw' where there is no "
+            "ceiling), from one seeded split into development and held-out stimuli, without a CI: on a "
+            "small stimulus set it moves with the split, by more than the CI of the all-stimuli score; "
+            "all stimuli: raw score / upper bound of the noise ceiling on every stimulus ('raw' where there "
+            "is no ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
             + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
                "sessions pooled" if s["session"].str.startswith("  └").any() else ""))
