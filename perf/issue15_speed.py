@@ -35,6 +35,12 @@ Usage::
         python perf/issue15_speed.py [--before /work/main] [--rows hit extract ...] [--rounds 3]
     python perf/issue15_speed.py --small      # every row at toy size, this tree only, < 30 s
 
+Every child runs with the Python that runs this script: run it with a default install's Python
+(``pip install brainalign``, no extras) as well as the test environment's. With dask installed
+(the ``[dask]`` and ``[test]`` extras), xarray imports ``dask.array`` on its first ``DataArray``
+and ``distributed`` in ``to_netcdf``: about +0.5–0.8 s on the hIT row that a default install does
+not pay (``perf/PROFILE.md`` §6).
+
 ``--small`` runs every row in this process at toy sizes, one round, no before column (CI checks
 that the script runs and that the results agree; its times mean nothing). Rows that need the real
 data are skipped, with the reason printed, when the data directory is missing.
