@@ -317,7 +317,7 @@ def _provenance_html(res: ResultsFolder) -> str:
         parts.append(f"<h3>{_e(src)}</h3>")
         folder = str(Path(src).parent)
         parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
-                     else f"<p>(settings in the batch run's provenance.json of {_e(folder)})</p>"
+                     else f"<p>{_e(f'(settings in the batch run’s provenance.json of {folder})')}</p>"
                      if folder in res.provenance else "<p>(no metadata file)</p>")
     if res.other:
         parts.append("<h3>Other files (not score tables)</h3><ul>"
