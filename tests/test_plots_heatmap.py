@@ -103,7 +103,7 @@ def test_cells_within_ci_of_the_best_are_outlined():
     boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_linestyle() == "--"]
     rows = sorted(round(b.get_y() + b.get_height() / 2) for b in boxes)
     assert rows == [0, 1]  # the first two rows (sorted best first)
-    assert "within CI of the best" in fig._supxlabel.get_text()
+    assert "best score lies inside this model's bootstrap CI" in fig._supxlabel.get_text()
 
 
 def _mixed_table():

@@ -73,7 +73,8 @@ def test_report_is_self_contained_with_every_model(results_dir):
     assert sorted(rows) == ["model-00", "model-01", "model-02", "model-03", "trained-net"]
     assert page.count('<section class="bench"') == 2
     assert "Over training" in page and "skipped notes.csv" in page
-    assert "without a noise ceiling" in page and "trainer" in page and "A (2020)" in page
+    assert "raw scores (no noise ceiling at the chosen, pooled row" in page
+    assert "trainer" in page and "A (2020)" in page
 
 
 def test_svg_figures_and_the_figure_files(results_dir, tmp_path):
@@ -303,3 +304,124 @@ def test_raw_only_benchmarks_are_shown_but_not_in_the_mean_or_the_rank(tmp_path)
     assert f"{raw_b} (raw)" in board
     assert f"mean over 2 normalised benchmark(s) (score / noise ceiling); raw-only, shown but not in " \
         f"the mean: {raw_b}" in page
+
+
+# --- what each section's score is, ties from compare.csv, subsets, warnings that read right --------
+
+def _board(page: str) -> dict[str, str]:
+    board = page[page.index('id="leaderboard"'):]
+    return dict(re.findall(r'<tr data-model="([^"]+)">(.*?)</tr>', board[:board.index("</table>")]))
+
+
+def test_each_section_names_its_score_and_the_leaderboard_marks_ties_found_by_compare(tmp_path):
+    """The leaderboard ranks by held-out score, the compare section by the all-stimuli score with a
+    paired bootstrap: each says which, and a rank the compare section cannot support gets "≈"."""
+    t = synthetic_table(3, 1, 4, seed=5)
+    ScoreResult(t).save(tmp_path / "r")
+    order = list(t.groupby("model")["normalised"].max().sort_values(ascending=False).index)
+    bench = t["benchmark"].iloc[0]
+
+    def row(a: str, b: str, lo: float, hi: float, within: bool) -> dict:
+        return {"benchmark": bench, "session": "all", "model_a": a, "layer_a": "l", "model_b": b,
+                "layer_b": "l", "difference": (lo + hi) / 2, "ci_low": lo, "ci_high": hi, "p": 0.5,
+                "p_corrected": 0.5 if within else 0.001, "within_noise": within, "n_bootstrap": 10,
+                "method": "paired bootstrap over stimuli", "score": "normalised"}
+    # 2nd vs 1st: CI contains 0 (tied); 3rd vs 2nd: told apart.
+    pd.DataFrame([row(order[0], order[1], -0.05, 0.14, True), row(order[1], order[2], 0.1, 0.3, False),
+                  row(order[0], order[2], 0.2, 0.4, False)]).to_csv(tmp_path / "r" / "compare.csv", index=False)
+    page = build_report(tmp_path / "r").read_text()
+    rows = _board(page)
+    assert 'data-tied="true"' in rows[order[1]] and ">2 ≈</td>" in rows[order[1]]
+    assert "≈" not in rows[order[0]] and "≈" not in rows[order[2]]
+    assert order[0] in re.search(r'data-tied="true" title="([^"]*)"', rows[order[1]]).group(1)
+    lead = re.search(r'id="leaderboard-score">(.*?)</p>', page).group(1)
+    assert "held-out score" in lead and "no CI" in lead and "development/held-out split" in lead
+    comp = re.search(r'id="compare-score">(.*?)</p>', page).group(1)
+    assert "all-stimuli score / noise ceiling" in comp and "paired bootstrap over stimuli" in comp
+    assert "within noise" in re.search(r'id="leaderboard-ties">(.*?)</p>', page).group(1)
+    # Without compare.csv, no tie marks and no tie caption.
+    (tmp_path / "r" / "compare.csv").unlink()
+    page = build_report(tmp_path / "r").read_text()
+    assert "data-tied" not in page and "leaderboard-ties" not in page
+
+
+def test_a_stimulus_subset_is_flagged_in_the_leaderboard_heatmap_and_layer_plot(tmp_path):
+    """A real `brainalign score --max-stimuli 25` run: every table and figure says it is a subset."""
+    from brainalign.plots.heatmap import plot_heatmap
+    from brainalign.plots.layers import plot_layers
+    from brainalign.settings import data_dirs
+
+    if not any((d / "cowley2023_v4").is_dir() for d in data_dirs()):
+        pytest.skip("no cowley2023_v4 data in BRAINALIGN_DATA")
+    out = tmp_path / "sub"
+    run = _cli("score", "--model", "zoo:lenet5", "--benchmark", "cowley2023.V4-ridge", "--max-stimuli", "25",
+               "--n-bootstrap", "10", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    page = build_report(out).read_text()
+    head = page[page.index('id="leaderboard"'):]
+    head = head[:head.index("</thead>")]
+    assert "cowley2023.V4-ridge (raw) [subset: 25 stimuli/session]" in head
+    assert "subset" in _board(page)["zoo:lenet5"]
+    assert "not a paper number" in re.search(r'id="subset-note">(.*?)</p>', page).group(1)
+    t = read_results(out).table
+    titles = [ax.get_title() for ax in plot_layers(t).axes]
+    assert any("subset: 25 stimuli/session" in s and "not a paper number" in s for s in titles), titles
+    fig = plot_heatmap(t)
+    ticks = [x.get_text() for x in fig.axes[0].get_xticklabels()]
+    assert any("subset: 25 stimuli/session" in s for s in ticks), ticks
+    assert "not a paper number" in fig.get_supxlabel()
+
+
+def test_the_raw_score_warning_names_the_raw_benchmarks_after_the_words_for_them(tmp_path):
+    t = synthetic_table(2, 2, 4, seed=3)
+    raw_b = "synthetic1.region-rsa"
+    t.loc[t["benchmark"] == raw_b, ["normalised", "normalised_ci_low", "normalised_ci_high",
+                                    "ceiling_lower", "ceiling_upper"]] = np.nan
+    ScoreResult(t).save(tmp_path / "mixed")
+    page = build_report(tmp_path / "mixed").read_text()
+    warn = re.search(r'<div class="warn">(.*?)</div>', page).group(1)
+    assert f"raw scores (no noise ceiling at the chosen, pooled row; left out of the mean): {raw_b}" in warn
+    assert "the others score / ceiling" not in page
+
+
+def test_folders_brainalign_wrote_raise_no_spurious_warnings(batch_folder, tmp_path):
+    """A batch folder's settings are in provenance.json; a demo folder's rf_gabor_fits.csv is a
+    known non-score table: neither is warned of (the fits are listed under provenance)."""
+    (batch_folder / "scores.meta.json").unlink()  # run_batch writes scores.csv + provenance.json only
+    page = build_report(batch_folder).read_text()
+    assert "no scores.meta.json beside it" not in page
+    assert "settings in the batch run’s provenance.json" in page
+    demo = tmp_path / "demo"
+    run = _cli("demo", "--out", str(demo), "--cells", "8", "--stimuli", "40", "--repeats", "2",
+               "--noise-frames", "300")
+    assert run.returncode == 0, run.stderr
+    assert (demo / "rf_gabor_fits.csv").is_file()
+    res = read_results(demo)
+    assert not res.skipped and ("rf_gabor_fits.csv", res.other[0][1]) in res.other
+    page = build_report(demo).read_text()
+    assert '<div class="warn">' not in page or "rf_gabor_fits.csv: not a results table" not in page
+    assert "Other files (not score tables)" in page and "rf_gabor_fits.csv" in page
+    # A CSV that is no brainalign file is still warned of.
+    pd.DataFrame({"a": [1]}).to_csv(demo / "mine.csv", index=False)
+    assert "skipped mine.csv: not a results table" in build_report(demo).read_text()
+
+
+def test_the_dashed_outline_is_described_once_as_computed(tmp_path):
+    """within_ci_of_best marks a model whose CI contains the best score, even when the best
+    model's CI does not contain this model's score; figure note and report caption say exactly that."""
+    from brainalign.plots.heatmap import WITHIN_CI_NOTE, plot_heatmap, within_ci_of_best
+
+    t = synthetic_table(2, 1, 3, seed=1)
+    best = t.groupby("model")["normalised"].max()
+    top, other = best.idxmax(), best.idxmin()
+    o = (t["model"] == other)
+    # other's CI is wide enough to hold the best score; the best's CI is too narrow to hold other's.
+    t.loc[o, "normalised_ci_high"] = best[top] + 0.01
+    t.loc[t["model"] == top, ["normalised_ci_low", "normalised_ci_high"]] = [best[top] - 1e-3, best[top] + 1e-3]
+    assert within_ci_of_best(t).loc[other].all()
+    assert "best score lies inside this model's bootstrap CI" in WITHIN_CI_NOTE
+    assert WITHIN_CI_NOTE in plot_heatmap(t).get_supxlabel()
+    ScoreResult(t).save(tmp_path / "r")
+    page = build_report(tmp_path / "r").read_text()
+    assert WITHIN_CI_NOTE.replace("'", "&#x27;") in page
+    assert "within CI of the best model" not in page

@@ -16,12 +16,14 @@ from brainalign.plots.style import (
     NORM_CI_HIGH,
     NORM_CI_LOW,
     SINGLE_COLUMN_IN,
+    SUBSET_NOTE,
     TICK_PT,
     best_rows,
     numeric,
     primary_rows,
     require_columns,
     save_figure,
+    subset_label,
 )
 from brainalign.results.folder import final_epoch
 from brainalign.settings import PathLike
@@ -99,6 +101,12 @@ def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return out[0], out[1]
 
 
+# The one description of the dashed outline (figure note and report caption): what
+# :func:`within_ci_of_best` computes.
+WITHIN_CI_NOTE = ("dashed outline: the benchmark's best score lies inside this model's bootstrap CI "
+                  "(a screen for the eye, not a paired test)")
+
+
 def within_ci_of_best(table: pd.DataFrame) -> pd.DataFrame:
     """model × benchmark booleans: True where the benchmark's best model scores inside this
     model's bootstrap CI, i.e. the difference to the best is within this model's CI (the best
@@ -153,6 +161,8 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     norm = norm.fillna(False).astype(bool).to_numpy()
     _, raw_only = normalised_benchmarks(table)
     cols = [f"{b} (raw)" if b in raw_only else b for b in scores.columns]
+    subsets = {b: subset_label(table[table["benchmark"] == b]) for b in scores.columns}
+    cols = [f"{c}\n[{subsets[b]}]" if subsets[b] else c for c, b in zip(cols, scores.columns, strict=True)]
     n_m, n_b = scores.shape
     height = max(2.0, 0.9 + 0.16 * n_m)  # room for the colour bar label with few models
     fig = Figure(figsize=(max(width, 0.9 + 0.55 * n_b), height), layout="constrained")
@@ -209,7 +219,9 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
         for i, j in zip(*np.nonzero(tied), strict=True):
             ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, lw=1.2, ls="--",
                                    ec="0.3" if raw_cells[i, j] else "w", in_layout=False))
-        notes.append("dashed outline: within CI of the best model on that benchmark")
+        notes.append(WITHIN_CI_NOTE)
+    if any(subsets.values()):
+        notes.append("[subset: …]: " + SUBSET_NOTE)
     if raw_cells.any():
         notes.append("hatched: raw score (no noise ceiling), not on the colour scale")
     if above:

@@ -31,6 +31,7 @@ from brainalign.plots.style import (
     primary_rows,
     require_columns,
     save_figure,
+    subset_label,
     weights_label,
 )
 from brainalign.results.table import DEV_SELECTION
@@ -293,7 +294,8 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
                 drawn_kinds.add(kind)
         if not drawn:
             note(ax, "no scores for these models")
-        ax.set_title(bench, fontsize=TITLE_PT)
+        subset = subset_label(table[table["benchmark"] == bench])
+        ax.set_title(f"{bench}\n({subset}, not a paper number)" if subset else bench, fontsize=TITLE_PT)
         if named and all(n == named[0] for n in named):
             name_layer_ticks(ax, named[0], width)
             ax.set_xlabel("layer (placed by relative depth)", fontsize=LABEL_PT)

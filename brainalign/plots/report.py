@@ -23,9 +23,16 @@ from matplotlib.figure import Figure
 
 from brainalign.io import atomic_write_text
 from brainalign.plots.curves import plot_score_vs
-from brainalign.plots.heatmap import best_matrix, normalised_benchmarks, plot_heatmap
+from brainalign.plots.heatmap import WITHIN_CI_NOTE, best_matrix, normalised_benchmarks, plot_heatmap
 from brainalign.plots.layers import plot_layers
-from brainalign.plots.style import best_rows, has_ceiling, primary_rows, save_figure
+from brainalign.plots.style import (
+    SUBSET_NOTE,
+    best_rows,
+    has_ceiling,
+    primary_rows,
+    save_figure,
+    subset_label,
+)
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
 from brainalign.results.compare import COMPARE_FILE
 from brainalign.results.table import DEV_SELECTION
@@ -121,14 +128,48 @@ def mean_description(normed: Sequence[str], raw_only: Sequence[str]) -> str:
     return text + (f"; raw-only, shown but not in the mean: {', '.join(raw_only)}" if raw_only else "")
 
 
+# What each section's numbers are: the leaderboard and the compare section use different scores,
+# and each says which (the field's terms, short).
+LEADERBOARD_SCORE = ("Score: the held-out score, i.e. the chosen layer's score / noise ceiling (raw where "
+                     "there is no ceiling) on stimuli not used to choose the layer; one seeded "
+                     "development/held-out split, no CI.")
+COMPARE_SCORE = ("Score: the all-stimuli score / noise ceiling (raw where a model has none; column "
+                 "score of compare.csv) at each model's chosen layer; CI and p from a paired "
+                 "bootstrap over stimuli. Not the leaderboard's held-out score, so the two can order "
+                 "close models differently.")
+
+
+def _true(v: Any) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0")
+
+
+def within_noise_pairs(compare: pd.DataFrame) -> dict[tuple[str, frozenset[str]], bool]:
+    """(benchmark, {model_a, model_b}) → whether the compare section finds their difference
+    within noise on that benchmark (every session row of the pair: ``within_noise``, or where a
+    table lacks that column, the CI of the difference containing 0)."""
+    out: dict[tuple[str, frozenset[str]], bool] = {}
+    for r in compare.to_dict("records"):
+        if "within_noise" in r and pd.notna(r["within_noise"]):
+            tied = _true(r["within_noise"])
+        else:
+            lo, hi = pd.to_numeric(pd.Series([r.get("ci_low"), r.get("ci_high")]), errors="coerce")
+            tied = bool(lo <= 0 <= hi)
+        key = (str(r["benchmark"]), frozenset((str(r["model_a"]), str(r["model_b"]))))
+        out[key] = out.get(key, True) and tied
+    return out
+
+
 def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = None,
-                     table_id: str = "leaderboard") -> str:
+                     table_id: str = "leaderboard", compare: pd.DataFrame | None = None) -> str:
     """A sortable leaderboard: one row per model, the chosen layer's score per benchmark and the
     mean. The mean and the rank use only the ceiling-normalised benchmarks (one common scale, as
     in Brain-Score); raw-only benchmarks are shown, labelled "(raw)", and left out of the mean.
     Only models scored on every one of those (default: all in the table) get a mean and a rank,
     so every ranked mean is over the same set; the others are listed after them, unranked, with
-    the reason in the cell's tooltip."""
+    the reason in the cell's tooltip. With ``compare`` (compare.csv), a rank gets "≈" where the
+    compare section finds this model's difference to the model ranked just above within noise on
+    every benchmark of the mean it compared them on. A benchmark scored on a stimulus subset
+    (``--max-stimuli``) says so in its header and cells."""
     scores, layers = best_matrix(table)
     benches = [b for b in scores.columns if benchmarks is None or b in set(benchmarks)]
     scores, layers = scores[benches], layers[benches]
@@ -140,9 +181,14 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
     what = mean_description(normed, raw_only)
     head = ['<th class="t" data-type="number">rank</th>', '<th class="t" data-type="text">model</th>',
             f'<th data-type="number" title="{_e(what)}; only for models scored on all of them">mean</th>']
+    subsets = {b: subset_label(table[table["benchmark"] == b]) for b in benches}
     for b in benches:
         label = f"{b} (raw)" if b in raw_only else b
-        tip = ' title="raw score (no noise ceiling): shown, not in the mean"' if b in raw_only and normed else ""
+        tips = ["raw score (no noise ceiling): shown, not in the mean"] if b in raw_only and normed else []
+        if subsets[b]:
+            label += f" [{subsets[b]}]"
+            tips.append(SUBSET_NOTE)
+        tip = f' title="{_e("; ".join(tips))}"' if tips else ""
         head.append(f'<th data-type="number"{tip}>{_e(label)}</th>')
     weights = table.drop_duplicates("model").set_index("model")
     head.append('<th class="t" data-type="text">weights</th>')
@@ -154,9 +200,16 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
         mean = pd.Series(np.nan, index=scores.index)
     order = list(mean[complete].sort_values(ascending=False, kind="stable").index) + \
         list(scores.index[~complete])
+    ties = within_noise_pairs(compare) if compare is not None and len(compare) else {}
     rows = []
     for rank, model in enumerate(order, start=1):
-        if complete[model]:
+        above = order[rank - 2] if rank > 1 and complete[model] else None
+        compared = [ties[k] for b in in_mean if (k := (b, frozenset((model, above)))) in ties] if above else []
+        if compared and all(compared):
+            why = _e(f"≈ {above}: the compare section finds their difference within noise "
+                     "(its CI contains 0 at the chosen alpha); the data do not order them")
+            rank_cell = f'<td class="t" data-value="{rank}" data-tied="true" title="{why}">{rank} ≈</td>'
+        elif complete[model]:
             rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
             mean_cell = f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>'
         else:
@@ -172,7 +225,9 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
             layer = layers.loc[model, b]
             lay = f' <span class="layer">{_e(layer)}</span>' if isinstance(layer, str) else ""
             dv = f"{v:.6g}" if np.isfinite(v) else ""
-            cells.append(f'<td data-value="{dv}">{_fmt(v)}{lay}</td>')
+            sub_tip = f' title="{_e(subsets[b])}: {_e(SUBSET_NOTE)}"' if subsets[b] else ""
+            sub_mark = ' <span class="layer">subset</span>' if subsets[b] and np.isfinite(v) else ""
+            cells.append(f'<td data-value="{dv}"{sub_tip}>{_fmt(v)}{lay}{sub_mark}</td>')
         w = weights.loc[model, "weights"] if "weights" in weights else ""
         wh = weights.loc[model, "weights_hash"] if "weights_hash" in weights else ""
         wh = str(wh)[:12] if isinstance(wh, str) else ""
@@ -202,7 +257,8 @@ def comparison_html(table: pd.DataFrame) -> str:
         rows.append(f'<tr class="{"within-noise" if within else "differs"}" '
                     f'data-within-noise="{str(within).lower()}">{"".join(cells)}</tr>')
     method = "; ".join(dict.fromkeys(str(m) for m in table.get("method", pd.Series(dtype=str)).dropna()))
-    return ('<p class="sub">Each pair of models at their chosen layers: difference of their scores '
+    return (f'<p class="sub" id="compare-score">{_e(COMPARE_SCORE)}</p>'
+            '<p class="sub">Each pair of models at their chosen layers: difference of their scores '
             "(first minus second), paired bootstrap CI, p-value corrected for the number of pairs. "
             f"Pairs marked ≈ are within noise: the data do not tell them apart. Method: {_e(method)}.</p>"
             '<table id="comparisons"><thead><tr>'
@@ -259,8 +315,13 @@ def _provenance_html(res: ResultsFolder) -> str:
         parts.append(f"<pre>{_e(json.dumps(prov, indent=2, default=str))}</pre>")
     for src, meta in res.metas.items():
         parts.append(f"<h3>{_e(src)}</h3>")
+        folder = str(Path(src).parent)
         parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
-                     else "<p>(no metadata file)</p>")
+                     else f"<p>{_e(f'(settings in the batch run’s provenance.json of {folder})')}</p>"
+                     if folder in res.provenance else "<p>(no metadata file)</p>")
+    if res.other:
+        parts.append("<h3>Other files (not score tables)</h3><ul>"
+                     + "".join(f"<li>{_e(f)}: {_e(what)}</li>" for f, what in res.other) + "</ul>")
     gen = versions()
     parts.append("<h3>This report was made with</h3><pre>"
                  + _e("\n".join(f"{k}={v}" for k, v in gen.items())) + "</pre>")
@@ -296,12 +357,13 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     t = final_epoch(full)  # a model scored during training is ranked on its last epoch
     title = title or f"brainalign report: {res.root.resolve().name}"
     models, benches = list(dict.fromkeys(t["model"])), list(dict.fromkeys(t["benchmark"]))
-    # compare.csv (`brainalign compare`) is not a score table: shown in its own section, not warned of.
-    warn = [f"skipped {f}: {r}" for f, r in res.skipped if Path(f).name != COMPARE_FILE] + list(res.notes)
+    # CSVs brainalign writes that are not score tables (compare.csv, demo RF fits…) are in res.other,
+    # listed under provenance, not warned of.
+    warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
     with_ceiling, no_ceiling = normalised_benchmarks(t) if len(best_rows(t)) else ([], [])
     if no_ceiling and with_ceiling:
-        warn.append("benchmark(s) without a noise ceiling (at the chosen, pooled rows) show raw "
-                    "scores, not in the mean; the others score / ceiling: " + ", ".join(no_ceiling))
+        warn.append("raw scores (no noise ceiling at the chosen, pooled row; left out of the mean): "
+                    + ", ".join(no_ceiling))
     body = [f"<h1>{_e(title)}</h1>",
             f'<p class="sub">{len(models)} model(s) × {len(benches)} benchmark(s), {len(t)} rows, '
             f"from {_e(res.root)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>"]
@@ -314,16 +376,30 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
              "benchmark has a ceiling, raw score where it has not. The mean and the rank use the "
              "normalised benchmarks only (raw scores are on no common scale) and are only given to "
              "models scored on every one of them, so every mean is over the same "
-             "set; models scored during training at their last epoch. Click a column to sort.</p>"]
+             "set; models scored during training at their last epoch. Click a column to sort.</p>",
+             f'<p class="sub" id="leaderboard-score">{_e(LEADERBOARD_SCORE)}</p>']
+    compare_csv = res.root / COMPARE_FILE
+    compare = pd.read_csv(compare_csv) if compare_csv.is_file() else None
+    if compare is not None:
+        body.append('<p class="sub" id="leaderboard-ties">≈ beside a rank: the "Which model is better" '
+                    "section finds this model's difference to the model ranked just above within "
+                    "noise on every benchmark of the mean it compared them on (CI contains 0): the "
+                    "data do not order the two.</p>")
+    subsets = {b: s for b in benches if (s := subset_label(t[t["benchmark"] == b]))}
+    if subsets:
+        body.append('<p class="warn" id="subset-note">'
+                    + _e("; ".join(f"{b} [{s}]" for b, s in subsets.items()) + f": {SUBSET_NOTE}.")
+                    + "</p>")
     if real:
         body.append(f'<p class="sub" id="leaderboard-mean">'
                     f'{_e(mean_description(*normalised_benchmarks(t[t["benchmark"].isin(real)])))}.</p>')
-        body.append(leaderboard_html(t, real, "leaderboard"))
+        body.append(leaderboard_html(t, real, "leaderboard", compare))
     if simulated:
         body += ["<h3>Simulated data</h3>",
                  '<p class="sub">Benchmarks on simulated responses (known ground truth) are ranked '
                  "apart from real brain data and never averaged with it.</p>",
-                 leaderboard_html(t, simulated, "leaderboard" if not real else "leaderboard-simulated")]
+                 leaderboard_html(t, simulated, "leaderboard" if not real else "leaderboard-simulated",
+                                  compare)]
     if len(res.failures):
         n_models = res.failures["model"].nunique()
         body += [f"<h2>Failed models ({n_models})</h2>",
@@ -337,12 +413,12 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if len(scored):
         body.append("<h2>Model × benchmark</h2>")
         fig = plot_heatmap(t)
-        body.append(_figure_html(fig, "Chosen-layer scores / noise ceiling on a fixed 0–1 colour scale "
+        body.append(_figure_html(fig, "Chosen-layer held-out scores (as in the leaderboard) / noise ceiling "
+                                 "on a fixed 0–1 colour scale "
                                  "(▲: above the ceiling); hatched cells are raw scores of benchmarks "
                                  "without a ceiling, on no common scale and not coloured. Models and "
                                  "benchmarks sorted by mean over the normalised benchmarks; "
-                                 "dashed outline: the benchmark's best model lies within this "
-                                 "model's bootstrap CI.", fmt,
+                                 f"{WITHIN_CI_NOTE}.", fmt,
                                  "heatmap of best-layer scores"))
     body.append("<h2>Layer by layer</h2>")
     for b in benches:
@@ -360,9 +436,8 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
         fig = plot_score_vs(trained, x="epoch")
         body.append(_figure_html(fig, "Score against training epoch, one line per layer "
                                  "(colour: relative depth).", fmt, "score against epoch"))
-    compare_csv = res.root / COMPARE_FILE
-    if compare_csv.is_file():
-        body += ["<h2>Which model is better</h2>", comparison_html(pd.read_csv(compare_csv))]
+    if compare is not None:
+        body += ["<h2>Which model is better</h2>", comparison_html(compare)]
     n_files = len(res.metas) + len(res.provenance)
     body += ["<h2>Provenance</h2>",
              '<details id="provenance"><summary>Benchmarks, software versions and the settings of '

@@ -16,6 +16,13 @@ KEY = ["model", "benchmark", "layer"]  # + session and metric where the table ha
 REQUIRED = ("model", "benchmark", "layer", "raw")
 FAILURES = "failures.csv"  # written by a batch run beside scores.csv
 PROVENANCE = "provenance.json"
+# CSVs brainalign itself writes that are not results tables: listed in ``other``, never warned of.
+OTHER_FILES = {
+    "compare.csv": "model comparison (brainalign compare)",
+    "rf_gabor_fits.csv": "Gabor fits of the first-layer receptive fields (brainalign demo)",
+    "history.csv": "training history (brainalign train)",
+    "similarity.csv": "layer-by-layer model similarity (brainalign similarity)",
+}
 
 
 @dataclass
@@ -38,6 +45,9 @@ class ResultsFolder:
     provenance
         Folder (relative) → the ``provenance.json`` a batch run wrote there (its runs' settings,
         models, benchmarks, versions and failures).
+    other
+        (file, what it is) for CSVs brainalign writes that are not results tables
+        (:data:`OTHER_FILES`: comparisons, demo RF fits, training history, similarity).
     """
 
     root: Path
@@ -48,11 +58,14 @@ class ResultsFolder:
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["model", "benchmark", "error_type", "error", "source"]))
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _meta_for(csv: Path) -> tuple[dict[str, Any], str | None]:
     meta_path = csv.with_name(f"{csv.stem}.meta.json")
     if not meta_path.exists():
+        if (csv.parent / PROVENANCE).is_file():  # a batch run: its settings are in provenance.json
+            return {}, None
         return {}, f"{csv.name}: no {meta_path.name} beside it; provenance is limited to the table"
     try:
         return json.loads(meta_path.read_text()), None
@@ -81,7 +94,7 @@ def read_results(folder: PathLike) -> ResultsFolder:
         raise ResultsTableError(f"{root}: no *.csv results table found (ScoreResult.save writes "
                                 "scores.csv and scores.meta.json)")
     csvs = [c for c in csvs if not any(p.name.endswith(".details") for p in c.parents)]
-    frames, metas, skipped, notes, fails = [], {}, [], [], []
+    frames, metas, skipped, notes, fails, other = [], {}, [], [], [], []
     provenance = {}
     for prov in sorted(root.rglob(PROVENANCE)):
         try:
@@ -105,6 +118,9 @@ def read_results(folder: PathLike) -> ResultsFolder:
             skipped.append((rel, f"unreadable: {err}"))
             continue
         missing = [c for c in REQUIRED if c not in t.columns]
+        if missing and csv.name in OTHER_FILES:
+            other.append((rel, OTHER_FILES[csv.name]))
+            continue
         if missing:
             skipped.append((rel, f"not a results table: lacks column(s) {missing}"))
             continue
@@ -134,7 +150,7 @@ def read_results(folder: PathLike) -> ResultsFolder:
                      + (" …" if len(bad) > 5 else ""))
     failures = pd.concat(fails, ignore_index=True) if fails else ResultsFolder(root, table).failures
     return ResultsFolder(root=root, table=table, metas=metas, skipped=skipped, notes=notes,
-                         failures=failures, provenance=provenance)
+                         failures=failures, provenance=provenance, other=other)
 
 
 def final_epoch(table: pd.DataFrame) -> pd.DataFrame:
