@@ -27,6 +27,8 @@ def test_score_max_stimuli_limits_each_session_and_is_recorded(tmp_path, data_di
     per_session = t[t["session"] != "all"]
     assert set(per_session["session"]) == set(full) and (per_session["n_stimuli"] == 30).all()
     assert t["benchmark_version"].str.endswith("+max_stimuli=30").all()
+    # The printed summary flags the subset where the number is read, not only in the CSV.
+    assert f"{V4} [subset: 30 stimuli/session]" in r.output and "not a paper number" in r.output
 
 
 @needs_data

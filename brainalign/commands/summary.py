@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from brainalign.results.table import SUBSET_NOTE, choose_best, subset_label
+
 
 def column(table: pd.DataFrame, *names: str) -> pd.Series:
     """The first of ``names`` the table has, as numbers (NaN where absent): the schema renamed
@@ -31,7 +33,6 @@ def chosen_layers(table: pd.DataFrame) -> pd.DataFrame:
     best-layer rule itself; the per-session rows show each session's score and ceiling there
     (for example the one session of a benchmark that has a noise ceiling).
     """
-    from brainalign.results.table import choose_best
 
     t = table.assign(_session=session_labels(table))
     if "selected" in t and t["selected"].fillna(False).astype(bool).any():
@@ -77,6 +78,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     lower = column(best, "ceiling_lower")
     selection = best["selection"] if "selection" in best else best.get(
         "selected_on", pd.Series("", index=best.index))
+    subsets = {b: subset_label(table[table["benchmark"] == b]) for b in best["benchmark"].unique()}
     rows = []
     for i in best.index:
         ceiling = "none" if not np.isfinite(upper[i]) else (
@@ -85,7 +87,8 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             # A session's line sits under its pooled line, indented, at the same chosen layer.
             "model": "" if per_session else best.at[i, "model"],
-            "benchmark": "" if per_session else best.at[i, "benchmark"],
+            "benchmark": "" if per_session else best.at[i, "benchmark"] + (
+                f" [{subsets[best.at[i, 'benchmark']]}]" if subsets.get(best.at[i, "benchmark"]) else ""),
             "session": f"  └ {best.at[i, '_session']}" if per_session else best.at[i, "_session"],
             "layer": best.at[i, "layer"],
             "chosen on": "same layer as 'all'" if per_session else (
@@ -119,4 +122,6 @@ def format_summary(table: pd.DataFrame) -> str:
             "all stimuli: raw score / upper bound of the noise ceiling on every stimulus ('raw' where there "
             "is no ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
             + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
-               "sessions pooled" if s["session"].str.startswith("  └").any() else ""))
+               "sessions pooled" if s["session"].str.startswith("  └").any() else "")
+            + (f"; [subset: …]: {SUBSET_NOTE}" if s["benchmark"].str.contains("[subset: ", regex=False).any()
+               else ""))

@@ -12,7 +12,12 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from brainalign.errors import ResultsTableError
-from brainalign.results.table import choose_best, score_key  # noqa: F401  (score_key: re-exported)
+from brainalign.results.table import (  # noqa: F401  (re-exported for the plots)
+    SUBSET_NOTE,
+    choose_best,
+    score_key,
+    subset_label,
+)
 from brainalign.settings import PathLike
 
 SINGLE_COLUMN_IN = 3.5  # a paper's single-column width in inches
@@ -165,20 +170,3 @@ def weights_label(weights: object) -> str:
     return w
 
 
-_SUBSET = re.compile(r"\+max_stimuli=(\d+)")
-
-
-def subset_label(sub: pd.DataFrame) -> str | None:
-    """"subset: N stimuli/session" when the rows were scored on a stimulus subset (``--max-stimuli
-    N``, recorded as ``benchmark_version`` ending in ``+max_stimuli=N``), else None. Such scores
-    are a quick look, not the benchmark's published number, and every figure and table says so."""
-    if "benchmark_version" not in sub:
-        return None
-    found = sorted({int(m.group(1)) for v in sub["benchmark_version"].dropna().astype(str)
-                    if (m := _SUBSET.search(v))})
-    if not found:
-        return None
-    return f"subset: {'/'.join(map(str, found))} stimuli/session"
-
-
-SUBSET_NOTE = "scored on a stimulus subset (--max-stimuli): not a paper number"

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -270,3 +271,22 @@ def read_table(path: Any) -> pd.DataFrame:
         if c in t:
             t[c] = t[c].map(lambda v: str(v).strip().lower() == "true").astype(bool)
     return t
+
+
+_SUBSET = re.compile(r"\+max_stimuli=(\d+)")
+
+
+def subset_label(sub: pd.DataFrame) -> str | None:
+    """"subset: N stimuli/session" when the rows were scored on a stimulus subset (``--max-stimuli
+    N``, recorded as ``benchmark_version`` ending in ``+max_stimuli=N``), else None. Such scores
+    are a quick look, not the benchmark's published number, and every figure and table says so."""
+    if "benchmark_version" not in sub:
+        return None
+    found = sorted({int(m.group(1)) for v in sub["benchmark_version"].dropna().astype(str)
+                    if (m := _SUBSET.search(v))})
+    if not found:
+        return None
+    return f"subset: {'/'.join(map(str, found))} stimuli/session"
+
+
+SUBSET_NOTE = "scored on a stimulus subset (--max-stimuli): not a paper number"
