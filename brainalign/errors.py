@@ -162,6 +162,24 @@ class ForwardError(BrainAlignError, RuntimeError):
     """A model forward pass that failed on the stimuli."""
 
 
+class NoLayersError(BrainAlignError, ValueError):
+    """A model with no layer to score by default (none of its modules is a default recording
+    site, or none returns a tensor), so nothing would be recorded."""
+
+    def __init__(self, model: str, all_layers: Iterable[str] = ()):
+        all_layers = list(all_layers)
+        self.model = model
+        if all_layers:
+            how = (f" It has {len(all_layers)} recordable module(s) that are not scored by default "
+                   f"({', '.join(all_layers[:5])}{', …' if len(all_layers) > 5 else ''}): name the "
+                   f"ones to score (--layers / layers=); list them with "
+                   f"`brainalign layers {model} --all`.")
+        else:
+            how = (" No submodule of it returns a tensor (the whole model is one module?): wrap "
+                   "it, e.g. nn.Sequential(module), so its output can be recorded.")
+        super().__init__(f"{model}: the model has no layer to score by default.{how}")
+
+
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
 
