@@ -95,6 +95,7 @@ class V1PropertyBenchmark(Benchmark):
     """
 
     schema = V1PropertiesSchema
+    kind_label = "a V1 property benchmark"
 
     @property
     def stimuli(self):  # type: ignore[override]

@@ -107,6 +107,7 @@ class SimulatedV1Benchmark(Benchmark):
     """
 
     schema = SimulatedV1Schema
+    kind_label = "a simulated V1 benchmark"
 
     def __init__(self, data: SimulatedV1Data | BenchmarkSpec, *, cv: int = 5, seed: int = 0,
                  pool_grid: int = 3, n_boot: int = 1000, **kwargs: Any):
