@@ -73,3 +73,14 @@ def test_score_and_batch_report_the_forward_error_not_an_index_error(tmp_path, d
     bench = ba.load_benchmark(str(quick), data_dir=data_dir)
     with pytest.raises(ForwardError, match=r"\(2, 3, 224, 224\).*mat1 and mat2"):
         ba.score(ba.load_model(mid), bench)
+
+
+@needs_data
+def test_a_v1_property_benchmark_never_gets_an_empty_default_layer_list(data_dir):
+    from brainalign.errors import UnitLocationError
+
+    tokens = ba.wrap(nn.Sequential(nn.Flatten(2), nn.Linear(16 * 16, 5)), name="tokens", input_size=16)
+    assert tokens.layers == ["1"] and len(tokens.layer_info["1"].output_shape) == 2  # (channel, 5)
+    bench = ba.load_benchmark("marques2020.V1-peak_sf", data_dir=data_dir)
+    with pytest.raises(UnitLocationError, match="tokens: none of its default layers"):
+        bench.layers_of(tokens, None)
