@@ -50,9 +50,15 @@ def layers(model: str, weights: str, show_all: bool) -> None:
 
     try:
         m = load_model(model, weights=weights)
+        # resolve_layers: a model that cannot run (ForwardError) or has no default layer
+        # (NoLayersError) is an error here too, never an empty listing with exit status 0.
+        names = m.all_layers if show_all else m.resolve_layers(None)
+        if not names:
+            from brainalign.errors import NoLayersError
+
+            raise NoLayersError(m.name)
     except BrainAlignError as err:
         _fail(err)
-    names = m.all_layers if show_all else m.layers
     for n in names:
         info = m.layer_info[n]
         click.echo(f"{n}\t{info.kind}\t{'x'.join(map(str, info.output_shape))}")

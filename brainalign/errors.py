@@ -103,15 +103,18 @@ class ChecksumMismatchError(BrainAlignError):
 class DataNotFoundError(BrainAlignError, FileNotFoundError):
     """A data file found neither in a local data directory, nor the cache, nor by download."""
 
-    def __init__(self, filename: str, looked_in: Iterable[str], url: str | None, reason: str = ""):
+    def __init__(self, filename: str, looked_in: Iterable[str], url: str | None, reason: str = "",
+                 *, hint: str = ""):
+        """``hint``, when given, replaces the generic advice (e.g. a data directory that is the
+        dataset folder itself, so the file was found one level too high)."""
         self.filename, self.looked_in, self.url = filename, list(looked_in), url
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
         how = f"\nDownload from {url} failed: {reason}" if url else ""
         how = how or (f"\nNot downloaded: {reason}" if reason else "")
         super().__init__(
-            f"Data file {filename!r} not found. Looked in:\n{places}{how}\n"
+            f"Data file {filename!r} not found. Looked in:\n{places}{how}\n" + (hint or
             "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
-            "holds a copy, or connect to the network so it can be downloaded into the cache."
+            "holds a copy, or connect to the network so it can be downloaded into the cache.")
         )
 
     def __str__(self) -> str:
@@ -160,6 +163,24 @@ class StimulusError(BrainAlignError, ValueError):
 
 class ForwardError(BrainAlignError, RuntimeError):
     """A model forward pass that failed on the stimuli."""
+
+
+class NoLayersError(BrainAlignError, ValueError):
+    """A model with no layer to score by default (none of its modules is a default recording
+    site, or none returns a tensor), so nothing would be recorded."""
+
+    def __init__(self, model: str, all_layers: Iterable[str] = ()):
+        all_layers = list(all_layers)
+        self.model = model
+        if all_layers:
+            how = (f" It has {len(all_layers)} recordable module(s) that are not scored by default "
+                   f"({', '.join(all_layers[:5])}{', …' if len(all_layers) > 5 else ''}): name the "
+                   f"ones to score (--layers / layers=); list them with "
+                   f"`brainalign layers {model} --all`.")
+        else:
+            how = (" No submodule of it returns a tensor (the whole model is one module?): wrap "
+                   "it, e.g. nn.Sequential(module), so its output can be recorded.")
+        super().__init__(f"{model}: the model has no layer to score by default.{how}")
 
 
 class BenchmarkDefinitionError(BrainAlignError, ValueError):

@@ -39,6 +39,11 @@ def broken_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     return model
 
 
+def interrupting_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """A factory interrupted while it builds, as Ctrl-C would interrupt a batch mid-run."""
+    raise KeyboardInterrupt
+
+
 def write_quick_benchmark(folder, n_boot: int = 50):
     """kriegeskorte2008.hIT-rsa with a smaller bootstrap, as a YAML file in ``folder``."""
     from pathlib import Path

@@ -274,3 +274,25 @@ def test_a_batch_folder_keeps_rows_that_score_wrote_into_it(data_dir, tmp_path):
     t = pd.read_csv(out / "scores.csv")
     assert set(zip(t["model"], t["benchmark"], strict=True)) == {
         ("tiny-0", "kriegeskorte2008.hIT-rsa-quick"), ("zoo:lenet5", "kriegeskorte2008.hIT-rsa-quick2")}
+
+
+@needs_data
+def test_an_interrupted_batch_keeps_what_finished_and_says_to_resume(quick, data_dir, tmp_path):
+    """Ctrl-C (a KeyboardInterrupt while the second model is built): not a bare "Aborted!", but
+    what is kept, in the tables too, and the --resume hint; the resumed run reuses the pair."""
+    good = "  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0', '6']}\n"
+    stopped = tmp_path / "stopped.yaml"
+    stopped.write_text("models:\n" + good + "  - {factory: 'tests.batch_models:interrupting_cnn', label: stop}\n")
+    args = ["--benchmark", str(quick), "--data-dir", str(data_dir), "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(main, ["batch", str(stopped), *args])
+    assert r.exit_code == 130, r.output
+    assert "Aborted!" not in r.output
+    assert "interrupted: 1 pair(s) scored by this run and 0 reused are kept in" in r.output
+    assert "Pass resume=True (--resume) to continue it" in r.output
+    assert "run the same command with --resume to continue it" in r.output
+    t = pd.read_csv(tmp_path / "o" / "scores.csv")
+    assert set(t["model"]) == {"tiny-0"}
+    only_good = tmp_path / "good.yaml"
+    only_good.write_text("models:\n" + good)
+    r = CliRunner().invoke(main, ["batch", str(only_good), *args, "--resume"])
+    assert r.exit_code == 0 and "1 skipped" in r.output, r.output

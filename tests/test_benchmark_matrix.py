@@ -180,6 +180,19 @@ def test_a_stimulus_limit_is_honoured_or_refused_never_ignored(kind, kinds_setup
         bench = ba.load_benchmark(ref, data_dir=dirs, max_stimuli=10, **opts)
         assert bench.version_label.endswith("+max_stimuli=10")
     else:
-        with pytest.raises(BenchmarkDefinitionError, match=r"max_stimuli=10 .*only honoured by regression"):
+        with pytest.raises(BenchmarkDefinitionError, match=r"max_stimuli=10 .*only honoured by regression") as err:
             ba.load_benchmark(ref, data_dir=dirs, max_stimuli=10, **opts)
+        # Said in the user's words, with the way to go on; never a Python class name.
+        msg = str(err.value)
+        assert f"this one is {KINDS[kind].kind_label}" in msg and KINDS[kind].__name__ not in msg
+        assert "Benchmark" not in msg and "in a separate run without --max-stimuli" in msg
+    for bad in (0, -3, 2.5, True):  # never "0 stimuli", whatever the kind
+        with pytest.raises(BenchmarkDefinitionError, match=r"must be a whole number of stimuli, at least 1"):
+            ba.load_benchmark(ref, data_dir=dirs, max_stimuli=bad, **opts)
     assert ba.load_benchmark(ref, data_dir=dirs, **opts).max_stimuli is None
+
+
+@pytest.mark.parametrize("kind", ["rsa", "fmri", "v1_properties", "simulated_v1"])
+def test_every_built_in_kind_has_a_user_word_for_itself(kind):
+    label = KINDS[kind].kind_label
+    assert label.startswith(("a ", "an ")) and label.endswith("benchmark") and "Benchmark" not in label

@@ -5,6 +5,7 @@ mistaken for, or paired with, a full run; kinds that cannot honour it refuse it 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 import brainalign as ba
@@ -52,6 +53,8 @@ def test_a_kind_that_cannot_limit_stimuli_is_refused_on_the_command_line(tmp_pat
                                   "--max-stimuli", "20", "--data-dir", str(data_dir)])
     assert r.exit_code == 2
     assert "max_stimuli=20 (--max-stimuli) is only honoured by regression benchmarks" in r.output
+    assert "this one is an RSA benchmark" in r.output and "RSABenchmark" not in r.output
+    assert "in a separate run without --max-stimuli" in r.output
     assert "loading zoo:lenet5" not in r.output  # refused before any model work
     models = tmp_path / "models.yaml"
     models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
@@ -59,3 +62,26 @@ def test_a_kind_that_cannot_limit_stimuli_is_refused_on_the_command_line(tmp_pat
                                   "--data-dir", str(data_dir), "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "only honoured by regression benchmarks" in r.output
     assert not (tmp_path / "b" / "scores.csv").exists()
+
+
+@needs_data
+def test_too_few_stimuli_for_the_cross_validation_are_refused_at_load_with_the_minimum(data_dir):
+    """cowley's 5-fold cross-validation needs ≥ 2 test stimuli per fold: fewer than 10 stimuli
+    would fail only after data and model had loaded; refused when the benchmark is loaded."""
+    from brainalign.errors import BenchmarkDefinitionError
+
+    cv = ba.load_benchmark(V4, data_dir=data_dir).cv
+    with pytest.raises(BenchmarkDefinitionError, match=rf"max_stimuli=5 .*--max-stimuli {2 * cv} or more"):
+        ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=5)
+    with pytest.raises(BenchmarkDefinitionError, match="at least 1"):
+        ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=0)
+    bench = ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=2 * cv)  # the minimum is accepted
+    assert bench.max_stimuli == 2 * cv
+
+
+@needs_data
+def test_the_command_line_refuses_too_few_stimuli_before_loading_a_model(data_dir):
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", V4,
+                                  "--max-stimuli", "5", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "--max-stimuli 10 or more" in r.output
+    assert "loading zoo:lenet5" not in r.output

@@ -80,6 +80,26 @@ def test_missing_file_offline_names_the_file_and_every_place_looked(tmp_path, mo
 
 
 @needs_data
+def test_a_data_dir_that_is_the_dataset_folder_itself_is_named_with_its_parent(tmp_path, data_dir):
+    """The README's warning: the data directory holds dataset folders. Pointed at the dataset
+    folder, every file is found one level too high: say so and name the parent to use, before
+    any download (the URL here would only fail)."""
+    import brainalign as ba
+
+    folder = data_dir / "kriegeskorte2008_92img"
+    with pytest.raises(DataNotFoundError) as info:
+        fetch_file("kriegeskorte2008", "92_brainRDMs.mat", data_dir=folder, cache=tmp_path / "cache")
+    msg = str(info.value)
+    assert f"{folder / '92_brainRDMs.mat'} exists, directly inside the data directory {folder}" in msg
+    assert f"set it to the parent folder {data_dir}" in msg and "Download from" not in msg
+    with pytest.raises(DataNotFoundError, match="parent folder"):  # the user's call, as reported
+        _ = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=folder, cache=tmp_path / "cache").stimuli
+    # A second, right data directory wins: nothing to complain about.
+    assert fetch_file("kriegeskorte2008", "92_brainRDMs.mat", data_dir=[folder, data_dir],
+                      cache=tmp_path / "cache").parent == folder
+
+
+@needs_data
 def test_download_from_http_into_cache_then_served_from_cache(mirror, tmp_path, data_dir):
     root, base = mirror
     shutil.copy(data_dir / "kriegeskorte2008_92img" / "92_brainRDMs.mat", root)

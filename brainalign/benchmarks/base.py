@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import numbers
 import threading
 import time
 from collections.abc import Sequence
@@ -75,6 +76,8 @@ class Benchmark:
     # Whether this kind honours ``max_stimuli``; the CLI refuses the option for the others (a limit
     # silently ignored would pass a full run off as a quick look, or the reverse).
     supports_max_stimuli: ClassVar[bool] = False
+    # What this kind is called in messages to users ("an RSA benchmark"), never a class name.
+    kind_label: ClassVar[str] = "a benchmark of this kind"
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
@@ -93,12 +96,20 @@ class Benchmark:
     def refuse_max_stimuli(cls, max_stimuli: int | None, benchmark: str) -> None:
         """Raise :class:`~brainalign.errors.BenchmarkDefinitionError` when ``max_stimuli`` is given
         to a kind that cannot limit its stimuli: ignored, it would pass a full run off as a quick
-        look (or the reverse), and its rows would say nothing of it."""
+        look (or the reverse), and its rows would say nothing of it. A limit that is not a
+        whole number ≥ 1 is refused for every kind."""
+        if max_stimuli is not None and (isinstance(max_stimuli, bool) or not isinstance(
+                max_stimuli, numbers.Integral) or max_stimuli < 1):
+            raise BenchmarkDefinitionError(
+                f"{benchmark}: max_stimuli={max_stimuli!r} (--max-stimuli) must be a whole number of "
+                "stimuli, at least 1 (None: all stimuli).")
         if max_stimuli is not None and not cls.supports_max_stimuli:
             raise BenchmarkDefinitionError(
                 f"{benchmark}: max_stimuli={max_stimuli} (--max-stimuli) is only honoured by regression "
-                f"benchmarks (this one is a {cls.__name__}); it would be ignored, so it is "
-                "refused. Leave it out.")
+                f"benchmarks, and this one is {cls.kind_label}; it would be ignored, so it is "
+                "refused. Score this benchmark in a separate run without --max-stimuli (from "
+                "Python: give load_benchmark(id, max_stimuli=N) only for regression benchmarks, "
+                "and this one without it).")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.id} v{self.spec.version}>"

@@ -42,6 +42,7 @@ class FMRIBenchmark(RegressionBenchmark):
     """
 
     schema = FMRISchema
+    kind_label = "an fMRI benchmark"
     supports_max_stimuli = False  # its sessions are read from the voxel data, never subset
 
     def __init__(self, spec, **kwargs: Any):

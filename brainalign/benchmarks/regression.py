@@ -112,6 +112,7 @@ class RegressionBenchmark(Benchmark):
     """
 
     schema = RegressionSchema
+    kind_label = "a regression benchmark"
     supports_max_stimuli = True  # sessions are subset as they are read (see ``sessions``)
 
     def __init__(self, spec, **kwargs: Any):
@@ -119,6 +120,13 @@ class RegressionBenchmark(Benchmark):
         m = spec.metric
         self.model_kind = m.get("model", "ridge")
         self.cv = int(m.get("cv", 5))
+        # Each of the cv folds needs ≥ 2 test stimuli (metrics.encoding.make_splits): refuse a
+        # smaller subset now, not after the data and the model have loaded.
+        if self.supports_max_stimuli and self.max_stimuli is not None and self.max_stimuli < 2 * self.cv:
+            raise BenchmarkDefinitionError(
+                f"{spec.id}: max_stimuli={self.max_stimuli} (--max-stimuli) is too few for its "
+                f"{self.cv}-fold cross-validation, which needs at least 2 test stimuli in every fold: "
+                f"use --max-stimuli {2 * self.cv} or more (max_stimuli={2 * self.cv} from Python).")
         self.alphas = np.asarray(m["alphas"], float) if "alphas" in m else None
         self.aggregate = m.get("aggregate", "median")
         self.max_features = int(m.get("max_features", 4096))

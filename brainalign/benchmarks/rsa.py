@@ -27,6 +27,7 @@ class RSABenchmark(Benchmark):
     """
 
     schema = RSASchema
+    kind_label = "an RSA benchmark"
 
     def __init__(self, spec, **kwargs: Any):
         super().__init__(spec, **kwargs)

@@ -23,7 +23,7 @@ import pandas as pd
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import MetricInputError, StimulusError
+from brainalign.errors import MetricInputError, StimulusError, UnitLocationError
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
 
@@ -95,6 +95,7 @@ class V1PropertyBenchmark(Benchmark):
     """
 
     schema = V1PropertiesSchema
+    kind_label = "a V1 property benchmark"
 
     @property
     def stimuli(self):  # type: ignore[override]
@@ -150,7 +151,13 @@ class V1PropertyBenchmark(Benchmark):
             for n in names:
                 unit_layout(model, n)
             return names
-        return [n for n in model.layers if len(model.layer_info[n].output_shape) in (1, 3)]
+        names = [n for n in model.resolve_layers(None) if len(model.layer_info[n].output_shape) in (1, 3)]
+        if not names:  # never an empty list of layers to record and count
+            raise UnitLocationError(
+                f"{model.name}: none of its default layers has units that can be located (a conv map "
+                "channels x height x width, or a flat vector); name layers that do (layers= / "
+                f"--layers; see `brainalign layers {model.name} --all`).")
+        return names
 
     # ----- the run (template: Benchmark.__call__) ---------------------------------------------
     def experiments(self, model: BrainModel) -> Any:

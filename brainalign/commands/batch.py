@@ -78,6 +78,10 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     except (BrainAlignError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: not a bare "Aborted!" but what is kept and how to go on
+        click.echo(f"interrupted: the pairs finished so far are kept in {out}; run the same command "
+                   "with --resume to continue it (they are not scored again).", err=True)
+        sys.exit(130)
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once

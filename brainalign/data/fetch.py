@@ -300,6 +300,17 @@ def fetch_file(dataset: str | Manifest, name: str, *,
     looked.append(cached)
     if _is_file(cached):
         return _verified(cached, entry)
+    # The file directly inside a data directory: the user named the dataset folder itself, not
+    # the folder that holds it. Said now, rather than downloading a copy of what they have.
+    inside = [d for d in _readable_dirs(data_dir) if _is_file(d / entry.name)]
+    if inside:
+        d = inside[0]
+        raise DataNotFoundError(name, map(str, looked), None, hint=(
+            f"{d / entry.name} exists, directly inside the data directory {d}: that looks like the "
+            f"dataset folder itself. The data directory is the folder that holds the dataset "
+            f"folders ({manifest.local_dir}/, …): set it to the parent folder {d.parent} "
+            f"(data_dir=..., --data-dir, or BRAINALIGN_DATA), or put the files in "
+            f"{d / manifest.local_dir}."))
     if entry.member_of is not None:
         archive = fetch_file(manifest, entry.member_of, data_dir=data_dir, cache=cache,
                              download_missing=download_missing, progress=progress,

@@ -107,12 +107,13 @@ class SimulatedV1Benchmark(Benchmark):
     """
 
     schema = SimulatedV1Schema
+    kind_label = "a simulated V1 benchmark"
 
     def __init__(self, data: SimulatedV1Data | BenchmarkSpec, *, cv: int = 5, seed: int = 0,
                  pool_grid: int = 3, n_boot: int = 1000, **kwargs: Any):
         # Refused before the population is simulated (its stimuli are generated, never subset).
         self.refuse_max_stimuli(kwargs.get("max_stimuli"),
-                                data.id if isinstance(data, BenchmarkSpec) else type(self).__name__)
+                                data.id if isinstance(data, BenchmarkSpec) else "simulated V1 data")
         if isinstance(data, BenchmarkSpec):
             spec = data
             st = {k: v for k, v in spec.stimuli.items() if k != "reader"}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainalign.errors import UnknownLayerError
+from brainalign.errors import ForwardError, NoLayersError, UnknownLayerError
 
 MODES = ("eval", "train")
 
@@ -211,7 +211,7 @@ class BrainModel:
                 x = torch.zeros(1, self.in_channels, self.input_size, self.input_size)
             # Layers whose output has no batch axis (a broadcast position embedding) are kept
             # out of the defaults; extracting one is refused, naming it.
-            self._layer_info = _discover_layers(self.module, x)
+            self._layer_info = _discover_layers(self.module, x, self.name)
         return self._layer_info
 
     @property
@@ -251,6 +251,8 @@ class BrainModel:
             A name or pattern that matches no layer.
         """
         if layers is None:
+            if not self.layers:  # nothing to record: say so here, before any stage counts layers
+                raise NoLayersError(self.name, self.all_layers)
             return self.layers
         if isinstance(layers, str):
             layers = [layers]
@@ -321,7 +323,16 @@ def _batch_axis(shape: tuple[int, ...], batch: int) -> int | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, LayerInfo]:
+def _discover_layers(module: nn.Module, example: torch.Tensor,
+                     model_name: str = "model") -> dict[str, LayerInfo]:
+    """Recording sites of ``module``, found by one forward pass on ``example``.
+
+    Raises
+    ------
+    ForwardError
+        The pass failed before any module returned a tensor (the model cannot run on inputs of
+        this shape): names the model, the input shape, the module it failed in and the error.
+    """
     if example.shape[0] == 1:
         example = example.repeat(DISCOVERY_BATCH, *([1] * (example.ndim - 1)))
     batch = example.shape[0]
@@ -352,7 +363,18 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
             shapes[n], axes[n] = shape, axis
             outputs[(n, calls[n] - 1)] = (out, out._version)
 
-    handles = [m.register_forward_hook(hook) for m in names]
+    running: list[str] = []  # modules entered and not yet finished, innermost last
+
+    def enter(mod: nn.Module, _inp: Any) -> None:
+        running.append(names[mod])
+
+    def leave(mod: nn.Module, _inp: Any, _out: Any) -> None:
+        if running and running[-1] == names[mod]:
+            running.pop()
+
+    handles = [m.register_forward_pre_hook(enter) for m in names]
+    handles += [m.register_forward_hook(hook) for m in names]
+    handles += [m.register_forward_hook(leave) for m in names]
     try:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
         # no_grad, not inference_mode: inference tensors have no version counter to read.
@@ -360,9 +382,21 @@ def _discover_layers(module: nn.Module, example: torch.Tensor) -> dict[str, Laye
             module(example.to(device))
         complete = True
     except Exception as err:
+        where = (f" in module {running[-1]!r} ({type(mods[running[-1]]).__name__})"
+                 if running else "")
+        what = (f"a blank input of shape {tuple(example.shape)} (stimuli x channels x height x "
+                f"width)")
+        if not shapes:  # nothing recordable before it failed: the model cannot run on images
+            raise ForwardError(
+                f"{model_name}: the forward pass failed on {what}{where}: {type(err).__name__}: {err}. "
+                "This is the input the benchmark's stimuli are given in (after preprocessing), "
+                "so no layer can be recorded. Check that the model takes images of that shape, "
+                "or give the input it takes (input_size=, in_channels= or example_input= when "
+                "wrapping it).") from err
         # A module that fails on a blank input: the layers before it can still be recorded.
-        warnings.warn(f"layer discovery stopped by an error after {len(done)} modules: {err}",
-                      stacklevel=3)
+        warnings.warn(f"layer discovery stopped by an error{where} of model {model_name!r} on "
+                      f"{what} after {len(done)} modules; only the layers before it can be "
+                      f"recorded: {type(err).__name__}: {err}", stacklevel=3)
         complete = False
     finally:
         for h in handles:

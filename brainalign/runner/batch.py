@@ -845,21 +845,28 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         scored = []
         for t in todo:
             output.log("submit", t)
-        for t, outcome in _execute(todo, "local", workers, scheduler, progress):
-            output.record(t, outcome)
-            # What the pair's scoring warned of, summed (as `score` does) in this process: a
-            # worker returns its warnings as data rather than printing one line per layer.
-            warned = warning_lines(outcome.get("warnings") or [], t.label)
-            if outcome["ok"]:
-                scored.append(t.key)
-                output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
-            else:
-                output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}", warnings=warned)
-            for line in warned:
-                progress.note(line)
-            why = "" if outcome["ok"] else \
-                f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
-            progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
+        try:
+            for t, outcome in _execute(todo, "local", workers, scheduler, progress):
+                output.record(t, outcome)
+                # What the pair's scoring warned of, summed (as `score` does) in this process: a
+                # worker returns its warnings as data rather than printing one line per layer.
+                warned = warning_lines(outcome.get("warnings") or [], t.label)
+                if outcome["ok"]:
+                    scored.append(t.key)
+                    output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
+                else:
+                    output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}", warnings=warned)
+                for line in warned:
+                    progress.note(line)
+                why = "" if outcome["ok"] else \
+                    f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
+                progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
+        except KeyboardInterrupt:  # Ctrl-C: the finished pairs stay, in the tables too
+            output.write_tables()
+            progress.note(f"interrupted: {len(scored)} pair(s) scored by this run and {len(skipped)} reused "
+                          f"are kept in {outdir}; {len(todo) - len(scored)} not scored. Pass resume=True "
+                          f"(--resume) to continue it: the kept pairs are not scored again.")
+            raise
         output.write_tables()
         if todo:  # the tables changed (a pair failing again drops its old rows)
             remove_stale_comparison(outdir, progress.note)

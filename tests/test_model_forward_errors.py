@@ -1,0 +1,86 @@
+"""A model that cannot run on images (or has nothing to record) is a named error in every entry
+point, naming the model, the input shape and the original error; never an empty layer list."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from torch import nn
+
+import brainalign as ba
+from brainalign.cli import main
+from brainalign.errors import ForwardError, NoLayersError
+from tests.batch_models import write_quick_benchmark
+from tests.conftest import needs_data
+
+BADNET = "from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Linear(10, 5), nn.ReLU())\n"
+
+
+def _badnet(folder) -> str:
+    (folder / "badnet.py").write_text(BADNET)
+    return f"file:{folder / 'badnet.py'}:build"
+
+
+def test_a_model_failing_on_images_is_a_forward_error_naming_model_shape_and_cause():
+    m = ba.wrap(nn.Sequential(nn.Linear(10, 5), nn.ReLU()), name="badnet", input_size=32)
+    with pytest.raises(ForwardError) as caught:
+        _ = m.layers
+    msg = str(caught.value)
+    assert msg.startswith("badnet: ")
+    assert "(2, 3, 32, 32)" in msg and "module '0' (Linear)" in msg
+    assert "mat1 and mat2 shapes cannot be multiplied" in msg
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    with pytest.raises(ForwardError):
+        m.resolve_layers(None)
+
+
+@pytest.mark.filterwarnings("ignore:layer discovery stopped")
+def test_a_model_failing_after_some_layers_keeps_them_with_a_warning_naming_it():
+    m = ba.wrap(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(10, 5)),
+                name="halfnet", input_size=16)
+    with pytest.warns(UserWarning, match=r"module '3' \(Linear\) of model 'halfnet'.*\(2, 3, 16, 16\)"):
+        assert m.layers == ["0", "1"]  # (Flatten is never a layer)
+
+
+def test_a_model_with_no_recordable_layer_is_a_named_error_not_an_empty_list():
+    bare = ba.wrap(nn.Flatten(), name="bare", input_size=8)  # runs, but has no submodule
+    with pytest.raises(NoLayersError, match="bare: .*nn.Sequential"):
+        bare.resolve_layers(None)
+
+
+def test_cli_layers_of_a_model_failing_on_images_exits_with_the_forward_error(tmp_path):
+    r = CliRunner().invoke(main, ["layers", _badnet(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert "mat1 and mat2 shapes cannot be multiplied" in r.output and "(2, 3, 224, 224)" in r.output
+
+
+@needs_data
+def test_score_and_batch_report_the_forward_error_not_an_index_error(tmp_path, data_dir):
+    mid = _badnet(tmp_path)
+    quick = write_quick_benchmark(tmp_path, n_boot=5)
+    r = CliRunner().invoke(main, ["score", "--model", mid, "--benchmark", str(quick),
+                                  "--data-dir", str(data_dir)])
+    assert r.exit_code == 2
+    assert "IndexError" not in r.output
+    assert "ForwardError" in r.output or "mat1 and mat2 shapes cannot be multiplied" in r.output
+    assert all(ln.count(mid) == 1 for ln in r.output.splitlines() if mid in ln), r.output
+    models = tmp_path / "models.txt"
+    models.write_text(mid + "\n")
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", str(quick),
+                                  "--data-dir", str(data_dir), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert "IndexError" not in r.output and "mat1 and mat2 shapes cannot be multiplied" in r.output
+    bench = ba.load_benchmark(str(quick), data_dir=data_dir)
+    with pytest.raises(ForwardError, match=r"\(2, 3, 224, 224\).*mat1 and mat2"):
+        ba.score(ba.load_model(mid), bench)
+
+
+@needs_data
+def test_a_v1_property_benchmark_never_gets_an_empty_default_layer_list(data_dir):
+    from brainalign.errors import UnitLocationError
+
+    tokens = ba.wrap(nn.Sequential(nn.Flatten(2), nn.Linear(16 * 16, 5)), name="tokens", input_size=16)
+    assert tokens.layers == ["1"] and len(tokens.layer_info["1"].output_shape) == 2  # (channel, 5)
+    bench = ba.load_benchmark("marques2020.V1-peak_sf", data_dir=data_dir)
+    with pytest.raises(UnitLocationError, match="tokens: none of its default layers"):
+        bench.layers_of(tokens, None)
