@@ -77,6 +77,18 @@ batches of 64 and with one in a single batch (``bare1``):
                                      after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
                                      the images 1.55x, 1.34x); tables identical
 
+night (matplotlib imported during the recording; before = 3217337), 3 rounds each, load 0.4–1.2,
+the machine slower than in the evening (bare 8.7–11.0 s):
+    default install (no dask)  bare 8.7 s 1.15 GB | before 22.2 s 2.56x 2.99 GB 2.61x |
+                               after 13.2 s 1.52x (rounds 1.47 1.50 1.64) 1.63 GB 1.43x
+                               (one batch 1.40x, 1.24x; the images 1.42x, 1.31x)
+    [test] env (dask)          bare 11.0 s 1.15 GB | before 27.8 s 2.53x 2.98 GB 2.60x |
+                               after 16.6 s 1.51x (rounds 1.69 1.38 1.51) 1.74 GB 1.52x
+                               (one batch 1.39x, 1.33x; the images 1.51x, 1.41x); tables identical
+    A/B against d007307 (default install, 3 rounds, load 0.7–1.2): 12.8 s 1.62x -> 11.5 s 1.45x.
+
+ridge, night, 3 rounds, load 1.0: float64 4.99x sklearn (rounds 5.06 4.99 4.78), float32 5.55x.
+
 cowley, evening, 3 rounds, load 1.0–1.9 (two helpers' tests in the last round), no before tree:
 bare 171.1 s 2.89 GB; score 233.2 s = 1.36x, 2.11 GB (extract 192.8 s, metric 34.5 s).
 
