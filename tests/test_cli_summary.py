@@ -133,3 +133,27 @@ def test_a_raw_number_says_raw_in_both_score_columns_and_the_ci_heads_its_own_co
     assert raw_line["all stimuli [95% CI]"].endswith(" raw")
     text = format_summary(_multi_session())
     assert "all stimuli [95% CI]" in text.splitlines()[0] and "one seeded split" in text
+
+
+@needs_data
+def test_ctrl_c_in_score_says_what_is_kept_and_how_to_go_on(tmp_path, data_dir, monkeypatch):
+    """Not a bare "Aborted!": the models finished before the interrupt are on disk and said so."""
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    (tmp_path / "goodnet.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(4),\n"
+        "                         nn.Flatten())\n")
+    (tmp_path / "stopnet.py").write_text("def build():\n    raise KeyboardInterrupt\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["score", "--model", "file:goodnet:build", "--model", "file:stopnet:build",
+                                  "--layers", "0", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                                  "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 130, r.output
+    assert "Aborted!" not in r.output
+    assert f"interrupted: 1 of 2 model(s) had finished, kept in {out / 'scores.csv'}" in r.output
+    assert set(pd.read_csv(out / "scores.csv")["model"]) == {"file:goodnet:build"}
