@@ -345,17 +345,14 @@ def test_each_section_names_its_score_and_the_leaderboard_marks_ties_found_by_co
     assert "data-tied" not in page and "leaderboard-ties" not in page
 
 
-def test_a_stimulus_subset_is_flagged_in_the_leaderboard_heatmap_and_layer_plot(tmp_path):
+def test_a_stimulus_subset_is_flagged_in_the_leaderboard_heatmap_and_layer_plot(tmp_path, data_dir):
     """A real `brainalign score --max-stimuli 25` run: every table and figure says it is a subset."""
     from brainalign.plots.heatmap import plot_heatmap
     from brainalign.plots.layers import plot_layers
-    from brainalign.settings import data_dirs
 
-    if not any((d / "cowley2023_v4").is_dir() for d in data_dirs()):
-        pytest.skip("no cowley2023_v4 data in BRAINALIGN_DATA")
     out = tmp_path / "sub"
     run = _cli("score", "--model", "zoo:lenet5", "--benchmark", "cowley2023.V4-ridge", "--max-stimuli", "25",
-               "--n-bootstrap", "10", "--out", str(out))
+               "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out))
     assert run.returncode == 0, run.stderr
     page = build_report(out).read_text()
     head = page[page.index('id="leaderboard"'):]
