@@ -339,10 +339,14 @@ def test_each_section_names_its_score_and_the_leaderboard_marks_ties_found_by_co
     comp = re.search(r'id="compare-score">(.*?)</p>', page).group(1)
     assert "all-stimuli score / noise ceiling" in comp and "paired bootstrap over stimuli" in comp
     assert "within noise" in re.search(r'id="leaderboard-ties">(.*?)</p>', page).group(1)
-    # Without compare.csv, no tie marks and no tie caption.
+    # Without compare.csv, no tie marks and no tie caption; every other cell as with it (a tied
+    # rank keeps its own mean, not the mean of the model above it).
     (tmp_path / "r" / "compare.csv").unlink()
     page = build_report(tmp_path / "r").read_text()
     assert "data-tied" not in page and "leaderboard-ties" not in page
+    untied = _board(page)
+    for m in order:
+        assert re.findall(r"<td[^>]*>.*?</td>", rows[m])[1:] == re.findall(r"<td[^>]*>.*?</td>", untied[m])[1:]
 
 
 def test_a_stimulus_subset_is_flagged_in_the_leaderboard_heatmap_and_layer_plot(tmp_path, data_dir):

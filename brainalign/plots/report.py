@@ -205,12 +205,13 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
     for rank, model in enumerate(order, start=1):
         above = order[rank - 2] if rank > 1 and complete[model] else None
         compared = [ties[k] for b in in_mean if (k := (b, frozenset((model, above)))) in ties] if above else []
-        if compared and all(compared):
-            why = _e(f"≈ {above}: the compare section finds their difference within noise "
-                     "(its CI contains 0 at the chosen alpha); the data do not order them")
-            rank_cell = f'<td class="t" data-value="{rank}" data-tied="true" title="{why}">{rank} ≈</td>'
-        elif complete[model]:
-            rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
+        if complete[model]:
+            if compared and all(compared):
+                why = _e(f"≈ {above}: the compare section finds their difference within noise "
+                         "(its CI contains 0 at the chosen alpha); the data do not order them")
+                rank_cell = f'<td class="t" data-value="{rank}" data-tied="true" title="{why}">{rank} ≈</td>'
+            else:
+                rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
             mean_cell = f'<td data-value="{mean[model]:.6g}">{_fmt(mean[model])}</td>'
         else:
             missing = ", ".join(b for b in in_mean if not np.isfinite(scores.loc[model, b]))
