@@ -73,8 +73,8 @@ class Benchmark:
     # The pydantic schema that validates this kind's YAML when it is loaded (see
     # brainalign.benchmarks.schemas); a kind narrows its sections with its own subclass.
     schema: ClassVar[type[BenchmarkSchema]] = BenchmarkSchema
-    # Whether this kind honours ``max_stimuli``; the CLI refuses the option for the others (a limit
-    # silently ignored would pass a full run off as a quick look, or the reverse).
+    # Whether this kind honours ``max_stimuli``; the others refuse it (``refuse_max_stimuli``: a
+    # limit silently ignored would pass a full run off as a quick look, or the reverse).
     supports_max_stimuli: ClassVar[bool] = False
     # What this kind is called in messages to users ("an RSA benchmark"), never a class name.
     kind_label: ClassVar[str] = "a benchmark of this kind"

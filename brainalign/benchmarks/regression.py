@@ -122,7 +122,7 @@ class RegressionBenchmark(Benchmark):
         self.cv = int(m.get("cv", 5))
         # Each of the cv folds needs ≥ 2 test stimuli (metrics.encoding.make_splits): refuse a
         # smaller subset now, not after the data and the model have loaded.
-        if self.supports_max_stimuli and self.max_stimuli is not None and self.max_stimuli < 2 * self.cv:
+        if self.max_stimuli is not None and self.max_stimuli < 2 * self.cv:
             raise BenchmarkDefinitionError(
                 f"{spec.id}: max_stimuli={self.max_stimuli} (--max-stimuli) is too few for its "
                 f"{self.cv}-fold cross-validation, which needs at least 2 test stimuli in every fold: "

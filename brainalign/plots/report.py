@@ -208,7 +208,7 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
         if complete[model]:
             if compared and all(compared):
                 why = _e(f"≈ {above}: the compare section finds their difference within noise "
-                         "(its CI contains 0 at the chosen alpha); the data do not order them")
+                         "(its corrected p ≥ alpha); the data do not order them")
                 rank_cell = f'<td class="t" data-value="{rank}" data-tied="true" title="{why}">{rank} ≈</td>'
             else:
                 rank_cell = f'<td class="t" data-value="{rank}">{rank}</td>'
@@ -384,7 +384,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if compare is not None:
         body.append('<p class="sub" id="leaderboard-ties">≈ beside a rank: the "Which model is better" '
                     "section finds this model's difference to the model ranked just above within "
-                    "noise on every benchmark of the mean it compared them on (CI contains 0): the "
+                    "noise on every benchmark of the mean it compared them on (corrected p ≥ alpha): the "
                     "data do not order the two.</p>")
     subsets = {b: s for b in benches if (s := subset_label(t[t["benchmark"] == b]))}
     if subsets:

@@ -168,5 +168,3 @@ def weights_label(weights: object) -> str:
     if "/" in w or w.endswith((".pt", ".pth", ".ckpt", ".safetensors")):
         return f"checkpoint {Path(w).name}"
     return w
-
-
