@@ -362,3 +362,18 @@ def test_float32_matches_float64_with_a_decaying_spectrum():
     a32 = encoding_score(X, Y, cv=4, alphas=np.logspace(-2, 6, 9), dtype="float32")
     assert a64.median > 0.5
     np.testing.assert_allclose(a32.r, a64.r, atol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (300, 257), (700, 1100), (2100, 600)])
+@pytest.mark.parametrize("rows", [False, True])
+def test_block_gram_is_the_exact_symmetric_gram(shape, rows):
+    """Ridge's Gram / covariance (one block, uneven blocks, ≥ 4 blocks) equals numpy's product
+    to rounding and is exactly symmetric: the eigendecomposition reads one triangle of it."""
+    from brainalign.metrics.ridge import _gram
+
+    A = np.random.default_rng(sum(shape)).standard_normal(shape)
+    G = _gram(torch.from_numpy(A), rows=rows).numpy()
+    ref = A @ A.T if rows else A.T @ A
+    assert G.shape == ref.shape
+    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert np.array_equal(G, G.T)

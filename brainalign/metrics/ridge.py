@@ -20,21 +20,22 @@ The leave-one-out residuals are formed from terms that shrink with α (``α/(s+�
 ``1 − (a hat value close to 1)``, so small α over a large spectrum does not cancel to 0/0 (which
 made float32 give NaN errors); a float32 fold whose errors are still not all finite is redone in
 float64. All α go through one GEMM per block of targets (no Python loop over α × targets), the
-targets' projection is computed once per fold and reused for the fit, and on the CPU the Gram /
-covariance is formed by numpy (BLAS ``syrk``: half the work of a GEMM). Tensors stay on their
-device throughout.
+targets' projection is computed once per fold and reused for the fit, and the Gram / covariance
+is formed block by block over its upper triangle (≈ 5/8 of a GEMM's work, :func:`_gram`). Tensors
+stay on their device and every product stays in torch's own thread pool throughout.
 
 When only the choice of α matters (``best_only``, as in ``encoding_score``), the (m × α·t) residuals
 are formed only for the (α, target) pairs that proven bounds cannot rule out (:func:`_loo_bounds`:
 weighted sums bounded by the extreme leave-one-out weights, from (α × t) and (m × t) products): each
 target's most promising α first, whose exact error then rules out more. Typically 2 of 10 α per
 target are computed; the chosen α and every computed error are those of the full grid. The bounds
-assume the computed basis orthonormal to a known tolerance (a rounding-error bound, or one syrk
+assume the computed basis orthonormal to a known tolerance (a rounding-error bound, or one Gram
 that measures it); where that fails (float32, a very ill-conditioned fold) every pair is computed.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -179,7 +180,7 @@ class FoldDecomposition:
 
         Kernel form: ``B = U`` from ``eigh``, orthonormal to O((m + r)·ε). Primal form:
         ``B = X_c V diag(s)^-½``, whose Gram is ``diag(s)^-½ Vᵀ(C − E)V diag(s)^-½`` with ``E`` the
-        rounding in the covariance (syrk and the downdate, ≤ (2n + 3)·ε·‖X‖_F²) and in ``eigh``
+        rounding in the covariance (its products and the downdate, ≤ (2n + 3)·ε·‖X‖_F²) and in ``eigh``
         (≤ p·ε·‖C‖), hence ≤ (2n + 2p + 3)·ε·‖X‖_F²/s_min; the product ``X_c V`` in the working
         dtype adds ≤ 3·p·ε_dt·(r‖X‖_F²/s_min)^½.
         """
@@ -198,7 +199,7 @@ class FoldDecomposition:
 
     def measured_orthonormality(self, B: torch.Tensor) -> float:
         """‖BᵀB − I‖_F of the computed basis (≥ the 2-norm), plus the rounding of that product
-        (≤ m·r·ε): one syrk, m·r²/2 multiply-adds, for folds whose a-priori bound is too loose."""
+        (≤ m·r·ε): one Gram (:func:`_gram`), for folds whose a-priori bound is too loose."""
         m, r = B.shape
         D = _gram(B, rows=False)
         D.diagonal().sub_(1.0)
@@ -299,7 +300,7 @@ class Design:
             M = (Ktt + Ktt.T) / 2
         else:
             # Covariance of the training rows X_trᵀX_tr − m x̄x̄ᵀ. When the held-out rows are fewer:
-            # the full XᵀX minus [held-out rows; √m x̄]ᵀ[held-out rows; √m x̄], one syrk.
+            # the full XᵀX minus [held-out rows; √m x̄]ᵀ[held-out rows; √m x̄], one Gram.
             if others is not None:
                 o = others.double()
                 if self.fit_intercept:
@@ -311,10 +312,8 @@ class Design:
                     xx = torch.outer(x_mean, x_mean)
                     xx *= m
                     M -= xx
-            if M.device.type != "cpu":
-                M = (M + M.T) / 2
-            # On the CPU every term comes from syrk (numpy fills both triangles alike) and the outer
-            # product is symmetric, so M is exactly symmetric: averaging with Mᵀ would change nothing.
+            # Every term is exactly symmetric (_gram mirrors its upper triangle; the outer product
+            # is symmetric), so M is: averaging with Mᵀ would change nothing.
         # M is symmetric; MKL's syevd reads the upper triangle ~7 % faster than the lower one
         # (measured interleaved at p = 1,000; results equal to rounding).
         s, vecs = torch.linalg.eigh(M, UPLO="U")
@@ -328,13 +327,33 @@ class Design:
                                  self, col, vecs if self.kernel else None)
 
 
+_GRAM_BLOCK = 256
+"""Fewest rows of the Gram matrix per block of :func:`_gram` (narrower GEMMs run below peak)."""
+
+
 def _gram(A: torch.Tensor, rows: bool) -> torch.Tensor:
-    """``A Aᵀ`` (rows) or ``AᵀA``. On the CPU via numpy on a view of the tensor: numpy hands a
-    product with its own transpose to BLAS ``syrk`` (half the work of torch's GEMM)."""
-    if A.device.type == "cpu":
-        a = A.numpy()
-        return torch.from_numpy(a @ a.T if rows else a.T @ a)
-    return A @ A.T if rows else A.T @ A
+    """``A Aᵀ`` (rows) or ``AᵀA``, exactly symmetric: GEMMs over the blocks of its upper triangle
+    (k ≤ 8 row blocks of ≥ :data:`_GRAM_BLOCK`: (k + 1)/2k of a full GEMM's work), mirrored.
+
+    This replaces numpy's BLAS ``syrk`` (half a GEMM's work), measured at torch's default two
+    threads on 2 cores (``perf/issue15_speed.py``, ridge row): numpy's BLAS (OpenBLAS) keeps a
+    second pool of threads, which spin after each call and halved the speed of the ``eigh``
+    that follows in torch's pool (0.19 s instead of 0.09 s at p = 1,000); CV ridge as a whole
+    went from 3.6× to 5.1× scikit-learn's ``RidgeCV``. On one thread this costs ≈ 0.02 s per
+    2,560 × 1,000 design.
+    """
+    B = A if rows else A.T
+    n = B.shape[0]
+    k = max(1, min(8, n // _GRAM_BLOCK))
+    if k == 1:
+        return B @ B.T
+    edges = [round(i * n / k) for i in range(k + 1)]
+    C = torch.empty(n, n, dtype=A.dtype, device=A.device)
+    for a, b in itertools.pairwise(edges):
+        blk = B[a:b] @ B[a:].T  # rows a:b against every row from a on: the upper triangle
+        C[a:b, a:] = blk
+        C[b:, a:b] = blk[:, b - a:].T
+    return C
 
 
 def _batches(n: int, size: int | None) -> list[slice]:
