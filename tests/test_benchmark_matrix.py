@@ -196,3 +196,110 @@ def test_a_stimulus_limit_is_honoured_or_refused_never_ignored(kind, kinds_setup
 def test_every_built_in_kind_has_a_user_word_for_itself(kind):
     label = KINDS[kind].kind_label
     assert label.startswith(("a ", "an ")) and label.endswith("benchmark") and "Benchmark" not in label
+
+
+def _blas_threads() -> list[int]:
+    """Thread counts of the BLAS libraries with their own pool (numpy's OpenBLAS here)."""
+    from threadpoolctl import ThreadpoolController
+
+    return [lib.num_threads for lib in ThreadpoolController().lib_controllers
+            if lib.internal_api in ("openblas", "blis")]
+
+
+@pytest.mark.parametrize("kind", ["rsa", "regression", "fmri", "v1_properties", "simulated_v1", "mean_activation"])
+def test_numpy_blas_runs_one_thread_while_a_cpu_run_scores(kind, kinds_setup, monkeypatch):
+    """Every kind: while a run on the CPU prepares and scores, numpy's own BLAS runs one thread
+    (a second pool beside torch's took the cores from it: activations.blas); the setting is
+    restored after the run, and the table is the same as without the limit, to the last bit."""
+    import contextlib
+
+    from threadpoolctl import threadpool_limits
+
+    import brainalign.benchmarks.base as base
+
+    ref, opts, dirs = kinds_setup[kind]
+    seen: dict[str, list[list[int]]] = {"prepare": [], "score_layer": []}
+    cls = KINDS[kind]
+    score_layer, prepare = cls.score_layer, cls._prepare_then_trim
+
+    def spy_score(self, *a, **k):
+        seen["score_layer"].append(_blas_threads())
+        return score_layer(self, *a, **k)
+
+    def spy_prepare(self):
+        seen["prepare"].append(_blas_threads())
+        return prepare(self)
+
+    monkeypatch.setattr(cls, "score_layer", spy_score)
+    monkeypatch.setattr(cls, "_prepare_then_trim", spy_prepare)
+    model = MODELS[0].load()
+    with threadpool_limits(2, user_api="blas"):
+        assert _blas_threads() and set(_blas_threads()) == {2}
+        bench = ba.load_benchmark(ref, data_dir=dirs, **opts)
+        limited = ba.score(model, bench, layers=list(MODELS[0].layers), device="cpu").table
+        assert set(_blas_threads()) == {2}  # restored
+    assert seen["score_layer"] and all(set(t) == {1} for t in seen["score_layer"])
+    assert len(seen["prepare"]) == 1 and set(seen["prepare"][0]) == {1}
+    monkeypatch.setattr(base, "numpy_blas_one_thread", lambda active=True: contextlib.nullcontext())
+    with threadpool_limits(2, user_api="blas"):
+        free = ba.score(model, ba.load_benchmark(ref, data_dir=dirs, **opts), layers=list(MODELS[0].layers),
+                        device="cpu").table
+    assert set(seen["score_layer"][-1]) == {2}  # the comparison run did use two threads
+    pd.testing.assert_frame_equal(_norm(limited), _norm(free), check_exact=True)
+
+
+_OVERLAP = """
+import threading
+from threadpoolctl import ThreadpoolController
+from brainalign.activations.blas import numpy_blas_one_thread
+
+def blas():
+    return sorted({lib.num_threads for lib in ThreadpoolController().lib_controllers
+                   if lib.internal_api in ("openblas", "blis")})
+
+first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+seen = {"before": blas()}
+
+def first():
+    with numpy_blas_one_thread():
+        first_in.set()
+        second_in.wait(5)
+    first_out.set()
+
+def second():
+    first_in.wait(5)
+    with numpy_blas_one_thread():
+        second_in.set()
+        first_out.wait(5)
+        seen["after the first pair ended"] = blas()
+
+with numpy_blas_one_thread():  # run_batch, on the caller's thread
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    seen["after both pairs"] = blas()
+seen["after the run"] = blas()
+with numpy_blas_one_thread(active=False):  # a run on a GPU: no limit
+    seen["inactive"] = blas()
+print(seen)
+"""
+
+
+def test_the_blas_limit_is_lifted_when_the_last_overlapping_run_ends():
+    """A batch run: its pairs on two worker threads, overlapping, inside the run's own limit on
+    the caller's thread. The pair that ends first must not give numpy two threads under the
+    other; the run's end restores them. In a fresh process with two BLAS threads (the test
+    process's earlier settings would leak in)."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", _OVERLAP], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    seen = ast.literal_eval(out.strip().splitlines()[-1])
+    assert seen == {"before": [2], "after the first pair ended": [1], "after both pairs": [1],
+                    "after the run": [2], "inactive": [2]}

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 
+from brainalign.activations.blas import numpy_blas_one_thread
 from brainalign.activations.budget import release_free_memory
+from brainalign.activations.extract import resolve_device
 from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
@@ -326,72 +328,75 @@ class Benchmark:
             See :func:`brainalign.activations.stream_layers`. Without ``reducers`` and
             ``max_features`` the benchmark's own reducer applies (:meth:`default_reducers`).
         """
-        stimuli, placed = self.recording(model)
-        if reducers is None and max_features is None:
-            reducers = self.default_reducers(model)
-        stream = self.layer_activations(
-            model, self.candidate_layers(model, layers), stimuli=stimuli, batch_size=batch_size,
-            device=device, progress=progress, memory_budget=memory_budget, max_features=max_features,
-            reducers=reducers, cache=cache, on_layer=on_layer)
-        reduction = stream.reduction()
-        _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
-        prov, vers, data_sha = model.provenance(), versions_string(), None
-        rows: list[dict[str, Any]] = []
-        details: dict[tuple[str, ...], dict[str, Any]] = {}
-        failed: dict[str, str] = {}
-        t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
-        prepared = self.start_preparing()  # overlaps the recording of the first layers
-        release_free_memory()  # what loading the model and layer discovery left in the heap
-        layer_iter = iter(stream)
-        try:
-            for i in itertools.count():
-                t = time.perf_counter()
-                item = next(layer_iter, None)
-                t_extract += time.perf_counter() - t
-                t = time.perf_counter()
-                prepared.result()  # raises what preparing raised, before any layer is scored
-                t_metric += time.perf_counter() - t
-                if item is None:
-                    break
-                layer, acts = item
-                t = time.perf_counter()
-                try:
-                    if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
-                        check_activations(model, layer, acts)
-                        self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
-                                       expected=stimuli.ids)
-                    scores = self.score_layer(layer, acts)
-                except LayerActivationError as err:
-                    failed[layer] = str(err)
-                    continue
-                except MetricInputError as err:
-                    # The targets were checked before recording (a constant subject RDM stops the run
-                    # there), so a metric refusing its input here refuses the layer's activations (a
-                    # constant RDM, a stimulus whose pattern has no variance): that layer only.
-                    why = without_names(str(err), model.name, self.id)
-                    failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {why}; it is not "
-                                     "scored, the other layers are kept")
-                    continue
-                finally:
-                    del acts, item  # free this layer before the stream records the next group
-                data_sha = data_sha if data_sha is not None else self.data_hash()
-                ctx = row_context(model, self.id, self.version_label, layer, i, seed=seed,
-                                  placement=placed.describe(), data_sha256=data_sha,
-                                  reduction=reduction.get(layer), versions=vers, provenance=prov)
-                for sc in scores:
-                    rows.append(make_row(sc, ctx))
-                    key = (model.name, self.id, layer, sc.session)
-                    if key in details:  # a second metric on the same session (fMRI ROI RSA)
-                        key = (model.name, self.id, layer, f"{sc.session}/{sc.metric}")
-                    details[key] = sc.details
-                t_metric += time.perf_counter() - t
-        finally:
-            layer_iter.close()  # stops the recording however the loop ends (an error, Ctrl-C)
-        meta = {**self.provenance(), "models": {model.name: prov}, "placement": placed.as_dict(),
-                "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
-                "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
-                "failed_layers": {model.name: failed}, **self.run_meta()}
-        return ScoreResult(make_table(rows), details, meta)
+        # numpy's BLAS on one thread while torch computes on the CPU (activations.blas: two
+        # thread pools would take the cores from each other).
+        with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+            stimuli, placed = self.recording(model)
+            if reducers is None and max_features is None:
+                reducers = self.default_reducers(model)
+            stream = self.layer_activations(
+                model, self.candidate_layers(model, layers), stimuli=stimuli, batch_size=batch_size,
+                device=device, progress=progress, memory_budget=memory_budget, max_features=max_features,
+                reducers=reducers, cache=cache, on_layer=on_layer)
+            reduction = stream.reduction()
+            _, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
+            prov, vers, data_sha = model.provenance(), versions_string(), None
+            rows: list[dict[str, Any]] = []
+            details: dict[tuple[str, ...], dict[str, Any]] = {}
+            failed: dict[str, str] = {}
+            t_extract = t_metric = 0.0  # recording and scoring interleave: time waiting on the stream
+            prepared = self.start_preparing()  # overlaps the recording of the first layers
+            release_free_memory()  # what loading the model and layer discovery left in the heap
+            layer_iter = iter(stream)
+            try:
+                for i in itertools.count():
+                    t = time.perf_counter()
+                    item = next(layer_iter, None)
+                    t_extract += time.perf_counter() - t
+                    t = time.perf_counter()
+                    prepared.result()  # raises what preparing raised, before any layer is scored
+                    t_metric += time.perf_counter() - t
+                    if item is None:
+                        break
+                    layer, acts = item
+                    t = time.perf_counter()
+                    try:
+                        if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
+                            check_activations(model, layer, acts)
+                            self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
+                                           expected=stimuli.ids)
+                        scores = self.score_layer(layer, acts)
+                    except LayerActivationError as err:
+                        failed[layer] = str(err)
+                        continue
+                    except MetricInputError as err:
+                        # The targets were checked before recording (a constant subject RDM stops the run
+                        # there), so a metric refusing its input here refuses the layer's activations (a
+                        # constant RDM, a stimulus whose pattern has no variance): that layer only.
+                        why = without_names(str(err), model.name, self.id)
+                        failed[layer] = (f"{model.name}: layer {layer!r} cannot be scored: {why}; it is not "
+                                         "scored, the other layers are kept")
+                        continue
+                    finally:
+                        del acts, item  # free this layer before the stream records the next group
+                    data_sha = data_sha if data_sha is not None else self.data_hash()
+                    ctx = row_context(model, self.id, self.version_label, layer, i, seed=seed,
+                                      placement=placed.describe(), data_sha256=data_sha,
+                                      reduction=reduction.get(layer), versions=vers, provenance=prov)
+                    for sc in scores:
+                        rows.append(make_row(sc, ctx))
+                        key = (model.name, self.id, layer, sc.session)
+                        if key in details:  # a second metric on the same session (fMRI ROI RSA)
+                            key = (model.name, self.id, layer, f"{sc.session}/{sc.metric}")
+                        details[key] = sc.details
+                    t_metric += time.perf_counter() - t
+            finally:
+                layer_iter.close()  # stops the recording however the loop ends (an error, Ctrl-C)
+            meta = {**self.provenance(), "models": {model.name: prov}, "placement": placed.as_dict(),
+                    "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
+                    "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
+                    "failed_layers": {model.name: failed}, **self.run_meta()}
+            return ScoreResult(make_table(rows), details, meta)
 
 
 def check_activations(model: BrainModel, layer: str, acts: Any) -> None:

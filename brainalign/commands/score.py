@@ -145,77 +145,82 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     progress = ScoreProgress()
     layers = list(layer_globs) or None
 
+    from brainalign.activations.blas import numpy_blas_one_thread
+    from brainalign.activations.extract import resolve_device
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
 
-    benches = []
-    try:
-        for b in benchmarks:
-            progress.stage(f"reading the data of {b}")
-            opts = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("max_stimuli", max_stimuli)) if v}
-            bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
-                                   **opts)
-            read_benchmark_data(bench)
-            bench.start_preparing()  # its ceilings and bootstrap, while the model loads
-            benches.append(bench)
-    except BrainAlignError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    # From the first prepare (ceilings, bootstrap) to the last model's scores, numpy's BLAS runs
+    # one thread per caller when torch computes on the CPU (activations.blas).
+    with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+        benches = []
+        try:
+            for b in benchmarks:
+                progress.stage(f"reading the data of {b}")
+                opts = {k: v for k, v in (("n_bootstrap", n_bootstrap), ("max_stimuli", max_stimuli)) if v}
+                bench = load_benchmark(b, data_dir=list(data_dirs) or None, manifest_dirs=list(manifest_dirs),
+                                       **opts)
+                read_benchmark_data(bench)
+                bench.start_preparing()  # its ceilings and bootstrap, while the model loads
+                benches.append(bench)
+        except BrainAlignError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
 
-    done: list = []
-    failures: list[tuple[str, str]] = []
-    earlier = earlier_results(out_dir, progress.line)
-    plots_import: threading.Thread | None = None
-    stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
-    stream = {k: v for k, v in stream.items() if v is not None}
-    try:
-        for mid in models:
-            model = None
-            try:
-                progress.stage(f"loading {mid} ({weights} weights)")
-                model = load_model(mid, weights=weights, seed=seed)
-                names = model.resolve_layers(layers)
-                if out_dir is not None and plots_import is None:
-                    # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
-                    # the GIL) runs during the recording, when the forward pass has released the GIL
-                    # and the metric leaves a core idle; started before the model loads, it only took
-                    # turns with torchvision's import. (The import lock makes the later import wait.)
-                    plots_import = threading.Thread(target=importlib.import_module, args=("brainalign.plots",),
-                                                    name="brainalign-import-plots")
-                    plots_import.start()
-                parts = []
-                for bench in benches:
-                    progress.pair_started(model.name, bench.id, names)
-                    with collect_warnings() as caught:
-                        parts.append(bench(model, layers, batch_size=batch_size, device=device,
-                                           progress=progress.bars, on_layer=progress.layer_done, **stream))
-                    for line in warning_lines(caught, f"{model.name} × {bench.id}"):
-                        progress.line(line)
-                    for why in parts[-1].meta.get("failed_layers", {}).get(model.name, {}).values():
-                        progress.line(f"warning: {why}")  # named, and the other layers are kept
-                    progress.pair_done(True)
-            except Exception as err:  # one model's failure must not cost the others their results
-                progress.close_bar()
-                # The line names the model; the message often starts with it too (said once).
-                message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
-                detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
-                progress.line(f"{mid} FAILED: {detail}")
-                if not isinstance(err, BrainAlignError):
-                    progress.line(traceback.format_exc().rstrip())
-                failures.append((mid, detail))
-                continue
-            done.append(ScoreResult.concat(parts))
-            if out_dir is not None:  # rewritten after every model: what finished is on disk
-                save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
-                remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
-    except KeyboardInterrupt:  # Ctrl-C: not a bare "Aborted!" but what is kept and how to go on
-        progress.close_bar()
-        kept = (f"kept in {out_dir / 'scores.csv'}; score the others with the same --out (their rows "
-                "are added to that table)") if out_dir is not None else "not saved (no --out)"
-        click.echo(f"interrupted: {len(done)} of {len(models)} model(s) had finished, {kept}", err=True)
-        sys.exit(130)
+        done: list = []
+        failures: list[tuple[str, str]] = []
+        earlier = earlier_results(out_dir, progress.line)
+        plots_import: threading.Thread | None = None
+        stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
+        stream = {k: v for k, v in stream.items() if v is not None}
+        try:
+            for mid in models:
+                model = None
+                try:
+                    progress.stage(f"loading {mid} ({weights} weights)")
+                    model = load_model(mid, weights=weights, seed=seed)
+                    names = model.resolve_layers(layers)
+                    if out_dir is not None and plots_import is None:
+                        # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
+                        # the GIL) runs during the recording, when the forward pass has released the GIL
+                        # and the metric leaves a core idle; started before the model loads, it only took
+                        # turns with torchvision's import. (The import lock makes the later import wait.)
+                        plots_import = threading.Thread(target=importlib.import_module, args=("brainalign.plots",),
+                                                        name="brainalign-import-plots")
+                        plots_import.start()
+                    parts = []
+                    for bench in benches:
+                        progress.pair_started(model.name, bench.id, names)
+                        with collect_warnings() as caught:
+                            parts.append(bench(model, layers, batch_size=batch_size, device=device,
+                                               progress=progress.bars, on_layer=progress.layer_done, **stream))
+                        for line in warning_lines(caught, f"{model.name} × {bench.id}"):
+                            progress.line(line)
+                        for why in parts[-1].meta.get("failed_layers", {}).get(model.name, {}).values():
+                            progress.line(f"warning: {why}")  # named, and the other layers are kept
+                        progress.pair_done(True)
+                except Exception as err:  # one model's failure must not cost the others their results
+                    progress.close_bar()
+                    # The line names the model; the message often starts with it too (said once).
+                    message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
+                    detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
+                    progress.line(f"{mid} FAILED: {detail}")
+                    if not isinstance(err, BrainAlignError):
+                        progress.line(traceback.format_exc().rstrip())
+                    failures.append((mid, detail))
+                    continue
+                done.append(ScoreResult.concat(parts))
+                if out_dir is not None:  # rewritten after every model: what finished is on disk
+                    save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
+                    remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
+        except KeyboardInterrupt:  # Ctrl-C: not a bare "Aborted!" but what is kept and how to go on
+            progress.close_bar()
+            kept = (f"kept in {out_dir / 'scores.csv'}; score the others with the same --out (their rows "
+                    "are added to that table)") if out_dir is not None else "not saved (no --out)"
+            click.echo(f"interrupted: {len(done)} of {len(models)} model(s) had finished, {kept}", err=True)
+            sys.exit(130)
 
     if done:
         result = ScoreResult.concat(done)

@@ -50,6 +50,8 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, model_validator
 
+from brainalign.activations.blas import numpy_blas_one_thread
+from brainalign.activations.extract import resolve_device
 from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
 from brainalign.io import atomic_write
 from brainalign.results.details import save_details
@@ -788,102 +790,106 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         The table of every finished pair in ``out`` (this run's and the earlier ones it kept),
         this run's failures, and what was scored, skipped (reused) or kept.
     """
-    from brainalign.activations.budget import parse_bytes
-    from brainalign.results.compare import remove_stale_comparison
-    from brainalign.runner.pair_warnings import warning_lines
-    from brainalign.runner.progress import BatchProgress
+    # numpy's BLAS on one thread for the whole run when torch computes on the CPU, entered on
+    # this (the caller's) thread, which outlives the workers' runs (activations.blas).
+    with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+        from brainalign.activations.budget import parse_bytes
+        from brainalign.results.compare import remove_stale_comparison
+        from brainalign.runner.pair_warnings import warning_lines
+        from brainalign.runner.progress import BatchProgress
 
-    if memory_budget is not None:
-        memory_budget = parse_bytes(memory_budget)  # a typo fails here, not in every pair
-    if isinstance(models, str | os.PathLike):
-        entries = read_models(models)
-    else:
-        entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
-    benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
-    if workers > 1 and threads is None and scheduler is None:
-        from brainalign.activations.budget import usable_cores
+        if memory_budget is not None:
+            memory_budget = parse_bytes(memory_budget)  # a typo fails here, not in every pair
+        if isinstance(models, str | os.PathLike):
+            entries = read_models(models)
+        else:
+            entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
+        benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
+        if workers > 1 and threads is None and scheduler is None:
+            from brainalign.activations.budget import usable_cores
 
-        threads = max(1, usable_cores() // workers)
-    dirs = None
-    if data_dir is not None:
-        dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
-    if n_bootstrap is not None:
-        benchmark_options = {**(benchmark_options or {}), "n_bootstrap": n_bootstrap}
-    settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
-                             memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
-                             data_dir=dirs, threads=threads, benchmark_options=benchmark_options)
-    tasks = plan_tasks(entries, benches, settings, layers)
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    progress = progress if progress is not None else BatchProgress()
-    lock = _Lock(outdir, progress.note)  # before anything in the folder is touched
-    try:
-        output = _Output(outdir, tasks)
-        if output.has_results() and not resume:
-            raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
-                                   f"to continue it, or choose another output folder")
-        prov = _read_provenance(outdir)
-        record = _run_record(tasks, settings, workers)
-        todo, skipped = [], []
-        for t in tasks:
-            if resume and output.finished(t):
-                skipped.append(t.key)
-                output.log("skipped", t)
-            else:
-                todo.append(t)
-        if resume and prov["runs"]:
-            changes = resume_changes(prov["runs"][-1], record)
-            if changes:
-                progress.note("--resume: these differ from the run being resumed:\n  " + "\n  ".join(changes))
-        redo = output.recomputed(todo) if resume else []
-        if redo:  # whichever earlier run finished them
-            progress.note(f"--resume: {len(redo)} pair(s) finished by an earlier run were scored with other "
-                          f"settings or code and will be recomputed: {_some(redo)}")
-        prov["runs"].append(record)
-        _write_provenance(outdir, prov)
-        progress.start(len(tasks), len(skipped))
-        scored = []
-        for t in todo:
-            output.log("submit", t)
+            threads = max(1, usable_cores() // workers)
+        dirs = None
+        if data_dir is not None:
+            dirs = (str(data_dir),) if isinstance(data_dir, str | os.PathLike) else tuple(map(str, data_dir))
+        if n_bootstrap is not None:
+            benchmark_options = {**(benchmark_options or {}), "n_bootstrap": n_bootstrap}
+        settings = BatchSettings(batch_size=batch_size, device=device, max_features=max_features,
+                                 memory_budget=memory_budget, cache_dir=str(cache_dir) if cache_dir else None,
+                                 data_dir=dirs, threads=threads, benchmark_options=benchmark_options)
+        tasks = plan_tasks(entries, benches, settings, layers)
+        outdir = Path(out)
+        outdir.mkdir(parents=True, exist_ok=True)
+        progress = progress if progress is not None else BatchProgress()
+        lock = _Lock(outdir, progress.note)  # before anything in the folder is touched
         try:
-            for t, outcome in _execute(todo, "local", workers, scheduler, progress):
-                output.record(t, outcome)
-                # What the pair's scoring warned of, summed (as `score` does) in this process: a
-                # worker returns its warnings as data rather than printing one line per layer.
-                warned = warning_lines(outcome.get("warnings") or [], t.label)
-                if outcome["ok"]:
-                    scored.append(t.key)
-                    output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
+            output = _Output(outdir, tasks)
+            if output.has_results() and not resume:
+                raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
+                                       f"to continue it, or choose another output folder")
+            prov = _read_provenance(outdir)
+            record = _run_record(tasks, settings, workers)
+            todo, skipped = [], []
+            for t in tasks:
+                if resume and output.finished(t):
+                    skipped.append(t.key)
+                    output.log("skipped", t)
                 else:
-                    output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}", warnings=warned)
-                for line in warned:
-                    progress.note(line)
-                why = "" if outcome["ok"] else \
-                    f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
-                progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
-        except KeyboardInterrupt:  # Ctrl-C: the finished pairs stay, in the tables too
+                    todo.append(t)
+            if resume and prov["runs"]:
+                changes = resume_changes(prov["runs"][-1], record)
+                if changes:
+                    progress.note("--resume: these differ from the run being resumed:\n  " + "\n  ".join(changes))
+            redo = output.recomputed(todo) if resume else []
+            if redo:  # whichever earlier run finished them
+                progress.note(f"--resume: {len(redo)} pair(s) finished by an earlier run were scored with other "
+                              f"settings or code and will be recomputed: {_some(redo)}")
+            prov["runs"].append(record)
+            _write_provenance(outdir, prov)
+            progress.start(len(tasks), len(skipped))
+            scored = []
+            for t in todo:
+                output.log("submit", t)
+            try:
+                for t, outcome in _execute(todo, "local", workers, scheduler, progress):
+                    output.record(t, outcome)
+                    # What the pair's scoring warned of, summed (as `score` does) in this process: a
+                    # worker returns its warnings as data rather than printing one line per layer.
+                    warned = warning_lines(outcome.get("warnings") or [], t.label)
+                    if outcome["ok"]:
+                        scored.append(t.key)
+                        output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
+                    else:
+                        output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}",
+                                   warnings=warned)
+                    for line in warned:
+                        progress.note(line)
+                    why = "" if outcome["ok"] else \
+                        f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
+                    progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
+            except KeyboardInterrupt:  # Ctrl-C: the finished pairs stay, in the tables too
+                output.write_tables()
+                progress.note(f"interrupted: {len(scored)} pair(s) scored by this run and {len(skipped)} reused "
+                              f"are kept in {outdir}; {len(todo) - len(scored)} not scored. Pass resume=True "
+                              f"(--resume) to continue it: the kept pairs are not scored again.")
+                raise
             output.write_tables()
-            progress.note(f"interrupted: {len(scored)} pair(s) scored by this run and {len(skipped)} reused "
-                          f"are kept in {outdir}; {len(todo) - len(scored)} not scored. Pass resume=True "
-                          f"(--resume) to continue it: the kept pairs are not scored again.")
-            raise
-        output.write_tables()
-        if todo:  # the tables changed (a pair failing again drops its old rows)
-            remove_stale_comparison(outdir, progress.note)
-        labels = {t.key: t.label for t in tasks}
-        kept = [f"{m} × {b}" for m, b in output.earlier]
-        for what, names in (("reused (finished by an earlier run, not scored again)",
-                             [labels[k] for k in skipped]),
-                            ("scored by this run", [labels[k] for k in scored]),
-                            ("kept from earlier runs (not part of this run)", kept)):
-            if names:
-                progress.note(f"{what}: {_some(names)}")
-        summary = progress.close(kept=len(kept))
-        fails = output.failure_table()
-        record.update(finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), scored=len(scored),
-                      skipped=len(skipped), failed=fails[["model", "benchmark", "error_type", "error"]]
-                      .to_dict("records"))
-        _write_provenance(outdir, prov)
-        return BatchReport(output.table(), fails, scored, skipped, outdir, summary, kept)
-    finally:
-        lock.release()
+            if todo:  # the tables changed (a pair failing again drops its old rows)
+                remove_stale_comparison(outdir, progress.note)
+            labels = {t.key: t.label for t in tasks}
+            kept = [f"{m} × {b}" for m, b in output.earlier]
+            for what, names in (("reused (finished by an earlier run, not scored again)",
+                                 [labels[k] for k in skipped]),
+                                ("scored by this run", [labels[k] for k in scored]),
+                                ("kept from earlier runs (not part of this run)", kept)):
+                if names:
+                    progress.note(f"{what}: {_some(names)}")
+            summary = progress.close(kept=len(kept))
+            fails = output.failure_table()
+            record.update(finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), scored=len(scored),
+                          skipped=len(skipped), failed=fails[["model", "benchmark", "error_type", "error"]]
+                          .to_dict("records"))
+            _write_provenance(outdir, prov)
+            return BatchReport(output.table(), fails, scored, skipped, outdir, summary, kept)
+        finally:
+            lock.release()
