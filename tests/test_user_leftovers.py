@@ -1,0 +1,86 @@
+"""What a fresh user saw: counts printed as floats, empty folders left by refused runs, a long
+PropertyTable repr, jargon in ``compare``'s method text, figures without titles or with legends
+over the data."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from brainalign.cli import main
+from brainalign.plots.synthetic import synthetic_table
+from brainalign.results import ScoreResult
+
+COUNTS = ("layer_index", "n_stimuli", "n_neuroids", "n_bootstrap", "seed")
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _mixed_table() -> pd.DataFrame:
+    """An RSA benchmark's rows (no neuroids: NaN) beside a regression benchmark's (33 neuroids),
+    as one folder holds them after two `brainalign score --out` runs."""
+    rsa = synthetic_table(n_models=1, n_benchmarks=1, n_layers=3)
+    reg = synthetic_table(n_models=1, n_benchmarks=1, n_layers=3, seed=1).assign(
+        benchmark="synthetic.V1-ridge", metric="ridge:pearson/median", n_neuroids=33)
+    return pd.concat([rsa.assign(n_neuroids=np.nan), reg], ignore_index=True)
+
+
+# ----- 1. counts are whole numbers wherever a user reads them ---------------------------------
+def test_counts_are_written_as_whole_numbers_and_missing_neuroids_stay_empty(tmp_path):
+    t = _mixed_table()
+    assert t["n_neuroids"].dtype == float  # what pandas makes of a count beside NaN
+    ScoreResult(t).save(tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    reg = [r for r in rows if r["benchmark"] == "synthetic.V1-ridge"]
+    rsa = [r for r in rows if r["benchmark"] != "synthetic.V1-ridge"]
+    assert {r["n_neuroids"] for r in reg} == {"33"}
+    assert {r["n_neuroids"] for r in rsa} == {""}  # no neuroids: still missing, not 0
+    for r in rows:
+        for c in COUNTS:
+            assert r[c] == "" or r[c].isdigit(), (c, r[c])
+    # read back and concatenated with another result: still whole numbers, NaN kept as missing
+    back = ScoreResult.load(tmp_path)
+    both = ScoreResult.concat([back, ScoreResult(t)])
+    assert str(both.table["n_neuroids"].dtype) == "Int64"
+    assert both.table["n_neuroids"].isna().sum() == 2 * len(rsa)
+    assert "33.0" not in both.table.to_string() and " 33" in both.table.to_string()
+
+
+def test_an_older_float_csv_shows_whole_counts_in_the_report_and_is_rewritten_whole(tmp_path):
+    t = _mixed_table()
+    t.loc[0, "n_stimuli"] = np.nan  # a row without a count makes the whole column float
+    t.to_csv(tmp_path / "scores.csv", index=False)  # as the old code wrote it: 92.0, 33.0
+    assert "92.0" in (tmp_path / "scores.csv").read_text()
+    res = _cli("report", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report.html").read_text()
+    bench = html[html.index("<h3>Benchmarks</h3>"):]
+    bench = bench[: bench.index("</table>")]
+    assert "<td class=\"t\">92</td>" in bench and "92.0" not in bench and "100.0" not in bench
+    # `score --out` into this folder reads it and writes it again: whole numbers
+    ScoreResult.concat([ScoreResult.load(tmp_path)]).save(tmp_path)
+    assert "92.0" not in (tmp_path / "scores.csv").read_text()
+    assert ",33," in (tmp_path / "scores.csv").read_text()
+
+
+def test_demo_then_rsa_score_into_one_folder_writes_integer_counts(tmp_path, data_dir):
+    out = tmp_path / "run"
+    res = _cli("demo", "--cells", "12", "--stimuli", "60", "--repeats", "3", "--noise-frames", "100",
+               "--out", str(out))
+    assert res.exit_code == 0, res.output
+    res = _cli("score", "--model", "zoo:lenet5", "--benchmark", "kriegeskorte2008.hIT-rsa", "--layers", "fc3",
+               "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    kinds = {r["benchmark"]: r["n_neuroids"] for r in rows}
+    assert kinds["kriegeskorte2008.hIT-rsa"] == "" and kinds["simulated.V1-ridge"].isdigit()
+    assert all(r[c] == "" or r[c].isdigit() for r in rows for c in COUNTS)
+    assert not math.isnan(float(kinds["simulated.V1-ridge"]))
