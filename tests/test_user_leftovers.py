@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,3 +83,46 @@ def test_demo_then_rsa_score_into_one_folder_writes_integer_counts(tmp_path, dat
     assert kinds["kriegeskorte2008.hIT-rsa"] == "" and kinds["simulated.V1-ridge"].isdigit()
     assert all(r[c] == "" or r[c].isdigit() for r in rows for c in COUNTS)
     assert not math.isnan(float(kinds["simulated.V1-ridge"]))
+
+
+# ----- 2. a refused run leaves no empty output folder ------------------------------------------
+@pytest.mark.parametrize("args", [
+    ("score", "--model", "zoo:lenet5", "--benchmark", "no.such-benchmark", "--out", "{out}"),
+    ("score", "--model", "zoo:lenet5", "--benchmark", "kriegeskorte2008.hIT-rsa", "--max-stimuli", "10",
+     "--out", "{out}"),
+    ("batch", "{models}", "--benchmark", "kriegeskorte2008.hIT-rsa", "--max-stimuli", "10", "--out", "{out}"),
+    ("batch", "{bad_models}", "--benchmark", "kriegeskorte2008.hIT-rsa", "--out", "{out}"),
+    ("train", "--score", "no.such-benchmark", "--out", "{out}"),
+    ("train", "--arch", "no_such_arch", "--epochs", "1", "--out", "{out}"),
+    ("similarity", "--model", "zoo:no_such_net", "--stimuli", "kriegeskorte2008.hIT-rsa", "--out", "{out}"),
+    ("demo", "--cells", "0", "--out", "{out}"),
+    ("report", "{empty}", "--out", "{out}/report.html"),
+    ("plot", "{empty}", "--out", "{out}"),
+    ("compare", "{empty}", "--out", "{out}/compare.csv"),
+], ids=["score-unknown-benchmark", "score-max-stimuli-on-rsa", "batch-max-stimuli-on-rsa",
+        "batch-bad-model-list", "train-unknown-benchmark", "train-unknown-arch", "similarity-unknown-model",
+        "demo-bad-option", "report-no-results", "plot-no-results", "compare-no-results"])
+def test_a_refused_run_leaves_no_output_folder(tmp_path, data_dir, monkeypatch, args):
+    monkeypatch.setenv("BRAINALIGN_DATA", str(data_dir))
+    (tmp_path / "models.txt").write_text("zoo:lenet5\n")
+    (tmp_path / "bad.yaml").write_text("models: [{id: zoo:lenet5, no_such_key: 1}]\n")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "new" / "out"
+    fill = {"out": str(out), "models": str(tmp_path / "models.txt"), "bad_models": str(tmp_path / "bad.yaml"),
+            "empty": str(tmp_path / "empty")}
+    res = CliRunner().invoke(main, [a.format(**fill) for a in args])
+    assert res.exit_code != 0, res.output
+    assert not out.exists() and not out.parent.exists(), sorted(tmp_path.rglob("*"))
+
+
+def test_an_unwritable_out_is_still_refused_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "file" / "sub")])
+    assert res.exit_code == 2 and "--out" in res.output and "simulated V1" not in res.output
+
+
+def test_train_still_creates_its_run_folder(tmp_path):
+    out = tmp_path / "new" / "run"
+    res = _cli("train", "--arch", "mlp", "--epochs", "1", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert {"epoch_000.pt", "epoch_001.pt", "history.csv", "run.json"} <= {p.name for p in out.iterdir()}
