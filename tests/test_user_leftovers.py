@@ -126,3 +126,27 @@ def test_train_still_creates_its_run_folder(tmp_path):
     res = _cli("train", "--arch", "mlp", "--epochs", "1", "--out", str(out))
     assert res.exit_code == 0, res.output
     assert {"epoch_000.pt", "epoch_001.pt", "history.csv", "run.json"} <= {p.name for p in out.iterdir()}
+
+
+# ----- 4. PropertyTable prints a one-line summary; the data stay whole -------------------------
+def test_property_table_repr_is_a_short_summary_with_the_counts():
+    from brainalign.insilico.demo_models import small_cnn
+    from brainalign.insilico.experiments import PROPERTIES, ExperimentSettings, measure_properties
+    from brainalign.models import wrap
+
+    model = wrap(small_cnn(0), "random-cnn", input_size=96, in_channels=1, mean=(0.5,), std=(0.5,),
+                 visual_degrees=4.0)
+    settings = ExperimentSettings(orientations=tuple(np.arange(0, 180, 30.0)), phases=(0.0, 90.0, 180.0, 270.0),
+                                  size_phases=(0.0, 180.0))
+    props = measure_properties(model, "1", settings, device="cpu")
+    t = props.table
+    flagged = int((t["flag"] != "").sum())
+    assert 0 < flagged < len(t)  # a random CNN: some units flagged, some not
+    text = repr(props)
+    assert "\n" not in text and len(text) < 300, text
+    assert f"{len(t)} units" in text and f"{int(t['responsive'].sum())} responsive" in text
+    assert f"{flagged} flagged" in text and f"{len(PROPERTIES)} properties" in text
+    assert "layer='1'" in text and str(props) == text
+    # the full data are still there
+    assert len(t) == len(t["unit"].unique()) and set(PROPERTIES) <= set(t.columns)
+    assert props.curves["orientation"].shape[0] == len(t) and props.settings["n_stimuli"] > 0
