@@ -150,3 +150,42 @@ def test_property_table_repr_is_a_short_summary_with_the_counts():
     # the full data are still there
     assert len(t) == len(t["unit"].unique()) and set(PROPERTIES) <= set(t.columns)
     assert props.curves["orientation"].shape[0] == len(t) and props.settings["n_stimuli"] > 0
+
+
+# ----- 5. compare says in plain words what it tested -------------------------------------------
+JARGON = ("null-shifted", "per-neuroid", "bootstrap_raw_neuroid", "bootstrap_ceiling_neuroid", " kept)",
+          "pair-by-pair", "variance ×", "holm over")
+
+
+def test_compare_method_text_is_plain_words(tmp_path, monkeypatch):
+    from brainalign.results import compare as compare_module
+    from tests.test_compare import _scored
+
+    res = _scored()
+    res.save(tmp_path)
+    monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
+    got = CliRunner().invoke(main, ["compare", str(tmp_path)])
+    assert got.exit_code == 0, got.output
+    for word in JARGON:
+        assert word not in got.output, word
+    assert "tested whether the two models' normalised score (score / noise ceiling) at their chosen " \
+           "layers differ" in got.output
+    assert "same 400 resamples of the stimuli" in got.output
+    assert "Holm correction for the 3 model pair(s) of this benchmark" in got.output
+    methods = pd.read_csv(tmp_path / "compare.csv")["method"]
+    assert methods.str.contains("two-sided p-value").all()
+
+    # regression scores without each neuroid's resampled scores: says what was not resampled, and why
+    rng = np.random.default_rng(0)
+    rows, details = [], {}
+    for model, shift in (("a", 0.2), ("b", 0.0)):
+        boot = shift + rng.normal(0.3, 0.02, 200)
+        rows.append({"model": model, "benchmark": "sim.V4-ridge", "session": "all", "layer": "l",
+                     "metric": "ridge:pearson/median", "raw": float(boot.mean()), "normalised": np.nan,
+                     "selected": True, "n_bootstrap": 200, "seed": 0})
+        details[(model, "sim.V4-ridge", "l", "all")] = {"bootstrap_raw": boot}
+    reg = ScoreResult(pd.DataFrame(rows), details).compare(correction="bh")
+    text = reg["method"].iloc[0]
+    assert not any(word in text for word in JARGON), text
+    assert "raw score" in text and "neuroids were not resampled: these results do not keep" in text
+    assert "Benjamini–Hochberg correction for the 1 model pair(s)" in text
