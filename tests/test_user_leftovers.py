@@ -189,3 +189,93 @@ def test_compare_method_text_is_plain_words(tmp_path, monkeypatch):
     assert not any(word in text for word in JARGON), text
     assert "raw score" in text and "neuroids were not resampled: these results do not keep" in text
     assert "Benjamini–Hochberg correction for the 1 model pair(s)" in text
+
+
+# ----- 6. figures: legend off the data, a titled similarity map, thinned ticks said ------------
+def _extents(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    return fig.canvas.get_renderer()
+
+
+def test_training_plot_legend_sits_outside_every_panel_and_its_ceiling_band():
+    from brainalign.plots.training import plot_training
+
+    t = synthetic_table(n_models=1, n_benchmarks=2, n_layers=5, epochs=4)
+    history = pd.DataFrame({"epoch": range(4), "val_acc": [0.1, 0.5, 0.7, 0.8]})
+    fig = plot_training(t, history=history)
+    renderer = _extents(fig)
+    assert all(a.get_legend() is None for a in fig.axes)  # no legend drawn inside a panel
+    (legend,) = fig.legends
+    labels = [x.get_text() for x in legend.get_texts()]
+    assert "noise ceiling" in labels and "val. accuracy" in labels and "layer0" in labels
+    assert len(labels) == len(set(labels))  # each entry once, not once per panel
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+        bands = [p for p in ax.patches if p.get_label() == "noise ceiling"]
+        for band in bands:  # the band's drawn area, in pixels
+            assert not box.overlaps(band.get_window_extent(renderer))
+
+
+def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path, data_dir):
+    import xarray as xr
+
+    from brainalign.plots.similarity import plot_similarity
+
+    out = tmp_path / "sim"
+    res = _cli("similarity", "--model", "zoo:lenet5", "--model", "zoo:mlp",
+               "--stimuli", "kriegeskorte2008.hIT-rsa",
+               "--data-dir", str(data_dir), "--batch-size", "32", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    sim = xr.open_dataarray(out / "similarity.nc")
+    fig = plot_similarity(sim)
+    title = " ".join(fig.axes[0].get_title().split())
+    assert "zoo:lenet5 vs zoo:mlp layers" in title and "92 stimuli" in title
+    box = fig.axes[0].title.get_window_extent(_extents(fig))
+    assert fig.bbox.contains(*box.min) and fig.bbox.contains(*box.max)  # wrapped to fit
+    assert str(sim.attrs["metric_label"]) in title
+    # the same model twice (other weights): the title tells the two apart by their weights
+    same = sim.copy()
+    same.attrs.update(model_b="zoo:lenet5", weights_a="random", weights_b="epoch_3.pt")
+    title = " ".join(plot_similarity(same).axes[0].get_title().split())
+    assert "zoo:lenet5 (random) vs zoo:lenet5 (epoch_3.pt)" in title
+    within = sim.copy()
+    within.attrs.update(within_model=1, model_b=sim.attrs["model_a"])
+    assert "layers of zoo:lenet5" in plot_similarity(within).axes[0].get_title()
+    assert plot_similarity(sim, title="mine").axes[0].get_title() == "mine"
+
+
+def test_thinned_layer_names_are_said_on_the_axis():
+    from brainalign.plots import plot_layers
+
+    many = plot_layers(synthetic_table(n_models=1, n_benchmarks=1, n_layers=40))
+    ax = many.axes[0]
+    named = [x.get_text() for x in ax.get_xticklabels() if x.get_text()]
+    assert 2 <= len(named) < 40
+    assert f"{len(named)} of 40 named" in ax.get_xlabel()
+    renderer = _extents(many)  # and the longer label still fits in the figure
+    assert many.bbox.contains(*ax.xaxis.label.get_window_extent(renderer).min)
+    assert many.bbox.contains(*ax.xaxis.label.get_window_extent(renderer).max)
+    few = plot_layers(synthetic_table(n_models=1, n_benchmarks=1, n_layers=4)).axes[0]
+    assert len([x for x in few.get_xticklabels() if x.get_text()]) == 4
+    assert "named" not in few.get_xlabel()
+
+
+def test_property_histograms_say_which_bin_edges_are_labelled():
+    from brainalign.data.v1_readers import PropertyDistribution
+    from brainalign.plots.rf import plot_property_histograms
+
+    edges = np.linspace(0, 1, 13)  # 12 bins
+    dists = {"circular_variance": PropertyDistribution("circular_variance", edges, np.arange(1, 13)),
+             "max_dc": PropertyDistribution("max_dc", np.array([0.0, 10, 20, 30]), np.array([3, 2, 1]))}
+    values = {k: np.random.default_rng(0).uniform(d.edges[0], d.edges[-1], 50) for k, d in dists.items()}
+    fig = plot_property_histograms(values, dists)
+    thin, whole = fig.axes[0], fig.axes[1]
+    labels = [x.get_text() for x in thin.get_xticklabels()]
+    assert len(labels) < len(edges) and "every 2nd edge labelled" in thin.get_xlabel()
+    assert labels[0] == "0" and thin.get_xticks()[0] == -0.5  # the first edge, at the left of bar 0
+    assert [x.get_text() for x in whole.get_xticklabels()] == ["0", "10", "20", "30"]
+    assert whole.get_xlabel() == "bin edges"
