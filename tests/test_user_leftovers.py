@@ -279,3 +279,20 @@ def test_property_histograms_say_which_bin_edges_are_labelled():
     assert labels[0] == "0" and thin.get_xticks()[0] == -0.5  # the first edge, at the left of bar 0
     assert [x.get_text() for x in whole.get_xticklabels()] == ["0", "10", "20", "30"]
     assert whole.get_xlabel() == "bin edges"
+
+
+def test_score_over_training_legend_is_beside_its_panel_not_on_the_data():
+    from brainalign.plots.curves import plot_score_vs
+
+    fig = plot_score_vs(synthetic_table(n_models=2, n_benchmarks=1, n_layers=4, epochs=5))
+    renderer = _extents(fig)
+    panels = [a for a in fig.axes if a.lines]
+    assert len(panels) == 2
+    for ax in panels:
+        legend = ax.get_legend()
+        assert legend is not None and len(legend.get_texts()) == 4
+        box = legend.get_window_extent(renderer)
+        assert not box.overlaps(ax.get_window_extent(renderer))
+        assert fig.bbox.contains(*box.max)  # and not cut off at the figure's edge
+    first = panels[0].get_legend().get_window_extent(renderer)
+    assert not first.overlaps(panels[1].get_window_extent(renderer))  # nor on the next panel
