@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -296,3 +297,14 @@ def test_score_over_training_legend_is_beside_its_panel_not_on_the_data():
         assert fig.bbox.contains(*box.max)  # and not cut off at the figure's edge
     first = panels[0].get_legend().get_window_extent(renderer)
     assert not first.overlaps(panels[1].get_window_extent(renderer))  # nor on the next panel
+
+
+# ----- 3. the README's V1 snippet times every slow step ----------------------------------------
+def test_readme_v1_snippet_says_how_long_fit_gabors_takes():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text[text.index("## V1: in-silico physiology"):]
+    block = block[block.index("```python"): block.index("```", block.index("```python") + 3)]
+    lines = block.splitlines()
+    at = next(i for i, line in enumerate(lines) if "insilico.fit_gabors(" in line)
+    comment = " ".join(line for line in lines[max(0, at - 2):at] if line.lstrip().startswith("#"))
+    assert "Gabor" in comment and "two minutes" in comment and "2 CPU cores" in comment, comment
