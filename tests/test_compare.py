@@ -260,7 +260,8 @@ def test_score_result_compare_gives_tidy_pairs_at_the_chosen_layers():
         assert row["difference"] == pytest.approx(want)
         assert row["ci_low"] <= row["difference"] <= row["ci_high"] or row["within_noise"]
         assert row["p_corrected"] >= row["p"] and row["n_bootstrap"] == 400
-        assert row["score"] == "normalised" and "over stimuli" in row["method"] and "holm" in row["method"]
+        assert row["score"] == "normalised" and "resamples of the stimuli" in row["method"]
+        assert "Holm correction for the 3 model pair(s)" in row["method"]
     assert (out["difference"] >= 0).all()  # best model first in every pair
     twins = out[out.model_a.isin(["truth", "truth_copy"]) & out.model_b.isin(["truth", "truth_copy"])].iloc[0]
     assert twins["difference"] == 0 and twins["p"] == 1 and twins["within_noise"]
@@ -310,8 +311,9 @@ def test_regression_details_with_per_neuroid_samples_resample_neuroids():
     res = ScoreResult(pd.DataFrame(rows), details)
     both = res.compare()
     stim = res.compare(neuroids=False)
-    assert both["method"].iloc[0].startswith("paired bootstrap over neuroids and stimuli")
-    assert stim["method"].iloc[0].startswith("paired bootstrap over stimuli")
+    assert "resamples of the stimuli and of the neuroids" in both["method"].iloc[0]
+    assert "resamples of the stimuli;" in stim["method"].iloc[0]
+    assert "neuroids were not resampled (neuroids=False" in stim["method"].iloc[0]
     assert both["score"].iloc[0] == "raw" and both["session"].iloc[0] == "s1"
     assert both["difference"].iloc[0] == stim["difference"].iloc[0] > 0
     # Resampling neuroids as well widens the interval.
@@ -349,7 +351,7 @@ def test_cli_compare_prints_pairs_writes_csv_and_the_report_marks_pairs_within_n
     monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
     got = CliRunner().invoke(main, ["compare", str(root)])
     assert got.exit_code == 0, got.output
-    assert "sim.IT-rsa: normalised score; paired bootstrap over stimuli" in got.output
+    assert "sim.IT-rsa: normalised score; tested whether the two models' normalised score" in got.output
     assert "within noise" in got.output and "differs" in got.output
     table = pd.read_csv(root / "compare.csv")
     assert list(table.columns) == COMPARE_COLUMNS and len(table) == 3

@@ -28,9 +28,10 @@ _UNIT = click.FloatRange(0, 1, min_open=True, max_open=True)
 def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple[str, ...], score: str,
                     ci: float, alpha: float, correction: str, no_neuroids: bool, out: str | None) -> None:
     """Compare every pair of models scored in RESULTS_DIR, per benchmark, at their chosen layers:
-    the difference of their scores with a paired bootstrap CI (over stimuli; regression: over
-    neuroids and stimuli where the per-neuroid samples are kept) and a p-value corrected for the
-    number of pairs. Writes compare.csv;
+    the difference of their scores with a paired bootstrap CI (both models re-scored on the same
+    resamples of the stimuli; for regression benchmarks also of the neuroids, where the results keep
+    each neuroid's score in every resample) and a p-value corrected for the number of pairs. Each
+    benchmark's lines say what was tested, on which score and with which correction. Writes compare.csv;
     `brainalign report` then marks the pairs whose difference is within noise."""
     import pandas as pd
 

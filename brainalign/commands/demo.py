@@ -37,6 +37,7 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
 
     import pandas as pd
 
+    from brainalign.commands.options import check_output_dir
     from brainalign.insilico.benchmark import SimulatedV1Benchmark, make_simulated_v1_data
     from brainalign.insilico.demo_models import gabor_cnn, small_cnn
     from brainalign.insilico.gabor import fit_gabors
@@ -45,6 +46,8 @@ def demo_command(out: str | None, cells: int, n_stimuli: int, repeats: int, nois
     from brainalign.models import wrap
     from brainalign.results import ScoreResult
 
+    if out:  # an --out that cannot be written is said now, not after the scoring (nothing created)
+        check_output_dir(out)
     t0 = time.perf_counter()
     size, degrees = 96, 4.0
     data = make_simulated_v1_data(cells, n_stimuli, repeats, input_size=size, visual_degrees=degrees,

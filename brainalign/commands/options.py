@@ -84,21 +84,34 @@ BYTE_SIZE = ByteSizeType()
 
 
 def _probe_write(folder: Path) -> None:
-    """Create ``folder`` and write, then remove, a small file in it (raises OSError if it cannot)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f".brainalign-write-test-{uuid.uuid4().hex[:8]}"
+    """Check that files can be written in ``folder`` (raises OSError if not) and leave no trace.
+
+    Missing folders are created for the test and removed again (those still empty), so a run
+    refused later, before it writes anything, leaves no empty folder behind; whatever writes the
+    results creates the folder then.
+    """
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        with open(probe, "wb") as f:
-            f.write(b"x" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".brainalign-write-test-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
     finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        for p in missing:  # deepest first; rmdir leaves a folder something was written to
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
-    """``path`` as a folder results can be written to, created if missing.
+    """``path`` as a folder results can be written to. A missing folder is not left created:
+    the command creates it when it writes its first file, so a run refused before that leaves
+    nothing behind.
 
     Raises
     ------

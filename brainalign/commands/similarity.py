@@ -55,12 +55,14 @@ def similarity_command(models: tuple[str, ...], stimuli: str, metric: str, weigh
                        batch_size: int, device: str, memory_budget: str, out: str) -> None:
     """Layer-by-layer similarity (CKA or RSA) between two models on the same stimuli, written as
     a matrix (netCDF + CSV) and a heatmap with the layers in forward order."""
+    from brainalign.commands.options import check_output_dir
     from brainalign.errors import BrainAlignError
     from brainalign.models import load_model
     from brainalign.similarity import compare_models, save_similarity
 
     if len(models) > 2:
         raise click.BadParameter("give --model once or twice", param_hint="--model")
+    check_output_dir(out)  # said before the models run; the folder is created when written
     ws = _per_model(weights, len(models), "--weights", "random")
     ss = _per_model(seeds, len(models), "--seed", 0)
     try:

@@ -79,17 +79,31 @@ class ExperimentSettings:
                                   tuple(sizes), tuple(self.size_phases), self.responsive_fraction)
 
 
-@dataclass
+@dataclass(repr=False)
 class PropertyTable:
     """Per-unit properties of one layer (one row per unit) plus the raw tuning data.
 
     ``table`` has a column per property, ``responsive`` and ``flag`` (why a unit has no value);
-    ``curves`` keeps orientation, SF and size curves for plots.
+    ``curves`` keeps orientation, SF and size curves for plots. Its repr is a one-line summary
+    (as pandas prints a frame's shape); the data are in ``table``, ``curves`` and ``settings``.
     """
 
     table: pd.DataFrame
     curves: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        t = self.table
+        names = [f"{c}={t[c].iloc[0]!r}" for c in ("model", "layer") if c in t and len(t) and t[c].iloc[0]]
+        props = [c for c in PROPERTIES if c in t]
+        responsive = int(t["responsive"].sum()) if "responsive" in t else len(t)
+        flagged = int((t["flag"].astype(str) != "").sum()) if "flag" in t else 0
+        return (f"<PropertyTable{' ' + ' '.join(names) if names else ''}: {len(t)} units "
+                f"({responsive} responsive, {flagged} flagged), {len(props)} properties; "
+                f"full data in .table ({len(t)} rows × {t.shape[1]} columns), "
+                f".curves ({', '.join(self.curves) or 'none'}), .settings>")
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)

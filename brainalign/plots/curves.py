@@ -95,8 +95,9 @@ def plot_score_vs(table: pd.DataFrame, x: str = "epoch", *, path: PathLike | Non
         ax.set_xlabel(x, fontsize=LABEL_PT)
         ax.set_ylabel("score / ceiling" if use_norm else "score", fontsize=LABEL_PT)
         ax.tick_params(labelsize=TICK_PT)
-        if 0 < drawn <= 6:
-            ax.legend(fontsize=LEGEND_PT, frameon=False, loc="best")
+        if 0 < drawn <= 6:  # beside the panel: inside, "best" still covered ribbons
+            ax.legend(fontsize=LEGEND_PT, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0)
     if t["layer"].nunique() > 6:  # too many layers for a legend: a depth colour bar
         cb = fig.colorbar(ScalarMappable(norm_c, cmap), ax=axes.ravel().tolist(), shrink=0.8)
         cb.set_label("relative layer depth", fontsize=LABEL_PT)

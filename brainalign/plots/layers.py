@@ -108,12 +108,14 @@ def thinned(n: int, most: int) -> list[int]:
     return sorted(set(np.round(np.linspace(0, n - 1, max(most, 2))).astype(int).tolist()))
 
 
-def name_layer_ticks(ax: Any, layers: Sequence[tuple[float, str]], width_in: float) -> None:
+def name_layer_ticks(ax: Any, layers: Sequence[tuple[float, str]], width_in: float) -> int:
     """Layer names as the x tick labels at their depths, as many as fit in ``width_in`` inches
-    (evenly thinned, rotated), shortened to :data:`MAX_NAME` characters."""
+    (evenly thinned, rotated), shortened to :data:`MAX_NAME` characters. Returns how many layers
+    are named (fewer than ``len(layers)`` when thinned: the axis label should say so)."""
     keep = thinned(len(layers), max(2, int(0.8 * width_in / TICK_SPACING_IN)))
     ax.set_xticks([layers[i][0] for i in keep], [short_name(str(layers[i][1])) for i in keep],
                   rotation=45, ha="right", rotation_mode="anchor")
+    return len(keep)
 
 
 def relative_depth(table: pd.DataFrame) -> pd.Series:
@@ -297,8 +299,9 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
         subset = subset_label(table[table["benchmark"] == bench])
         ax.set_title(f"{bench}\n({subset}, not a paper number)" if subset else bench, fontsize=TITLE_PT)
         if named and all(n == named[0] for n in named):
-            name_layer_ticks(ax, named[0], width)
-            ax.set_xlabel("layer (placed by relative depth)", fontsize=LABEL_PT)
+            shown = name_layer_ticks(ax, named[0], width)
+            thin = f"; {shown} of {len(named[0])} named" if shown < len(named[0]) else ""  # fits one column
+            ax.set_xlabel(f"layer (placed by relative depth{thin})", fontsize=LABEL_PT)
         else:
             ax.set_xlabel("relative layer depth" + (" (layers differ by model)" if named else ""),
                           fontsize=LABEL_PT)

@@ -153,8 +153,13 @@ def plot_property_histograms(model_values: Mapping[str, np.ndarray], distributio
             h = histogram(v[np.isfinite(v)], edges)
             ax.step(centres, h / h.sum(), where="mid", color="crimson", lw=1.2,
                     label=f"model (n={int(np.isfinite(v).sum())})")
-        ticks = centres[:: max(1, len(centres) // 4)]
-        ax.set_xticks(ticks, [f"{edges[i]:.2g}" for i in ticks], fontsize=5)
+        # Ticks on the bin edges (bar i spans i ± 0.5); when they do not all fit, every step-th
+        # edge is labelled, and the axis says so.
+        step = max(1, len(edges) // 5)
+        at = np.arange(0, len(edges), step)
+        ax.set_xticks(at - 0.5, [f"{edges[i]:.2g}" for i in at], fontsize=5)
+        ax.set_xlabel("bin edges" + (f" (every {_ordinal(step)} edge labelled)" if step > 1 else ""),
+                      fontsize=5)
         ax.tick_params(labelsize=5)
         t = name.replace("_", " ")
         if scores is not None and name in scores:
@@ -168,3 +173,9 @@ def plot_property_histograms(model_values: Mapping[str, np.ndarray], distributio
         ax.set_axis_off()
     fig.suptitle(title or "model units vs macaque V1", fontsize=7)
     return _save(fig, path)
+
+
+def _ordinal(k: int) -> str:
+    """2 → "2nd", 3 → "3rd", 4 → "4th", 11 → "11th"."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

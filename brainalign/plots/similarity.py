@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,13 +14,35 @@ from brainalign.plots.style import LABEL_PT, TICK_PT, save_figure
 from brainalign.settings import PathLike
 
 
+def similarity_title(sim: xr.DataArray) -> str:
+    """What the matrix compares, from its attrs: the metric, the two models (with their weights
+    where the names alone do not tell them apart) and the stimuli, e.g.
+    ``"linear CKA: alexnet vs resnet18 layers, 92 stimuli (kriegeskorte2008)"``."""
+    a = sim.attrs
+    metric = str(a.get("metric_label", a.get("metric", sim.name or "similarity")))
+    ma, mb = str(a.get("model_a", "A")), str(a.get("model_b", "B"))
+    if int(a.get("within_model", 0)):
+        what = f"layers of {ma}"
+    else:
+        if ma == mb:
+            ma, mb = f"{ma} ({a.get('weights_a', '?')})", f"{mb} ({a.get('weights_b', '?')})"
+        what = f"{ma} vs {mb} layers"
+    n = a.get("n_stimuli")
+    stimuli = f"{int(n)} stimuli" if n is not None else "stimuli"
+    name = str(a.get("stimuli", "") or "")
+    if name and name != "tensor":
+        stimuli += f" ({name})"
+    return f"{metric}: {what}, {stimuli}"
+
+
 def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: str = "magma",
                     title: str | None = None, formats: Sequence[str] | None = None) -> Figure:
     """Heatmap of a (layer_a × layer_b) matrix from :func:`brainalign.compare_models`.
 
     Layers are in forward order: A's from top to bottom, B's from left to right, named on the
     axes (axis labels name the models); the colour bar is labelled with the metric. The colour
-    range is [0, 1] for CKA and [min(0, lowest), 1] for RSA.
+    range is [0, 1] for CKA and [min(0, lowest), 1] for RSA. The title (default
+    :func:`similarity_title`) names the metric, the models and the stimuli.
 
     Returns
     -------
@@ -27,8 +50,10 @@ def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: st
     """
     v = np.asarray(sim.values, float)
     la, lb = [str(x) for x in sim["layer_a"].values], [str(x) for x in sim["layer_b"].values]
-    side = 1.2 + 0.22 * max(len(la), len(lb))
-    fig = Figure(figsize=(side + 0.8, side), layout="constrained")
+    # Sized to the matrix (a square figure left a tall, narrow matrix in white space), with room
+    # for the layer names, the colour bar and a title of two or three lines.
+    width = max(3.2, 2.5 + 0.22 * len(lb))
+    fig = Figure(figsize=(width, 1.6 + 0.22 * len(la)), layout="constrained")
     ax = fig.subplots()
     finite = v[np.isfinite(v)]
     vmin = min(0.0, float(finite.min())) if finite.size else 0.0
@@ -39,8 +64,9 @@ def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: st
     ax.tick_params(length=0)
     ax.set_xlabel(f"{sim.attrs.get('model_b', 'B')} layer", fontsize=LABEL_PT)
     ax.set_ylabel(f"{sim.attrs.get('model_a', 'A')} layer", fontsize=LABEL_PT)
-    if title:
-        ax.set_title(title, fontsize=LABEL_PT)
+    # wrapped to the figure's width (about 15 characters per inch at this size)
+    ax.set_title(textwrap.fill(title or similarity_title(sim), width=max(24, int(15 * width))),
+                 fontsize=LABEL_PT)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
     cb.set_label(str(sim.attrs.get("metric_label", sim.attrs.get("metric", sim.name))), fontsize=LABEL_PT)
     cb.ax.tick_params(labelsize=TICK_PT)

@@ -67,7 +67,14 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
         ax.set_ylabel("score / ceiling" if normalised else "score", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.axhline(0, color="0.5", lw=0.5)
-        ax.legend(fontsize=5, frameon=False, loc="best")
+    # One legend for every panel, below them: inside a panel it covered the ceiling band or the
+    # curves (and the validation-accuracy line, drawn on the twin axis, was not in it).
+    handles: dict[str, object] = {}
+    for a in fig.axes:
+        for h, label in zip(*a.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", fontsize=5, frameon=False,
+               ncols=max(1, min(len(handles), 4 * len(benches))))
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

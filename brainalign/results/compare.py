@@ -18,7 +18,8 @@ hash, benchmark version, and the index sets themselves where a detail keeps them
 an :class:`~brainalign.errors.UnpairedSamplesError`.
 
 **Over what.** RSA benchmarks resample stimuli (Nili et al. 2014; rsatoolbox's
-``bootstrap_sample_pattern``): ``method = "paired bootstrap over stimuli"``. Such a bootstrap
+``bootstrap_sample_pattern``); ``method`` says, in plain words, what was tested on which score,
+what was resampled and which correction was applied. Such a bootstrap
 counts the RDM's pair-level noise three times (a stimulus drawn twice duplicates all its pairs),
 which overestimates the variance of an RSA score about twofold and made the test reject 0.5–1 %
 of null simulations at alpha = 5 % (Schütt et al. 2023, eLife 12:e82566, report uncorrected
@@ -478,14 +479,18 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
                                            f"{rn.shape}, of {fam.iloc[0]['model']!r} {(nb, nn)}")
             ceil = d["bootstrap_ceiling_neuroid"] if use == "normalised" else None
             samples[r["model"]] = neuroid_stimulus_samples(rn, index, ceil, aggregate=_aggregate_of(r, d))
-        over = "neuroids and stimuli"
+        over, note = "the stimuli and of the neuroids (cells, voxels or sites)", ""
     else:
         for _, r in fam.iterrows():
             samples[r["model"]] = _samples(details[r["model"]], use,
                                            f"{r['model']!r} on {bench} ({sess}), layer {r['layer']!r}")
         regression = any(str(m).split(":")[0] in ("ridge", "pls", "regression") for m in fam.get("metric", [])) \
             or any("bootstrap_raw_neuroid" in d for d in details.values())
-        over = "stimuli" + (f" (no per-neuroid {' and '.join(kept)} kept)" if regression and neuroids else "")
+        over, note = "the stimuli", ""
+        if regression:  # say why the neuroids were not resampled, in words
+            note = ("the neuroids were not resampled: these results do not keep each neuroid's score in "
+                    "every resample, so the CI leaves out how much the difference depends on which were "
+                    "recorded" if neuroids else "the neuroids were not resampled (neuroids=False, --no-neuroids)")
 
     index = None if per_neuroid else _rdm_index_sets(fam, details, samples)
     rows = list(fam.iterrows())
@@ -497,13 +502,23 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
             pairs.append((ra, rb, paired_difference(ra["_value"], rb["_value"], samples[ra["model"]],
                                                     samples[rb["model"]], ci=ci, pair_index=index)))
     p_adj = adjust_p([p.p for _, _, p in pairs], correction)
-    tail = f"{ci:.0%} CI; null-shifted two-sided p, {correction} over {len(pairs)} pair(s)"
+    k = len(pairs)
+    corrected = {"holm": f"Holm correction for the {k} model pair(s) of this benchmark (keeps the chance of "
+                         "any false 'differs' below alpha)",
+                 "bh": f"Benjamini–Hochberg correction for the {k} model pair(s) of this benchmark (keeps "
+                       "the expected share of false 'differs' below alpha)",
+                 "none": f"no correction for the {k} model pair(s) of this benchmark"}[correction]
+    what = "normalised score (score / noise ceiling)" if use == "normalised" else "raw score"
 
     def method(p: PairedDifference) -> str:
-        if p.variance_factor is None:
-            return f"paired bootstrap over {over}; {tail}"
-        return (f"paired bootstrap over {over}, pair-by-pair noise removed (variance × "
-                f"{p.variance_factor:.2f}); {tail}")
+        # Plain words: what was tested, on which score, how, and which correction.
+        text = (f"tested whether the two models' {what} at their chosen layers differ; paired bootstrap: "
+                f"both models re-scored on the same {p.n_bootstrap} resamples of {over}"
+                + (f"; {note}" if note else ""))
+        if p.variance_factor is not None:
+            text += (f"; spread scaled by {p.variance_factor:.2f} to remove the extra noise that resampling "
+                     "stimuli adds to RDM comparisons")
+        return f"{text}; {ci:.0%} CI of the difference; two-sided p-value; {corrected}"
 
     return [{"benchmark": bench, "session": sess, "model_a": ra["model"], "layer_a": ra["layer"],
              "model_b": rb["model"], "layer_b": rb["layer"], "difference": p.difference,

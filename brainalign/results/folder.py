@@ -135,7 +135,9 @@ def read_results(folder: PathLike) -> ResultsFolder:
     if not frames:
         reasons = "; ".join(f"{f}: {r}" for f, r in skipped)
         raise ResultsTableError(f"{root}: no usable results table among {len(csvs)} CSV file(s): {reasons}")
-    table = pd.concat(frames, ignore_index=True)
+    from brainalign.results.table import with_count_types
+
+    table = with_count_types(pd.concat(frames, ignore_index=True))  # counts shown as 33, not 33.0
     for col in ("model", "benchmark", "layer"):
         table[col] = table[col].astype(str)
     key = KEY + [c for c in ("session", "metric", "epoch") if c in table]

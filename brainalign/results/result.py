@@ -13,7 +13,7 @@ import pandas as pd
 from brainalign.errors import ResultsTableError
 from brainalign.io import atomic_write, atomic_write_text
 from brainalign.results.details import load_details, save_details
-from brainalign.results.table import COLUMNS, choose_best, read_table
+from brainalign.results.table import COLUMNS, choose_best, read_table, with_count_types
 from brainalign.settings import PathLike
 
 TABLE_COLUMNS = COLUMNS  # the one schema (brainalign.results.table)
@@ -65,7 +65,8 @@ class ScoreResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         csv = out / f"{name}.csv"
-        atomic_write(csv, lambda p: self.table.to_csv(p, index=False))
+        table = with_count_types(self.table)  # counts written as 33, not 33.0
+        atomic_write(csv, lambda p: table.to_csv(p, index=False))
         atomic_write_text(out / f"{name}.meta.json", json.dumps(self.meta, indent=2, default=str))
         save_details(self.details, out / f"{name}.details")
         return csv
@@ -88,7 +89,8 @@ class ScoreResult:
     @classmethod
     def concat(cls, results: Sequence[ScoreResult]) -> ScoreResult:
         """One result from several (e.g. several models on one benchmark)."""
-        table = pd.concat([r.table for r in results], ignore_index=True)
+        # Int64 counts beside float ones (an older table) would come out Float64: whole again.
+        table = with_count_types(pd.concat([r.table for r in results], ignore_index=True))
         details: dict = {}
         meta: dict = {}
         for r in results:

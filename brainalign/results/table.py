@@ -154,8 +154,34 @@ def empty_table() -> pd.DataFrame:
 
 
 def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The table of ``rows`` (from :func:`make_row`) with ``selected`` marked."""
-    return mark_selected(pd.DataFrame(rows, columns=COLUMNS))
+    """The table of ``rows`` (from :func:`make_row`) with ``selected`` marked and the counts as
+    whole numbers (:func:`with_count_types`)."""
+    return with_count_types(mark_selected(pd.DataFrame(rows, columns=COLUMNS)))
+
+
+COUNT_COLUMNS = ("layer_index", "n_stimuli", "n_neuroids", "n_bootstrap", "seed")
+"""Columns that hold counts or indices: whole numbers, missing on some rows (an RSA row has no
+neuroids), so stored as pandas' nullable ``Int64``, never as float (``33`` rather than ``33.0`` in
+the CSV, the report and printed tables)."""
+
+
+def with_count_types(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each of :data:`COUNT_COLUMNS` it has as nullable ``Int64`` (missing values
+    kept as ``<NA>``, written as an empty CSV field). A column holding a non-whole number (not
+    a count after all, e.g. a hand-made table) is left as it is. Returns a copy when it changes
+    anything, else ``table`` itself."""
+    change = {}
+    for c in COUNT_COLUMNS:
+        if c not in table or isinstance(table[c].dtype, pd.Int64Dtype):
+            continue
+        v = pd.to_numeric(table[c], errors="coerce")
+        if v.isna().sum() > table[c].isna().sum():  # text that is not a number: not ours to retype
+            continue
+        finite = v.dropna()
+        if len(finite) and not (np.isfinite(finite) & (finite == np.round(finite))).all():
+            continue
+        change[c] = v.astype("Int64")
+    return table.assign(**change) if change else table
 
 
 def reduction_json(desc: Any) -> str:
@@ -270,7 +296,7 @@ def read_table(path: Any) -> pd.DataFrame:
     for c in _BOOL:
         if c in t:
             t[c] = t[c].map(lambda v: str(v).strip().lower() == "true").astype(bool)
-    return t
+    return with_count_types(t)
 
 
 _SUBSET = re.compile(r"\+max_stimuli=(\d+)")

@@ -515,7 +515,9 @@ class _Output:
             from brainalign.results.table import COLUMNS
 
             return pd.DataFrame(columns=[*COLUMNS, "pair_key"])
-        return pd.concat(parts, ignore_index=True)
+        from brainalign.results.table import with_count_types
+
+        return with_count_types(pd.concat(parts, ignore_index=True))  # counts as 33, not 33.0
 
     def failure_table(self, earlier: bool = False) -> pd.DataFrame:
         """This run's failed pairs (``earlier``: then those of earlier runs it left as they were)."""
