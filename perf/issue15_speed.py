@@ -35,6 +35,11 @@ Usage::
         python perf/issue15_speed.py [--before /work/main] [--rows hit extract ...] [--rounds 3]
     python perf/issue15_speed.py --small      # every row at toy size, this tree only, < 30 s
 
+``OMP_NUM_THREADS`` is passed to every child (1 when unset). Run the table at 1 and at the number
+of cores: torch's default is all cores, which is what a user gets. Until the late-night session
+of 2026-11-30 every number below was taken at 1; at 2 (this machine's cores) two thread pools
+took the cores from each other (``perf/PROFILE.md`` §7).
+
 Every child runs with the Python that runs this script: run it with a default install's Python
 (``pip install brainalign``, no extras) as well as the test environment's. With dask installed
 (the ``[dask]`` and ``[test]`` extras), xarray imports ``dask.array`` on its first ``DataArray``
@@ -76,6 +81,23 @@ batches of 64 and with one in a single batch (``bare1``):
                                      the images 9.8 s 1.25 GB | before 24.4 s 2.39x 2.97 GB 2.59x |
                                      after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
                                      the images 1.55x, 1.34x); tables identical
+
+late night, OMP_NUM_THREADS=2 (torch's default here), before = 2ec586f (stop 19), after = numpy's
+BLAS on one thread in CPU runs + ridge's Gram by torch products; 3 rounds, load 0.6–2.1:
+    hit      bare 5.9 s 1.15 GB | before 11.5 s 1.93x 1.73 GB 1.51x | after 11.0 s 1.86x 1.69 GB 1.47x
+             (rounds 1.74 1.83 2.22; vs one batch 1.58x; vs the images 1.80x); tables identical
+    cowley, 300 images per session: bare 32.0 s 1.70 GB | before 43.9 s 1.37x (metric 6.6 s) |
+             after 38.3 s 1.20x (rounds 1.06 1.22 1.38; metric 2.8 s), 1.60 GB; max |diff| 2.5e-14
+    ridge    float64 3.54x -> 4.70x sklearn (rounds 4.70 4.69 5.11); float32 4.15x -> 5.85x
+             (at OMP_NUM_THREADS=1 the same run: 5.08x -> 5.10x, float32 5.65x -> 5.52x: no cost)
+    cowley, all 3,040 images, 1 round: bare 89.6 s 2.90 GB | before 136.1 s 1.52x (metric 27.7 s) |
+             after 120.7 s 1.35x (metric 18.8 s), 1.93 GB 0.67x; max |diff| 1.3e-13
+    kridge   2.57x -> 2.35x himalaya (same code path; rounds 2.18–2.78)
+    rsa      numpy input 2.72x -> 3.44x, torch input 2.82x -> 3.20x plain numpy; rsatoolbox (n=1,500) 20–23x
+    extract  512 images (code unchanged): brainalign 1.39–1.50x the bare pass (rounds 1.16–1.85),
+             create_feature_extractor 1.65x, clone hooks 1.75x: with torch on every core the copies
+             cannot run beside it; fresh memory for 5.3 GB of layers alone costs ~3 s (2.3 of it
+             first-touch faults) against a 12 s forward
 
 night (matplotlib imported during the recording; before = 3217337), 3 rounds each, load 0.4–1.2,
 the machine slower than in the evening (bare 8.7–11.0 s):
