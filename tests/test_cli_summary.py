@@ -79,6 +79,29 @@ def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the
     assert lines[1] == "warning: the activation cache /x could not be written\n    second line"
 
 
+@needs_data
+def test_a_regression_score_prints_its_alpha_warnings_as_one_line_never_raw(tmp_path, data_dir):
+    """The real command, end to end: the benchmark's preparation starts on its own thread before
+    the first pair's warnings are collected, and its ``catch_warnings`` blocks used to put
+    Python's printing hook back under the collector, so every ridge fit printed a raw
+    ``UserWarning`` (39 on antolik's 3 sessions × 13 layers). A torchvision model, whose import
+    takes the preparation's thread past the collector's start, as a user's run does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BRAINALIGN_DATA": str(data_dir), "PYTHONWARNINGS": ""}
+    r = subprocess.run([sys.executable, "-c", "from brainalign.cli import main; main()", "score",
+                        "--model", "torchvision:resnet18", "--layers", "conv1", "--layers", "layer1.1",
+                        "--benchmark", "antolik2016.V1-ridge",
+                        "--max-stimuli", "40", "--device", "cpu", "--out", str(tmp_path / "out")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "UserWarning" not in r.stderr and "UserWarning" not in r.stdout
+    alpha = [ln for ln in r.stderr.splitlines() if "ridge fit(s)" in ln]
+    assert len(alpha) == 1 and "torchvision:resnet18 × antolik2016.V1-ridge" in alpha[0]
+
+
 def test_next_steps_do_not_suggest_a_file_model_after_one_was_scored():
     from pathlib import Path
 

@@ -153,8 +153,12 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.results.compare import remove_stale_comparison
 
     # From the first prepare (ceilings, bootstrap) to the last model's scores, numpy's BLAS runs
-    # one thread per caller when torch computes on the CPU (activations.blas).
-    with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+    # one thread per caller when torch computes on the CPU (activations.blas), and warnings are
+    # collected: prepare starts before the first pair's collector, on its own thread, and a
+    # `warnings.catch_warnings` there that began before a collector and ended inside it restored
+    # Python's printing hook under it (every α warning of a regression run was printed raw). With
+    # this outer collector open first, every thread saves and restores the collecting hook.
+    with numpy_blas_one_thread(resolve_device(device).type == "cpu"), collect_warnings() as unpaired:
         benches = []
         try:
             for b in benchmarks:
@@ -221,6 +225,8 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                     "are added to that table)") if out_dir is not None else "not saved (no --out)"
             click.echo(f"interrupted: {len(done)} of {len(models)} model(s) had finished, {kept}", err=True)
             sys.exit(130)
+    for line in warning_lines(unpaired, "loading"):  # raised outside any pair: model loading, prepare
+        progress.line(line)
 
     if done:
         result = ScoreResult.concat(done)
