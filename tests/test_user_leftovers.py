@@ -308,3 +308,14 @@ def test_readme_v1_snippet_says_how_long_fit_gabors_takes():
     at = next(i for i, line in enumerate(lines) if "insilico.fit_gabors(" in line)
     comment = " ".join(line for line in lines[max(0, at - 2):at] if line.lstrip().startswith("#"))
     assert "Gabor" in comment and "two minutes" in comment and "2 CPU cores" in comment, comment
+
+
+def test_the_details_folder_is_readable_by_the_lab_like_the_other_outputs(tmp_path):
+    """``scores.details/`` was created 0700 (``mkdtemp``) beside 0644 files in a 0755 folder."""
+    import numpy as np
+
+    from brainalign.results.details import save_details
+
+    folder = save_details({("m", "b", "layer", "all"): {"bootstrap_raw": np.arange(3.0)}},
+                          tmp_path / "scores.details")
+    assert folder is not None and folder.stat().st_mode & 0o777 == 0o755

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,6 +59,7 @@ def save_details(details: dict[Key, dict[str, Any]], folder: PathLike) -> Path |
         return None
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the details from the rest of a lab (as io.atomic_path)
     try:
         for i, (key, entry) in enumerate(details.items()):
             details_dataset(tuple(str(k) for k in key), entry).to_netcdf(tmp / f"{i:04d}.nc")
