@@ -189,6 +189,10 @@ def test_a_stimulus_limit_is_honoured_or_refused_never_ignored(kind, kinds_setup
     for bad in (0, -3, 2.5, True):  # never "0 stimuli", whatever the kind
         with pytest.raises(BenchmarkDefinitionError, match=r"must be a whole number of stimuli, at least 1"):
             ba.load_benchmark(ref, data_dir=dirs, max_stimuli=bad, **opts)
+        # nor 0 bootstrap samples: refused at load by the user's name for it, not by a metric's
+        # internal class mid-run (RSABootstrap: n_boot must be ≥ 1)
+        with pytest.raises(BenchmarkDefinitionError, match=r"n_bootstrap=.* must be a whole number of bootstrap"):
+            ba.load_benchmark(ref, data_dir=dirs, **{**opts, "n_bootstrap": bad})
     assert ba.load_benchmark(ref, data_dir=dirs, **opts).max_stimuli is None
 
 

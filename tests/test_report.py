@@ -426,3 +426,25 @@ def test_the_dashed_outline_is_described_once_as_computed(tmp_path):
     page = build_report(tmp_path / "r").read_text()
     assert WITHIN_CI_NOTE.replace("'", "&#x27;") in page
     assert "within CI of the best model" not in page
+
+
+def test_a_subset_benchmark_is_shown_but_never_averaged_with_full_data_scores():
+    """The leaderboard's mean took a `--max-stimuli` subset score and a full-data score together
+    (the fresh user's hIT + antolik subset folder): a subset benchmark is now shown, flagged and
+    left out of the mean while a full benchmark is there; a table of subset runs only keeps its
+    mean, flagged in the headers."""
+    from brainalign.plots.report import leaderboard_html, mean_benchmarks, mean_description
+
+    t = synthetic_table(3, 2, 4, seed=7)
+    full, sub = sorted(t["benchmark"].unique())
+    t.loc[t["benchmark"] == sub, "benchmark_version"] = "1+max_stimuli=40"
+    roles = mean_benchmarks(t, [full, sub])
+    assert roles == ([full], [], [sub])
+    assert f"on a stimulus subset, shown but not in the mean: {sub}" in mean_description(*roles)
+    rows = _board(leaderboard_html(t, [full, sub]))
+    for cells in rows.values():
+        values = re.findall(r'<td[^>]*data-value="([^"]*)"', cells)
+        mean, full_score, sub_score = (float(v) for v in values[1:4])
+        assert mean == pytest.approx(full_score) and mean != pytest.approx((full_score + sub_score) / 2)
+    t.loc[t["benchmark"] == full, "benchmark_version"] = "1+max_stimuli=40"
+    assert mean_benchmarks(t, [full, sub]) == ([full, sub], [], [])

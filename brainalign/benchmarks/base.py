@@ -86,6 +86,11 @@ class Benchmark:
                  manifest_dirs: Sequence[PathLike] = (), max_stimuli: int | None = None):
         self.spec = spec
         self.data_dir, self.cache, self.download = data_dir, cache, download
+        if n_bootstrap is not None and (isinstance(n_bootstrap, bool) or not isinstance(
+                n_bootstrap, numbers.Integral) or n_bootstrap < 1):
+            raise BenchmarkDefinitionError(
+                f"{spec.id}: n_bootstrap={n_bootstrap!r} (--n-bootstrap) must be a whole number of "
+                "bootstrap samples, at least 1 (None: the benchmark's own, usually 1,000).")
         self.n_bootstrap = n_bootstrap
         self.manifest_dirs = tuple(manifest_dirs)
         self.refuse_max_stimuli(max_stimuli, spec.id)

@@ -118,14 +118,26 @@ def is_simulated(benchmark: str) -> bool:
     return str(benchmark).split(".")[0] == "simulated"
 
 
-def mean_description(normed: Sequence[str], raw_only: Sequence[str]) -> str:
+def mean_benchmarks(table: pd.DataFrame, benches: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """The leaderboard's benchmarks by role: (in the mean: ceiling-normalised, raw-only: shown,
+    on a stimulus subset while others are full: shown, not averaged with full-data scores, since a
+    subset score is not a paper number). A table of subset runs only keeps its mean, flagged."""
+    normed, raw_only = normalised_benchmarks(table[table["benchmark"].isin(benches)])
+    subset = [b for b in normed if subset_label(table[table["benchmark"] == b])]
+    if len(subset) == len(normed):
+        subset = []
+    return [b for b in normed if b not in subset], list(raw_only), subset
+
+
+def mean_description(normed: Sequence[str], raw_only: Sequence[str], subset: Sequence[str] = ()) -> str:
     """What the leaderboard's mean is over, in words: "mean over N normalised benchmark(s);
-    raw-only (not in the mean): …"."""
+    raw-only (not in the mean): …; on a stimulus subset (not in the mean): …"."""
     if not normed:
         return ("no mean: no benchmark has a noise ceiling" if len(raw_only) != 1
                 else f"mean = the raw score of {raw_only[0]} (no noise ceiling)")
     text = f"mean over {len(normed)} normalised benchmark(s) (score / noise ceiling)"
-    return text + (f"; raw-only, shown but not in the mean: {', '.join(raw_only)}" if raw_only else "")
+    text += f"; raw-only, shown but not in the mean: {', '.join(raw_only)}" if raw_only else ""
+    return text + (f"; on a stimulus subset, shown but not in the mean: {', '.join(subset)}" if subset else "")
 
 
 # What each section's numbers are: the leaderboard and the compare section use different scores,
@@ -173,21 +185,21 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
     scores, layers = best_matrix(table)
     benches = [b for b in scores.columns if benchmarks is None or b in set(benchmarks)]
     scores, layers = scores[benches], layers[benches]
-    normed, raw_only = normalised_benchmarks(table[table["benchmark"].isin(benches)])
+    normed, raw_only, subset_out = mean_benchmarks(table, benches)
+    subsets = {b: subset_label(table[table["benchmark"] == b]) for b in benches}
     # Only ceiling-normalised scores share a scale (as in Brain-Score): the mean and the rank use
     # them alone; raw-only benchmarks are shown but never averaged. With no normalised benchmark,
     # a single raw benchmark still ranks its models; several raw ones give no mean.
     in_mean = normed or (raw_only if len(benches) == 1 else [])
-    what = mean_description(normed, raw_only)
+    what = mean_description(normed, raw_only, subset_out)
     head = ['<th class="t" data-type="number">rank</th>', '<th class="t" data-type="text">model</th>',
             f'<th data-type="number" title="{_e(what)}; only for models scored on all of them">mean</th>']
-    subsets = {b: subset_label(table[table["benchmark"] == b]) for b in benches}
     for b in benches:
         label = f"{b} (raw)" if b in raw_only else b
         tips = ["raw score (no noise ceiling): shown, not in the mean"] if b in raw_only and normed else []
         if subsets[b]:
             label += f" [{subsets[b]}]"
-            tips.append(SUBSET_NOTE)
+            tips.append(SUBSET_NOTE + ("; not in the mean" if b in subset_out else ""))
         tip = f' title="{_e("; ".join(tips))}"' if tips else ""
         head.append(f'<th data-type="number"{tip}>{_e(label)}</th>')
     weights = table.drop_duplicates("model").set_index("model")
@@ -393,7 +405,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
                     + "</p>")
     if real:
         body.append(f'<p class="sub" id="leaderboard-mean">'
-                    f'{_e(mean_description(*normalised_benchmarks(t[t["benchmark"].isin(real)])))}.</p>')
+                    f'{_e(mean_description(*mean_benchmarks(t, real)))}.</p>')
         body.append(leaderboard_html(t, real, "leaderboard", compare))
     if simulated:
         body += ["<h3>Simulated data</h3>",
