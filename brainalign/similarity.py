@@ -503,6 +503,10 @@ def diagonal_strength(sim: xr.DataArray) -> float:
     return float(np.diag(v).mean() - v[off].mean())
 
 
+_FLAG_ATTRS = ("debiased", "within_model")
+"""Attrs that are yes/no flags (stored as 0/1 in netCDF)."""
+
+
 def save_similarity(sim: xr.DataArray, out_dir: PathLike, *, stem: str = "similarity",
                     plot: bool = True) -> dict[str, Path]:
     """Write ``sim`` as netCDF (with its provenance attrs), a CSV (rows layer_a, columns layer_b,
@@ -514,8 +518,10 @@ def save_similarity(sim: xr.DataArray, out_dir: PathLike, *, stem: str = "simila
     df = sim.to_pandas()
     df.index.name, df.columns.name = "layer_a", None
     df.to_csv(paths["csv"])
-    paths["json"].write_text(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in sim.attrs.items()},
-                                        indent=1, default=str))
+    # netCDF attrs cannot hold booleans (stored 0/1); the JSON sidecar says true/false.
+    attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in sim.attrs.items()}
+    attrs.update({k: bool(attrs[k]) for k in _FLAG_ATTRS if k in attrs})
+    paths["json"].write_text(json.dumps(attrs, indent=1, default=str))
     if plot:
         from brainalign.plots.similarity import plot_similarity
 

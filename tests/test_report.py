@@ -448,3 +448,15 @@ def test_a_subset_benchmark_is_shown_but_never_averaged_with_full_data_scores():
         assert mean == pytest.approx(full_score) and mean != pytest.approx((full_score + sub_score) / 2)
     t.loc[t["benchmark"] == full, "benchmark_version"] = "1+max_stimuli=40"
     assert mean_benchmarks(t, [full, sub]) == ([full, sub], [], [])
+
+
+def test_the_header_says_how_many_rows_it_shows_of_a_per_session_table(tmp_path):
+    """A table with per-session rows: the header's count is of the rows the sections read (one
+    per model, benchmark and layer), said as such, with the table's own count beside it."""
+    t = synthetic_table(2, 1, 3, seed=3).assign(session="all")
+    both = pd.concat([t, t.assign(session="s1", selected=False)], ignore_index=True)
+    ScoreResult(both).save(tmp_path / "r")
+    page = build_report(tmp_path / "r").read_text()
+    assert f"{len(t)} rows shown (one per model, benchmark and layer) of {len(both)} in the table" in page
+    ScoreResult(t).save(tmp_path / "one")
+    assert f"benchmark(s), {len(t)} rows, from" in build_report(tmp_path / "one").read_text()

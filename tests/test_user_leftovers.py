@@ -5,6 +5,7 @@ over the data."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -234,7 +235,10 @@ def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path
     sim = xr.open_dataarray(out / "similarity.nc")
     fig = plot_similarity(sim)
     title = " ".join(fig.axes[0].get_title().split())
-    assert "zoo:lenet5 vs zoo:mlp layers" in title and "92 stimuli" in title
+    # random weights (the default) said, or a reader assumes trained ones
+    assert "zoo:lenet5 (random) vs zoo:mlp (random) layers" in title and "92 stimuli" in title
+    flags = json.loads((out / "similarity.json").read_text())
+    assert flags["debiased"] is False and flags["within_model"] is False  # not 0/1
     box = fig.axes[0].title.get_window_extent(_extents(fig))
     assert fig.bbox.contains(*box.min) and fig.bbox.contains(*box.max)  # wrapped to fit
     assert str(sim.attrs["metric_label"]) in title
@@ -245,7 +249,7 @@ def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path
     assert "zoo:lenet5 (random) vs zoo:lenet5 (epoch_3.pt)" in title
     within = sim.copy()
     within.attrs.update(within_model=1, model_b=sim.attrs["model_a"])
-    assert "layers of zoo:lenet5" in plot_similarity(within).axes[0].get_title()
+    assert "layers of zoo:lenet5 (random)" in " ".join(plot_similarity(within).axes[0].get_title().split())
     assert plot_similarity(sim, title="mine").axes[0].get_title() == "mine"
 
 

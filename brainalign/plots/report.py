@@ -377,8 +377,12 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if no_ceiling and with_ceiling:
         warn.append("raw scores (no noise ceiling at the chosen, pooled row; left out of the mean): "
                     + ", ".join(no_ceiling))
+    # The sections read one row per model, benchmark and layer (pooled sessions, last epoch); say
+    # so where the table holds more (per-session rows), or "26 rows" misreads a 65-row scores.csv.
+    rows_said = (f"{len(t)} rows" if len(t) == len(res.table) else
+                 f"{len(t)} rows shown (one per model, benchmark and layer) of {len(res.table)} in the table")
     body = [f"<h1>{_e(title)}</h1>",
-            f'<p class="sub">{len(models)} model(s) × {len(benches)} benchmark(s), {len(t)} rows, '
+            f'<p class="sub">{len(models)} model(s) × {len(benches)} benchmark(s), {rows_said}, '
             f"from {_e(res.root)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>"]
     if warn:
         body.append('<div class="warn">' + "<br>".join(_e(w) for w in warn) + "</div>")

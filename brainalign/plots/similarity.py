@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -16,17 +17,21 @@ from brainalign.settings import PathLike
 
 def similarity_title(sim: xr.DataArray) -> str:
     """What the matrix compares, from its attrs: the metric, the two models (with their weights
-    where the names alone do not tell them apart) and the stimuli, e.g.
-    ``"linear CKA: alexnet vs resnet18 layers, 92 stimuli (kriegeskorte2008)"``."""
+    where the names alone do not tell them apart, and always when they are random: a reader
+    would otherwise assume trained ones) and the stimuli, e.g.
+    ``"linear CKA: alexnet vs resnet18 (random) layers, 92 stimuli (kriegeskorte2008)"``."""
     a = sim.attrs
     metric = str(a.get("metric_label", a.get("metric", sim.name or "similarity")))
     ma, mb = str(a.get("model_a", "A")), str(a.get("model_b", "B"))
+    wa, wb = a.get("weights_a"), a.get("weights_b")
+
+    def named(model: str, weights: Any, always: bool) -> str:
+        return f"{model} ({weights if weights else '?'})" if always or weights == "random" else model
+
     if int(a.get("within_model", 0)):
-        what = f"layers of {ma}"
+        what = f"layers of {named(ma, wa, False)}"
     else:
-        if ma == mb:
-            ma, mb = f"{ma} ({a.get('weights_a', '?')})", f"{mb} ({a.get('weights_b', '?')})"
-        what = f"{ma} vs {mb} layers"
+        what = f"{named(ma, wa, ma == mb)} vs {named(mb, wb, ma == mb)} layers"
     n = a.get("n_stimuli")
     stimuli = f"{int(n)} stimuli" if n is not None else "stimuli"
     name = str(a.get("stimuli", "") or "")
