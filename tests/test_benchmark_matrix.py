@@ -244,7 +244,7 @@ def test_numpy_blas_runs_one_thread_while_a_cpu_run_scores(kind, kinds_setup, mo
         assert set(_blas_threads()) == {2}  # restored
     assert seen["score_layer"] and all(set(t) == {1} for t in seen["score_layer"])
     assert len(seen["prepare"]) == 1 and set(seen["prepare"][0]) == {1}
-    monkeypatch.setattr(base, "numpy_blas_one_thread", lambda active=True: contextlib.nullcontext())
+    monkeypatch.setattr(base, "numpy_blas_one_thread", lambda device="cpu": contextlib.nullcontext())
     with threadpool_limits(2, user_api="blas"):
         free = ba.score(model, ba.load_benchmark(ref, data_dir=dirs, **opts), layers=list(MODELS[0].layers),
                         device="cpu").table
@@ -285,7 +285,7 @@ with numpy_blas_one_thread():  # run_batch, on the caller's thread
         t.join(10)
     seen["after both pairs"] = blas()
 seen["after the run"] = blas()
-with numpy_blas_one_thread(active=False):  # a run on a GPU: no limit
+with numpy_blas_one_thread("cuda"):  # a run on a GPU: no limit
     seen["inactive"] = blas()
 print(seen)
 """

@@ -68,12 +68,15 @@ _LIMIT = _Limit()
 
 
 @contextmanager
-def numpy_blas_one_thread(active: bool = True) -> Iterator[None]:
+def numpy_blas_one_thread(device: Any = "cpu") -> Iterator[None]:
     """Within the block, numpy's and scipy's own BLAS (OpenBLAS, BLIS) run on the calling thread
     only (see the module docstring for why); their thread counts are restored when the last
-    block open in this process ends. ``active=False``: a no-op (a run on a GPU, where the
-    forward pass leaves the CPU's cores to the metric)."""
-    if not active:
+    block open in this process ends. ``device``: the run's device (``"auto"`` resolved as the
+    recording resolves it); on a GPU the block is a no-op, since the forward pass leaves the
+    CPU's cores to the metric."""
+    from brainalign.activations.extract import resolve_device  # torch: imported by every caller
+
+    if resolve_device(device).type != "cpu":
         yield
         return
     _LIMIT.enter()

@@ -18,7 +18,6 @@ import xarray as xr
 
 from brainalign.activations.blas import numpy_blas_one_thread
 from brainalign.activations.budget import release_free_memory
-from brainalign.activations.extract import resolve_device
 from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
@@ -86,8 +85,7 @@ class Benchmark:
                  manifest_dirs: Sequence[PathLike] = (), max_stimuli: int | None = None):
         self.spec = spec
         self.data_dir, self.cache, self.download = data_dir, cache, download
-        if n_bootstrap is not None and (isinstance(n_bootstrap, bool) or not isinstance(
-                n_bootstrap, numbers.Integral) or n_bootstrap < 1):
+        if n_bootstrap is not None and not _whole_and_positive(n_bootstrap):
             raise BenchmarkDefinitionError(
                 f"{spec.id}: n_bootstrap={n_bootstrap!r} (--n-bootstrap) must be a whole number of "
                 "bootstrap samples, at least 1 (None: the benchmark's own, usually 1,000).")
@@ -105,8 +103,7 @@ class Benchmark:
         to a kind that cannot limit its stimuli: ignored, it would pass a full run off as a quick
         look (or the reverse), and its rows would say nothing of it. A limit that is not a
         whole number ≥ 1 is refused for every kind."""
-        if max_stimuli is not None and (isinstance(max_stimuli, bool) or not isinstance(
-                max_stimuli, numbers.Integral) or max_stimuli < 1):
+        if max_stimuli is not None and not _whole_and_positive(max_stimuli):
             raise BenchmarkDefinitionError(
                 f"{benchmark}: max_stimuli={max_stimuli!r} (--max-stimuli) must be a whole number of "
                 "stimuli, at least 1 (None: all stimuli).")
@@ -335,7 +332,7 @@ class Benchmark:
         """
         # numpy's BLAS on one thread while torch computes on the CPU (activations.blas: two
         # thread pools would take the cores from each other).
-        with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+        with numpy_blas_one_thread(device):
             stimuli, placed = self.recording(model)
             if reducers is None and max_features is None:
                 reducers = self.default_reducers(model)
@@ -402,6 +399,12 @@ class Benchmark:
                     "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
                     "failed_layers": {model.name: failed}, **self.run_meta()}
             return ScoreResult(make_table(rows), details, meta)
+
+
+def _whole_and_positive(value: Any) -> bool:
+    """Whether a count given by the user (``max_stimuli``, ``n_bootstrap``) is a whole number ≥ 1
+    (a bool is not a count)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
 
 
 def check_activations(model: BrainModel, layer: str, acts: Any) -> None:

@@ -146,7 +146,6 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     layers = list(layer_globs) or None
 
     from brainalign.activations.blas import numpy_blas_one_thread
-    from brainalign.activations.extract import resolve_device
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
     from brainalign.results import ScoreResult
@@ -158,7 +157,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     # `warnings.catch_warnings` there that began before a collector and ended inside it restored
     # Python's printing hook under it (every α warning of a regression run was printed raw). With
     # this outer collector open first, every thread saves and restores the collecting hook.
-    with numpy_blas_one_thread(resolve_device(device).type == "cpu"), collect_warnings() as unpaired:
+    with numpy_blas_one_thread(device), collect_warnings() as unpaired:
         benches = []
         try:
             for b in benchmarks:

@@ -51,7 +51,6 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brainalign.activations.blas import numpy_blas_one_thread
-from brainalign.activations.extract import resolve_device
 from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
 from brainalign.io import atomic_write
 from brainalign.results.details import save_details
@@ -794,7 +793,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     """
     # numpy's BLAS on one thread for the whole run when torch computes on the CPU, entered on
     # this (the caller's) thread, which outlives the workers' runs (activations.blas).
-    with numpy_blas_one_thread(resolve_device(device).type == "cpu"):
+    with numpy_blas_one_thread(device):
         from brainalign.activations.budget import parse_bytes
         from brainalign.results.compare import remove_stale_comparison
         from brainalign.runner.pair_warnings import warning_lines
