@@ -549,7 +549,10 @@ def child(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def hit_cli(tree: Path, out: Path, layers: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, "-c", "from brainalign.cli import main; main()", "score", "--model",
+    # What the ``brainalign`` console script runs (``run``, with its fast exit, since stop 21;
+    # ``main`` in trees from before).
+    entry = "import brainalign.cli as cli; getattr(cli, 'run', cli.main)()"
+    cmd = [sys.executable, "-c", entry, "score", "--model",
            "torchvision:resnet18", "--benchmark", "kriegeskorte2008.hIT-rsa", "--device", "cpu",
            "--out", str(out)]
     for layer in layers:
