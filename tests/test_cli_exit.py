@@ -8,6 +8,10 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
+
+from tests.conftest import needs_data
+
 PRELUDE = textwrap.dedent("""
     import atexit, os, sys, threading, time
     from brainalign.cli import run, _fast_exit
@@ -23,9 +27,9 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def _run(body: str) -> subprocess.CompletedProcess:
+def _run(body: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300, **kw)
 
 
 def test_command_exit_runs_atexit_keeps_output_and_skips_teardown():
@@ -73,3 +77,21 @@ def test_console_script_is_the_fast_exit_entry_point():
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "brainalign"]
     assert ep.value == "brainalign.cli:run"
 
+
+
+@needs_data
+def test_a_real_score_run_takes_the_fast_exit_with_its_files_complete(tmp_path, data_dir):
+    """After ``score`` (prepare thread, recording thread, figure) no thread holds the exit up,
+    so the fast path is taken; the table and figure are whole on disk."""
+    out = tmp_path / "r"
+    r = _run(f"""
+        run(["score", "--model", "torchvision:resnet18", "--benchmark", "kriegeskorte2008.hIT-rsa",
+             "--layers", "conv1", "--layers", "fc", "--n-bootstrap", "20", "--device", "cpu",
+             "--data-dir", {str(data_dir)!r}, "--out", {str(out)!r}])
+    """, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "<atexit>" in r.stdout and "<teardown>" not in r.stdout
+    table = pd.read_csv(out / "scores.csv")
+    assert sorted(table["layer"]) == ["conv1", "fc"]
+    png = (out / "layers.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and png.rstrip().endswith(b"IEND\xaeB`\x82")
