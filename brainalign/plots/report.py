@@ -29,6 +29,7 @@ from brainalign.plots.style import (
     SUBSET_NOTE,
     best_rows,
     has_ceiling,
+    numeric,
     primary_rows,
     save_figure,
     subset_label,
@@ -291,29 +292,88 @@ def failures_html(failures: pd.DataFrame) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _is_pooled(t: pd.DataFrame) -> pd.Series:
+    """Rows that pool a benchmark's sessions (``session`` empty or ``"all"``)."""
+    if "session" not in t:
+        return pd.Series(True, index=t.index)
+    return t["session"].isna() | (t["session"].astype(str) == "all")
+
+
+def _ceiling_text(sub: pd.DataFrame, short: bool = False) -> str:
+    """``lower–upper`` of the first row of ``sub`` that has a ceiling (``short``: without the
+    "upper bound only" note); ``none`` without one."""
+    if not has_ceiling(sub):
+        return "none"
+    upper_col = "ceiling_upper" if "ceiling_upper" in sub else "ceiling"
+    row = sub[numeric(sub, upper_col).notna()].iloc[0]
+    upper, lower = row[upper_col], row.get("ceiling_lower")
+    if _fmt(lower) != "–":
+        return f"{_fmt(lower)}–{_fmt(upper)}"
+    return _fmt(upper) if short else f"{_fmt(upper)} (upper bound only)"
+
+
+def benchmark_settings(t: pd.DataFrame) -> pd.DataFrame:
+    """One row per benchmark (and version, and metric) of a results table, for the report's
+    Provenance: version, metric, noise ceiling, stimulus count, bootstrap samples, seed.
+
+    The ceiling and stimulus count are those of the pooled rows (``session`` ``all`` or empty)
+    where the benchmark has them: its first row was one session's (antolik2016's region1: 40 of
+    its 120 stimuli). Each session's own values are listed in ``per session``. A subset run
+    (``--max-stimuli``, another ``benchmark_version``) is its own row. Returns a DataFrame with
+    columns benchmark, version, metric, ceiling, stimuli, per session, bootstrap, seed.
+    """
+    keys = ["benchmark"] + [c for c in ("benchmark_version", "metric") if c in t]
+    out = []
+    for _, sub in t.groupby(keys, sort=False, dropna=False):
+        pooled = sub[_is_pooled(sub)]
+        main = pooled if len(pooled) else sub  # one-session benchmarks: their only rows
+
+        def first(col: str, rows: pd.DataFrame = main) -> Any:
+            return rows[col].dropna().iloc[0] if col in rows and rows[col].notna().any() else "–"
+        per_session = "–"
+        if len(pooled) and len(pooled) < len(sub):  # several sessions besides the pooled row
+            per = [f"{s}: ceiling {_ceiling_text(g, short=True)}, {first('n_stimuli', g)} stimuli"
+                   for s, g in sub[~_is_pooled(sub)].groupby("session", sort=True)]
+            per_session = "; ".join(per)
+        out.append({"benchmark": first("benchmark"), "version": first("benchmark_version"),
+                    "metric": first("metric"), "ceiling": _ceiling_text(main), "stimuli": first("n_stimuli"),
+                    "per session": per_session, "bootstrap": first("n_bootstrap"), "seed": first("seed")})
+    return pd.DataFrame(out, columns=["benchmark", "version", "metric", "ceiling", "stimuli", "per session",
+                                      "bootstrap", "seed"])
+
+
+def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
+    """One metadata file: each benchmark it describes under its own heading, its own settings."""
+    from brainalign.results.provenance import benchmark_entries
+
+    folder = str(Path(src).parent)
+    if not meta:
+        said = (f"(settings in the batch run’s provenance.json of {folder})" if folder in res.provenance
+                else "(no metadata file)")
+        return f"<h3>{_e(src)}</h3><p>{_e(said)}</p>"
+    entries, extras = benchmark_entries(meta)
+    parts = [f"<h3>{_e(src)}</h3>"]
+    if extras:
+        parts.append(f"<pre>{_e(json.dumps(extras, indent=2, default=str))}</pre>")
+    for e in entries:
+        models = ", ".join(e["models"]) if isinstance(e.get("models"), dict) else "–"
+        parts.append(f'<h4 data-benchmark="{_e(e.get("benchmark"))}">{_e(e.get("benchmark"))} '
+                     f"(version {_e(e.get('benchmark_version', '–'))}; models: {_e(models)})</h4>"
+                     f"<pre>{_e(json.dumps(e, indent=2, default=str))}</pre>")
+    return "".join(parts)
+
+
 def _provenance_html(res: ResultsFolder) -> str:
     from brainalign.results.provenance import versions
 
     t = res.table
-    parts = ["<h3>Benchmarks</h3><table><thead><tr>"
-             + "".join(f'<th class="t">{c}</th>' for c in
-                       ("benchmark", "version", "metric", "ceiling (lower–upper)", "stimuli",
-                        "bootstrap", "seed"))
+    settings = benchmark_settings(t)
+    parts = ['<h3>Benchmarks</h3><p class="sub">Ceiling and stimuli: all sessions pooled, as scored; '
+             'each session’s own under “per session”.</p><table id="benchmark-settings"><thead><tr>'
+             + "".join(f'<th class="t">{_e(c)}</th>' for c in settings.columns)
              + "</tr></thead><tbody>"]
-    for b, sub in t.groupby("benchmark", sort=False):
-        def first(col: str, sub: pd.DataFrame = sub) -> Any:
-            return sub[col].dropna().iloc[0] if col in sub and sub[col].notna().any() else "–"
-        upper = first("ceiling_upper") if "ceiling_upper" in sub else first("ceiling")
-        lower = first("ceiling_lower")
-        if not has_ceiling(sub):
-            ceil = "none"
-        elif _fmt(lower) == "–":
-            ceil = f"{_fmt(upper)} (upper bound only)"
-        else:
-            ceil = f"{_fmt(lower)}–{_fmt(upper)}"
-        parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in (
-            b, first("benchmark_version"), first("metric"), ceil, first("n_stimuli"),
-            first("n_bootstrap"), first("seed"))) + "</tr>")
+    for row in settings.itertuples(index=False):
+        parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in row) + "</tr>")
     parts.append("</tbody></table>")
     if "versions" in t:
         vs = sorted(set(t["versions"].dropna().astype(str)))
@@ -327,11 +387,7 @@ def _provenance_html(res: ResultsFolder) -> str:
         parts.append(f"<h3>Batch runs in {_e(folder)} ({len(runs)})</h3>")
         parts.append(f"<pre>{_e(json.dumps(prov, indent=2, default=str))}</pre>")
     for src, meta in res.metas.items():
-        parts.append(f"<h3>{_e(src)}</h3>")
-        folder = str(Path(src).parent)
-        parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
-                     else f"<p>{_e(f'(settings in the batch run’s provenance.json of {folder})')}</p>"
-                     if folder in res.provenance else "<p>(no metadata file)</p>")
+        parts.append(_meta_html(src, meta, res))
     if res.other:
         parts.append("<h3>Other files (not score tables)</h3><ul>"
                      + "".join(f"<li>{_e(f)}: {_e(what)}</li>" for f, what in res.other) + "</ul>")
