@@ -306,7 +306,7 @@ def _ceiling_text(sub: pd.DataFrame, short: bool = False) -> str:
         return "none"
     upper_col = "ceiling_upper" if "ceiling_upper" in sub else "ceiling"
     row = sub[numeric(sub, upper_col).notna()].iloc[0]
-    upper, lower = row[upper_col], row.get("ceiling_lower")
+    upper, lower = row[upper_col], row.get("ceiling_lower", np.nan)
     if _fmt(lower) != "–":
         return f"{_fmt(lower)}–{_fmt(upper)}"
     return _fmt(upper) if short else f"{_fmt(upper)} (upper bound only)"
