@@ -26,6 +26,7 @@ from brainalign.plots.curves import plot_score_vs
 from brainalign.plots.heatmap import WITHIN_CI_NOTE, best_matrix, normalised_benchmarks, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import (
+    SAVE_BBOX,
     SUBSET_NOTE,
     best_rows,
     has_ceiling,
@@ -88,12 +89,37 @@ _JS = """
 """
 
 
-def figure_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110) -> str:
-    """The figure as a ``data:`` URI (base64 PNG or SVG)."""
+# Embedded PNGs: about REPORT_PX pixels wide (at most REPORT_MAX_DPI) so they stay sharp on a
+# high-density screen, shown CSS_PX_PER_IN CSS pixels per figure inch (max-width 100 %): 110 dpi
+# gave 385 px for a single-column figure, blurry once a browser enlarged it. A ~1000 px PNG of
+# these line plots is 50–150 kB, so a report of a few benchmarks stays under a few MB.
+REPORT_PX = 1100
+REPORT_MIN_DPI, REPORT_MAX_DPI = 150, 320
+CSS_PX_PER_IN = 150
+
+
+def report_dpi(fig: Figure) -> int:
+    """The dpi a report embeds ``fig`` at: about :data:`REPORT_PX` pixels wide, clamped."""
+    return int(np.clip(round(REPORT_PX / max(fig.get_figwidth(), 0.1)), REPORT_MIN_DPI, REPORT_MAX_DPI))
+
+
+def figure_data_uri(fig: Figure, fmt: str = "png", dpi: int | None = None) -> str:
+    """The figure as a ``data:`` URI (base64 PNG or SVG), cropped to what is drawn; a PNG at
+    ``dpi`` (default :func:`report_dpi`). Returns the URI."""
+    return _figure_image(fig, fmt, dpi)[0]
+
+
+def _figure_image(fig: Figure, fmt: str, dpi: int | None = None) -> tuple[str, int]:
+    """(data URI, width in CSS pixels to show it at): the cropped figure's inches × CSS_PX_PER_IN."""
+    dpi = dpi or report_dpi(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None, **SAVE_BBOX)
+    data = buf.getvalue()
+    # A PNG's width is bytes 16–20 of its IHDR; an SVG is drawn at 72 units per inch.
+    inches = (int.from_bytes(data[16:20], "big") / dpi if fmt == "png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+              else fig.get_figwidth())
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", round(inches * CSS_PX_PER_IN)
 
 
 def _e(x: Any) -> str:
@@ -109,7 +135,9 @@ def _fmt(v: Any) -> str:
 
 
 def _figure_html(fig: Figure, caption: str, fmt: str, alt: str) -> str:
-    return (f'<figure><img alt="{_e(alt)}" src="{figure_data_uri(fig, fmt)}">'
+    # Shown at a readable size whatever the PNG's pixel count (which is for sharpness).
+    uri, width = _figure_image(fig, fmt)
+    return (f'<figure><img alt="{_e(alt)}" style="width:{width}px" src="{uri}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
