@@ -121,3 +121,22 @@ def test_without_pairs_drops_a_rescored_model_and_empty_entries():
     assert left["benchmark"] == "A" and set(left["models"]) == {"m2"} and set(left["failed_layers"]) == {"m2"}
     assert without_pairs(_meta("A", "1", "m1"), {("m1", "A")}) == {}
     assert without_pairs({"trainer": "sgd"}, {("m1", "A")}) == {"trainer": "sgd"}  # no entry: kept
+
+
+@needs_data
+def test_a_score_run_into_a_batch_folder_describes_its_own_pairs_only(tmp_path, data_dir):
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
+    out = tmp_path / "B"
+    r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", V4, "--max-stimuli", "25",
+                                  "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "provenance.json").is_file() and not (out / "scores.meta.json").exists()
+    _score(out, data_dir, V1, 20)
+    entries = _entries(out)
+    assert set(entries) == {V1} and list(entries[V1]["models"]) == ["zoo:lenet5"]  # not the batch's pair
+    t = pd.read_csv(out / "scores.csv")
+    assert set(zip(t["model"], t["benchmark"], strict=True)) == {("tiny-0", V4), ("zoo:lenet5", V1)}
+    assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
+    page = unescape((out / "report.html").read_text())
+    assert f"provenance.json of .): tiny-0 × {V4}" in page  # the batch pair: pointed to its provenance

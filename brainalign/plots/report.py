@@ -383,11 +383,22 @@ def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
     parts = [f"<h3>{_e(src)}</h3>"]
     if extras:
         parts.append(f"<pre>{_e(json.dumps(extras, indent=2, default=str))}</pre>")
+    described = set()
     for e in entries:
-        models = ", ".join(e["models"]) if isinstance(e.get("models"), dict) else "–"
-        parts.append(f'<h4 data-benchmark="{_e(e.get("benchmark"))}">{_e(e.get("benchmark"))} '
-                     f"(version {_e(e.get('benchmark_version', '–'))}; models: {_e(models)})</h4>"
+        models = list(e["models"]) if isinstance(e.get("models"), dict) else []
+        described |= {(m, str(e.get("benchmark"))) for m in models}
+        said = f"version {e.get('benchmark_version', '–')}; models: {', '.join(models) or '–'}"
+        parts.append(f'<h4 data-benchmark="{_e(e.get("benchmark"))}">{_e(e.get("benchmark"))} ({_e(said)})</h4>'
                      f"<pre>{_e(json.dumps(e, indent=2, default=str))}</pre>")
+    # Rows this file does not describe (a batch run's, or a table older than per-benchmark
+    # entries): said, so its settings are not read as theirs.
+    rows = res.table[res.table["source"] == src] if "source" in res.table else res.table.iloc[:0]
+    pairs = sorted(set(zip(rows["model"], rows["benchmark"], strict=True)))
+    missing = [f"{m} × {b}" for m, b in pairs if (m, b) not in described]
+    if missing and entries:
+        where = (f"settings in the batch run’s provenance.json of {folder}" if folder in res.provenance
+                 else "settings not recorded in this file")
+        parts.append(f'<p class="warn">Not described above ({_e(where)}): {_e(", ".join(missing))}</p>')
     return "".join(parts)
 
 
