@@ -25,7 +25,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from brainalign.metrics.cka import center_gram
 from brainalign.metrics.rsa import rank_rows
 from brainalign.models.base import BrainModel
 from brainalign.settings import PathLike
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Metric = Literal["cka", "cka_rbf", "rsa"]
 METRICS = ("cka", "cka_rbf", "rsa")
@@ -507,20 +510,28 @@ _FLAG_ATTRS = ("debiased", "within_model")
 """Attrs that are yes/no flags (stored as 0/1 in netCDF)."""
 
 
+# The CSV's first header cell names both dimensions: rows are layer_a, columns layer_b (a plain
+# "layer_a" left a reader of the CSV alone to guess what the columns were).
+CSV_CORNER = "layer_a \\ layer_b"
+
+
 def save_similarity(sim: xr.DataArray, out_dir: PathLike, *, stem: str = "similarity",
                     plot: bool = True) -> dict[str, Path]:
-    """Write ``sim`` as netCDF (with its provenance attrs), a CSV (rows layer_a, columns layer_b,
-    with the provenance in a JSON sidecar) and, if ``plot``, a PNG heatmap; returns the paths."""
+    """Write ``sim`` as netCDF (with its provenance attrs), a CSV (rows layer_a, columns layer_b;
+    its first header cell :data:`CSV_CORNER` says so), the provenance in a JSON sidecar and, if
+    ``plot``, a PNG heatmap. Returns the paths by kind (netcdf, csv, json, png).
+    :func:`read_similarity_csv` reads the CSV back with both dimensions named."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"netcdf": out / f"{stem}.nc", "csv": out / f"{stem}.csv", "json": out / f"{stem}.json"}
     sim.to_netcdf(paths["netcdf"])
     df = sim.to_pandas()
-    df.index.name, df.columns.name = "layer_a", None
+    df.index.name, df.columns.name = CSV_CORNER, None
     df.to_csv(paths["csv"])
     # netCDF attrs cannot hold booleans (stored 0/1); the JSON sidecar says true/false.
     attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in sim.attrs.items()}
     attrs.update({k: bool(attrs[k]) for k in _FLAG_ATTRS if k in attrs})
+    attrs["csv_layout"] = {"rows": "layer_a", "columns": "layer_b"}
     paths["json"].write_text(json.dumps(attrs, indent=1, default=str))
     if plot:
         from brainalign.plots.similarity import plot_similarity
@@ -528,3 +539,34 @@ def save_similarity(sim: xr.DataArray, out_dir: PathLike, *, stem: str = "simila
         paths["png"] = out / f"{stem}.png"
         plot_similarity(sim, paths["png"])
     return paths
+
+
+def read_similarity_csv(path: PathLike) -> pd.DataFrame:
+    """Read a CSV :func:`save_similarity` wrote (or an older one whose first header cell is
+    ``layer_a``). Returns the matrix as a DataFrame of floats whose index is named ``layer_a`` and
+    whose columns are named ``layer_b``, layer names kept as text (a layer ``"1"`` stays ``"1"``).
+
+    Raises
+    ------
+    ResultsTableError
+        The file is missing, unreadable, or not a layer × layer similarity matrix.
+    """
+    import pandas as pd
+
+    from brainalign.errors import ResultsTableError
+
+    path = Path(path)
+    try:
+        corner = next(iter(pd.read_csv(path, nrows=0).columns), None)
+    except (OSError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
+        raise ResultsTableError(f"{path}: unreadable similarity matrix ({err})") from err
+    if corner not in (CSV_CORNER, "layer_a"):
+        raise ResultsTableError(f"{path}: not a similarity matrix (its first header cell is {corner!r}; "
+                                f"brainalign similarity writes {CSV_CORNER!r})")
+    df = pd.read_csv(path, index_col=0, dtype={corner: str})
+    try:
+        df = df.astype(float)
+    except ValueError as err:
+        raise ResultsTableError(f"{path}: a similarity value is not a number ({err})") from err
+    df.index.name, df.columns.name = "layer_a", "layer_b"
+    return df

@@ -13,10 +13,16 @@ from torch import nn
 
 import brainalign as ba
 from brainalign.data.stimuli import StimulusSet
-from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
+from brainalign.errors import MemoryBudgetError, MetricInputError, ResultsTableError, StimulusError
 from brainalign.insilico.demo_models import small_cnn
 from brainalign.models import wrap
-from brainalign.similarity import compare_models, diagonal_strength, save_similarity
+from brainalign.similarity import (
+    CSV_CORNER,
+    compare_models,
+    diagonal_strength,
+    read_similarity_csv,
+    save_similarity,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N = 48
@@ -210,9 +216,8 @@ def test_save_and_heatmap(stimuli, tmp_path: Path) -> None:
     paths = save_similarity(sim, tmp_path)
     back = xr.load_dataarray(paths["netcdf"])
     assert np.allclose(back.values, sim.values) and back.attrs["weights_hash_b"] == b.weights_hash
-    import pandas as pd
 
-    csv = pd.read_csv(paths["csv"], index_col=0, dtype={"layer_a": str})
+    csv = read_similarity_csv(paths["csv"])
     assert list(csv.index) == a.layers and list(csv.columns) == b.layers
     from brainalign.plots.similarity import plot_similarity
 
@@ -222,6 +227,38 @@ def test_save_and_heatmap(stimuli, tmp_path: Path) -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == b.layers
     assert fig.axes[1].get_ylabel() == "linear CKA"
     assert paths["png"].stat().st_size > 0
+
+
+def test_similarity_csv_names_both_dimensions_and_reads_back(stimuli, tmp_path: Path) -> None:
+    """The CSV alone says its rows are layer_a and its columns layer_b (its first header cell), and
+    reads back with both dimensions named and the layer names kept as text."""
+    import json
+
+    import pandas as pd
+
+    a, b = _cnn(0), _cnn(1)
+    sim = compare_models(a, b, stimuli, device="cpu", layers_a=["1", "4"], layers_b=["1"])
+    paths = save_similarity(sim, tmp_path, plot=False)
+    header = paths["csv"].read_text().splitlines()[0].split(",")
+    assert header == [CSV_CORNER, "1"] and "layer_a" in header[0] and "layer_b" in header[0]
+    back = read_similarity_csv(paths["csv"])
+    assert (back.index.name, back.columns.name) == ("layer_a", "layer_b")
+    assert list(back.index) == ["1", "4"] and list(back.columns) == ["1"]
+    np.testing.assert_allclose(back.to_numpy(), sim.values)
+    assert json.loads(paths["json"].read_text())["csv_layout"] == {"rows": "layer_a", "columns": "layer_b"}
+    plain = pd.read_csv(paths["csv"], index_col=0)  # a reader without brainalign sees both names too
+    assert plain.index.name == CSV_CORNER
+    # An older file (first cell "layer_a") still reads; a file of something else is refused by name.
+    (tmp_path / "old.csv").write_text("layer_a,1\n1,0.5\n")
+    assert read_similarity_csv(tmp_path / "old.csv").loc["1", "1"] == 0.5
+    (tmp_path / "scores.csv").write_text("model,benchmark\nm,b\n")
+    with pytest.raises(ResultsTableError, match="not a similarity matrix"):
+        read_similarity_csv(tmp_path / "scores.csv")
+    (tmp_path / "bad.csv").write_text(f"{CSV_CORNER},1\n1,high\n")
+    with pytest.raises(ResultsTableError, match="not a number"):
+        read_similarity_csv(tmp_path / "bad.csv")
+    with pytest.raises(ResultsTableError, match="unreadable"):
+        read_similarity_csv(tmp_path / "missing.csv")
 
 
 def test_cli_similarity_on_a_folder(tmp_path: Path) -> None:
@@ -241,9 +278,9 @@ def test_cli_similarity_on_a_folder(tmp_path: Path) -> None:
             "--device", "cpu", "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    import pandas as pd
 
-    t = pd.read_csv(out / "similarity.csv", index_col=0)
+    t = read_similarity_csv(out / "similarity.csv")
+    assert (t.index.name, t.columns.name) == ("layer_a", "layer_b")
     assert list(t.index) == ["layer4.0", "layer4.1"] and list(t.columns) == ["layer4.0", "layer4.1", "fc"]
     assert (out / "similarity.nc").exists() and (out / "similarity.png").stat().st_size > 0
     bad = CliRunner().invoke(main, ["similarity", "--model", "torchvision:resnet18", "--stimuli",

@@ -65,8 +65,10 @@ def earlier_results(out_dir: Path | None, say: Callable[[str], None]) -> Any:
 
 def with_earlier(earlier: Any, new: Any) -> Any:
     """``new`` plus the rows (and details) of ``earlier`` whose (model, benchmark) pair ``new``
-    does not score again: a second benchmark scored into the same folder adds, never erases."""
+    does not score again: a second benchmark scored into the same folder adds, never erases.
+    The meta is merged the same way: one entry per benchmark held, each with its own settings."""
     from brainalign.results import ScoreResult
+    from brainalign.results.provenance import without_pairs
 
     if earlier is None:
         return new
@@ -74,7 +76,9 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     keep = [(m, b) not in again for m, b in zip(earlier.table["model"], earlier.table["benchmark"], strict=True)]
     kept = earlier.table[keep].reset_index(drop=True)
     details = {k: v for k, v in earlier.details.items() if (k[0], k[1]) not in again}
-    return ScoreResult.concat([ScoreResult(kept, details, earlier.meta), new]) if len(kept) else new
+    # The meta follows the rows: a pair scored again is described by this run's settings only.
+    meta = without_pairs(earlier.meta, again)
+    return ScoreResult.concat([ScoreResult(kept, details, meta), new]) if len(kept) else new
 
 
 def save_results(result: Any, out_dir: Path) -> Path:

@@ -26,9 +26,11 @@ from brainalign.plots.curves import plot_score_vs
 from brainalign.plots.heatmap import WITHIN_CI_NOTE, best_matrix, normalised_benchmarks, plot_heatmap
 from brainalign.plots.layers import plot_layers
 from brainalign.plots.style import (
+    SAVE_BBOX,
     SUBSET_NOTE,
     best_rows,
     has_ceiling,
+    numeric,
     primary_rows,
     save_figure,
     subset_label,
@@ -87,12 +89,37 @@ _JS = """
 """
 
 
-def figure_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110) -> str:
-    """The figure as a ``data:`` URI (base64 PNG or SVG)."""
+# Embedded PNGs: about REPORT_PX pixels wide (at most REPORT_MAX_DPI) so they stay sharp on a
+# high-density screen, shown CSS_PX_PER_IN CSS pixels per figure inch (max-width 100 %): 110 dpi
+# gave 385 px for a single-column figure, blurry once a browser enlarged it. A ~1000 px PNG of
+# these line plots is 50–150 kB, so a report of a few benchmarks stays under a few MB.
+REPORT_PX = 1100
+REPORT_MIN_DPI, REPORT_MAX_DPI = 150, 320
+CSS_PX_PER_IN = 150
+
+
+def report_dpi(fig: Figure) -> int:
+    """The dpi a report embeds ``fig`` at: about :data:`REPORT_PX` pixels wide, clamped."""
+    return int(np.clip(round(REPORT_PX / max(fig.get_figwidth(), 0.1)), REPORT_MIN_DPI, REPORT_MAX_DPI))
+
+
+def figure_data_uri(fig: Figure, fmt: str = "png", dpi: int | None = None) -> str:
+    """The figure as a ``data:`` URI (base64 PNG or SVG), cropped to what is drawn; a PNG at
+    ``dpi`` (default :func:`report_dpi`). Returns the URI."""
+    return _figure_image(fig, fmt, dpi)[0]
+
+
+def _figure_image(fig: Figure, fmt: str, dpi: int | None = None) -> tuple[str, int]:
+    """(data URI, width in CSS pixels to show it at): the cropped figure's inches × CSS_PX_PER_IN."""
+    dpi = dpi or report_dpi(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None, **SAVE_BBOX)
+    data = buf.getvalue()
+    # A PNG's width is bytes 16–20 of its IHDR; an SVG is drawn at 72 units per inch.
+    inches = (int.from_bytes(data[16:20], "big") / dpi if fmt == "png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+              else fig.get_figwidth())
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", round(inches * CSS_PX_PER_IN)
 
 
 def _e(x: Any) -> str:
@@ -108,7 +135,9 @@ def _fmt(v: Any) -> str:
 
 
 def _figure_html(fig: Figure, caption: str, fmt: str, alt: str) -> str:
-    return (f'<figure><img alt="{_e(alt)}" src="{figure_data_uri(fig, fmt)}">'
+    # Shown at a readable size whatever the PNG's pixel count (which is for sharpness).
+    uri, width = _figure_image(fig, fmt)
+    return (f'<figure><img alt="{_e(alt)}" style="width:{width}px" src="{uri}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
@@ -291,29 +320,99 @@ def failures_html(failures: pd.DataFrame) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _is_pooled(t: pd.DataFrame) -> pd.Series:
+    """Rows that pool a benchmark's sessions (``session`` empty or ``"all"``)."""
+    if "session" not in t:
+        return pd.Series(True, index=t.index)
+    return t["session"].isna() | (t["session"].astype(str) == "all")
+
+
+def _ceiling_text(sub: pd.DataFrame, short: bool = False) -> str:
+    """``lower–upper`` of the first row of ``sub`` that has a ceiling (``short``: without the
+    "upper bound only" note); ``none`` without one."""
+    if not has_ceiling(sub):
+        return "none"
+    upper_col = "ceiling_upper" if "ceiling_upper" in sub else "ceiling"
+    row = sub[numeric(sub, upper_col).notna()].iloc[0]
+    upper, lower = row[upper_col], row.get("ceiling_lower", np.nan)
+    if _fmt(lower) != "–":
+        return f"{_fmt(lower)}–{_fmt(upper)}"
+    return _fmt(upper) if short else f"{_fmt(upper)} (upper bound only)"
+
+
+def benchmark_settings(t: pd.DataFrame) -> pd.DataFrame:
+    """One row per benchmark (and version, and metric) of a results table, for the report's
+    Provenance: version, metric, noise ceiling, stimulus count, bootstrap samples, seed.
+
+    The ceiling and stimulus count are those of the pooled rows (``session`` ``all`` or empty)
+    where the benchmark has them: its first row was one session's (antolik2016's region1: 40 of
+    its 120 stimuli). Each session's own values are listed in ``per session``. A subset run
+    (``--max-stimuli``, another ``benchmark_version``) is its own row. Returns a DataFrame with
+    columns benchmark, version, metric, ceiling, stimuli, per session, bootstrap, seed.
+    """
+    keys = ["benchmark"] + [c for c in ("benchmark_version", "metric") if c in t]
+    out = []
+    for _, sub in t.groupby(keys, sort=False, dropna=False):
+        pooled = sub[_is_pooled(sub)]
+        main = pooled if len(pooled) else sub  # one-session benchmarks: their only rows
+
+        def first(col: str, rows: pd.DataFrame = main) -> Any:
+            return rows[col].dropna().iloc[0] if col in rows and rows[col].notna().any() else "–"
+        per_session = "–"
+        if len(pooled) and len(pooled) < len(sub):  # several sessions besides the pooled row
+            per = [f"{s}: ceiling {_ceiling_text(g, short=True)}, {first('n_stimuli', g)} stimuli"
+                   for s, g in sub[~_is_pooled(sub)].groupby("session", sort=True)]
+            per_session = "; ".join(per)
+        out.append({"benchmark": first("benchmark"), "version": first("benchmark_version"),
+                    "metric": first("metric"), "ceiling": _ceiling_text(main), "stimuli": first("n_stimuli"),
+                    "per session": per_session, "bootstrap": first("n_bootstrap"), "seed": first("seed")})
+    return pd.DataFrame(out, columns=["benchmark", "version", "metric", "ceiling", "stimuli", "per session",
+                                      "bootstrap", "seed"])
+
+
+def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
+    """One metadata file: each benchmark it describes under its own heading, its own settings."""
+    from brainalign.results.provenance import benchmark_entries
+
+    folder = str(Path(src).parent)
+    if not meta:
+        said = (f"(settings in the batch run’s provenance.json of {folder})" if folder in res.provenance
+                else "(no metadata file)")
+        return f"<h3>{_e(src)}</h3><p>{_e(said)}</p>"
+    entries, extras = benchmark_entries(meta)
+    parts = [f"<h3>{_e(src)}</h3>"]
+    if extras:
+        parts.append(f"<pre>{_e(json.dumps(extras, indent=2, default=str))}</pre>")
+    described = set()
+    for e in entries:
+        models = list(e["models"]) if isinstance(e.get("models"), dict) else []
+        described |= {(m, str(e.get("benchmark"))) for m in models}
+        said = f"version {e.get('benchmark_version', '–')}; models: {', '.join(models) or '–'}"
+        parts.append(f'<h4 data-benchmark="{_e(e.get("benchmark"))}">{_e(e.get("benchmark"))} ({_e(said)})</h4>'
+                     f"<pre>{_e(json.dumps(e, indent=2, default=str))}</pre>")
+    # Rows this file does not describe (a batch run's, or a table older than per-benchmark
+    # entries): said, so its settings are not read as theirs.
+    rows = res.table[res.table["source"] == src] if "source" in res.table else res.table.iloc[:0]
+    pairs = sorted(set(zip(rows["model"], rows["benchmark"], strict=True)))
+    missing = [f"{m} × {b}" for m, b in pairs if (m, b) not in described]
+    if missing and entries:
+        where = (f"settings in the batch run’s provenance.json of {folder}" if folder in res.provenance
+                 else "settings not recorded in this file")
+        parts.append(f'<p class="warn">Not described above ({_e(where)}): {_e(", ".join(missing))}</p>')
+    return "".join(parts)
+
+
 def _provenance_html(res: ResultsFolder) -> str:
     from brainalign.results.provenance import versions
 
     t = res.table
-    parts = ["<h3>Benchmarks</h3><table><thead><tr>"
-             + "".join(f'<th class="t">{c}</th>' for c in
-                       ("benchmark", "version", "metric", "ceiling (lower–upper)", "stimuli",
-                        "bootstrap", "seed"))
+    settings = benchmark_settings(t)
+    parts = ['<h3>Benchmarks</h3><p class="sub">Ceiling and stimuli: all sessions pooled, as scored; '
+             'each session’s own under “per session”.</p><table id="benchmark-settings"><thead><tr>'
+             + "".join(f'<th class="t">{_e(c)}</th>' for c in settings.columns)
              + "</tr></thead><tbody>"]
-    for b, sub in t.groupby("benchmark", sort=False):
-        def first(col: str, sub: pd.DataFrame = sub) -> Any:
-            return sub[col].dropna().iloc[0] if col in sub and sub[col].notna().any() else "–"
-        upper = first("ceiling_upper") if "ceiling_upper" in sub else first("ceiling")
-        lower = first("ceiling_lower")
-        if not has_ceiling(sub):
-            ceil = "none"
-        elif _fmt(lower) == "–":
-            ceil = f"{_fmt(upper)} (upper bound only)"
-        else:
-            ceil = f"{_fmt(lower)}–{_fmt(upper)}"
-        parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in (
-            b, first("benchmark_version"), first("metric"), ceil, first("n_stimuli"),
-            first("n_bootstrap"), first("seed"))) + "</tr>")
+    for row in settings.itertuples(index=False):
+        parts.append("<tr>" + "".join(f'<td class="t">{_e(v)}</td>' for v in row) + "</tr>")
     parts.append("</tbody></table>")
     if "versions" in t:
         vs = sorted(set(t["versions"].dropna().astype(str)))
@@ -327,11 +426,7 @@ def _provenance_html(res: ResultsFolder) -> str:
         parts.append(f"<h3>Batch runs in {_e(folder)} ({len(runs)})</h3>")
         parts.append(f"<pre>{_e(json.dumps(prov, indent=2, default=str))}</pre>")
     for src, meta in res.metas.items():
-        parts.append(f"<h3>{_e(src)}</h3>")
-        folder = str(Path(src).parent)
-        parts.append(f"<pre>{_e(json.dumps(meta, indent=2, default=str))}</pre>" if meta
-                     else f"<p>{_e(f'(settings in the batch run’s provenance.json of {folder})')}</p>"
-                     if folder in res.provenance else "<p>(no metadata file)</p>")
+        parts.append(_meta_html(src, meta, res))
     if res.other:
         parts.append("<h3>Other files (not score tables)</h3><ul>"
                      + "".join(f"<li>{_e(f)}: {_e(what)}</li>" for f, what in res.other) + "</ul>")

@@ -25,6 +25,9 @@ SINGLE_COLUMN_IN = 3.5  # a paper's single-column width in inches
 TITLE_PT, LABEL_PT, TICK_PT, LEGEND_PT, ANNOT_PT = 8, 7, 6, 6, 6
 MIN_FONT_PT = 6
 DEFAULT_FORMATS = ("png", "svg")
+# Saved figures are cropped to what is drawn, so a label outside the axes grid (the heatmap's
+# colour-bar label, a long note) is never cut at the figure's edge; a small margin is kept.
+SAVE_BBOX = {"bbox_inches": "tight", "pad_inches": 0.05}
 
 
 def model_colours(models: Sequence[str]) -> dict[str, tuple[float, ...]]:
@@ -87,8 +90,9 @@ def has_ceiling(sub: pd.DataFrame) -> bool:
 
 def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = None,
                 dpi: int = 200) -> list[Path]:
-    """Write ``fig``. A path with a suffix writes that one file; a path without one writes
-    ``path.png`` and ``path.svg`` (or ``formats``). Missing folders are created."""
+    """Write ``fig``, cropped to what is drawn (nothing clipped at its edges). A path with a
+    suffix writes that one file; a path without one writes ``path.png`` and ``path.svg`` (or
+    ``formats``). Missing folders are created. Returns the paths written."""
     path = Path(path)
     if path.suffix and formats is None:
         targets = [path]
@@ -96,7 +100,7 @@ def save_figure(fig: Figure, path: PathLike, formats: Sequence[str] | None = Non
         targets = [path.with_name(f"{path.name}.{f.lstrip('.')}") for f in (formats or DEFAULT_FORMATS)]
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(t, dpi=dpi, metadata={"Date": None} if t.suffix == ".svg" else None)
+        fig.savefig(t, dpi=dpi, metadata={"Date": None} if t.suffix == ".svg" else None, **SAVE_BBOX)
     return targets
 
 

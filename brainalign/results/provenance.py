@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib import metadata
+from typing import Any
 
 
 def versions() -> dict[str, str]:
@@ -20,3 +22,84 @@ def versions() -> dict[str, str]:
 def versions_string() -> str:
     """Versions as one ``name=version`` string for a table column."""
     return ";".join(f"{k}={v}" for k, v in versions().items())
+
+
+# ----- a results folder's meta: one entry per benchmark (and version) it holds -------------------
+# Keys of a benchmark's meta that are keyed by model name; merged across models, and a model's
+# share is dropped when its pair is scored again.
+PER_MODEL = ("models", "reduction", "memory_plan", "failed_layers")
+# Keyed by model or by benchmark: merged (every key kept) rather than first-wins.
+MERGED = (*PER_MODEL, "timing_s")
+ENTRIES = "benchmarks"  # a meta describing several benchmarks lists them under this key
+
+
+def benchmark_entries(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The per-benchmark entries of a ``scores.meta.json`` and its other top-level keys.
+
+    Returns ``(entries, extras)``: a one-benchmark meta (the flat form a benchmark writes, with a
+    ``benchmark`` key) is one entry; a several-benchmark meta lists its entries under
+    ``"benchmarks"``; a meta without either (older or hand-written) has no entry, all extras.
+    """
+    listed = meta.get(ENTRIES)
+    if isinstance(listed, list) and all(isinstance(e, dict) for e in listed):
+        return [dict(e) for e in listed], {k: v for k, v in meta.items() if k != ENTRIES}
+    if "benchmark" in meta:
+        return [dict(meta)], {}
+    return [], dict(meta)
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:
+    # benchmark_version carries a subset (+max_stimuli=N): a subset run is its own entry
+    return str(entry.get("benchmark")), str(entry.get("benchmark_version"))
+
+
+def _merge_into(into: dict[str, Any], entry: dict[str, Any]) -> None:
+    for k, v in entry.items():
+        if k in MERGED and isinstance(v, dict) and isinstance(into.get(k), dict):
+            merged = {**into[k], **v}
+            if k == "failed_layers":  # a model scored twice keeps the failed layers of each
+                merged.update({m: {**into[k].get(m, {}), **f} for m, f in v.items() if isinstance(f, dict)})
+            into[k] = merged
+        else:
+            into.setdefault(k, v)
+
+
+def merge_metas(metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One meta describing every benchmark of ``metas`` (each its own settings).
+
+    Entries of the same benchmark and version are merged (their models kept side by side; shared
+    settings from the first); different benchmarks, or a benchmark scored on a ``--max-stimuli``
+    subset beside its full data, stay separate entries. Returns the flat form when one entry
+    remains (what a single benchmark writes), else ``{"benchmarks": [entry, ...], **extras}``.
+    """
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    extras: dict[str, Any] = {}
+    for meta in metas:
+        entries, more = benchmark_entries(meta)
+        for k, v in more.items():
+            extras.setdefault(k, v)
+        for e in entries:
+            _merge_into(groups.setdefault(_entry_key(e), {}), e)
+    if not groups:
+        return extras
+    if len(groups) == 1:
+        return {**extras, **next(iter(groups.values()))}
+    return {**extras, ENTRIES: list(groups.values())}
+
+
+def without_pairs(meta: dict[str, Any], pairs: set[tuple[str, str]]) -> dict[str, Any]:
+    """``meta`` without what it says of the (model, benchmark) ``pairs`` (pairs scored again,
+    whose rows are replaced): their models leave each entry of that benchmark; an entry left with
+    no model is dropped. Returns the same form :func:`merge_metas` does."""
+    entries, extras = benchmark_entries(meta)
+    kept = []
+    for e in entries:
+        gone = {m for m, b in pairs if b == e.get("benchmark")}
+        if not gone:
+            kept.append(e)
+            continue
+        e = {k: ({m: x for m, x in v.items() if m not in gone} if k in PER_MODEL and isinstance(v, dict) else v)
+             for k, v in e.items()}
+        if isinstance(e.get("models"), dict) and e["models"]:  # other models' rows are kept
+            kept.append(e)
+    return merge_metas([extras, *({ENTRIES: kept} if len(kept) > 1 else kept[:1] or [{}])])

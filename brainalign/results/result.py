@@ -13,11 +13,11 @@ import pandas as pd
 from brainalign.errors import ResultsTableError
 from brainalign.io import atomic_write, atomic_write_text
 from brainalign.results.details import load_details, save_details
+from brainalign.results.provenance import merge_metas
 from brainalign.results.table import COLUMNS, choose_best, read_table, with_count_types
 from brainalign.settings import PathLike
 
 TABLE_COLUMNS = COLUMNS  # the one schema (brainalign.results.table)
-_PER_MODEL = ("models", "reduction", "memory_plan", "failed_layers", "timing_s")
 
 
 @dataclass
@@ -33,7 +33,9 @@ class ScoreResult:
     details
         Per-(model, benchmark, layer) arrays: per-subject values, bootstrap samples, …
     meta
-        Settings shared by the rows (data files and their sha256, benchmark definition, …).
+        Settings of the rows (data files and their sha256, benchmark definition, …): one
+        benchmark's flat, or one entry per benchmark (and version) under ``"benchmarks"``
+        (:func:`brainalign.results.provenance.benchmark_entries` reads both).
     """
 
     table: pd.DataFrame
@@ -92,19 +94,11 @@ class ScoreResult:
         # Int64 counts beside float ones (an older table) would come out Float64: whole again.
         table = with_count_types(pd.concat([r.table for r in results], ignore_index=True))
         details: dict = {}
-        meta: dict = {}
         for r in results:
             details.update(r.details)
-            for k, v in r.meta.items():
-                if k in _PER_MODEL and isinstance(v, dict) and isinstance(meta.get(k), dict):
-                    # keyed by model (or benchmark): keep every one; a model scored on several
-                    # benchmarks keeps the failed layers of each
-                    merged = {**meta[k], **v}
-                    if k == "failed_layers":
-                        merged.update({m: {**meta[k].get(m, {}), **f} for m, f in v.items()})
-                    meta[k] = merged
-                else:
-                    meta.setdefault(k, v)
+        # One entry per benchmark (and version), each with its own settings: taking the first
+        # result's meta for all described a second benchmark by the first one's provenance.
+        meta = merge_metas([r.meta for r in results])
         return cls(table, details, meta)
 
 
