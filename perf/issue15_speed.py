@@ -82,6 +82,17 @@ batches of 64 and with one in a single batch (``bare1``):
                                      after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
                                      the images 1.55x, 1.34x); tables identical
 
+2026-12-01, OMP_NUM_THREADS=2, before = a05e081 (stop 20), after = the console script's fast exit
+(``cli.run``: atexit handlers, flushed streams, ``os._exit``; perf/PROFILE.md §8); 3 rounds:
+    hit, default install, load 1.1-1.4: bare 8.5 s 1.15 GB | before 13.1 s 1.54x (1.21 2.07 1.60) |
+             after 12.4 s 1.47x (1.34 2.01 1.45) 1.72 GB 1.50x; vs one batch 1.59x -> 1.52x
+    hit, [test] env, load 1.3-1.9: bare 6.6 s | before 12.0 s 1.83x (1.33 1.97 1.74) |
+             after 11.2 s 1.70x (1.19 1.70 1.82) 1.73 GB 1.51x; vs one batch 1.57x -> 1.46x;
+             tables identical
+    ridge    float64 4.89x sklearn (5.69 4.89 4.72), float32 6.11x (same code as before)
+    rsa      --child rsa --rsatoolbox-n 5000: numpy input 2.87-3.29x, torch input 2.66-3.39x plain
+             numpy; rsatoolbox at n = 5,000: 96.6 s vs 2.26 s = 42.8x; values equal to 1.3e-12
+
 late night, OMP_NUM_THREADS=2 (torch's default here), before = 2ec586f (stop 19), after = numpy's
 BLAS on one thread in CPU runs + ridge's Gram by torch products; 3 rounds, load 0.6–2.1:
     hit      bare 5.9 s 1.15 GB | before 11.5 s 1.93x 1.73 GB 1.51x | after 11.0 s 1.86x 1.69 GB 1.47x
