@@ -180,3 +180,20 @@ def test_ctrl_c_in_score_says_what_is_kept_and_how_to_go_on(tmp_path, data_dir, 
     assert "Aborted!" not in r.output
     assert f"interrupted: 1 of 2 model(s) had finished, kept in {out / 'scores.csv'}" in r.output
     assert set(pd.read_csv(out / "scores.csv")["model"]) == {"file:goodnet:build"}
+
+
+@needs_data
+def test_ctrl_c_before_any_model_finished_says_nothing_was_written(tmp_path, data_dir, monkeypatch):
+    """Interrupted before the first model finished: no scores.csv is claimed as kept."""
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    (tmp_path / "stopnet.py").write_text("def build():\n    raise KeyboardInterrupt\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["score", "--model", "file:stopnet:build", "--benchmark",
+                                  "kriegeskorte2008.hIT-rsa", "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 130, r.output
+    assert f"interrupted: 0 of 1 model(s) had finished, nothing written to {out}" in r.output
+    assert "kept in" not in r.output and not (out / "scores.csv").exists()

@@ -189,6 +189,12 @@ def test_empty_and_partial_tables(tmp_path):
     synthetic_table(1, 1, 2).iloc[0:0].to_csv(empty / "scores.csv", index=False)
     with pytest.raises(ResultsTableError, match="no usable results table.*no rows"):
         read_results(empty)
+    similarity = tmp_path / "similarity"  # only another command's output: named, with what it is
+    similarity.mkdir()
+    (similarity / "similarity.csv").write_text("layer_a \\ layer_b,fc\nfc,1.0\n")
+    with pytest.raises(ResultsTableError, match=r"among 1 CSV file\(s\): similarity.csv: layer-by-layer "
+                                                r"model similarity \(brainalign similarity\), not scores$"):
+        read_results(similarity)
     partial = tmp_path / "partial"
     t = synthetic_table(3, 2, 4)
     t.loc[t["model"] == "model-02", ["raw", "normalised"]] = float("nan")  # failed everywhere

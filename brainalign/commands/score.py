@@ -224,8 +224,13 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                     remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
         except KeyboardInterrupt:  # Ctrl-C: not a bare "Aborted!" but what is kept and how to go on
             progress.close_bar()
-            kept = (f"kept in {out_dir / 'scores.csv'}; score the others with the same --out (their rows "
-                    "are added to that table)") if out_dir is not None else "not saved (no --out)"
+            if out_dir is None:
+                kept = "not saved (no --out)"
+            elif (out_dir / "scores.csv").exists():
+                kept = (f"kept in {out_dir / 'scores.csv'}; score the others with the same --out (their rows "
+                        "are added to that table)")
+            else:  # interrupted before the first model finished: nothing was written
+                kept = f"nothing written to {out_dir}"
             click.echo(f"interrupted: {len(done)} of {len(models)} model(s) had finished, {kept}", err=True)
             sys.exit(130)
     for line in warning_lines(unpaired, "loading"):  # raised outside any pair: model loading, prepare

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from brainalign.commands.options import DEVICE, POSITIVE_INT
+
 
 def _fail(err: Exception) -> None:
     click.echo(f"error: {err}", err=True)
@@ -42,8 +44,8 @@ def _per_model(values: tuple, n: int, what: str, default):
               help="Dtype of the Gram products (float32: faster products, ~1e-6 relative error).")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory for a benchmark's stimuli; repeatable.")
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:<i> or mps.")
 @click.option("--memory-budget", default="auto", show_default=True,
               help="e.g. 4GB; 'auto' = half the available memory; 'none' = no limit.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),

@@ -133,7 +133,10 @@ def read_results(folder: PathLike) -> ResultsFolder:
         metas[rel] = meta
         frames.append(t.assign(source=rel))
     if not frames:
-        reasons = "; ".join(f"{f}: {r}" for f, r in skipped)
+        # Every file is named with why it is not a score table: the other known outputs too
+        # (a similarity folder holds only similarity.csv; the message once ended in ": ").
+        reasons = "; ".join([*(f"{f}: {r}" for f, r in skipped),
+                             *(f"{f}: {what}, not scores" for f, what in other)])
         raise ResultsTableError(f"{root}: no usable results table among {len(csvs)} CSV file(s): {reasons}")
     from brainalign.results.table import with_count_types
 
