@@ -85,3 +85,28 @@ def test_the_command_line_refuses_too_few_stimuli_before_loading_a_model(data_di
                                   "--max-stimuli", "5", "--data-dir", str(data_dir)])
     assert r.exit_code == 2 and "--max-stimuli 10 or more" in r.output
     assert "loading zoo:lenet5" not in r.output
+
+
+@needs_data
+def test_a_limit_that_cuts_no_session_is_the_full_benchmark(tmp_path, data_dir):
+    """--max-stimuli at or above every session's size leaves the full data: recorded, flagged and
+    paired as a full run (it was labelled a subset, 'not a paper number'), with a warning."""
+    full = {s.name: len(s.stimuli) for s in ba.load_benchmark(V4, data_dir=data_dir).sessions}
+    big = max(full.values())
+    b = ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=big)
+    with pytest.warns(UserWarning, match=f"max_stimuli={big} .* at or above every session's number of stimuli"):
+        assert b.version_label == str(b.spec.version)
+    assert b.provenance()["max_stimuli"] is None
+    # One fewer than the largest session cuts it: a subset again.
+    cut = ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=big - 1)
+    assert cut.version_label.endswith(f"+max_stimuli={big - 1}")
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--benchmark", V4,
+                                  "--max-stimuli", str(big + 1000), "--n-bootstrap", "10", "--data-dir",
+                                  str(data_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str, "session": str})
+    assert (t["benchmark_version"] == str(b.spec.version)).all()
+    per_session = t[t["session"] != "all"].set_index("session")["n_stimuli"].to_dict()
+    assert per_session == full
+    assert "subset" not in r.output and "at or above every session" in r.output

@@ -127,9 +127,14 @@ class Benchmark:
         """The ``benchmark_version`` written in every row: the YAML's version, plus
         ``+max_stimuli=N`` when a stimulus limit is applied, so a quick look on a subset is never
         mistaken for (or paired with, in model comparisons) a full run."""
-        if self.max_stimuli is None or not self.supports_max_stimuli:
+        if not self.subset_applied():
             return str(self.spec.version)
         return f"{self.spec.version}+max_stimuli={self.max_stimuli}"
+
+    def subset_applied(self) -> bool:
+        """Whether ``max_stimuli`` leaves stimuli out. Kinds that honour it refine this from their
+        data (a limit at or above every session's size leaves the full benchmark)."""
+        return self.max_stimuli is not None and self.supports_max_stimuli
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -223,7 +228,8 @@ class Benchmark:
                              progress=progress, **stream)
 
     def provenance(self) -> dict[str, Any]:
-        return {"benchmark": self.id, "benchmark_version": self.version_label, "max_stimuli": self.max_stimuli,
+        return {"benchmark": self.id, "benchmark_version": self.version_label,
+                "max_stimuli": self.max_stimuli if self.subset_applied() else None,
                 "benchmark_file": str(self.spec.path), "dataset": self.spec.dataset,
                 "data_files": self.data_files(), "citation": list(self.spec.citation)}
 

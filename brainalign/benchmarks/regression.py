@@ -21,6 +21,7 @@ stimuli (one seeded split), and the per-fold r on each part gives ``dev_score`` 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -140,6 +141,7 @@ class RegressionBenchmark(Benchmark):
         """Every session's stimuli, responses (in the time window) and raw trials."""
         listed = self.spec.extra.get("sessions") or [{"name": "all"}]
         out = []
+        sizes: dict[str, int] = {}  # each session's stimuli before any limit
         for item in listed:
             name = str(item["name"])
             stim_sec = _fill({**self.spec.stimuli, **item.get("stimuli", {})}, name)
@@ -156,6 +158,7 @@ class RegressionBenchmark(Benchmark):
                 tri_sec = _fill({**(self.spec.ceiling.get("trials") or {}), **item["trials"]}, name)
                 trials = self.read(tri_sec, stimulus_ids=stimuli.ids)
                 self._check_assembly(trials, stimuli, f"trials {tri_sec.get('file')}")
+            sizes[name] = len(stimuli)
             if self.max_stimuli is not None and len(stimuli) > self.max_stimuli:
                 keep = np.sort(np.random.default_rng(0).choice(len(stimuli), self.max_stimuli, replace=False))
                 stimuli = stimuli.subset(keep)
@@ -164,7 +167,20 @@ class RegressionBenchmark(Benchmark):
             if trials is not None:
                 trials = select_window(trials, self.window).transpose("neuroid", "stimulus", "repetition").values
             out.append(Session(name, stimuli, resp, trials))
+        self._full_sizes = sizes
+        if self.max_stimuli is not None and self.max_stimuli >= max(sizes.values()):
+            warnings.warn(f"{self.id}: max_stimuli={self.max_stimuli} (--max-stimuli) is at or above every "
+                          f"session's number of stimuli ({', '.join(f'{k}: {v}' for k, v in sizes.items())}): "
+                          "the full benchmark is scored and recorded as such", UserWarning, stacklevel=2)
         return out
+
+    def subset_applied(self) -> bool:
+        # A limit that cuts no session leaves the full data: labelled (and paired with full runs) so.
+        return self.max_stimuli is not None and any(n > self.max_stimuli for n in self._session_sizes().values())
+
+    def _session_sizes(self) -> dict[str, int]:
+        _ = self.sessions  # read once (cached); records each session's size before the limit
+        return self._full_sizes
 
     def _check_assembly(self, da: xr.DataArray, stimuli: StimulusSet, where: str) -> None:
         if not isinstance(da, xr.DataArray) or "stimulus" not in da.dims or "neuroid" not in da.dims:
