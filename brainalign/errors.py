@@ -71,7 +71,8 @@ class UnknownBenchmarkError(BrainAlignError, KeyError):
     def __init__(self, name: str, known: Iterable[str] = ()):
         known = list(known)
         self.name = name
-        super().__init__(f"Unknown benchmark {name!r}.{_suggest(name, known)}")
+        super().__init__(f"Unknown benchmark {name!r}.{_suggest(name, known)} "
+                         "List them with `brainalign list benchmarks`.")
 
     def __str__(self) -> str:
         return self.args[0]
@@ -83,7 +84,8 @@ class UnknownDatasetError(BrainAlignError, KeyError):
     def __init__(self, name: str, known: Iterable[str] = ()):
         known = list(known)
         self.name = name
-        super().__init__(f"Unknown dataset {name!r}.{_suggest(name, known)}")
+        super().__init__(f"Unknown dataset {name!r}.{_suggest(name, known)} "
+                         "List them with `brainalign list datasets`.")
 
     def __str__(self) -> str:
         return self.args[0]

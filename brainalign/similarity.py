@@ -471,7 +471,9 @@ def _as_dataarray(values: np.ndarray, model_a: BrainModel, model_b: BrainModel, 
         "metric": metric, "metric_label": label, "debiased": int(debiased),
         "rdm_distance": distance if metric == "rsa" else "",
         "rsa_comparator": comparator if metric == "rsa" else "",
-        "sigma": "median heuristic" if sigma is None else float(sigma), "sigma_scale": float(sigma_scale),
+        # The RBF kernel's width: no meaning for linear CKA or RSA, so not written for them.
+        **({"sigma": "median heuristic" if sigma is None else float(sigma), "sigma_scale": float(sigma_scale)}
+           if metric == "cka_rbf" else {}),
         "model_a": model_a.name, "model_b": model_b.name,
         "weights_a": str(pa["weights"]), "weights_b": str(pb["weights"]),
         "weights_hash_a": model_a.weights_hash, "weights_hash_b": model_b.weights_hash,

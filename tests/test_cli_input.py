@@ -61,7 +61,19 @@ def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--benchmark", HIT, "--device", "cuda"])
-    assert r.exit_code == 2 and "'cuda' asked for a GPU" in r.output and "--device cpu" in r.output
+    assert r.exit_code == 2 and "'cuda' asked for a GPU: " in r.output and "--device cpu" in r.output
+    assert "but torch was built with CUDA but" not in r.output  # one clause, not two "but"s
+
+
+@pytest.mark.parametrize("argv, listing", [
+    (["score", "--model", "zoo:lenet5", "--benchmark", "nope"], "brainalign list benchmarks"),
+    (["fetch", "nope", "--no-download"], "brainalign list datasets"),
+])
+def test_unknown_names_point_to_the_listing(argv, listing):
+    """A name with no close match ('nope') still tells the user where the names are."""
+    r = CliRunner().invoke(main, argv)
+    assert r.exit_code == 2, r.output
+    assert "Unknown" in r.output and f"`{listing}`" in r.output
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path):

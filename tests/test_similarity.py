@@ -81,6 +81,8 @@ def test_values_equal_a_direct_numpy_computation(stimuli) -> None:
     rsa = compare_models(a, b, stimuli, metric="rsa", device="cpu")
     rbf = compare_models(a, b, stimuli, metric="cka_rbf", device="cpu")
     deb = compare_models(a, b, stimuli, metric="cka", debiased=True, device="cpu")
+    # The RBF kernel's width is recorded for RBF CKA only (it has no meaning for the others).
+    assert rbf.attrs["sigma"] == "median heuristic" and "sigma" not in lin.attrs and "sigma" not in rsa.attrs
     for la in a.layers:
         for lb in b.layers:
             X, Y = acts_a[la].values, acts_b[lb].values

@@ -236,9 +236,10 @@ def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path
     fig = plot_similarity(sim)
     title = " ".join(fig.axes[0].get_title().split())
     # random weights (the default) said, or a reader assumes trained ones
-    assert "zoo:lenet5 (random) vs zoo:mlp (random) layers" in title and "92 stimuli" in title
+    assert "layers of zoo:lenet5 (random) vs zoo:mlp (random), 92 stimuli" in title
     flags = json.loads((out / "similarity.json").read_text())
     assert flags["debiased"] is False and flags["within_model"] is False  # not 0/1
+    assert "sigma" not in flags and "sigma_scale" not in flags  # the RBF width: not of linear CKA
     box = fig.axes[0].title.get_window_extent(_extents(fig))
     assert fig.bbox.contains(*box.min) and fig.bbox.contains(*box.max)  # wrapped to fit
     assert str(sim.attrs["metric_label"]) in title

@@ -50,9 +50,9 @@ class DeviceType(click.ParamType):
                           param, ctx)
             return text
         if not torch.cuda.is_available():
-            built = "this torch build has no CUDA support" if torch.version.cuda is None else \
-                "torch was built with CUDA but finds no usable GPU (driver, CUDA_VISIBLE_DEVICES?)"
-            self.fail(f"{value!r} asked for a GPU, but {built}; use --device cpu (or auto)", param, ctx)
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else \
+                "torch finds no usable CUDA GPU here (driver, CUDA_VISIBLE_DEVICES?)"
+            self.fail(f"{value!r} asked for a GPU: {why}; use --device cpu (or auto)", param, ctx)
         n = torch.cuda.device_count()
         if index and int(index) >= n:
             self.fail(f"{value!r}: this machine has {n} CUDA device(s), cuda:0…cuda:{n - 1}", param, ctx)

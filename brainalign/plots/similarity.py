@@ -19,7 +19,7 @@ def similarity_title(sim: xr.DataArray) -> str:
     """What the matrix compares, from its attrs: the metric, the two models (with their weights
     where the names alone do not tell them apart, and always when they are random: a reader
     would otherwise assume trained ones) and the stimuli, e.g.
-    ``"linear CKA: alexnet vs resnet18 (random) layers, 92 stimuli (kriegeskorte2008)"``."""
+    ``"linear CKA: layers of alexnet vs resnet18 (random), 92 stimuli (kriegeskorte2008)"``."""
     a = sim.attrs
     metric = str(a.get("metric_label", a.get("metric", sim.name or "similarity")))
     ma, mb = str(a.get("model_a", "A")), str(a.get("model_b", "B"))
@@ -31,7 +31,7 @@ def similarity_title(sim: xr.DataArray) -> str:
     if int(a.get("within_model", 0)):
         what = f"layers of {named(ma, wa, False)}"
     else:
-        what = f"{named(ma, wa, ma == mb)} vs {named(mb, wb, ma == mb)} layers"
+        what = f"layers of {named(ma, wa, ma == mb)} vs {named(mb, wb, ma == mb)}"
     n = a.get("n_stimuli")
     stimuli = f"{int(n)} stimuli" if n is not None else "stimuli"
     name = str(a.get("stimuli", "") or "")
