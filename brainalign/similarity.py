@@ -264,6 +264,17 @@ def _stimuli_for(model: BrainModel, stimuli: Any, data_dir: Any) -> tuple[Stimul
 
         bench = load_benchmark(stimuli, data_dir=data_dir)
         placed, _ = bench.place(model)
+        sessions = getattr(bench, "sessions", None)
+        if sessions is not None and len(sessions) > 1:
+            # A multi-session benchmark's stimuli are its first session's (sessions may show
+            # different images): said, never silently taken for all of them.
+            first = sessions[0]
+            warnings.warn(f"{stimuli}: its {len(sessions)} sessions show different stimuli; the similarity "
+                          f"uses session {first.name!r} ({len(first.stimuli)} stimuli) only. For another "
+                          f"session, pass its StimulusSet (load_benchmark({stimuli!r}).sessions[i].stimuli)",
+                          UserWarning, stacklevel=3)
+            return placed, (f"benchmark {stimuli}, session {first.name} of {len(sessions)} "
+                            "(placed in the model's field of view)")
         return placed, f"benchmark {stimuli} (placed in the model's field of view)"
     raise StimulusError(f"compare_models: stimuli must be a StimulusSet, a tensor, a folder of images or "
                         f"a benchmark id; got {type(stimuli).__name__}")

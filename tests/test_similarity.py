@@ -306,3 +306,17 @@ def test_benchmark_id_gives_its_stimuli_placed_per_model(data_dir: Path) -> None
     X = ba.extract(a, placed_a, ["1"], device="cpu")["1"].values
     rho = stats.spearmanr(pdist(X.astype(np.float64), "correlation"), pdist(Y.astype(np.float64), "correlation"))
     assert sim.sel(layer_a="1", layer_b="4").item() == pytest.approx(rho.statistic, abs=1e-9)
+
+
+def test_a_multi_session_benchmark_names_the_session_it_uses(data_dir):
+    """antolik2016's three sessions show different images: the similarity uses the first one's
+    and says so (a warning and the stimuli's description), never silently (the data_dir fixture
+    skips without the datasets)."""
+    m = ba.load_model("zoo:lenet5")
+    with pytest.warns(UserWarning, match=r"3 sessions show different stimuli; the similarity uses session "
+                                         r"'region1' \(\d+ stimuli\) only"):
+        sim = compare_models(m, None, "antolik2016.V1-ridge", layers_a=m.layers[:2], data_dir=data_dir,
+                             device="cpu")
+    assert "session region1 of 3" in sim.attrs["stimuli_a"]
+    first = ba.load_benchmark("antolik2016.V1-ridge", data_dir=data_dir).sessions[0]
+    assert sim.attrs["n_stimuli"] == len(first.stimuli)
