@@ -43,6 +43,9 @@ def test_batch_max_stimuli_reaches_every_pair_through_benchmark_options(tmp_path
     t = pd.read_csv(tmp_path / "b" / "scores.csv", dtype={"benchmark_version": str, "session": str})
     assert (t.loc[t["session"] != "all", "n_stimuli"] == 25).all() and len(t)
     assert t["benchmark_version"].str.endswith("+max_stimuli=25").all()
+    # The scores are printed as `score` prints them (it printed nothing), with the next step.
+    assert f"{V4} [subset: 25 stimuli/session]" in r.output and "tiny-0" in r.output
+    assert f"brainalign report {tmp_path / 'b'}" in r.output
 
 
 @needs_data

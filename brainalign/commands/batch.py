@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -82,6 +83,11 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
         click.echo(f"interrupted: the pairs finished so far are kept in {out}; run the same command "
                    "with --resume to continue it (they are not scored again).", err=True)
         sys.exit(130)
+    if not report.table.empty:  # what was scored, as `score` prints it, and where to look next
+        from brainalign.commands.summary import format_summary
+
+        click.echo(format_summary(report.table))
+        click.echo(f"next:\n  brainalign report {out}   # then open {Path(out) / 'report.html'} in a browser")
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
