@@ -197,3 +197,16 @@ def test_ctrl_c_before_any_model_finished_says_nothing_was_written(tmp_path, dat
     assert r.exit_code == 130, r.output
     assert f"interrupted: 0 of 1 model(s) had finished, nothing written to {out}" in r.output
     assert "kept in" not in r.output and not (out / "scores.csv").exists()
+
+
+def test_summary_columns_stay_aligned_with_a_negative_ci():
+    """Every column is left-aligned: a negative CI bound ('[-0.021, …]') used to shift its line's
+    right-aligned CI text, and the ceiling after it, by one character."""
+    t = synthetic_table(2, 1, 3)
+    t.loc[t.index[:3], "normalised_ci_low"] = -0.021  # model-00's layers
+    lines = format_summary(t).splitlines()[1:3]
+    starts = [ln.index("0.450–0.600") for ln in lines]
+    assert "[-0.021" in lines[0] and "[-0.021" not in lines[1]
+    assert starts[0] == starts[1]
+    ci = [ln.index(" [") - 5 for ln in lines]  # where each line's all-stimuli score starts
+    assert ci[0] == ci[1]

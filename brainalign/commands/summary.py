@@ -35,8 +35,11 @@ def chosen_layers(table: pd.DataFrame) -> pd.DataFrame:
     """
 
     t = table.assign(_session=session_labels(table))
-    if "selected" in t and t["selected"].fillna(False).astype(bool).any():
-        sel = t[t["selected"].fillna(False).astype(bool)].reset_index(drop=True)
+    # Missing marks (NaN in a float or object column) are not chosen; no fillna with a bool,
+    # which pandas refuses for a float column.
+    chosen = t["selected"].map(lambda v: bool(v) if pd.notna(v) else False) if "selected" in t else None
+    if chosen is not None and chosen.any():
+        sel = t[chosen.to_numpy(bool)].reset_index(drop=True)
     else:
         sel = choose_best(t).reset_index(drop=True)
         if "_session" not in sel:
@@ -110,7 +113,7 @@ def format_summary(table: pd.DataFrame) -> str:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         body = s.to_string(index=False, justify="left",
                            formatters={c: f"{{:<{max(len(c), s[c].astype(str).str.len().max())}}}".format
-                                       for c in ("model", "benchmark", "session")})
+                                       for c in s.columns})  # all left: a "-" sign shifts nothing
     # held-out units, as each kind computes them: RSA divides by the upper bound of the ceiling
     # recomputed on the held-out subset (benchmarks/rsa.py `_subset_score`); regression and the
     # simulated V1 by the ceiling of the held-out stimuli (regression.py `_row_stats`,
