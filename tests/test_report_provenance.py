@@ -140,3 +140,17 @@ def test_a_score_run_into_a_batch_folder_describes_its_own_pairs_only(tmp_path, 
     assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
     page = unescape((out / "report.html").read_text())
     assert f"provenance.json of .): tiny-0 × {V4}" in page  # the batch pair: pointed to its provenance
+
+
+def test_provenance_settings_keep_lists_of_values_on_one_line(data_dir):
+    """hIT's layer selection lists 92 stimulus ids: one line, not 92 (the report's Provenance
+    read as a wall of ids); the text is still the same JSON."""
+    import json
+
+    import brainalign as ba
+    from brainalign.plots.report import _settings_json
+
+    meta = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir).run_meta()
+    text = _settings_json(meta)
+    assert json.loads(text) == json.loads(json.dumps(meta, default=str))
+    assert len(text.splitlines()) < 40 < len(json.dumps(meta, indent=2, default=str).splitlines())

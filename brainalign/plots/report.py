@@ -51,7 +51,7 @@ table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bott
 .leaderboard th[data-dir=desc]::after{content:" \\25BC"}details>summary{cursor:pointer;color:#336}
 .layer{color:#888;font-size:.8em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85em}
-pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}tr.within-noise td{color:#888}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em;white-space:pre-wrap}tr.within-noise td{color:#888}
 """
 
 # Sort on header click; numbers by data-value, missing values last in either direction.
@@ -370,6 +370,18 @@ def benchmark_settings(t: pd.DataFrame) -> pd.DataFrame:
                                       "bootstrap", "seed"])
 
 
+def _settings_json(obj: Any, indent: int = 0) -> str:
+    """``obj`` as indented JSON, except that a list of plain values (stimulus ids, α grids) stays
+    on one line: ``json.dumps(indent=2)`` gave hIT's 92 stimulus ids a line each."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{json.dumps(str(k))}: {_settings_json(v, indent + 2)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, list | tuple) and any(isinstance(v, dict | list | tuple) for v in obj):
+        return "[\n" + ",\n".join(f"{inner}{_settings_json(v, indent + 2)}" for v in obj) + f"\n{pad}]"
+    return json.dumps(obj, default=str)
+
+
 def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
     """One metadata file: each benchmark it describes under its own heading, its own settings."""
     from brainalign.results.provenance import benchmark_entries
@@ -382,14 +394,14 @@ def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
     entries, extras = benchmark_entries(meta)
     parts = [f"<h3>{_e(src)}</h3>"]
     if extras:
-        parts.append(f"<pre>{_e(json.dumps(extras, indent=2, default=str))}</pre>")
+        parts.append(f"<pre>{_e(_settings_json(extras))}</pre>")
     described = set()
     for e in entries:
         models = list(e["models"]) if isinstance(e.get("models"), dict) else []
         described |= {(m, str(e.get("benchmark"))) for m in models}
         said = f"version {e.get('benchmark_version', '–')}; models: {', '.join(models) or '–'}"
         parts.append(f'<h4 data-benchmark="{_e(e.get("benchmark"))}">{_e(e.get("benchmark"))} ({_e(said)})</h4>'
-                     f"<pre>{_e(json.dumps(e, indent=2, default=str))}</pre>")
+                     f"<pre>{_e(_settings_json(e))}</pre>")
     # Rows this file does not describe (a batch run's, or a table older than per-benchmark
     # entries): said, so its settings are not read as theirs.
     rows = res.table[res.table["source"] == src] if "source" in res.table else res.table.iloc[:0]
@@ -424,7 +436,7 @@ def _provenance_html(res: ResultsFolder) -> str:
     for folder, prov in res.provenance.items():
         runs = prov.get("runs", [])
         parts.append(f"<h3>Batch runs in {_e(folder)} ({len(runs)})</h3>")
-        parts.append(f"<pre>{_e(json.dumps(prov, indent=2, default=str))}</pre>")
+        parts.append(f"<pre>{_e(_settings_json(prov))}</pre>")
     for src, meta in res.metas.items():
         parts.append(_meta_html(src, meta, res))
     if res.other:
