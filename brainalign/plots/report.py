@@ -51,7 +51,8 @@ table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bott
 .leaderboard th[data-dir=desc]::after{content:" \\25BC"}details>summary{cursor:pointer;color:#336}
 .layer{color:#888;font-size:.8em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85em}
-pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em;white-space:pre-wrap}tr.within-noise td{color:#888}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em;white-space:pre-wrap}
+tr.within-noise td{color:#888}
 """
 
 # Sort on header click; numbers by data-value, missing values last in either direction.
