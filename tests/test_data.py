@@ -170,3 +170,15 @@ def test_repo_holds_no_copy_of_shared_data():
                              check=True).stdout.split()
     data = [f for f in tracked if f.endswith((".mat", ".npy", ".npz", ".nc", ".zip"))]
     assert not data, f"dataset files belong in ../shared, not the repository: {data}"
+
+
+def test_missing_file_names_a_data_directory_that_does_not_exist(tmp_path, monkeypatch):
+    """A mistyped (or relative, from another folder) data directory is named as missing, and with
+    downloads disabled the advice is to allow them, not to 'connect to the network'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataNotFoundError) as err:
+        fetch_file("kriegeskorte2008", "92_brainRDMs.mat", data_dir="datasets", cache=tmp_path / "cache",
+                   download_missing=False)
+    text = str(err.value)
+    assert "(no folder datasets)" in text
+    assert "without --no-download" in text and "connect to the network" not in text

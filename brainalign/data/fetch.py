@@ -305,7 +305,7 @@ def fetch_file(dataset: str | Manifest, name: str, *,
     inside = [d for d in _readable_dirs(data_dir) if _is_file(d / entry.name)]
     if inside:
         d = inside[0]
-        raise DataNotFoundError(name, map(str, looked), None, hint=(
+        raise DataNotFoundError(name, _said(looked), None, hint=(
             f"{d / entry.name} exists, directly inside the data directory {d}: that looks like the "
             f"dataset folder itself. The data directory is the folder that holds the dataset "
             f"folders ({manifest.local_dir}/, …): set it to the parent folder {d.parent} "
@@ -323,11 +323,29 @@ def fetch_file(dataset: str | Manifest, name: str, *,
             got.unlink()
             raise
     if not download_missing or not entry.url:
-        raise DataNotFoundError(name, map(str, looked), entry.url,
-                                "downloads disabled" if entry.url else
-                                "no URL in the manifest (local-only data: put it in a data directory)")
+        raise DataNotFoundError(
+            name, _said(looked), entry.url,
+            "downloads disabled" if entry.url else
+            "no URL in the manifest (local-only data: put it in a data directory)",
+            hint="" if not entry.url else (
+                "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
+                "holds a copy, or allow the download (without --no-download / download_missing=False)."))
     try:
         return download(entry.url, cached, entry.sha256, sha1=entry.sha1, size=entry.size,
                         allow_insecure=allow_insecure, progress=progress)
     except DownloadError as err:
-        raise DataNotFoundError(name, map(str, looked), entry.url, str(err)) from err
+        raise DataNotFoundError(name, _said(looked), entry.url, str(err)) from err
+
+
+def _said(looked: list[Path]) -> list[str]:
+    """The places looked in, each whose folder does not exist marked with the first missing one
+    (a mistyped or relative data directory is then named as such, not only its file)."""
+    out = []
+    for p in map(Path, looked):
+        missing = None
+        for a in p.parents:
+            if a.exists():
+                break
+            missing = a
+        out.append(f"{p}   (no folder {missing})" if missing is not None else str(p))
+    return out
