@@ -113,3 +113,25 @@ def test_a_limit_that_cuts_no_session_is_the_full_benchmark(tmp_path, data_dir):
     per_session = t[t["session"] != "all"].set_index("session")["n_stimuli"].to_dict()
     assert per_session == full
     assert "subset" not in r.output and "at or above every session" in r.output
+
+
+@needs_data
+def test_replacing_rows_of_another_benchmark_version_is_said(tmp_path, data_dir):
+    """Scoring a pair again into a folder replaces its rows; when the earlier rows were of another
+    version (a subset of another size, or the full data), the run says so."""
+    out = tmp_path / "o"
+
+    def run(n: int) -> str:
+        r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--benchmark", V4,
+                                      "--max-stimuli", str(n), "--n-bootstrap", "10", "--data-dir",
+                                      str(data_dir), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    run(30)
+    said = run(25)
+    assert (f"note: zoo:lenet5 × {V4}: the folder's earlier rows (benchmark version 1+max_stimuli=30) are "
+            "replaced by this run's (version 1+max_stimuli=25)") in " ".join(said.split())
+    assert "are replaced by this run" not in run(25)  # the same version again: nothing to say
+    t = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str})
+    assert set(t["benchmark_version"]) == {"1+max_stimuli=25"}

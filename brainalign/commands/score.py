@@ -81,6 +81,23 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     return ScoreResult.concat([ScoreResult(kept, details, meta), new]) if len(kept) else new
 
 
+def replaced_versions(earlier: Any, new: Any) -> list[str]:
+    """Lines naming the pairs of ``new`` whose earlier rows in the folder, replaced by this run,
+    were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data, or
+    the reverse): said, because one of them may be a paper number."""
+    if earlier is None:
+        return []
+    t = earlier.table
+    lines = []
+    for (m, b), rows in new.table.groupby(["model", "benchmark"], sort=False):
+        before = set(t.loc[(t["model"] == m) & (t["benchmark"] == b), "benchmark_version"].astype(str))
+        now = set(rows["benchmark_version"].astype(str))
+        if before and before != now:
+            lines.append(f"note: {m} × {b}: the folder's earlier rows (benchmark version "
+                         f"{', '.join(sorted(before))}) are replaced by this run's (version {', '.join(sorted(now))})")
+    return lines
+
+
 def save_results(result: Any, out_dir: Path) -> Path:
     """``result.save(out_dir)`` (``result`` already merged :func:`with_earlier`); in a batch folder
     also its ``scores.parquet``, so the two tables there never disagree. Returns the CSV path."""
@@ -219,6 +236,8 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                     failures.append((mid, detail))
                     continue
                 done.append(ScoreResult.concat(parts))
+                for line in replaced_versions(earlier, done[-1]):
+                    progress.line(line)
                 if out_dir is not None:  # rewritten after every model: what finished is on disk
                     save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)
                     remove_stale_comparison(out_dir, progress.line)  # compared the scores before this run
