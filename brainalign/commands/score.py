@@ -94,7 +94,8 @@ def replaced_versions(earlier: Any, new: Any) -> list[str]:
         now = set(rows["benchmark_version"].astype(str))
         if before and before != now:
             lines.append(f"note: {m} × {b}: the folder's earlier rows (benchmark version "
-                         f"{', '.join(sorted(before))}) are replaced by this run's (version {', '.join(sorted(now))})")
+                         f"{', '.join(sorted(before))}) are replaced by this run's "
+                         f"(version {', '.join(sorted(now))})")
     return lines
 
 
