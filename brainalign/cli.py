@@ -64,9 +64,10 @@ def layers(model: str, weights: str, show_all: bool) -> None:
             raise NoLayersError(m.name)
     except BrainAlignError as err:
         _fail(err)
-    for n in names:
-        info = m.layer_info[n]
-        click.echo(f"{n}\t{info.kind}\t{'x'.join(map(str, info.output_shape))}")
+    # One write, as `list` does: a reader that stops early (| head) ends the listing, not the
+    # command with click's broken-pipe status 1.
+    click.echo("\n".join(f"{n}\t{m.layer_info[n].kind}\t{'x'.join(map(str, m.layer_info[n].output_shape))}"
+                         for n in names))
 
 
 from brainalign.commands.score import score_command  # noqa: E402

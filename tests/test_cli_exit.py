@@ -95,3 +95,14 @@ def test_a_real_score_run_takes_the_fast_exit_with_its_files_complete(tmp_path, 
     assert sorted(table["layer"]) == ["conv1", "fc"]
     png = (out / "layers.png").read_bytes()
     assert png.startswith(b"\x89PNG") and png.rstrip().endswith(b"IEND\xaeB`\x82")
+
+
+def test_a_reader_that_stops_early_does_not_fail_the_listing():
+    """`brainalign layers MODEL | head -1`: the listing is one write, so the reader closing the
+    pipe after the first line leaves exit status 0 (click's broken-pipe exit was 1)."""
+    p = subprocess.Popen([sys.executable, "-c", "from brainalign.cli import run; run()", "layers",
+                          "torchvision:resnet18"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()
+    p.stdout.close()
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    assert first.startswith("conv1\tConv2d\t64x112x112")
