@@ -97,7 +97,6 @@ from brainalign.commands.compare import compare_command  # noqa: E402
 main.add_command(compare_command)
 
 
-
 def run(argv: list[str] | None = None) -> NoReturn:
     """The ``brainalign`` console script: :func:`main`, then a fast exit.
 

@@ -31,6 +31,7 @@ from brainalign.plots.style import (
     best_rows,
     has_ceiling,
     numeric,
+    pooled,
     primary_rows,
     save_figure,
     subset_label,
@@ -321,13 +322,6 @@ def failures_html(failures: pd.DataFrame) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
-def _is_pooled(t: pd.DataFrame) -> pd.Series:
-    """Rows that pool a benchmark's sessions (``session`` empty or ``"all"``)."""
-    if "session" not in t:
-        return pd.Series(True, index=t.index)
-    return t["session"].isna() | (t["session"].astype(str) == "all")
-
-
 def _ceiling_text(sub: pd.DataFrame, short: bool = False) -> str:
     """``lower–upper`` of the first row of ``sub`` that has a ceiling (``short``: without the
     "upper bound only" note); ``none`` without one."""
@@ -354,15 +348,15 @@ def benchmark_settings(t: pd.DataFrame) -> pd.DataFrame:
     keys = ["benchmark"] + [c for c in ("benchmark_version", "metric") if c in t]
     out = []
     for _, sub in t.groupby(keys, sort=False, dropna=False):
-        pooled = sub[_is_pooled(sub)]
-        main = pooled if len(pooled) else sub  # one-session benchmarks: their only rows
+        together = sub[pooled(sub)]
+        main = together if len(together) else sub  # one-session benchmarks: their only rows
 
         def first(col: str, rows: pd.DataFrame = main) -> Any:
             return rows[col].dropna().iloc[0] if col in rows and rows[col].notna().any() else "–"
         per_session = "–"
-        if len(pooled) and len(pooled) < len(sub):  # several sessions besides the pooled row
+        if len(together) and len(together) < len(sub):  # several sessions besides the pooled row
             per = [f"{s}: ceiling {_ceiling_text(g, short=True)}, {first('n_stimuli', g)} stimuli"
-                   for s, g in sub[~_is_pooled(sub)].groupby("session", sort=True)]
+                   for s, g in sub[~pooled(sub)].groupby("session", sort=True)]
             per_session = "; ".join(per)
         out.append({"benchmark": first("benchmark"), "version": first("benchmark_version"),
                     "metric": first("metric"), "ceiling": _ceiling_text(main), "stimuli": first("n_stimuli"),

@@ -56,6 +56,14 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> N
         raise ResultsTableError(f"{what}: the results table is empty; nothing to plot")
 
 
+def pooled(t: pd.DataFrame) -> pd.Series:
+    """Rows that pool a benchmark's sessions (``session`` empty or ``"all"``); every row of a
+    table without a ``session`` column."""
+    if "session" not in t:
+        return pd.Series(True, index=t.index)
+    return t["session"].isna() | (t["session"].astype(str) == "all")
+
+
 def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows a layer plot or a leaderboard shows: one per (model, benchmark, layer[, epoch]).
 
@@ -66,7 +74,7 @@ def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
     """
     t = table
     if "session" in t:
-        agg = t["session"].isna() | (t["session"].astype(str) == "all")
+        agg = pooled(t)
         has_agg = agg.groupby([t["model"], t["benchmark"]]).transform("any")
         t = t[agg | ~has_agg]
     key = ["model", "benchmark", "layer"] + (["epoch"] if "epoch" in t else [])
