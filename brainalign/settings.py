@@ -4,6 +4,7 @@ Every function takes an explicit argument first; the environment variables are o
 documented fallback a user sets once per machine (``BRAINALIGN_DATA``: local copies of datasets,
 a path list; ``BRAINALIGN_CACHE``: the download cache; ``BRAINALIGN_MANIFESTS`` /
 ``BRAINALIGN_BENCHMARKS``: folders of the user's own dataset manifests / benchmark YAML files;
+``BRAINALIGN_CEILING_CACHE``: where benchmarks' bootstrap ceilings are stored, ``0`` for nowhere;
 ``BRAINALIGN_ALLOW_INSECURE=1``: allow downloads that are not https or have no checksum).
 They are read at call time, never stored.
 """
@@ -47,6 +48,20 @@ def cache_dir(cache: PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "brainalign"
+
+
+def ceiling_cache_dir(path: PathLike | None = None) -> Path | None:
+    """Where benchmarks store their bootstrap noise ceilings (:mod:`brainalign.benchmarks.ceiling_store`):
+    ``path``, else ``BRAINALIGN_CEILING_CACHE`` (``0``, ``off`` or ``none``: not stored, None),
+    else ``<cache_dir()>/ceilings``."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get("BRAINALIGN_CEILING_CACHE", "").strip()
+    if env.lower() in ("0", "off", "none", "false", "no"):
+        return None
+    if env:
+        return Path(env).expanduser()
+    return cache_dir() / "ceilings"
 
 
 def _bundled(name: str) -> Path:

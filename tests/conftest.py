@@ -39,6 +39,9 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("BRAINALIGN_CACHE", str(base / "brainalign-cache"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch-home"))
+    # Stored ceilings are per test: a test that changes a ceiling's computation (monkeypatch) must
+    # not read another test's entry, nor leave its own for the next.
+    monkeypatch.setenv("BRAINALIGN_CEILING_CACHE", str(tmp_path_factory.mktemp("ceilings")))
 
 
 @pytest.fixture(scope="session")

@@ -216,10 +216,11 @@ def test_weighted_ranks_float32_weights_equal_float64():
                                   np.take_along_axis(full, at, 1))
 
 
-def test_regression_prepare_builds_the_bootstrap_ceilings_the_scoring_uses(data_dir):
+def test_regression_prepare_builds_the_bootstrap_ceilings_the_scoring_uses(data_dir, monkeypatch):
     """prepare() draws the same seeded index sets as the scoring: after it, scoring a layer adds
     no bootstrap ceiling (they are read, not recomputed), and the table equals a run without
     prepare (a benchmark that builds them on the first layer)."""
+    monkeypatch.setenv("BRAINALIGN_CEILING_CACHE", "0")  # both compute theirs (the store: test_ceiling_store)
     m = ba.wrap(_net(), name="net", input_size=16)
     bench = ba.load_benchmark("cowley2023.V4-ridge", max_stimuli=40, n_bootstrap=50, data_dir=data_dir)
     bench.prepare()

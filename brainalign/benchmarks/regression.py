@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.benchmarks.features import SpatialPool
 from brainalign.benchmarks.schemas import RegressionSchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
@@ -42,6 +43,7 @@ from brainalign.metrics.reliability import spearman_brown, split_half_halves
 from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices, weighted_pearson
 from brainalign.models.base import BrainModel
 from brainalign.results.table import LayerScore
+from brainalign.settings import ceiling_cache_dir
 
 NO_REPEATS = "no repeat trials in the data for this session: raw r only, no ceiling, not normalised"
 
@@ -338,12 +340,20 @@ class RegressionBenchmark(Benchmark):
         key = (s.name, hashlib.sha256(np.ascontiguousarray(idx)).hexdigest())
         if key not in self._ceiling_boot_cache:
             A, B = h
-            out = []
-            for start in range(0, len(idx), 20):
-                ii = idx[start:start + 20]
-                out.append(self._ceiling_from(A[:, :, ii].transpose(2, 0, 1, 3),
-                                              B[:, :, ii].transpose(2, 0, 1, 3)))
-            self._ceiling_boot_cache[key] = np.concatenate(out, 0)
+
+            def compute() -> dict[str, np.ndarray]:
+                out = []
+                for start in range(0, len(idx), 20):
+                    ii = idx[start:start + 20]
+                    out.append(self._ceiling_from(A[:, :, ii].transpose(2, 0, 1, 3),
+                                                  B[:, :, ii].transpose(2, 0, 1, 3)))
+                return {"ceilings": np.concatenate(out, 0)}
+
+            # Across runs (any model): the ceiling store, keyed by the halves and index sets.
+            skey = store_key("split_half_bootstrap", {"convention": self.convention},
+                             {"halves_a": A, "halves_b": B, "idx": idx})
+            got = stored(ceiling_cache_dir(), skey, {"ceilings": (idx.shape[0], A.shape[-2])}, compute)
+            self._ceiling_boot_cache[key] = got["ceilings"]
         return self._ceiling_boot_cache[key]
 
     def _row_stats(self, parts: list[tuple[Session, dict[str, Any], np.ndarray | None]]) -> dict[str, Any]:

@@ -9,12 +9,14 @@ import numpy as np
 import xarray as xr
 
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import MetricInputError
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
 from brainalign.results.table import LayerScore
+from brainalign.settings import ceiling_cache_dir
 
 
 class RSABenchmark(Benchmark):
@@ -70,8 +72,23 @@ class RSABenchmark(Benchmark):
 
     @cached_property
     def _bootstrap(self) -> RSABootstrap:
+        """The bootstrap over stimuli; its per-sample ceilings come from the ceiling store when an
+        earlier run (any model) computed them for the same RDMs and settings."""
         n, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
-        return RSABootstrap(self.subject_rdms.values, self.method, n_boot=n, seed=seed)
+        subj = self.subject_rdms.values
+        if subj.shape[0] < 2 or self.ceiling_method == "none":
+            return RSABootstrap(subj, self.method, n_boot=n, seed=seed)
+        built: list[RSABootstrap] = []
+
+        def compute() -> dict[str, np.ndarray]:
+            built.append(RSABootstrap(subj, self.method, n_boot=n, seed=seed))
+            return {"lower": built[0].ceiling_lower, "upper": built[0].ceiling_upper}
+
+        key = store_key("rsa_bootstrap", {"method": self.method, "n_boot": n, "seed": seed},
+                        {"subject_rdms": subj})
+        c = stored(ceiling_cache_dir(), key, {"lower": (n,), "upper": (n,)}, compute)
+        return built[0] if built else RSABootstrap(subj, self.method, n_boot=n, seed=seed,
+                                                   ceilings=(c["lower"], c["upper"]))
 
     def score_rdm(self, model_rdm: np.ndarray) -> dict[str, Any]:
         """Score one model RDM: raw, per-subject values, ceiling, normalised, bootstrap CIs."""

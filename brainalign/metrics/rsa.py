@@ -924,10 +924,16 @@ class RSABootstrap:
         Bootstrap samples.
     seed
         Seed of the resampling.
+    ceilings
+        ``(ceiling_lower, ceiling_upper)`` of these very RDMs, method, ``n_boot`` and ``seed``, as an
+        earlier instance computed them (a benchmark's :mod:`~brainalign.benchmarks.ceiling_store`):
+        their computation, most of this constructor's time, is skipped. Each (n_boot,) float64;
+        ignored with fewer than 2 subjects (no ceiling).
     """
 
     def __init__(self, subject_rdms: Any, method: Comparator = "spearman",
-                 n_boot: int = 1000, seed: int = 0):
+                 n_boot: int = 1000, seed: int = 0,
+                 ceilings: tuple[np.ndarray, np.ndarray] | None = None):
         subject_rdms = to_numpy(subject_rdms)
         if method not in ("spearman", "pearson", "cosine"):
             raise MetricInputError(f"RSABootstrap: method {method!r} not supported; use spearman, "
@@ -967,17 +973,28 @@ class RSABootstrap:
         self._degenerate = np.zeros(n_boot, dtype=bool)
         for i in range(k):
             self._degenerate |= self._constant_samples(subj[i])
+        if ceilings is not None and k >= 2:
+            ceilings = tuple(np.asarray(c) for c in ceilings)
+            if len(ceilings) != 2 or any(c.shape != (n_boot,) or c.dtype != np.float64 for c in ceilings):
+                raise MetricInputError(
+                    f"RSABootstrap(ceilings): expected (lower, upper), each ({n_boot},) float64, got "
+                    f"{[(c.shape, str(c.dtype)) for c in ceilings]}")
         with np.errstate(invalid="ignore", divide="ignore"):
-            self._init_ceiling(subj, k, method)
+            self._init_ceiling(subj, k, method, ceilings=ceilings)
 
-    def _init_ceiling(self, subj: np.ndarray, k: int, method: str, block: int = 128) -> None:
-        """Each subject's prepared vectors and the noise ceiling of every sample, ``block``
-        samples at a time (every sample is independent), so the transient arrays stay a few
-        block × (k + 1) × slots values instead of n_boot × (k + 1) × slots."""
+    def _init_ceiling(self, subj: np.ndarray, k: int, method: str, block: int = 128,
+                      ceilings: tuple[np.ndarray, ...] | None = None) -> None:
+        """Each subject's prepared vectors and the noise ceiling of every sample (unless
+        ``ceilings`` gives them), ``block`` samples at a time (every sample is independent), so
+        the transient arrays stay a few block × (k + 1) × slots values instead of
+        n_boot × (k + 1) × slots."""
         b, width = self._W.shape
         self._subj_w = np.empty((b, k, width))
         self.ceiling_lower: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
         self.ceiling_upper: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
+        given = ceilings is not None and k >= 2
+        if given:
+            self.ceiling_lower, self.ceiling_upper = (c.copy() for c in ceilings)
         subj_ranks = [_rank_1d(subj[i]) for i in range(k)] if method == "spearman" else None
         for lo in range(0, b, block):
             rows = slice(lo, min(lo + block, b))
@@ -986,7 +1003,7 @@ class RSABootstrap:
             else:
                 t = subj[:, self._sel[rows]].transpose(1, 0, 2)
             self._subj_w[rows] = self._unit(t, centre=method != "cosine", weighted=True, rows=rows)
-            if k < 2:
+            if k < 2 or given:
                 continue
             # The noise ceiling of every sample at once (see rsa_noise_ceiling).
             if method == "spearman":

@@ -1,0 +1,108 @@
+"""Content-addressed store of a benchmark's bootstrap noise ceilings, shared by runs.
+
+The ceilings on a benchmark's bootstrap samples depend only on the brain data and the statistics
+settings, never on the model, yet they are the largest part of a benchmark's preparation (for
+``kriegeskorte2008.hIT-rsa``: 1.2 s of the 1.9 s, the pooled-rank ceilings of 1,000 samples).
+A user who scores one model per process — a shell loop over 500 models — would pay them in every
+process. As Brain-Score's ``result_caching`` does for its ceilings, they are computed once and
+stored, here under ``<cache>/ceilings`` (:func:`brainalign.settings.ceiling_cache_dir`).
+
+An entry is ``<key>.npz`` (float arrays, written with ``np.savez``, read with
+``allow_pickle=False``). The key is the sha256 of what determines the numbers: the kind of
+ceiling and its version (:data:`STORE_VERSION`, bumped when a computation changes), its settings,
+the bytes, dtype and shape of every input array (the subjects' RDMs, the half-averages of the
+repeats, the bootstrap's index sets) and the versions of brainalign and numpy. A benchmark's name
+is not part of it, so renaming one cannot return another's ceilings and a changed dataset
+misses. A stored entry holds the very float64 values the computation returned, so a run that
+reads it gives the same table, bit for bit, as one that computes (tests check this on real data).
+
+Files are written to a temporary name and moved into place (:func:`brainalign.io.atomic_write_bytes`):
+runs in parallel that compute the same entry each write the same bytes. An entry that cannot be
+read (truncated, corrupted: the zip's CRC fails) or does not hold the expected arrays is
+recomputed and rewritten, with a warning; a store that cannot be written (read-only cache) only
+warns: the run goes on with what it computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainalign.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+STORE_VERSION = 1
+"""Bump when any stored computation changes its numbers, so older entries are never read."""
+
+
+def store_key(kind: str, settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 (hex) of a ceiling's kind, settings (JSON-serialisable) and input arrays, with
+    :data:`STORE_VERSION` and the brainalign and numpy versions."""
+    from brainalign import __version__
+
+    h = hashlib.sha256()
+    head = {"kind": kind, "store": STORE_VERSION, "brainalign": __version__, "numpy": np.__version__,
+            "settings": dict(settings),
+            "arrays": {k: [str(np.asarray(a).dtype), list(np.shape(a))] for k, a in sorted(arrays.items())}}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for _, a in sorted(arrays.items()):
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def stored(root: Path | None, key: str, expect: Mapping[str, tuple[int, ...]],
+           compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of entry ``key`` under ``root``, else ``compute()``'s, then stored.
+
+    Parameters
+    ----------
+    root
+        The store's folder; None: no store, always compute.
+    key
+        From :func:`store_key`.
+    expect
+        Name → shape of every array an entry must hold (float64); an entry that differs is
+        recomputed.
+    compute
+        Returns the arrays (name → array of the expected shape; returned as float64).
+
+    Raises
+    ------
+    ValueError
+        ``compute()`` returned arrays of other shapes than ``expect`` (a programming error).
+    """
+    if root is None:
+        return compute()
+    path = Path(root) / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                got = {name: z[name] for name in expect}
+            if all(got[n].shape == tuple(s) and got[n].dtype == np.float64 for n, s in expect.items()):
+                return got
+            log.warning("stored ceilings %s do not hold the expected arrays; recomputing them", path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            log.warning("stored ceilings %s could not be read (%s); recomputing them", path, e)
+    # float64, as an entry is read back: a run that computes and one that reads agree bit for bit.
+    out = {name: np.asarray(a, dtype=np.float64) for name, a in compute().items()}
+    bad = {n: a.shape for n, a in out.items() if n in expect and a.shape != tuple(expect[n])}
+    if bad or set(expect) - set(out):
+        raise ValueError(f"stored(): computed arrays {bad or sorted(out)} do not match {dict(expect)}")
+    buf = io.BytesIO()
+    np.savez(buf, **{name: out[name] for name in expect})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        log.warning("could not store the ceilings in %s (%s); they will be computed again next run",
+                    path.parent, e)
+    return out
