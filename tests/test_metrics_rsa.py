@@ -244,6 +244,45 @@ def test_bootstrap_scores_equal_direct_per_sample_computation():
             assert boot.ceiling_upper[b] == pytest.approx(up, abs=1e-10)
 
 
+@needs_data
+def test_bootstrap_of_a_model_rdm_without_ties_equals_the_direct_computation(hit_benchmark, monkeypatch):
+    """A model RDM with distinct values takes the closed-form path (centred ranks from the
+    cumulative weights, the norm from the tie-group sizes): on hIT's four subjects its scores equal
+    scipy's Spearman of each sample's expanded vectors (rsatoolbox's bootstrap), the undefined
+    samples of a 6-stimulus subset included; the general path, used with ties, agrees too."""
+    from scipy.stats import spearmanr
+
+    subj = hit_benchmark.subject_rdms.values
+    rng = np.random.default_rng(7)
+    calls = []
+    real = RSABootstrap._score_distinct_ranks
+    monkeypatch.setattr(RSABootstrap, "_score_distinct_ranks",
+                        lambda self, *a: calls.append(1) or real(self, *a))
+    for n, n_boot in ((92, 300), (6, 200)):
+        sub = subj[:, :n, :n]
+        model = rdm(rng.standard_normal((n, 30)), "correlation")
+        boot = RSABootstrap(sub, "spearman", n_boot=n_boot, seed=2)
+        scores = boot.score(model)
+        assert calls, "the closed-form path was not taken"
+        for b in range(0, n_boot, 7):
+            a, c = boot.sample_pairs(b)
+            if np.unique(model[a, c]).size < 2:
+                assert np.isnan(scores[b])
+                continue
+            direct = np.mean([spearmanr(model[a, c], sub[k][a, c])[0] for k in range(len(sub))])
+            assert scores[b] == pytest.approx(direct, abs=1e-12)
+        tied = model.copy()
+        tied[0, 1] = tied[1, 0] = tied[0, 2]  # one tie: the general path
+        calls.clear()
+        general = boot.score(tied)
+        assert not calls
+        b = int(np.flatnonzero(np.isfinite(general))[0])
+        a, c = boot.sample_pairs(b)
+        assert general[b] == pytest.approx(np.mean([spearmanr(tied[a, c], sub[k][a, c])[0]
+                                                    for k in range(len(sub))]), abs=1e-12)
+    assert np.isnan(scores).sum() > 0  # the 6-stimulus bootstrap has undefined samples
+
+
 # ---------------------------------------------------------------- bad input
 
 

