@@ -559,7 +559,7 @@ def child(args: argparse.Namespace) -> None:
 # the side-by-side run
 # ----------------------------------------------------------------------------------------------
 
-def hit_cli(tree: Path, out: Path, layers: list[str]) -> dict[str, Any]:
+def hit_cli(tree: Path, out: Path, layers: list[str], env_extra: dict[str, str] | None = None) -> dict[str, Any]:
     # What the ``brainalign`` console script runs (``run``, with its fast exit, since stop 21;
     # ``main`` in trees from before).
     entry = "import brainalign.cli as cli; getattr(cli, 'run', cli.main)()"
@@ -568,7 +568,7 @@ def hit_cli(tree: Path, out: Path, layers: list[str]) -> dict[str, Any]:
            "--out", str(out)]
     for layer in layers:
         cmd += ["--layers", layer]
-    r = run_process(cmd, tree)
+    r = run_process(cmd, tree, env_extra)
     import pandas as pd
 
     r["values"] = table_values(pd.read_csv(out / "scores.csv"))
@@ -599,6 +599,11 @@ def full(args: argparse.Namespace) -> None:
         rec.setdefault(row, {}).setdefault(variant, []).append(value)
 
     with tempfile.TemporaryDirectory() as tmp:
+        # The ceiling store (since stop 22) is this run's own: "after" reads what the warm-up run
+        # stored, as a user's second run does; "after_cold" has none (a user's first run).
+        os.environ["BRAINALIGN_CEILING_CACHE"] = str(Path(tmp) / "ceilings")
+        if "hit" in rows:
+            hit_cli(AFTER, Path(tmp) / "hit_warmup", args.hit_layers)
         for rnd in range(args.rounds):
             print(f"round {rnd} ({load()})", flush=True)
             order = list(trees) if rnd % 2 == 0 else list(trees)[::-1]
@@ -611,6 +616,8 @@ def full(args: argparse.Namespace) -> None:
                 add("hit", "bare_img", run_process(child_cmd("bare", "--n", "92", "--images"), AFTER))
                 for v in order:
                     add("hit", v, hit_cli(trees[v], Path(tmp) / f"hit_{v}_{rnd}", args.hit_layers))
+                add("hit", "after_cold", hit_cli(AFTER, Path(tmp) / f"hit_cold_{rnd}", args.hit_layers,
+                                                 {"BRAINALIGN_CEILING_CACHE": "0"}))
             if "cowley" in rows:
                 n = cowley_n(args.cowley_max_stimuli)
                 add("cowley", "bare", run_process(child_cmd("bare", "--n", str(n)), AFTER))
@@ -637,11 +644,13 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
     print(f"\n==== results (median over rounds; {load()}) ====")
     variants = [v for v in ("before", "after") if v in trees]
     if "hit" in rec or "cowley" in rec:
-        print("\nscore vs bare import + forward      " + "".join(f"{v:>28s}" for v in variants))
+        print("\nscore vs bare import + forward      " + "".join(f"{v:>28s}" for v in variants)
+              + ("   after_cold (no stored ceilings)" if "after_cold" in rec.get("hit", {}) else ""))
         for row in ("hit", "cowley"):
             if row not in rec:
                 continue
             r = rec[row]
+            row_variants = variants + [v for v in ("after_cold",) if v in r]
             for ref, label in (("bare", f"{row:8s} bare"), ("bare1", "  one batch"),
                                ("bare_img", "  the images")):
                 if ref not in r:
@@ -649,12 +658,12 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
                 bw = med([x["wall_s"] for x in r[ref]])
                 bm = med([x["peak_rss_mib"] for x in r[ref]])
                 cells = []
-                for v in variants:
+                for v in row_variants:
                     w = med([x["wall_s"] for x in r[v]])
                     m = med([x["peak_rss_mib"] for x in r[v]])
                     cells.append(f"{w:6.1f} s {w / bw:4.2f}x {m / 1024:4.2f} GB {m / bm:4.2f}x")
                 print(f"{label} {bw:6.1f} s {bm / 1024:4.2f} GB  " + "".join(f"{c:>28s}" for c in cells))
-                for v in variants:  # each round against that round's reference
+                for v in row_variants:  # each round against that round's reference
                     per = [x["wall_s"] / y["wall_s"] for x, y in zip(r[v], r[ref], strict=True)]
                     print(f"             {v} per round: " + " ".join(f"{p:.2f}x" for p in per))
             if row == "cowley":
@@ -666,6 +675,9 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
                 a = r["after"][0]["values"] if row == "hit" else r["after"][0]["json"]["values"]
                 b = r["before"][0]["values"] if row == "hit" else r["before"][0]["json"]["values"]
                 print(f"         results before vs after: max |difference| {max_abs_diff(a, b):.3g}")
+            if "after_cold" in r:
+                print("         results after vs after_cold: max |difference| "
+                      f"{max_abs_diff(r['after'][0]['values'], r['after_cold'][0]['values']):.3g}")
     if "extract" in rec:
         e = rec["extract"]["all"][0]["json"]
         t = {k: med(v) for k, v in e["times"].items()}
