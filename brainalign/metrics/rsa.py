@@ -968,10 +968,11 @@ class RSABootstrap:
         self._cnt = self._W.sum(axis=1, keepdims=True)
         # Norm of the centred weighted ranks of a vector without ties: the sum of squares of
         # midranks with tie groups of sizes W_p, √((N³ − N − Σ_p (W_p³ − W_p)) / 12), N = Σ_p W_p.
-        N = self._cnt[:, 0]
-        ties = np.concatenate([((w * w - 1.0) * w).sum(axis=1)
-                               for w in np.array_split(self._W, max(1, n_boot // 128))])
-        self._rank_norm = np.sqrt((N**3 - N - ties) / 12.0)
+        if method == "spearman":
+            N = self._cnt[:, 0]
+            ties = np.concatenate([((w * w - 1.0) * w).sum(axis=1)
+                                   for w in np.array_split(self._W, max(1, n_boot // 128))])
+            self._rank_norm = np.sqrt((N**3 - N - ties) / 12.0)
         k = subject_rdms.shape[0]
         subj = upper(subject_rdms)  # (k, P)
         _check_not_constant(subj, "RSABootstrap(subject_rdms)", "subject", stacked=True)
