@@ -38,6 +38,25 @@ def test_key_changes_with_every_input_and_only_with_them():
     assert len({k, *others}) == 1 + len(others)
 
 
+def test_key_changes_with_the_source_of_the_computing_code(tmp_path):
+    """An edited computation (a development install: same versions) must not read old entries."""
+    import importlib.util
+
+    def module(text: str, name: str):
+        path = tmp_path / f"{name}.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location("ceilmod", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    a = np.arange(4.0)
+    k1 = store_key("kind", {}, {"x": a}, code=[module("def f(x):\n    return x\n", "v1")])
+    k2 = store_key("kind", {}, {"x": a}, code=[module("def f(x):\n    return 2 * x\n", "v2")])
+    k3 = store_key("kind", {}, {"x": a}, code=[module("def f(x):\n    return x\n", "v3")])
+    assert k1 != k2 and k1 == k3
+
+
 def test_stored_computes_once_then_reads(tmp_path):
     calls = []
 

@@ -9,9 +9,9 @@ stored, here under ``<cache>/ceilings`` (:func:`brainalign.settings.ceiling_cach
 
 An entry is ``<key>.npz`` (float arrays, written with ``np.savez``, read with
 ``allow_pickle=False``). The key is the sha256 of what determines the numbers: the kind of
-ceiling and its version (:data:`STORE_VERSION`, bumped when a computation changes), its settings,
-the bytes, dtype and shape of every input array (the subjects' RDMs, the half-averages of the
-repeats, the bootstrap's index sets) and the versions of brainalign and numpy. A benchmark's name
+ceiling and its settings, the bytes, dtype and shape of every input array (the subjects' RDMs, the
+half-averages of the repeats, the bootstrap's index sets), the source files of the modules that
+compute it, :data:`STORE_VERSION` and the versions of brainalign and numpy. A benchmark's name
 is not part of it, so renaming one cannot return another's ceilings and a changed dataset
 misses. A stored entry holds the very float64 values the computation returned, so a run that
 reads it gives the same table, bit for bit, as one that computes (tests check this on real data).
@@ -30,8 +30,9 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -44,19 +45,29 @@ STORE_VERSION = 1
 """Bump when any stored computation changes its numbers, so older entries are never read."""
 
 
-def store_key(kind: str, settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
-    """sha256 (hex) of a ceiling's kind, settings (JSON-serialisable) and input arrays, with
-    :data:`STORE_VERSION` and the brainalign and numpy versions."""
+def store_key(kind: str, settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+              code: Sequence[ModuleType] = ()) -> str:
+    """sha256 (hex) of a ceiling's kind, settings (JSON-serialisable), input arrays and the source
+    files of the modules ``code`` that compute it (so an edited computation misses, in a
+    development install too), with :data:`STORE_VERSION` and the brainalign and numpy versions."""
     from brainalign import __version__
 
     h = hashlib.sha256()
     head = {"kind": kind, "store": STORE_VERSION, "brainalign": __version__, "numpy": np.__version__,
             "settings": dict(settings),
-            "arrays": {k: [str(np.asarray(a).dtype), list(np.shape(a))] for k, a in sorted(arrays.items())}}
+            "arrays": {k: [str(np.asarray(a).dtype), list(np.shape(a))] for k, a in sorted(arrays.items())},
+            "code": {m.__name__: _source_sha(m) for m in code}}
     h.update(json.dumps(head, sort_keys=True, default=str).encode())
     for _, a in sorted(arrays.items()):
         h.update(np.ascontiguousarray(a).data)
     return h.hexdigest()
+
+
+def _source_sha(module: ModuleType) -> str:
+    try:
+        return hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()
+    except OSError:  # no readable source (a zip import): the versions in the key stand for it
+        return "unreadable"
 
 
 def stored(root: Path | None, key: str, expect: Mapping[str, tuple[int, ...]],

@@ -21,6 +21,7 @@ stimuli (one seeded split), and the per-fold r on each part gives ``dev_score`` 
 from __future__ import annotations
 
 import hashlib
+import sys
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,6 +39,7 @@ from brainalign.data.placement import Placement
 from brainalign.data.stimuli import StimulusSet
 from brainalign.data.timebins import match_bins, model_time_bins, select_window, window_bins
 from brainalign.errors import BenchmarkDefinitionError
+from brainalign.metrics import encoding, reliability, stats
 from brainalign.metrics.encoding import EncodingScore, encoding_ceiling, encoding_score, make_splits
 from brainalign.metrics.reliability import spearman_brown, split_half_halves
 from brainalign.metrics.stats import aggregate, masked_pearson, pearson_last, resample_indices, weighted_pearson
@@ -351,7 +353,8 @@ class RegressionBenchmark(Benchmark):
 
             # Across runs (any model): the ceiling store, keyed by the halves and index sets.
             skey = store_key("split_half_bootstrap", {"convention": self.convention},
-                             {"halves_a": A, "halves_b": B, "idx": idx})
+                             {"halves_a": A, "halves_b": B, "idx": idx},
+                             code=(sys.modules[__name__], encoding, reliability, stats))
             got = stored(ceiling_cache_dir(), skey, {"ceilings": (idx.shape[0], A.shape[-2])}, compute)
             self._ceiling_boot_cache[key] = got["ceilings"]
         return self._ceiling_boot_cache[key]

@@ -13,6 +13,8 @@ from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
 from brainalign.errors import MetricInputError
+from brainalign.metrics import rsa as rsa_metrics
+from brainalign.metrics import stats
 from brainalign.metrics.registry import metric_spec
 from brainalign.metrics.rsa import RSABootstrap, compare_rdms, rdm, rsa_noise_ceiling
 from brainalign.results.table import LayerScore
@@ -85,7 +87,7 @@ class RSABenchmark(Benchmark):
             return {"lower": built[0].ceiling_lower, "upper": built[0].ceiling_upper}
 
         key = store_key("rsa_bootstrap", {"method": self.method, "n_boot": n, "seed": seed},
-                        {"subject_rdms": subj})
+                        {"subject_rdms": subj}, code=(rsa_metrics, stats))
         c = stored(ceiling_cache_dir(), key, {"lower": (n,), "upper": (n,)}, compute)
         return built[0] if built else RSABootstrap(subj, self.method, n_boot=n, seed=seed,
                                                    ceilings=(c["lower"], c["upper"]))
