@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import brainalign as ba
-from brainalign.benchmarks import ceiling_store
 from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.settings import ceiling_cache_dir
 
@@ -73,7 +72,7 @@ def test_stored_computes_once_then_reads(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong shape", "missing array"])
-def test_a_damaged_entry_is_recomputed_with_a_warning(tmp_path, caplog, damage):
+def test_a_damaged_entry_is_recomputed_with_a_warning(tmp_path, damage):
     good = {"c": np.arange(6.0)}
     stored(tmp_path, "k", {"c": (6,)}, lambda: good)
     path = tmp_path / "k.npz"
@@ -87,21 +86,27 @@ def test_a_damaged_entry_is_recomputed_with_a_warning(tmp_path, caplog, damage):
         np.savez(path, c=np.arange(7.0))
     else:
         np.savez(path, d=np.arange(6.0))
-    with caplog.at_level(logging.WARNING, logger=ceiling_store.__name__):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         got = stored(tmp_path, "k", {"c": (6,)}, lambda: good)
     np.testing.assert_array_equal(got["c"], good["c"])
-    assert "recomputing" in caplog.text and str(path) in caplog.text
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages  # no ResourceWarning of a file left open either
+    assert "recomputing" in messages[0] and str(path) in messages[0]
     with np.load(path, allow_pickle=False) as z:  # rewritten whole
         np.testing.assert_array_equal(z["c"], good["c"])
 
 
-def test_an_unwritable_store_warns_and_returns_what_was_computed(tmp_path, caplog):
+@pytest.mark.parametrize("where", ["under a file", "a file"])
+def test_an_unwritable_store_warns_and_returns_what_was_computed(tmp_path, where):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with caplog.at_level(logging.WARNING, logger=ceiling_store.__name__):
-        got = stored(blocker / "ceilings", "k", {"c": (3,)}, lambda: {"c": np.ones(3)})
+    root = blocker / "ceilings" if where == "under a file" else blocker
+    with pytest.warns(UserWarning, match=r"could not store the ceilings in .*(Not a directory|is a file, "
+                                         r"not a folder).*BRAINALIGN_CEILING_CACHE"):
+        got = stored(root, "k", {"c": (3,)}, lambda: {"c": np.ones(3)})
     np.testing.assert_array_equal(got["c"], np.ones(3))
-    assert "could not store the ceilings" in caplog.text
+    assert blocker.read_text() == "not a folder"
 
 
 def test_a_computation_of_the_wrong_shape_is_refused(tmp_path):
