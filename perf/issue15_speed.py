@@ -185,8 +185,9 @@ def data_dir() -> str | None:
 
 
 def run_process(cmd: list[str], tree: Path, env_extra: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` with ``tree`` first on PYTHONPATH; wall seconds, peak RSS (MiB) and its stdout
-    (the last line parsed as JSON when it is)."""
+    """Run ``cmd`` with ``tree`` first on PYTHONPATH; wall seconds, CPU seconds (user + system,
+    every thread: less noisy than wall time on a shared VM), peak RSS (MiB) and its stdout (the
+    last line parsed as JSON when it is)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore", **(env_extra or {})}
     env.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -207,7 +208,8 @@ def run_process(cmd: list[str], tree: Path, env_extra: dict[str, str] | None = N
         parsed = json.loads(last)
     except json.JSONDecodeError:
         parsed = None
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "json": parsed}
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "json": parsed,
+            "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 TOY: list[str] = []  # ["--toy"] when the parent runs with --toy
@@ -666,6 +668,9 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
                 for v in row_variants:  # each round against that round's reference
                     per = [x["wall_s"] / y["wall_s"] for x, y in zip(r[v], r[ref], strict=True)]
                     print(f"             {v} per round: " + " ".join(f"{p:.2f}x" for p in per))
+                if ref == "bare" and all("cpu_s" in x for v in row_variants for x in r[v]):
+                    print(f"             CPU s (user + system): bare {med([x['cpu_s'] for x in r[ref]]):.1f}; "
+                          + "; ".join(f"{v} {med([x['cpu_s'] for x in r[v]]):.1f}" for v in row_variants))
             if row == "cowley":
                 for v in variants:
                     t = [x["json"]["timing"] for x in r[v]]
