@@ -82,6 +82,14 @@ batches of 64 and with one in a single batch (``bare1``):
                                      after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
                                      the images 1.55x, 1.34x); tables identical
 
+2026-12-01 morning, OMP_NUM_THREADS=2, before = f2b7071 (stop 21), after = the ceiling store and
+the closed-form Spearman bootstrap (perf/PROFILE.md §9); warm-up score first (fills this run's
+store); 5 rounds, default install, load 1.6-1.8:
+    hit      bare 7.8 s 1.15 GB, CPU 11.3 s | before 12.5 s 1.60x (1.72 1.42 1.42 1.78 1.53), CPU 18.2 s
+             | after 12.1 s 1.55x (1.71 1.54 1.38 1.53 1.46), CPU 16.8 s, 1.71 GB 1.49x
+             | after_cold (store off) 12.7 s 1.62x (1.90 1.47 1.32 1.62 1.83), CPU 18.4 s;
+             tables: after = after_cold exactly, before vs after 2.2e-16
+
 2026-12-01, OMP_NUM_THREADS=2, before = a05e081 (stop 20), after = the console script's fast exit
 (``cli.run``: atexit handlers, flushed streams, ``os._exit``; perf/PROFILE.md §8); 3 rounds:
     hit, default install, load 1.1-1.4: bare 8.5 s 1.15 GB | before 13.1 s 1.54x (1.21 2.07 1.60) |
