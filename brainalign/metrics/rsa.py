@@ -566,8 +566,18 @@ def rank_rows(v: Any) -> Any:
 
 
 def _rank_1d(v: np.ndarray) -> np.ndarray:
-    n = v.size
-    order, new = _argsort_packed(v, float(_tie_tol(v)[0]))
+    return _ranks_from_order(*_sort_1d(v))
+
+
+def _sort_1d(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, new) of :func:`_argsort_packed` with values within round-off tied."""
+    return _argsort_packed(v, float(_tie_tol(v)[0]))
+
+
+def _ranks_from_order(order: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) from a sort ``order`` and its flags ``new`` (a value that starts a
+    group of ties)."""
+    n = order.size
     out = np.empty(n, dtype=np.float64)
     if new.all():
         out[order] = np.arange(1, n + 1, dtype=np.float64)
@@ -1102,10 +1112,10 @@ class RSABootstrap:
         held while the recording's largest layers are)."""
         out = np.empty(self.n_boot)
         if self.method == "spearman":
-            ranks = _rank_1d(vec)
-            order = np.argsort(ranks, kind="stable")
-            if (np.diff(ranks[order]) > 0).all():
+            order, new = _sort_1d(vec)  # the one sort: it also says whether the vector has ties
+            if new.all():
                 return self._score_distinct_ranks(order, block)
+            ranks = _ranks_from_order(order, new)
         for lo in range(0, self.n_boot, block):
             rows = slice(lo, min(lo + block, self.n_boot))
             subj_w = self._subj_w[rows]
