@@ -12,6 +12,7 @@ from torch import nn
 
 import brainalign as ba
 from brainalign.benchmarks.ceiling_store import store_key, stored
+from brainalign.errors import MetricInputError
 from brainalign.settings import ceiling_cache_dir
 
 
@@ -171,12 +172,43 @@ def test_hit_rsa_reads_its_bootstrap_ceilings_from_the_store(data_dir, tmp_path,
 
 
 def test_stored_ceilings_of_other_rdms_are_refused_by_the_bootstrap(data_dir):
-    from brainalign.errors import MetricInputError
     from brainalign.metrics.rsa import RSABootstrap
 
     subj = ba.load_benchmark("kriegeskorte2008.hIT-rsa", data_dir=data_dir).subject_rdms.values
     with pytest.raises(MetricInputError, match=r"\(50,\) float64"):
         RSABootstrap(subj, n_boot=50, ceilings=(np.zeros(40), np.zeros(40)))
+
+
+def test_an_rsa_benchmark_without_a_ceiling_computes_no_bootstrap_ceilings(data_dir, tmp_path, monkeypatch):
+    """hIT's four subjects under ``ceiling: none``: the pooled-rank ceilings of the bootstrap are
+    neither computed nor stored, the raw statistics equal those of the ceilinged benchmark bit for
+    bit, and the normalised ones are NaN."""
+    import yaml
+
+    import brainalign.metrics.rsa as rsa
+
+    doc = yaml.safe_load(ba.benchmarks.spec.benchmark_paths()["kriegeskorte2008.hIT-rsa"].read_text())
+    doc.update(id="kriegeskorte2008.hIT-rsa-noceiling", ceiling={"method": "none", "reason": "test"})
+    path = tmp_path / "kriegeskorte2008.hIT-rsa-noceiling.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    feats = _features(92)
+    ref = _rsa_stats(ba.load_benchmark("kriegeskorte2008.hIT-rsa", n_bootstrap=200, data_dir=data_dir), feats)
+    root = tmp_path / "store"
+    monkeypatch.setenv("BRAINALIGN_CEILING_CACHE", str(root))
+
+    def no_ceiling(*a, **k):
+        raise AssertionError("bootstrap ceilings computed for a benchmark without a ceiling")
+
+    monkeypatch.setattr(rsa, "_pool_ranks", no_ceiling)
+    bench = ba.load_benchmark(str(path), n_bootstrap=200, data_dir=data_dir)
+    got = _rsa_stats(bench, feats)
+    assert bench._bootstrap.ceiling_upper is None and not root.exists()
+    for k in ("raw", "raw_ci_low", "raw_ci_high", "bootstrap"):
+        np.testing.assert_array_equal(ref[k], got[k], err_msg=k)
+    assert np.isnan(got["normalised"]) and np.isnan(got["bootstrap_normalised"]).all()
+    with pytest.raises(MetricInputError, match="noise_ceiling=False"):
+        rsa.RSABootstrap(bench.subject_rdms.values, n_boot=5, noise_ceiling=False,
+                         ceilings=(np.zeros(5), np.zeros(5)))
 
 
 def _net() -> nn.Sequential:

@@ -79,7 +79,7 @@ class RSABenchmark(Benchmark):
         n, _, seed = bootstrap_settings(self.spec, self.n_bootstrap)
         subj = self.subject_rdms.values
         if subj.shape[0] < 2 or self.ceiling_method == "none":
-            return RSABootstrap(subj, self.method, n_boot=n, seed=seed)
+            return RSABootstrap(subj, self.method, n_boot=n, seed=seed, noise_ceiling=False)
         built: list[RSABootstrap] = []
 
         def compute() -> dict[str, np.ndarray]:

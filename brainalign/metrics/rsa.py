@@ -939,11 +939,14 @@ class RSABootstrap:
         earlier instance computed them (a benchmark's :mod:`~brainalign.benchmarks.ceiling_store`):
         their computation, most of this constructor's time, is skipped. Each (n_boot,) float64;
         ignored with fewer than 2 subjects (no ceiling).
+    noise_ceiling
+        False: no per-sample ceilings are computed (for a benchmark without a noise ceiling):
+        :attr:`ceiling_lower` and :attr:`ceiling_upper` are None, as with one subject.
     """
 
     def __init__(self, subject_rdms: Any, method: Comparator = "spearman",
                  n_boot: int = 1000, seed: int = 0,
-                 ceilings: tuple[np.ndarray, np.ndarray] | None = None):
+                 ceilings: tuple[np.ndarray, np.ndarray] | None = None, noise_ceiling: bool = True):
         subject_rdms = to_numpy(subject_rdms)
         if method not in ("spearman", "pearson", "cosine"):
             raise MetricInputError(f"RSABootstrap: method {method!r} not supported; use spearman, "
@@ -996,20 +999,23 @@ class RSABootstrap:
                 raise MetricInputError(
                     f"RSABootstrap(ceilings): expected (lower, upper), each ({n_boot},) float64, got "
                     f"{[(c.shape, str(c.dtype)) for c in ceilings]}")
+        if ceilings is not None and not noise_ceiling:
+            raise MetricInputError("RSABootstrap: ceilings given with noise_ceiling=False")
         with np.errstate(invalid="ignore", divide="ignore"):
-            self._init_ceiling(subj, k, method, ceilings=ceilings)
+            self._init_ceiling(subj, k, method, ceilings=ceilings, noise_ceiling=noise_ceiling)
 
     def _init_ceiling(self, subj: np.ndarray, k: int, method: str, block: int = 128,
-                      ceilings: tuple[np.ndarray, ...] | None = None) -> None:
+                      ceilings: tuple[np.ndarray, ...] | None = None, noise_ceiling: bool = True) -> None:
         """Each subject's prepared vectors and the noise ceiling of every sample (unless
-        ``ceilings`` gives them), ``block`` samples at a time (every sample is independent), so
-        the transient arrays stay a few block × (k + 1) × slots values instead of
-        n_boot × (k + 1) × slots."""
+        ``ceilings`` gives them, or ``noise_ceiling`` is False), ``block`` samples at a time (every
+        sample is independent), so the transient arrays stay a few block × (k + 1) × slots values
+        instead of n_boot × (k + 1) × slots."""
         b, width = self._W.shape
         self._subj_w = np.empty((b, k, width))
-        self.ceiling_lower: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
-        self.ceiling_upper: np.ndarray | None = np.full(b, np.nan) if k >= 2 else None
-        given = ceilings is not None and k >= 2
+        has = k >= 2 and noise_ceiling
+        self.ceiling_lower: np.ndarray | None = np.full(b, np.nan) if has else None
+        self.ceiling_upper: np.ndarray | None = np.full(b, np.nan) if has else None
+        given = ceilings is not None and has
         if given:
             self.ceiling_lower, self.ceiling_upper = (c.copy() for c in ceilings)
         subj_ranks = [_rank_1d(subj[i]) for i in range(k)] if method == "spearman" else None
@@ -1020,7 +1026,7 @@ class RSABootstrap:
             else:
                 t = subj[:, self._sel[rows]].transpose(1, 0, 2)
             self._subj_w[rows] = self._unit(t, centre=method != "cosine", weighted=True, rows=rows)
-            if k < 2 or given:
+            if not has or given:
                 continue
             # The noise ceiling of every sample at once (see rsa_noise_ceiling).
             if method == "spearman":
@@ -1033,7 +1039,7 @@ class RSABootstrap:
             sims = pools @ self._subj_w[rows].transpose(0, 2, 1)  # (block, 1 + k, k), batched BLAS
             self.ceiling_upper[rows] = sims[:, 0, :].mean(axis=1)
             self.ceiling_lower[rows] = np.diagonal(sims[:, 1:, :], axis1=1, axis2=2).mean(axis=1)
-        if k >= 2:
+        if has:
             self.ceiling_upper[self._degenerate] = np.nan
             self.ceiling_lower[self._degenerate] = np.nan
 
