@@ -82,6 +82,22 @@ batches of 64 and with one in a single batch (``bare1``):
                                      after 15.3 s 1.50x 1.68 GB 1.47x (one batch 1.39x, 1.28x;
                                      the images 1.55x, 1.34x); tables identical
 
+2026-12-01 afternoon (stop 23), another VM of this kind (AMD EPYC, 2 cores), OMP_NUM_THREADS=2;
+perf/PROFILE.md §10:
+    hit      default install, 5 rounds, before = 4345a6f (stop 22; nothing changed on this path),
+             load 1.2-1.9: bare 5.9 s 1.39 GB, CPU 8.6 s | before 8.5 s 1.43x | after 8.3 s 1.40x
+             (1.30 1.41 1.40 1.41 1.47), CPU 11.9 s, 2.04 GB 1.47x | after_cold 8.7 s 1.46x
+             (1.41 1.39 1.45 1.45 1.61); tables identical
+    cowley   all 3,040 images, 2 rounds, after only: bare 103.2 s 2.94 GB | after 127.5 s 1.24x
+             (1.26 1.21), 2.01 GB; extract 98.2 s, metric 24.5 s
+    extract  512 images, 3 rounds: bare 14.7 s | brainalign.extract 1.36x (1.79 1.33 1.39), user CPU
+             1.08x, system 15.1 s vs 4.9 s | the same code in the next slot 1.24x, user 1.06x |
+             create_feature_extractor 2.01x | clone hooks 1.84x
+    ridge    float64 4.11x sklearn (4.49 4.11 3.84), float32 5.00x; an earlier run 3.87x
+    kridge   1.87x himalaya (2.10 1.87 1.75)
+    rsa      numpy input 2.64x, torch input 2.37x plain numpy; rsatoolbox (n = 1,500) 24.3x
+    import   brainalign.metrics.rsa 0.09 s vs torch 1.41 s; loads none of torch, sklearn, pandas
+
 2026-12-01 morning, OMP_NUM_THREADS=2, before = f2b7071 (stop 21), after = the ceiling store and
 the closed-form Spearman bootstrap (perf/PROFILE.md §9); warm-up score first (fills this run's
 store); 5 rounds, default install, load 1.6-1.8:
@@ -167,6 +183,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -383,18 +400,25 @@ def extract_row(n: int, rounds: int, before: Path | None, size: int = 224) -> di
             if not np.array_equal(as_np(res, k), ref[k].values):
                 raise AssertionError(f"{name}: layer {k} differs from brainalign.extract")
     times: dict[str, list[float]] = {k: [] for k in methods}
+    # CPU seconds of the whole process (every thread) in user space and in the kernel: the kernel's
+    # share is the provisioning of fresh memory (page faults), which the bare pass pays too for its
+    # intermediates, and a method pays again for the arrays it returns.
+    cpu: dict[str, list[tuple[float, float, int]]] = {k: [] for k in methods}
     order = list(methods)
     for r in range(rounds):
         for name in (order if r % 2 == 0 else order[::-1]):
             gc.collect()
+            u0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.perf_counter()
             res = methods[name](x)
             times[name].append(time.perf_counter() - t0)
+            u1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu[name].append((u1.ru_utime - u0.ru_utime, u1.ru_stime - u0.ru_stime, u1.ru_minflt - u0.ru_minflt))
             del res
         print(f"  extract round {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
               + f"  ({load()})", file=sys.stderr, flush=True)
     gb = sum(int(np.prod(m.layer_info[k].output_shape)) for k in layers) * n * 4 / 1e9
-    return {"n": n, "layers": len(layers), "gb": gb, "times": times}
+    return {"n": n, "layers": len(layers), "gb": gb, "times": times, "cpu": cpu}
 
 
 def _encoding_helpers():
@@ -700,6 +724,12 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
         for k, v in t.items():
             per = [x / y for x, y in zip(e["times"][k], e["times"]["bare forward"], strict=True)]
             print(f"  {k:32s} {v:7.2f} s  {v / base:5.2f}x  (rounds: {' '.join(f'{p:.2f}' for p in per)})")
+        if "cpu" in e:
+            print("  CPU seconds, median (user / system / minor page faults):")
+            ub = med([c[0] for c in e["cpu"]["bare forward"]])
+            for k, c in e["cpu"].items():
+                u, sy, f = (med([x[i] for x in c]) for i in range(3))
+                print(f"  {k:32s} user {u:6.2f} s ({u / ub:4.2f}x)  system {sy:6.2f} s  faults {f / 1e6:.2f} M")
     for row, ref in (("ridge", "sklearn RidgeCV(alpha_per_target)"), ("kridge", "himalaya KernelRidgeCV(cv=5)"),
                      ("rsa", "plain numpy")):
         if row not in rec:
