@@ -345,14 +345,16 @@ def _gram(A: torch.Tensor, rows: bool) -> torch.Tensor:
     B = A if rows else A.T
     n = B.shape[0]
     k = max(1, min(8, n // _GRAM_BLOCK))
-    if k == 1:
-        return B @ B.T
     edges = [round(i * n / k) for i in range(k + 1)]
     C = torch.empty(n, n, dtype=A.dtype, device=A.device)
     for a, b in itertools.pairwise(edges):
         blk = B[a:b] @ B[a:].T  # rows a:b against every row from a on: the upper triangle
         C[a:b, a:] = blk
         C[b:, a:b] = blk[:, b - a:].T
+        # The diagonal block too: a GEMM of A with Aᵀ is not exactly symmetric on every CPU
+        # (MKL on AMD EPYC rounds its two triangles differently).
+        D = C[a:b, a:b]
+        D.copy_(torch.triu(D) + torch.triu(D, 1).T)
     return C
 
 
@@ -671,6 +673,15 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
     if len(train) < 2:
         raise MetricInputError(f"ridge: cross-validating α needs at least 2 training samples, got "
                                f"{len(train)} sample")
+    distinct, inverse = torch.unique(alphas, return_inverse=True)
+    if len(distinct) < len(alphas):
+        # A repeated α is solved once: its copies get the same errors bit for bit, so the choice
+        # (the first copy on a tie) cannot depend on how a BLAS rounds equal columns.
+        fit = solve_ridge_cv(design, train, Y, distinct, cv, n_targets_batch, best_only)
+        err = fit.cv_errors[inverse]
+        computed = None if fit.cv_computed is None else fit.cv_computed[inverse]
+        idx = select_alphas(err, alphas)
+        return RidgeFit(alphas[idx], idx, err, fit.y_mean, fit.fold, fit.G, computed)
     fold = design.fold(train)
     if isinstance(cv, str):
         if cv != "loo":
