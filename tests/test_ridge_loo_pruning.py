@@ -124,3 +124,20 @@ def test_float32_computes_every_pair():
     train = np.arange(240)
     fit = solve_ridge_cv(d, train, torch.from_numpy(Y).float(), torch.logspace(-3, 6, 10), best_only=True)
     assert fit.cv_computed is None and bool(torch.isfinite(fit.cv_errors).all())
+
+
+@pytest.mark.parametrize("best_only", [False, True])
+def test_a_repeated_alpha_is_solved_once_and_its_copies_agree(best_only):
+    """A grid that repeats α: the copies' errors are bit-identical (one solve per distinct value,
+    so no BLAS can round equal columns apart), the first copy is chosen, and everything equals
+    the grid without the repeats."""
+    X, Y = _problem("primal")
+    d, train, Yt = _fold(X, Y)
+    a = torch.tensor([1.0, 10.0, 100.0, 10.0, 10.0], dtype=torch.float64)
+    fit = solve_ridge_cv(d, train, Yt, a, best_only=best_only)
+    e = fit.cv_errors
+    assert torch.equal(e[1], e[3]) and torch.equal(e[1], e[4])
+    assert int(fit.alpha_index.max()) <= 2 and bool((fit.alpha_index == 1).any())
+    ref = solve_ridge_cv(d, train, Yt, a[:3], best_only=best_only)
+    assert torch.equal(fit.alpha_index, ref.alpha_index) and torch.equal(e[:3], ref.cv_errors)
+    assert torch.equal(fit.G, ref.G)

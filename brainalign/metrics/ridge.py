@@ -680,8 +680,9 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
         fit = solve_ridge_cv(design, train, Y, distinct, cv, n_targets_batch, best_only)
         err = fit.cv_errors[inverse]
         computed = None if fit.cv_computed is None else fit.cv_computed[inverse]
-        idx = select_alphas(err, alphas)
-        return RidgeFit(alphas[idx], idx, err, fit.y_mean, fit.fold, fit.G, computed)
+        grid = alphas.to(fit.alpha.dtype)  # float64 where a float32 fold was redone in float64
+        idx = select_alphas(err, grid)
+        return RidgeFit(grid[idx], idx, err, fit.y_mean, fit.fold, fit.G, computed)
     fold = design.fold(train)
     if isinstance(cv, str):
         if cv != "loo":
