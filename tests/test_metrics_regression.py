@@ -99,6 +99,25 @@ def test_ridge_predictions_equal_sklearn_ridge_at_the_chosen_alpha(n, p):
 
 @needs_cowley
 @pytest.mark.parametrize("form", ["kernel", "primal"])
+def test_one_alpha_for_all_targets_is_sklearns_choice_on_v4(v4, form):
+    """alpha_per_target=False: the α with the smallest leave-one-out error averaged over the
+    50 neurons, as scikit-learn's RidgeCV (efficient LOO) chooses it, and its predictions."""
+    X, Y = v4[form], v4["Y"]
+    tr, te = np.arange(256), np.arange(256, 320)
+    alphas = np.logspace(-3, 5, 17)
+    ours = RidgeCV(alphas=alphas, alpha_per_target=False).fit(X[tr], Y[tr])
+    sk = SkRidgeCV(alphas=alphas, alpha_per_target=False).fit(X[tr], Y[tr])
+    assert ours.alpha_.shape == (Y.shape[1],) and len(set(ours.alpha_)) == 1
+    assert ours.alpha_[0] == sk.alpha_
+    np.testing.assert_allclose(ours.predict(X[te]), sk.predict(X[te]), rtol=1e-8, atol=1e-8 * np.abs(Y).max())
+    # The mean of the per-target errors decides, ties to the larger α: a grid that repeats every
+    # α chooses the same value.
+    rep = RidgeCV(alphas=np.repeat(alphas, 2), alpha_per_target=False).fit(X[tr], Y[tr])
+    assert rep.alpha_[0] == ours.alpha_[0]
+
+
+@needs_cowley
+@pytest.mark.parametrize("form", ["kernel", "primal"])
 def test_alphas_and_held_out_scores_match_himalaya_on_v4(v4, form):
     from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV as HimRidgeCV

@@ -20,6 +20,7 @@ from brainalign.metrics.ridge import (
     check_alphas,
     resolve_device,
     ridge_coef,
+    select_alphas,
     solve_ridge_cv,
 )
 
@@ -142,8 +143,10 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"cv={cv} folds but only {X.shape[0]} samples")
         fit = solve_ridge_cv(design, np.arange(X.shape[0]), Y, a, cv=cv, n_targets_batch=self.n_targets_batch)
         if not self.alpha_per_target:
-            idx = torch.argmin(fit.cv_errors.mean(1) - torch.log(a) * 1e-10)
-            fit.alpha_index = torch.full_like(fit.alpha_index, int(idx))
+            # One α for all targets: the per-target rule (ties → larger α, non-finite never
+            # wins) applied to the mean error over targets.
+            idx = select_alphas(fit.cv_errors.mean(1, keepdim=True), a.to(fit.cv_errors.dtype))
+            fit.alpha_index = torch.full_like(fit.alpha_index, int(idx[0]))
             fit.alpha = a[fit.alpha_index]
         W, b = ridge_coef(fit)
         self.coef_ = W.T.cpu().numpy().astype(np.float64)
