@@ -15,7 +15,8 @@ Rows (``--rows``, default all):
 ``cowley``   ``score`` of resnet18 on ``cowley2023.V4-ridge`` (``--cowley-max-stimuli`` per session,
              0 = all 3,040 images), vs a bare import + forward pass over the same number of images.
 ``extract``  21 full-resolution conv/linear layers of resnet18 on ``--extract-n`` images: bare
-             forward, brainalign.extract before (the other tree's ``activations/extract.py``,
+             forward, a floor (the bare pass, then fresh arrays of the returned size, held and
+             written once), brainalign.extract before (the other tree's ``activations/extract.py``,
              loaded from its file) and after, torchvision ``create_feature_extractor``, plain clone
              hooks, all in one process, interleaved. thingsvision is not a peer here: it pins
              ``numpy<2``, ``torchvision==0.15.2`` and needs tensorflow (checked with
@@ -97,6 +98,16 @@ perf/PROFILE.md §10:
     kridge   1.87x himalaya (2.10 1.87 1.75)
     rsa      numpy input 2.64x, torch input 2.37x plain numpy; rsatoolbox (n = 1,500) 24.3x
     import   brainalign.metrics.rsa 0.09 s vs torch 1.41 s; loads none of torch, sklearn, pandas
+
+2026-12-01 evening (stop 24), the same VM, OMP_NUM_THREADS=2; perf/PROFILE.md §11. The extract row
+has a ``floor`` variant: the bare pass, then as many fresh bytes as extract returns, one array per
+layer, held together and written once (what any extractor that returns the activations in new
+memory pays at least). Two runs of 3 rounds, load 0.5-2.1:
+    extract  run 1 (floor's arrays freed one by one, so not held: a too-low floor): bare 14.0 s |
+             floor 1.23x | extract 1.47x | fx 1.91x | clone hooks 1.94x
+             run 2 (floor's arrays held): bare 16.3 s | floor 1.72x (2.39 1.70 1.71) | extract
+             1.39x (1.93 1.33 1.37) = 0.80x the floor (0.81 0.78 0.80) | fx 0.98x the floor |
+             clone hooks 1.01x the floor; user CPU extract 1.14x, system 16.6 s vs 8.6 s
 
 2026-12-01 morning, OMP_NUM_THREADS=2, before = f2b7071 (stop 21), after = the ceiling store and
 the closed-form Spearman bootstrap (perf/PROFILE.md §9); warm-up score first (fills this run's
@@ -375,7 +386,16 @@ def extract_row(n: int, rounds: int, before: Path | None, size: int = 224) -> di
                 h.remove()
         return {k: torch.cat(v).flatten(1) for k, v in out.items()}
 
-    methods = {"bare forward": bare,
+    def floor(x: torch.Tensor) -> None:
+        # The least any extractor that returns the activations can cost: the bare pass, plus
+        # provisioning (first write) of as many fresh bytes as extract returns, one array per layer.
+        # All held at once, as extract's result holds them.
+        bare(x)
+        held = [np.empty((len(x), int(np.prod(m.layer_info[k].output_shape))), np.float32) for k in layers]
+        for a in held:
+            a.fill(0.0)
+
+    methods = {"bare forward": bare, "floor: bare + fresh arrays": floor,
                "brainalign.extract (after)": lambda x: ba.extract(m, x, layers, batch_size=64, device="cpu")}
     if before is not None:
         before_extract = _main_extract(before)
@@ -724,6 +744,13 @@ def report(rec: dict[str, dict[str, list[Any]]], trees: dict[str, Path]) -> None
         for k, v in t.items():
             per = [x / y for x, y in zip(e["times"][k], e["times"]["bare forward"], strict=True)]
             print(f"  {k:32s} {v:7.2f} s  {v / base:5.2f}x  (rounds: {' '.join(f'{p:.2f}' for p in per)})")
+        if "floor: bare + fresh arrays" in t:
+            fl = e["times"]["floor: bare + fresh arrays"]
+            print("  per-round ratios to that round's floor (bare pass + fresh arrays of the returned size):")
+            for k in t:
+                if k.startswith(("brainalign", "create", "clone")):
+                    per = [x / y for x, y in zip(e["times"][k], fl, strict=True)]
+                    print(f"  {k:32s} {med(per):5.2f}x  (rounds: {' '.join(f'{p:.2f}' for p in per)})")
         if "cpu" in e:
             print("  CPU seconds, median (user / system / minor page faults):")
             ub = med([c[0] for c in e["cpu"]["bare forward"]])
