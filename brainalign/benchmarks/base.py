@@ -431,6 +431,15 @@ def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, 
     return int(n if n is not None else b.get("n", 1000)), float(b.get("ci", 0.95)), int(b.get("seed", 0))
 
 
+NO_CEILING_NOTE = "no noise ceiling (the benchmark's ceiling.method is none): raw scores only, not normalised"
+
+
+def no_ceiling_note(spec: BenchmarkSpec, default: str = NO_CEILING_NOTE) -> str:
+    """``ceiling_note`` of the rows of a benchmark whose YAML says ``ceiling: {method: none}``:
+    its ``reason``, else ``default`` (a row without a ceiling always says why)."""
+    return str(spec.ceiling.get("reason") or default)
+
+
 def row_context(model: BrainModel, benchmark: str, version: Any, layer: str, index: int, *,
                 seed: int, placement: str = "", data_sha256: str = "", reduction: Any = None,
                 versions: str | None = None, provenance: dict[str, Any] | None = None) -> RowContext:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from brainalign.benchmarks.base import bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import bootstrap_settings, no_ceiling_note, percentile_ci
 from brainalign.benchmarks.regression import RegressionBenchmark, Session, _agg
 from brainalign.benchmarks.schemas import FMRISchema
 from brainalign.benchmarks.selection import dev_split, selection_settings
@@ -53,7 +53,7 @@ class FMRIBenchmark(RegressionBenchmark):
 
         spec = dataclasses.replace(spec, metric=metric, ceiling={"method": "none", **spec.ceiling})
         super().__init__(spec, **kwargs)
-        self.ceiling_reason = spec.ceiling.get("reason", "no repeated betas: no noise ceiling")
+        self.ceiling_reason = no_ceiling_note(spec, "no repeated betas: no noise ceiling")
 
     @cached_property
     def voxels(self) -> VoxelData:

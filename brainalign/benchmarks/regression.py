@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, no_ceiling_note, percentile_ci
 from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.benchmarks.features import SpatialPool
 from brainalign.benchmarks.schemas import RegressionSchema
@@ -377,9 +377,15 @@ class RegressionBenchmark(Benchmark):
                        normalised_ci_high=np.nan, bootstrap_normalised=np.full(len(boot), np.nan),
                        dev_score=float(_agg(dev, agg)), heldout_score=float(_agg(held, agg)))
             missing = [s.name for (s, _, _), c in zip(parts, ceil, strict=True) if c is None]
-            out["ceiling_note"] = NO_REPEATS if len(parts) == 1 else (
-                f"not normalised: sessions {', '.join(missing)} have no repeat trials in the data, so no "
-                f"ceiling; their rows are raw r only and the aggregate is the raw {agg} r over all neuroids")
+            if self.ceiling_method == "none":  # the benchmark's choice, not the data's lack of repeats
+                out["ceiling_note"] = no_ceiling_note(self.spec)
+            elif len(parts) == 1:
+                out["ceiling_note"] = NO_REPEATS
+            else:
+                out["ceiling_note"] = (
+                    f"not normalised: sessions {', '.join(missing)} have no repeat trials in the data, so "
+                    f"no ceiling; their rows are raw r only and the aggregate is the raw {agg} r over all "
+                    "neuroids")
             return out
         mask = np.isfinite(r)
         c_all = np.concatenate([c["all"] for c in ceil])

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
+from brainalign.benchmarks.base import Benchmark, bootstrap_settings, no_ceiling_note, percentile_ci
 from brainalign.benchmarks.ceiling_store import store_key, stored
 from brainalign.benchmarks.schemas import RSASchema
 from brainalign.benchmarks.selection import DevSplit, dev_split, selection_settings
-from brainalign.errors import MetricInputError
+from brainalign.errors import BenchmarkDefinitionError, MetricInputError
 from brainalign.metrics import rsa as rsa_metrics
 from brainalign.metrics import stats
 from brainalign.metrics.registry import metric_spec
@@ -39,7 +39,7 @@ class RSABenchmark(Benchmark):
         self.distance = spec.metric.get("rdm_distance", "correlation")
         self.method = spec.metric.get("compare", "spearman")
         self.ceiling_method = spec.ceiling.get("method", "nili2014")
-        self.ceiling_reason = spec.ceiling.get("reason", "")
+        self.ceiling_reason = no_ceiling_note(spec)
         self._subset_ceilings: dict[tuple[int, ...], float] = {}
 
     @cached_property
@@ -70,6 +70,12 @@ class RSABenchmark(Benchmark):
         """(lower, upper) noise ceiling, or None where the benchmark has none."""
         if self.ceiling_method == "none":
             return None
+        n_subjects = self.subject_rdms.sizes["subject"]
+        if n_subjects < 2:
+            raise BenchmarkDefinitionError(
+                f"{self.id}: ceiling.method {self.ceiling_method!r} needs the RDMs of at least 2 "
+                f"subjects; target {self.spec.target.get('file')} holds {n_subjects}. To score without "
+                "a noise ceiling, set `ceiling: {method: none, reason: ...}` in the benchmark's YAML")
         return rsa_noise_ceiling(self.subject_rdms.values, self.method)
 
     @cached_property
@@ -166,4 +172,4 @@ class RSABenchmark(Benchmark):
         return {"ceiling_method": self.ceiling_method, "rdm_distance": self.distance,
                 "compare": self.method, "layer_selection": self.dev_split.describe(self.stimuli.ids),
                 "normalised": ("raw / upper bound of the noise ceiling" if self.ceiling is not None
-                               else f"none: {self.ceiling_reason or 'no ceiling'}")}
+                               else f"none: {self.ceiling_reason}")}

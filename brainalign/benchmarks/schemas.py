@@ -102,7 +102,8 @@ class NoCeiling(StrictModel):
     """`ceiling` of a benchmark without a noise ceiling."""
 
     method: Literal["none"] = Field("none", description="`none`: rows carry raw scores only.")
-    reason: str = Field("", description="Why there is no ceiling (shown in every row's `ceiling_note`).")
+    reason: str = Field("", description="Why there is no ceiling: every row's `ceiling_note`; empty: "
+                        "a default note.")
 
 
 # ----- rsa ------------------------------------------------------------------------------------------
@@ -120,7 +121,8 @@ class RSACeiling(StrictModel):
 
     method: Literal["nili2014", "none"] = Field(
         "nili2014", description="`nili2014`: lower/upper bounds over subjects (needs ≥ 2); `none`.")
-    reason: str = Field("", description="Why there is no ceiling (with `method: none`).")
+    reason: str = Field("", description="Why there is no ceiling (with `method: none`): every row's "
+                        "`ceiling_note`; empty: a note naming the setting.")
 
 
 class RSASchema(BenchmarkSchema):
@@ -177,7 +179,8 @@ class RegressionCeiling(StrictModel):
     seed: int = Field(0, description="Seed of the split halves.")
     trials: Section | None = Field(None, description="Reader section of the raw repeats (sessions may add "
                                    "`file`).")
-    reason: str = Field("", description="Why there is no ceiling (with `method: none`).")
+    reason: str = Field("", description="Why there is no ceiling (with `method: none`): every row's "
+                        "`ceiling_note`; empty: a note naming the setting.")
 
 
 class Session(StrictModel):
