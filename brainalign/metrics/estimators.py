@@ -96,7 +96,8 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     fit_intercept
         Fit an unpenalised intercept (centre X and Y on the training mean).
     alpha_per_target
-        Choose α for each target separately (else one α minimising the mean error over targets).
+        Choose α for each target separately (default; scikit-learn's default is False), else one
+        α minimising the mean error over targets.
     n_targets_batch
         Targets processed at once; None: all. Bounds memory at samples × batch.
     device
@@ -114,7 +115,8 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     coef_ : ndarray (targets, features) or (features,) for 1-D y
     intercept_ : ndarray (targets,) or float
-    alpha_ : ndarray (targets,) or float — the chosen α
+    alpha_ : ndarray (targets,) or float — the chosen α (a float for 1-D y or with
+        ``alpha_per_target=False``, as scikit-learn's)
     cv_errors_ : ndarray (alphas, targets) — inner-CV mean squared error of every α
     """
 
@@ -155,7 +157,9 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.cv_errors_ = fit.cv_errors.cpu().numpy().astype(np.float64)
         if one_d:
             self.coef_ = self.coef_[0]
-            self.intercept_, self.alpha_ = float(self.intercept_[0]), float(self.alpha_[0])
+            self.intercept_ = float(self.intercept_[0])
+        if one_d or not self.alpha_per_target:  # one α: a float, as scikit-learn's alpha_
+            self.alpha_ = float(self.alpha_[0])
         return self
 
     def predict(self, X) -> np.ndarray:
