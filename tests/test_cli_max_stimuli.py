@@ -135,3 +135,77 @@ def test_replacing_rows_of_another_benchmark_version_is_said(tmp_path, data_dir)
     assert "are replaced by this run" not in run(25)  # the same version again: nothing to say
     t = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str})
     assert set(t["benchmark_version"]) == {"1+max_stimuli=25"}
+
+
+@needs_data
+def test_a_folder_with_two_versions_of_a_benchmark_keeps_them_apart(tmp_path, data_dir):
+    """A batch folder holding a benchmark at two versions (here two --max-stimuli sizes; a full run
+    beside a subset is the same case): the summary, the folder's table, the heatmap and the
+    comparison treat them as two benchmarks, each labelled with its own version and subset. The
+    pooled label put one version's subset on the other's scores, and `compare` paired a model's
+    rows of one version with another's and stopped ("differ in n_stimuli")."""
+    from brainalign.plots.heatmap import best_matrix
+    from brainalign.results.compare import compare_scores, load_results
+    from brainalign.results.folder import read_results
+
+    out = tmp_path / "b"
+
+    def batch(models: str, n: int, *extra: str) -> str:
+        path = tmp_path / f"models-{n}.yaml"
+        path.write_text("models:\n" + "".join(
+            f"  - {{factory: 'tests.batch_models:tiny_cnn', label: {m}, layers: ['0', '2'], "
+            f"seed: {m[-1]}}}\n" for m in models.split()))
+        r = CliRunner().invoke(main, ["batch", str(path), "--benchmark", V4, "--max-stimuli", str(n),
+                                      "--n-bootstrap", "20", "--data-dir", str(data_dir), "--out", str(out),
+                                      *extra])
+        assert r.exit_code == 0, r.output
+        return " ".join(r.output.split())
+
+    batch("tiny-0 tiny-1", 30)
+    said = batch("tiny-2", 25, "--resume")
+    v30, v25 = f"{V4} (version 1+max_stimuli=30)", f"{V4} (version 1+max_stimuli=25)"
+    assert f"{v30} [subset: 30 stimuli/session]" in said and f"{v25} [subset: 25 stimuli/session]" in said
+    assert "subset: 25/30" not in said
+    folder = read_results(out)
+    assert set(folder.table["benchmark"]) == {v30, v25}
+    assert not any("more than one file" in n for n in folder.notes)
+    assert set(best_matrix(folder.table)[0].columns) == {v30, v25}
+    # Compared within a version only: at 30 stimuli the two models; at 25 one model, nothing.
+    assert set(folder.table.loc[folder.table["benchmark"] == v25, "model"]) == {"tiny-2"}
+    cmp = compare_scores(load_results(out))
+    assert set(cmp["benchmark"]) == {v30}
+    assert set(cmp[["model_a", "model_b"]].iloc[0]) == {"tiny-0", "tiny-1"}
+    r = CliRunner().invoke(main, ["compare", str(out)])
+    assert r.exit_code == 0, r.output
+    from brainalign.plots.report import build_report
+
+    html = build_report(out).read_text()
+    assert v30 in html and v25 in html
+
+
+@needs_data
+def test_replacing_rows_of_other_weights_under_the_same_name_is_said(tmp_path, data_dir):
+    """`score --out` into a folder that holds the same model name with other weights (a trained
+    checkpoint, then random weights) replaces those rows: the run names the weights replaced and
+    how to keep both (it said nothing, and the checkpoint's scores were gone)."""
+    import torch
+
+    ckpt = tmp_path / "lenet5.pt"
+    torch.manual_seed(1)
+    torch.save(ba.load_model("zoo:lenet5", weights="random", seed=1).module.state_dict(), ckpt)
+    out = tmp_path / "o"
+
+    def run(weights: str) -> str:
+        r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--weights", weights, "--layers", "conv1",
+                                      "--benchmark", V4, "--max-stimuli", "25", "--n-bootstrap", "10",
+                                      "--data-dir", str(data_dir), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        return " ".join(r.output.split())
+
+    run(str(ckpt))
+    said = run("random")
+    assert f"note: zoo:lenet5 × {V4}: the folder's earlier rows (weights {ckpt}) are replaced by this run's " \
+           "(weights random): another model under the same name; to keep both" in said
+    assert "replaced by this run" not in run("random")  # the same weights again: nothing to say
+    t = pd.read_csv(out / "scores.csv")
+    assert set(t["weights"]) == {"random"}

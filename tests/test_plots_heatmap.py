@@ -103,7 +103,24 @@ def test_cells_within_ci_of_the_best_are_outlined():
     boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_linestyle() == "--"]
     rows = sorted(round(b.get_y() + b.get_height() / 2) for b in boxes)
     assert rows == [0, 1]  # the first two rows (sorted best first)
-    assert "best score lies inside this model's bootstrap CI" in fig._supxlabel.get_text()
+    assert "best score on all stimuli lies inside this model's bootstrap CI" in fig._supxlabel.get_text()
+
+
+def test_the_outline_compares_scores_on_all_stimuli_with_cis_on_all_stimuli():
+    """The cells show held-out scores, which have no CI; the outline compares the best all-stimuli
+    score with each model's all-stimuli CI. It compared the best held-out score with them: a
+    held-out score above every all-stimuli CI left every other model unmarked."""
+    from brainalign.plots.heatmap import within_ci_of_best
+
+    t = synthetic_table(2, 1, 3, seed=1)
+    t["dev_score"], t["heldout_score"] = t["normalised"], t["normalised"]
+    best = t.groupby("model")["normalised"].max()
+    top, other = best.idxmax(), best.idxmin()
+    t.loc[t["model"] == other, "normalised_ci_high"] = best[top] + 0.01  # holds the best all-stimuli score
+    t.loc[t["model"] == top, "heldout_score"] = best[top] + 0.5  # far above every CI
+    assert within_ci_of_best(t).loc[other].all() and within_ci_of_best(t).loc[top].all()
+    t.loc[t["model"] == other, "normalised_ci_high"] = best[top] - 0.01  # now short of it
+    assert not within_ci_of_best(t).loc[other].any()
 
 
 def _mixed_table():

@@ -282,3 +282,21 @@ def test_the_star_name_stays_inside_its_panel_clear_of_the_title(tmp_path, where
     assert box.x0 - 0.5 <= name.x0 and name.x1 <= box.x1 + 0.5, (name, box)
     assert box.y0 - 0.5 <= name.y0 and name.y1 <= box.y1 + 0.5, (name, box)
     assert not name.overlaps(ax.title.get_window_extent())
+
+
+def test_the_star_name_does_not_cross_the_noise_ceiling_line(tmp_path):
+    """A chosen layer just under the ceiling (the demo's simulator at 0.92 of it): its name went
+    above the star, across the ceiling's line; it goes below the star instead."""
+    names = ["c1", "c2", "c3", "c4", "response"]
+    t = _named(5, names)
+    t["normalised"] = [0.3, 0.35, 0.4, 0.45, 0.95]
+    t[["normalised_ci_low", "normalised_ci_high", "ceiling_lower"]] = np.nan  # the upper bound only: a line
+    t["raw"] = t["normalised"] * t["ceiling_upper"]
+    fig = plot_layers(t, path=tmp_path / "layers.png")
+    ax = _panels(fig)[0]
+    fig.canvas.draw()
+    assert _star_names(ax) == ["response"]
+    name = ax.texts[0].get_window_extent()
+    ceiling_y = ax.transData.transform((0.0, 1.0))[1]
+    assert not name.y0 <= ceiling_y <= name.y1, (name, ceiling_y)
+    assert ax.texts[0].xyann[1] < 0  # below its star

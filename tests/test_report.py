@@ -426,7 +426,7 @@ def test_the_dashed_outline_is_described_once_as_computed(tmp_path):
     t.loc[o, "normalised_ci_high"] = best[top] + 0.01
     t.loc[t["model"] == top, ["normalised_ci_low", "normalised_ci_high"]] = [best[top] - 1e-3, best[top] + 1e-3]
     assert within_ci_of_best(t).loc[other].all()
-    assert "best score lies inside this model's bootstrap CI" in WITHIN_CI_NOTE
+    assert "best score on all stimuli lies inside this model's bootstrap CI" in WITHIN_CI_NOTE
     assert WITHIN_CI_NOTE in plot_heatmap(t).get_supxlabel()
     ScoreResult(t).save(tmp_path / "r")
     page = build_report(tmp_path / "r").read_text()

@@ -81,21 +81,37 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     return ScoreResult.concat([ScoreResult(kept, details, meta), new]) if len(kept) else new
 
 
-def replaced_versions(earlier: Any, new: Any) -> list[str]:
+def replaced_notes(earlier: Any, new: Any) -> list[str]:
     """Lines naming the pairs of ``new`` whose earlier rows in the folder, replaced by this run,
     were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data, or
-    the reverse): said, because one of them may be a paper number."""
+    the reverse) or of other weights under the same model name (another checkpoint, other random
+    weights): said, because the earlier rows may be a paper number, or another model."""
     if earlier is None:
         return []
     t = earlier.table
     lines = []
     for (m, b), rows in new.table.groupby(["model", "benchmark"], sort=False):
-        before = set(t.loc[(t["model"] == m) & (t["benchmark"] == b), "benchmark_version"].astype(str))
-        now = set(rows["benchmark_version"].astype(str))
-        if before and before != now:
-            lines.append(f"note: {m} × {b}: the folder's earlier rows (benchmark version "
-                         f"{', '.join(sorted(before))}) are replaced by this run's "
-                         f"(version {', '.join(sorted(now))})")
+        old = t[(t["model"] == m) & (t["benchmark"] == b)]
+        if old.empty:
+            continue
+        was, now = [], []
+        for col, label in (("benchmark_version", "benchmark version"), ("weights", "weights"),
+                           ("weights_hash", "weights sha256")):
+            if col not in old or col not in rows:
+                continue
+            if col == "weights_hash" and any(w.startswith("weights ") for w in was):
+                continue  # other weights: their hash differs too, said once
+            n = 12 if col == "weights_hash" else None
+            before, after = ({str(v)[:n] for v in x[col].dropna()} for x in (old, rows))
+            if before and after and before != after:
+                was.append(f"{label} {', '.join(sorted(before))}")
+                now.append(f"{'version' if col == 'benchmark_version' else label} {', '.join(sorted(after))}")
+        if was:
+            other_model = any(w.startswith("weights") for w in was)
+            lines.append(f"note: {m} × {b}: the folder's earlier rows ({'; '.join(was)}) are replaced by this "
+                         f"run's ({'; '.join(now)})" + (
+                             ": another model under the same name; to keep both, score into another --out, "
+                             "or use `brainalign batch` with a distinct `label` per model" if other_model else ""))
     return lines
 
 
@@ -237,7 +253,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
                     failures.append((mid, detail))
                     continue
                 done.append(ScoreResult.concat(parts))
-                for line in replaced_versions(earlier, done[-1]):
+                for line in replaced_notes(earlier, done[-1]):
                     progress.line(line)
                 if out_dir is not None:  # rewritten after every model: what finished is on disk
                     save_results(with_earlier(earlier, ScoreResult.concat(done)), out_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainalign.results.table import SUBSET_NOTE, choose_best, subset_label
+from brainalign.results.table import SUBSET_NOTE, choose_best, subset_label, versions_apart
 
 
 def column(table: pd.DataFrame, *names: str) -> pd.Series:
@@ -70,6 +70,7 @@ ALL = "all stimuli [95% CI]"  # the CI belongs to this score, not to the held-ou
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per model × benchmark × session: the layer chosen (and how), its held-out score, its score
     on all stimuli with the bootstrap CI, and the noise ceiling; text columns ready to print."""
+    table = versions_apart(table)
     best = chosen_layers(table)
     norm = column(best, "normalised")
     use_norm = norm.notna()

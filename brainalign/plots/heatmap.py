@@ -24,6 +24,7 @@ from brainalign.plots.style import (
     require_columns,
     save_figure,
     subset_label,
+    versions_apart,
 )
 from brainalign.results.folder import final_epoch
 from brainalign.settings import PathLike
@@ -85,36 +86,45 @@ def best_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scores, layers
 
 
-def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(low, high): model × benchmark bootstrap CI of the chosen layer's score (normalised where
-    the benchmark has a ceiling, raw elsewhere), laid out as :func:`best_matrix`."""
+def _all_stimuli(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(score, low, high): model × benchmark score of the chosen layer on all stimuli and its
+    bootstrap CI (normalised where the benchmark has a ceiling, raw elsewhere), laid out as
+    :func:`best_matrix`."""
     scores, _ = best_matrix(table)
     best = best_rows(_final_rows(table))
     norm = numeric(best, "normalised").notna()
-    lo = numeric(best, *NORM_CI_LOW).where(norm, numeric(best, "raw_ci_low"))
-    hi = numeric(best, *NORM_CI_HIGH).where(norm, numeric(best, "raw_ci_high"))
-    frame = best.assign(_lo=lo, _hi=hi)
+    frame = best.assign(_score=numeric(best, "normalised").where(norm, numeric(best, "raw")),
+                        _lo=numeric(best, *NORM_CI_LOW).where(norm, numeric(best, "raw_ci_low")),
+                        _hi=numeric(best, *NORM_CI_HIGH).where(norm, numeric(best, "raw_ci_high")))
     out = []
-    for c in ("_lo", "_hi"):
+    for c in ("_score", "_lo", "_hi"):
         m = frame.pivot(index="model", columns="benchmark", values=c)
         out.append(m.reindex(index=scores.index, columns=scores.columns).astype(float))
-    return out[0], out[1]
+    return out[0], out[1], out[2]
+
+
+def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(low, high): model × benchmark bootstrap CI of the chosen layer's score on all stimuli
+    (normalised where the benchmark has a ceiling, raw elsewhere), laid out as :func:`best_matrix`."""
+    _, lo, hi = _all_stimuli(table)
+    return lo, hi
 
 
 # The one description of the dashed outline (figure note and report caption): what
 # :func:`within_ci_of_best` computes.
-WITHIN_CI_NOTE = ("dashed outline: the benchmark's best score lies inside this model's bootstrap CI "
-                  "(a screen for the eye, not a paired test)")
+WITHIN_CI_NOTE = ("dashed outline: the benchmark's best score on all stimuli lies inside this model's "
+                  "bootstrap CI on all stimuli (a screen for the eye, not a paired test)")
 
 
 def within_ci_of_best(table: pd.DataFrame) -> pd.DataFrame:
-    """model × benchmark booleans: True where the benchmark's best model scores inside this
-    model's bootstrap CI, i.e. the difference to the best is within this model's CI (the best
-    model itself is True). A screen for the eye, not a paired test."""
-    scores, _ = best_matrix(table)
-    lo, hi = best_intervals(table)
-    top = scores.max(axis=0)
-    return (lo.le(top, axis=1) & hi.ge(top, axis=1)) | scores.eq(top, axis=1)
+    """model × benchmark booleans: True where the benchmark's best model, by the chosen layers'
+    scores on all stimuli, scores inside this model's bootstrap CI, i.e. the difference to the
+    best is within this model's CI (the best model itself is True). Score and CI are both on all
+    stimuli (the cell shows the held-out score, which has no CI, so it is not compared with one).
+    A screen for the eye, not a paired test."""
+    point, lo, hi = _all_stimuli(table)
+    top = point.max(axis=0)
+    return (lo.le(top, axis=1) & hi.ge(top, axis=1)) | point.eq(top, axis=1)
 
 
 def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate: bool = True,
@@ -155,6 +165,7 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     ResultsTableError
         An empty table, missing columns or an unknown ``scale``.
     """
+    table = versions_apart(table)
     scores, _ = best_matrix(table)
     table = _final_rows(table)
     norm = normalised_cells(table).reindex(index=scores.index, columns=scores.columns)

@@ -32,6 +32,7 @@ from brainalign.plots.style import (
     require_columns,
     save_figure,
     subset_label,
+    versions_apart,
     weights_label,
 )
 from brainalign.results.table import DEV_SELECTION
@@ -68,8 +69,9 @@ def legend_extras(kinds: set[str], colour: object = "0.45", ci_level: float = 0.
 
 
 def keep_inside(fig: Figure, names: list[tuple[Any, Any]]) -> None:
-    """Move each star's name (an annotation placed above and beside its star) inside its panel:
-    a star at the top of the y range would put it over the panel title, one at an end of the x
+    """Move each star's name (an annotation placed above and beside its star) inside its panel
+    and off its horizontal lines: a star at the top of the y range would put it over the panel
+    title, one just under the noise ceiling's line across that line, one at an end of the x
     range past the panel's side. Measured after the layout is done, so on the final positions."""
     if not names:
         return
@@ -77,7 +79,11 @@ def keep_inside(fig: Figure, names: list[tuple[Any, Any]]) -> None:
     for ax, text in names:
         box, ext = ax.get_window_extent(), text.get_window_extent()
         dx, dy = text.xyann
-        if ext.y1 > box.y1:  # over the top (the title): below the star instead
+        # axhline's lines (the ceiling, 0): x from 0 to 1 in axes units, one y in data units.
+        rules = [ax.transData.transform((0.0, float(line.get_ydata()[0])))[1] for line in ax.get_lines()
+                 if list(line.get_xdata()) == [0, 1] and len(set(line.get_ydata())) == 1]
+        if ext.y1 > box.y1 or (dy > 0 and any(ext.y0 <= r <= ext.y1 for r in rules)):
+            # over the top (the title) or across a line: below the star instead
             dy = -abs(dy)
             text.set_va("top")
         if ext.x1 > box.x1 and dx > 0:  # past the right side: to the star's left instead
@@ -198,6 +204,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     """
     table = getattr(table, "table", table)  # a ScoreResult plots its table
     require_columns(table, NEEDED, "plot_layers")
+    table = versions_apart(table)
     table = primary_rows(table).copy()
     if ci_level is None:
         levels = pd.to_numeric(table["ci_level"], errors="coerce").dropna() if "ci_level" in table else []

@@ -17,6 +17,7 @@ from brainalign.results.table import (  # noqa: F401  (re-exported for the plots
     choose_best,
     score_key,
     subset_label,
+    versions_apart,
 )
 from brainalign.settings import PathLike
 

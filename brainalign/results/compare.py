@@ -429,21 +429,28 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
         table = table[table["model"].isin(list(models))]
     if benchmarks is not None:
         table = table[table["benchmark"].isin(list(benchmarks))]
+    # A benchmark at two versions (a --max-stimuli subset beside the full one) is two families,
+    # each named by its version; details stay keyed on the benchmark's id.
+    from brainalign.results.table import versions_apart
+
+    table = table.assign(_label=versions_apart(table)["benchmark"])
     chosen = chosen_rows(table)
     chosen = chosen.assign(_session=_sessions(chosen))
     out: list[dict[str, Any]] = []
-    for (bench, sess), fam in chosen.groupby(["benchmark", "_session"], sort=False):
+    for (bench, sess), fam in chosen.groupby(["_label", "_session"], sort=False):
         if fam["model"].nunique() < 2:
             continue
         if fam["model"].duplicated().any():
             dup = sorted(set(fam.loc[fam["model"].duplicated(), "model"]))
             raise ResultsTableError(f"benchmark {bench!r}, session {sess!r}: more than one chosen row for "
                                     f"model(s) {dup}; give each scored model a distinct name")
-        out += _compare_family(result, fam, str(bench), str(sess), score, ci, alpha, correction, neuroids)
+        rows = _compare_family(result, fam, str(fam["benchmark"].iloc[0]), str(sess), score, ci, alpha,
+                               correction, neuroids)
+        out += [{**r, "benchmark": str(bench)} for r in rows]
     if not out and not len(chosen):
         raise ResultsTableError("nothing to compare: the table has no scored rows")
     if not out:
-        per = chosen.groupby("benchmark")["model"].nunique().to_dict()
+        per = chosen.groupby("_label")["model"].nunique().to_dict()
         raise ResultsTableError(f"nothing to compare: no benchmark has two or more models "
                                 f"(models per benchmark: {per})")
     return pd.DataFrame(out, columns=COMPARE_COLUMNS)

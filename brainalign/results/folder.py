@@ -138,11 +138,14 @@ def read_results(folder: PathLike) -> ResultsFolder:
         reasons = "; ".join([*(f"{f}: {r}" for f, r in skipped),
                              *(f"{f}: {what}, not scores" for f, what in other)])
         raise ResultsTableError(f"{root}: no usable results table among {len(csvs)} CSV file(s): {reasons}")
-    from brainalign.results.table import with_count_types
+    from brainalign.results.table import versions_apart, with_count_types
 
     table = with_count_types(pd.concat(frames, ignore_index=True))  # counts shown as 33, not 33.0
     for col in ("model", "benchmark", "layer"):
         table[col] = table[col].astype(str)
+    # A benchmark at two versions (a --max-stimuli run beside a full one) is two benchmarks: their
+    # rows are neither deduplicated against each other nor summarised under one label.
+    table = versions_apart(table)
     key = KEY + [c for c in ("session", "metric", "epoch") if c in table]
     dup = table.duplicated(key, keep="last")
     if dup.any():

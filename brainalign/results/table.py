@@ -17,7 +17,10 @@ layer, layer_index, depth
 metric
     The comparison, e.g. ``"rsa:correlation/spearman"``, ``"ridge:pearson/median"``.
 raw, raw_ci_low, raw_ci_high
-    The score and its bootstrap percentile CI.
+    The score and its bootstrap percentile CI. A percentile CI need not contain the score: the
+    median over neuroids of a resample is pulled towards 0 when few neuroids are reliable, so an
+    interval can end just short of the score (seen on small sessions). It is the interval the
+    bootstrap gives, reported as is (Efron & Tibshirani 1993, §13.3), not widened to hold it.
 ceiling_lower, ceiling_upper
     Lower and upper bounds of the noise ceiling (NaN where the benchmark has none or defines
     only one bound; a single-valued ceiling is the upper bound).
@@ -225,6 +228,8 @@ def _best_positions(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     honest = dev.notna() & held.notna()
     insample = score_key(t)
     group = [t["model"].astype(str), t["benchmark"].astype(str)]
+    if "benchmark_version" in t:  # another version (a --max-stimuli subset) is another benchmark
+        group.append(t["benchmark_version"].astype(str))
     if "epoch" in t:  # a model scored at several checkpoints: a best layer per checkpoint
         group.append(t["epoch"].astype(str))
     pair_honest = honest.groupby(group, sort=False, dropna=False).transform("any").astype(bool)
@@ -316,3 +321,20 @@ def subset_label(sub: pd.DataFrame) -> str | None:
 
 
 SUBSET_NOTE = "scored on a stimulus subset (--max-stimuli): not a paper number"
+
+
+def versions_apart(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a benchmark scored at several ``benchmark_version`` values (a
+    ``--max-stimuli`` subset beside the full benchmark, an edited YAML) split into one benchmark
+    per version: on those rows ``benchmark`` reads ``<id> (version <v>)``, so summaries, figures,
+    comparisons and best layers never pool them or label one with the other's subset. A table
+    with one version per benchmark is returned as it is (the same object)."""
+    if "benchmark_version" not in table or table.empty:
+        return table
+    version = table["benchmark_version"].astype(object).where(table["benchmark_version"].notna(), "–").astype(str)
+    several = version.groupby(table["benchmark"].astype(str)).transform("nunique") > 1
+    if not several.any():
+        return table
+    t = table.copy()
+    t.loc[several, "benchmark"] = t.loc[several, "benchmark"].astype(str) + " (version " + version[several] + ")"
+    return t
