@@ -135,19 +135,23 @@ class WeightsUnavailableError(BrainAlignError, FileNotFoundError):
 
 
 class CheckpointMismatchError(BrainAlignError, RuntimeError):
-    """A checkpoint whose parameter names do not match the architecture."""
+    """A checkpoint whose parameter names or shapes do not match the architecture.
 
-    def __init__(self, path: str, arch: str, missing: list[str], unexpected: list[str]):
-        self.path, self.missing, self.unexpected = path, missing, unexpected
+    ``missing``: the model's keys the checkpoint lacks; ``unexpected``: the checkpoint's keys the
+    model lacks; ``shapes``: keys both have, with other shapes (``"key (checkpoint (8, 3) vs
+    model (16, 3))"``). Each list is named only when it is not empty."""
+
+    def __init__(self, path: str, arch: str, missing: list[str], unexpected: list[str],
+                 shapes: list[str] | None = None):
+        self.path, self.missing, self.unexpected, self.shapes = path, missing, unexpected, shapes or []
 
         def _show(keys: list[str]) -> str:
             head = ", ".join(keys[:10])
             return head + (f", … ({len(keys)} in all)" if len(keys) > 10 else "")
 
-        super().__init__(
-            f"Checkpoint {path} does not fit architecture {arch!r}: "
-            f"missing keys [{_show(missing)}]; unexpected keys [{_show(unexpected)}]."
-        )
+        parts = [f"{what} [{_show(keys)}]" for what, keys in (
+            ("missing keys", missing), ("unexpected keys", unexpected), ("other shapes", self.shapes)) if keys]
+        super().__init__(f"Checkpoint {path} does not fit architecture {arch!r}: {'; '.join(parts)}.")
 
 
 class CheckpointError(BrainAlignError, ValueError):

@@ -80,16 +80,29 @@ def test_checkpoint_that_needs_unpickling_is_refused(tmp_path):
     assert "weights_only" not in str(err.value)
 
 
-def test_checkpoint_with_wrong_keys_lists_missing_and_unexpected(tmp_path):
+def test_checkpoint_with_wrong_keys_lists_missing_unexpected_and_other_shapes(tmp_path):
+    """Every kind of mismatch is named at once, each under its own name (a shape mismatch was
+    listed as an "unexpected key", and not at all when keys were missing too)."""
     state = ba.load_model("torchvision:alexnet").module.state_dict()
     state.pop("features.0.weight")
     state["extra.weight"] = torch.zeros(1)
+    state["features.3.weight"] = torch.zeros(96, 64, 5, 5)  # the model's: (192, 64, 5, 5)
     path = tmp_path / "bad.pt"
     torch.save(state, path)
     with pytest.raises(CheckpointMismatchError) as info:
         ba.load_model("torchvision:alexnet", weights=str(path))
-    assert "features.0.weight" in str(info.value) and "extra.weight" in str(info.value)
     assert info.value.missing == ["features.0.weight"] and info.value.unexpected == ["extra.weight"]
+    assert info.value.shapes == ["features.3.weight (checkpoint (96, 64, 5, 5) vs model (192, 64, 5, 5))"]
+    msg = str(info.value)
+    assert ("missing keys [features.0.weight]; unexpected keys [extra.weight]; other shapes "
+            "[features.3.weight (checkpoint (96, 64, 5, 5) vs model (192, 64, 5, 5))]") in msg
+    # Only shapes wrong: no empty "missing" / "unexpected" lists.
+    good = ba.load_model("torchvision:alexnet").module.state_dict()
+    good["features.3.weight"] = torch.zeros(96, 64, 5, 5)
+    torch.save(good, path)
+    with pytest.raises(CheckpointMismatchError, match=r"alexnet'?: other shapes \[features.3.weight") as info:
+        ba.load_model("torchvision:alexnet", weights=str(path))
+    assert not info.value.missing and not info.value.unexpected
 
 
 def test_pretrained_without_network_names_the_file_and_how_to_supply_it(monkeypatch):

@@ -87,15 +87,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def apply_checkpoint(module: nn.Module, path: str | os.PathLike[str], arch: str) -> None:
-    """Load ``path`` into ``module`` strictly; a key mismatch lists missing and unexpected keys."""
+    """Load ``path`` into ``module`` strictly; a mismatch lists the missing and unexpected keys
+    and the keys of other shapes, all at once."""
     state = load_checkpoint(path)
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointMismatchError(str(path), arch, missing, unexpected)
-    bad = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
-    if bad:
-        raise CheckpointMismatchError(
-            str(path), arch, [], [f"{k} (shape {tuple(state[k].shape)} vs {tuple(own[k].shape)})" for k in bad])
+    shapes = [f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+              for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        raise CheckpointMismatchError(str(path), arch, missing, unexpected, shapes)
     module.load_state_dict(state)
