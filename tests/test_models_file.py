@@ -86,3 +86,42 @@ def test_the_factory_gets_only_the_extra_options_and_is_seeded_and_given_weights
     torch.save(other.module.state_dict(), ckpt)
     loaded = ba.load_model(ref, weights=str(ckpt), seed=3, input_size=16, out=3)
     assert calls[-1] == {"out": 3} and torch.equal(loaded.module[0].conv.weight, w[2])
+
+
+FACTORY = """
+    import brainalign as ba
+    from blocks import Block
+    import torch.nn as nn
+
+    def build_net(weights="random", seed=0):
+        return ba.wrap(nn.Sequential(Block(), nn.Flatten()), name="fact", input_size=8, weights=weights)
+"""
+
+
+def test_a_batch_factory_is_found_like_a_file_model_and_checked_before_the_run(two_files, monkeypatch):
+    """`factory: myfactory:build_net` with myfactory.py (and the blocks.py it imports) in the
+    working directory, as `file:mynet:build` is found; a factory module that is nowhere is a
+    BatchSpecError naming the entry when the list is read (it was a bare ModuleNotFoundError in
+    every pair, after the run had started)."""
+    from brainalign.errors import BatchSpecError
+    from brainalign.runner.batch import read_models
+
+    (two_files / "myfactory.py").write_text(textwrap.dedent(FACTORY))
+    monkeypatch.chdir(two_files)
+    models = two_files / "models.yaml"
+    models.write_text("models:\n  - {factory: 'myfactory:build_net', label: mine}\n")
+    before = list(sys.path)
+    try:
+        model = read_models(models)[0].load()
+    finally:
+        sys.modules.pop("myfactory", None)
+    assert model.name == "mine" and type(model.module[0]).__name__ == "Block" and sys.path == before
+    models.write_text("models:\n  - zoo:lenet5\n  - {factory: 'nowhere_mod:build', label: x}\n")
+    with pytest.raises(BatchSpecError, match=r"models\[1\]\.factory 'nowhere_mod:build': no module 'nowhere_mod'"):
+        read_models(models)
+    models.write_text("models:\n  - {factory: 'myfactory:no_such_fn', label: y}\n")
+    try:
+        with pytest.raises(ModelImportError, match="myfactory has no function 'no_such_fn'"):
+            read_models(models)[0].load()
+    finally:
+        sys.modules.pop("myfactory", None)

@@ -88,7 +88,7 @@ def load_file(name: str, weights: str = "random", seed: int = 0, *, load: Loader
             raise ModelImportError(
                 f"file:{name}: name the callable that builds the network: file:{target}:<callable>"
                 f"{_callables_hint(target)}")
-        return _entry_point(_import_path(Path(target), name), f"{target}:{attr}", attr, weights,
+        return _entry_point(_import_path(Path(target), f"file:{name}"), f"{target}:{attr}", attr, weights,
                             seed, **options)
     if sep and target in sources and target != "file":
         model = load(f"{target}:{attr}", weights=weights, seed=seed, **options)
@@ -100,7 +100,7 @@ def load_file(name: str, weights: str = "random", seed: int = 0, *, load: Loader
         raise UnknownModelError(f"file:{name}", suggestions=[f"file:zoo:{n}" for n in ZOO if n == name],
                                 note="file: ids are file:<checkpoint.pt>, file:<source>:<name>, "
                                      "file:<module>:<callable> or file:<path/to/file.py>:<callable>")
-    return _entry_point(_import_module(target, name), target + ":" + attr, attr, weights, seed,
+    return _entry_point(import_user_module(target, f"file:{name}"), target + ":" + attr, attr, weights, seed,
                         **options)
 
 
@@ -137,32 +137,39 @@ def _checkpoint(path: str, seed: int, load: Loader, **options: Any) -> BrainMode
     return model
 
 
-def _import_module(module_name: str, model_id: str) -> ModuleType:
-    """Import ``module_name`` from ``sys.path``, else from the working directory."""
+def import_user_module(module_name: str, ref: str) -> ModuleType:
+    """Import ``module_name`` from ``sys.path``, else from the working directory (as ``file:``
+    models and batch ``factory`` entries are found); ``ref`` names the model in errors
+    (``file:mynet:build``, ``factory 'mynet:build'``).
+
+    Raises
+    ------
+    ModelImportError
+        No such module, or importing it failed (with the module's own error)."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         # Only the named module itself missing sends us to the working directory; a module
         # that exists but fails (its own imports, syntax, …) shows that error.
         if err.name is None or not (module_name == err.name or module_name.startswith(err.name + ".")):
-            raise _import_error(model_id, module_name, err) from err
+            raise _import_error(ref, module_name, err) from err
     except Exception as err:
-        raise _import_error(model_id, module_name, err) from err
+        raise _import_error(ref, module_name, err) from err
     parts = module_name.split(".")
     base = Path.cwd().joinpath(*parts)
     for cand in (base.with_suffix(".py"), base / "__init__.py"):
         if cand.is_file():
-            return _import_path(cand, model_id, module_name)
+            return _import_path(cand, ref, module_name)
     raise ModelImportError(
-        f"file:{model_id}: no module {module_name!r} on the Python path, and no "
+        f"{ref}: no module {module_name!r} on the Python path, and no "
         f"{'/'.join(parts)}.py in the working directory {Path.cwd()}")
 
 
-def _import_path(path: Path, model_id: str, module_name: str | None = None) -> ModuleType:
+def _import_path(path: Path, ref: str, module_name: str | None = None) -> ModuleType:
     """Import a ``.py`` file (or a package's ``__init__.py``) by path, once per file."""
     path = path.expanduser().resolve()
     if not path.is_file():
-        raise ModelImportError(f"file:{model_id}: no file {path}")
+        raise ModelImportError(f"{ref}: no file {path}")
     # A stable module name per file, registered in sys.modules so pickling, inspect.getsource
     # (which the activation cache key reads) and repeated loads see one module.
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
@@ -184,7 +191,7 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
     spec = importlib.util.spec_from_file_location(
         mod_name, path, submodule_search_locations=[str(path.parent)] if is_pkg else None)
     if spec is None or spec.loader is None:
-        raise ModelImportError(f"file:{model_id}: {path} cannot be imported as Python")
+        raise ModelImportError(f"{ref}: {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
@@ -194,7 +201,7 @@ def _import_path(path: Path, model_id: str, module_name: str | None = None) -> M
         sys.modules.pop(mod_name, None)
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
-        raise _import_error(model_id, str(path), err) from err
+        raise _import_error(ref, str(path), err) from err
     module.__brainalign_source__ = source  # type: ignore[attr-defined]
     return module
 
@@ -235,7 +242,7 @@ def _importable(folders: Sequence[str]) -> Iterator[None]:
                     sys.path.remove(f)
 
 
-def _import_error(model_id: str, what: str, err: BaseException) -> ModelImportError:
+def _import_error(ref: str, what: str, err: BaseException) -> ModelImportError:
     tb = err.__traceback__
     where = ""
     while tb is not None:
@@ -243,7 +250,7 @@ def _import_error(model_id: str, what: str, err: BaseException) -> ModelImportEr
         if "importlib" not in code:
             where = f" ({code}, line {tb.tb_lineno})"
         tb = tb.tb_next
-    return ModelImportError(f"file:{model_id}: importing {what} failed: {type(err).__name__}: {err}{where}")
+    return ModelImportError(f"{ref}: importing {what} failed: {type(err).__name__}: {err}{where}")
 
 
 def _callables_hint(path: str) -> str:

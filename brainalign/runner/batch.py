@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -93,8 +94,14 @@ class ModelEntry:
     def load(self):
         """Build the model (in the process that scores it)."""
         if self.factory:
+            from brainalign.errors import ModelImportError
+            from brainalign.models.file_source import import_user_module
+
             mod, _, fn = self.factory.partition(":")
-            model = getattr(importlib.import_module(mod), fn)(weights=self.weights, seed=self.seed)
+            module = import_user_module(mod, f"factory {self.factory!r}")  # the Python path, else here
+            if not callable(getattr(module, fn, None)):
+                raise ModelImportError(f"factory {self.factory!r}: {mod} has no function {fn!r}")
+            model = getattr(module, fn)(weights=self.weights, seed=self.seed)
         else:
             from brainalign.models import load_model
 
@@ -115,7 +122,7 @@ class ModelEntrySchema(StrictModel):
     layers: str | list[str] | None = Field(None, description="Layer names or globs (default: the model's).")
     label: str | None = Field(None, description="Name in the results (default: the id); unique in a batch.")
     factory: str | None = Field(None, description="`package.module:function` building a BrainModel, "
-                                "instead of `id`.")
+                                "instead of `id`; found on the Python path, else in the working directory.")
 
     @model_validator(mode="after")
     def _one_model(self) -> ModelEntrySchema:
@@ -172,6 +179,21 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         entries = [ModelEntry(id=ln) for ln in lines if ln]
         if not entries:
             raise BatchSpecError(f"{path}: no model ids")
+    from brainalign.models.file_source import module_file
+
+    def findable(mod: str) -> bool:
+        if module_file(mod) is not None:  # your own module: on the Python path or here
+            return True
+        try:
+            return importlib.util.find_spec(mod) is not None  # an installed package's
+        except (ImportError, ValueError):
+            return False
+
+    for i, e in enumerate(entries):  # a factory's module must be findable before any pair runs
+        mod = (e.factory or "").partition(":")[0]
+        if e.factory and not findable(mod):
+            raise BatchSpecError(f"{path}: models[{i}].factory {e.factory!r}: no module {mod!r} on the Python "
+                                 f"path, and no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
     seen: dict[str, int] = {}
     for i, e in enumerate(entries):
         if e.name in seen:
