@@ -162,3 +162,23 @@ def test_normalised_scores_above_one_are_flagged():
     fig = plot_heatmap(t)
     texts = [x.get_text() for x in fig.axes[0].texts]
     assert "1.20▲" in texts and "above the noise ceiling" in fig._supxlabel.get_text()
+
+
+def test_long_column_labels_leave_the_cells_their_height(tmp_path):
+    """Two versions of a benchmark (two --max-stimuli sizes): their labels, id + version + subset,
+    were one long sloped line each and squeezed the cells to a strip a few pixels high."""
+    a = synthetic_table(2, 1, 4, seed=1)
+    b = synthetic_table(2, 1, 4, seed=2).assign(model=lambda d: d["model"] + "-b")
+    a["benchmark_version"], b["benchmark_version"] = "1+max_stimuli=40", "1+max_stimuli=60"
+    fig = plot_heatmap(pd.concat([a, b], ignore_index=True), path=tmp_path / "h.png")
+    fig.draw_without_rendering()  # the constrained layout, on the figure's own size
+    renderer = fig._get_renderer()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert all("(version 1+max_stimuli=" in x and "[subset: " in x for x in labels)
+    assert max(len(line) for x in labels for line in x.split("\n")) <= 40  # one short line per part
+    cells_in = ax.get_window_extent(renderer).height / fig.dpi
+    assert cells_in >= 0.16 * 4, cells_in  # at least the 0.16 in per model of a plain heatmap
+    for t in ax.get_xticklabels():  # the labels fit the figure, below the cells
+        box = t.get_window_extent(renderer)
+        assert box.y0 >= 0 and box.y1 <= ax.get_window_extent(renderer).y0 + 1

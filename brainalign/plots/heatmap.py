@@ -171,11 +171,18 @@ def plot_heatmap(table: pd.DataFrame, *, path: PathLike | None = None, annotate:
     norm = normalised_cells(table).reindex(index=scores.index, columns=scores.columns)
     norm = norm.fillna(False).astype(bool).to_numpy()
     _, raw_only = normalised_benchmarks(table)
-    cols = [f"{b} (raw)" if b in raw_only else b for b in scores.columns]
+    # One short line per part of a column's label (id, version, raw, subset): a long one-line
+    # label, sloped, took the figure's height from the cells.
     subsets = {b: subset_label(table[table["benchmark"] == b]) for b in scores.columns}
-    cols = [f"{c}\n[{subsets[b]}]" if subsets[b] else c for c, b in zip(cols, scores.columns, strict=True)]
+    cols = ["\n".join([str(b).replace(" (version ", "\n(version "), *(["(raw)"] if b in raw_only else []),
+                       *([f"[{subsets[b]}]"] if subsets[b] else [])]) for b in scores.columns]
     n_m, n_b = scores.shape
-    height = max(2.0, 0.9 + 0.16 * n_m)  # room for the colour bar label with few models
+    # Room for the sloped labels (35°): their longest line and their number of lines, at the tick
+    # font (a character ≈ 0.55 em), beyond the ≈ 0.5 in the cells' formula already leaves.
+    lines = [c.split("\n") for c in cols]
+    label_in = (max(len(x) for ls in lines for x in ls) * 0.55 * np.sin(np.radians(35))
+                + max(map(len, lines)) * 1.25 * np.cos(np.radians(35))) * TICK_PT / 72
+    height = max(2.0, 0.9 + 0.16 * n_m) + max(0.0, label_in - 0.5)  # room for the colour bar label
     fig = Figure(figsize=(max(width, 0.9 + 0.55 * n_b), height), layout="constrained")
     ax = fig.subplots()
     vals = scores.to_numpy()
