@@ -199,7 +199,7 @@ def test_resume_with_other_settings_says_what_changed_and_what_is_recomputed(tmp
         again = run_batch(TINY, [str(quick)], out, data_dir=data_dir, resume=True, batch_size=32,
                           progress=BatchProgress(f))
     text = log.read_text()
-    assert "setting memory_budget: 1000000000 → None (changes scores: every pair is recomputed)" in text
+    assert "setting memory_budget: 1000000000 → None (changes scores: this run's pairs are recomputed)" in text
     assert "setting batch_size: 64 → 32 (does not change scores: finished pairs are kept)" in text
     assert "2 pair(s) finished by an earlier run were scored with other settings or code and will be " \
            "recomputed: " \

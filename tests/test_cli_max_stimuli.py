@@ -177,10 +177,13 @@ def test_a_folder_with_two_versions_of_a_benchmark_keeps_them_apart(tmp_path, da
     assert set(cmp[["model_a", "model_b"]].iloc[0]) == {"tiny-0", "tiny-1"}
     r = CliRunner().invoke(main, ["compare", str(out)])
     assert r.exit_code == 0, r.output
+    assert f"not compared (one model): {v25}: only tiny-2" in r.output
     from brainalign.plots.report import build_report
 
     html = build_report(out).read_text()
     assert v30 in html and v25 in html
+    assert "Not described above" not in html  # every pair's settings found under its benchmark's id
+    assert "Batch runs in b (" in html and "provenance.json of .)" not in html  # the folder by its name
 
 
 @needs_data

@@ -139,7 +139,7 @@ def test_a_score_run_into_a_batch_folder_describes_its_own_pairs_only(tmp_path, 
     assert set(zip(t["model"], t["benchmark"], strict=True)) == {("tiny-0", V4), ("zoo:lenet5", V1)}
     assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
     page = unescape((out / "report.html").read_text())
-    assert f"provenance.json of .): tiny-0 × {V4}" in page  # the batch pair: pointed to its provenance
+    assert f"provenance.json of B): tiny-0 × {V4}" in page  # the batch pair: its provenance, folder by name
 
 
 def test_provenance_settings_keep_lists_of_values_on_one_line(data_dir):

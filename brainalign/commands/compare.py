@@ -69,4 +69,6 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
             click.echo(fam[cols].rename(columns={"a": "model_a", "b": "model_b"}).to_string(
                 index=False, float_format=lambda v: f"{v:.4f}"))
+    for line in table.attrs.get("not_compared", []):
+        click.echo(f"not compared (one model): {line}")
     click.echo(f"wrote {path}")

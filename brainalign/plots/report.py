@@ -38,7 +38,7 @@ from brainalign.plots.style import (
 )
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
 from brainalign.results.compare import COMPARE_FILE
-from brainalign.results.table import DEV_SELECTION
+from brainalign.results.table import DEV_SELECTION, benchmark_id
 from brainalign.settings import PathLike
 
 _CSS = """
@@ -382,8 +382,9 @@ def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
     from brainalign.results.provenance import benchmark_entries
 
     folder = str(Path(src).parent)
+    shown = res.root.name if folder == "." else folder  # the report's own folder: by its name
     if not meta:
-        said = (f"(settings in the batch run’s provenance.json of {folder})" if folder in res.provenance
+        said = (f"(settings in the batch run’s provenance.json of {shown})" if folder in res.provenance
                 else "(no metadata file)")
         return f"<h3>{_e(src)}</h3><p>{_e(said)}</p>"
     entries, extras = benchmark_entries(meta)
@@ -400,10 +401,10 @@ def _meta_html(src: str, meta: dict[str, Any], res: ResultsFolder) -> str:
     # Rows this file does not describe (a batch run's, or a table older than per-benchmark
     # entries): said, so its settings are not read as theirs.
     rows = res.table[res.table["source"] == src] if "source" in res.table else res.table.iloc[:0]
-    pairs = sorted(set(zip(rows["model"], rows["benchmark"], strict=True)))
+    pairs = sorted(set(zip(rows["model"], map(benchmark_id, rows["benchmark"].astype(str)), strict=True)))
     missing = [f"{m} × {b}" for m, b in pairs if (m, b) not in described]
     if missing and entries:
-        where = (f"settings in the batch run’s provenance.json of {folder}" if folder in res.provenance
+        where = (f"settings in the batch run’s provenance.json of {shown}" if folder in res.provenance
                  else "settings not recorded in this file")
         parts.append(f'<p class="warn">Not described above ({_e(where)}): {_e(", ".join(missing))}</p>')
     return "".join(parts)
@@ -430,7 +431,8 @@ def _provenance_html(res: ResultsFolder) -> str:
         parts.append("".join(f"<pre>{_e(v.replace(';', chr(10)))}</pre>" for v in vs))
     for folder, prov in res.provenance.items():
         runs = prov.get("runs", [])
-        parts.append(f"<h3>Batch runs in {_e(folder)} ({len(runs)})</h3>")
+        where = res.root.name if folder == "." else folder  # the report's own folder: by its name
+        parts.append(f"<h3>Batch runs in {_e(where)} ({len(runs)})</h3>")
         parts.append(f"<pre>{_e(_settings_json(prov))}</pre>")
     for src, meta in res.metas.items():
         parts.append(_meta_html(src, meta, res))

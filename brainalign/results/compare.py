@@ -414,6 +414,7 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     -------
     One row per pair and benchmark/session, columns :data:`COMPARE_COLUMNS`; within a benchmark the
     models are ordered by score, best first, so ``difference`` ≥ 0 reads "model_a beats model_b by".
+    ``.attrs["not_compared"]`` lists the benchmarks (sessions) with a single model.
 
     Raises
     ------
@@ -437,8 +438,11 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     chosen = chosen_rows(table)
     chosen = chosen.assign(_session=_sessions(chosen))
     out: list[dict[str, Any]] = []
+    alone: list[str] = []
     for (bench, sess), fam in chosen.groupby(["_label", "_session"], sort=False):
         if fam["model"].nunique() < 2:
+            alone.append(f"{bench}" + ("" if sess == "all" else f" (session {sess})")
+                         + f": only {fam['model'].iloc[0]}")
             continue
         if fam["model"].duplicated().any():
             dup = sorted(set(fam.loc[fam["model"].duplicated(), "model"]))
@@ -453,7 +457,9 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
         per = chosen.groupby("_label")["model"].nunique().to_dict()
         raise ResultsTableError(f"nothing to compare: no benchmark has two or more models "
                                 f"(models per benchmark: {per})")
-    return pd.DataFrame(out, columns=COMPARE_COLUMNS)
+    table = pd.DataFrame(out, columns=COMPARE_COLUMNS)
+    table.attrs["not_compared"] = alone  # benchmarks (sessions) with one model: nothing to pair
+    return table
 
 
 def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: str, score: Score, ci: float,

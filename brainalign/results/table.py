@@ -336,5 +336,13 @@ def versions_apart(table: pd.DataFrame) -> pd.DataFrame:
     if not several.any():
         return table
     t = table.copy()
-    t.loc[several, "benchmark"] = t.loc[several, "benchmark"].astype(str) + " (version " + version[several] + ")"
+    t.loc[several, "benchmark"] = t.loc[several, "benchmark"].astype(str) + _VERSION_OPEN + version[several] + ")"
     return t
+
+
+_VERSION_OPEN = " (version "
+
+
+def benchmark_id(label: str) -> str:
+    """The benchmark id of a label :func:`versions_apart` may have written (``<id> (version <v>)``)."""
+    return label.split(_VERSION_OPEN, 1)[0]

@@ -715,7 +715,7 @@ def resume_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[st
     for k in sorted(set(old_s) | set(new_s)):
         if k in ("threads",) or old_s.get(k) == new_s.get(k):
             continue
-        effect = "changes scores: every pair is recomputed" if k in _SCORE_SETTINGS else \
+        effect = "changes scores: this run's pairs are recomputed" if k in _SCORE_SETTINGS else \
             "does not change scores: finished pairs are kept"
         lines.append(f"setting {k}: {old_s.get(k)!r} → {new_s.get(k)!r} ({effect})")
     old_m, new_m = previous.get("models", {}), current["models"]
@@ -848,8 +848,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         try:
             output = _Output(outdir, tasks)
             if output.has_results() and not resume:
-                raise BatchOutputError(f"{outdir} holds results of an earlier run; pass resume=True (--resume) "
-                                       f"to continue it, or choose another output folder")
+                raise BatchOutputError(f"{outdir} holds results of an earlier run; resume it (--resume on the "
+                                       "command line, resume=True from Python), or choose another output folder")
             prov = _read_provenance(outdir)
             record = _run_record(tasks, settings, workers)
             todo, skipped = [], []
