@@ -189,6 +189,18 @@ class NoLayersError(BrainAlignError, ValueError):
         super().__init__(f"{model}: the model has no layer to score by default.{how}")
 
 
+class DuplicateModelNameError(BrainAlignError, ValueError):
+    """Two models of one run under the same name (two checkpoints of one training run): their rows
+    would be read as one model's."""
+
+    def __init__(self, name: str, first: str, second: str):
+        self.name = name
+        super().__init__(
+            f"{second} is named {name!r}, as {first} of this run is: their scores would be one model's rows. "
+            "Score them into separate --out folders, set distinct names (model.name = … in Python), or "
+            "use `brainalign batch` with a distinct `label` per model")
+
+
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
 

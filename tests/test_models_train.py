@@ -46,6 +46,10 @@ def test_checkpoints_per_epoch_load_with_weights_only_and_training_learns(run):
     # Ten classes: chance is 0.1. Three epochs on the digits reach far above it.
     assert h["val_acc"].iloc[0] < 0.3 < 0.8 < h["val_acc"].iloc[-1]
     assert h["val_loss"].iloc[-1] < h["val_loss"].iloc[0]
+    # Each epoch's row gives the rate it trained at (cosine from 0.05 over 3 epochs); it gave the
+    # next epoch's, which put 0 on the last one.
+    np.testing.assert_allclose(h["lr"], [0.05, 0.05, 0.05 * (1 + np.cos(np.pi / 3)) / 2,
+                                         0.05 * (1 + np.cos(2 * np.pi / 3)) / 2], rtol=1e-12)
 
 
 def test_same_seed_same_checkpoints_other_seed_differs(run, tmp_path):
@@ -163,3 +167,28 @@ def test_cli_train_into_an_earlier_run_refuses_or_replaces_it_whole(tmp_path):
     assert json.loads((out / "run.json").read_text())["epochs"] == 1 and (out / "notes.txt").is_file()
     with pytest.raises(RunFolderError, match="earlier training run"):
         ba_train("mlp", out, epochs=1, input_size=8, progress=False)
+
+
+@needs_data
+def test_two_checkpoints_of_one_run_in_one_score_run_are_refused_by_name(run, data_dir, tmp_path):
+    """Two epochs of one training run carry the same model name: scored together their rows were
+    one model's (one summary name, a plot of one epoch, a report of the other, nothing to
+    compare). The second is refused by name; the first is scored and kept."""
+    from brainalign.cli import main
+    from brainalign.errors import DuplicateModelNameError
+
+    a, b = (ba.load_model(f"file:{run.checkpoints[k]}") for k in (0, 2))
+    assert a.name == b.name
+    with pytest.raises(DuplicateModelNameError, match=rf"model 1 is named '{a.name}', as model 0"):
+        ba.score([a, b], "kriegeskorte2008.hIT-rsa", data_dir=data_dir)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["score", "--model", f"file:{run.checkpoints[0]}", "--model",
+                                  f"file:{run.checkpoints[2]}", "--benchmark", "kriegeskorte2008.hIT-rsa",
+                                  "--layers", "fc2", "--n-bootstrap", "10", "--data-dir", str(data_dir),
+                                  "--out", str(out)])
+    text = " ".join(r.output.split())
+    assert r.exit_code != 0
+    assert f"file:{run.checkpoints[2]} FAILED" in text and f"as file:{run.checkpoints[0]} of this run is" in text
+    assert f"loading file:{run.checkpoints[0]} (weights from the checkpoint)" in text  # not "random"
+    t = pd.read_csv(out / "scores.csv")
+    assert set(t["model"]) == {a.name} and t["weights_hash"].nunique() == 1  # the first one's rows only

@@ -174,7 +174,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
-    from brainalign.errors import BrainAlignError, without_names
+    from brainalign.errors import BrainAlignError, DuplicateModelNameError, without_names
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
@@ -186,6 +186,7 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.activations.blas import numpy_blas_one_thread
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
+    from brainalign.models.file_source import is_checkpoint
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
 
@@ -216,12 +217,17 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         plots_import: threading.Thread | None = None
         stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
         stream = {k: v for k, v in stream.items() if v is not None}
+        loaded_as: dict[str, str] = {}  # model name → the id it was loaded from, in this run
         try:
             for mid in models:
                 model = None
                 try:
-                    progress.stage(f"loading {mid} ({weights} weights)")
+                    own = mid.startswith("file:") and is_checkpoint(mid[len("file:"):])  # --weights unused
+                    what = "weights from the checkpoint" if own else f"{weights} weights"
+                    progress.stage(f"loading {mid} ({what})")
                     model = load_model(mid, weights=weights, seed=seed)
+                    if loaded_as.setdefault(model.name, mid) != mid:  # two checkpoints of one run
+                        raise DuplicateModelNameError(model.name, loaded_as[model.name], mid)
                     names = model.resolve_layers(layers)
                     if out_dir is not None and plots_import is None:
                         # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding

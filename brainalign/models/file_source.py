@@ -80,8 +80,7 @@ def load_file(name: str, weights: str = "random", seed: int = 0, *, load: Loader
         A checkpoint file that does not exist or names no architecture.
     """
     target, sep, attr = _split(name)
-    if not sep and (target.endswith(_CHECKPOINT_SUFFIXES) or
-                    (Path(target).is_file() and not target.endswith(".py"))):
+    if is_checkpoint(name):
         return _checkpoint(target, seed, load, **options)
     if target.endswith(".py") or ("/" in target and not sep):
         if not sep:
@@ -102,6 +101,14 @@ def load_file(name: str, weights: str = "random", seed: int = 0, *, load: Loader
                                      "file:<module>:<callable> or file:<path/to/file.py>:<callable>")
     return _entry_point(import_user_module(target, f"file:{name}"), target + ":" + attr, attr, weights, seed,
                         **options)
+
+
+def is_checkpoint(name: str) -> bool:
+    """Whether ``file:<name>`` is a checkpoint file (its weights and architecture in it), not a
+    module's callable: the form that ignores ``weights``."""
+    target, sep, _ = _split(name)
+    return not sep and (target.endswith(_CHECKPOINT_SUFFIXES) or
+                        (Path(target).is_file() and not target.endswith(".py")))
 
 
 def _split(name: str) -> tuple[str, str, str]:

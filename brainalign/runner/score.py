@@ -8,6 +8,7 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
+from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
 from brainalign.results.result import ScoreResult
 from brainalign.settings import PathLike
@@ -41,8 +42,18 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     -------
     ScoreResult
         ``.table`` (one row per model × benchmark × session × layer[, metric]), ``.best``.
+
+    Raises
+    ------
+    DuplicateModelNameError
+        Two of ``model`` share a name (before anything is scored).
     """
     models = [model] if isinstance(model, BrainModel) else list(model)
+    seen: dict[str, int] = {}
+    for i, m in enumerate(models):
+        if m.name in seen:
+            raise DuplicateModelNameError(m.name, f"model {seen[m.name]}", f"model {i}")
+        seen[m.name] = i
     benches = [benchmark] if isinstance(benchmark, str | os.PathLike | Benchmark) else list(benchmark)
     loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, data_dir=data_dir, **benchmark_kwargs)
               for b in benches]

@@ -236,12 +236,13 @@ def train(
                 # Accumulated on the device: no synchronisation per step.
                 total_loss += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()
+            epoch_lr = opt.param_groups[0]["lr"]  # the rate this epoch trained at (step() sets the next one's)
             sched.step()
             seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             va_loss, va_acc = _evaluate(net, x_va, y_va)
             row = {"epoch": epoch, "train_loss": total_loss.item() / n,
                    "train_acc": correct.item() / n, "val_loss": va_loss, "val_acc": va_acc,
-                   "lr": opt.param_groups[0]["lr"], "seconds": seconds, "cpu_seconds": cpu_seconds,
+                   "lr": epoch_lr, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "samples_per_s": n / seconds}
             paths.append(checkpoint(epoch, row))
             rows.append(row)
