@@ -34,7 +34,7 @@ import xarray as xr
 from brainalign.activations.budget import available_memory, parse_bytes, plan_memory
 from brainalign.activations.extract import resolve_device
 from brainalign.activations.stream import LayerStream
-from brainalign.data.stimuli import FileImages, StimulusSet
+from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
 from brainalign.metrics._backend import as_torch
 from brainalign.metrics.cka import center_gram
@@ -49,7 +49,6 @@ Metric = Literal["cka", "cka_rbf", "rsa"]
 METRICS = ("cka", "cka_rbf", "rsa")
 RDM_DISTANCES = ("correlation", "cosine", "euclidean")
 RSA_COMPARATORS = ("spearman", "pearson", "cosine")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 GRAM_SCORING_FACTOR = 0.5  # working set of one layer's Gram beyond its activations (feature blocks)
 _BLOCK_BYTES = 256 * 2**20  # float64 feature block moved to the device at a time
 
@@ -235,22 +234,19 @@ def _unit(v: torch.Tensor, where: str, why: str) -> torch.Tensor:
 # Stimuli and recording
 # ----------------------------------------------------------------------------------------------
 
-def folder_stimuli(path: PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> StimulusSet:
-    """The image files under ``path`` (any depth), in sorted order; ids are the relative paths.
+def folder_stimuli(path: PathLike) -> StimulusSet:
+    """The image files under ``path``, read as :func:`brainalign.as_stimulus_set` reads a folder
+    (the same file types, ids and checks: one reader for every command).
 
     Raises
     ------
     StimulusError
-        ``path`` is not a folder, or holds no image file.
+        ``path`` is not a folder, holds no image file, or two files share an id.
     """
     root = Path(path)
     if not root.is_dir():
         raise StimulusError(f"{root}: not a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise StimulusError(f"{root}: no image files ({', '.join(suffixes)})")
-    ids = tuple(p.relative_to(root).as_posix() for p in files)
-    return StimulusSet(root.name, ids, FileImages(tuple(files)))
+    return as_stimulus_set(root)
 
 
 def _stimuli_for(model: BrainModel, stimuli: Any, data_dir: Any) -> tuple[StimulusSet | torch.Tensor, str]:

@@ -320,3 +320,21 @@ def test_a_multi_session_benchmark_names_the_session_it_uses(data_dir):
     assert "session region1 of 3" in sim.attrs["stimuli_a"]
     first = ba.load_benchmark("antolik2016.V1-ridge", data_dir=data_dir).sessions[0]
     assert sim.attrs["n_stimuli"] == len(first.stimuli)
+
+
+def test_a_folder_of_images_is_read_as_as_stimulus_set_reads_it(tmp_path: Path) -> None:
+    """`similarity` had its own folder reader: no GIFs (a folder of GIFs was 'no image files',
+    one GIF among PNGs silently left out), ids with their extension (a.png and a.jpg both
+    accepted). It is now the reader every other command uses."""
+    from PIL import Image
+
+    from brainalign.similarity import folder_stimuli
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.gif"):
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(tmp_path / name)
+    got = folder_stimuli(tmp_path)
+    assert list(got.ids) == list(ba.as_stimulus_set(tmp_path).ids) == ["a", "b", "c"]
+    Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    with pytest.raises(StimulusError, match="share the id 'a'"):
+        folder_stimuli(tmp_path)
