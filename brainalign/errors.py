@@ -53,12 +53,15 @@ class UnknownModelError(BrainAlignError, KeyError):
 class UnknownLayerError(BrainAlignError, KeyError):
     """A layer name or pattern that matches no layer of the model."""
 
-    def __init__(self, pattern: str, model: str, known: Iterable[str] = ()):
+    def __init__(self, pattern: str, model: str, known: Iterable[str] = (), model_id: str | None = None):
         known = list(known)
         self.pattern, self.model = pattern, model
+        # The command takes the id the model was loaded from; a checkpoint's or a wrapped
+        # module's name is no id, so only `model.layers` is offered for those.
+        how = f"`brainalign layers {model_id}` or `model.layers`" if model_id else "`model.layers`"
         super().__init__(
             f"Layer {pattern!r} matches no layer of model {model!r}.{_suggest(pattern, known)} "
-            f"List the layers with `brainalign layers {model}` or `model.layers`."
+            f"List the layers with {how}."
         )
 
     def __str__(self) -> str:

@@ -83,10 +83,23 @@ def test_globs_and_order():
     assert acts["classifier.6"].shape == (2, 1000)
 
 
-def test_unknown_layer_is_a_named_error_with_suggestions():
+def test_unknown_layer_is_a_named_error_with_suggestions(tmp_path):
     m = ba.load_model("torchvision:alexnet")
-    with pytest.raises(UnknownLayerError, match="features.1"):
+    with pytest.raises(UnknownLayerError, match="features.1") as info:
         ba.extract(m, _stimuli(2), layers=["feature.1"])
+    assert "`brainalign layers torchvision:alexnet` or `model.layers`" in str(info.value)
+    # The command is offered only with an id it takes: a checkpoint's id (not its model name),
+    # and for a wrapped module none (its name is no id; the command failed on it).
+    ckpt = tmp_path / "lenet.pt"
+    torch.save({"state_dict": ba.load_model("zoo:lenet5").module.state_dict(),
+                "meta": {"arch": "zoo:lenet5", "name": "my-lenet"}}, ckpt)
+    with pytest.raises(UnknownLayerError, match=rf"`brainalign layers file:{ckpt}` or") as info:
+        ba.load_model(f"file:{ckpt}").resolve_layers(["nope"])
+    assert "my-lenet" in str(info.value)
+    wrapped = ba.wrap(_tiny(), name="tiny", input_size=8)
+    with pytest.raises(UnknownLayerError, match=r"List the layers with `model.layers`\.") as info:
+        wrapped.resolve_layers(["nope"])
+    assert "brainalign layers" not in str(info.value)
 
 
 def test_forward_failure_names_the_layer_and_input_shape():

@@ -262,7 +262,7 @@ class BrainModel:
             hits = [n for n in known if fnmatch.fnmatchcase(n, pat)] if _is_glob(pat) else (
                 [pat] if pat in known else [])
             if not hits:
-                raise UnknownLayerError(pat, self.name, known)
+                raise UnknownLayerError(pat, self.name, known, model_id=self.extra.get("model_id"))
             chosen.update(hits)
         return [n for n in known if n in chosen]
 

@@ -161,7 +161,9 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
             f"  {line}" for line in list_sources())
         raise UnknownModelError(model_id, suggestions=suggest_models(model_id), note=note)
     loader, _ = SOURCES[source]
-    return loader(name, str(weights), seed, **options)
+    model = loader(name, str(weights), seed, **options)
+    model.extra["model_id"] = model_id  # what `brainalign layers` takes, for messages (the outer id wins)
+    return model
 
 
 def wrap(module: nn.Module, name: str, input_size: int = 224, *, in_channels: int = 3,
