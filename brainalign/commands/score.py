@@ -81,6 +81,11 @@ def with_earlier(earlier: Any, new: Any) -> Any:
     return ScoreResult.concat([ScoreResult(kept, details, meta), new]) if len(kept) else new
 
 
+# Row settings whose change is said when a pair's rows are replaced: (earlier rows', this run's) label.
+_REPLACED_LABELS = {"benchmark_version": ("benchmark version", "version"), "weights": ("weights", "weights"),
+                    "weights_hash": ("weights sha256", "weights sha256")}
+
+
 def replaced_notes(earlier: Any, new: Any) -> list[str]:
     """Lines naming the pairs of ``new`` whose earlier rows in the folder, replaced by this run,
     were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data, or
@@ -94,20 +99,19 @@ def replaced_notes(earlier: Any, new: Any) -> list[str]:
         old = t[(t["model"] == m) & (t["benchmark"] == b)]
         if old.empty:
             continue
-        was, now = [], []
-        for col, label in (("benchmark_version", "benchmark version"), ("weights", "weights"),
-                           ("weights_hash", "weights sha256")):
-            if col not in old or col not in rows:
-                continue
-            if col == "weights_hash" and any(w.startswith("weights ") for w in was):
-                continue  # other weights: their hash differs too, said once
-            n = 12 if col == "weights_hash" else None
-            before, after = ({str(v)[:n] for v in x[col].dropna()} for x in (old, rows))
-            if before and after and before != after:
-                was.append(f"{label} {', '.join(sorted(before))}")
-                now.append(f"{'version' if col == 'benchmark_version' else label} {', '.join(sorted(after))}")
-        if was:
-            other_model = any(w.startswith("weights") for w in was)
+        differ: dict[str, tuple[str, str]] = {}  # column → (earlier values, this run's)
+        for col in _REPLACED_LABELS:
+            if col in old and col in rows:
+                n = 12 if col == "weights_hash" else None
+                before, after = ({str(v)[:n] for v in x[col].dropna()} for x in (old, rows))
+                if before and after and before != after:
+                    differ[col] = (", ".join(sorted(before)), ", ".join(sorted(after)))
+        if "weights" in differ:
+            differ.pop("weights_hash", None)  # other weights: their hash differs too, said once
+        was = [f"{_REPLACED_LABELS[c][0]} {before}" for c, (before, _) in differ.items()]
+        now = [f"{_REPLACED_LABELS[c][1]} {after}" for c, (_, after) in differ.items()]
+        if differ:
+            other_model = "weights" in differ or "weights_hash" in differ
             lines.append(f"note: {m} × {b}: the folder's earlier rows ({'; '.join(was)}) are replaced by this "
                          f"run's ({'; '.join(now)})" + (
                              ": another model under the same name; to keep both, score into another --out, "

@@ -343,6 +343,17 @@ def source_files(name: str) -> list[Path]:
     return files
 
 
+def module_exists(module_name: str) -> bool:
+    """Whether :func:`import_user_module` would find ``module_name`` (your own module on the Python
+    path or in the working directory, or an installed package's), without running it."""
+    if module_file(module_name) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        return False
+
+
 def module_file(module_name: str) -> Path | None:
     """The file of module ``module_name`` where :func:`load_file` would find it (the Python path,
     else the working directory), without running it; None for a module of an installed package

@@ -103,13 +103,6 @@ def _all_stimuli(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return out[0], out[1], out[2]
 
 
-def best_intervals(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(low, high): model × benchmark bootstrap CI of the chosen layer's score on all stimuli
-    (normalised where the benchmark has a ceiling, raw elsewhere), laid out as :func:`best_matrix`."""
-    _, lo, hi = _all_stimuli(table)
-    return lo, hi
-
-
 # The one description of the dashed outline (figure note and report caption): what
 # :func:`within_ci_of_best` computes.
 WITHIN_CI_NOTE = ("dashed outline: the benchmark's best score on all stimuli lies inside this model's "

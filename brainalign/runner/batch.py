@@ -33,8 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import re
@@ -179,19 +177,11 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         entries = [ModelEntry(id=ln) for ln in lines if ln]
         if not entries:
             raise BatchSpecError(f"{path}: no model ids")
-    from brainalign.models.file_source import module_file
-
-    def findable(mod: str) -> bool:
-        if module_file(mod) is not None:  # your own module: on the Python path or here
-            return True
-        try:
-            return importlib.util.find_spec(mod) is not None  # an installed package's
-        except (ImportError, ValueError):
-            return False
+    from brainalign.models.file_source import module_exists
 
     for i, e in enumerate(entries):  # a factory's module must be findable before any pair runs
         mod = (e.factory or "").partition(":")[0]
-        if e.factory and not findable(mod):
+        if e.factory and not module_exists(mod):
             raise BatchSpecError(f"{path}: models[{i}].factory {e.factory!r}: no module {mod!r} on the Python "
                                  f"path, and no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
     seen: dict[str, int] = {}
