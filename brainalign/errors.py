@@ -170,6 +170,11 @@ class StimulusError(BrainAlignError, ValueError):
     """A stimulus that cannot be used (failed to decode, wrong shape, duplicate id)."""
 
 
+class DeviceUnavailableError(BrainAlignError, ValueError):
+    """A ``device`` that is no device name, or one this machine does not have (``cuda`` without a
+    usable GPU, an index past the last GPU, ``mps`` off Apple hardware)."""
+
+
 class ForwardError(BrainAlignError, RuntimeError):
     """A model forward pass that failed on the stimuli."""
 

@@ -32,9 +32,9 @@ import torch
 import xarray as xr
 
 from brainalign.activations.budget import available_memory, parse_bytes, plan_memory
-from brainalign.activations.extract import resolve_device
 from brainalign.activations.stream import LayerStream
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
+from brainalign.device import resolve_device
 from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
 from brainalign.metrics._backend import as_torch
 from brainalign.metrics.cka import center_gram
@@ -87,7 +87,7 @@ def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "fea
     torch.Tensor
         (n, n) float64 on ``device``, exactly symmetric.
     """
-    dev = torch.device(device)
+    dev = resolve_device(device)
     Xt = as_torch(X)
     if Xt.ndim != 2:
         raise MetricInputError(f"gram_matrix: expected (stimulus × feature), got shape {tuple(Xt.shape)}")

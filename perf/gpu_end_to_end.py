@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 import brainalign as ba
-from brainalign.activations import resolve_device
 from brainalign.benchmarks.features import SpatialPool
+from brainalign.device import resolve_device
 from brainalign.metrics import cka, compare_rdms, encoding_score, rdm
 
 

@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import brainalign as ba
-    from brainalign.activations.extract import resolve_device
+    from brainalign.device import resolve_device
     from brainalign.insilico.recording import input_converter
     from brainalign.insilico.rf import _noise_batch, map_receptive_fields
 

@@ -74,7 +74,7 @@ def numpy_blas_one_thread(device: Any = "cpu") -> Iterator[None]:
     block open in this process ends. ``device``: the run's device (``"auto"`` resolved as the
     recording resolves it); on a GPU the block is a no-op, since the forward pass leaves the
     CPU's cores to the metric."""
-    from brainalign.activations.extract import resolve_device  # torch: imported by every caller
+    from brainalign.device import resolve_device  # torch: imported by every caller
 
     if resolve_device(device).type != "cpu":
         yield

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from brainalign.activations.budget import BYTES_PER_VALUE, layer_features, usable_cores
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
+from brainalign.device import resolve_device
 from brainalign.errors import ForwardError, StimulusError
 from brainalign.models.base import BrainModel, kept_state, on_device
 
@@ -96,13 +97,6 @@ def _copy_helper_on(device: torch.device, n_batches: int) -> bool:
     """Whether outputs are copied on a helper thread: a CPU run of several batches, with more
     cores than torch's intra-op threads use (else the helper competes with them)."""
     return device.type == "cpu" and n_batches > 1 and usable_cores() > torch.get_num_threads()
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → the first CUDA device if there is one, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _preprocess_workers() -> int:
@@ -574,7 +568,10 @@ def extract(
         batch size (it cannot be told apart per stimulus).
     StimulusError
         An image the pixel rule refuses, naming the stimulus.
+    DeviceUnavailableError
+        A ``device`` this machine does not have, before anything is recorded.
     """
+    device = resolve_device(device)
     job = _job(model, stimuli, layers, stimulus_ids, mode)
     done: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
     with _one_recording(model):
@@ -616,11 +613,13 @@ def iter_extract(
     stops this stream (resuming it then raises :class:`ForwardError`); one started on another
     thread is refused.
 
+    A ``device`` this machine does not have raises :class:`DeviceUnavailableError` at once.
     Errors of the forward pass are raised here unchanged (:class:`ForwardError`,
     :class:`StimulusError`); closing the generator early (or Ctrl-C in the caller) stops the
     forward pass at its next recorded layer or batch and waits for the helper to finish.
     """
-    job = _job(model, stimuli, layers, stimulus_ids, mode)  # bad input is refused here, at once
+    device = resolve_device(device)  # bad input is refused here, at once
+    job = _job(model, stimuli, layers, stimulus_ids, mode)
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     # Bytes of layers handed over that the caller has not finished with, and how many may be:

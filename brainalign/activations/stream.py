@@ -18,9 +18,10 @@ from brainalign.activations.cache import (
     model_fingerprint,
     stimuli_hash,
 )
-from brainalign.activations.extract import iter_extract, resolve_device
+from brainalign.activations.extract import iter_extract
 from brainalign.activations.reducers import describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
+from brainalign.device import resolve_device
 from brainalign.models.base import BrainModel
 
 LayerCallback = Callable[[str, int, int], None]

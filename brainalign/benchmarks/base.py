@@ -26,6 +26,7 @@ from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
+from brainalign.device import resolve_device
 from brainalign.errors import (
     BenchmarkDefinitionError,
     LayerActivationError,
@@ -336,6 +337,7 @@ class Benchmark:
             See :func:`brainalign.activations.stream_layers`. Without ``reducers`` and
             ``max_features`` the benchmark's own reducer applies (:meth:`default_reducers`).
         """
+        resolve_device(device)  # a device this machine lacks: refused before the stimuli are read
         # numpy's BLAS on one thread while torch computes on the CPU (activations.blas: two
         # thread pools would take the cores from each other).
         with numpy_blas_one_thread(device):

@@ -20,15 +20,12 @@ import click
 #: Batch sizes, feature caps, bootstrap counts: whole numbers of at least 1.
 POSITIVE_INT = click.IntRange(min=1)
 
-_DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:<index> or mps"
-
-
 class DeviceType(click.ParamType):
     """A torch device that exists on this machine: ``auto``, ``cpu``, ``cuda``, ``cuda:<i>``, ``mps``.
 
-    ``cuda`` on a machine without a usable GPU, an index past the last GPU, and names torch does
-    not know (``gpu``) are refused while the command line is parsed, naming what is available.
-    torch is imported only to check a GPU device, so ``--help`` stays fast.
+    Checked by :func:`brainalign.device.resolve_device` while the command line is parsed: a name
+    torch does not know (``gpu``), ``cuda`` without a usable GPU or an index past the last GPU is
+    refused with what is available. torch is imported only for a GPU device, so ``--help`` stays fast.
     """
 
     name = "device"
@@ -37,25 +34,13 @@ class DeviceType(click.ParamType):
         text = str(value).strip().lower()
         if text in ("auto", "cpu"):
             return text
-        kind, _, index = text.partition(":")
-        if kind not in ("cuda", "mps") or (index and not index.isdigit()) or (kind == "mps" and index):
-            hint = " (did you mean 'cuda'?)" if kind in ("gpu", "cuda0", "nvidia") else ""
-            self.fail(f"{value!r} is not a device{hint}; use {_DEVICE_HELP}", param, ctx)
-        import torch
+        from brainalign.device import resolve_device
+        from brainalign.errors import DeviceUnavailableError
 
-        if kind == "mps":
-            mps = getattr(torch.backends, "mps", None)
-            if mps is None or not mps.is_available():
-                self.fail("'mps' is not available on this machine (Apple GPUs only); use cpu or auto",
-                          param, ctx)
-            return text
-        if not torch.cuda.is_available():
-            why = "this torch build has no CUDA support" if torch.version.cuda is None else \
-                "torch finds no usable CUDA GPU here (driver, CUDA_VISIBLE_DEVICES?)"
-            self.fail(f"{value!r} asked for a GPU: {why}; use --device cpu (or auto)", param, ctx)
-        n = torch.cuda.device_count()
-        if index and int(index) >= n:
-            self.fail(f"{value!r}: this machine has {n} CUDA device(s), cuda:0…cuda:{n - 1}", param, ctx)
+        try:
+            resolve_device(text)
+        except DeviceUnavailableError as err:
+            self.fail(str(err).replace("use 'cpu'", "use --device cpu"), param, ctx)
         return text
 
 

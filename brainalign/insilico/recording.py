@@ -13,7 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from brainalign.activations.extract import extract, resolve_device
+from brainalign.activations.extract import extract
+from brainalign.device import resolve_device
 from brainalign.errors import StimulusError, UnitLocationError
 from brainalign.models.base import BrainModel, on_device
 from brainalign.models.preprocess import ImageTransform

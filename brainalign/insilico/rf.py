@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainalign.activations.extract import extract, resolve_device
+from brainalign.activations.extract import extract
+from brainalign.device import resolve_device
 from brainalign.errors import StimulusError
 from brainalign.insilico.recording import centre_reducer, input_converter, unit_layout
 from brainalign.insilico.stimuli import FieldOfView

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from brainalign.device import resolve_device
 from brainalign.errors import MetricInputError
 from brainalign.metrics.pls import pls_fit
 from brainalign.metrics.ridge import (
@@ -23,7 +24,6 @@ from brainalign.metrics.ridge import (
     as_tensor,
     check_alphas,
     predict_rows,
-    resolve_device,
     solve_ridge_cv,
 )
 

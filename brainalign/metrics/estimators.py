@@ -13,12 +13,12 @@ import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from brainalign.device import resolve_device
 from brainalign.metrics.pls import pls_fit
 from brainalign.metrics.ridge import (
     Design,
     as_tensor,
     check_alphas,
-    resolve_device,
     ridge_coef,
     select_alphas,
     solve_ridge_cv,

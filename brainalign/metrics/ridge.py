@@ -68,19 +68,6 @@ def check_alphas(alphas: object) -> np.ndarray:
     return a
 
 
-def resolve_device(device: str | torch.device, *arrays: object) -> torch.device:
-    """``"auto"``: the device of the first torch tensor among ``arrays``, else CUDA when available,
-    else the CPU; anything else is passed to :class:`torch.device`."""
-    if isinstance(device, torch.device):
-        return device
-    if device != "auto":
-        return torch.device(device)
-    for a in arrays:
-        if isinstance(a, torch.Tensor):
-            return a.device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def as_tensor(a: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """``a`` as a tensor of ``dtype`` on ``device`` (no copy when it already is one)."""
     if isinstance(a, torch.Tensor):

@@ -9,6 +9,7 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
+from brainalign.device import resolve_device
 from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
 from brainalign.models.registry import load_model
 from brainalign.results.result import ScoreResult
@@ -51,6 +52,7 @@ def score_checkpoints(run: PathLike | Sequence[PathLike], benchmark: str | Bench
     ScoreResult
         One row per (checkpoint, layer); ``epoch`` from the checkpoint's metadata.
     """
+    resolve_device(device)  # a device this machine lacks: refused before the benchmark loads
     paths = list_checkpoints(run)
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
         benchmark, data_dir=data_dir, **benchmark_kwargs)

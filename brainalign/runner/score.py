@@ -8,6 +8,7 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
+from brainalign.device import resolve_device
 from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
 from brainalign.results.result import ScoreResult
@@ -47,7 +48,10 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     ------
     DuplicateModelNameError
         Two of ``model`` share a name (before anything is scored).
+    DeviceUnavailableError
+        A ``device`` this machine does not have (before any benchmark is loaded).
     """
+    resolve_device(device)
     models = [model] if isinstance(model, BrainModel) else list(model)
     seen: dict[str, int] = {}
     for i, m in enumerate(models):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from brainalign.device import resolve_device
 from brainalign.models.base import state_dict_hash
 from brainalign.models.train.datasets import augment as augment_batch
 from brainalign.models.train.datasets import load_training_data
@@ -156,6 +157,7 @@ def train(
         raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    dev = resolve_device(device)
     data = load_training_data(dataset, input_size)
     opts: dict[str, Any] = {"in_channels": data.x.shape[1], "input_size": input_size,
                             "num_classes": data.num_classes, **(arch_options or {})}
@@ -176,7 +178,6 @@ def train(
         else:
             path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device)
     config = {"arch": f"zoo:{arch}", "arch_options": opts, "dataset": dataset,
               "data_hash": data.content_hash, "epochs": epochs, "batch_size": batch_size,
               "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
