@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -128,6 +129,54 @@ def test_reducer_is_applied_per_batch():
     pooled = ba.extract(m, stim, layers=["0"], batch_size=4, reducers=lambda t: t.mean(dim=(2, 3)))
     ref = full["0"].values.reshape(6, 8, 16 * 16).mean(-1)
     np.testing.assert_allclose(pooled["0"].values, ref, rtol=1e-5, atol=1e-6)
+
+
+def _pool(t: torch.Tensor) -> torch.Tensor:
+    return t.mean(dim=(2, 3)) if t.ndim == 4 else t
+
+
+def _first4(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)[:, :4]
+
+
+def test_reducer_keys_are_layer_names_or_globs_and_a_layer_s_own_name_wins():
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    stim = _stimuli(6)
+    full = ba.extract(m, stim, batch_size=4)
+    layers = list(full)
+    convs = [n for n in layers if full[n].attrs["shape"] and len(full[n].attrs["shape"]) == 3]
+    assert len(convs) >= 2
+    # a glob over the conv outputs, and one of them named on its own
+    got = ba.extract(m, stim, batch_size=4, reducers={"*": _pool, convs[1]: _first4})
+    for n in layers:
+        want = full[n].values
+        if n == convs[1]:
+            want = want[:, :4]
+        elif n in convs:
+            want = want.reshape(6, full[n].attrs["shape"][0], -1).mean(-1)
+        np.testing.assert_allclose(got[n].values, want, rtol=1e-5, atol=1e-6, err_msg=n)
+    # the same mapping through the memory-bounded stream (a run over layer groups)
+    from brainalign.activations import stream_layers
+
+    for n, da in stream_layers(m, stim, layers, batch_size=4, reducers={"*": _pool, convs[1]: _first4}):
+        np.testing.assert_allclose(da.values, got[n].values, rtol=1e-6, err_msg=n)
+
+
+@pytest.mark.parametrize("reducers, error, message", [
+    ({"O": _pool}, UnknownLayerError, "'O'"),  # a typo of layer "0"
+    ({"features.*": _pool}, UnknownLayerError, "features.*"),
+    ({"[0-1]": _pool, "?": _first4}, ValueError, "matched by the reducers keys '[0-1]' and '?'"),
+])
+def test_a_reducers_key_that_matches_no_layer_is_refused_before_recording(reducers, error, message):
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    with pytest.raises(error, match=re.escape(message)):
+        ba.extract(m, _stimuli(6), reducers=reducers)
+    with pytest.raises(error, match=re.escape(message)):
+        next(ba.iter_extract(m, _stimuli(6), reducers=reducers))
+    from brainalign.activations import stream_layers
+
+    with pytest.raises(error, match=re.escape(message)):
+        stream_layers(m, _stimuli(6), ["0"], reducers=reducers)
 
 
 def _bn_net() -> nn.Sequential:

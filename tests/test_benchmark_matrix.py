@@ -285,6 +285,8 @@ with numpy_blas_one_thread():  # run_batch, on the caller's thread
         t.join(10)
     seen["after both pairs"] = blas()
 seen["after the run"] = blas()
+import torch
+torch.cuda.is_available = lambda: True  # as on a GPU machine (the device is checked before the block)
 with numpy_blas_one_thread("cuda"):  # a run on a GPU: no limit
     seen["inactive"] = blas()
 print(seen)

@@ -306,10 +306,10 @@ def test_a_cancelled_recording_stops_at_the_next_batch():
 
     m = ba.wrap(nn.Sequential(nn.Conv2d(3, 4, 3), Count(), nn.ReLU(), nn.Flatten()), name="count",
                 input_size=16)
-    job = ex._job(m, _stimuli(40), ["0", "2"], None, None)
+    job = ex._job(m, _stimuli(40), ["0", "2"], None, None, None)
     calls.clear()
     with pytest.raises(ex._Cancelled):
-        ex._record(m, job, lambda *a: None, batch_size=2, device="cpu", reducers=None, progress=False,
+        ex._record(m, job, lambda *a: None, batch_size=2, device="cpu", progress=False,
                    keep_on_device=False, cancelled=lambda: len(calls) >= 3)  # 20 batches asked
     assert len(calls) == 3
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from brainalign.activations.reducers import RandomProjection
+from brainalign.activations.reducers import RandomProjection, reducer_per_layer
 from brainalign.errors import MemoryBudgetError
 from brainalign.models.base import BrainModel
 
@@ -156,7 +156,8 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         available now (:func:`available_memory`), met by exact passes only: a layer that alone
         does not fit is refused rather than projected.
     reducers
-        One reducer, or a mapping layer → reducer, applied as asked.
+        One reducer, or a mapping of layer names or globs to reducers
+        (:func:`~brainalign.activations.reducers.reducer_per_layer`), applied as asked.
     max_features
         Cap on features per layer: a :class:`RandomProjection` to this size on every larger layer.
     adapt
@@ -178,7 +179,7 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         if reducers is not None:
             raise ValueError("give either reducers or max_features, not both")
         reducers = RandomProjection(max_features, seed=seed)
-    per_layer = {n: (reducers.get(n) if isinstance(reducers, Mapping) else reducers) for n in names}
+    per_layer = reducer_per_layer(model, reducers, names)
     full = {n: n_stimuli * layer_features(model, n) * BYTES_PER_VALUE for n in names}
     notes: list[str] = []
 

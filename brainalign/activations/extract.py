@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from brainalign.activations.budget import BYTES_PER_VALUE, layer_features, usable_cores
+from brainalign.activations.reducers import reducer_per_layer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.device import resolve_device
 from brainalign.errors import ForwardError, StimulusError
@@ -242,10 +243,12 @@ class _Job:
     names: list[str]
     ids: list[str]
     mode: str
+    reducers: dict[str, Reducer | None]
 
 
 def _job(model: BrainModel, stimuli: Any, layers: str | Sequence[str] | None,
-         stimulus_ids: Sequence[str] | None, mode: str | None) -> _Job:
+         stimulus_ids: Sequence[str] | None, mode: str | None,
+         reducers: Reducer | Mapping[str, Reducer] | None) -> _Job:
     if not isinstance(stimuli, StimulusSet | torch.Tensor):
         stimuli = as_stimulus_set(stimuli)
     names = model.resolve_layers(layers)
@@ -263,14 +266,13 @@ def _job(model: BrainModel, stimuli: Any, layers: str | Sequence[str] | None,
         ids = list(stimulus_ids) if stimulus_ids is not None else [str(i) for i in range(n)]
     else:
         ids = list(stimuli.ids)
-    return _Job(stimuli, names, ids, mode or model.mode)
+    return _Job(stimuli, names, ids, mode or model.mode, reducer_per_layer(model, reducers, names))
 
 
 def _record(model: BrainModel, job: _Job,
             on_complete: Callable[[str, torch.Tensor, tuple[int, ...], bool], None],
             *, batch_size: int, device: str | torch.device,
-            reducers: Reducer | Mapping[str, Reducer] | None, progress: bool,
-            keep_on_device: bool, cancelled: Callable[[], bool] = lambda: False) -> None:
+            progress: bool, keep_on_device: bool, cancelled: Callable[[], bool] = lambda: False) -> None:
     """Run the batches of ``job``; ``on_complete(layer, buffer, shape, shared)`` gets each
     layer's (stimulus × unit) buffer as soon as its last batch is recorded (during the last
     batch's forward pass), after which nothing here holds it. ``shared``: the buffer is the
@@ -304,7 +306,7 @@ def _record(model: BrainModel, job: _Job,
                 f"{model.name}: layer {name!r} gave an output of shape {tuple(out.shape)} for "
                 f"{window[1] - window[0]} stimuli (batch axis {axis}, found at discovery); its "
                 "rows cannot be matched to stimuli")
-        reducer = reducers.get(name) if isinstance(reducers, Mapping) else reducers
+        reducer = job.reducers[name]
         feats = reducer(out) if reducer is not None else out
         flat = feats.reshape(feats.shape[0], -1)
         if window[1] - window[0] == n and by_reference(name, out, flat):
@@ -540,8 +542,10 @@ def extract(
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, …; the module runs there
         and is moved back to where it was afterwards (see :func:`brainalign.models.base.on_device`).
     reducers
-        One function, or one per layer name, applied to each batch's output on the device
-        (e.g. pooling or a random projection) so memory stays bounded. A reducer must return a
+        One function, or a mapping of layer names or glob patterns (``"features.*"``; a layer's
+        own name wins) to functions, applied to each batch's output on the device (e.g. pooling
+        or a random projection) so memory stays bounded. A key that matches no layer of the model
+        is an :class:`~brainalign.errors.UnknownLayerError`. A reducer must return a
         new tensor and never change its input in place: the rest of the forward pass reads it.
     stimulus_ids
         Ids for a tensor input (default ``"0"``, ``"1"``, …).
@@ -572,11 +576,11 @@ def extract(
         A ``device`` this machine does not have, before anything is recorded.
     """
     device = resolve_device(device)
-    job = _job(model, stimuli, layers, stimulus_ids, mode)
+    job = _job(model, stimuli, layers, stimulus_ids, mode, reducers)
     done: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
     with _one_recording(model):
         _record(model, job, lambda name, buf, shape, _shared: done.__setitem__(name, (buf, shape)),
-                batch_size=batch_size, device=device, reducers=reducers, progress=progress,
+                batch_size=batch_size, device=device, progress=progress,
                 keep_on_device=keep_on_device)
     return {name: _as_array(model, job, name, *done[name], keep_on_device) for name in job.names}
 
@@ -619,7 +623,7 @@ def iter_extract(
     forward pass at its next recorded layer or batch and waits for the helper to finish.
     """
     device = resolve_device(device)  # bad input is refused here, at once
-    job = _job(model, stimuli, layers, stimulus_ids, mode)
+    job = _job(model, stimuli, layers, stimulus_ids, mode, reducers)
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     # Bytes of layers handed over that the caller has not finished with, and how many may be:
@@ -645,7 +649,7 @@ def iter_extract(
 
     def produce() -> None:
         try:
-            _record(model, job, hand_over, batch_size=batch_size, device=device, reducers=reducers,
+            _record(model, job, hand_over, batch_size=batch_size, device=device,
                     progress=progress, keep_on_device=keep_on_device, cancelled=stop.is_set)
             q.put((end, None, (), False, 0))
         except _Cancelled:

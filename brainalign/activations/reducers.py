@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from brainalign.models.base import BrainModel
 
 
 class RandomProjection:
@@ -81,6 +85,38 @@ class RandomProjection:
 
     def __getstate__(self) -> dict[str, Any]:  # matrices are rebuilt where they are used
         return {"n_components": self.n_components, "seed": self.seed, "_matrices": {}}
+
+
+def reducer_per_layer(model: BrainModel, reducers: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The reducer of each layer in ``names`` (None: recorded in full).
+
+    ``reducers`` is None, one reducer for every layer, or a mapping whose keys are layer names or
+    glob patterns (``"features.*"``), as ``layers=`` takes them; a layer's own name wins over a
+    pattern. A mapping may name layers of the model that this run does not record (one mapping
+    for several runs).
+
+    Raises
+    ------
+    UnknownLayerError
+        A key that names or matches no layer of the model (a typo would otherwise leave its layer
+        unreduced without a word), with the close names.
+    ValueError
+        A layer matched by two patterns that give it different reducers.
+    """
+    if not isinstance(reducers, Mapping):
+        return dict.fromkeys(names, reducers)
+    exact: dict[str, Any] = {}
+    matched: dict[str, tuple[str, Any]] = {}
+    for key, reducer in reducers.items():
+        for name in model.resolve_layers(str(key)):  # UnknownLayerError for a key that matches nothing
+            if name == key:
+                exact[name] = reducer
+            elif name in matched and matched[name][1] is not reducer:
+                raise ValueError(f"{model.name}: layer {name!r} is matched by the reducers keys "
+                                 f"{matched[name][0]!r} and {key!r} with different reducers; name it once")
+            else:
+                matched[name] = (str(key), reducer)
+    return {n: exact[n] if n in exact else matched.get(n, (None, None))[1] for n in names}
 
 
 def describe_reducer(reducer: Any) -> dict[str, Any] | None:

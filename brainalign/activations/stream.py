@@ -147,7 +147,8 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
     model, stimuli, layers, batch_size, device, progress, stimulus_ids
         As for :func:`brainalign.extract`.
     reducers
-        One reducer or a mapping layer → reducer (see :mod:`brainalign.activations.reducers`).
+        One reducer, or a mapping of layer names or globs to reducers (see
+        :func:`brainalign.activations.reducers.reducer_per_layer`).
     max_features
         Cap features per layer with a seeded random projection (instead of ``reducers``).
     memory_budget
