@@ -3,6 +3,7 @@ factory's documented call (which keyword arguments it gets, seeding, weights).""
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 
@@ -119,9 +120,73 @@ def test_a_batch_factory_is_found_like_a_file_model_and_checked_before_the_run(t
     models.write_text("models:\n  - zoo:lenet5\n  - {factory: 'nowhere_mod:build', label: x}\n")
     with pytest.raises(BatchSpecError, match=r"models\[1\]\.factory 'nowhere_mod:build': no module 'nowhere_mod'"):
         read_models(models)
-    models.write_text("models:\n  - {factory: 'myfactory:no_such_fn', label: y}\n")
+    # A module that is there but lacks the callable: refused when the list is read, from the
+    # module's source (it was found only when its pair ran), for a factory and a file: id alike.
+    for entry, key in [("{factory: 'myfactory:no_such_fn', label: y}", "factory 'myfactory:no_such_fn'"),
+                       ("'file:myfactory:build_nett'", "id 'file:myfactory:build_nett'"),
+                       (f"'file:{two_files / 'mynet.py'}:nope'", "id 'file:"),
+                       ("'file:./nowhere.py:build'", "id 'file:./nowhere.py:build': no file ./nowhere.py")]:
+        models.write_text(f"models:\n  - zoo:lenet5\n  - {entry}\n")
+        with pytest.raises(BatchSpecError, match=re.escape(f"models[1].{key}")) as err:
+            read_models(models)
+        assert "myfactory" not in sys.modules  # nothing was imported (run) to tell
+        if "build_nett" in entry:
+            assert "defines no 'build_nett'; it defines ['build_net']" in str(err.value)
+    # the load itself still says so, for a module whose names cannot be read (a star import)
+    (two_files / "starfactory.py").write_text("from myfactory import *\n")
+    models.write_text("models:\n  - {factory: 'starfactory:no_such_fn', label: y}\n")
     try:
-        with pytest.raises(ModelImportError, match="myfactory has no function 'no_such_fn'"):
+        with pytest.raises(ModelImportError, match="starfactory has no function 'no_such_fn'"):
             read_models(models)[0].load()
     finally:
         sys.modules.pop("myfactory", None)
+        sys.modules.pop("starfactory", None)
+
+
+MODULE_FORMS = """
+    import torch.nn as nn
+    from torch import nn as tnn, optim
+    import os.path
+    def f(): pass
+    async def g(): pass
+    class C: pass
+    a = b, c = 1, 2
+    (d, [e, *rest]) = 1, [2, 3]
+    h: int = 1
+    i += 1
+    for j in range(2): k = j
+    with open(__file__) as fh: pass
+    if True:
+        l1 = 1
+    else:
+        def l2(): pass
+    try:
+        import numpy as l3
+    except ImportError:
+        l4 = None
+    finally:
+        l5 = 1
+    while False:
+        l6 = 1
+    match 1:
+        case 1:
+            l7 = 1
+    def outer():
+        inner = 1
+"""
+
+
+def test_top_level_names_are_read_from_the_source_without_running_it(tmp_path):
+    from brainalign.models.file_source import top_level_names
+
+    p = tmp_path / "m.py"
+    p.write_text(textwrap.dedent(MODULE_FORMS) + "raise SystemExit('ran')\n")
+    names = top_level_names(p)
+    want = {"nn", "tnn", "optim", "os", "f", "g", "C", "a", "b", "c", "d", "e", "rest", "h", "i", "j", "k",
+            "fh", "l1", "l2", "l3", "l4", "l5", "l6", "l7", "outer"}
+    assert names == want
+    # what a reading cannot tell: None, so the import decides
+    for source in ["from os import *\n", "def __getattr__(name): pass\n", "globals()['x'] = 1\n",
+                   "exec('y = 1')\n", "def broken(:\n"]:
+        p.write_text(source)
+        assert top_level_names(p) is None, source

@@ -343,6 +343,68 @@ def source_files(name: str) -> list[Path]:
     return files
 
 
+def top_level_names(path: Path) -> set[str] | None:
+    """The names module ``path`` binds at its top level (definitions, assignments, imports, also
+    inside top-level ``if`` / ``try`` / ``with`` blocks), read from its source without running
+    it; None when the source cannot tell (a star import, a module ``__getattr__``, a file that
+    cannot be read or parsed: importing it will say)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
+            targets = [node.target]
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            # globals()[…] = …, exec(…), setattr(module, …): names no reading can list.
+            if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                   and n.func.id in ("globals", "exec", "setattr") for n in ast.walk(node)):
+                return None
+            # the statements of if / try / with / for / while / match blocks run at import too
+            todo += [*getattr(node, "body", []), *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+            todo += [b for h in [*getattr(node, "handlers", []), *getattr(node, "cases", [])] for b in h.body]
+        names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return None if "__getattr__" in names else names
+
+
+def missing_callable(ref: str) -> str | None:
+    """Why the callable of ``ref`` (``"module:callable"`` or ``"path/to/file.py:callable"``: a
+    batch ``factory``, or a ``file:`` id without its prefix) cannot be found, read from your
+    module's source without importing it; None when it may be there, or when ``ref`` is not
+    your own module's callable (a checkpoint, a registry architecture, an installed package:
+    loading it says what is wrong)."""
+    target, sep, attr = _split(ref)
+    if not sep:
+        return None
+    path = Path(target).expanduser() if target.endswith(".py") else module_file(target)
+    if path is None:
+        return None
+    if not path.is_file():
+        return f"no file {target}"
+    names = top_level_names(path)
+    if names is None or attr in names:
+        return None
+    hint = _callables_hint(str(path))
+    return f"{path} defines no {attr!r}" + (hint.replace(f"; {path.name} defines", "; it defines") if hint else "")
+
+
 def module_exists(module_name: str) -> bool:
     """Whether :func:`import_user_module` would find ``module_name`` (your own module on the Python
     path or in the working directory, or an installed package's), without running it."""

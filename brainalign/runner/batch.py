@@ -177,13 +177,19 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         entries = [ModelEntry(id=ln) for ln in lines if ln]
         if not entries:
             raise BatchSpecError(f"{path}: no model ids")
-    from brainalign.models.file_source import module_exists
+    from brainalign.models.file_source import missing_callable, module_exists
 
-    for i, e in enumerate(entries):  # a factory's module must be findable before any pair runs
+    # Your own code must be findable before any pair runs: a factory's module, and the callable of
+    # a factory or a file: id, read from the module's source (importing it would run it).
+    for i, e in enumerate(entries):
         mod = (e.factory or "").partition(":")[0]
         if e.factory and not module_exists(mod):
             raise BatchSpecError(f"{path}: models[{i}].factory {e.factory!r}: no module {mod!r} on the Python "
                                  f"path, and no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
+        ref, what = (e.factory, "factory") if e.factory else (e.id or "", "id")
+        why = missing_callable(ref.removeprefix("file:")) if e.factory or ref.startswith("file:") else None
+        if why:
+            raise BatchSpecError(f"{path}: models[{i}].{what} {ref!r}: {why}")
     seen: dict[str, int] = {}
     for i, e in enumerate(entries):
         if e.name in seen:
