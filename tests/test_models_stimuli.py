@@ -196,6 +196,37 @@ def test_ambiguous_or_bad_forms_are_named_errors(tmp_path):
     assert len(s) == 3 and s.ids == ("stim_0000", "stim_0001", "stim_0002")
 
 
+def test_a_layout_that_reads_both_ways_is_refused_until_channels_says_which():
+    """3×3×3×3 is three 3×3 RGB images channels last or channels first: refused, not guessed;
+    ``channels=`` picks, and a stated layout the shape does not have is refused too."""
+    arr = RNG.integers(0, 256, size=(3, 3, 3, 3), dtype=np.uint8)
+    with pytest.raises(StimulusError, match=r"shape \(3, 3, 3, 3\) is ambiguous.*channels='last'"):
+        as_stimulus_set(arr)
+    with pytest.raises(StimulusError, match="ambiguous"):
+        ba.extract(ba.wrap(nn.Sequential(nn.Flatten()), name="flat", input_size=3), arr)
+    first, last = as_stimulus_set(arr, channels="first"), as_stimulus_set(arr, channels="last")
+    for i in range(3):
+        np.testing.assert_array_equal(first.image(i), np.moveaxis(arr[i], 0, -1) / np.float32(255))
+        np.testing.assert_array_equal(last.image(i), arr[i] / np.float32(255))
+    # the same for a list of images, naming the stimulus
+    with pytest.raises(StimulusError, match="stimulus 'b': shape \\(3, 3, 3\\) is ambiguous"):
+        as_stimulus_set([RGB8, arr[0]], ids=["a", "b"])
+    both = as_stimulus_set([np.moveaxis(RGB8, -1, 0), arr[0]], channels="first")
+    np.testing.assert_array_equal(both.image(0), RGB8 / np.float32(255))
+    np.testing.assert_array_equal(both.image(1), np.moveaxis(arr[0], 0, -1) / np.float32(255))
+    # unambiguous shapes read as before; a stated layout must be the array's
+    nchw = RNG.integers(0, 256, size=(2, 3, 8, 9), dtype=np.uint8)
+    np.testing.assert_array_equal(as_stimulus_set(nchw).image(1), np.moveaxis(nchw[1], 0, -1) / np.float32(255))
+    np.testing.assert_array_equal(as_stimulus_set(nchw, channels="first").image(1),
+                                  as_stimulus_set(nchw).image(1))
+    with pytest.raises(StimulusError, match=r"is not N×H×W×C .*channels='last'"):
+        as_stimulus_set(nchw, channels="last")
+    with pytest.raises(StimulusError, match="expected \\(H, W\\) or \\(H, W, C\\)"):
+        as_stimulus_set([np.moveaxis(RGB8, -1, 0)], channels="last").image(0)
+    with pytest.raises(StimulusError, match="channels='rgb'"):
+        as_stimulus_set(nchw, channels="rgb")
+
+
 def test_pil_palette_images_in_a_stimulus_set_give_colours_not_indices():
     pal = Image.fromarray(RGB8).convert("P")
     s = StimulusSet.from_arrays("p", [pal])

@@ -8,13 +8,17 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from brainalign.errors import StimulusError
 from brainalign.settings import PathLike
+
+Channels = Literal["last", "first"]
+"""Where an image array holds its colour channels: ``(…, H, W, C)`` or ``(…, C, H, W)``."""
+_CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -69,7 +73,7 @@ def _pil_array(im: Any, where: str) -> np.ndarray:
 
 
 def image_array(image: Any, *, value_range: tuple[float, float] | None = None,
-                where: str = "stimulus") -> np.ndarray:
+                where: str = "stimulus", channels: Channels | None = None) -> np.ndarray:
     """The one rule that turns an image (array or PIL image) into pixel values for a model.
 
     Returns a float32 (H, W, C) array in 0..1 with C = 1 (grayscale) or 3 (RGB).
@@ -83,7 +87,8 @@ def image_array(image: Any, *, value_range: tuple[float, float] | None = None,
     Layout
         (H, W) and (H, W, 1) gray; (H, W, 2) gray + alpha; (H, W, 3) RGB; (H, W, 4) RGBA. Channels
         first ((C, H, W) with C in 1..4) is recognised when the last axis is not 1..4; when both
-        axes could be channels, the numpy / PIL convention (channels last) holds.
+        axes could be channels, the numpy / PIL convention (channels last) holds unless
+        ``channels="first"`` says otherwise (``"last"`` / ``"first"``: that layout, required).
     Alpha
         Ignored (colour kept as stored), as PIL's ``convert("RGB")`` and torchvision's readers do;
         composite the image over a background first if transparency matters.
@@ -101,7 +106,7 @@ def image_array(image: Any, *, value_range: tuple[float, float] | None = None,
         arr = np.asarray(image)
     if arr.dtype.kind not in "biuf":
         raise StimulusError(f"{where}: not an image: an array of dtype {arr.dtype} and shape {arr.shape}")
-    arr = _channels_last(arr, where)
+    arr = _channels_last(arr, where, channels)
     arr = _unit_range(arr, value_range, where)
     c = arr.shape[-1]
     if c == 2:  # gray + alpha
@@ -111,16 +116,31 @@ def image_array(image: Any, *, value_range: tuple[float, float] | None = None,
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _channels_last(arr: np.ndarray, where: str) -> np.ndarray:
+def _channels_last(arr: np.ndarray, where: str, channels: Channels | None = None) -> np.ndarray:
     if arr.ndim == 2:
         return arr[..., None]
     if arr.ndim == 3:
-        if arr.shape[-1] in (1, 2, 3, 4):
+        if arr.shape[-1] in _CHANNELS and channels != "first":
             return arr
-        if arr.shape[0] in (1, 2, 3, 4):
+        if arr.shape[0] in _CHANNELS and channels != "last":
             return np.moveaxis(arr, 0, -1)
-    raise StimulusError(f"{where}: image of shape {arr.shape}; expected (H, W), (H, W, C) or (C, H, W) "
+    expected = {"last": "(H, W) or (H, W, C)", "first": "(H, W) or (C, H, W)"}.get(
+        channels or "", "(H, W), (H, W, C) or (C, H, W)")
+    raise StimulusError(f"{where}: image of shape {arr.shape}; expected {expected} "
                         "with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)")
+
+
+def _ambiguous_layout(shape: tuple[int, ...], where: str) -> StimulusError | None:
+    """An error when ``shape`` (one image, or a stack of them) reads as channels last and as
+    channels first (both axes 1..4: images at most 4 pixels on a side), else None."""
+    if len(shape) not in (3, 4) or shape[-1] not in _CHANNELS or shape[-3] not in _CHANNELS:
+        return None
+    n = f"{shape[0]} images of " if len(shape) == 4 else ""
+    last, first = shape[-3:-1], shape[-2:]
+    return StimulusError(
+        f"{where}: shape {shape} is ambiguous: channels last ({n}{last[0]}×{last[1]} px, {shape[-1]} "
+        f"channels) or channels first ({n}{first[0]}×{first[1]} px, {shape[-3]} channels)? Say which: "
+        "brainalign.as_stimulus_set(images, channels='last') or channels='first'")
 
 
 def _unit_range(arr: np.ndarray, value_range: tuple[float, float] | None, where: str) -> np.ndarray:
@@ -319,15 +339,17 @@ class ConvertedImages:
     base: Any
     ids: tuple[str, ...]
     value_range: tuple[float, float] | None = None
+    channels: Channels | None = None  # the layout of array items (files and PIL images: last)
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int) -> np.ndarray:
         item, where = self.base[i], f"stimulus {self.ids[i]!r}"
+        channels = self.channels
         if isinstance(item, str | Path):
-            item = decode_image(item, f"{where} (file {item})")
-        return image_array(item, value_range=self.value_range, where=where)
+            item, channels = decode_image(item, f"{where} (file {item})"), "last"
+        return image_array(item, value_range=self.value_range, where=where, channels=channels)
 
 
 def _is_pil(x: Any) -> bool:
@@ -355,13 +377,20 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _array_images(arr: np.ndarray) -> np.ndarray:
-    """An image stack as (N, H, W[, C]) channels last; N×C×H×W is recognised by C in 1..4."""
+def _array_images(arr: np.ndarray, channels: Channels | None = None) -> np.ndarray:
+    """An image stack as (N, H, W[, C]) channels last; N×C×H×W is recognised by C in 1..4
+    (a shape that reads both ways needs ``channels``)."""
     if arr.ndim == 4:
-        if arr.shape[-1] in (1, 2, 3, 4):
+        if channels is None and (err := _ambiguous_layout(arr.shape, "stimulus array")):
+            raise err
+        if arr.shape[-1] in _CHANNELS and channels != "first":
             return arr
-        if arr.shape[1] in (1, 2, 3, 4):
+        if arr.shape[1] in _CHANNELS and channels != "last":
             return np.moveaxis(arr, 1, -1)
+        if channels:
+            layout = "N×H×W×C" if channels == "last" else "N×C×H×W"
+            raise StimulusError(f"stimulus array of shape {arr.shape} is not {layout} with C = 1..4 "
+                                f"channels (channels={channels!r})")
         raise StimulusError(f"stimulus array of shape {arr.shape}: neither N×H×W×C nor N×C×H×W "
                             "with C = 1..4 channels")
     if arr.ndim == 3:
@@ -375,7 +404,7 @@ def _array_images(arr: np.ndarray) -> np.ndarray:
 
 def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str] | None = None,
                     value_range: tuple[float, float] | None = None,
-                    visual_degrees: float | None = None) -> StimulusSet:
+                    visual_degrees: float | None = None, channels: Channels | None = None) -> StimulusSet:
     """A :class:`StimulusSet` from the usual ways of holding images.
 
     Accepted forms and the ids they get:
@@ -392,12 +421,18 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
     outside 0..1 is refused unless ``value_range`` says what its values mean (e.g. ``(0, 255)``).
     ``ids`` overrides the derived ids. The ids are what activations and results are aligned on.
 
+    ``channels`` (``"last"`` or ``"first"``) gives the layout of an array or of a list of arrays.
+    Without it the layout is read from the shape, and a shape that reads both ways (images at
+    most 4 pixels on a side, e.g. 3×3×3×3) is refused rather than guessed.
+
     Raises
     ------
     StimulusError
-        An empty input, a form not listed here, a folder without images, duplicate ids, or
-        pixel values the rule refuses (naming the first stimulus at fault).
+        An empty input, a form not listed here, a folder without images, duplicate ids, an
+        ambiguous layout, or pixel values the rule refuses (naming the first stimulus at fault).
     """
+    if channels not in (None, "last", "first"):
+        raise StimulusError(f"channels={channels!r}; use 'last' (…×H×W×C), 'first' (…×C×H×W) or None")
     vr = tuple(float(v) for v in value_range) if value_range is not None else None
     if isinstance(stimuli, StimulusSet):
         if vr is None:
@@ -422,7 +457,7 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
     elif hasattr(stimuli, "detach") and hasattr(stimuli, "numpy"):  # a torch tensor of images
         stimuli = stimuli.detach().cpu().numpy()
     if files is None and isinstance(stimuli, np.ndarray):
-        items = _array_images(stimuli)
+        items, channels = _array_images(stimuli, channels), "last"
         if vr is None and items.dtype.kind == "f" and items.size:
             per = items.reshape(len(items), -1)
             bad = np.flatnonzero(~np.isfinite(per).all(1) | (per.min(1) < -1e-5) | (per.max(1) > 1 + 1e-5))
@@ -444,6 +479,11 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
         elif not all(_is_pil(x) or isinstance(x, np.ndarray) for x in items):
             kinds = sorted({type(x).__name__ for x in items})
             raise StimulusError(f"a list of stimuli must hold file paths, PIL images or arrays, not {kinds}")
+        elif channels is None:
+            for i, x in enumerate(items):
+                where = f"stimulus {ids[i] if ids is not None and i < len(ids) else f'stim_{i:04d}'!r}"
+                if isinstance(x, np.ndarray) and (err := _ambiguous_layout(x.shape, where)):
+                    raise err
     elif files is None:
         raise StimulusError(
             f"cannot use a {type(stimuli).__name__} as stimuli; give a StimulusSet, a folder of "
@@ -460,4 +500,4 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
     sid = tuple(str(i) for i in ids) if ids is not None else tuple(derived)
     if len(sid) != len(items):
         raise StimulusError(f"{len(sid)} ids for {len(items)} stimuli")
-    return StimulusSet(name or "stimuli", sid, ConvertedImages(items, sid, vr), meta, visual_degrees)
+    return StimulusSet(name or "stimuli", sid, ConvertedImages(items, sid, vr, channels), meta, visual_degrees)
