@@ -205,8 +205,8 @@ class DuplicateModelNameError(BrainAlignError, ValueError):
         self.name = name
         super().__init__(
             f"{second} is named {name!r}, as {first} of this run is: their scores would be one model's rows. "
-            "Score them into separate --out folders, set distinct names (model.name = … in Python), or "
-            "use `brainalign batch` with a distinct `label` per model")
+            "Give each a distinct name: `--label` per `--model` (brainalign score), `label` in a batch "
+            "list, or model.name = … in Python")
 
 
 class BenchmarkDefinitionError(BrainAlignError, ValueError):

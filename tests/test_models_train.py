@@ -192,3 +192,17 @@ def test_two_checkpoints_of_one_run_in_one_score_run_are_refused_by_name(run, da
     assert f"loading file:{run.checkpoints[0]} (weights from the checkpoint)" in text  # not "random"
     t = pd.read_csv(out / "scores.csv")
     assert set(t["model"]) == {a.name} and t["weights_hash"].nunique() == 1  # the first one's rows only
+    # --label, one per --model, keeps both apart; the meta says which id each label stands for
+    args = ["score", "--model", f"file:{run.checkpoints[0]}", "--label", "epoch-a", "--model",
+            f"file:{run.checkpoints[2]}", "--label", "epoch-c", "--benchmark", "kriegeskorte2008.hIT-rsa",
+            "--layers", "fc2", "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(tmp_path / "l")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "l" / "scores.csv")
+    assert set(t["model"]) == {"epoch-a", "epoch-c"} and t.groupby("model")["weights_hash"].nunique().eq(1).all()
+    assert t.set_index("model")["weights_hash"].nunique() == 2
+    meta = json.loads((tmp_path / "l" / "scores.meta.json").read_text())
+    ids = {name: m["model_id"] for name, m in meta["models"].items()}  # one benchmark: the flat form
+    assert ids == {"epoch-a": f"file:{run.checkpoints[0]}", "epoch-c": f"file:{run.checkpoints[2]}"}
+    bad = CliRunner().invoke(main, args[:7] + args[9:])  # two models, one label
+    assert bad.exit_code == 2 and "1 --label for 2 --model" in bad.output

@@ -114,8 +114,8 @@ def replaced_notes(earlier: Any, new: Any) -> list[str]:
             other_model = "weights" in differ or "weights_hash" in differ
             lines.append(f"note: {m} × {b}: the folder's earlier rows ({'; '.join(was)}) are replaced by this "
                          f"run's ({'; '.join(now)})" + (
-                             ": another model under the same name; to keep both, score into another --out, "
-                             "or use `brainalign batch` with a distinct `label` per model" if other_model else ""))
+                             ": another model under the same name; to keep both, give this one a --label, or "
+                             "score into another --out" if other_model else ""))
     return lines
 
 
@@ -132,6 +132,9 @@ def save_results(result: Any, out_dir: Path) -> Path:
 
 @click.command("score")
 @click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
+@click.option("--label", "labels", multiple=True,
+              help="Name of the model in the results (default: its own name); one per --model, in order. "
+                   "Keeps two checkpoints of one training run apart.")
 @click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
 @click.option("--weights", default="random", show_default=True,
               help="random | pretrained | path of a checkpoint.")
@@ -161,7 +164,7 @@ def save_results(result: Any, out_dir: Path) -> Path:
               help="Write scores.csv, scores.meta.json and layers.png here. Results already in the "
                    "folder (other benchmarks or models, a batch run's) are kept; a model × benchmark "
                    "pair scored again replaces its earlier rows.")
-def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
+def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
                   layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,
                   seed: int, n_bootstrap: int | None, max_stimuli: int | None, memory_budget: int | None,
@@ -182,6 +185,11 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
+    if labels and len(labels) != len(models):
+        raise click.UsageError(f"{len(labels)} --label for {len(models)} --model: give one label per model, "
+                               "in the order of the models")
+    if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
+        raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
     out_dir = check_output_dir(out) if out else None
     cache = tolerant_cache(usable_cache_dir(cache_dir))
     progress = ScoreProgress()
@@ -223,13 +231,15 @@ def score_command(models: tuple[str, ...], benchmarks: tuple[str, ...], weights:
         stream = {k: v for k, v in stream.items() if v is not None}
         loaded_as: dict[str, str] = {}  # model name → the id it was loaded from, in this run
         try:
-            for mid in models:
+            for i, mid in enumerate(models):
                 model = None
                 try:
                     own = mid.startswith("file:") and is_checkpoint(mid[len("file:"):])  # --weights unused
                     what = "weights from the checkpoint" if own else f"{weights} weights"
                     progress.stage(f"loading {mid} ({what})")
                     model = load_model(mid, weights=weights, seed=seed)
+                    if labels:
+                        model.name = labels[i].strip()
                     if loaded_as.setdefault(model.name, mid) != mid:  # two checkpoints of one run
                         raise DuplicateModelNameError(model.name, loaded_as[model.name], mid)
                     names = model.resolve_layers(layers)

@@ -280,10 +280,12 @@ class BrainModel:
 
     def provenance(self) -> dict[str, Any]:
         """What identifies this model's weights, inputs and recording, for result tables:
-        ``model``, ``source``, ``weights``, ``weights_hash``, ``input_size``,
+        ``model`` (its name, a label where one was given), ``model_id`` (the id it was loaded from,
+        ``""`` for a wrapped module), ``source``, ``weights``, ``weights_hash``, ``input_size``,
         ``model_visual_degrees``, ``model_seed``, ``preprocessing`` (see
         :attr:`preprocessing`) and ``mode`` (``"eval"`` or ``"train"``)."""
-        return {"model": self.name, "source": self.source, "weights": self.weights,
+        return {"model": self.name, "model_id": str(self.extra.get("model_id") or ""),
+                "source": self.source, "weights": self.weights,
                 "weights_hash": self.weights_hash, "input_size": self.input_size,
                 "model_visual_degrees": self.visual_degrees, "model_seed": self.seed,
                 "preprocessing": self.preprocessing, "mode": self.mode}
