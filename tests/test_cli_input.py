@@ -109,6 +109,21 @@ def test_one_failing_model_keeps_the_others_rows_and_is_listed(tmp_path, data_di
 
 
 @needs_data
+def test_a_budget_that_projects_layers_says_so_in_the_run_s_messages(tmp_path, data_dir):
+    """A --memory-budget under a layer's size switches on a random projection, which changes the
+    scores: the run says so on stderr (it was said only in the table's reduction column)."""
+    out = tmp_path / "out"
+    proc = _cli("score", "--model", "zoo:lenet5", "--layers", "conv1", "--layers", "fc1", "--benchmark", HIT,
+                "--memory-budget", "3MB", "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert ("warning: zoo:lenet5: memory budget 3.0 MB: 1 of 2 layers recorded through a random projection to "
+            "1024 features (layer 'conv1' alone needs 1.7 MB)") in text
+    t = pd.read_csv(out / "scores.csv").set_index("layer")
+    assert '"kind": "sparse_random_projection", "n_components": 1024' in t.loc["conv1", "reduction"]
+
+
+@needs_data
 def test_an_unwritable_cache_folder_runs_on_without_the_cache(tmp_path, data_dir):
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("x")

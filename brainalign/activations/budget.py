@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,9 @@ def available_memory() -> int | None:
 
 
 def _fmt(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    if n >= 1e8:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
 @dataclass
@@ -220,6 +223,12 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         projected = [n for n in names if size[n] < full[n]]
         notes.append(f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}, over budget {_fmt(limit)}: "
                      f"random projection to {adapt_features} features on {len(projected)} layers")
+        # The budget changed what is measured: said where the run's messages go, not only in a column.
+        warnings.warn(f"{model.name}: memory budget {_fmt(limit)}: {len(projected)} of {len(names)} layers "
+                      f"recorded through a random projection to {adapt_features} features (layer "
+                      f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}); their scores are of the projected "
+                      "activations (the reduction column says which). Raise --memory-budget to score them "
+                      "in full", stacklevel=2)
     groups: list[list[str]] = [[]]
     for n in names:
         if need([size[n]]) > limit:
