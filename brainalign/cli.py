@@ -95,6 +95,9 @@ main.add_command(similarity_command)
 from brainalign.commands.compare import compare_command  # noqa: E402
 
 main.add_command(compare_command)
+from brainalign.commands.cache import cache_command  # noqa: E402
+
+main.add_command(cache_command)
 
 
 def run(argv: list[str] | None = None) -> NoReturn:

@@ -24,6 +24,7 @@ import inspect
 import io
 import json
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)  # the one atomic-write helper (brainalign.io)
 
 
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_ENTRY = re.compile(r"\.?[0-9a-f]{64}\.(npy|json)(\.@.*)?")
+
+
 class ActivationCache:
     """Layer activations on disk, content-addressed.
 
@@ -179,6 +184,14 @@ class ActivationCache:
 
     def __repr__(self) -> str:
         return f"ActivationCache({str(self.root)!r})"
+
+    def entries(self) -> list[Path]:
+        """The files of the cache's entries (``<k>/<key>.npy`` and ``.json``, and temporary files
+        of writes that did not finish); nothing else the folder may hold."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for d in self.root.iterdir() if d.is_dir() and _SHARD.fullmatch(d.name)
+                      for p in d.iterdir() if p.is_file() and _ENTRY.fullmatch(p.name))
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         d = self.root / key[:2]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -119,6 +120,17 @@ def stored(root: Path | None, key: str, expect: Mapping[str, tuple[int, ...]],
         _warn(f"could not store the ceilings in {path.parent} ({e}); they will be computed again next "
               "run (BRAINALIGN_CEILING_CACHE sets another folder, 0 turns the store off)")
     return out
+
+
+def entries(root: Path | None) -> list[Path]:
+    """The entry files of the store in ``root`` (``<sha256>.npz``, and temporary files of writes
+    that did not finish); nothing else a shared folder may hold."""
+    if root is None or not Path(root).is_dir():
+        return []
+    return sorted(p for p in Path(root).iterdir() if p.is_file() and _ENTRY.fullmatch(p.name))
+
+
+_ENTRY = re.compile(r"\.?[0-9a-f]{64}\.npz(\.@.*)?")
 
 
 def _warn(message: str) -> None:

@@ -349,3 +349,19 @@ def _said(looked: list[Path]) -> list[str]:
             missing = a
         out.append(f"{p}   (no folder {missing})" if missing is not None else str(p))
     return out
+
+
+def downloaded(cache: PathLike | None = None, manifest_dirs: Sequence[PathLike] = ()) -> dict[str, list[Path]]:
+    """The files in the download cache, per dataset with a manifest (``<cache>/<dataset>/…``, where
+    :func:`fetch_file` puts them); folders of no known dataset are not counted."""
+    from brainalign.data.manifest import list_datasets
+
+    root = cache_dir(cache)
+    found = {}
+    for dataset in list_datasets(manifest_dirs):
+        folder = root / dataset
+        if folder.is_dir():
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            if files:
+                found[dataset] = files
+    return found

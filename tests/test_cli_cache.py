@@ -1,0 +1,72 @@
+"""``brainalign cache``: what the download cache, the stored noise ceilings and an activation
+cache hold, filled by a real run; ``--clear`` removes a store's own files and nothing else."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from brainalign.cli import main
+from brainalign.settings import cache_dir, ceiling_cache_dir
+
+HIT = "kriegeskorte2008.hIT-rsa"
+
+
+def _run(*args: str):
+    r = CliRunner().invoke(main, list(args))
+    return r, {ln.split()[0]: ln for ln in r.output.splitlines() if ln.split() and ln.split()[0] in
+               ("downloads", "ceilings", "activations")}
+
+
+def test_cache_lists_and_clears_each_store_and_nothing_else(tmp_path, data_dir):
+    if not data_dir.is_dir():
+        pytest.skip("needs ../shared/datasets")
+    acts = tmp_path / "acts"
+    score = ["score", "--model", "zoo:lenet5", "--layers", "conv1", "--benchmark", HIT, "--n-bootstrap", "10",
+             "--data-dir", str(data_dir), "--cache-dir", str(acts), "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(main, score)
+    assert r.exit_code == 0, r.output
+    # a dataset in the download cache (as fetch_file places it), and files the stores do not own
+    dl = cache_dir() / "kriegeskorte2008" / "sub"
+    dl.mkdir(parents=True)
+    (dl / "x.bin").write_bytes(b"\0" * 1500)
+    (cache_dir() / "not-a-dataset").mkdir()
+    (cache_dir() / "not-a-dataset" / "keep.txt").write_text("mine")
+    ceilings = ceiling_cache_dir()
+    (ceilings / "notes.txt").write_text("mine")
+    stored = sorted(p.name for p in ceilings.glob("*.npz"))
+    assert stored  # the run stored its ceilings
+
+    r, lines = _run("cache", "--cache-dir", str(acts))
+    assert r.exit_code == 0, r.output
+    assert "1.5 kB" in lines["downloads"] and "1 dataset(s): kriegeskorte2008" in lines["downloads"]
+    assert f"{len(stored)} file(s)" in lines["ceilings"] and str(ceilings) in lines["ceilings"]
+    n_acts = sum(1 for _ in acts.rglob("*.npy")) * 2  # array + sidecar per layer
+    assert n_acts and f"{n_acts} file(s)" in lines["activations"] and str(acts) in lines["activations"]
+
+    r, _ = _run("cache", "--clear", "ceilings", "--clear", "activations", "--clear", "downloads",
+                "--cache-dir", str(acts))
+    assert r.exit_code == 0, r.output
+    assert f"cleared ceilings: {len(stored)} file(s)" in r.output and "cleared downloads: 1 file(s), 1.5 kB" in r.output
+    assert not list(ceilings.glob("*.npz")) and (ceilings / "notes.txt").read_text() == "mine"
+    assert not list(acts.rglob("*.npy")) and not list(acts.rglob("*.json")) and not any(acts.iterdir())
+    assert not (cache_dir() / "kriegeskorte2008").exists()
+    assert (cache_dir() / "not-a-dataset" / "keep.txt").read_text() == "mine"
+    r, lines = _run("cache", "--cache-dir", str(acts))
+    assert all("0 B" in lines[s] for s in ("downloads", "ceilings", "activations")), r.output
+    # the next run makes them again, with the same scores
+    before = pd.read_csv(tmp_path / "o" / "scores.csv")
+    r = CliRunner().invoke(main, score)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in ceilings.glob("*.npz")) == stored
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "o" / "scores.csv"), before)
+
+
+def test_a_store_turned_off_is_said(monkeypatch, tmp_path):
+    monkeypatch.setenv("BRAINALIGN_CEILING_CACHE", "off")
+    r, lines = _run("cache")
+    assert r.exit_code == 0 and "off (BRAINALIGN_CEILING_CACHE)" in lines["ceilings"], r.output
+    assert os.environ["BRAINALIGN_CACHE"] in lines["downloads"]
