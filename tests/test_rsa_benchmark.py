@@ -126,6 +126,25 @@ def test_score_end_to_end_table_best_and_plot(hit_benchmark, tmp_path):
     assert csv.read_text().count("\n") == len(t) + 1
 
 
+def test_each_model_s_placement_is_kept_in_the_meta(hit_benchmark, tmp_path):
+    """Two models with other fields of view on one benchmark: the meta kept only the first one's
+    placement for both (the rows were right); it is now one per model, as the rows say."""
+    from brainalign.results.provenance import merge_metas
+
+    a = ba.wrap(_small_cnn(), name="narrow", input_size=64, visual_degrees=4.0)
+    b = ba.wrap(_small_cnn(), name="wide", input_size=64, visual_degrees=12.0)
+    res = ba.score([a, b], hit_benchmark, layers="3")
+    place = res.meta["placement"]
+    assert place["narrow"]["model_degrees"] == 4.0 and place["wide"]["model_degrees"] == 12.0
+    rows = res.table.set_index("model")["placement"]
+    assert "in a 4° field" in rows["narrow"] and "in a 12° field" in rows["wide"]
+    res.save(tmp_path)
+    assert ba.ScoreResult.load(tmp_path).meta["placement"] == place
+    # a meta written before (one placement: the first model's) reads as the first model's only
+    old = {**res.meta, "placement": place["narrow"]}
+    assert merge_metas([old])["placement"] == {"narrow": place["narrow"]}
+
+
 def test_activation_ids_must_match_the_stimuli(hit_benchmark):
     with pytest.raises(StimulusError, match="position 0"):
         hit_benchmark.check_ids(["x"] * 92, "a test")

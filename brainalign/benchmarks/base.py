@@ -402,7 +402,8 @@ class Benchmark:
                     t_metric += time.perf_counter() - t
             finally:
                 layer_iter.close()  # stops the recording however the loop ends (an error, Ctrl-C)
-            meta = {**self.provenance(), "models": {model.name: prov}, "placement": placed.as_dict(),
+            meta = {**self.provenance(), "models": {model.name: prov},
+                    "placement": {model.name: placed.as_dict()},  # per model: its field of view
                     "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
                     "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
                     "failed_layers": {model.name: failed}, **self.run_meta()}

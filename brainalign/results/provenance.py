@@ -27,7 +27,7 @@ def versions_string() -> str:
 # ----- a results folder's meta: one entry per benchmark (and version) it holds -------------------
 # Keys of a benchmark's meta that are keyed by model name; merged across models, and a model's
 # share is dropped when its pair is scored again.
-PER_MODEL = ("models", "reduction", "memory_plan", "failed_layers")
+PER_MODEL = ("models", "placement", "reduction", "memory_plan", "failed_layers")
 # Keyed by model or by benchmark: merged (every key kept) rather than first-wins.
 MERGED = (*PER_MODEL, "timing_s")
 ENTRIES = "benchmarks"  # a meta describing several benchmarks lists them under this key
@@ -42,10 +42,20 @@ def benchmark_entries(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[
     """
     listed = meta.get(ENTRIES)
     if isinstance(listed, list) and all(isinstance(e, dict) for e in listed):
-        return [dict(e) for e in listed], {k: v for k, v in meta.items() if k != ENTRIES}
+        return [_per_model_placement(e) for e in listed], {k: v for k, v in meta.items() if k != ENTRIES}
     if "benchmark" in meta:
-        return [dict(meta)], {}
+        return [_per_model_placement(meta)], {}
     return [], dict(meta)
+
+
+def _per_model_placement(entry: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``entry``; a placement written before it was kept per model (one dict with a
+    ``mode``: the first model's, which the later ones' did not replace) becomes the first model's."""
+    entry = dict(entry)
+    place, models = entry.get("placement"), entry.get("models")
+    if isinstance(place, dict) and "mode" in place and isinstance(models, dict) and models:
+        entry["placement"] = {next(iter(models)): place}
+    return entry
 
 
 def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:
