@@ -134,3 +134,23 @@ def test_without_a_budget_the_plan_meets_the_memory_available_now(stimuli, monke
     with pytest.raises(MemoryBudgetError, match=r"layer '0' alone needs .* available now.*--memory-budget"):
         stream_layers(model, stimuli, None)
     assert calls == []
+
+
+def test_a_projection_first_built_during_a_recording_works_outside_it():
+    """The matrix is built on first use, usually inside extract's inference_mode: it is a normal
+    tensor, so the reducer still works where autograd records; applying it swaps no warning
+    filters (that raced with the run's warning collectors on the recording thread)."""
+    import warnings
+
+    proj = RandomProjection(8, seed=0)
+    x = torch.randn(3, 100)
+    with torch.inference_mode():
+        a = proj(x)
+    assert not proj.matrix(100).is_inference()
+    xg = x.clone().requires_grad_()
+    b = proj(xg)
+    b.sum().backward()
+    assert torch.equal(a, b.detach()) and xg.grad is not None and xg.grad.shape == x.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(proj(x), a)

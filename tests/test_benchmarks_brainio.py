@@ -156,7 +156,8 @@ def test_window_is_used_and_placement_recorded(brainio_dir, tmp_path):
     assert inside["ceiling_upper"] > 0.8
     assert inside["normalised"] <= 1 + (inside["normalised_ci_high"] - inside["normalised"])
     assert inside["placement"] == "4° stimulus in a 8° field: pad to 0.5 of the field"
-    assert res.meta["placement"][res.table["model"].iloc[0]]["mode"] == "pad" and res.meta["time_bin"] == {"start": 170, "stop": 270}
+    assert res.meta["placement"][res.table["model"].iloc[0]]["mode"] == "pad"
+    assert res.meta["time_bin"] == {"start": 170, "stop": 270}
     assert res.meta["data_files"]["assy.nc"].startswith("sha1:")
 
 

@@ -58,30 +58,36 @@ class RandomProjection:
         """The sparse (k × d) projection matrix for ``d`` input features (CSR on ``device``)."""
         key = (d, str(device))
         if key not in self._matrices:
-            k = self.n_components
-            s = math.sqrt(d)
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + d)
-            nnz = max(1, round(k * d / s))
-            rows = torch.randint(0, k, (nnz,), generator=gen)
-            cols = torch.randint(0, d, (nnz,), generator=gen)
-            signs = torch.randint(0, 2, (nnz,), generator=gen, dtype=torch.float32) * 2 - 1
-            vals = signs * math.sqrt(s / k)
-            m = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (k, d),
-                                        check_invariants=False).coalesce()
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                self._matrices[key] = m.to_sparse_csr().to(device)
+            self._matrices[key] = self._build(d, device)
         return self._matrices[key]
+
+    # Built as a normal tensor even when first asked for inside extract's inference_mode: an
+    # inference tensor could not be used later where autograd records (proj(x) on a tensor that
+    # requires grad).
+    @torch.inference_mode(False)
+    def _build(self, d: int, device: torch.device | str) -> torch.Tensor:
+        k = self.n_components
+        s = math.sqrt(d)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + d)
+        nnz = max(1, round(k * d / s))
+        rows = torch.randint(0, k, (nnz,), generator=gen)
+        cols = torch.randint(0, d, (nnz,), generator=gen)
+        signs = torch.randint(0, 2, (nnz,), generator=gen, dtype=torch.float32) * 2 - 1
+        vals = signs * math.sqrt(s / k)
+        m = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (k, d),
+                                    check_invariants=False).coalesce()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta", said on conversion
+            warnings.simplefilter("ignore", UserWarning)
+            return m.to_sparse_csr().to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(x.shape[0], -1)
         d = flat.shape[1]
         if d <= self.n_components:
             return flat
-        m = self.matrix(d, flat.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return (m @ flat.float().T).T
+        # No warnings.catch_warnings here: the product says nothing, and swapping the process's
+        # warning filters per batch, on the recording thread, raced with the run's collectors.
+        return (self.matrix(d, flat.device) @ flat.float().T).T
 
     def __getstate__(self) -> dict[str, Any]:  # matrices are rebuilt where they are used
         return {"n_components": self.n_components, "seed": self.seed, "_matrices": {}}
