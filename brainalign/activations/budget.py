@@ -69,10 +69,14 @@ def available_memory() -> int | None:
         return None
 
 
-def _fmt(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """A byte count for people: ``"512 B"``, ``"28.8 kB"``, ``"1.7 MB"``, ``"5.14 GB"`` (SI units,
+    as :func:`parse_bytes` reads them)."""
     if n >= 1e8:
         return f"{n / 1e9:.2f} GB"
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+    if n >= 1e5:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n:.0f} B"
 
 
 @dataclass
@@ -209,38 +213,38 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     if implicit and too_big:
         n = too_big[0]
         raise MemoryBudgetError(
-            f"{model.name}: layer {n!r} alone needs {_fmt(need([size[n]]))} for {n_stimuli} stimuli "
-            f"(recording and scoring), more than the {_fmt(limit)} of memory available now; give a "
+            f"{model.name}: layer {n!r} alone needs {format_bytes(need([size[n]]))} for {n_stimuli} stimuli "
+            f"(recording and scoring), more than the {format_bytes(limit)} of memory available now; give a "
             "memory budget (--memory-budget / memory_budget=, which switches on a seeded random "
             "projection for layers that do not fit), or cap features (--max-features), or score "
             "fewer layers")
     if implicit:
-        notes.append(f"no memory budget given: planned against the {_fmt(limit)} available now")
+        notes.append(f"no memory budget given: planned against the {format_bytes(limit)} available now")
     if too_big and adapt and reducers is None:
         proj = RandomProjection(adapt_features, seed=seed)
         per_layer = {n: proj for n in names}
         size = sizes()
         projected = [n for n in names if size[n] < full[n]]
-        notes.append(f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}, over budget {_fmt(limit)}: "
+        big, budget = format_bytes(full[too_big[0]]), format_bytes(limit)
+        notes.append(f"{too_big[0]!r} alone needs {big}, over budget {budget}: "
                      f"random projection to {adapt_features} features on {len(projected)} layers")
         # The budget changed what is measured: said where the run's messages go, not only in a column.
-        warnings.warn(f"{model.name}: memory budget {_fmt(limit)}: {len(projected)} of {len(names)} layers "
-                      f"recorded through a random projection to {adapt_features} features (layer "
-                      f"{too_big[0]!r} alone needs {_fmt(full[too_big[0]])}); their scores are of the projected "
-                      "activations (the reduction column says which). Raise --memory-budget to score them "
-                      "in full", stacklevel=2)
+        warnings.warn(f"{model.name}: memory budget {budget}: {len(projected)} of {len(names)} layers recorded "
+                      f"through a random projection to {adapt_features} features (layer {too_big[0]!r} alone "
+                      f"needs {big}); their scores are of the projected activations (the reduction column "
+                      "says which). Raise --memory-budget to score them in full", stacklevel=2)
     groups: list[list[str]] = [[]]
     for n in names:
         if need([size[n]]) > limit:
             raise MemoryBudgetError(
-                f"{model.name}: layer {n!r} alone needs {_fmt(need([size[n]]))} for {n_stimuli} stimuli "
-                f"(recording and scoring), over the budget of {_fmt(limit)}; lower max_features or "
+                f"{model.name}: layer {n!r} alone needs {format_bytes(need([size[n]]))} for {n_stimuli} stimuli "
+                f"(recording and scoring), over the budget of {format_bytes(limit)}; lower max_features or "
                 f"raise the budget")
         if groups[-1] and need([size[m] for m in groups[-1]] + [size[n]]) > limit:
             groups.append([])
         groups[-1].append(n)
     if len(groups) > 1:
-        notes.append(f"layers split into {len(groups)} groups of at most {_fmt(limit)}, "
+        notes.append(f"layers split into {len(groups)} groups of at most {format_bytes(limit)}, "
                      f"one forward pass each")
     peak = max(need([size[n] for n in g]) for g in groups)
     return MemoryPlan(groups, per_layer, size, sum(full.values()), peak, limit, notes)

@@ -16,14 +16,6 @@ def _size(files: list[Path]) -> int:
     return sum(p.stat().st_size for p in files if p.exists())
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 @click.command("cache")
 @click.option("--clear", "clear", multiple=True, type=click.Choice(STORES),
               help="Empty this store (repeatable): the next run that needs its content computes or "
@@ -40,6 +32,7 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
     and never listed or removed); ceilings: the benchmarks' stored bootstrap noise ceilings
     (BRAINALIGN_CEILING_CACHE); activations: the content-addressed activation cache.
     """
+    from brainalign.activations.budget import format_bytes
     from brainalign.activations.cache import ActivationCache
     from brainalign.benchmarks.ceiling_store import entries as ceiling_entries
     from brainalign.data.fetch import downloaded
@@ -58,7 +51,7 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
         folder, files, what = stores[name]
         where = str(folder) if folder is not None else "off (BRAINALIGN_CEILING_CACHE)"
         count = what or f"{len(files)} file(s)"
-        click.echo(f"{name:<12} {_human(_size(files)):>9}  {count:<28} {where}")
+        click.echo(f"{name:<12} {format_bytes(_size(files)):>9}  {count:<28} {where}")
     failed = False
     for name in dict.fromkeys(clear):
         _, files, _ = stores[name]
@@ -73,7 +66,7 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
         for d in sorted({a for p in files for a in p.parents if root in a.parents}, key=lambda d: -len(d.parts)):
             with contextlib.suppress(OSError):
                 d.rmdir()
-        click.echo(f"cleared {name}: {len(files) - len(left)} file(s), {_human(freed)}")
+        click.echo(f"cleared {name}: {len(files) - len(left)} file(s), {format_bytes(freed)}")
         for line in left:
             click.echo(f"error: could not remove {line}", err=True)
         failed = failed or bool(left)
