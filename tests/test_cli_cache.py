@@ -30,9 +30,11 @@ def test_cache_lists_and_clears_each_store_and_nothing_else(tmp_path, data_dir):
     r = CliRunner().invoke(main, score)
     assert r.exit_code == 0, r.output
     # a dataset in the download cache (as fetch_file places it), and files the stores do not own
-    dl = cache_dir() / "kriegeskorte2008" / "sub"
-    dl.mkdir(parents=True)
-    (dl / "x.bin").write_bytes(b"\0" * 1500)
+    from brainalign.data import load_manifest
+
+    dl = cache_dir() / "kriegeskorte2008" / next(iter(load_manifest("kriegeskorte2008").files))
+    dl.parent.mkdir(parents=True, exist_ok=True)
+    dl.write_bytes(b"\0" * 1500)
     (cache_dir() / "not-a-dataset").mkdir()
     (cache_dir() / "not-a-dataset" / "keep.txt").write_text("mine")
     ceilings = ceiling_cache_dir()
@@ -64,6 +66,39 @@ def test_cache_lists_and_clears_each_store_and_nothing_else(tmp_path, data_dir):
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in ceilings.glob("*.npz")) == stored
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "o" / "scores.csv"), before)
+
+
+def test_clearing_downloads_removes_the_manifest_files_only_never_a_local_copy(monkeypatch, tmp_path):
+    """A user's own files in a dataset's cache folder stay; a download cache that is also the data
+    directory (BRAINALIGN_DATA) holds local copies, which are the user's: never removed (they were,
+    where a dataset's local folder is named as its id)."""
+    from brainalign.data import load_manifest
+
+    manifest = load_manifest("kriegeskorte2008")
+    name = next(iter(manifest.files))
+    folder = cache_dir() / "kriegeskorte2008"
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"downloaded")
+    (folder / f".{name}.@host-1@.x.tmp").write_bytes(b"partial")  # an unfinished download
+    (folder / "my_notes.txt").write_text("mine")
+    (folder / "analysis").mkdir()
+    (folder / "analysis" / "fig.txt").write_text("mine")
+    r, lines = _run("cache", "--clear", "downloads")
+    assert r.exit_code == 0 and "cleared downloads: 2 file(s)" in r.output, r.output
+    assert not (folder / name).exists() and (folder / "my_notes.txt").exists()
+    assert (folder / "analysis" / "fig.txt").exists()
+    # the same folder as the data directory: a local copy (manifest local_dir == id) is kept
+    local = tmp_path / "mydata"
+    (local / "majajhong2015").mkdir(parents=True)
+    copy = local / "majajhong2015" / next(iter(load_manifest("majajhong2015").files))
+    copy.write_bytes(b"precious")
+    monkeypatch.setenv("BRAINALIGN_DATA", str(local))
+    monkeypatch.setenv("BRAINALIGN_CACHE", str(local))
+    r, lines = _run("cache", "--clear", "downloads")
+    assert r.exit_code == 0 and "0 dataset(s)" in lines["downloads"], r.output
+    assert copy.read_bytes() == b"precious"
+    r, _ = _run("cache", "--cache-dir", str(tmp_path / "typo"))
+    assert r.exit_code == 2 and "does not exist" in r.output
 
 
 def test_a_store_turned_off_is_said(monkeypatch, tmp_path):

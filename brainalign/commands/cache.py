@@ -20,7 +20,7 @@ def _size(files: list[Path]) -> int:
 @click.option("--clear", "clear", multiple=True, type=click.Choice(STORES),
               help="Empty this store (repeatable): the next run that needs its content computes or "
                    "downloads it again. Only the store's own files are removed.")
-@click.option("--cache-dir", "activation_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache-dir", "activation_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="An activation cache folder (as given to score/batch --cache-dir); default "
                    "<BRAINALIGN_CACHE>/activations.")
 @click.option("--manifest-dir", "manifest_dirs", multiple=True, type=click.Path(file_okay=False),
@@ -28,9 +28,10 @@ def _size(files: list[Path]) -> int:
 def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_dirs: tuple[str, ...]) -> None:
     """Where brainalign keeps what it can make again, and how much it takes.
 
-    downloads: datasets fetched into BRAINALIGN_CACHE (local copies in BRAINALIGN_DATA are yours
-    and never listed or removed); ceilings: the benchmarks' stored bootstrap noise ceilings
-    (BRAINALIGN_CEILING_CACHE); activations: the content-addressed activation cache.
+    downloads: the files of dataset manifests fetched into BRAINALIGN_CACHE (nothing else in its
+    folders, and never a local copy in BRAINALIGN_DATA, even where the two folders meet);
+    ceilings: the benchmarks' stored bootstrap noise ceilings (BRAINALIGN_CEILING_CACHE);
+    activations: the content-addressed activation cache.
     """
     from brainalign.activations.budget import format_bytes
     from brainalign.activations.cache import ActivationCache
@@ -49,7 +50,10 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
     }
     for name in STORES:
         folder, files, what = stores[name]
-        where = str(folder) if folder is not None else "off (BRAINALIGN_CEILING_CACHE)"
+        if folder is None:
+            where = "off (BRAINALIGN_CEILING_CACHE)"
+        else:
+            where = str(folder) + ("" if folder.is_dir() else " (no such folder yet)")
         count = what or f"{len(files)} file(s)"
         click.echo(f"{name:<12} {format_bytes(_size(files)):>9}  {count:<28} {where}")
     failed = False

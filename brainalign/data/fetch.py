@@ -352,16 +352,30 @@ def _said(looked: list[Path]) -> list[str]:
 
 
 def downloaded(cache: PathLike | None = None, manifest_dirs: Sequence[PathLike] = ()) -> dict[str, list[Path]]:
-    """The files in the download cache, per dataset with a manifest (``<cache>/<dataset>/…``, where
-    :func:`fetch_file` puts them); folders of no known dataset are not counted."""
+    """The files the download cache holds per dataset with a manifest: the manifest's files where
+    :func:`fetch_file` downloads or extracts them (``<cache>/<dataset>/<file>``) and unfinished
+    downloads of them. Nothing else in those folders, and nothing inside a local data directory
+    (``BRAINALIGN_DATA``): a local copy is the user's, even where the two folders meet."""
     from brainalign.data.manifest import list_datasets
+    from brainalign.errors import BrainAlignError
 
     root = cache_dir(cache)
-    found = {}
+    local = [d.resolve() for d in data_dirs() if d.is_dir()]
+    found: dict[str, list[Path]] = {}
     for dataset in list_datasets(manifest_dirs):
-        folder = root / dataset
-        if folder.is_dir():
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
-            if files:
-                found[dataset] = files
+        try:
+            manifest = load_manifest(dataset, manifest_dirs)
+        except BrainAlignError:  # a broken manifest of the user's: its files are not known
+            continue
+        folder = root / manifest.id
+        if not folder.is_dir():
+            continue
+        files = []
+        for name in manifest.files:
+            path = folder / name
+            partial = list(path.parent.glob(f".{path.name}.@*")) if path.parent.is_dir() else []
+            files += [f for f in [path, *partial] if f.is_file() and not
+                      any(f.resolve().is_relative_to(d) for d in local)]
+        if files:
+            found[dataset] = sorted(files)
     return found
