@@ -173,9 +173,11 @@ def test_cli_train_into_an_earlier_run_refuses_or_replaces_it_whole(tmp_path):
 def test_two_checkpoints_of_one_run_in_one_score_run_are_refused_by_name(run, data_dir, tmp_path):
     """Two epochs of one training run carry the same model name: scored together their rows were
     one model's (one summary name, a plot of one epoch, a report of the other, nothing to
-    compare). The second is refused by name; the first is scored and kept."""
+    compare). ba.score, brainalign score and a batch list refuse them by name before any work
+    (the names read from the checkpoints' metadata)."""
     from brainalign.cli import main
-    from brainalign.errors import DuplicateModelNameError
+    from brainalign.errors import BatchSpecError, DuplicateModelNameError
+    from brainalign.runner.batch import read_models
 
     a, b = (ba.load_model(f"file:{run.checkpoints[k]}") for k in (0, 2))
     assert a.name == b.name
@@ -187,11 +189,19 @@ def test_two_checkpoints_of_one_run_in_one_score_run_are_refused_by_name(run, da
                                   "--layers", "fc2", "--n-bootstrap", "10", "--data-dir", str(data_dir),
                                   "--out", str(out)])
     text = " ".join(r.output.split())
-    assert r.exit_code != 0
-    assert f"file:{run.checkpoints[2]} FAILED" in text and f"as file:{run.checkpoints[0]} of this run is" in text
-    assert f"loading file:{run.checkpoints[0]} (weights from the checkpoint)" in text  # not "random"
-    t = pd.read_csv(out / "scores.csv")
-    assert set(t["model"]) == {a.name} and t["weights_hash"].nunique() == 1  # the first one's rows only
+    assert r.exit_code == 2, r.output
+    assert f"file:{run.checkpoints[2]} is named '{a.name}', as file:{run.checkpoints[0]} of this run is" in text
+    assert "--label" in text and "reading the data" not in text and not out.exists()
+    listed = tmp_path / "models.yaml"
+    listed.write_text("models:\n  - zoo:lenet5\n" + "".join(f"  - {{id: 'file:{run.checkpoints[k]}'}}\n"
+                                                           for k in (0, 2)))
+    with pytest.raises(BatchSpecError, match=rf"models 1 \(file:.*\) and 2 \(file:.*\) both load as '{a.name}'"):
+        read_models(listed)
+    with pytest.raises(BatchSpecError, match="both load as"):
+        ba.run_batch([f"file:{run.checkpoints[k]}" for k in (0, 2)], ["kriegeskorte2008.hIT-rsa"], tmp_path / "b")
+    listed.write_text("models:\n" + "".join(f"  - {{id: 'file:{run.checkpoints[k]}', label: e{k}}}\n"
+                                             for k in (0, 2)))
+    assert [e.name for e in read_models(listed)] == ["e0", "e2"]
     # --label, one per --model, keeps both apart; the meta says which id each label stands for
     args = ["score", "--model", f"file:{run.checkpoints[0]}", "--label", "epoch-a", "--model",
             f"file:{run.checkpoints[2]}", "--label", "epoch-c", "--benchmark", "kriegeskorte2008.hIT-rsa",

@@ -130,6 +130,22 @@ def save_results(result: Any, out_dir: Path) -> Path:
     return csv
 
 
+def _refuse_one_name_for_two(models: tuple[str, ...]) -> None:
+    """Checkpoints of one training run load under the run's one name, so their rows would be one
+    model's: refused before any work (read from the files' metadata, weights mapped, not read).
+    Other names are checked as each model loads."""
+    from brainalign.errors import DuplicateModelNameError
+    from brainalign.models.file_source import checkpoint_model_name
+
+    seen: dict[str, str] = {}
+    for mid in models:
+        name = checkpoint_model_name(mid)
+        if name in seen:
+            raise click.UsageError(str(DuplicateModelNameError(name, seen[name], mid)))
+        if name is not None:
+            seen[name] = mid
+
+
 @click.command("score")
 @click.option("--model", "models", multiple=True, required=True, help="Model id; repeat for several.")
 @click.option("--label", "labels", multiple=True,
@@ -190,6 +206,8 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                                "in the order of the models")
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
+    if not labels:
+        _refuse_one_name_for_two(models)
     out_dir = check_output_dir(out) if out else None
     cache = tolerant_cache(usable_cache_dir(cache_dir))
     progress = ScoreProgress()

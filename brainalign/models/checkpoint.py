@@ -23,8 +23,9 @@ from brainalign.errors import CheckpointError, CheckpointMismatchError
 _HOW = "save the weights as a state dict: torch.save(model.state_dict(), path)"
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """The object stored in ``path``, rebuilt from tensors and plain containers only.
+def read_checkpoint(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
+    """The object stored in ``path``, rebuilt from tensors and plain containers only; ``mmap``:
+    its tensors mapped from the file, not read (a legacy, non-zip file is read whole).
 
     Raises
     ------
@@ -41,8 +42,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol chatter from torch's safe unpickler
-            return torch.load(p, map_location="cpu", weights_only=True)
+            return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:
+        if mmap:  # torch maps only its zip format: read the file whole (and say what is wrong)
+            return read_checkpoint(p)
         raise CheckpointError(f"checkpoint {p} ({size} bytes) {_why(err)}; {_HOW}") from None
 
 
@@ -62,8 +65,9 @@ def _why(err: Exception) -> str:
 
 
 def checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``"meta"`` dict of a brainalign checkpoint (empty for a bare state dict)."""
-    obj = read_checkpoint(path)
+    """The ``"meta"`` dict of a brainalign checkpoint (empty for a bare state dict); the tensors
+    are mapped, not read, so asking a list of large checkpoints for their names is cheap."""
+    obj = read_checkpoint(path, mmap=True)
     meta = obj.get("meta") if isinstance(obj, dict) else None
     return dict(meta) if isinstance(meta, dict) else {}
 

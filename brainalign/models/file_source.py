@@ -50,6 +50,7 @@ from brainalign.errors import ModelImportError, UnknownModelError, WeightsUnavai
 from brainalign.models.base import BrainModel, seeded
 from brainalign.models.build import from_module
 from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
+from brainalign.settings import PathLike
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 
@@ -139,9 +140,32 @@ def _checkpoint(path: str, seed: int, load: Loader, **options: Any) -> BrainMode
             vals = list(norm[key])
             opts[key] = tuple(vals * chans if len(vals) == 1 else vals)
     model = load(f"file:{arch}", weights=path, seed=seed, **opts)
-    model.name = meta.get("name", f"file:{Path(path).stem}")
+    model.name = checkpoint_name(path, meta)
     model.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}
     return model
+
+
+def checkpoint_name(path: PathLike, meta: dict[str, Any] | None = None) -> str:
+    """The name ``load_model("file:<path>")`` gives a checkpoint's model: the name its training
+    run recorded (every epoch of a run shares it), else ``file:<file stem>``; read without
+    loading the weights."""
+    meta = checkpoint_metadata(path) if meta is None else meta
+    return str(meta.get("name") or f"file:{Path(path).stem}")
+
+
+def checkpoint_model_name(model_id: str) -> str | None:
+    """:func:`checkpoint_name` of ``model_id`` when it is a ``file:`` checkpoint that can be read;
+    None for any other id (its name is its id, or its code's to choose) or an unreadable file
+    (loading it says what is wrong)."""
+    from brainalign.errors import BrainAlignError
+
+    target = model_id.removeprefix("file:")
+    if not model_id.startswith("file:") or not is_checkpoint(target) or not Path(target).is_file():
+        return None
+    try:
+        return checkpoint_name(target)
+    except BrainAlignError:
+        return None
 
 
 def import_user_module(module_name: str, ref: str) -> ModuleType:

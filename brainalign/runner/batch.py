@@ -190,13 +190,37 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         why = missing_callable(ref.removeprefix("file:")) if e.factory or ref.startswith("file:") else None
         if why:
             raise BatchSpecError(f"{path}: models[{i}].{what} {ref!r}: {why}")
+    check_names(entries, path)
+    return entries
+
+
+def check_names(entries: Sequence[ModelEntry], where: object) -> None:
+    """Refuse two entries whose rows would carry one model name: equal labels or ids, or
+    checkpoints of one training run (they load under the run's one name; read from the files'
+    metadata, weights mapped, not read), before any pair runs.
+
+    Raises
+    ------
+    BatchSpecError
+        Naming both entries and ``where`` (the model list), and how to tell them apart (``label``).
+    """
+    from brainalign.models.file_source import checkpoint_model_name
+
     seen: dict[str, int] = {}
     for i, e in enumerate(entries):
         if e.name in seen:
-            raise BatchSpecError(f"{path}: models {seen[e.name]} and {i} are both named {e.name!r}; "
+            raise BatchSpecError(f"{where}: models {seen[e.name]} and {i} are both named {e.name!r}; "
                                  f"give them distinct 'label's")
         seen[e.name] = i
-    return entries
+    loads_as: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        name = (None if e.label or not e.id else checkpoint_model_name(e.id)) or e.name
+        if name in loads_as:  # equal entry names were refused above: a checkpoint's name is one of them
+            j = loads_as[name]
+            raise BatchSpecError(f"{where}: models {j} ({entries[j].id or entries[j].name}) and {i} "
+                                 f"({e.id or e.name}) both load as {name!r} (checkpoints of one training "
+                                 "run share its name): give them distinct 'label's")
+        loads_as[name] = i
 
 
 @dataclass(frozen=True)
@@ -823,6 +847,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             entries = read_models(models)
         else:
             entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
+            check_names(entries, "models")
         benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
         if workers > 1 and threads is None and scheduler is None:
             from brainalign.activations.budget import usable_cores
