@@ -206,7 +206,10 @@ def test_replacing_rows_of_other_weights_under_the_same_name_is_said(tmp_path, d
         return " ".join(r.output.split())
 
     run(str(ckpt))
+    assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
     said = run("random")
+    # the report written before now shows older scores: the next step says so
+    assert "(report.html there shows the scores before this run: run it again)" in said
     assert f"note: zoo:lenet5 × {V4}: the folder's earlier rows (weights {ckpt}) are replaced by this run's " \
            "(weights random): another model under the same name; to keep both" in said
     assert "replaced by this run" not in run("random")  # the same weights again: nothing to say

@@ -87,7 +87,9 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
         from brainalign.commands.summary import format_summary
 
         click.echo(format_summary(report.table))
-        click.echo(f"next:\n  brainalign report {out}   # then open {Path(out) / 'report.html'} in a browser")
+        from brainalign.commands.score import report_step
+
+        click.echo(f"next:\n{report_step(Path(out))}")
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once

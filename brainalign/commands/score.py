@@ -35,12 +35,26 @@ def read_benchmark_data(bench) -> None:
                 continue
 
 
+def report_step(out: Path) -> str:
+    """The line that points to the report; a report or figures already in ``out`` are said to show
+    the scores before this run (they are documents, left in place; ``compare.csv``, which the
+    report reads, is removed instead)."""
+    out = Path(out)
+    old = [f"{p.name}/" if p.is_dir() else p.name for p in (out / "report.html", out / "figures") if p.exists()]
+    line = f"  brainalign report {out}   # then open {out / 'report.html'} in a browser"
+    if old:
+        redo = "run it again" + (f", and `brainalign plot {out}`" if "figures/" in old else "")
+        verb = "show" if len(old) > 1 else "shows"
+        line += f"\n    ({' and '.join(old)} there {verb} the scores before this run: {redo})"
+    return line
+
+
 def next_steps(out: Path | None, own_model: bool = False) -> str:
     """What to do after a score: look at the report, score your own model (unless this run
     already scored one, ``own_model``)."""
     lines = ["next:"]
     if out is not None:
-        lines.append(f"  brainalign report {out}   # then open {out / 'report.html'} in a browser")
+        lines.append(report_step(out))
     else:
         lines.append("  add --out results/NAME to keep the per-layer table and figures, then "
                      "`brainalign report results/NAME`")
@@ -114,8 +128,8 @@ def replaced_notes(earlier: Any, new: Any) -> list[str]:
             other_model = "weights" in differ or "weights_hash" in differ
             lines.append(f"note: {m} × {b}: the folder's earlier rows ({'; '.join(was)}) are replaced by this "
                          f"run's ({'; '.join(now)})" + (
-                             ": another model under the same name; to keep both, give this one a --label, or "
-                             "score into another --out" if other_model else ""))
+                             ": another model under the same name; to keep both, give this one another "
+                             "--label, or score into another --out" if other_model else ""))
     return lines
 
 
