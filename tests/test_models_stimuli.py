@@ -192,8 +192,17 @@ def test_ambiguous_or_bad_forms_are_named_errors(tmp_path):
         as_stimulus_set({"a": 1})
     with pytest.raises(StimulusError, match="no such folder"):
         as_stimulus_set(tmp_path / "missing")
-    s = as_stimulus_set(np.zeros((3, 8, 8), np.uint8))  # N×H×W gray stack
-    assert len(s) == 3 and s.ids == ("stim_0000", "stim_0001", "stim_0002")
+    s = as_stimulus_set(np.zeros((5, 8, 8), np.uint8))  # N×H×W gray stack
+    assert len(s) == 5 and s.ids[:2] == ("stim_0000", "stim_0001")
+    # one C×H×W image (a torchvision transform's output) or three gray images? It was read as three.
+    chw = RNG.integers(0, 256, size=(3, 32, 30), dtype=np.uint8)
+    with pytest.raises(StimulusError, match=r"ambiguous: one \(C, H, W\) image or 3 grayscale images"):
+        as_stimulus_set(chw)
+    one = as_stimulus_set(chw, channels="first")
+    assert len(one) == 1
+    np.testing.assert_array_equal(one.image(0), np.moveaxis(chw, 0, -1) / np.float32(255))
+    assert len(as_stimulus_set(np.moveaxis(chw, 0, -1), channels="last")) == 1
+    assert len(as_stimulus_set(chw[..., None])) == 3  # the gray stack, said as N×H×W×1
 
 
 def test_a_layout_that_reads_both_ways_is_refused_until_channels_says_which():

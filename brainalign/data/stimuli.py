@@ -394,10 +394,14 @@ def _array_images(arr: np.ndarray, channels: Channels | None = None) -> np.ndarr
         raise StimulusError(f"stimulus array of shape {arr.shape}: neither N×H×W×C nor N×C×H×W "
                             "with C = 1..4 channels")
     if arr.ndim == 3:
-        if arr.shape[-1] in (1, 2, 3, 4):
-            raise StimulusError(
-                f"stimulus array of shape {arr.shape} is ambiguous: one (H, W, C) image or N "
-                "grayscale images? Pass one image as image[None] and a gray stack as N×H×W×1")
+        if channels is not None:  # one image in the stated layout
+            return _channels_last(arr, "stimulus array", channels)[None]
+        for axis, layout in ((-1, "(H, W, C)"), (0, "(C, H, W)")):
+            if arr.shape[axis] in _CHANNELS:
+                raise StimulusError(
+                    f"stimulus array of shape {arr.shape} is ambiguous: one {layout} image or "
+                    f"{arr.shape[0]} grayscale images? Pass one image as image[None] (or say its layout: "
+                    "channels='last' / 'first') and a gray stack as N×H×W×1")
         return arr
     raise StimulusError(f"stimulus array of shape {arr.shape}; expected N×H×W×C, N×C×H×W or N×H×W")
 
@@ -414,16 +418,19 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
       them: ids are the file stems (two files with one stem are an error);
     - a list of image file paths: ids are the file stems;
     - a list of PIL images or of image arrays: ids ``stim_0000``, ``stim_0001``, …;
-    - an N×H×W×C or N×C×H×W array (C = 1..4; uint8, uint16, bool, or float in 0..1), or an
-      N×H×W grayscale stack: ids ``stim_0000``, ….
+    - an N×H×W×C or N×C×H×W array (C = 1..4; uint8, uint16, bool, or float in 0..1), an
+      N×H×W grayscale stack, or one image (H×W×C or C×H×W) with ``channels`` given: ids
+      ``stim_0000``, ….
 
     Every image then goes into a model by the one rule of :func:`image_array`; a float array
     outside 0..1 is refused unless ``value_range`` says what its values mean (e.g. ``(0, 255)``).
     ``ids`` overrides the derived ids. The ids are what activations and results are aligned on.
 
-    ``channels`` (``"last"`` or ``"first"``) gives the layout of an array or of a list of arrays.
-    Without it the layout is read from the shape, and a shape that reads both ways (images at
-    most 4 pixels on a side, e.g. 3×3×3×3) is refused rather than guessed.
+    ``channels`` (``"last"`` or ``"first"``) gives the layout of an array or of a list of arrays
+    (a 3-D array is then one image). Without it the layout is read from the shape, and a shape
+    that reads two ways is refused rather than guessed: a 4-D array of images at most 4 pixels on
+    a side (3×3×3×3), or a 3-D array whose first or last axis could be colour channels (one
+    3×32×32 image or three gray 32×32 images?).
 
     Raises
     ------
