@@ -71,8 +71,10 @@ def test_a_run_over_budget_adapts_projection_then_groups(stimuli):
     model = tiny_cnn()  # layers 0: 8x14x14=1568, 2: 16x6x6=576, 4 (pool): 64, 6: 10 features
     full = plan_memory(model, None, N).full_bytes
     # Room for every layer projected to 100 features (and scored: 5 × 100), not for all together
-    with pytest.warns(UserWarning, match=r"memory budget 28.8 kB: 4 of 6 layers recorded through a random "
-                                         r"projection to 100 features \(layer '0' alone needs 75.3 kB"):
+    said = (r"memory budget 28.8 kB: 4 of 6 layers recorded through a random projection to 100 features "
+            r"\(layer '0' alone needs 0.4 MB to record and score\); their scores are of the projected "
+            r"activations \(0, 1, 2, 3;")
+    with pytest.warns(UserWarning, match=said):
         plan = plan_memory(model, None, N, budget=N * 4 * 600, adapt_features=100)
     assert isinstance(plan.reducers["0"], RandomProjection)
     assert plan.layer_bytes["0"] == N * 4 * 100 and plan.layer_bytes["6"] == N * 4 * 10

@@ -118,9 +118,14 @@ def test_a_budget_that_projects_layers_says_so_in_the_run_s_messages(tmp_path, d
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stderr.split())
     assert ("warning: zoo:lenet5: memory budget 3.0 MB: 1 of 2 layers recorded through a random projection to "
-            "1024 features (layer 'conv1' alone needs 1.7 MB)") in text
+            "1024 features (layer 'conv1' alone needs 8.7 MB to record and score); their scores are of the "
+            "projected activations (conv1;") in text
     t = pd.read_csv(out / "scores.csv").set_index("layer")
     assert '"kind": "sparse_random_projection", "n_components": 1024' in t.loc["conv1", "reduction"]
+    assert t.loc["fc1", "reduction"] == '{"kind": "none"}'  # 120 features: passed through, said as full
+    assert _cli("report", str(out)).returncode == 0
+    html = (out / "report.html").read_text()
+    assert "scored on randomly projected activations" in html and f"zoo:lenet5 × {HIT}: conv1<" in html
 
 
 @needs_data

@@ -186,7 +186,13 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         if reducers is not None:
             raise ValueError("give either reducers or max_features, not both")
         reducers = RandomProjection(max_features, seed=seed)
-    per_layer = reducer_per_layer(model, reducers, names)
+    def passed_through(per: dict[str, Any]) -> dict[str, Any]:
+        # A projection hands a layer no wider than its size on unchanged: such a layer is recorded,
+        # keyed in the cache and described in the rows as the full features it is.
+        return {n: None if isinstance(r, RandomProjection) and layer_features(model, n) <= r.n_components else r
+                for n, r in per.items()}
+
+    per_layer = passed_through(reducer_per_layer(model, reducers, names))
     full = {n: n_stimuli * layer_features(model, n) * BYTES_PER_VALUE for n in names}
     notes: list[str] = []
 
@@ -222,23 +228,26 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
         notes.append(f"no memory budget given: planned against the {format_bytes(limit)} available now")
     if too_big and adapt and reducers is None:
         proj = RandomProjection(adapt_features, seed=seed)
-        per_layer = {n: proj for n in names}
+        per_layer = passed_through(dict.fromkeys(names, proj))
         size = sizes()
-        projected = [n for n in names if size[n] < full[n]]
-        big, budget = format_bytes(full[too_big[0]]), format_bytes(limit)
-        notes.append(f"{too_big[0]!r} alone needs {big}, over budget {budget}: "
+        projected = [n for n in names if per_layer[n] is not None]
+        big, budget = format_bytes(need([full[too_big[0]]])), format_bytes(limit)
+        notes.append(f"{too_big[0]!r} alone needs {big} (recording and scoring), over budget {budget}: "
                      f"random projection to {adapt_features} features on {len(projected)} layers")
         # The budget changed what is measured: said where the run's messages go, not only in a column.
         warnings.warn(f"{model.name}: memory budget {budget}: {len(projected)} of {len(names)} layers recorded "
                       f"through a random projection to {adapt_features} features (layer {too_big[0]!r} alone "
-                      f"needs {big}); their scores are of the projected activations (the reduction column "
-                      "says which). Raise --memory-budget to score them in full", stacklevel=2)
+                      f"needs {big} to record and score); their scores are of the projected activations "
+                      f"({', '.join(projected)}; the reduction column says so per layer). Raise "
+                      "--memory-budget to score them in full", stacklevel=2)
     groups: list[list[str]] = [[]]
     for n in names:
         if need([size[n]]) > limit:
+            red = per_layer[n]
+            how = f", even projected to {red.n_components} features," if isinstance(red, RandomProjection) else ""
             raise MemoryBudgetError(
                 f"{model.name}: layer {n!r} alone needs {format_bytes(need([size[n]]))} for {n_stimuli} stimuli "
-                f"(recording and scoring), over the budget of {format_bytes(limit)}; lower max_features or "
+                f"(recording and scoring){how} over the budget of {format_bytes(limit)}; lower max_features or "
                 f"raise the budget")
         if groups[-1] and need([size[m] for m in groups[-1]] + [size[n]]) > limit:
             groups.append([])

@@ -128,6 +128,16 @@ def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _projected_layers(t: pd.DataFrame) -> list[str]:
+    """``"<model> × <benchmark>: <layers>"`` for every pair with layers whose activations went
+    through a random projection (their ``reduction``)."""
+    if "reduction" not in t:
+        return []
+    hit = t[t["reduction"].astype(str).str.contains("random_projection", na=False)]
+    return [f"{m} × {b}: {', '.join(dict.fromkeys(g['layer'].astype(str)))}"
+            for (m, b), g in hit.groupby(["model", "benchmark"], sort=False)]
+
+
 def _fmt(v: Any) -> str:
     try:
         f = float(v)
@@ -477,6 +487,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     # CSVs brainalign writes that are not score tables (compare.csv, demo RF fits…) are in res.other,
     # listed under provenance, not warned of.
     warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
+    projected = _projected_layers(t)
+    if projected:  # a memory budget or --max-features changed what was measured: said at the top
+        warn.append("scored on randomly projected activations (the reduction column; raise --memory-budget "
+                    "or drop --max-features for the full features): " + "; ".join(projected))
     with_ceiling, no_ceiling = normalised_benchmarks(t) if len(best_rows(t)) else ([], [])
     if no_ceiling and with_ceiling:
         warn.append("raw scores (no noise ceiling at the chosen, pooled row; left out of the mean): "
