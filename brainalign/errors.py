@@ -53,14 +53,16 @@ class UnknownModelError(BrainAlignError, KeyError):
 class UnknownLayerError(BrainAlignError, KeyError):
     """A layer name or pattern that matches no layer of the model."""
 
-    def __init__(self, pattern: str, model: str, known: Iterable[str] = (), model_id: str | None = None):
+    def __init__(self, pattern: str, model: str, known: Iterable[str] = (), model_id: str | None = None,
+                 where: str = ""):
         known = list(known)
         self.pattern, self.model = pattern, model
         # The command takes the id the model was loaded from; a checkpoint's or a wrapped
         # module's name is no id, so only `model.layers` is offered for those.
         how = f"`brainalign layers {model_id}` or `model.layers`" if model_id else "`model.layers`"
+        what = f"The {where} {pattern!r}" if where else f"Layer {pattern!r}"  # where: which setting named it
         super().__init__(
-            f"Layer {pattern!r} matches no layer of model {model!r}.{_suggest(pattern, known)} "
+            f"{what} matches no layer of model {model!r}.{_suggest(pattern, known)} "
             f"List the layers with {how}."
         )
 

@@ -162,10 +162,38 @@ def test_reducer_keys_are_layer_names_or_globs_and_a_layer_s_own_name_wins():
         np.testing.assert_allclose(da.values, got[n].values, rtol=1e-6, err_msg=n)
 
 
+def test_a_reducer_without_describe_is_recorded_by_its_name_not_its_address():
+    from brainalign.activations import stream_layers
+
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    stream = stream_layers(m, _stimuli(6), ["0", "6"], reducers={"0": _first4, "6": lambda t: t})
+    assert stream.reduction()["0"] == {"kind": "custom", "function": f"{__name__}._first4"}
+    assert stream.reduction()["6"]["function"].endswith("<lambda>") and "0x" not in str(stream.reduction())
+
+
+def test_patterns_that_disagree_are_settled_by_the_layer_s_own_name_or_an_equal_reducer():
+    m = ba.wrap(_tiny(), name="tiny", input_size=16)
+    stim = _stimuli(6)
+    full = ba.extract(m, stim, layers=["0", "6"], batch_size=4)
+    # the layer's own name chooses between two patterns
+    got = ba.extract(m, stim, layers=["0"], reducers={"[0-1]": _pool, "?": _first4, "0": _first4})
+    np.testing.assert_allclose(got["0"].values, full["0"].values[:, :4], rtol=1e-6)
+    # two equal projections (other objects, same description) are one reducer
+    from brainalign.activations import RandomProjection
+
+    got = ba.extract(m, stim, layers=["0"], reducers={"[0-1]": RandomProjection(16), "?": RandomProjection(16)})
+    assert got["0"].shape == (6, 16)
+    # a disagreement on a layer this run does not record is not this run's
+    got = ba.extract(m, stim, layers=["6"], reducers={"[0-1]": _pool, "?": _first4})
+    np.testing.assert_allclose(got["6"].values, full["6"].values[:, :4], rtol=1e-6)
+
+
 @pytest.mark.parametrize("reducers, error, message", [
-    ({"O": _pool}, UnknownLayerError, "'O'"),  # a typo of layer "0"
-    ({"features.*": _pool}, UnknownLayerError, "features.*"),
-    ({"[0-1]": _pool, "?": _first4}, ValueError, "matched by the reducers keys '[0-1]' and '?'"),
+    ({"O": _pool}, UnknownLayerError, "The reducers key 'O' matches no layer"),  # a typo of layer "0"
+    ({"features.*": _pool}, UnknownLayerError, "The reducers key 'features.*'"),
+    ({"[0-1]": _pool, "?": _first4}, ValueError,
+     "layer '0' is matched by the reducers patterns '[0-1]' and '?' with different reducers; add '0' itself"),
+    ({"0": "mean"}, ValueError, "reducers['0'] = 'mean' is not a function"),
 ])
 def test_a_reducers_key_that_matches_no_layer_is_refused_before_recording(reducers, error, message):
     m = ba.wrap(_tiny(), name="tiny", input_size=16)

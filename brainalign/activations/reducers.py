@@ -107,22 +107,58 @@ def reducer_per_layer(model: BrainModel, reducers: Any, names: Sequence[str]) ->
         A key that names or matches no layer of the model (a typo would otherwise leave its layer
         unreduced without a word), with the close names.
     ValueError
-        A layer matched by two patterns that give it different reducers.
+        A reducer that is not callable; a recorded layer that two patterns give different
+        reducers (and its own name does not choose), naming both keys.
     """
+    from brainalign.errors import UnknownLayerError
+
     if not isinstance(reducers, Mapping):
+        if reducers is not None and not callable(reducers):
+            raise ValueError(f"reducers={reducers!r} is not a function of a batch of layer outputs")
         return dict.fromkeys(names, reducers)
     exact: dict[str, Any] = {}
-    matched: dict[str, tuple[str, Any]] = {}
+    matched: dict[str, list[tuple[str, Any]]] = {}
     for key, reducer in reducers.items():
-        for name in model.resolve_layers(str(key)):  # UnknownLayerError for a key that matches nothing
+        if reducer is not None and not callable(reducer):
+            raise ValueError(f"reducers[{key!r}] = {reducer!r} is not a function of a batch of layer outputs")
+        try:
+            hits = model.resolve_layers(str(key))
+        except UnknownLayerError as err:  # said as the reducers key it is, not as a layer= pattern
+            raise UnknownLayerError(str(key), model.name, model.layer_info, model.extra.get("model_id"),
+                                    where="reducers key") from err
+        for name in hits:
             if name == key:
                 exact[name] = reducer
-            elif name in matched and matched[name][1] is not reducer:
-                raise ValueError(f"{model.name}: layer {name!r} is matched by the reducers keys "
-                                 f"{matched[name][0]!r} and {key!r} with different reducers; name it once")
             else:
-                matched[name] = (str(key), reducer)
-    return {n: exact[n] if n in exact else matched.get(n, (None, None))[1] for n in names}
+                matched.setdefault(name, []).append((str(key), reducer))
+    out = {}
+    for n in names:
+        if n in exact or n not in matched:
+            out[n] = exact.get(n)
+            continue
+        (k0, r0), *others = matched[n]
+        for k, r in others:
+            if not _same_reducer(r0, r):
+                raise ValueError(f"{model.name}: layer {n!r} is matched by the reducers patterns {k0!r} and "
+                                 f"{k!r} with different reducers; add {n!r} itself as a key to choose")
+        out[n] = r0
+    return out
+
+
+def custom_reducer(reducer: Any) -> dict[str, str]:
+    """What a reducer without ``describe()`` is, for the rows: its module and qualified name
+    (``{"kind": "custom", "function": "mylab.pool.<lambda>"}``), never a memory address that
+    changes from run to run."""
+    fn = reducer if hasattr(reducer, "__qualname__") else type(reducer)
+    return {"kind": "custom", "function": f"{getattr(fn, '__module__', '?')}.{fn.__qualname__}"}
+
+
+def _same_reducer(a: Any, b: Any) -> bool:
+    """One reducer, or two that say they compute the same (equal :func:`describe_reducer`)."""
+    if a is b:
+        return True
+    da, db = describe_reducer(a), describe_reducer(b)
+    return da is not None and da == db
 
 
 def describe_reducer(reducer: Any) -> dict[str, Any] | None:

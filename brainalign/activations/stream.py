@@ -19,7 +19,7 @@ from brainalign.activations.cache import (
     stimuli_hash,
 )
 from brainalign.activations.extract import iter_extract
-from brainalign.activations.reducers import describe_reducer
+from brainalign.activations.reducers import custom_reducer, describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.device import resolve_device
 from brainalign.models.base import BrainModel
@@ -52,7 +52,7 @@ class LayerStream:
 
     def reduction(self) -> dict[str, Any]:
         """Per layer, what reduced its features (``{"kind": "none"}`` for full features)."""
-        return {n: describe_reducer(self.plan.reducers[n]) or {"kind": repr(self.plan.reducers[n])}
+        return {n: describe_reducer(self.plan.reducers[n]) or custom_reducer(self.plan.reducers[n])
                 for n in self.plan.layers}
 
     def _keys(self) -> dict[str, tuple[str, dict[str, Any]] | None]:
