@@ -143,6 +143,31 @@ def test_a_batch_factory_is_found_like_a_file_model_and_checked_before_the_run(t
         sys.modules.pop("starfactory", None)
 
 
+def test_every_bad_batch_entry_is_named_at_once_and_a_factory_must_give_a_brainmodel(two_files, monkeypatch):
+    from brainalign.errors import BatchSpecError
+    from brainalign.runner.batch import read_models
+
+    monkeypatch.chdir(two_files)
+    (two_files / "plainfactory.py").write_text("import torch.nn as nn\n\ndef build(weights, seed):\n"
+                                               "    return nn.Sequential(nn.Flatten())\n")
+    models = two_files / "models.yaml"
+    models.write_text("models:\n  - {factory: 'plainfactory:nope', label: a}\n  - zoo:lenet5\n"
+                      "  - 'file:mynet:nope'\n  - {factory: 'nowhere_mod:build', label: b}\n")
+    with pytest.raises(BatchSpecError) as err:
+        read_models(models)
+    said = str(err.value)
+    assert all(f"models[{i}]" in said for i in (0, 2, 3)) and "models[1]" not in said, said
+    models.write_text("models:\n  - {factory: 'plainfactory', label: a}\n")
+    with pytest.raises(BatchSpecError, match="factory 'plainfactory' is not 'package.module:function'"):
+        read_models(models)
+    models.write_text("models:\n  - {factory: 'plainfactory:build', label: a}\n")
+    try:
+        with pytest.raises(ModelImportError, match="returned a Sequential, not a BrainModel: return brainalign"):
+            read_models(models)[0].load()
+    finally:
+        sys.modules.pop("plainfactory", None)
+
+
 MODULE_FORMS = """
     import torch.nn as nn
     from torch import nn as tnn, optim

@@ -100,6 +100,13 @@ class ModelEntry:
             if not callable(getattr(module, fn, None)):
                 raise ModelImportError(f"factory {self.factory!r}: {mod} has no function {fn!r}")
             model = getattr(module, fn)(weights=self.weights, seed=self.seed)
+            from brainalign.models.base import BrainModel
+
+            if not isinstance(model, BrainModel):
+                raise ModelImportError(
+                    f"factory {self.factory!r} returned a {type(model).__name__}, not a BrainModel: return "
+                    "brainalign.wrap(module, name=..., input_size=...) (or list the module as "
+                    "`file:<module>:<function>`, which wraps an nn.Module)")
         else:
             from brainalign.models import load_model
 
@@ -131,6 +138,9 @@ class ModelEntrySchema(StrictModel):
         has_id = self.id is not None or self.source is not None
         if has_id == (self.factory is not None) or (self.id is not None and self.source is not None):
             raise ValueError("give exactly one of 'id' (or 'source' + 'name') and 'factory'")
+        mod, sep, fn = (self.factory or "").partition(":")
+        if self.factory is not None and not (sep and mod.strip() and fn.strip().isidentifier()):
+            raise ValueError(f"factory {self.factory!r} is not 'package.module:function'")
         return self
 
     def entry(self) -> ModelEntry:
@@ -181,15 +191,19 @@ def read_models(path: PathLike) -> list[ModelEntry]:
 
     # Your own code must be findable before any pair runs: a factory's module, and the callable of
     # a factory or a file: id, read from the module's source (importing it would run it).
+    problems = []  # every entry at fault, said at once
     for i, e in enumerate(entries):
         mod = (e.factory or "").partition(":")[0]
         if e.factory and not module_exists(mod):
-            raise BatchSpecError(f"{path}: models[{i}].factory {e.factory!r}: no module {mod!r} on the Python "
-                                 f"path, and no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
+            problems.append(f"models[{i}].factory {e.factory!r}: no module {mod!r} on the Python path, and "
+                            f"no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
+            continue
         ref, what = (e.factory, "factory") if e.factory else (e.id or "", "id")
         why = missing_callable(ref.removeprefix("file:")) if e.factory or ref.startswith("file:") else None
         if why:
-            raise BatchSpecError(f"{path}: models[{i}].{what} {ref!r}: {why}")
+            problems.append(f"models[{i}].{what} {ref!r}: {why}")
+    if problems:
+        raise BatchSpecError(f"{path}: " + "\n  ".join(problems))
     check_names(entries, path)
     return entries
 
