@@ -16,10 +16,10 @@ DEVICE_CHOICES = "auto (CUDA when available, else CPU), cpu, cuda, cuda:<index> 
 
 def _named(text: str) -> torch.device:
     kind, _, index = text.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (kind != "cuda" and index):
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
         hint = " (did you mean 'cuda'?)" if kind in ("gpu", "cuda0", "nvidia") else ""
         raise DeviceUnavailableError(f"{text!r} is not a device{hint}; use {DEVICE_CHOICES}")
-    return torch.device(text)
+    return torch.device("cpu" if kind == "cpu" else text)  # "cpu:0" is the one CPU device tensors report
 
 
 def check_device(device: torch.device) -> torch.device:
@@ -44,9 +44,9 @@ def check_device(device: torch.device) -> torch.device:
     return device
 
 
-def resolve_device(device: str | torch.device = "auto", *like: object) -> torch.device:
-    """The ``torch.device`` for ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``,
-    ``"mps"`` (any case) or a ``torch.device``.
+def resolve_device(device: str | torch.device | None = "auto", *like: object) -> torch.device:
+    """The ``torch.device`` for ``device``: ``"auto"`` (or None), ``"cpu"``, ``"cuda"``,
+    ``"cuda:<i>"``, ``"mps"`` (any case) or a ``torch.device``.
 
     ``like``: arrays or tensors the run works on; with ``"auto"``, the first tensor's device wins.
 
@@ -58,7 +58,7 @@ def resolve_device(device: str | torch.device = "auto", *like: object) -> torch.
     """
     if isinstance(device, torch.device):
         return check_device(device)
-    text = str(device).strip().lower()
+    text = "auto" if device is None else str(device).strip().lower()
     if text == "auto":
         tensor = next((a for a in like if isinstance(a, torch.Tensor)), None)
         if tensor is not None:

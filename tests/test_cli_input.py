@@ -109,6 +109,14 @@ def test_one_failing_model_keeps_the_others_rows_and_is_listed(tmp_path, data_di
 
 
 @needs_data
+def test_a_failing_labelled_model_is_named_by_its_label(tmp_path, data_dir):
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--label", "mine", "--model", "zoo:mlp",
+                                  "--label", "theirs", "--layers", "conv1", "--benchmark", HIT, "--n-bootstrap",
+                                  "10", "--data-dir", str(data_dir)])
+    assert r.exit_code == 1 and "theirs (zoo:mlp) FAILED: Layer 'conv1' matches no layer" in r.output, r.output
+
+
+@needs_data
 def test_a_budget_that_projects_layers_says_so_in_the_run_s_messages(tmp_path, data_dir):
     """A --memory-budget under a layer's size switches on a random projection, which changes the
     scores: the run says so on stderr (it was said only in the table's reduction column)."""

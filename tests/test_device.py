@@ -32,7 +32,8 @@ def test_a_name_that_is_no_device_here_is_a_named_error(name, message):
 def test_auto_follows_the_tensors_and_names_are_read_in_any_case():
     t = torch.zeros(2)
     assert resolve_device("auto", np.zeros(2), t) == t.device
-    assert resolve_device(" CPU ") == torch.device("cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu") == resolve_device("cpu:0")
+    assert resolve_device(None) == resolve_device("auto")  # None: the default, as Python callers mean it
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     want = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto", np.zeros(2)).type == want

@@ -299,10 +299,11 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                     # The line names the model; the message often starts with it too (said once).
                     message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
                     detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
-                    progress.line(f"{mid} FAILED: {detail}")
+                    shown = f"{labels[i]} ({mid})" if labels else mid  # as the user named it
+                    progress.line(f"{shown} FAILED: {detail}")
                     if not isinstance(err, BrainAlignError):
                         progress.line(traceback.format_exc().rstrip())
-                    failures.append((mid, detail))
+                    failures.append((shown, detail))
                     continue
                 done.append(ScoreResult.concat(parts))
                 for line in replaced_notes(earlier, done[-1]):
