@@ -248,6 +248,15 @@ def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path
     same.attrs.update(model_b="zoo:lenet5", weights_a="random", weights_b="epoch_3.pt")
     title = " ".join(plot_similarity(same).axes[0].get_title().split())
     assert "zoo:lenet5 (random) vs zoo:lenet5 (epoch_3.pt)" in title
+    ax = plot_similarity(same).axes[0]  # and so do the axes (both said "zoo:lenet5 layer")
+    assert ax.get_ylabel() == "zoo:lenet5 (random) layer" and ax.get_xlabel() == "zoo:lenet5 (epoch_3.pt) layer"
+    labelled = _cli("similarity", "--model", "zoo:lenet5", "--model", "zoo:lenet5", "--seed", "0", "--seed", "1",
+                    "--label", "seed0", "--label", "seed1", "--stimuli", "kriegeskorte2008.hIT-rsa",
+                    "--layers-a", "conv1", "--layers-b", "conv1", "--data-dir", str(data_dir),
+                    "--out", str(tmp_path / "lab"))
+    assert labelled.exit_code == 0, labelled.output
+    lab = plot_similarity(xr.open_dataarray(tmp_path / "lab" / "similarity.nc")).axes[0]
+    assert (lab.get_ylabel(), lab.get_xlabel()) == ("seed0 layer", "seed1 layer")
     within = sim.copy()
     within.attrs.update(within_model=1, model_b=sim.attrs["model_a"])
     assert "layers of zoo:lenet5 (random)" in " ".join(plot_similarity(within).axes[0].get_title().split())

@@ -27,6 +27,8 @@ def _per_model(values: tuple, n: int, what: str, default):
 @click.command("similarity")
 @click.option("--model", "models", multiple=True, required=True,
               help="Model id; give it twice for A and B (once: A's layers against each other).")
+@click.option("--label", "labels", multiple=True,
+              help="Name of each model in the matrix and figure (default: its own name); one per --model.")
 @click.option("--stimuli", required=True, help="A folder of images or a benchmark id (its stimuli).")
 @click.option("--metric", type=click.Choice(["cka", "cka_rbf", "rsa"]), default="cka", show_default=True)
 @click.option("--weights", "weights", multiple=True,
@@ -50,11 +52,11 @@ def _per_model(values: tuple, n: int, what: str, default):
               help="e.g. 4GB; 'auto' = half the available memory; 'none' = no limit.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Write similarity.nc, similarity.csv, similarity.json and similarity.png here.")
-def similarity_command(models: tuple[str, ...], stimuli: str, metric: str, weights: tuple[str, ...],
-                       seeds: tuple[int, ...], layers_a: tuple[str, ...], layers_b: tuple[str, ...],
-                       debiased: bool, rdm_distance: str, rsa_comparator: str, precision: str,
-                       data_dirs: tuple[str, ...],
-                       batch_size: int, device: str, memory_budget: str, out: str) -> None:
+def similarity_command(models: tuple[str, ...], labels: tuple[str, ...], stimuli: str, metric: str,
+                       weights: tuple[str, ...], seeds: tuple[int, ...], layers_a: tuple[str, ...],
+                       layers_b: tuple[str, ...], debiased: bool, rdm_distance: str, rsa_comparator: str,
+                       precision: str, data_dirs: tuple[str, ...], batch_size: int, device: str,
+                       memory_budget: str, out: str) -> None:
     """Layer-by-layer similarity (CKA or RSA) between two models on the same stimuli, written as
     a matrix (netCDF + CSV) and a heatmap with the layers in forward order."""
     from brainalign.commands.options import check_output_dir
@@ -67,8 +69,12 @@ def similarity_command(models: tuple[str, ...], stimuli: str, metric: str, weigh
     check_output_dir(out)  # said before the models run; the folder is created when written
     ws = _per_model(weights, len(models), "--weights", "random")
     ss = _per_model(seeds, len(models), "--seed", 0)
+    if labels and len(labels) != len(models):
+        raise click.BadParameter(f"give one --label per --model ({len(models)})", param_hint="--label")
     try:
         loaded = [load_model(m, weights=w, seed=s) for m, w, s in zip(models, ws, ss, strict=True)]
+        for model, label in zip(loaded, labels, strict=False):
+            model.name = label
         sim = compare_models(loaded[0], loaded[1] if len(loaded) == 2 else None, stimuli, metric=metric,
                              layers_a=list(layers_a) or None, layers_b=list(layers_b) or None,
                              batch_size=batch_size, device=device,

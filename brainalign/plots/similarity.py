@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,18 @@ def similarity_title(sim: xr.DataArray) -> str:
     return f"{metric}: {what}, {stimuli}"
 
 
+def _axis_names(attrs: dict) -> tuple[str, str]:
+    """The models' names for the axes; two models of one name (two checkpoints of one training
+    run) told apart by their weights' file names, else as A and B."""
+    a, b = str(attrs.get("model_a", "A")), str(attrs.get("model_b", "B"))
+    if a != b or int(attrs.get("within_model", 0)):
+        return a, b
+    wa, wb = (Path(str(attrs.get(k, ""))).name for k in ("weights_a", "weights_b"))
+    if wa and wb and wa != wb:
+        return f"{a} ({wa})", f"{b} ({wb})"
+    return f"{a} (A)", f"{b} (B)"
+
+
 def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: str = "magma",
                     title: str | None = None, formats: Sequence[str] | None = None) -> Figure:
     """Heatmap of a (layer_a × layer_b) matrix from :func:`brainalign.compare_models`.
@@ -67,8 +80,9 @@ def plot_similarity(sim: xr.DataArray, path: PathLike | None = None, *, cmap: st
     ax.set_xticks(range(len(lb)), lb, rotation=90, fontsize=TICK_PT)
     ax.set_yticks(range(len(la)), la, fontsize=TICK_PT)
     ax.tick_params(length=0)
-    ax.set_xlabel(f"{sim.attrs.get('model_b', 'B')} layer", fontsize=LABEL_PT)
-    ax.set_ylabel(f"{sim.attrs.get('model_a', 'A')} layer", fontsize=LABEL_PT)
+    name_a, name_b = _axis_names(sim.attrs)
+    ax.set_xlabel(f"{name_b} layer", fontsize=LABEL_PT)
+    ax.set_ylabel(f"{name_a} layer", fontsize=LABEL_PT)
     # wrapped to the figure's width (about 15 characters per inch at this size)
     ax.set_title(textwrap.fill(title or similarity_title(sim), width=max(24, int(15 * width))),
                  fontsize=LABEL_PT)
