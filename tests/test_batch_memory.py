@@ -71,9 +71,9 @@ def test_a_run_over_budget_adapts_projection_then_groups(stimuli):
     model = tiny_cnn()  # layers 0: 8x14x14=1568, 2: 16x6x6=576, 4 (pool): 64, 6: 10 features
     full = plan_memory(model, None, N).full_bytes
     # Room for every layer projected to 100 features (and scored: 5 × 100), not for all together
-    said = (r"memory budget 28.8 kB: 4 of 6 layers recorded through a random projection to 100 features "
-            r"\(layer '0' alone needs 0.4 MB to record and score\); their scores are of the projected "
-            r"activations \(0, 1, 2, 3;")
+    said = (r"memory budget 28.8 kB: 4 of 6 layers do not fit it alone \(layer '0' needs 0.4 MB to record "
+            r"and score\) and are recorded through a random projection to 100 features; their scores are of "
+            r"the projected activations \(0, 1, 2, 3;")
     with pytest.warns(UserWarning, match=said):
         plan = plan_memory(model, None, N, budget=N * 4 * 600, adapt_features=100)
     assert isinstance(plan.reducers["0"], RandomProjection)
@@ -81,6 +81,12 @@ def test_a_run_over_budget_adapts_projection_then_groups(stimuli):
     assert len(plan.groups) > 1 and plan.peak_bytes <= N * 4 * 600 < full
     assert any("random projection" in s for s in plan.notes) and any("groups" in s for s in plan.notes)
     assert plan.layers == model.layers
+    # a layer that fits alone keeps its full features, even where it is wider than the projection
+    # (layer "4": 64 features, 5 × 64 < 600); it was projected with the others
+    with pytest.warns(UserWarning, match="4 of 6 layers"):
+        plan = plan_memory(model, None, N, budget=N * 4 * 600, adapt_features=50)
+    assert plan.reducers["4"] is None and plan.layer_bytes["4"] == N * 4 * 64
+    assert isinstance(plan.reducers["3"], RandomProjection)
 
 
 def test_a_run_that_cannot_fit_is_refused_before_any_forward_pass(stimuli):

@@ -125,9 +125,9 @@ def test_a_budget_that_projects_layers_says_so_in_the_run_s_messages(tmp_path, d
                 "--memory-budget", "3MB", "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stderr.split())
-    assert ("warning: zoo:lenet5: memory budget 3.0 MB: 1 of 2 layers recorded through a random projection to "
-            "1024 features (layer 'conv1' alone needs 8.7 MB to record and score); their scores are of the "
-            "projected activations (conv1;") in text
+    assert ("warning: zoo:lenet5: memory budget 3.0 MB: 1 of 2 layers do not fit it alone (layer 'conv1' needs "
+            "8.7 MB to record and score) and are recorded through a random projection to 1024 features; their "
+            "scores are of the projected activations (conv1;") in text
     t = pd.read_csv(out / "scores.csv").set_index("layer")
     assert '"kind": "sparse_random_projection", "n_components": 1024' in t.loc["conv1", "reduction"]
     assert t.loc["fc1", "reduction"] == '{"kind": "none"}'  # 120 features: passed through, said as full

@@ -227,19 +227,21 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
     if implicit:
         notes.append(f"no memory budget given: planned against the {format_bytes(limit)} available now")
     if too_big and adapt and reducers is None:
+        # Only the layers that alone exceed the budget: a projection changes what is measured, so
+        # a layer that fits is scored on its full features.
         proj = RandomProjection(adapt_features, seed=seed)
-        per_layer = passed_through(dict.fromkeys(names, proj))
+        per_layer = passed_through({n: proj if n in too_big else None for n in names})
         size = sizes()
         projected = [n for n in names if per_layer[n] is not None]
         big, budget = format_bytes(need([full[too_big[0]]])), format_bytes(limit)
-        notes.append(f"{too_big[0]!r} alone needs {big} (recording and scoring), over budget {budget}: "
-                     f"random projection to {adapt_features} features on {len(projected)} layers")
+        notes.append(f"{len(projected)} layer(s) alone over budget {budget} ({too_big[0]!r}: {big} recording "
+                     f"and scoring): random projection to {adapt_features} features")
         # The budget changed what is measured: said where the run's messages go, not only in a column.
-        warnings.warn(f"{model.name}: memory budget {budget}: {len(projected)} of {len(names)} layers recorded "
-                      f"through a random projection to {adapt_features} features (layer {too_big[0]!r} alone "
-                      f"needs {big} to record and score); their scores are of the projected activations "
-                      f"({', '.join(projected)}; the reduction column says so per layer). Raise "
-                      "--memory-budget to score them in full", stacklevel=2)
+        warnings.warn(f"{model.name}: memory budget {budget}: {len(projected)} of {len(names)} layers do not "
+                      f"fit it alone (layer {too_big[0]!r} needs {big} to record and score) and are recorded "
+                      f"through a random projection to {adapt_features} features; their scores are of the "
+                      f"projected activations ({', '.join(projected)}; the reduction column says so per "
+                      "layer). Raise the memory budget to score them in full", stacklevel=2)
     groups: list[list[str]] = [[]]
     for n in names:
         if need([size[n]]) > limit:
@@ -247,8 +249,8 @@ def plan_memory(model: BrainModel, layers: str | Sequence[str] | None, n_stimuli
             how = f", even projected to {red.n_components} features," if isinstance(red, RandomProjection) else ""
             raise MemoryBudgetError(
                 f"{model.name}: layer {n!r} alone needs {format_bytes(need([size[n]]))} for {n_stimuli} stimuli "
-                f"(recording and scoring){how} over the budget of {format_bytes(limit)}; lower max_features or "
-                f"raise the budget")
+                f"(recording and scoring){how} over the budget of {format_bytes(limit)}; raise the memory "
+                f"budget or lower max_features")
         if groups[-1] and need([size[m] for m in groups[-1]] + [size[n]]) > limit:
             groups.append([])
         groups[-1].append(n)
