@@ -203,6 +203,11 @@ def test_ambiguous_or_bad_forms_are_named_errors(tmp_path):
     np.testing.assert_array_equal(one.image(0), np.moveaxis(chw, 0, -1) / np.float32(255))
     assert len(as_stimulus_set(np.moveaxis(chw, 0, -1), channels="last")) == 1
     assert len(as_stimulus_set(chw[..., None])) == 3  # the gray stack, said as N×H×W×1
+    with pytest.raises(StimulusError, match="For one image say channels='first'"):
+        as_stimulus_set(chw)
+    with pytest.raises(StimulusError, match="For one image say channels='last'"):
+        as_stimulus_set(np.moveaxis(chw, 0, -1))
+    assert len(as_stimulus_set(chw[:1])) == 1  # 1×H×W: one gray image either way
 
 
 def test_a_layout_that_reads_both_ways_is_refused_until_channels_says_which():

@@ -396,12 +396,13 @@ def _array_images(arr: np.ndarray, channels: Channels | None = None) -> np.ndarr
     if arr.ndim == 3:
         if channels is not None:  # one image in the stated layout
             return _channels_last(arr, "stimulus array", channels)[None]
-        for axis, layout in ((-1, "(H, W, C)"), (0, "(C, H, W)")):
-            if arr.shape[axis] in _CHANNELS:
+        for axis, layout, said in ((-1, "(H, W, C)", "last"), (0, "(C, H, W)", "first")):
+            # 1×H×W reads the same both ways: one gray image
+            if arr.shape[axis] in _CHANNELS and not (axis == 0 and arr.shape[0] == 1):
                 raise StimulusError(
                     f"stimulus array of shape {arr.shape} is ambiguous: one {layout} image or "
-                    f"{arr.shape[0]} grayscale images? Pass one image as image[None] (or say its layout: "
-                    "channels='last' / 'first') and a gray stack as N×H×W×1")
+                    f"{arr.shape[0]} grayscale images? For one image say channels={said!r} (or pass "
+                    "image[None]); for a gray stack pass N×H×W×1")
         return arr
     raise StimulusError(f"stimulus array of shape {arr.shape}; expected N×H×W×C, N×C×H×W or N×H×W")
 
