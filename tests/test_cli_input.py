@@ -133,7 +133,7 @@ def test_a_budget_that_projects_layers_says_so_in_the_run_s_messages(tmp_path, d
     assert t.loc["fc1", "reduction"] == '{"kind": "none"}'  # 120 features: passed through, said as full
     assert _cli("report", str(out)).returncode == 0
     html = (out / "report.html").read_text()
-    assert "scored on randomly projected activations" in html and f"zoo:lenet5 × {HIT}: conv1<" in html
+    assert "scored on reduced activations" in html and f"zoo:lenet5 × {HIT}: conv1 (random projection)<" in html
 
 
 @needs_data

@@ -466,3 +466,25 @@ def test_the_header_says_how_many_rows_it_shows_of_a_per_session_table(tmp_path)
     assert f"{len(t)} rows shown (one per model, benchmark and layer) of {len(both)} in the table" in page
     ScoreResult(t).save(tmp_path / "one")
     assert f"benchmark(s), {len(t)} rows, from" in build_report(tmp_path / "one").read_text()
+
+
+def test_the_report_says_which_layers_were_scored_on_reduced_activations(tmp_path, hit_benchmark):
+    """A projection or a reducer of the user's changes what is measured: the report says which
+    layers, and how, at the top (a benchmark's own pooling is its method, not listed)."""
+    import torch
+    from torch import nn
+
+    import brainalign as ba
+    from brainalign.activations import RandomProjection
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 5, stride=2), nn.ReLU(), nn.Conv2d(4, 8, 3, stride=2), nn.Flatten())
+    model = ba.wrap(net, name="tiny", input_size=32)
+    res = ba.score(model, hit_benchmark, reducers={"0": RandomProjection(64), "2": lambda t: t.mean((2, 3))})
+    res.save(tmp_path)
+    html = build_report(tmp_path).read_text()
+    assert "scored on reduced activations" in html
+    assert "tiny × kriegeskorte2008.hIT-rsa: 0, 2 (random projection, custom reducer)" in html
+    plain = tmp_path / "plain"
+    ba.score(model, hit_benchmark).save(plain)
+    assert "scored on reduced activations" not in build_report(plain).read_text()

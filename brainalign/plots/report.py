@@ -128,13 +128,17 @@ def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _projected_layers(t: pd.DataFrame) -> list[str]:
-    """``"<model> × <benchmark>: <layers>"`` for every pair with layers whose activations went
-    through a random projection (their ``reduction``)."""
+def _reduced_layers(t: pd.DataFrame) -> list[str]:
+    """``"<model> × <benchmark>: <layers> (<how>)"`` for the layers scored on activations that a
+    random projection or a reducer of the user's changed (their ``reduction``). A benchmark's
+    own pooling is part of its method and not listed."""
     if "reduction" not in t:
         return []
-    hit = t[t["reduction"].astype(str).str.contains("random_projection", na=False)]
-    return [f"{m} × {b}: {', '.join(dict.fromkeys(g['layer'].astype(str)))}"
+    kinds = {"sparse_random_projection": "random projection", "custom": "custom reducer"}
+    how = t["reduction"].astype(str).str.extract(r'"kind": "([^"]+)"')[0].map(kinds)
+    hit = t.assign(_how=how)[how.notna()]
+    return [f"{m} × {b}: {', '.join(dict.fromkeys(g['layer'].astype(str)))} "
+            f"({', '.join(dict.fromkeys(g['_how']))})"
             for (m, b), g in hit.groupby(["model", "benchmark"], sort=False)]
 
 
@@ -487,10 +491,10 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     # CSVs brainalign writes that are not score tables (compare.csv, demo RF fits…) are in res.other,
     # listed under provenance, not warned of.
     warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
-    projected = _projected_layers(t)
-    if projected:  # a memory budget or --max-features changed what was measured: said at the top
-        warn.append("scored on randomly projected activations (the reduction column; raise --memory-budget "
-                    "or drop --max-features for the full features): " + "; ".join(projected))
+    reduced = _reduced_layers(t)
+    if reduced:  # a memory budget, --max-features or reducers= changed what was measured: said at the top
+        warn.append("scored on reduced activations (the reduction column says how; set by a memory budget, "
+                    "--max-features or reducers=): " + "; ".join(reduced))
     with_ceiling, no_ceiling = normalised_benchmarks(t) if len(best_rows(t)) else ([], [])
     if no_ceiling and with_ceiling:
         warn.append("raw scores (no noise ceiling at the chosen, pooled row; left out of the mean): "
