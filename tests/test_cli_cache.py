@@ -96,6 +96,7 @@ def test_clearing_downloads_removes_the_manifest_files_only_never_a_local_copy(m
     monkeypatch.setenv("BRAINALIGN_CACHE", str(local))
     r, lines = _run("cache", "--clear", "downloads")
     assert r.exit_code == 0 and "0 dataset(s)" in lines["downloads"], r.output
+    assert f"note: the download cache {local} lies in the data directory {local}" in r.output
     assert copy.read_bytes() == b"precious"
     r, _ = _run("cache", "--cache-dir", str(tmp_path / "typo"))
     assert r.exit_code == 2 and "does not exist" in r.output

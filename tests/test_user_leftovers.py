@@ -257,6 +257,10 @@ def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path
     assert labelled.exit_code == 0, labelled.output
     lab = plot_similarity(xr.open_dataarray(tmp_path / "lab" / "similarity.nc")).axes[0]
     assert (lab.get_ylabel(), lab.get_xlabel()) == ("seed0 layer", "seed1 layer")
+    same_label = CliRunner().invoke(main, ["similarity", "--model", "zoo:lenet5", "--model", "zoo:lenet5",
+                                           "--label", "x", "--label", "x", "--stimuli", "kriegeskorte2008.hIT-rsa",
+                                           "--out", str(tmp_path / "dup")])
+    assert same_label.exit_code == 2 and "the labels must differ" in same_label.output
     within = sim.copy()
     within.attrs.update(within_model=1, model_b=sim.attrs["model_a"])
     assert "layers of zoo:lenet5 (random)" in " ".join(plot_similarity(within).axes[0].get_title().split())

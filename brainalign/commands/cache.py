@@ -37,7 +37,7 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
     from brainalign.activations.cache import ActivationCache
     from brainalign.benchmarks.ceiling_store import entries as ceiling_entries
     from brainalign.data.fetch import downloaded
-    from brainalign.settings import cache_dir, ceiling_cache_dir
+    from brainalign.settings import cache_dir, ceiling_cache_dir, data_dirs
 
     per_dataset = downloaded(manifest_dirs=list(manifest_dirs))
     ceilings = ceiling_cache_dir()
@@ -48,6 +48,10 @@ def cache_command(clear: tuple[str, ...], activation_dir: str | None, manifest_d
         "ceilings": (ceilings, ceiling_entries(ceilings), ""),
         "activations": (activations.root, activations.entries(), ""),
     }
+    inside = [d for d in data_dirs() if d.is_dir() and cache_dir().resolve().is_relative_to(d.resolve())]
+    if inside:  # its files count as local copies there: never listed or removed (fetch.downloaded)
+        click.echo(f"note: the download cache {cache_dir()} lies in the data directory {inside[0]}: files there "
+                   "count as your local copies, and are neither listed nor removed here")
     for name in STORES:
         folder, files, what = stores[name]
         if folder is None:

@@ -43,7 +43,8 @@ def report_step(out: Path) -> str:
     old = [f"{p.name}/" if p.is_dir() else p.name for p in (out / "report.html", out / "figures") if p.exists()]
     line = f"  brainalign report {out}   # then open {out / 'report.html'} in a browser"
     if old:
-        redo = "run it again" + (f", and `brainalign plot {out}`" if "figures/" in old else "")
+        redo = " and ".join((["run it again"] if "report.html" in old else [])
+                            + ([f"`brainalign plot {out}`"] if "figures/" in old else []))
         verb = "show" if len(old) > 1 else "shows"
         line += f"\n    ({' and '.join(old)} there {verb} the scores before this run: {redo})"
     return line

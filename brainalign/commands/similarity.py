@@ -71,6 +71,8 @@ def similarity_command(models: tuple[str, ...], labels: tuple[str, ...], stimuli
     ss = _per_model(seeds, len(models), "--seed", 0)
     if labels and len(labels) != len(models):
         raise click.BadParameter(f"give one --label per --model ({len(models)})", param_hint="--label")
+    if len(set(labels)) != len(labels):
+        raise click.BadParameter(f"the labels must differ, got {list(labels)}", param_hint="--label")
     try:
         loaded = [load_model(m, weights=w, seed=s) for m, w, s in zip(models, ws, ss, strict=True)]
         for model, label in zip(loaded, labels, strict=False):

@@ -514,8 +514,9 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
              '<p class="sub">Chosen layer per model and benchmark: score / noise ceiling where the '
              "benchmark has a ceiling, raw score where it has not. The mean and the rank use the "
              "normalised benchmarks only (raw scores are on no common scale) and are only given to "
-             "models scored on every one of them, so every mean is over the same "
-             "set; models scored during training at their last epoch. Click a column to sort.</p>",
+             "models scored on every one of them, so every mean is over the same set"
+             + ("; models scored during training at their last epoch" if "epoch" in full
+                and full["epoch"].notna().any() else "") + ". Click a column to sort.</p>",
              f'<p class="sub" id="leaderboard-score">{_e(LEADERBOARD_SCORE)}</p>']
     compare_csv = res.root / COMPARE_FILE
     compare = pd.read_csv(compare_csv) if compare_csv.is_file() else None
