@@ -28,7 +28,8 @@ RAW = "neuroids the chosen α is mostly at an end of the grid"  # encoding_score
 
 def _summaries(text: str, label: str) -> list[str]:
     return re.findall(rf"warning: {re.escape(label)}: in \d+ ridge fit\(s\) the chosen α was mostly at an end "
-                      r"of the grid \[[^\]]*\] \(\d+ of \d+ neuroid fits\); to widen it", text)
+                      r"of the grid \[[^\]]*\] \(\d+ of \d+ neuroid fits: \d+ at the low end, \d+ at the high "
+                      r"end\); ", text)
 
 
 @needs_data
@@ -76,6 +77,24 @@ def test_dask_threads_scoring_pairs_at_once_each_get_their_own_warnings(tmp_path
         # The same counts as pair by pair in one thread: no warning went to the other pair, none lost.
         assert len(one) == 1 and _summaries(threaded.getvalue(), label) == one, threaded.getvalue()
     assert RAW not in threaded.getvalue()
+
+
+@needs_data
+def test_ba_score_sums_a_pair_s_warnings_as_the_command_line_does(data_dir):
+    """From Python too, one "α at an end of the grid" warning per pair, saying which end, instead
+    of one per layer and session (18 for a small CNN on the V4 sessions)."""
+    import brainalign as ba
+    from tests.batch_models import tiny_cnn
+
+    bench = ba.load_benchmark(V4, data_dir=data_dir, max_stimuli=25, n_bootstrap=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ba.score(tiny_cnn(), bench)
+    texts = [str(w.message) for w in caught]
+    assert not any(RAW in t for t in texts), texts
+    summaries = [t for t in texts if "ridge fit(s)" in t]
+    assert len(summaries) == 1 and summaries[0].startswith(f"tiny-0 × {V4}: in "), texts
+    assert "at the low end" in summaries[0] and "at the high end" in summaries[0]
 
 
 def test_the_collector_restores_the_warning_hook_and_routes_by_thread():

@@ -77,6 +77,18 @@ def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the
     assert lines[0].startswith("warning: m × antolik2016.V1-ridge: in 57 ridge fit(s)")
     assert f"[0.01, 1e+08] ({n} of {57 * 40} neuroid fits)" in lines[0] and "`alphas:` under `metric:`" in lines[0]
     assert lines[1] == "warning: the activation cache /x could not be written\n    second line"
+    # encoding_score's own messages say which end: the line says what each end means
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for low, high in ((0, 3), (1, 2)):
+            warnings.warn(f"encoding_score: for {low + high} of 40 neuroids the chosen α is mostly at an end of "
+                          f"the grid [0.01, 1e+08] ({low} at the low end, {high} at the high end). At …",
+                          stacklevel=1)
+    (line,) = warning_lines(caught, "m × b")
+    assert "(6 of 80 neuroid fits: 1 at the low end, 5 at the high end); at the high end the features barely " \
+           "predict those neuroids (a wider grid will not help); to extend the grid downwards" in line
+    only_high = warning_lines([str(caught[0].message)], "m × b")[0]
+    assert "a wider grid will not help)" in only_high and "downwards" not in only_high
 
 
 @needs_data

@@ -386,12 +386,19 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
             full = np.full((len(te), t), np.nan)
             full[:, keep] = p.cpu().numpy()
             preds.append(full)
-        edge = np.isin(chosen[:, keep], alpha_grid[[0, -1]]).mean(0) > 0.5
+        at_low, at_high = ((chosen[:, keep] == alpha_grid[j]).mean(0) for j in (0, -1))
+        edge = at_low + at_high > 0.5
+        high = int((edge & (at_high >= at_low)).sum())
         settings["alpha_at_grid_edge"] = int(edge.sum())
         if edge.any():
+            # Which end matters: at the top the fit shrinks to the mean (the layer barely predicts
+            # the neuroid, and more shrinkage changes nothing); at the bottom the grid may be too short.
             warnings.warn(f"encoding_score: for {int(edge.sum())} of {len(keep)} neuroids the chosen α is "
-                          f"mostly at an end of the grid [{alpha_grid[0]:g}, {alpha_grid[-1]:g}]; "
-                          "widen `alphas`", stacklevel=2)
+                          f"mostly at an end of the grid [{alpha_grid[0]:g}, {alpha_grid[-1]:g}] "
+                          f"({int(edge.sum()) - high} at the low end, {high} at the high end). At the high end "
+                          "the fit shrinks towards the mean: the features barely predict those neuroids, and a "
+                          "wider grid will not change that; at the low end, extend `alphas` downwards",
+                          stacklevel=2)
     else:
         settings["n_components"] = n_components
         for i, (tr, te) in enumerate(splits):

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-_ALPHA_EDGE = re.compile(r"for (\d+) of (\d+) neuroids the chosen α is mostly at an end of the grid (\[[^\]]*\])")
+_ALPHA_EDGE = re.compile(r"for (\d+) of (\d+) neuroids the chosen α is mostly at an end of the grid (\[[^\]]*\])"
+                         r"(?: \((\d+) at the low end, (\d+) at the high end\))?")
 
 
 def warning_lines(caught: Iterable[warnings.WarningMessage | str], where: str) -> list[str]:
@@ -37,9 +38,20 @@ def warning_lines(caught: Iterable[warnings.WarningMessage | str], where: str) -
     if edge:
         n, total = sum(int(m[1]) for m in edge), sum(int(m[2]) for m in edge)
         grids = ", ".join(dict.fromkeys(m[3] for m in edge))
+        split = all(m[4] is not None for m in edge)  # messages that say which end (all of this library's)
+        low = sum(int(m[4]) for m in edge) if split else None
+        said = f"{n} of {total} neuroid fits"
+        if split:
+            said += f": {low} at the low end, {n - low} at the high end"
+        how = []
+        if not split or n - low:
+            how.append("at the high end the features barely predict those neuroids (a wider grid will not "
+                       "help)" if split else "at the high end the features barely predict those neuroids")
+        if not split or low:
+            how.append("to extend the grid downwards, copy the benchmark's YAML, set `alphas:` under "
+                       "`metric:` and pass the copy to --benchmark")
         lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s) the chosen α was mostly at an end of "
-                        f"the grid {grids} ({n} of {total} neuroid fits); to widen it, copy the benchmark's "
-                        "YAML, set `alphas:` under `metric:` and pass the copy to --benchmark")
+                        f"the grid {grids} ({said}); " + "; ".join(how))
     return lines
 
 

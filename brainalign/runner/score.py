@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from brainalign.device import resolve_device
 from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
 from brainalign.results.result import ScoreResult
+from brainalign.runner.pair_warnings import collect_warnings, warning_lines
 from brainalign.settings import PathLike
 
 
@@ -61,8 +63,17 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     benches = [benchmark] if isinstance(benchmark, str | os.PathLike | Benchmark) else list(benchmark)
     loaded = [b if isinstance(b, Benchmark) else load_benchmark(b, data_dir=data_dir, **benchmark_kwargs)
               for b in benches]
-    results = [b(m, layers, batch_size=batch_size, device=device, progress=progress,
-                 memory_budget=memory_budget, max_features=max_features, reducers=reducers, cache=cache,
-                 on_layer=on_layer)
-               for m in models for b in loaded]
+    results = []
+    for m in models:
+        for b in loaded:
+            # A pair's warnings, summed as the command line prints them: a regression benchmark's
+            # ridge fits say "α at an end of the grid" once per layer and session (dozens).
+            try:
+                with collect_warnings() as caught:
+                    results.append(b(m, layers, batch_size=batch_size, device=device, progress=progress,
+                                     memory_budget=memory_budget, max_features=max_features,
+                                     reducers=reducers, cache=cache, on_layer=on_layer))
+            finally:
+                for line in warning_lines(caught, f"{m.name} × {b.id}"):
+                    warnings.warn(line.removeprefix("warning: "), stacklevel=3)
     return ScoreResult.concat(results)
