@@ -85,10 +85,12 @@ def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the
                           f"the grid [0.01, 1e+08] ({low} at the low end, {high} at the high end). At …",
                           stacklevel=1)
     (line,) = warning_lines(caught, "m × b")
-    assert "(6 of 80 neuroid fits: 1 at the low end, 5 at the high end); at the high end the features barely " \
-           "predict those neuroids (a wider grid will not help); to extend the grid downwards" in line
-    only_high = warning_lines([str(caught[0].message)], "m × b")[0]
-    assert "a wider grid will not help)" in only_high and "downwards" not in only_high
+    assert ("(6 of 80 neuroid fits: 1 at the low end, 5 at the high end); at the high end the strongest "
+            "shrinkage won, as it does for neuroids the features barely predict; to extend the grid (downwards "
+            "for the low end, upwards for the high end), copy") in line
+    only_low = warning_lines(["encoding_score: for 2 of 40 neuroids the chosen α is mostly at an end of the grid "
+                              "[0.01, 1e+08] (2 at the low end, 0 at the high end). At …"], "m × b")[0]
+    assert "strongest shrinkage" not in only_low and "to extend the grid (downwards" in only_low
 
 
 @needs_data

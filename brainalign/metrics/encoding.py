@@ -391,14 +391,15 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         high = int((edge & (at_high >= at_low)).sum())
         settings["alpha_at_grid_edge"] = int(edge.sum())
         if edge.any():
-            # Which end matters: at the top the fit shrinks to the mean (the layer barely predicts
-            # the neuroid, and more shrinkage changes nothing); at the bottom the grid may be too short.
+            # Which end it is says different things: the strongest shrinkage winning is what
+            # targets the features barely predict do (pure noise runs there); the weakest winning
+            # says the grid may stop short.
             warnings.warn(f"encoding_score: for {int(edge.sum())} of {len(keep)} neuroids the chosen α is "
                           f"mostly at an end of the grid [{alpha_grid[0]:g}, {alpha_grid[-1]:g}] "
                           f"({int(edge.sum()) - high} at the low end, {high} at the high end). At the high end "
-                          "the fit shrinks towards the mean: the features barely predict those neuroids, and a "
-                          "wider grid will not change that; at the low end, extend `alphas` downwards",
-                          stacklevel=2)
+                          "the strongest shrinkage won, as it does for neuroids the features barely predict "
+                          "(for very wide layers a grid extended upwards may fit better); at the low end, "
+                          "extend `alphas` downwards", stacklevel=2)
     else:
         settings["n_components"] = n_components
         for i, (tr, te) in enumerate(splits):

@@ -44,12 +44,12 @@ def warning_lines(caught: Iterable[warnings.WarningMessage | str], where: str) -
         if split:
             said += f": {low} at the low end, {n - low} at the high end"
         how = []
-        if not split or n - low:
-            how.append("at the high end the features barely predict those neuroids (a wider grid will not "
-                       "help)" if split else "at the high end the features barely predict those neuroids")
-        if not split or low:
-            how.append("to extend the grid downwards, copy the benchmark's YAML, set `alphas:` under "
-                       "`metric:` and pass the copy to --benchmark")
+        if split and n - low:
+            how.append("at the high end the strongest shrinkage won, as it does for neuroids the features "
+                       "barely predict")
+        ends = " (downwards for the low end, upwards for the high end)" if split else ""
+        how.append(f"to extend the grid{ends}, copy the benchmark's YAML, set `alphas:` under `metric:` and pass "
+                   "the copy to --benchmark")
         lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s) the chosen α was mostly at an end of "
                         f"the grid {grids} ({said}); " + "; ".join(how))
     return lines
