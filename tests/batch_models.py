@@ -39,6 +39,11 @@ def broken_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     return model
 
 
+def unloadable_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """A factory that fails while it builds, as one whose own files went missing would."""
+    raise FileNotFoundError("unloadable_cnn: its configuration file is gone")
+
+
 def interrupting_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     """A factory interrupted while it builds, as Ctrl-C would interrupt a batch mid-run."""
     raise KeyboardInterrupt

@@ -20,7 +20,7 @@ LAYERS = ("0", "2", "6")
 GOOD = [ModelEntry(factory="tests.batch_models:tiny_cnn", seed=s, label=f"tiny-{s}", layers=LAYERS)
         for s in (0, 1)]
 BAD = [ModelEntry(factory="tests.batch_models:broken_cnn", label="broken", layers=LAYERS),
-       ModelEntry(id="torchvision:no_such_net")]
+       ModelEntry(factory="tests.batch_models:unloadable_cnn", label="unloadable")]
 
 
 def _sorted(t: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def test_every_pair_is_scored_and_failures_are_recorded_while_the_rest_go_on(loc
         assert list(ours["layer"]) == list(LAYERS)
     f = report.failures.set_index("model")
     assert f.loc["broken", "error_type"] == "ForwardError" and "'0'" in f.loc["broken", "error"]
-    assert f.loc["torchvision:no_such_net", "error_type"] == "UnknownModelError"
+    assert f.loc["unloadable", "error_type"] == "FileNotFoundError"
     # On disk: Parquet and CSV agree with the report; errors carry their traceback.
     pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), t)
     csv = pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str, "layer": str})
@@ -69,7 +69,7 @@ def test_every_pair_is_scored_and_failures_are_recorded_while_the_rest_go_on(loc
     pd.testing.assert_frame_equal(csv, t, check_dtype=False)
     assert len(pd.read_csv(out / "failures.csv")) == 2
     errs = [json.loads(p.read_text()) for p in (out / "errors").glob("*.json")]
-    assert {e["model"] for e in errs} == {"broken", "torchvision:no_such_net"}
+    assert {e["model"] for e in errs} == {"broken", "unloadable"}
     assert all("Traceback" in e["traceback"] for e in errs)
     # Not a terminal: plain lines, per layer and per pair, and a summary.
     assert "tiny-0 × kriegeskorte2008.hIT-rsa-quick: layer 3/3 6 scored" in progress
@@ -248,7 +248,7 @@ def test_resuming_with_other_models_keeps_the_earlier_failures_listed(local_run,
     again = run_batch(GOOD[:1], [str(quick)], out, resume=True, data_dir=data_dir,
                       progress=BatchProgress(open(tmp_path / "p", "w")))
     assert again.ok and again.kept == ["tiny-1 × kriegeskorte2008.hIT-rsa-quick"]
-    assert set(pd.read_csv(out / "failures.csv")["model"]) == {"broken", "torchvision:no_such_net"}
+    assert set(pd.read_csv(out / "failures.csv")["model"]) == {"broken", "unloadable"}
 
 
 @needs_data

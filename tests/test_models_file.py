@@ -152,11 +152,16 @@ def test_every_bad_batch_entry_is_named_at_once_and_a_factory_must_give_a_brainm
                                                "    return nn.Sequential(nn.Flatten())\n")
     models = two_files / "models.yaml"
     models.write_text("models:\n  - {factory: 'plainfactory:nope', label: a}\n  - zoo:lenet5\n"
-                      "  - 'file:mynet:nope'\n  - {factory: 'nowhere_mod:build', label: b}\n")
+                      "  - 'file:mynet:nope'\n  - {factory: 'nowhere_mod:build', label: b}\n"
+                      "  - torchvision:no_such_net\n  - nosource:x\n"
+                      "  - {id: zoo:lenet5, weights: gone.pt, label: c}\n")
     with pytest.raises(BatchSpecError) as err:
         read_models(models)
     said = str(err.value)
-    assert all(f"models[{i}]" in said for i in (0, 2, 3)) and "models[1]" not in said, said
+    assert all(f"models[{i}]" in said for i in (0, 2, 3, 4, 5, 6)) and "models[1]" not in said, said
+    assert "models[4].id 'torchvision:no_such_net': Unknown model 'torchvision:no_such_net'" in said
+    assert "models[5].id 'nosource:x': Unknown model" in said
+    assert "models[6].weights 'gone.pt': no such checkpoint file" in said
     models.write_text("models:\n  - {factory: 'plainfactory', label: a}\n")
     with pytest.raises(BatchSpecError, match="factory 'plainfactory' is not 'package.module:function'"):
         read_models(models)

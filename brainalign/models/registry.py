@@ -122,6 +122,24 @@ def suggest_models(model_id: str) -> list[str]:
     return list(dict.fromkeys(same or near + close))[:6]
 
 
+# Sources whose names are a fixed list, cheap to read: an id is checked against it before a run.
+CATALOGUED = ("torchvision", "zoo")
+
+
+def unknown_model(model_id: str) -> UnknownModelError | None:
+    """The :class:`UnknownModelError` loading ``model_id`` would raise, found without loading
+    anything: an unknown source, or a name missing from torchvision's or the zoo's list. None
+    when the id may load (timm, hf and file names are checked by loading)."""
+    source, sep, name = model_id.partition(":")
+    if not sep or source not in SOURCES:
+        note = "Model ids are <source>:<name>; the sources:\n" + "\n".join(
+            f"  {line}" for line in list_sources())
+        return UnknownModelError(model_id, suggestions=suggest_models(model_id), note=note)
+    if source in CATALOGUED and name not in SOURCES[source][1]():
+        return UnknownModelError(model_id, suggestions=suggest_models(model_id))
+    return None
+
+
 def list_models(source: str | None = None) -> list[str]:
     """Every model id ``"source:name"`` the installed sources offer."""
     out = []
@@ -157,9 +175,7 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
     """
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
-        note = "Model ids are <source>:<name>; the sources:\n" + "\n".join(
-            f"  {line}" for line in list_sources())
-        raise UnknownModelError(model_id, suggestions=suggest_models(model_id), note=note)
+        raise unknown_model(model_id)
     loader, _ = SOURCES[source]
     model = loader(name, str(weights), seed, **options)
     model.extra["model_id"] = model_id  # what `brainalign layers` takes, for messages (the outer id wins)

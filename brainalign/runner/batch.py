@@ -187,25 +187,44 @@ def read_models(path: PathLike) -> list[ModelEntry]:
         entries = [ModelEntry(id=ln) for ln in lines if ln]
         if not entries:
             raise BatchSpecError(f"{path}: no model ids")
-    from brainalign.models.file_source import missing_callable, module_exists
+    check_entries(entries, path)
+    return entries
 
-    # Your own code must be findable before any pair runs: a factory's module, and the callable of
-    # a factory or a file: id, read from the module's source (importing it would run it).
-    problems = []  # every entry at fault, said at once
+
+def check_entries(entries: Sequence[ModelEntry], where: object) -> None:
+    """What can be known of a model list before any pair runs, without loading a model or running
+    your code: ids no source knows (:func:`~brainalign.models.registry.unknown_model`), weights
+    files that do not exist, a factory's module and the callable of a factory or a ``file:`` id
+    (read from the module's source), then the names the rows would carry (:func:`check_names`).
+
+    Raises
+    ------
+    BatchSpecError
+        Naming every entry at fault at once (``models[i]``) and ``where`` (the list).
+    """
+    from brainalign.models.file_source import missing_callable, module_exists
+    from brainalign.models.registry import unknown_model
+
+    problems = []
     for i, e in enumerate(entries):
+        if e.weights not in ("random", "pretrained", "custom") and not Path(e.weights).expanduser().is_file():
+            problems.append(f"models[{i}].weights {e.weights!r}: no such checkpoint file")
         mod = (e.factory or "").partition(":")[0]
         if e.factory and not module_exists(mod):
             problems.append(f"models[{i}].factory {e.factory!r}: no module {mod!r} on the Python path, and "
                             f"no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
             continue
         ref, what = (e.factory, "factory") if e.factory else (e.id or "", "id")
-        why = missing_callable(ref.removeprefix("file:")) if e.factory or ref.startswith("file:") else None
+        if e.factory or ref.startswith("file:"):
+            why = missing_callable(ref.removeprefix("file:"))
+        else:
+            err = unknown_model(ref)
+            why = str(err).splitlines()[0] if err is not None else None  # the listing of sources left out
         if why:
             problems.append(f"models[{i}].{what} {ref!r}: {why}")
     if problems:
-        raise BatchSpecError(f"{path}: " + "\n  ".join(problems))
-    check_names(entries, path)
-    return entries
+        raise BatchSpecError(f"{where}: " + "\n  ".join(problems))
+    check_names(entries, where)
 
 
 def check_names(entries: Sequence[ModelEntry], where: object) -> None:
@@ -861,7 +880,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             entries = read_models(models)
         else:
             entries = [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in models]
-            check_names(entries, "models")
+            check_entries(entries, "models")
         benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
         if workers > 1 and threads is None and scheduler is None:
             from brainalign.activations.budget import usable_cores
