@@ -76,6 +76,17 @@ def test_unknown_names_point_to_the_listing(argv, listing):
     assert "Unknown" in r.output and f"`{listing}`" in r.output
 
 
+def test_unknown_model_ids_and_missing_checkpoints_are_refused_before_any_work(tmp_path):
+    """Said before the data is read, every one at once, not after the models before them ran."""
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--model", "torchvision:no_such_net",
+                                  "--model", "foo:bar", "--weights", str(tmp_path / "gone.pt"), "--benchmark", HIT,
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert "Unknown model 'torchvision:no_such_net'" in r.output and "Unknown model 'foo:bar'" in r.output
+    assert "gone.pt': neither random, pretrained nor an existing checkpoint file" in r.output
+    assert "reading the data" not in r.output and not (tmp_path / "o").exists()
+
+
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

@@ -221,6 +221,15 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                                "in the order of the models")
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
+    from brainalign.models.registry import unknown_model
+
+    # Ids no source knows and checkpoints that are not there: said before any data is read, not
+    # after the models before them were scored.
+    unknown = [str(err).splitlines()[0] for err in map(unknown_model, models) if err is not None]
+    if weights not in ("random", "pretrained") and not Path(weights).expanduser().is_file():
+        unknown.append(f"--weights {weights!r}: neither random, pretrained nor an existing checkpoint file")
+    if unknown:
+        raise click.UsageError("\n".join(unknown) + "\n(`brainalign list models` lists the ids)")
     if not labels:
         _refuse_one_name_for_two(models)
     out_dir = check_output_dir(out) if out else None
