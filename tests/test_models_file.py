@@ -165,10 +165,17 @@ def test_every_bad_batch_entry_is_named_at_once_and_a_factory_must_give_a_brainm
     models.write_text("models:\n  - {factory: 'plainfactory', label: a}\n")
     with pytest.raises(BatchSpecError, match="factory 'plainfactory' is not 'package.module:function'"):
         read_models(models)
-    models.write_text("models:\n  - {factory: 'plainfactory:build', label: a}\n")
+    models.write_text("models:\n  - {factory: 'plainfactory:build', label: a}\n"
+                      "  - {factory: 'plainfactory:nokw', label: b}\n")
+    with open(two_files / "plainfactory.py", "a") as f:
+        f.write("\ndef nokw():\n    return None\n")
     try:
+        plain, nokw = read_models(models)
         with pytest.raises(ModelImportError, match="returned a Sequential, not a BrainModel: return brainalign"):
-            read_models(models)[0].load()
+            plain.load()
+        with pytest.raises(ModelImportError, match=r"is called as nokw\(weights=..., seed=...\), but its "
+                                                   r"signature is nokw\(\)"):
+            nokw.load()
     finally:
         sys.modules.pop("plainfactory", None)
 

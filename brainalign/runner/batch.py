@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -99,7 +100,15 @@ class ModelEntry:
             module = import_user_module(mod, f"factory {self.factory!r}")  # the Python path, else here
             if not callable(getattr(module, fn, None)):
                 raise ModelImportError(f"factory {self.factory!r}: {mod} has no function {fn!r}")
-            model = getattr(module, fn)(weights=self.weights, seed=self.seed)
+            build = getattr(module, fn)
+            try:
+                inspect.signature(build).bind(weights=self.weights, seed=self.seed)
+            except TypeError as err:
+                raise ModelImportError(f"factory {self.factory!r} is called as {fn}(weights=..., seed=...), "
+                                       f"but its signature is {fn}{inspect.signature(build)} ({err})") from None
+            except ValueError:  # a builtin without a signature: the call says
+                pass
+            model = build(weights=self.weights, seed=self.seed)
             from brainalign.models.base import BrainModel
 
             if not isinstance(model, BrainModel):
