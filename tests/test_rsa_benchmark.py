@@ -145,6 +145,22 @@ def test_each_model_s_placement_is_kept_in_the_meta(hit_benchmark, tmp_path):
     assert merge_metas([old])["placement"] == {"narrow": place["narrow"]}
 
 
+def test_rows_record_the_model_s_seed_apart_from_the_bootstrap_s(hit_benchmark, tmp_path):
+    """``seed`` is the benchmark's bootstrap seed; ``model_seed`` the seed of random initial
+    weights (a model run with seed 3 read seed=0 and nothing else), empty for other weights."""
+    three = ba.load_model("zoo:lenet5", weights="random", seed=3)
+    t = ba.score(three, hit_benchmark, layers="conv1").table
+    assert t["model_seed"].tolist() == [3] and t["seed"].tolist() == [0]
+    ckpt = tmp_path / "w.pt"
+    torch.save(three.module.state_dict(), ckpt)
+    loaded = ba.load_model("zoo:lenet5", weights=str(ckpt), seed=3)
+    t2 = ba.score(loaded, hit_benchmark, layers="conv1").table
+    assert t2["model_seed"].isna().all() and (t2["raw"] == t["raw"]).all()  # the same weights
+    res = ba.score(three, hit_benchmark, layers="conv1")
+    res.save(tmp_path / "o")
+    assert ba.ScoreResult.load(tmp_path / "o").table["model_seed"].tolist() == [3]
+
+
 def test_activation_ids_must_match_the_stimuli(hit_benchmark):
     with pytest.raises(StimulusError, match="position 0"):
         hit_benchmark.check_ids(["x"] * 92, "a test")

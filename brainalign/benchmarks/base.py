@@ -462,4 +462,5 @@ def row_context(model: BrainModel, benchmark: str, version: Any, layer: str, ind
         preprocessing=prep if isinstance(prep, str) else reduction_json(prep),
         mode=str(prov.get("mode", "eval")), versions=versions or versions_string(),
         reduction=reduction_json(reduction if reduction is not None else {"kind": "none"}),
-        placement=placement, data_sha256=data_sha256)
+        placement=placement, data_sha256=data_sha256,
+        model_seed=prov.get("model_seed") if str(prov.get("weights", "")) == "random" else None)

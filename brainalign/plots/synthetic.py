@@ -36,7 +36,7 @@ def synthetic_table(n_models: int = 3, n_benchmarks: int = 2, n_layers: int = 8,
                         "model": f"model-{k:02d}", "benchmark": bench, "benchmark_version": "1",
                         "layer": f"layer{i}", "layer_index": i, "depth": d, "metric": "rsa:synthetic",
                         "raw": raw, "raw_ci_low": raw - half, "raw_ci_high": raw + half,
-                        "n_stimuli": 92, "n_bootstrap": 100, "seed": 0, "weights": "random",
+                        "n_stimuli": 92, "n_bootstrap": 100, "seed": 0, "weights": "random", "model_seed": 0,
                         "weights_hash": f"{k:064x}", "versions": "brainalign=0.1.0",
                     }
                     if flags[b]:

@@ -42,10 +42,11 @@ selected, selection
     stimuli"`` or why they cannot be split (then the choice is in-sample).
 n_stimuli, n_neuroids, n_bootstrap, seed
     Stimuli scored, neuroids (voxels, cells, subjects' RDMs…) with a finite score, bootstrap
-    samples actually used (finite ones), and the bootstrap seed.
-weights, weights_hash, preprocessing, mode
-    The model's weights, their sha256, its input preprocessing and the module mode
-    (``eval`` / ``train``) activations were recorded in.
+    samples actually used (finite ones), and the bootstrap seed (the benchmark's, not the model's).
+weights, model_seed, weights_hash, preprocessing, mode
+    The model's weights, the seed of its random initial weights (empty for trained or loaded
+    weights; missing in tables written before it was recorded), their sha256, its input
+    preprocessing and the module mode (``eval`` / ``train``) activations were recorded in.
 reduction, placement
     How the layer's features were reduced (JSON) and how the stimuli were placed in the
     model's field of view.
@@ -68,7 +69,7 @@ COLUMNS: list[str] = [
     "model", "benchmark", "benchmark_version", "session", "layer", "layer_index", "depth", "metric",
     "raw", "raw_ci_low", "raw_ci_high", "ceiling_lower", "ceiling_upper", "normalised",
     "normalised_ci_low", "normalised_ci_high", "above_ceiling", "dev_score", "heldout_score",
-    "selected", "selection", "n_stimuli", "n_neuroids", "n_bootstrap", "seed", "weights",
+    "selected", "selection", "n_stimuli", "n_neuroids", "n_bootstrap", "seed", "weights", "model_seed",
     "weights_hash", "preprocessing", "mode", "reduction", "placement", "data_sha256", "versions",
     "ceiling_note",
 ]
@@ -133,6 +134,7 @@ class RowContext:
     reduction: str = ""
     placement: str = ""
     data_sha256: str = ""
+    model_seed: int | None = None  # random initial weights only
 
 
 _STAT_FIELDS = [f.name for f in fields(LayerScore) if f.name != "details"]
@@ -162,7 +164,7 @@ def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return with_count_types(mark_selected(pd.DataFrame(rows, columns=COLUMNS)))
 
 
-COUNT_COLUMNS = ("layer_index", "n_stimuli", "n_neuroids", "n_bootstrap", "seed")
+COUNT_COLUMNS = ("layer_index", "n_stimuli", "n_neuroids", "n_bootstrap", "seed", "model_seed")
 """Columns that hold counts or indices: whole numbers, missing on some rows (an RSA row has no
 neuroids), so stored as pandas' nullable ``Int64``, never as float (``33`` rather than ``33.0`` in
 the CSV, the report and printed tables)."""
