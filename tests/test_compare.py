@@ -272,6 +272,23 @@ def test_score_result_compare_gives_tidy_pairs_at_the_chosen_layers():
     assert (raw["score"] == "raw").all()
 
 
+def test_a_bootstrap_too_small_for_any_pair_to_differ_is_said():
+    """With B samples the bootstrap p is at least 1/(B + 1) and Holm multiplies the smallest by the
+    number of pairs: at B = 20 and 3 pairs no pair can differ (p ≥ 0.14), which was not said."""
+    res = _scored()
+    assert res.compare().attrs["too_few_samples"] == []
+    for d in res.details.values():
+        for k in ("bootstrap_raw", "bootstrap_normalised"):
+            d[k] = d[k][:20]
+    out = res.compare()
+    assert out["within_noise"].all()  # even "worse", far behind
+    (said,) = out.attrs["too_few_samples"]
+    assert said == ("sim.IT-rsa: with 20 bootstrap samples and 3 pair(s) the smallest corrected p is 0.143, not "
+                    "below α = 0.05: no pair can be told apart; score with at least 60 bootstrap samples "
+                    "(--n-bootstrap) to test the differences")
+    assert res.compare(correction="none").attrs["too_few_samples"] == []  # 1/21 < 0.05
+
+
 def test_compare_names_what_is_missing_or_unpaired():
     with pytest.raises(MissingBootstrapError, match="worse.*late"):
         _scored(drop_details="worse").compare()

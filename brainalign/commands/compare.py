@@ -71,4 +71,6 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
                 index=False, float_format=lambda v: f"{v:.4f}"))
     for line in table.attrs.get("not_compared", []):
         click.echo(f"not compared (one model): {line}")
+    for line in table.attrs.get("too_few_samples", []):
+        click.echo(f"note: {line}")
     click.echo(f"wrote {path}")

@@ -414,7 +414,9 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     -------
     One row per pair and benchmark/session, columns :data:`COMPARE_COLUMNS`; within a benchmark the
     models are ordered by score, best first, so ``difference`` ≥ 0 reads "model_a beats model_b by".
-    ``.attrs["not_compared"]`` lists the benchmarks (sessions) with a single model.
+    ``.attrs["not_compared"]`` lists the benchmarks (sessions) with a single model;
+    ``.attrs["too_few_samples"]`` those whose bootstrap is too small for any corrected p to fall
+    below ``alpha`` (at least ``pairs / (B + 1)`` with B samples).
 
     Raises
     ------
@@ -439,6 +441,7 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     chosen = chosen.assign(_session=_sessions(chosen))
     out: list[dict[str, Any]] = []
     alone: list[str] = []
+    powerless: list[str] = []
     for (bench, sess), fam in chosen.groupby(["_label", "_session"], sort=False):
         if fam["model"].nunique() < 2:
             alone.append(f"{bench}" + ("" if sess == "all" else f" (session {sess})")
@@ -451,6 +454,15 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
         rows = _compare_family(result, fam, str(fam["benchmark"].iloc[0]), str(sess), score, ci, alpha,
                                correction, neuroids)
         out += [{**r, "benchmark": str(bench)} for r in rows]
+        # The bootstrap p is at least 1/(B + 1), and Holm or BH multiply the smallest by the number of
+        # pairs: with too few samples no pair can ever differ, whatever the models.
+        n_boot, m = min(int(r["n_bootstrap"]) for r in rows), (len(rows) if correction != "none" else 1)
+        if m / (n_boot + 1) >= alpha:
+            where = f"{bench}" + ("" if sess == "all" else f" (session {sess})")
+            powerless.append(f"{where}: with {n_boot} bootstrap samples and {len(rows)} pair(s) the smallest "
+                             f"{'corrected ' if m > 1 else ''}p is {m / (n_boot + 1):.3g}, not below α = {alpha}: "
+                             f"no pair can be told apart; score with at least {math.floor(m / alpha)} bootstrap "
+                             "samples (--n-bootstrap) to test the differences")
     if not out and not len(chosen):
         raise ResultsTableError("nothing to compare: the table has no scored rows")
     if not out:
@@ -459,6 +471,7 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
                                 f"(models per benchmark: {per})")
     table = pd.DataFrame(out, columns=COMPARE_COLUMNS)
     table.attrs["not_compared"] = alone  # benchmarks (sessions) with one model: nothing to pair
+    table.attrs["too_few_samples"] = powerless  # families whose p cannot reach α
     return table
 
 
