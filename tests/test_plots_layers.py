@@ -300,3 +300,23 @@ def test_the_star_name_does_not_cross_the_noise_ceiling_line(tmp_path):
     ceiling_y = ax.transData.transform((0.0, 1.0))[1]
     assert not name.y0 <= ceiling_y <= name.y1, (name, ceiling_y)
     assert ax.texts[0].xyann[1] < 0  # below its star
+
+
+def test_two_models_that_chose_one_layer_at_one_score_both_have_a_readable_name(tmp_path):
+    """Two stars at the same layer and about the same score: their names (one text in two colours)
+    lay on each other and read as one model's; they are stacked apart, both inside the panel."""
+    names = ["c1", "c2", "relu2", "fc"]
+    a = _named(4, names, model="lenet")
+    b = _named(4, names, model="s3")
+    for t, top in ((a, 0.60), (b, 0.61)):
+        t["normalised"] = [0.2, 0.3, top, 0.25]
+        t[["normalised_ci_low", "normalised_ci_high"]] = np.nan
+        t["raw"] = t["normalised"] * t["ceiling_upper"]
+    fig = plot_layers(pd.concat([a, b], ignore_index=True), path=tmp_path / "two.png")
+    ax = _panels(fig)[0]
+    fig.canvas.draw()
+    assert _star_names(ax) == ["relu2", "relu2"]
+    first, second = (x.get_window_extent() for x in ax.texts)
+    assert not first.overlaps(second), (first, second)
+    box = ax.get_window_extent()
+    assert all(box.y0 - 0.5 <= e.y0 and e.y1 <= box.y1 + 0.5 for e in (first, second))

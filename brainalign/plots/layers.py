@@ -93,6 +93,29 @@ def keep_inside(fig: Figure, names: list[tuple[Any, Any]]) -> None:
             dx = abs(dx)
             text.set_ha("left")
         text.xyann = (dx, dy)
+    # Two models that chose the same layer at about the same score: their names (one text in two
+    # colours) would lie on each other and read as one. A later name that meets an earlier one in
+    # its panel goes to the other side of its star, then, if that is taken too, below it. (Sides
+    # in points from the star: they hold at any resolution the figure is drawn or saved at.)
+    placed: dict[Any, list[Any]] = {}
+    for ax, text in names:
+        others = placed.setdefault(ax, [])
+        if others and _clash(fig, ax, text, others):
+            dx, dy = text.xyann
+            text.xyann = (-dx, dy)
+            text.set_ha("right" if dx > 0 else "left")
+            if _clash(fig, ax, text, others):
+                text.xyann = (dx, -dy)
+                text.set_ha("left" if dx > 0 else "right")
+                text.set_va("top" if dy > 0 else "bottom")
+        others.append(text)
+
+
+def _clash(fig: Figure, ax: Any, text: Any, others: list[Any]) -> bool:
+    """Whether ``text`` lies on one of ``others`` or past a side of its panel (as drawn now)."""
+    fig.draw_without_rendering()
+    e, box = text.get_window_extent(), ax.get_window_extent()
+    return any(e.overlaps(o.get_window_extent()) for o in others) or e.x0 < box.x0 or e.x1 > box.x1
 
 
 MAX_NAME = 16  # characters of a layer name on a tick; longer ones keep their start and end
