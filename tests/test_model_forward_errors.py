@@ -84,3 +84,35 @@ def test_a_v1_property_benchmark_never_gets_an_empty_default_layer_list(data_dir
     bench = ba.load_benchmark("marques2020.V1-peak_sf", data_dir=data_dir)
     with pytest.raises(UnitLocationError, match="tokens: none of its default layers"):
         bench.layers_of(tokens, None)
+
+
+HALFNET = ("from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), "
+           "nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(100, 10))\n")  # 128 features reach it
+
+
+@needs_data
+def test_a_model_whose_forward_pass_fails_part_way_is_scored_in_part_and_said_so(tmp_path, data_dir):
+    """Its layers before the failing module were scored with exit status 0 and nothing in the
+    results: a network that cannot run got a leaderboard score. Now the pair says so, the run
+    ends in status 1 naming the model, the meta records it, and the report lists it."""
+    from brainalign.benchmarks.base import FORWARD_STOPPED
+
+    (tmp_path / "halfnet.py").write_text(HALFNET)
+    mid = f"file:{tmp_path / 'halfnet.py'}:build"
+    model = ba.load_model(mid)
+    with pytest.warns(UserWarning, match="layer discovery stopped"):
+        assert model.layers == ["0", "1", "2"]
+    assert "module '4' (Linear)" in model.forward_stopped
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["score", "--model", mid, "--benchmark", "kriegeskorte2008.hIT-rsa",
+                                  "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    text = " ".join(r.output.split())
+    assert "1 of 1 model(s) scored only in part, their forward pass failing part-way" in text and mid in text
+    assert text.count("layer discovery stopped by an error in module '4' (Linear)") == 1  # at its pair, once
+    meta = ba.ScoreResult.load(out).meta
+    assert "module '4' (Linear)" in meta["failed_layers"][model.name][FORWARD_STOPPED]
+    assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
+    html = (out / "report.html").read_text()
+    said = f"not scored: {model.name} × kriegeskorte2008.hIT-rsa: {FORWARD_STOPPED}: layer discovery stopped"
+    assert said in html

@@ -324,6 +324,8 @@ class Benchmark:
         A layer whose activations hold NaN or inf, or that the metric refuses (a constant RDM, a
         stimulus pattern without variance), raises no further: it is recorded in
         ``meta["failed_layers"]`` (a message naming the layer) and the other layers' rows are kept.
+        A model whose forward pass fails part-way is scored on the layers before the failing
+        module and recorded there too, under :data:`FORWARD_STOPPED`.
 
         Parameters
         ----------
@@ -402,12 +404,19 @@ class Benchmark:
                     t_metric += time.perf_counter() - t
             finally:
                 layer_iter.close()  # stops the recording however the loop ends (an error, Ctrl-C)
+            if model.forward_stopped:  # the layers past the failing module were never recordable
+                failed[FORWARD_STOPPED] = model.forward_stopped
             meta = {**self.provenance(), "models": {model.name: prov},
                     "placement": {model.name: placed.as_dict()},  # per model: its field of view
                     "timing_s": {self.id: {"extract": t_extract, "metric": t_metric}},
                     "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
                     "failed_layers": {model.name: failed}, **self.run_meta()}
             return ScoreResult(make_table(rows), details, meta)
+
+
+FORWARD_STOPPED = "(forward pass)"
+"""Key in ``meta["failed_layers"][model]`` of a model whose forward pass fails part-way: only the
+layers before the failing module were scored (:attr:`BrainModel.forward_stopped` says why)."""
 
 
 def _whole_and_positive(value: Any) -> bool:

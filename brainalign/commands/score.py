@@ -239,6 +239,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
 
     from brainalign.activations.blas import numpy_blas_one_thread
     from brainalign.benchmarks import load_benchmark
+    from brainalign.benchmarks.base import FORWARD_STOPPED
     from brainalign.models import load_model
     from brainalign.models.file_source import is_checkpoint
     from brainalign.results import ScoreResult
@@ -272,6 +273,11 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
         stream = {"memory_budget": memory_budget, "max_features": max_features, "cache": cache}
         stream = {k: v for k, v in stream.items() if v is not None}
         loaded_as: dict[str, str] = {}  # model name → the id it was loaded from, in this run
+        said_in_pairs: set[str] = set()  # failed-layer messages already printed at their pair
+        partial: list[str] = []  # models whose forward pass fails part-way (scored up to it)
+
+        def shown_as(i: int, mid: str) -> str:
+            return f"{labels[i]} ({mid})" if labels else mid  # as the user named it
         try:
             for i, mid in enumerate(models):
                 model = None
@@ -301,15 +307,19 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                                                progress=progress.bars, on_layer=progress.layer_done, **stream))
                         for line in warning_lines(caught, f"{model.name} × {bench.id}"):
                             progress.line(line)
-                        for why in parts[-1].meta.get("failed_layers", {}).get(model.name, {}).values():
+                        failed_here = parts[-1].meta.get("failed_layers", {}).get(model.name, {})
+                        for why in failed_here.values():
                             progress.line(f"warning: {why}")  # named, and the other layers are kept
+                            said_in_pairs.add(why)
+                        if FORWARD_STOPPED in failed_here and shown_as(i, mid) not in partial:
+                            partial.append(shown_as(i, mid))
                         progress.pair_done(True)
                 except Exception as err:  # one model's failure must not cost the others their results
                     progress.close_bar()
                     # The line names the model; the message often starts with it too (said once).
                     message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
                     detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
-                    shown = f"{labels[i]} ({mid})" if labels else mid  # as the user named it
+                    shown = shown_as(i, mid)
                     progress.line(f"{shown} FAILED: {detail}")
                     if not isinstance(err, BrainAlignError):
                         progress.line(traceback.format_exc().rstrip())
@@ -333,7 +343,8 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
             click.echo(f"interrupted: {len(done)} of {len(models)} model(s) had finished, {kept}", err=True)
             sys.exit(130)
     for line in warning_lines(unpaired, "loading"):  # raised outside any pair: model loading, prepare
-        progress.line(line)
+        if line.removeprefix("warning: ") not in said_in_pairs:  # a failed forward pass, said at its pair
+            progress.line(line)
 
     if done:
         result = ScoreResult.concat(done)
@@ -350,6 +361,10 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
             plot_layers(with_earlier(earlier, result), path=out_dir / "layers.png")
             click.echo(f"wrote {out_dir / 'scores.csv'} (every layer) and {out_dir / 'layers.png'}")
         click.echo(next_steps(out_dir, own_model=any(m.startswith("file:") for m in models)))
+    if partial:  # scored, but only the layers before the module where the forward pass fails
+        click.echo(f"{len(partial)} of {len(models)} model(s) scored only in part, their forward pass failing "
+                   f"part-way (see the warnings above; the rows of the layers before it are kept): "
+                   + ", ".join(partial), err=True)
     if failures:
         click.echo(f"{len(failures)} of {len(models)} model(s) failed"
                    + ("; the others' rows are kept" if done else "") + ":", err=True)
@@ -357,3 +372,5 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
             # A multi-line error keeps its later lines under the first, indented.
             click.echo(f"  {mid}: " + "\n    ".join(detail.splitlines() or [""]), err=True)
         sys.exit(1 if done else 2)
+    if partial:
+        sys.exit(1)

@@ -186,6 +186,7 @@ class BrainModel:
     mode: str = "eval"
     revision: str | None = None
     _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
+    _forward_stopped: str | None = field(default=None, repr=False)
     _weights_hash: str | None = field(default=None, repr=False)
     # The recording (extract, or an open stream of layers) running the module now, if any; see
     # activations.extract._one_recording.
@@ -211,8 +212,18 @@ class BrainModel:
                 x = torch.zeros(1, self.in_channels, self.input_size, self.input_size)
             # Layers whose output has no batch axis (a broadcast position embedding) are kept
             # out of the defaults; extracting one is refused, naming it.
-            self._layer_info = _discover_layers(self.module, x, self.name)
+            stopped: list[str] = []
+            self._layer_info = _discover_layers(self.module, x, self.name, stopped)
+            self._forward_stopped = stopped[0] if stopped else None
         return self._layer_info
+
+    @property
+    def forward_stopped(self) -> str | None:
+        """Why the model's forward pass stops before its end on the input it is given (the
+        message of the failing module), so that only the layers before it can be recorded; None
+        for a model that runs through."""
+        _ = self.layer_info
+        return self._forward_stopped
 
     @property
     def layers(self) -> list[str]:
@@ -325,9 +336,11 @@ def _batch_axis(shape: tuple[int, ...], batch: int) -> int | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _discover_layers(module: nn.Module, example: torch.Tensor,
-                     model_name: str = "model") -> dict[str, LayerInfo]:
-    """Recording sites of ``module``, found by one forward pass on ``example``.
+def _discover_layers(module: nn.Module, example: torch.Tensor, model_name: str = "model",
+                     stopped: list[str] | None = None) -> dict[str, LayerInfo]:
+    """Recording sites of ``module``, found by one forward pass on ``example``; a pass that
+    fails after some modules gives the layers before the failure, and its message (also warned)
+    is appended to ``stopped``.
 
     Raises
     ------
@@ -396,9 +409,12 @@ def _discover_layers(module: nn.Module, example: torch.Tensor,
                 "or give the input it takes (input_size=, in_channels= or example_input= when "
                 "wrapping it).") from err
         # A module that fails on a blank input: the layers before it can still be recorded.
-        warnings.warn(f"layer discovery stopped by an error{where} of model {model_name!r} on "
-                      f"{what} after {len(done)} modules; only the layers before it can be "
-                      f"recorded: {type(err).__name__}: {err}", stacklevel=3)
+        said = (f"layer discovery stopped by an error{where} of model {model_name!r} on "
+                f"{what} after {len(done)} modules; only the layers before it can be "
+                f"recorded: {type(err).__name__}: {err}")
+        if stopped is not None:
+            stopped.append(said)
+        warnings.warn(said, stacklevel=3)
         complete = False
     finally:
         for h in handles:

@@ -128,6 +128,21 @@ def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _failed_layers(res: ResultsFolder) -> list[str]:
+    """One line per layer a run could not score, from the metas (activations holding NaN/inf, a
+    metric that refused the layer, a forward pass that fails part-way): such a layer has no row,
+    so the table alone cannot say it is missing."""
+    from brainalign.results.provenance import benchmark_entries
+
+    lines = []
+    for meta in res.metas.values():
+        for entry in benchmark_entries(meta)[0]:
+            for model, failed in (entry.get("failed_layers") or {}).items():
+                for layer, why in (failed or {}).items():
+                    lines.append(f"not scored: {model} × {entry.get('benchmark')}: {layer}: {why}")
+    return list(dict.fromkeys(lines))
+
+
 def _reduced_layers(t: pd.DataFrame) -> list[str]:
     """``"<model> × <benchmark>: <layers> (<how>)"`` for the layers scored on activations that a
     random projection or a reducer of the user's changed (their ``reduction``). A benchmark's
@@ -491,6 +506,7 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     # CSVs brainalign writes that are not score tables (compare.csv, demo RF fits…) are in res.other,
     # listed under provenance, not warned of.
     warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
+    warn += _failed_layers(res)
     reduced = _reduced_layers(t)
     if reduced:  # a memory budget, --max-features or reducers= changed what was measured: said at the top
         warn.append("scored on reduced activations (the reduction column says how; set by a memory budget, "
