@@ -222,6 +222,25 @@ def test_training_plot_legend_sits_outside_every_panel_and_its_ceiling_band():
             assert not box.overlaps(band.get_window_extent(renderer))
 
 
+def test_training_plot_of_a_benchmark_with_sessions_draws_one_line_per_layer_on_whole_epochs():
+    """antolik2016's three regions beside their pooled row were one series per layer, zig-zagging
+    between regions at every epoch; the plot draws the pooled rows, on whole-epoch ticks."""
+    from brainalign.plots.training import plot_training
+
+    pooled = synthetic_table(n_models=1, n_benchmarks=1, n_layers=3, epochs=4).assign(session="all")
+    regions = [pooled.assign(session=f"region{k}", raw=pooled["raw"] * (0.5 + 0.2 * k)) for k in range(3)]
+    t = pd.concat([pooled, *regions], ignore_index=True)
+    fig = plot_training(t)
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("layer")]
+    assert len(lines) == 3 and all(len(ln.get_xdata()) == 4 for ln in lines)
+    for ln in lines:  # the pooled rows' scores
+        want = pooled[pooled["layer"] == ln.get_label()].sort_values("epoch")["raw"].to_numpy()
+        np.testing.assert_allclose(ln.get_ydata(), want)
+    fig.draw_without_rendering()
+    assert all(float(x).is_integer() for x in ax.get_xticks())
+
+
 def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path, data_dir):
     import xarray as xr
 

@@ -7,14 +7,17 @@ from pathlib import Path
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from brainalign.plots.layers import SINGLE_COLUMN_IN
+from brainalign.plots.style import primary_rows
 from brainalign.settings import PathLike
 
 
 def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalised: bool = False,
                   history: pd.DataFrame | None = None, width: float = SINGLE_COLUMN_IN) -> Figure:
-    """Score against epoch for each layer, one panel per benchmark.
+    """Score against epoch for each layer, one panel per benchmark (a benchmark with several
+    sessions or regions: its pooled rows).
 
     Parameters
     ----------
@@ -36,6 +39,9 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
     if table.empty or "epoch" not in table:
         raise ValueError("plot_training needs a non-empty table with an 'epoch' column "
                          "(from brainalign.score_checkpoints)")
+    # One line per layer: the pooled row of a benchmark with several sessions or regions (its
+    # per-session rows, drawn as one series, zig-zagged between them at every epoch).
+    table = primary_rows(table)
     benches = list(dict.fromkeys(table["benchmark"]))
     layers = list(dict.fromkeys(table.sort_values("layer_index")["layer"]))
     cmap = colormaps["viridis"]
@@ -64,6 +70,7 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
             ax2.tick_params(labelsize=6)
         ax.set_title(bench, fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel("score / ceiling" if normalised else "score", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.axhline(0, color="0.5", lw=0.5)
