@@ -33,6 +33,7 @@ import xarray as xr
 
 from brainalign.activations.budget import available_memory, parse_bytes, plan_memory
 from brainalign.activations.stream import LayerStream
+from brainalign.data.placement import place_stimuli
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.device import resolve_device
 from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
@@ -250,7 +251,12 @@ def folder_stimuli(path: PathLike) -> StimulusSet:
 
 
 def _stimuli_for(model: BrainModel, stimuli: Any, data_dir: Any) -> tuple[StimulusSet | torch.Tensor, str]:
-    """The stimuli as ``model`` is shown them, and how they were given (for provenance)."""
+    """The stimuli as ``model`` is shown them, and how they were given (for provenance). A
+    stimulus set that knows its size in degrees (a benchmark's ``.stimuli``) is placed in the
+    model's field of view as the benchmark places it, so it gives what its benchmark id gives."""
+    if isinstance(stimuli, StimulusSet) and stimuli.visual_degrees is not None:
+        placed, how = place_stimuli(stimuli, model.visual_degrees)
+        return placed, f"given, {stimuli.visual_degrees:g}° wide (placed in the model's field of view: {how.mode})"
     if isinstance(stimuli, StimulusSet | torch.Tensor):
         return stimuli, "given"
     if isinstance(stimuli, str | Path) and Path(stimuli).is_dir():
@@ -354,7 +360,9 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
     stimuli
         A :class:`~brainalign.data.StimulusSet`, a preprocessed (N, C, H, W) tensor, a folder of
         images (sorted by path), or a benchmark id (its stimuli, placed in each model's field of
-        view by their size in degrees).
+        view by their size in degrees). A StimulusSet with ``visual_degrees`` (a benchmark's
+        ``.stimuli``) is placed the same way, so it gives what the benchmark id gives; one
+        without fills each model's field of view.
     metric
         ``"cka"``: linear CKA (Kornblith et al. 2019); ``"cka_rbf"``: CKA with an RBF kernel,
         σ² = ``sigma_scale``² × the median squared distance per layer unless ``sigma`` is given;

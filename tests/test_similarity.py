@@ -306,6 +306,11 @@ def test_benchmark_id_gives_its_stimuli_placed_per_model(data_dir: Path) -> None
     X = ba.extract(a, placed_a, ["1"], device="cpu")["1"].values
     rho = stats.spearmanr(pdist(X.astype(np.float64), "correlation"), pdist(Y.astype(np.float64), "correlation"))
     assert sim.sel(layer_a="1", layer_b="4").item() == pytest.approx(rho.statistic, abs=1e-9)
+    # The benchmark's StimulusSet (it knows its 2.9°) gives what the id gives: it was shown to
+    # each model unplaced, filling the field of view (CKA up to 0.13 apart from the CLI's).
+    given = compare_models(a, b, bench.stimuli, metric="rsa", layers_a=["1"], layers_b=["1", "4"], device="cpu")
+    np.testing.assert_array_equal(given.values, sim.values)
+    assert "placed in the model's field of view" in given.attrs["stimuli_a"]
 
 
 def test_a_multi_session_benchmark_names_the_session_it_uses(data_dir):
