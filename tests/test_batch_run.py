@@ -288,7 +288,7 @@ def test_an_interrupted_batch_keeps_what_finished_and_says_to_resume(quick, data
     assert r.exit_code == 130, r.output
     assert "Aborted!" not in r.output
     assert "interrupted: 1 pair(s) scored by this run and 0 reused are kept in" in r.output
-    assert "Pass resume=True (--resume) to continue it" in r.output
+    assert "Run it again with --resume (Python: resume=True) to continue" in r.output
     assert "run the same command with --resume to continue it" in r.output
     t = pd.read_csv(tmp_path / "o" / "scores.csv")
     assert set(t["model"]) == {"tiny-0"}

@@ -954,10 +954,13 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                         f"{outcome['error_type']}: {without_names(outcome['error'], t.model.name, t.benchmark_id)}"
                     progress.pair_done(t.label, outcome["ok"], outcome["seconds"], why)
             except KeyboardInterrupt:  # Ctrl-C: the finished pairs stay, in the tables too
+                # Counted on disk: a worker may have written a pair that this process had not yet
+                # been told of (the next --resume reuses it all the same); the tables take it too.
+                done_now = sum(output.finished(t) for t in todo)
                 output.write_tables()
-                progress.note(f"interrupted: {len(scored)} pair(s) scored by this run and {len(skipped)} reused "
-                              f"are kept in {outdir}; {len(todo) - len(scored)} not scored. Pass resume=True "
-                              f"(--resume) to continue it: the kept pairs are not scored again.")
+                progress.note(f"interrupted: {done_now} pair(s) scored by this run and {len(skipped)} reused "
+                              f"are kept in {outdir}; {len(todo) - done_now} not scored. Run it again with "
+                              "--resume (Python: resume=True) to continue: the kept pairs are not scored again.")
                 raise
             output.write_tables()
             if todo:  # the tables changed (a pair failing again drops its old rows)
