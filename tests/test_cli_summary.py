@@ -224,3 +224,18 @@ def test_summary_columns_stay_aligned_with_a_negative_ci():
     assert starts[0] == starts[1]
     ci = [ln.index(" [") - 5 for ln in lines]  # where each line's all-stimuli score starts
     assert ci[0] == ci[1]
+
+
+def test_a_long_selection_reason_goes_under_the_table_not_into_every_line():
+    """The V1-properties benchmark says why its layers cannot be split in a whole sentence; in the
+    'chosen on' column it stretched the summary ~200 characters wide."""
+    from brainalign.benchmarks.v1_properties import NOT_SPLITTABLE
+    from brainalign.commands.summary import format_summary
+
+    t = synthetic_table(n_models=2, n_benchmarks=1, n_layers=3).assign(selection=NOT_SPLITTABLE)
+    text = format_summary(t)
+    head, _, reason = NOT_SPLITTABLE.partition(": ")
+    table_lines = text.splitlines()[:-1]
+    assert all(len(ln) < 140 for ln in table_lines), table_lines
+    assert all(reason not in ln for ln in table_lines)
+    assert f"chosen on {head}: {reason}" in text.splitlines()[-1]

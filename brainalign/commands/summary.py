@@ -111,6 +111,12 @@ def format_summary(table: pd.DataFrame) -> str:
     s = summary_table(table)
     if s.empty:
         return "no scores"
+    # A selection that says why layers cannot be split ("all stimuli (in-sample): a property
+    # distribution is …") keeps its head in the column and its reason under the table, where a
+    # sentence does not stretch every line.
+    parts = s["chosen on"].astype(str).str.partition(": ")
+    s = s.assign(**{"chosen on": parts[0]})
+    why = [f"{h}: {r}" for h, r in dict(zip(parts[0], parts[2], strict=True)).items() if r]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         body = s.to_string(index=False, justify="left",
                            formatters={c: f"{{:<{max(len(c), s[c].astype(str).str.len().max())}}}".format
@@ -128,4 +134,5 @@ def format_summary(table: pd.DataFrame) -> str:
             + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
                "sessions pooled" if s["session"].str.startswith("  └").any() else "")
             + (f"; [subset: …]: {SUBSET_NOTE}" if s["benchmark"].str.contains("[subset: ", regex=False).any()
-               else ""))
+               else "")
+            + "".join(f"; chosen on {w}" for w in why))
