@@ -154,6 +154,10 @@ def test_v1_property_benchmark_scores_simulator_above_a_random_cnn(data_dir: Pat
     per = s.details[(sim.name, bench.id, "response", "all")]["per_property"]
     assert set(per) == set(bench.distributions)
     assert all(p["n_model"] > 0 for p in per.values())
+    # n_neuroids: the units with a measured property (a property no unit has must not make it 0)
+    for res, layer, model in ((s, "response", sim), (c, "1", cnn)):
+        per = res.details[(model.name, bench.id, layer, "all")]["per_property"]
+        assert res.table["n_neuroids"].iloc[0] == max(p["n_model"] for p in per.values()) > 0
 
 
 def test_sf_tuning_on_goris2015_units(data_dir: Path) -> None:

@@ -246,7 +246,9 @@ class V1PropertyBenchmark(Benchmark):
         return [LayerScore(
             raw=raw, metric="ks_similarity", raw_ci_low=rlo, raw_ci_high=rhi, ceiling_upper=ceiling,
             normalised=norm, normalised_ci_low=lo, normalised_ci_high=hi, selection=NOT_SPLITTABLE,
-            n_stimuli=len(ids), n_neuroids=int(min(s["n_model"] for s in scores.values())),
+            # the layer's units with a measured property: a property none of them has (scored 0,
+            # its count in per_property) made the least of the counts 0 for the whole layer
+            n_stimuli=len(ids), n_neuroids=int(max(s["n_model"] for s in scores.values())),
             details={"properties": pt.table, "bootstrap_raw": boot_raw, "bootstrap_normalised": boot_norm,
                      "per_property": {k: {kk: vv for kk, vv in s.items()
                                           if kk not in ("samples", "normalised_samples")}
