@@ -85,6 +85,9 @@ def test_unknown_model_ids_and_missing_checkpoints_are_refused_before_any_work(t
     assert "Unknown model 'torchvision:no_such_net'" in r.output and "Unknown model 'foo:bar'" in r.output
     assert "gone.pt': neither random, pretrained nor an existing checkpoint file" in r.output
     assert "reading the data" not in r.output and not (tmp_path / "o").exists()
+    (tmp_path / "tinynet.py").write_text("def build():\n    pass\n")
+    r = CliRunner().invoke(main, ["score", "--model", f"file:{tmp_path / 'tinynet.py'}:buil", "--benchmark", HIT])
+    assert r.exit_code == 2 and "tinynet.py defines no 'buil'; it defines ['build']" in r.output, r.output
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path):

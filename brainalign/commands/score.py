@@ -221,11 +221,14 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                                "in the order of the models")
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
+    from brainalign.models.file_source import missing_callable
     from brainalign.models.registry import unknown_model
 
-    # Ids no source knows and checkpoints that are not there: said before any data is read, not
-    # after the models before them were scored.
+    # Ids no source knows, your module's callables that are not there, checkpoints that are not
+    # there: said before any data is read, not after the models before them were scored.
     unknown = [str(err).splitlines()[0] for err in map(unknown_model, models) if err is not None]
+    unknown += [f"{mid}: {why}" for mid in models if mid.startswith("file:")
+                and (why := missing_callable(mid.removeprefix("file:")))]
     if weights not in ("random", "pretrained") and not Path(weights).expanduser().is_file():
         unknown.append(f"--weights {weights!r}: neither random, pretrained nor an existing checkpoint file")
     if unknown:
@@ -320,7 +323,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                     message = without_names(str(err), mid, getattr(model, "name", mid), *(b.id for b in benches))
                     detail = message if isinstance(err, BrainAlignError) else f"{type(err).__name__}: {message}"
                     shown = shown_as(i, mid)
-                    progress.line(f"{shown} FAILED: {detail}")
+                    progress.line(f"{shown} FAILED: " + "\n    ".join(detail.splitlines() or [""]))
                     if not isinstance(err, BrainAlignError):
                         progress.line(traceback.format_exc().rstrip())
                     failures.append((shown, detail))
