@@ -13,6 +13,7 @@ from brainalign.device import resolve_device
 from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
 from brainalign.models.registry import load_model
 from brainalign.results.result import ScoreResult
+from brainalign.runner.pair_warnings import summed_warnings
 from brainalign.settings import PathLike
 
 _EPOCH = re.compile(r"epoch_(\d+)\.pt$")
@@ -63,7 +64,8 @@ def score_checkpoints(run: PathLike | Sequence[PathLike], benchmark: str | Bench
             apply_checkpoint(model.module, path, model.name)
             model.weights, model._weights_hash = str(path), None
         meta = checkpoint_metadata(path)
-        res = bench(model, layers, batch_size=batch_size, device=device, progress=progress)
+        with summed_warnings(f"{Path(path).name} × {bench.id}"):  # one line per checkpoint, not per fit
+            res = bench(model, layers, batch_size=batch_size, device=device, progress=progress)
         epoch = meta.get("epoch", i)
         res.table.insert(res.table.columns.get_loc("layer"), "epoch", epoch)
         res.details = {(*k, epoch): v for k, v in res.details.items()}

@@ -113,6 +113,20 @@ _ROUTER = _WarningRouter()
 
 
 @contextmanager
+def summed_warnings(where: str) -> Iterator[None]:
+    """Re-issue the warnings raised in the block summed as :func:`warning_lines` sums them (a
+    regression benchmark's ridge fits warn once per layer and session: dozens), as one
+    ``UserWarning`` per line, when the block ends (also by an error). ``where``: "model × benchmark"."""
+    caught: list[str] = []
+    try:
+        with collect_warnings() as caught:
+            yield
+    finally:
+        for line in warning_lines(caught, where):
+            warnings.warn(line.removeprefix("warning: "), stacklevel=3)
+
+
+@contextmanager
 def collect_warnings() -> Iterator[list[str]]:
     """Collect, as message texts, the warnings raised while the block runs in this thread (and
     its helper threads while no other thread collects), instead of printing them. Safe in

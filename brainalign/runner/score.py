@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from brainalign.device import resolve_device
 from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
 from brainalign.results.result import ScoreResult
-from brainalign.runner.pair_warnings import collect_warnings, warning_lines
+from brainalign.runner.pair_warnings import summed_warnings
 from brainalign.settings import PathLike
 
 
@@ -66,14 +65,8 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
     results = []
     for m in models:
         for b in loaded:
-            # A pair's warnings, summed as the command line prints them: a regression benchmark's
-            # ridge fits say "α at an end of the grid" once per layer and session (dozens).
-            try:
-                with collect_warnings() as caught:
-                    results.append(b(m, layers, batch_size=batch_size, device=device, progress=progress,
-                                     memory_budget=memory_budget, max_features=max_features,
-                                     reducers=reducers, cache=cache, on_layer=on_layer))
-            finally:
-                for line in warning_lines(caught, f"{m.name} × {b.id}"):
-                    warnings.warn(line.removeprefix("warning: "), stacklevel=3)
+            with summed_warnings(f"{m.name} × {b.id}"):  # as the command line prints them
+                results.append(b(m, layers, batch_size=batch_size, device=device, progress=progress,
+                                 memory_budget=memory_budget, max_features=max_features,
+                                 reducers=reducers, cache=cache, on_layer=on_layer))
     return ScoreResult.concat(results)
