@@ -126,6 +126,8 @@ def test_score_checkpoints_of_another_architecture_is_a_mismatch(run, tmp_path):
 class _CountingBenchmark(ba.benchmarks.Benchmark):
     """Needs no data: counts the models it is shown and returns an empty table."""
 
+    id = "counting"  # no YAML spec to read it from
+
     def __init__(self):
         self.calls = 0
 
