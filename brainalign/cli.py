@@ -34,14 +34,43 @@ def list_(what: str) -> None:
                    *(f"  {line}" for line in list_sources())]
         items = sources if what == "sources" else [*list_models(), "", *sources]
     elif what == "benchmarks":
-        from brainalign.benchmarks.spec import list_benchmarks
-
-        items = list_benchmarks()
+        items = _benchmark_lines()
     else:
         from brainalign.data.manifest import list_datasets
 
         items = list_datasets()
     click.echo("\n".join(items))
+
+
+def _benchmark_lines() -> list[str]:
+    """One line per benchmark: id, kind, region, and whether its dataset is here (a local copy in
+    a data directory, or in the download cache) or is fetched on first use."""
+    from brainalign.benchmarks.spec import find_benchmark, list_benchmarks
+    from brainalign.data.fetch import downloaded
+    from brainalign.data.manifest import load_manifest
+    from brainalign.errors import BrainAlignError
+    from brainalign.settings import data_dirs
+
+    cached = downloaded()
+    rows = []
+    for bid in list_benchmarks():
+        try:
+            spec = find_benchmark(bid)
+            manifest = load_manifest(spec.dataset)
+        except BrainAlignError as err:  # a broken definition of the user's: listed, said broken
+            rows.append((bid, "?", "", f"unreadable: {str(err).splitlines()[0]}"))
+            continue
+        if not manifest.files:
+            data = f"{spec.dataset}: generated, no files"
+        elif any((d / manifest.local_dir).is_dir() for d in data_dirs()):
+            data = f"{spec.dataset}: local copy"
+        elif spec.dataset in cached:
+            data = f"{spec.dataset}: in the download cache"
+        else:
+            data = f"{spec.dataset}: not here (fetched on first use, or BRAINALIGN_DATA)"
+        rows.append((bid, spec.kind, spec.region, data))
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    return [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
 
 
 @main.command()

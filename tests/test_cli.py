@@ -34,6 +34,22 @@ def test_list_benchmarks_and_datasets():
     assert "kriegeskorte2008" in _run("list", "datasets").stdout.split()
 
 
+def test_list_benchmarks_says_each_kind_region_and_whether_its_data_is_here(data_dir, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+
+    monkeypatch.setenv("BRAINALIGN_DATA", str(data_dir))
+    lines = {ln.split()[0]: ln.split(None, 3)[1:] for ln in CliRunner().invoke(main, ["list", "benchmarks"])
+             .output.splitlines()}
+    assert lines["kriegeskorte2008.hIT-rsa"] == ["rsa", "hIT", "kriegeskorte2008: local copy"]
+    assert lines["cowley2023.V4-ridge"][:2] == ["regression", "V4"]
+    assert lines["simulated.V1-ridge"][2] == "simulated: generated, no files"
+    monkeypatch.setenv("BRAINALIGN_DATA", str(tmp_path))  # an empty data directory
+    out = CliRunner().invoke(main, ["list", "benchmarks"]).output
+    assert "kriegeskorte2008: not here (fetched on first use, or BRAINALIGN_DATA)" in out
+
+
 def test_layers_of_resnet18():
     out = _run("layers", "torchvision:resnet18").stdout.splitlines()
     assert out[0].startswith("conv1\tConv2d\t64x112x112")
