@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,3 +62,30 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda p: p.write_text(text, encoding=encoding))
+
+
+@contextlib.contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives during the block and raise it, as ``KeyboardInterrupt``,
+    when the block ends: a write stopped part-way can leave a library's lock held (xarray's netCDF
+    writer then waits for it forever in its own cleanup), and a results folder half written. In
+    a thread other than the main one (where Python delivers signals), or inside another such
+    block (which holds the interrupt for both), the block runs as it is. The handler in place
+    before is restored either way."""
+    if (threading.current_thread() is not threading.main_thread()
+            or getattr(signal.getsignal(signal.SIGINT), "holds_interrupts", False)):  # an outer block holds them
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    hold.holds_interrupts = True  # type: ignore[attr-defined]
+    before = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt

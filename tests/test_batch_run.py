@@ -296,3 +296,52 @@ def test_an_interrupted_batch_keeps_what_finished_and_says_to_resume(quick, data
     only_good.write_text("models:\n" + good)
     r = CliRunner().invoke(main, ["batch", str(only_good), *args, "--resume"])
     assert r.exit_code == 0 and "1 skipped" in r.output, r.output
+
+
+def test_a_ctrl_c_while_a_pair_is_written_is_raised_once_its_files_are_whole():
+    """Held, not lost: the block finishes, then KeyboardInterrupt; nested blocks hold it for the
+    outer one; the handler before is back."""
+    import os
+    import signal
+
+    from brainalign.io import interrupt_after
+
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after():
+            with interrupt_after():
+                os.kill(os.getpid(), signal.SIGINT)
+                done.append("inner")
+            done.append("outer")  # the inner block did not raise: the outer one holds it
+    assert done == ["inner", "outer"] and signal.getsignal(signal.SIGINT) is before
+    with interrupt_after():
+        done.append("quiet")  # nothing held: nothing raised
+    assert done[-1] == "quiet"
+
+
+@needs_data
+def test_a_batch_interrupted_while_writing_a_pair_keeps_it_whole_and_resumes(quick, data_dir, tmp_path,
+                                                                                monkeypatch):
+    """Ctrl-C landing while the parent wrote a pair's details (netCDF) left xarray's lock held and
+    the run hung for good; now the pair is written whole, then the run stops and --resume reuses it."""
+    import os
+    import signal
+
+    import brainalign.runner.batch as batch_module
+
+    real = batch_module.save_details
+
+    def interrupted_mid_write(details, folder):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while this pair is being written
+        real(details, folder)
+
+    monkeypatch.setattr(batch_module, "save_details", interrupted_mid_write)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(GOOD, [str(quick)], out, data_dir=data_dir, progress=BatchProgress(open(tmp_path / "p", "w")))
+    monkeypatch.setattr(batch_module, "save_details", real)
+    assert len(list((out / "pairs").glob("*.parquet"))) == 1 and len(pd.read_csv(out / "scores.csv")) == 3
+    again = run_batch(GOOD, [str(quick)], out, resume=True, data_dir=data_dir,
+                      progress=BatchProgress(open(tmp_path / "q", "w")))
+    assert again.ok and len(again.skipped) == 1 and len(again.scored) == 1

@@ -27,9 +27,9 @@ RAW = "neuroids the chosen α is mostly at an end of the grid"  # encoding_score
 
 
 def _summaries(text: str, label: str) -> list[str]:
-    return re.findall(rf"warning: {re.escape(label)}: in \d+ ridge fit\(s\) the chosen α was mostly at an end "
-                      r"of the grid \[[^\]]*\] \(\d+ of \d+ neuroid fits: \d+ at the low end, \d+ at the high "
-                      r"end\); ", text)
+    return re.findall(rf"warning: {re.escape(label)}: in \d+ ridge fit\(s\), the chosen α was at an end of the "
+                      r"grid \[[^\]]*\] in most folds for some neuroids \(\d+ of \d+ neuroid fits; \d+ at the "
+                      r"low end, \d+ at the high end\); ", text)
 
 
 @needs_data

@@ -74,8 +74,9 @@ def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the
     lines = warning_lines(caught, "m × antolik2016.V1-ridge")
     assert len(lines) == 2
     n = sum(k % 5 + 1 for k in range(57))
-    assert lines[0].startswith("warning: m × antolik2016.V1-ridge: in 57 ridge fit(s)")
-    assert f"[0.01, 1e+08] ({n} of {57 * 40} neuroid fits)" in lines[0] and "`alphas:` under `metric:`" in lines[0]
+    assert lines[0].startswith("warning: m × antolik2016.V1-ridge: in 57 ridge fit(s), the chosen α was at an "
+                               "end of the grid [0.01, 1e+08] in most folds for some neuroids")
+    assert f"some neuroids ({n} of {57 * 40} neuroid fits)" in lines[0] and "`alphas:` under `metric:`" in lines[0]
     assert lines[1] == "warning: the activation cache /x could not be written\n    second line"
     # encoding_score's own messages say which end: the line says what each end means
     with warnings.catch_warnings(record=True) as caught:
@@ -85,7 +86,7 @@ def test_alpha_grid_warnings_are_summed_into_one_line_that_says_how_to_widen_the
                           f"the grid [0.01, 1e+08] ({low} at the low end, {high} at the high end). At …",
                           stacklevel=1)
     (line,) = warning_lines(caught, "m × b")
-    assert ("(6 of 80 neuroid fits: 1 at the low end, 5 at the high end); at the high end the strongest "
+    assert ("(6 of 80 neuroid fits; 1 at the low end, 5 at the high end); at the high end the strongest "
             "shrinkage won, as it does for neuroids the features barely predict; to extend the grid (downwards "
             "for the low end, upwards for the high end), copy") in line
     only_low = warning_lines(["encoding_score: for 2 of 40 neuroids the chosen α is mostly at an end of the grid "

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from brainalign.errors import ResultsTableError
-from brainalign.io import atomic_write, atomic_write_text
+from brainalign.io import atomic_write, atomic_write_text, interrupt_after
 from brainalign.results.details import load_details, save_details
 from brainalign.results.provenance import merge_metas
 from brainalign.results.table import COLUMNS, choose_best, read_table, with_count_types
@@ -68,9 +68,10 @@ class ScoreResult:
         out.mkdir(parents=True, exist_ok=True)
         csv = out / f"{name}.csv"
         table = with_count_types(self.table)  # counts written as 33, not 33.0
-        atomic_write(csv, lambda p: table.to_csv(p, index=False))
-        atomic_write_text(out / f"{name}.meta.json", json.dumps(self.meta, indent=2, default=str))
-        save_details(self.details, out / f"{name}.details")
+        with interrupt_after():  # a Ctrl-C meanwhile is raised once the three are whole
+            atomic_write(csv, lambda p: table.to_csv(p, index=False))
+            atomic_write_text(out / f"{name}.meta.json", json.dumps(self.meta, indent=2, default=str))
+            save_details(self.details, out / f"{name}.details")
         return csv
 
     @classmethod

@@ -52,7 +52,7 @@ from pydantic import Field, model_validator
 
 from brainalign.activations.blas import numpy_blas_one_thread
 from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
-from brainalign.io import atomic_write
+from brainalign.io import atomic_write, interrupt_after
 from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
@@ -553,6 +553,12 @@ class _Output:
             f.write(json.dumps(rec, default=str) + "\n")
 
     def record(self, task: PairTask, outcome: dict[str, Any]) -> None:
+        """Write a pair's outcome (its table and details, or its error) and the folder's tables;
+        a Ctrl-C meanwhile is raised when they are whole (:func:`brainalign.io.interrupt_after`)."""
+        with interrupt_after():
+            self._record(task, outcome)
+
+    def _record(self, task: PairTask, outcome: dict[str, Any]) -> None:
         err_file = self.errors / f"{task.key}.json"
         if outcome["ok"]:
             table = outcome["table"]
@@ -611,10 +617,11 @@ class _Output:
 
     def write_tables(self) -> None:
         table = self.table()
-        _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
-        _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
         fails = self.failure_table(earlier=True)  # the file, like the tables, covers the folder
-        _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
+        with interrupt_after():  # the tables always name the same pairs
+            _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
+            _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
+            _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
 def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,

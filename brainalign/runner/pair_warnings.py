@@ -42,7 +42,7 @@ def warning_lines(caught: Iterable[warnings.WarningMessage | str], where: str) -
         low = sum(int(m[4]) for m in edge) if split else None
         said = f"{n} of {total} neuroid fits"
         if split:
-            said += f": {low} at the low end, {n - low} at the high end"
+            said += f"; {low} at the low end, {n - low} at the high end"
         how = []
         if split and n - low:
             how.append("at the high end the strongest shrinkage won, as it does for neuroids the features "
@@ -50,8 +50,9 @@ def warning_lines(caught: Iterable[warnings.WarningMessage | str], where: str) -
         ends = " (downwards for the low end, upwards for the high end)" if split else ""
         how.append(f"to extend the grid{ends}, copy the benchmark's YAML, set `alphas:` under `metric:` and pass "
                    "the copy to --benchmark")
-        lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s) the chosen α was mostly at an end of "
-                        f"the grid {grids} ({said}); " + "; ".join(how))
+        # "mostly" is per neuroid (its α at an end in most folds), not of the neuroids: say it so.
+        lines.insert(0, f"warning: {where}: in {len(edge)} ridge fit(s), the chosen α was at an end of the "
+                        f"grid {grids} in most folds for some neuroids ({said}); " + "; ".join(how))
     return lines
 
 
