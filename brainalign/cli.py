@@ -69,6 +69,7 @@ def _benchmark_lines() -> list[str]:
         else:
             data = f"{spec.dataset}: not here (fetched on first use, or BRAINALIGN_DATA)"
         rows.append((bid, spec.kind, spec.region, data))
+    rows.insert(0, ("benchmark", "kind", "region", "data"))
     widths = [max(len(r[k]) for r in rows) for k in range(3)]
     return [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
 

@@ -239,6 +239,13 @@ def test_training_plot_of_a_benchmark_with_sessions_draws_one_line_per_layer_on_
         np.testing.assert_allclose(ln.get_ydata(), want)
     fig.draw_without_rendering()
     assert all(float(x).is_integer() for x in ax.get_xticks())
+    # the ScoreResult itself, as score_checkpoints returns it; a band where the first row has none
+    from brainalign.results import ScoreResult
+
+    t.loc[t.index[0], ["ceiling_lower", "ceiling_upper"]] = np.nan
+    ax = plot_training(ScoreResult(t)).axes[0]
+    band = [p for p in ax.patches if p.get_label() == "noise ceiling"]
+    assert len(band) == 1 and np.isfinite(band[0].get_extents().bounds).all()
 
 
 def test_similarity_figure_is_titled_with_the_models_stimuli_and_metric(tmp_path, data_dir):

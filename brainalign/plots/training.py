@@ -11,10 +11,11 @@ from matplotlib.ticker import MaxNLocator
 
 from brainalign.plots.layers import SINGLE_COLUMN_IN
 from brainalign.plots.style import primary_rows
+from brainalign.results.result import ScoreResult
 from brainalign.settings import PathLike
 
 
-def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalised: bool = False,
+def plot_training(table: pd.DataFrame | ScoreResult, *, path: PathLike | None = None, normalised: bool = False,
                   history: pd.DataFrame | None = None, width: float = SINGLE_COLUMN_IN) -> Figure:
     """Score against epoch for each layer, one panel per benchmark (a benchmark with several
     sessions or regions: its pooled rows).
@@ -22,7 +23,7 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
     Parameters
     ----------
     table
-        :func:`brainalign.score_checkpoints`' table (needs an ``epoch`` column).
+        :func:`brainalign.score_checkpoints`' result or its table (needs an ``epoch`` column).
     path
         Where to write the figure (suffix picks the format).
     normalised
@@ -36,6 +37,7 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
     -------
     matplotlib.figure.Figure
     """
+    table = table.table if isinstance(table, ScoreResult) else table
     if table.empty or "epoch" not in table:
         raise ValueError("plot_training needs a non-empty table with an 'epoch' column "
                          "(from brainalign.score_checkpoints)")
@@ -52,9 +54,14 @@ def plot_training(table: pd.DataFrame, *, path: PathLike | None = None, normalis
                  else ("raw", "raw_ci_low", "raw_ci_high"))
     for ax, bench in zip(axes[0], benches, strict=True):
         sub = table[table["benchmark"] == bench]
-        if not normalised and sub["ceiling_upper"].notna().any():
-            ax.axhspan(sub["ceiling_lower"].iloc[0], sub["ceiling_upper"].iloc[0], color="0.85", zorder=0,
-                       label="noise ceiling")
+        with_ceiling = sub[sub["ceiling_upper"].notna()]
+        if not normalised and len(with_ceiling):  # the first row that has one (a NaN band is drawn nowhere)
+            upper = float(with_ceiling["ceiling_upper"].iloc[0])
+            lower = with_ceiling["ceiling_lower"].iloc[0]
+            if pd.isna(lower):
+                ax.axhline(upper, color="0.6", lw=0.8, ls=":", zorder=0, label="noise ceiling (upper bound)")
+            else:
+                ax.axhspan(float(lower), upper, color="0.85", zorder=0, label="noise ceiling")
         for ly in layers:
             d = sub[sub["layer"] == ly].sort_values("epoch")
             if d.empty:
