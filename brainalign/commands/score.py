@@ -145,15 +145,36 @@ def save_results(result: Any, out_dir: Path) -> Path:
     return csv
 
 
-def _refuse_one_name_for_two(models: tuple[str, ...]) -> None:
-    """Checkpoints of one training run load under the run's one name, so their rows would be one
-    model's: refused before any work (read from the files' metadata, weights mapped, not read).
-    Other names are checked as each model loads."""
-    from brainalign.errors import DuplicateModelNameError
-    from brainalign.models.file_source import checkpoint_model_name
+def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], weights: str) -> None:
+    """What can be known of the models before any data is read, not after the models before them
+    were scored: labels that do not pair with the models, ids no source knows, your module's
+    callables and checkpoints that are not there, and checkpoints of one training run without
+    labels (they load under the run's one name, so their rows would be one model's; read from
+    the files' metadata, weights mapped, not read). Other names are checked as each model loads.
 
+    Raises
+    ------
+    click.UsageError
+        Every problem found, at once.
+    """
+    from brainalign.errors import DuplicateModelNameError
+    from brainalign.models.file_source import checkpoint_model_name, missing_callable
+    from brainalign.models.registry import unknown_model
+
+    if labels and len(labels) != len(models):
+        raise click.UsageError(f"{len(labels)} --label for {len(models)} --model: give one label per model, "
+                               "in the order of the models")
+    if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
+        raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
+    unknown = [str(err).splitlines()[0] for err in map(unknown_model, models) if err is not None]
+    unknown += [f"{mid}: {why}" for mid in models if mid.startswith("file:")
+                and (why := missing_callable(mid.removeprefix("file:")))]
+    if weights not in ("random", "pretrained") and not Path(weights).expanduser().is_file():
+        unknown.append(f"--weights {weights!r}: neither random, pretrained nor an existing checkpoint file")
+    if unknown:
+        raise click.UsageError("\n".join(unknown) + "\n(`brainalign list models` lists the ids)")
     seen: dict[str, str] = {}
-    for mid in models:
+    for mid in models if not labels else ():
         name = checkpoint_model_name(mid)
         if name in seen:
             raise click.UsageError(str(DuplicateModelNameError(name, seen[name], mid)))
@@ -216,25 +237,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
-    if labels and len(labels) != len(models):
-        raise click.UsageError(f"{len(labels)} --label for {len(models)} --model: give one label per model, "
-                               "in the order of the models")
-    if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
-        raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
-    from brainalign.models.file_source import missing_callable
-    from brainalign.models.registry import unknown_model
-
-    # Ids no source knows, your module's callables that are not there, checkpoints that are not
-    # there: said before any data is read, not after the models before them were scored.
-    unknown = [str(err).splitlines()[0] for err in map(unknown_model, models) if err is not None]
-    unknown += [f"{mid}: {why}" for mid in models if mid.startswith("file:")
-                and (why := missing_callable(mid.removeprefix("file:")))]
-    if weights not in ("random", "pretrained") and not Path(weights).expanduser().is_file():
-        unknown.append(f"--weights {weights!r}: neither random, pretrained nor an existing checkpoint file")
-    if unknown:
-        raise click.UsageError("\n".join(unknown) + "\n(`brainalign list models` lists the ids)")
-    if not labels:
-        _refuse_one_name_for_two(models)
+    _refuse_before_any_work(models, labels, weights)
     out_dir = check_output_dir(out) if out else None
     cache = tolerant_cache(usable_cache_dir(cache_dir))
     progress = ScoreProgress()
