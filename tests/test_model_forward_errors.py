@@ -95,7 +95,7 @@ def test_a_model_whose_forward_pass_fails_part_way_is_scored_in_part_and_said_so
     """Its layers before the failing module were scored with exit status 0 and nothing in the
     results: a network that cannot run got a leaderboard score. Now the pair says so, the run
     ends in status 1 naming the model, the meta records it, and the report lists it."""
-    from brainalign.benchmarks.base import FORWARD_STOPPED
+    from brainalign.results.provenance import FORWARD_STOPPED
 
     (tmp_path / "halfnet.py").write_text(HALFNET)
     mid = f"file:{tmp_path / 'halfnet.py'}:build"
@@ -116,3 +116,7 @@ def test_a_model_whose_forward_pass_fails_part_way_is_scored_in_part_and_said_so
     html = (out / "report.html").read_text()
     said = f"not scored: {model.name} × kriegeskorte2008.hIT-rsa: {FORWARD_STOPPED}: layer discovery stopped"
     assert said in html
+    # and its leaderboard cell says it was scored in part, with the reason on hover
+    row = html[html.index(f'<tr data-model="{model.name}"'):]
+    row = row[:row.index("</tr>")]
+    assert '>in part</span>' in row and "module &#x27;4&#x27; (Linear)" in row

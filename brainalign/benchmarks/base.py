@@ -35,7 +35,7 @@ from brainalign.errors import (
     without_names,
 )
 from brainalign.metrics.stats import percentile_ci
-from brainalign.results.provenance import versions_string
+from brainalign.results.provenance import FORWARD_STOPPED, versions_string
 from brainalign.results.result import ScoreResult
 from brainalign.results.table import LayerScore, RowContext, make_row, make_table, reduction_json
 from brainalign.settings import PathLike
@@ -412,11 +412,6 @@ class Benchmark:
                     "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
                     "failed_layers": {model.name: failed}, **self.run_meta()}
             return ScoreResult(make_table(rows), details, meta)
-
-
-FORWARD_STOPPED = "(forward pass)"
-"""Key in ``meta["failed_layers"][model]`` of a model whose forward pass fails part-way: only the
-layers before the failing module were scored (:attr:`BrainModel.forward_stopped` says why)."""
 
 
 def _whole_and_positive(value: Any) -> bool:

@@ -245,11 +245,11 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
 
     from brainalign.activations.blas import numpy_blas_one_thread
     from brainalign.benchmarks import load_benchmark
-    from brainalign.benchmarks.base import FORWARD_STOPPED
     from brainalign.models import load_model
     from brainalign.models.file_source import is_checkpoint
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
+    from brainalign.results.provenance import FORWARD_STOPPED
 
     # From the first prepare (ceilings, bootstrap) to the last model's scores, numpy's BLAS runs
     # one thread per caller when torch computes on the CPU (activations.blas), and warnings are

@@ -38,6 +38,7 @@ from brainalign.plots.style import (
 )
 from brainalign.plots.tables import ResultsFolder, final_epoch, read_results
 from brainalign.results.compare import COMPARE_FILE
+from brainalign.results.provenance import FORWARD_STOPPED, benchmark_entries
 from brainalign.results.table import DEV_SELECTION, benchmark_id
 from brainalign.settings import PathLike
 
@@ -128,19 +129,18 @@ def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _failed_layers(res: ResultsFolder) -> list[str]:
-    """One line per layer a run could not score, from the metas (activations holding NaN/inf, a
-    metric that refused the layer, a forward pass that fails part-way): such a layer has no row,
-    so the table alone cannot say it is missing."""
-    from brainalign.results.provenance import benchmark_entries
-
-    lines = []
+def _failed_layers(res: ResultsFolder) -> list[tuple[str, str, str, str]]:
+    """(model, benchmark, layer, why) for every layer a run could not score, from the metas
+    (activations holding NaN/inf, a metric that refused the layer, a forward pass that fails
+    part-way, under :data:`FORWARD_STOPPED`): such a layer has no row, so the table alone cannot
+    say it is missing."""
+    found = []
     for meta in res.metas.values():
         for entry in benchmark_entries(meta)[0]:
             for model, failed in (entry.get("failed_layers") or {}).items():
-                for layer, why in (failed or {}).items():
-                    lines.append(f"not scored: {model} × {entry.get('benchmark')}: {layer}: {why}")
-    return list(dict.fromkeys(lines))
+                found += [(str(model), str(entry.get("benchmark")), str(layer), str(why))
+                          for layer, why in (failed or {}).items()]
+    return list(dict.fromkeys(found))
 
 
 def _reduced_layers(t: pd.DataFrame) -> list[str]:
@@ -232,7 +232,8 @@ def within_noise_pairs(compare: pd.DataFrame) -> dict[tuple[str, frozenset[str]]
 
 
 def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = None,
-                     table_id: str = "leaderboard", compare: pd.DataFrame | None = None) -> str:
+                     table_id: str = "leaderboard", compare: pd.DataFrame | None = None,
+                     partial: dict[tuple[str, str], str] | None = None) -> str:
     """A sortable leaderboard: one row per model, the chosen layer's score per benchmark and the
     mean. The mean and the rank use only the ceiling-normalised benchmarks (one common scale, as
     in Brain-Score); raw-only benchmarks are shown, labelled "(raw)", and left out of the mean.
@@ -241,7 +242,8 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
     the reason in the cell's tooltip. With ``compare`` (compare.csv), a rank gets "≈" where the
     compare section finds this model's difference to the model ranked just above within noise on
     every benchmark of the mean it compared them on. A benchmark scored on a stimulus subset
-    (``--max-stimuli``) says so in its header and cells."""
+    (``--max-stimuli``) says so in its header and cells. ``partial``: (model, benchmark) → why a
+    pair was scored only in part (a forward pass that fails part-way); its cell says "in part"."""
     scores, layers = best_matrix(table)
     benches = [b for b in scores.columns if benchmarks is None or b in set(benchmarks)]
     scores, layers = scores[benches], layers[benches]
@@ -300,6 +302,9 @@ def leaderboard_html(table: pd.DataFrame, benchmarks: Sequence[str] | None = Non
             dv = f"{v:.6g}" if np.isfinite(v) else ""
             sub_tip = f' title="{_e(subsets[b])}: {_e(SUBSET_NOTE)}"' if subsets[b] else ""
             sub_mark = ' <span class="layer">subset</span>' if subsets[b] and np.isfinite(v) else ""
+            why_part = (partial or {}).get((model, b))
+            if why_part and np.isfinite(v):  # only the layers before the failing module were scored
+                sub_mark += f' <span class="layer" title="{_e(why_part)}">in part</span>'
             cells.append(f'<td data-value="{dv}"{sub_tip}>{_fmt(v)}{lay}{sub_mark}</td>')
         w = weights.loc[model, "weights"] if "weights" in weights else ""
         wh = weights.loc[model, "weights_hash"] if "weights_hash" in weights else ""
@@ -506,7 +511,9 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     # CSVs brainalign writes that are not score tables (compare.csv, demo RF fits…) are in res.other,
     # listed under provenance, not warned of.
     warn = [f"skipped {f}: {r}" for f, r in res.skipped] + list(res.notes)
-    warn += _failed_layers(res)
+    failed = _failed_layers(res)
+    warn += [f"not scored: {m} × {b}: {layer}: {why}" for m, b, layer, why in failed]
+    partial = {(m, b): why for m, b, layer, why in failed if layer == FORWARD_STOPPED}
     reduced = _reduced_layers(t)
     if reduced:  # a memory budget, --max-features or reducers= changed what was measured: said at the top
         warn.append("scored on reduced activations (the reduction column says how; set by a memory budget, "
@@ -549,13 +556,13 @@ def build_report(results: PathLike | ResultsFolder, out: PathLike | None = None,
     if real:
         body.append(f'<p class="sub" id="leaderboard-mean">'
                     f'{_e(mean_description(*mean_benchmarks(t, real)))}.</p>')
-        body.append(leaderboard_html(t, real, "leaderboard", compare))
+        body.append(leaderboard_html(t, real, "leaderboard", compare, partial))
     if simulated:
         body += ["<h3>Simulated data</h3>",
                  '<p class="sub">Benchmarks on simulated responses (known ground truth) are ranked '
                  "apart from real brain data and never averaged with it.</p>",
                  leaderboard_html(t, simulated, "leaderboard" if not real else "leaderboard-simulated",
-                                  compare)]
+                                  compare, partial)]
     if len(res.failures):
         n_models = res.failures["model"].nunique()
         body += [f"<h2>Failed models ({n_models})</h2>",

@@ -31,6 +31,9 @@ PER_MODEL = ("models", "placement", "reduction", "memory_plan", "failed_layers")
 # Keyed by model or by benchmark: merged (every key kept) rather than first-wins.
 MERGED = (*PER_MODEL, "timing_s")
 ENTRIES = "benchmarks"  # a meta describing several benchmarks lists them under this key
+FORWARD_STOPPED = "(forward pass)"
+"""Key in ``meta["failed_layers"][model]`` of a model whose forward pass fails part-way: only the
+layers before the failing module were scored (:attr:`BrainModel.forward_stopped` says why)."""
 
 
 def benchmark_entries(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
