@@ -47,22 +47,24 @@ def _benchmark_lines() -> list[str]:
     a data directory, or in the download cache) or is fetched on first use."""
     from brainalign.benchmarks.spec import find_benchmark, list_benchmarks
     from brainalign.data.fetch import downloaded
-    from brainalign.data.manifest import load_manifest
+    from brainalign.data.manifest import Manifest, load_manifest
     from brainalign.errors import BrainAlignError
     from brainalign.settings import data_dirs
 
-    cached = downloaded()
+    cached, dirs = downloaded(), data_dirs()
+    manifests: dict[str, Manifest] = {}  # one read per dataset (the V1 properties share one)
     rows = []
     for bid in list_benchmarks():
         try:
             spec = find_benchmark(bid)
-            manifest = load_manifest(spec.dataset)
+            manifest = manifests.get(spec.dataset) or manifests.setdefault(spec.dataset,
+                                                                           load_manifest(spec.dataset))
         except BrainAlignError as err:  # a broken definition of the user's: listed, said broken
             rows.append((bid, "?", "", f"unreadable: {str(err).splitlines()[0]}"))
             continue
         if not manifest.files:
             data = f"{spec.dataset}: generated, no files"
-        elif any((d / manifest.local_dir).is_dir() for d in data_dirs()):
+        elif any((d / manifest.local_dir).is_dir() for d in dirs):
             data = f"{spec.dataset}: local copy"
         elif spec.dataset in cached:
             data = f"{spec.dataset}: in the download cache"
