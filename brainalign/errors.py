@@ -203,10 +203,11 @@ class DuplicateModelNameError(BrainAlignError, ValueError):
     """Two models of one run under the same name (two checkpoints of one training run): their rows
     would be read as one model's."""
 
-    def __init__(self, name: str, first: str, second: str):
+    def __init__(self, name: str, first: str, second: str, why: str = ""):
         self.name = name
         super().__init__(
-            f"{second} is named {name!r}, as {first} of this run is: their scores would be one model's rows. "
+            f"{second} is named {name!r}, as {first} of this run is{f' ({why})' if why else ''}: their scores "
+            "would be one model's rows. "
             "Give each a distinct name: `--label` per `--model` (brainalign score), `label` in a batch "
             "list, or model.name = … in Python")
 

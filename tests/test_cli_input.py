@@ -17,8 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from brainalign.cli import main
-from brainalign.errors import BatchLockedError
+from brainalign.errors import BatchLockedError, BatchSpecError
 from brainalign.runner import ModelEntry, run_batch
+from brainalign.runner.batch import read_models
 from brainalign.runner.progress import BatchProgress
 from tests.batch_models import write_quick_benchmark
 from tests.conftest import needs_data
@@ -83,11 +84,20 @@ def test_unknown_model_ids_and_missing_checkpoints_are_refused_before_any_work(t
                                   "--out", str(tmp_path / "o")])
     assert r.exit_code == 2, r.output
     assert "Unknown model 'torchvision:no_such_net'" in r.output and "Unknown model 'foo:bar'" in r.output
-    assert "gone.pt': neither random, pretrained nor an existing checkpoint file" in r.output
+    assert r.output.count("gone.pt': no such checkpoint file") == 1  # one --weights for all: said once
     assert "reading the data" not in r.output and not (tmp_path / "o").exists()
     (tmp_path / "tinynet.py").write_text("def build():\n    pass\n")
     r = CliRunner().invoke(main, ["score", "--model", f"file:{tmp_path / 'tinynet.py'}:buil", "--benchmark", HIT])
     assert r.exit_code == 2 and "tinynet.py defines no 'buil'; it defines ['build']" in r.output, r.output
+    # The same check and words as a batch model list (runner.batch.model_list_problems)
+    r = CliRunner().invoke(main, ["score", "--model", "zoo:lenet5", "--model", "zoo:lenet5", "--benchmark", HIT,
+                                  "--out", str(tmp_path / "o")])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--model 'zoo:lenet5' is named 'zoo:lenet5', as --model 'zoo:lenet5'" in text, text
+    assert "reading the data" not in text and not (tmp_path / "o").exists()
+    (tmp_path / "m.txt").write_text("zoo:lenet5\nzoo:lenet5\n")
+    with pytest.raises(BatchSpecError, match=r"models\[1\]\.id 'zoo:lenet5' is named 'zoo:lenet5', as models\["):
+        read_models(tmp_path / "m.txt")
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path):

@@ -192,14 +192,16 @@ def test_two_checkpoints_of_one_run_in_one_score_run_are_refused_by_name(run, da
                                   "--out", str(out)])
     text = " ".join(r.output.split())
     assert r.exit_code == 2, r.output
-    assert f"file:{run.checkpoints[2]} is named '{a.name}', as file:{run.checkpoints[0]} of this run is" in text
+    assert (f"--model 'file:{run.checkpoints[2]}' is named '{a.name}', as --model 'file:{run.checkpoints[0]}' "
+            "of this run is (checkpoints of one training run load under its name)") in text
     assert "--label" in text and "reading the data" not in text and not out.exists()
     listed = tmp_path / "models.yaml"
     listed.write_text("models:\n  - zoo:lenet5\n" + "".join(f"  - {{id: 'file:{run.checkpoints[k]}'}}\n"
                                                            for k in (0, 2)))
-    with pytest.raises(BatchSpecError, match=rf"models 1 \(file:.*\) and 2 \(file:.*\) both load as '{a.name}'"):
+    said = rf"models\[2\]\.id 'file:.*' is named '{a.name}', as models\[1\]\.id 'file:"
+    with pytest.raises(BatchSpecError, match=said):
         read_models(listed)
-    with pytest.raises(BatchSpecError, match="both load as"):
+    with pytest.raises(BatchSpecError, match="load under its name"):
         ba.run_batch([f"file:{run.checkpoints[k]}" for k in (0, 2)], ["kriegeskorte2008.hIT-rsa"], tmp_path / "b")
     listed.write_text("models:\n" + "".join(f"  - {{id: 'file:{run.checkpoints[k]}', label: e{k}}}\n"
                                              for k in (0, 2)))

@@ -147,39 +147,28 @@ def save_results(result: Any, out_dir: Path) -> Path:
 
 def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], weights: str) -> None:
     """What can be known of the models before any data is read, not after the models before them
-    were scored: labels that do not pair with the models, ids no source knows, your module's
-    callables and checkpoints that are not there, and checkpoints of one training run without
-    labels (they load under the run's one name, so their rows would be one model's; read from
-    the files' metadata, weights mapped, not read). Other names are checked as each model loads.
+    were scored: labels that do not pair with the models, then batch's check of a model list
+    (:func:`~brainalign.runner.batch.model_list_problems`: ids no source knows, your module's
+    callables, a checkpoint that is not there, two models whose rows would carry one name). Other
+    names are checked as each model loads.
 
     Raises
     ------
     click.UsageError
         Every problem found, at once.
     """
-    from brainalign.errors import DuplicateModelNameError
-    from brainalign.models.file_source import checkpoint_model_name, missing_callable
-    from brainalign.models.registry import unknown_model
+    from brainalign.runner.batch import ModelEntry, model_list_problems
 
     if labels and len(labels) != len(models):
         raise click.UsageError(f"{len(labels)} --label for {len(models)} --model: give one label per model, "
                                "in the order of the models")
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
-    unknown = [str(err).splitlines()[0] for err in map(unknown_model, models) if err is not None]
-    unknown += [f"{mid}: {why}" for mid in models if mid.startswith("file:")
-                and (why := missing_callable(mid.removeprefix("file:")))]
-    if weights not in ("random", "pretrained") and not Path(weights).expanduser().is_file():
-        unknown.append(f"--weights {weights!r}: neither random, pretrained nor an existing checkpoint file")
-    if unknown:
-        raise click.UsageError("\n".join(unknown) + "\n(`brainalign list models` lists the ids)")
-    seen: dict[str, str] = {}
-    for mid in models if not labels else ():
-        name = checkpoint_model_name(mid)
-        if name in seen:
-            raise click.UsageError(str(DuplicateModelNameError(name, seen[name], mid)))
-        if name is not None:
-            seen[name] = mid
+    entries = [ModelEntry(id=mid, weights=weights, label=label)
+               for mid, label in zip(models, labels or [None] * len(models), strict=True)]
+    problems = model_list_problems(entries, at=lambda i, key: {"id": "--model"}.get(key, f"--{key}"))
+    if problems:  # one --weights for every model: said once
+        raise click.UsageError("\n".join(dict.fromkeys(problems)) + "\n(`brainalign list models` lists the ids)")
 
 
 @click.command("score")

@@ -51,7 +51,13 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brainalign.activations.blas import numpy_blas_one_thread
-from brainalign.errors import BatchLockedError, BatchOutputError, BatchSpecError, without_names
+from brainalign.errors import (
+    BatchLockedError,
+    BatchOutputError,
+    BatchSpecError,
+    DuplicateModelNameError,
+    without_names,
+)
 from brainalign.io import atomic_write, interrupt_after
 from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
@@ -200,69 +206,74 @@ def read_models(path: PathLike) -> list[ModelEntry]:
     return entries
 
 
-def check_entries(entries: Sequence[ModelEntry], where: object) -> None:
-    """What can be known of a model list before any pair runs, without loading a model or running
-    your code: ids no source knows (:func:`~brainalign.models.registry.unknown_model`), weights
-    files that do not exist, a factory's module and the callable of a factory or a ``file:`` id
-    (read from the module's source), then the names the rows would carry (:func:`check_names`).
+EntryField = Callable[[int, str], str]
+"""Where field ``key`` of entry ``i`` was given, for messages: ``models[i].weights`` in a model
+list (:func:`in_model_list`), ``--weights`` on ``brainalign score``'s command line."""
 
-    Raises
-    ------
-    BatchSpecError
-        Naming every entry at fault at once (``models[i]``) and ``where`` (the list).
+
+def in_model_list(i: int, key: str) -> str:
+    """:data:`EntryField` of a batch model list."""
+    return f"models[{i}].{key}"
+
+
+def model_list_problems(entries: Sequence[ModelEntry], at: EntryField = in_model_list) -> list[str]:
+    """What can be known of a list of models before any pair runs, without loading a model or
+    running your code, each problem said where ``at`` places it: ids no source knows
+    (:func:`~brainalign.models.registry.unknown_model`), weights files that do not exist, a
+    factory's module and the callable of a factory or a ``file:`` id (read from the module's
+    source); then, when all those are right, two entries whose rows would carry one model name
+    (equal labels or ids, or checkpoints of one training run, which load under the run's one name:
+    read from the files' metadata, weights mapped, not read). One check for batch model lists
+    (:func:`check_entries`) and for ``brainalign score``'s ``--model``s. Empty when all is well.
     """
-    from brainalign.models.file_source import missing_callable, module_exists
+    from brainalign.models.file_source import checkpoint_model_name, missing_callable, module_exists
     from brainalign.models.registry import unknown_model
 
     problems = []
     for i, e in enumerate(entries):
         if e.weights not in ("random", "pretrained", "custom") and not Path(e.weights).expanduser().is_file():
-            problems.append(f"models[{i}].weights {e.weights!r}: no such checkpoint file")
+            problems.append(f"{at(i, 'weights')} {e.weights!r}: no such checkpoint file (weights are "
+                            "random, pretrained or the path of a checkpoint)")
         mod = (e.factory or "").partition(":")[0]
         if e.factory and not module_exists(mod):
-            problems.append(f"models[{i}].factory {e.factory!r}: no module {mod!r} on the Python path, and "
+            problems.append(f"{at(i, 'factory')} {e.factory!r}: no module {mod!r} on the Python path, and "
                             f"no {mod.replace('.', '/')}.py in the working directory {Path.cwd()}")
             continue
-        ref, what = (e.factory, "factory") if e.factory else (e.id or "", "id")
+        ref, key = (e.factory, "factory") if e.factory else (e.id or "", "id")
         if e.factory or ref.startswith("file:"):
             why = missing_callable(ref.removeprefix("file:"))
         else:
             err = unknown_model(ref)
             why = str(err).splitlines()[0] if err is not None else None  # the listing of sources left out
         if why:
-            problems.append(f"models[{i}].{what} {ref!r}: {why}")
+            problems.append(f"{at(i, key)} {ref!r}: {why}")
     if problems:
-        raise BatchSpecError(f"{where}: " + "\n  ".join(problems))
-    check_names(entries, where)
+        return problems
+    seen: dict[str, tuple[int, bool]] = {}
+    for i, e in enumerate(entries):
+        # A label names the rows; without one, a checkpoint loads under its training run's name.
+        ckpt = None if e.label or not e.id else checkpoint_model_name(e.id)
+        name = ckpt or e.name
+        if name in seen:
+            j, j_ckpt = seen[name]
+            return [str(DuplicateModelNameError(
+                name, f"{at(j, 'id')} {entries[j].id or entries[j].name!r}", f"{at(i, 'id')} {e.id or e.name!r}",
+                why="checkpoints of one training run load under its name" if ckpt or j_ckpt else ""))]
+        seen[name] = (i, ckpt is not None)
+    return []
 
 
-def check_names(entries: Sequence[ModelEntry], where: object) -> None:
-    """Refuse two entries whose rows would carry one model name: equal labels or ids, or
-    checkpoints of one training run (they load under the run's one name; read from the files'
-    metadata, weights mapped, not read), before any pair runs.
+def check_entries(entries: Sequence[ModelEntry], where: object) -> None:
+    """Refuse a batch model list with any problem :func:`model_list_problems` finds.
 
     Raises
     ------
     BatchSpecError
-        Naming both entries and ``where`` (the model list), and how to tell them apart (``label``).
+        Naming every entry at fault at once (``models[i]``) and ``where`` (the list).
     """
-    from brainalign.models.file_source import checkpoint_model_name
-
-    seen: dict[str, int] = {}
-    for i, e in enumerate(entries):
-        if e.name in seen:
-            raise BatchSpecError(f"{where}: models {seen[e.name]} and {i} are both named {e.name!r}; "
-                                 f"give them distinct 'label's")
-        seen[e.name] = i
-    loads_as: dict[str, int] = {}
-    for i, e in enumerate(entries):
-        name = (None if e.label or not e.id else checkpoint_model_name(e.id)) or e.name
-        if name in loads_as:  # equal entry names were refused above: a checkpoint's name is one of them
-            j = loads_as[name]
-            raise BatchSpecError(f"{where}: models {j} ({entries[j].id or entries[j].name}) and {i} "
-                                 f"({e.id or e.name}) both load as {name!r} (checkpoints of one training "
-                                 "run share its name): give them distinct 'label's")
-        loads_as[name] = i
+    problems = model_list_problems(entries)
+    if problems:
+        raise BatchSpecError(f"{where}: " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)
