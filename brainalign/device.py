@@ -11,6 +11,10 @@ import torch
 
 from brainalign.errors import DeviceUnavailableError
 
+DeviceLike = str | torch.device | None
+"""What ``device=`` takes everywhere: ``"auto"`` (or None), ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``,
+``"mps"``, or a ``torch.device``; read by :func:`resolve_device`."""
+
 DEVICE_CHOICES = "auto (CUDA when available, else CPU), cpu, cuda, cuda:<index> or mps"
 
 
@@ -44,7 +48,7 @@ def check_device(device: torch.device) -> torch.device:
     return device
 
 
-def resolve_device(device: str | torch.device | None = "auto", *like: object) -> torch.device:
+def resolve_device(device: DeviceLike = "auto", *like: object) -> torch.device:
     """The ``torch.device`` for ``device``: ``"auto"`` (or None), ``"cpu"``, ``"cuda"``,
     ``"cuda:<i>"``, ``"mps"`` (any case) or a ``torch.device``.
 

@@ -35,7 +35,7 @@ from brainalign.activations.budget import available_memory, parse_bytes, plan_me
 from brainalign.activations.stream import LayerStream
 from brainalign.data.placement import place_stimuli
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import MemoryBudgetError, MetricInputError, StimulusError
 from brainalign.metrics._backend import as_torch
 from brainalign.metrics.cka import center_gram
@@ -45,6 +45,7 @@ from brainalign.settings import PathLike
 
 if TYPE_CHECKING:
     import pandas as pd
+
 
 Metric = Literal["cka", "cka_rbf", "rsa"]
 METRICS = ("cka", "cka_rbf", "rsa")
@@ -59,7 +60,7 @@ _BLOCK_BYTES = 256 * 2**20  # float64 feature block moved to the device at a tim
 # ----------------------------------------------------------------------------------------------
 
 def gram_matrix(X: np.ndarray | torch.Tensor, *, centre: Literal["stimuli", "features", "none"] = "none",
-                device: str | torch.device = "cpu", block_bytes: int = _BLOCK_BYTES,
+                device: DeviceLike = "cpu", block_bytes: int = _BLOCK_BYTES,
                 precision: Literal["float64", "float32"] = "float64") -> torch.Tensor:
     """The float64 (stimulus × stimulus) Gram matrix X Xᵀ, accumulated over feature blocks.
 
@@ -326,7 +327,7 @@ def _summary_or_nan(summarise: _Summariser, X: np.ndarray, where: str, notes: li
 
 
 def _record(model: BrainModel, stimuli: StimulusSet | torch.Tensor, layers: list[str], summarise: _Summariser,
-            *, batch_size: int, device: str | torch.device, budget: int | None, progress: bool
+            *, batch_size: int, device: DeviceLike, budget: int | None, progress: bool
             ) -> tuple[dict[str, torch.Tensor], list[str], dict[str, Any]]:
     """Stream ``layers`` once and reduce each to its summary vector; returns the vectors, the
     plan's notes (and undefined layers) and the per-layer reduction."""
@@ -345,7 +346,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
                    stimuli: StimulusSet | torch.Tensor | PathLike | str | None = None, *,
                    metric: Metric = "cka", layers_a: str | Sequence[str] | None = None,
                    layers_b: str | Sequence[str] | None = None, batch_size: int = 64,
-                   device: str | torch.device = "auto", memory_budget: int | str | None = "auto",
+                   device: DeviceLike = "auto", memory_budget: int | str | None = "auto",
                    debiased: bool = False, rdm_distance: str = "correlation",
                    rsa_comparator: str = "spearman", sigma: float | None = None,
                    sigma_scale: float = 1.0, precision: Literal["float64", "float32"] = "float64",

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from brainalign.activations.budget import BYTES_PER_VALUE, layer_features, usable_cores
 from brainalign.activations.reducers import reducer_per_layer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import ForwardError, StimulusError
 from brainalign.models.base import BrainModel, kept_state, on_device
 
@@ -271,7 +271,7 @@ def _job(model: BrainModel, stimuli: Any, layers: str | Sequence[str] | None,
 
 def _record(model: BrainModel, job: _Job,
             on_complete: Callable[[str, torch.Tensor, tuple[int, ...], bool], None],
-            *, batch_size: int, device: str | torch.device,
+            *, batch_size: int, device: DeviceLike,
             progress: bool, keep_on_device: bool, cancelled: Callable[[], bool] = lambda: False) -> None:
     """Run the batches of ``job``; ``on_complete(layer, buffer, shape, shared)`` gets each
     layer's (stimulus × unit) buffer as soon as its last batch is recorded (during the last
@@ -506,7 +506,7 @@ def extract(
     layers: str | Sequence[str] | None = None,
     *,
     batch_size: int = 64,
-    device: str | torch.device = "auto",
+    device: DeviceLike = "auto",
     reducers: Reducer | Mapping[str, Reducer] | None = None,
     stimulus_ids: Sequence[str] | None = None,
     progress: bool = False,
@@ -591,7 +591,7 @@ def iter_extract(
     layers: str | Sequence[str] | None = None,
     *,
     batch_size: int = 64,
-    device: str | torch.device = "auto",
+    device: DeviceLike = "auto",
     reducers: Reducer | Mapping[str, Reducer] | None = None,
     stimulus_ids: Sequence[str] | None = None,
     progress: bool = False,

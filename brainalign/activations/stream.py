@@ -21,7 +21,7 @@ from brainalign.activations.cache import (
 from brainalign.activations.extract import iter_extract
 from brainalign.activations.reducers import custom_reducer, describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.models.base import BrainModel
 
 LayerCallback = Callable[[str, int, int], None]
@@ -38,7 +38,7 @@ class LayerStream:
     """
 
     def __init__(self, model: BrainModel, stimuli: StimulusSet | torch.Tensor, plan: MemoryPlan, *,
-                 batch_size: int, device: str | torch.device, progress: bool,
+                 batch_size: int, device: DeviceLike, progress: bool,
                  cache: ActivationCache | None, stimulus_ids: Sequence[str] | None,
                  on_layer: LayerCallback | None):
         self.model, self.stimuli, self.plan = model, stimuli, plan
@@ -121,7 +121,7 @@ class LayerStream:
 
 def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
                   layers: str | Sequence[str] | None = None, *, batch_size: int = 64,
-                  device: str | torch.device = "auto", progress: bool = False,
+                  device: DeviceLike = "auto", progress: bool = False,
                   reducers: Any = None, max_features: int | None = None,
                   memory_budget: int | str | None = None, adapt: bool = True,
                   cache: ActivationCache | None = None, stimulus_ids: Sequence[str] | None = None,

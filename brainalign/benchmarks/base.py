@@ -26,7 +26,7 @@ from brainalign.data.manifest import Manifest, load_manifest
 from brainalign.data.placement import Placement, place_stimuli
 from brainalign.data.readers import read
 from brainalign.data.stimuli import StimulusSet
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import (
     BenchmarkDefinitionError,
     LayerActivationError,
@@ -212,7 +212,7 @@ class Benchmark:
 
     def layer_activations(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
                           stimuli: StimulusSet | None = None, batch_size: int = 64,
-                          device: str = "auto", progress: bool = False,
+                          device: DeviceLike = "auto", progress: bool = False,
                           **stream: Any) -> LayerStream:
         """The model's responses to ``stimuli`` (default :attr:`stimuli`; benchmarks pass them
         placed by :meth:`place`), one layer at a time, memory-bounded.
@@ -309,7 +309,7 @@ class Benchmark:
         return {}
 
     def __call__(self, model: BrainModel, layers: str | Sequence[str] | None = None, *,
-                 batch_size: int = 64, device: str = "auto", progress: bool = False,
+                 batch_size: int = 64, device: DeviceLike = "auto", progress: bool = False,
                  memory_budget: int | str | None = None, max_features: int | None = None,
                  reducers: Any = None, cache: Any = None, on_layer: Any = None) -> ScoreResult:
         """Record ``model`` on the benchmark's stimuli and score every layer (every kind).

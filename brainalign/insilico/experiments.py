@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from brainalign.insilico import tuning
 from brainalign.insilico.recording import centre_reducer, physiology_view, unit_layout
 from brainalign.insilico.stimuli import FieldOfView, GratingImages
 from brainalign.models.base import BrainModel
+
+if TYPE_CHECKING:
+    from brainalign.device import DeviceLike
 
 PROPERTIES = ("preferred_orientation", "circular_variance", "orientation_bandwidth",
               "orthogonal_preferred_ratio", "osi", "orientation_selective",
@@ -193,7 +196,7 @@ def grating_experiments(model_or_fov: BrainModel | FieldOfView,
 
 
 def measure_properties(model: BrainModel, layer: str, settings: ExperimentSettings | None = None, *,
-                       batch_size: int = 128, device: str = "auto") -> PropertyTable:
+                       batch_size: int = 128, device: DeviceLike = "auto") -> PropertyTable:
     """Run the orientation/SF/phase and size experiments on ``layer`` and compute per-unit
     properties: :func:`grating_experiments` recorded through the memory-bounded layer stream
     (centre unit of each channel), then :func:`properties_from_responses`.

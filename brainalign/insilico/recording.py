@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from brainalign.activations.extract import extract
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import StimulusError, UnitLocationError
 from brainalign.models.base import BrainModel, on_device
 from brainalign.models.preprocess import ImageTransform
@@ -159,7 +159,7 @@ def physiology_view(model: BrainModel) -> BrainModel:
 
 
 def record(model: BrainModel, layer: str, images: np.ndarray | torch.Tensor, *, batch_size: int = 128,
-           device: str = "auto") -> np.ndarray:
+           device: DeviceLike = "auto") -> np.ndarray:
     """Responses (N, units) of ``layer``'s units to (N, H, W) contrast images.
 
     Raises

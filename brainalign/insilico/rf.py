@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from brainalign.activations.extract import extract
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import StimulusError
 from brainalign.insilico.recording import centre_reducer, input_converter, unit_layout
 from brainalign.insilico.stimuli import FieldOfView
@@ -63,7 +63,7 @@ def _noise_batch(gen: torch.Generator, n: int, m: int, kind: str, device: torch.
 
 def map_receptive_fields(model: BrainModel, layer: str, *, n_frames: int = 10_000, block_px: int = 1,
                          noise: str = "white", method: str = "sta", batch_size: int = 256,
-                         seed: int = 0, device: str = "auto", ridge_alphas: tuple[float, ...] = (
+                         seed: int = 0, device: DeviceLike = "auto", ridge_alphas: tuple[float, ...] = (
                              1e-1, 1e0, 1e1, 1e2, 1e3, 1e4)) -> RFMaps:
     """Map the receptive fields of ``layer``'s units with noise.
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import MetricInputError
 from brainalign.metrics.pls import pls_fit
 from brainalign.metrics.ridge import (
@@ -262,7 +262,7 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
                    cv: int | object | Sequence[Split] = 5, groups: np.ndarray | None = None,
                    stratify: np.ndarray | None = None, seed: int | None = 0,
                    inner_cv: str | int | object = "loo", n_components: int = 25,
-                   n_targets_batch: int | None = None, device: str | torch.device = "auto",
+                   n_targets_batch: int | None = None, device: DeviceLike = "auto",
                    dtype: Literal["float64", "float32"] = "float64") -> EncodingScore:
     """Cross-validated encoding score: held-out Pearson r per neuroid.
 

@@ -13,7 +13,7 @@ import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.metrics.pls import pls_fit
 from brainalign.metrics.ridge import (
     Design,
@@ -122,7 +122,7 @@ class RidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas: np.ndarray | None = None, cv: str | int | object = "loo",
                  fit_intercept: bool = True, alpha_per_target: bool = True,
-                 n_targets_batch: int | None = None, device: str = "auto", dtype: str = "float64"):
+                 n_targets_batch: int | None = None, device: DeviceLike = "auto", dtype: str = "float64"):
         self.alphas = alphas
         self.cv = cv
         self.fit_intercept = fit_intercept
@@ -184,7 +184,7 @@ class PLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
     intercept_ : ndarray (targets,)
     """
 
-    def __init__(self, n_components: int = 25, scale: bool = True, device: str = "auto",
+    def __init__(self, n_components: int = 25, scale: bool = True, device: DeviceLike = "auto",
                  dtype: str = "float64"):
         self.n_components = n_components
         self.scale = scale

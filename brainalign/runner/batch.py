@@ -45,7 +45,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import Field, model_validator
@@ -62,6 +62,9 @@ from brainalign.io import atomic_write, interrupt_after
 from brainalign.results.details import save_details
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
+
+if TYPE_CHECKING:
+    from brainalign.device import DeviceLike
 
 
 @dataclass(frozen=True)
@@ -841,7 +844,7 @@ def _some(names: Sequence[str], most: int = 10) -> str:
 
 def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequence[str] | str,
               out: PathLike, *, resume: bool = False, layers: Sequence[str] | None = None,
-              workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: str = "auto",
+              workers: int = 1, scheduler: Any = None, batch_size: int = 64, device: DeviceLike = "auto",
               max_features: int | None = None, memory_budget: int | str | None = None,
               cache_dir: PathLike | None = None, data_dir: PathLike | Sequence[PathLike] | None = None,
               threads: int | None = None, progress: Any = None, n_bootstrap: int | None = None,

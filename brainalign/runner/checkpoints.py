@@ -9,7 +9,7 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.models.checkpoint import apply_checkpoint, checkpoint_metadata
 from brainalign.models.registry import load_model
 from brainalign.results.result import ScoreResult
@@ -31,7 +31,7 @@ def list_checkpoints(run: PathLike | Sequence[PathLike]) -> list[Path]:
 
 def score_checkpoints(run: PathLike | Sequence[PathLike], benchmark: str | Benchmark, *,
                       layers: str | Sequence[str] | None = None, batch_size: int = 64,
-                      device: str = "auto", data_dir: PathLike | Sequence[PathLike] | None = None,
+                      device: DeviceLike = "auto", data_dir: PathLike | Sequence[PathLike] | None = None,
                       progress: bool = False, **benchmark_kwargs: Any) -> ScoreResult:
     """Score each checkpoint of a run on one benchmark; the table gains an ``epoch`` column.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
-from brainalign.device import resolve_device
+from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
 from brainalign.results.result import ScoreResult
@@ -17,7 +17,7 @@ from brainalign.settings import PathLike
 
 
 def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark | Sequence[str | Benchmark],
-          *, layers: str | Sequence[str] | None = None, batch_size: int = 64, device: str = "auto",
+          *, layers: str | Sequence[str] | None = None, batch_size: int = 64, device: DeviceLike = "auto",
           data_dir: PathLike | Sequence[PathLike] | None = None, progress: bool = False,
           memory_budget: int | str | None = None, max_features: int | None = None, reducers: Any = None,
           cache: Any = None, on_layer: Any = None, **benchmark_kwargs: Any) -> ScoreResult:
