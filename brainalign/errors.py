@@ -212,6 +212,22 @@ class DuplicateModelNameError(BrainAlignError, ValueError):
             "list, or model.name = … in Python")
 
 
+class OtherNetworkError(BrainAlignError, ValueError):
+    """An output folder keeps rows of a model name from other weights than the model now scored
+    under that name, on benchmarks this run does not score again: the folder would hold two
+    networks under one name, and its report would average them as one model."""
+
+    def __init__(self, folder: object, name: str, held: dict[str, str], weights_hash: str):
+        self.name = name
+        others = ", ".join(sorted({h[:12] for h in held.values()}))
+        super().__init__(
+            f"{folder} keeps rows of {name!r} on {', '.join(sorted(held))} from other weights (sha256 "
+            f"{others}…) than the {name!r} scored now (sha256 {weights_hash[:12]}…): the folder would hold "
+            "two networks under one name, and its report would average them. Give this one its own name "
+            "(`--label` for brainalign score, `label` in a batch list), write to another folder, or score "
+            "it on those benchmarks too (their rows are then replaced)")
+
+
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
 

@@ -238,7 +238,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.models.file_source import is_checkpoint
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
-    from brainalign.results.provenance import FORWARD_STOPPED
+    from brainalign.results.provenance import FORWARD_STOPPED, held_weights, refuse_other_network
 
     # From the first prepare (ceilings, bootstrap) to the last model's scores, numpy's BLAS runs
     # one thread per caller when torch computes on the CPU (activations.blas), and warnings are
@@ -286,6 +286,9 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                     if loaded_as.setdefault(model.name, mid) != mid:  # two checkpoints of one run
                         raise DuplicateModelNameError(model.name, loaded_as[model.name], mid)
                     names = model.resolve_layers(layers)
+                    if earlier is not None:  # its rows on other benchmarks there: the same network?
+                        refuse_other_network(held_weights(earlier.table, model.name, {b.id for b in benches}),
+                                             model.name, model.weights_hash, out_dir)
                     if out_dir is not None and plots_import is None:
                         # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
                         # the GIL) runs during the recording, when the forward pass has released the GIL

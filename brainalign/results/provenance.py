@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -116,3 +116,30 @@ def without_pairs(meta: dict[str, Any], pairs: set[tuple[str, str]]) -> dict[str
         if isinstance(e.get("models"), dict) and e["models"]:  # other models' rows are kept
             kept.append(e)
     return merge_metas([extras, *({ENTRIES: kept} if len(kept) > 1 else kept[:1] or [{}])])
+
+
+def held_weights(table: Any, model: str, besides: Collection[str]) -> dict[str, str]:
+    """benchmark → weights sha256 of the rows of ``model`` that ``table`` (a results table) holds on
+    benchmarks other than ``besides`` (those a run scores again, replacing their rows). Rows without
+    a hash (older tables) are left out."""
+    if table is None or not {"model", "benchmark", "weights_hash"} <= set(table.columns):
+        return {}
+    rows = table[(table["model"] == model) & ~table["benchmark"].isin(list(besides))]
+    return {str(b): str(h) for b, h in zip(rows["benchmark"], rows["weights_hash"], strict=True)
+            if isinstance(h, str) and h}
+
+
+def refuse_other_network(held: Mapping[str, str], model: str, weights_hash: str, folder: object) -> None:
+    """Refuse to score ``model`` (weights ``weights_hash``) into a folder that keeps its name's rows
+    from other weights (``held``: :func:`held_weights`), before any of its work.
+
+    Raises
+    ------
+    OtherNetworkError
+        Naming the folder, the benchmarks of the other weights and both hashes.
+    """
+    from brainalign.errors import OtherNetworkError
+
+    other = {b: h for b, h in held.items() if h != weights_hash}
+    if other:
+        raise OtherNetworkError(folder, model, other, weights_hash)

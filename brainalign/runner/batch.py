@@ -314,6 +314,9 @@ class PairTask:
     settings: BatchSettings
     key: str
     source: dict[str, str] | None = None  # file → sha256 of the model's own code (model_source)
+    # (benchmark, weights sha256) of the rows of this model's name that the folder keeps from
+    # earlier runs on benchmarks this run does not score: the model must be the same network.
+    held: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -395,6 +398,7 @@ def _score_pair(task: PairTask, out: dict[str, Any], on_layer: Callable[[str, in
         import torch
 
         from brainalign.activations.cache import ActivationCache
+        from brainalign.results.provenance import refuse_other_network
 
         s = task.settings
         if s.threads:
@@ -404,6 +408,7 @@ def _score_pair(task: PairTask, out: dict[str, Any], on_layer: Callable[[str, in
             benchmarks[task.benchmark] = s.load_benchmark(task.benchmark)
         bench = benchmarks[task.benchmark]
         model = task.model.load()
+        refuse_other_network(dict(task.held), model.name, model.weights_hash, "the output folder")
         cache = ActivationCache(s.cache_dir) if s.cache_dir else None
         result = bench(model, list(task.model.layers) if task.model.layers else None,
                        batch_size=s.batch_size, device=s.device, max_features=s.max_features,
@@ -526,6 +531,13 @@ class _Output:
                     if pair not in ours and pair not in earlier:
                         earlier[pair] = rows.reset_index(drop=True)
         return {pair: earlier[pair] for pair in sorted(earlier)}
+
+    def held(self, model: str) -> tuple[tuple[str, str], ...]:
+        """(benchmark, weights sha256) of the rows of ``model`` this folder keeps from earlier runs."""
+        from brainalign.results.provenance import held_weights
+
+        rows = [t for (m, _), t in self.earlier.items() if m == model]
+        return tuple(held_weights(pd.concat(rows), model, ()).items()) if rows else ()
 
     def _earlier_failures(self) -> list[dict[str, Any]]:
         """Failures an earlier run recorded (``errors/<key>.json``) for pairs this run does not
@@ -931,6 +943,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         lock = _Lock(outdir, progress.note)  # before anything in the folder is touched
         try:
             output = _Output(outdir, tasks)
+            tasks = output.tasks = [dataclasses.replace(t, held=output.held(t.model.name)) for t in tasks]
             if output.has_results() and not resume:
                 raise BatchOutputError(f"{outdir} holds results of an earlier run; resume it (--resume on the "
                                        "command line, resume=True from Python), or choose another output folder")
