@@ -3,6 +3,8 @@ point, naming the model, the input shape and the original error; never an empty 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from torch import nn
@@ -120,3 +122,56 @@ def test_a_model_whose_forward_pass_fails_part_way_is_scored_in_part_and_said_so
     row = html[html.index(f'<tr data-model="{model.name}"'):]
     row = row[:row.index("</tr>")]
     assert '>in part</span>' in row and "module &#x27;4&#x27; (Linear)" in row
+
+
+NANNET = ("from torch import nn\n\nclass Nan(nn.Module):\n    def forward(self, x):\n"
+          "        return x * float('nan')\n\ndef build():\n"
+          "    return nn.Sequential(nn.Conv2d(3, 8, 5, stride=4), Nan(), nn.AdaptiveAvgPool2d(2), nn.Flatten())\n")
+
+
+@needs_data
+@pytest.mark.parametrize("command", ["score", "batch"])
+@pytest.mark.parametrize("net", ["halfnet", "nannet"])
+def test_layers_that_cannot_be_scored_are_said_alike_by_score_and_batch(tmp_path, data_dir, command, net):
+    """A batch pair used to say "done" with exit 0 and nothing in its folder for the layers it
+    could not score (a forward pass failing part-way, NaN activations): the console, the log,
+    the folder's meta and the report now say what `score` says."""
+    from brainalign.results.provenance import FORWARD_STOPPED, unscored_layers
+
+    (tmp_path / f"{net}.py").write_text(HALFNET if net == "halfnet" else NANNET)
+    mid = f"file:{tmp_path / net}.py:build"
+    out = tmp_path / "o"
+    args = ["--benchmark", "kriegeskorte2008.hIT-rsa", "--n-bootstrap", "10", "--data-dir", str(data_dir),
+            "--out", str(out)]
+    if command == "score":
+        r = CliRunner().invoke(main, ["score", "--model", mid, *args])
+    else:
+        (tmp_path / "models.txt").write_text(mid + "\n")
+        r = CliRunner().invoke(main, ["batch", str(tmp_path / "models.txt"), *args])
+    text = " ".join(r.output.split())
+    failed = unscored_layers(ba.ScoreResult.load(out).meta)
+    if net == "halfnet":
+        assert r.exit_code == 1, r.output
+        assert "scored only in part" in text and "layer discovery stopped by an error in module '4'" in text
+        assert list(failed) == [FORWARD_STOPPED]
+    else:
+        assert r.exit_code == 0, r.output
+        assert sorted(failed) == ["1", "2"] and "NaN/inf" in failed["1"]
+        assert "warning:" in text and "NaN/inf" in text
+    assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
+    html = (out / "report.html").read_text()
+    assert all(f"× kriegeskorte2008.hIT-rsa: {layer}: " in html for layer in failed)
+    if command == "batch":
+        log = [json.loads(x) for x in (out / "batch.log.jsonl").read_text().splitlines()]
+        assert [e["failed_layers"] for e in log if e["event"] == "done"] == [failed]
+
+
+@needs_data
+def test_ba_score_says_which_layers_it_could_not_score(tmp_path, data_dir):
+    """From Python the NaN layers vanished from the table without a word (only the meta held them)."""
+    (tmp_path / "nannet.py").write_text(NANNET)
+    model = ba.load_model(f"file:{tmp_path / 'nannet.py'}:build")
+    with pytest.warns(UserWarning, match=r"'1'.*NaN/inf.*failed_layers") as caught:
+        res = ba.score(model, "kriegeskorte2008.hIT-rsa", data_dir=data_dir, n_bootstrap=10)
+    assert sorted(res.table["layer"].unique()) == ["0"]
+    assert sum("failed_layers" in str(w.message) for w in caught) == 2  # layers 1 and 2, once each

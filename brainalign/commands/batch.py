@@ -90,9 +90,15 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
         from brainalign.commands.score import report_step
 
         click.echo(f"next:\n{report_step(Path(out))}")
+    if report.partial:  # as `score` says it: scored, but only the layers before the failing module
+        click.echo(f"{len(report.partial)} pair(s) scored only in part, the model's forward pass failing "
+                   "part-way (see the warnings above; the rows of the layers before it are kept): "
+                   + ", ".join(report.partial), err=True)
     if not report.ok:
         for _, row in report.failures.iterrows():
             why = without_names(row["error"], row["model"], row["benchmark"])  # the line names both once
             why = "\n    ".join(str(why).splitlines() or [""])  # later lines of a multi-line error indented
             click.echo(f"failed: {row['model']} × {row['benchmark']}: {row['error_type']}: {why}", err=True)
+        sys.exit(1)
+    if report.partial:
         sys.exit(1)

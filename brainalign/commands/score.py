@@ -238,7 +238,12 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.models.file_source import is_checkpoint
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
-    from brainalign.results.provenance import FORWARD_STOPPED, held_weights, refuse_other_network
+    from brainalign.results.provenance import (
+        FORWARD_STOPPED,
+        held_weights,
+        refuse_other_network,
+        unscored_layers,
+    )
 
     # From the first prepare (ceilings, bootstrap) to the last model's scores, numpy's BLAS runs
     # one thread per caller when torch computes on the CPU (activations.blas), and warnings are
@@ -305,7 +310,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                                                progress=progress.bars, on_layer=progress.layer_done, **stream))
                         for line in warning_lines(caught, f"{model.name} × {bench.id}"):
                             progress.line(line)
-                        failed_here = parts[-1].meta.get("failed_layers", {}).get(model.name, {})
+                        failed_here = unscored_layers(parts[-1].meta)
                         for why in failed_here.values():
                             progress.line(f"warning: {why}")  # named, and the other layers are kept
                             said_in_pairs.add(why)

@@ -36,6 +36,16 @@ FORWARD_STOPPED = "(forward pass)"
 layers before the failing module were scored (:attr:`BrainModel.forward_stopped` says why)."""
 
 
+def unscored_layers(meta: dict[str, Any]) -> dict[str, str]:
+    """layer → why, for every layer the meta of a score says could not be scored, over its
+    benchmarks and models (:data:`FORWARD_STOPPED` for a forward pass that fails part-way)."""
+    out: dict[str, str] = {}
+    for entry in benchmark_entries(meta)[0]:
+        for failed in (entry.get("failed_layers") or {}).values():
+            out.update({str(k): str(v) for k, v in (failed or {}).items()})
+    return out
+
+
 def benchmark_entries(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The per-benchmark entries of a ``scores.meta.json`` and its other top-level keys.
 

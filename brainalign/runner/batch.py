@@ -60,6 +60,7 @@ from brainalign.errors import (
 )
 from brainalign.io import atomic_write, interrupt_after
 from brainalign.results.details import save_details
+from brainalign.results.provenance import FORWARD_STOPPED, unscored_layers
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
 
@@ -376,8 +377,8 @@ def run_pair(task: PairTask, on_layer: Callable[[str, int, int], None] | None = 
     dict
         ``key``, ``model``, ``benchmark``, ``ok``, ``seconds``, ``pid``, ``warnings`` (the message
         of every warning the pair raised: data for the coordinating process to summarise, not
-        lines a worker prints) and either ``table`` (a DataFrame) or ``error_type``, ``error``
-        and ``traceback``.
+        lines a worker prints) and either ``table`` (a DataFrame), ``details`` and ``meta`` (the
+        result's) or ``error_type``, ``error`` and ``traceback``.
     """
     from brainalign.runner.pair_warnings import collect_warnings
 
@@ -415,13 +416,25 @@ def _score_pair(task: PairTask, out: dict[str, Any], on_layer: Callable[[str, in
                        memory_budget=s.memory_budget, cache=cache, on_layer=on_layer)
         table = result.table.copy()  # every kind: the one schema (reduction included)
         table["pair_key"] = task.key
-        out.update(ok=True, table=table, details=result.details)
+        # The meta too: what `score` keeps in scores.meta.json (placement, reductions, the layers
+        # that could not be scored and why), so a batch folder says what a score folder says.
+        out.update(ok=True, table=table, details=result.details, meta=result.meta)
     except Exception as err:
         out.update(ok=False, error_type=type(err).__name__, error=str(err),
                    traceback=traceback.format_exc())
 
 
 _atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    """A meta JSON file, or None when it is missing or unreadable (a pair written before metas
+    were kept per pair)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 _HOST = socket.gethostname()
 
@@ -465,6 +478,9 @@ class BatchReport:
     out: Path | None = None
     summary: str = ""
     kept: list[str] = field(default_factory=list)  # "model × benchmark" of earlier pairs left as they were
+    # "model × benchmark" of this run's pairs scored only in part: the model's forward pass fails
+    # part-way, so only the layers before the failing module have rows (meta["failed_layers"]).
+    partial: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -489,12 +505,14 @@ class _Output:
                     with contextlib.suppress(OSError):
                         leftover.unlink()
         self.tables: dict[str, pd.DataFrame] = {}
+        self.metas: dict[str, dict[str, Any]] = {}  # pair key → its meta (pairs/<key>.meta.json)
         self.failures: dict[str, dict[str, Any]] = {}
         # (model, benchmark) → keys of its pair files under other keys (other settings or code):
         # removed once this run scores the pair, so no reader can take them for current.
         self.superseded: dict[tuple[str, str], list[str]] = {}
         self.earlier = self._earlier_pairs()
         self.earlier_failures = self._earlier_failures()
+        self.earlier_meta = self._earlier_meta()
 
     def _earlier_pairs(self) -> dict[tuple[str, str], pd.DataFrame]:
         """(model, benchmark) → rows of every pair already finished in the folder that this run
@@ -531,6 +549,24 @@ class _Output:
                     if pair not in ours and pair not in earlier:
                         earlier[pair] = rows.reset_index(drop=True)
         return {pair: earlier[pair] for pair in sorted(earlier)}
+
+    def _earlier_meta(self) -> dict[str, Any]:
+        """The meta of every earlier pair this run keeps: its pair file's, or for rows that
+        ``brainalign score --out`` wrote here, their share of the folder's ``scores.meta.json``."""
+        from brainalign.results.provenance import merge_metas, without_pairs
+
+        metas = []
+        from_pairs = set()
+        for pair, table in self.earlier.items():
+            key = str(table["pair_key"].iloc[0]) if "pair_key" in table and len(table) else ""
+            meta = _read_meta(self.pairs / f"{key}.meta.json") if key else None
+            if meta is not None:
+                metas.append(meta)
+                from_pairs.add(pair)
+        folder_meta = _read_meta(self.out / "scores.meta.json") or {}
+        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
+        rest = without_pairs(folder_meta, ours | from_pairs) if folder_meta else {}
+        return merge_metas([*metas, rest])
 
     def held(self, model: str) -> tuple[tuple[str, str], ...]:
         """(benchmark, weights sha256) of the rows of ``model`` this folder keeps from earlier runs."""
@@ -570,6 +606,7 @@ class _Output:
             path.unlink()
             return False
         self.tables[task.key] = table
+        self.metas[task.key] = _read_meta(self.pairs / f"{task.key}.meta.json") or {}
         return True
 
     def log(self, event: str, task: PairTask, **extra: Any) -> None:
@@ -591,8 +628,12 @@ class _Output:
             # The per-layer details (bootstrap samples, per neuroid, …) first: a pair whose table
             # is on disk (finished, for --resume) always has them, so `brainalign compare` works.
             save_details(outcome.get("details") or {}, self.pairs / f"{task.key}.details")
+            meta = outcome.get("meta") or {}
+            _atomic_write_bytes(self.pairs / f"{task.key}.meta.json",
+                                lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
             _atomic_write_bytes(self.pairs / f"{task.key}.parquet", lambda p: table.to_parquet(p, index=False))
             self.tables[task.key] = table
+            self.metas[task.key] = meta
             self.failures.pop(task.key, None)
             with contextlib.suppress(FileNotFoundError):
                 err_file.unlink()
@@ -612,7 +653,8 @@ class _Output:
         for key in self.superseded.pop((task.model.name, task.benchmark_id), []):
             if key == task.key:
                 continue
-            for path in (self.pairs / f"{key}.parquet", self.errors / f"{key}.json"):
+            for path in (self.pairs / f"{key}.parquet", self.pairs / f"{key}.meta.json",
+                         self.errors / f"{key}.json"):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             shutil.rmtree(self.pairs / f"{key}.details", ignore_errors=True)
@@ -641,12 +683,22 @@ class _Output:
         rows += self.earlier_failures if earlier else []
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
 
+    def meta(self) -> dict[str, Any]:
+        """The folder's meta, as ``scores.meta.json`` of ``brainalign score``: this run's finished
+        pairs' metas, then those of the earlier pairs it keeps."""
+        from brainalign.results.provenance import merge_metas
+
+        return merge_metas([*(self.metas[t.key] for t in self.tasks if t.key in self.metas), self.earlier_meta])
+
     def write_tables(self) -> None:
         table = self.table()
         fails = self.failure_table(earlier=True)  # the file, like the tables, covers the folder
+        meta = self.meta()
         with interrupt_after():  # the tables always name the same pairs
             _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
             _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
+            _atomic_write_bytes(self.out / "scores.meta.json",
+                                lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
             _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
@@ -967,7 +1019,8 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             prov["runs"].append(record)
             _write_provenance(outdir, prov)
             progress.start(len(tasks), len(skipped))
-            scored = []
+            scored: list[str] = []
+            partial: list[str] = []
             for t in todo:
                 output.log("submit", t)
             try:
@@ -976,9 +1029,16 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                     # What the pair's scoring warned of, summed (as `score` does) in this process: a
                     # worker returns its warnings as data rather than printing one line per layer.
                     warned = warning_lines(outcome.get("warnings") or [], t.label)
+                    # Layers the pair could not score (NaN activations, a refused metric, a forward
+                    # pass that stops part-way): said as `score` says them, and kept in the meta.
+                    failed = unscored_layers(outcome.get("meta") or {}) if outcome["ok"] else {}
+                    warned += [f"warning: {t.label}: {why}" for why in failed.values()]
+                    if FORWARD_STOPPED in failed:
+                        partial.append(t.label)
                     if outcome["ok"]:
                         scored.append(t.key)
-                        output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned)
+                        output.log("done", t, seconds=outcome["seconds"], pid=outcome.get("pid"), warnings=warned,
+                                   failed_layers=failed)
                     else:
                         output.log("failed", t, error=f"{outcome['error_type']}: {outcome['error']}",
                                    warnings=warned)
@@ -1013,6 +1073,6 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
                           skipped=len(skipped), failed=fails[["model", "benchmark", "error_type", "error"]]
                           .to_dict("records"))
             _write_provenance(outdir, prov)
-            return BatchReport(output.table(), fails, scored, skipped, outdir, summary, kept)
+            return BatchReport(output.table(), fails, scored, skipped, outdir, summary, kept, partial)
         finally:
             lock.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from brainalign.benchmarks.registry import load_benchmark
 from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import DuplicateModelNameError
 from brainalign.models.base import BrainModel
+from brainalign.results.provenance import unscored_layers
 from brainalign.results.result import ScoreResult
 from brainalign.runner.pair_warnings import summed_warnings
 from brainalign.settings import PathLike
@@ -51,6 +53,12 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
         Two of ``model`` share a name (before anything is scored).
     DeviceUnavailableError
         A ``device`` this machine does not have (before any benchmark is loaded).
+
+    Warns
+    -----
+    UserWarning
+        For every layer that could not be scored (activations holding NaN/inf, a metric that
+        refused it, a forward pass failing part-way): it has no row; the other layers are kept.
     """
     resolve_device(device)
     models = [model] if isinstance(model, BrainModel) else list(model)
@@ -69,4 +77,7 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
                 results.append(b(m, layers, batch_size=batch_size, device=device, progress=progress,
                                  memory_budget=memory_budget, max_features=max_features,
                                  reducers=reducers, cache=cache, on_layer=on_layer))
+                # A layer without rows is said, as the command line says it, not only kept in the meta.
+                for why in unscored_layers(results[-1].meta).values():
+                    warnings.warn(f"{why} (result.meta['failed_layers'])", UserWarning, stacklevel=2)
     return ScoreResult.concat(results)
