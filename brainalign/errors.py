@@ -228,6 +228,18 @@ class OtherNetworkError(BrainAlignError, ValueError):
             "it on those benchmarks too (their rows are then replaced)")
 
 
+class SubsetOverFullError(BrainAlignError, ValueError):
+    """A ``--max-stimuli`` subset run would replace the full-data scores an output folder holds of
+    the same model and benchmark: a quick look never replaces what may be a paper number."""
+
+    def __init__(self, folder: object, pairs: list[str], max_stimuli: int | None):
+        listed = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+        super().__init__(
+            f"{folder} holds full-data scores of {listed}; --max-stimuli {max_stimuli} (a quick look on a "
+            "subset) would replace them. Score the subset into another folder (--out), or without "
+            "--max-stimuli to score the full data again")
+
+
 class BenchmarkDefinitionError(BrainAlignError, ValueError):
     """A benchmark YAML or a manifest with an unknown key, a missing field or a bad value."""
 

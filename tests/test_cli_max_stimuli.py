@@ -215,3 +215,33 @@ def test_replacing_rows_of_other_weights_under_the_same_name_is_said(tmp_path, d
     assert "replaced by this run" not in run("random")  # the same weights again: nothing to say
     t = pd.read_csv(out / "scores.csv")
     assert set(t["weights"]) == {"random"}
+
+
+V1 = "antolik2016.V1-ridge"
+
+
+@needs_data
+@pytest.mark.parametrize("command", ["score", "batch"])
+def test_a_subset_never_replaces_the_full_data_scores_of_a_folder(tmp_path, data_dir, command):
+    """A --max-stimuli resume deleted the full-data pair it should have left alone (a quick look
+    replacing what may be a paper number). It is refused before any work, the folder as it was; a
+    limit that cuts no session is the full benchmark, and is scored."""
+    out = tmp_path / "o"
+    if command == "score":
+        base = ["score", "--model", "zoo:lenet5", "--layers", "conv1"]
+    else:
+        (tmp_path / "m.txt").write_text("zoo:lenet5\n")
+        base = ["batch", str(tmp_path / "m.txt"), "--layers", "conv1", "--resume"]
+    base += ["--benchmark", V1, "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out)]
+    r = CliRunner().invoke(main, base)
+    assert r.exit_code == 0, r.output
+    before = pd.read_csv(out / "scores.csv")
+    r = CliRunner().invoke(main, [*base, "--max-stimuli", "30"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, r.output
+    assert f"holds full-data scores of zoo:lenet5 × {V1}; --max-stimuli 30" in text
+    pd.testing.assert_frame_equal(pd.read_csv(out / "scores.csv"), before)
+    r = CliRunner().invoke(main, [*base, "--max-stimuli", "100000"])  # cuts nothing: the full data
+    assert r.exit_code == 0, r.output
+    assert not pd.read_csv(out / "scores.csv", dtype={"benchmark_version": str})["benchmark_version"] \
+        .str.contains("max_stimuli").any()

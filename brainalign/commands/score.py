@@ -103,8 +103,8 @@ _REPLACED_LABELS = {"benchmark_version": ("benchmark version", "version"), "weig
 
 def replaced_notes(earlier: Any, new: Any) -> list[str]:
     """Lines naming the pairs of ``new`` whose earlier rows in the folder, replaced by this run,
-    were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data, or
-    the reverse) or of other weights under the same model name (another checkpoint, other random
+    were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data; the
+    reverse is refused before any work) or of other weights under the same model name (another checkpoint, other random
     weights): said, because the earlier rows may be a paper number, or another model."""
     if earlier is None:
         return []
@@ -222,7 +222,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
-    from brainalign.errors import BrainAlignError, DuplicateModelNameError, without_names
+    from brainalign.errors import BrainAlignError, DuplicateModelNameError, SubsetOverFullError, without_names
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
@@ -240,6 +240,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.results.compare import remove_stale_comparison
     from brainalign.results.provenance import (
         FORWARD_STOPPED,
+        full_data_pairs,
         held_weights,
         refuse_other_network,
         unscored_layers,
@@ -294,6 +295,11 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                     if earlier is not None:  # its rows on other benchmarks there: the same network?
                         refuse_other_network(held_weights(earlier.table, model.name, {b.id for b in benches}),
                                              model.name, model.weights_hash, out_dir)
+                        full = full_data_pairs(earlier.table)
+                        over = [f"{model.name} × {b.id}" for b in benches
+                                if (model.name, b.id) in full and b.subset_applied()]
+                        if over:
+                            raise SubsetOverFullError(out_dir, over, max_stimuli)
                     if out_dir is not None and plots_import is None:
                         # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
                         # the GIL) runs during the recording, when the forward pass has released the GIL

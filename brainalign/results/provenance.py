@@ -153,3 +153,14 @@ def refuse_other_network(held: Mapping[str, str], model: str, weights_hash: str,
     other = {b: h for b, h in held.items() if h != weights_hash}
     if other:
         raise OtherNetworkError(folder, model, other, weights_hash)
+
+
+def full_data_pairs(table: Any) -> set[tuple[str, str]]:
+    """(model, benchmark) of the rows ``table`` holds on a benchmark's full data (no
+    ``--max-stimuli`` subset in their ``benchmark_version``)."""
+    from brainalign.results.table import subset_of
+
+    if table is None or not {"model", "benchmark", "benchmark_version"} <= set(table.columns):
+        return set()
+    full = [subset_of(v) is None for v in table["benchmark_version"]]
+    return set(zip(table["model"][full].astype(str), table["benchmark"][full].astype(str), strict=True))

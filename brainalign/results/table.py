@@ -309,14 +309,20 @@ def read_table(path: Any) -> pd.DataFrame:
 _SUBSET = re.compile(r"\+max_stimuli=(\d+)")
 
 
+def subset_of(version: object) -> int | None:
+    """N when a ``benchmark_version`` ends in ``+max_stimuli=N`` (scored on a stimulus subset),
+    else None (the full benchmark)."""
+    m = _SUBSET.search(str(version))
+    return int(m.group(1)) if m else None
+
+
 def subset_label(sub: pd.DataFrame) -> str | None:
     """"subset: N stimuli/session" when the rows were scored on a stimulus subset (``--max-stimuli
     N``, recorded as ``benchmark_version`` ending in ``+max_stimuli=N``), else None. Such scores
     are a quick look, not the benchmark's published number, and every figure and table says so."""
     if "benchmark_version" not in sub:
         return None
-    found = sorted({int(m.group(1)) for v in sub["benchmark_version"].dropna().astype(str)
-                    if (m := _SUBSET.search(v))})
+    found = sorted({n for v in sub["benchmark_version"].dropna() if (n := subset_of(v)) is not None})
     if not found:
         return None
     return f"subset: {'/'.join(map(str, found))} stimuli/session"

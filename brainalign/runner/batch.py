@@ -56,11 +56,12 @@ from brainalign.errors import (
     BatchOutputError,
     BatchSpecError,
     DuplicateModelNameError,
+    SubsetOverFullError,
     without_names,
 )
 from brainalign.io import atomic_write, interrupt_after
 from brainalign.results.details import save_details
-from brainalign.results.provenance import FORWARD_STOPPED, unscored_layers
+from brainalign.results.provenance import FORWARD_STOPPED, full_data_pairs, unscored_layers
 from brainalign.schema import StrictModel, Text, read_yaml, validate
 from brainalign.settings import PathLike
 
@@ -510,6 +511,7 @@ class _Output:
         # (model, benchmark) → keys of its pair files under other keys (other settings or code):
         # removed once this run scores the pair, so no reader can take them for current.
         self.superseded: dict[tuple[str, str], list[str]] = {}
+        self.full_data: set[tuple[str, str]] = set()  # (model, benchmark) with full-data rows here
         self.earlier = self._earlier_pairs()
         self.earlier_failures = self._earlier_failures()
         self.earlier_meta = self._earlier_meta()
@@ -532,6 +534,7 @@ class _Output:
             except Exception:  # unreadable or empty: not a finished pair
                 continue
             self.superseded.setdefault(pair, []).append(path.stem)
+            self.full_data |= full_data_pairs(table)
             if pair not in ours and (pair not in found or mtime > found[pair][0]):
                 found[pair] = (mtime, table)
         earlier = {pair: table for pair, (_, table) in found.items()}
@@ -544,6 +547,7 @@ class _Output:
             except Exception:
                 old = None
             if old is not None and {"model", "benchmark"} <= set(old.columns):
+                self.full_data |= full_data_pairs(old)
                 for (m, b), rows in old.groupby(["model", "benchmark"], sort=False):
                     pair = (str(m), str(b))
                     if pair not in ours and pair not in earlier:
@@ -700,6 +704,26 @@ class _Output:
             _atomic_write_bytes(self.out / "scores.meta.json",
                                 lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
             _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
+
+
+def refuse_subset_over_full(tasks: Sequence[PairTask], output: _Output, settings: BatchSettings) -> None:
+    """Refuse, before any pair runs, a ``max_stimuli`` run whose subset would replace full-data
+    scores the folder holds of the same model and benchmark (a limit that cuts no session leaves
+    the full data, and replaces nothing it should not: read from the data only then).
+
+    Raises
+    ------
+    SubsetOverFullError
+        Naming the pairs.
+    """
+    limit = (settings.benchmark_options or {}).get("max_stimuli")
+    if not limit:
+        return
+    cuts: dict[str, bool] = {}  # benchmark ref → whether the limit leaves stimuli out
+    over = [t.label for t in tasks if (t.model.name, t.benchmark_id) in output.full_data
+            and cuts.setdefault(t.benchmark, settings.load_benchmark(t.benchmark).subset_applied())]
+    if over:
+        raise SubsetOverFullError(output.out, over, limit)
 
 
 def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,
@@ -996,6 +1020,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         try:
             output = _Output(outdir, tasks)
             tasks = output.tasks = [dataclasses.replace(t, held=output.held(t.model.name)) for t in tasks]
+            refuse_subset_over_full(tasks, output, settings)
             if output.has_results() and not resume:
                 raise BatchOutputError(f"{outdir} holds results of an earlier run; resume it (--resume on the "
                                        "command line, resume=True from Python), or choose another output folder")
