@@ -199,6 +199,15 @@ class NoLayersError(BrainAlignError, ValueError):
         super().__init__(f"{model}: the model has no layer to score by default.{how}")
 
 
+class EmptyLayerListError(BrainAlignError, ValueError):
+    """``layers=[]``: a selection of no layer (None, or leaving it out, means the model's default
+    layers)."""
+
+    def __init__(self, model: str):
+        super().__init__(f"{model}: layers=[] selects no layer; give layer names or globs, or leave layers "
+                         "out (None) for the model's default layers")
+
+
 class DuplicateModelNameError(BrainAlignError, ValueError):
     """Two models of one run under the same name (two checkpoints of one training run): their rows
     would be read as one model's."""

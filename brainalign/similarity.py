@@ -32,6 +32,7 @@ import torch
 import xarray as xr
 
 from brainalign.activations.budget import available_memory, parse_bytes, plan_memory
+from brainalign.activations.extract import check_batch_size
 from brainalign.activations.stream import LayerStream
 from brainalign.data.placement import place_stimuli
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
@@ -407,6 +408,7 @@ def compare_models(model_a: BrainModel, model_b: BrainModel | None = None,
     if stimuli is None:
         raise StimulusError("compare_models: stimuli are required (a StimulusSet, tensor, folder or benchmark id)")
     dev = resolve_device(device)
+    check_batch_size(batch_size)
     summarise = _Summariser(metric, debiased=debiased, distance=rdm_distance, comparator=rsa_comparator,
                             sigma=sigma, sigma_scale=sigma_scale, device=dev, precision=precision)
     within = model_b is None

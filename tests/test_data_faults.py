@@ -225,3 +225,41 @@ def test_brainio_responses_without_any_finite_repeat_are_named(tmp_path):
                                              r"first at stimulus 5 \(im005\), neuroid 2 \(n2\), time_bin 0"):
         read_brainio_assembly(_path_of(d), file="assy_nan.nc", stimulus_ids=ids, region="IT",
                               average_repetitions=False)
+
+
+def _own_regression(tmp_path, Y):
+    """A regression benchmark of the user's own: 40 random images, responses ``Y`` (40 × neuroids)."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "mydata"
+    d.mkdir(exist_ok=True)
+    np.save(d / "imgs.npy", rng.random((40, 32, 32)).astype(np.float32))
+    np.save(d / "resp.npy", Y.astype(np.float32))
+    (tmp_path / "mydata.yaml").write_text(yaml.safe_dump({
+        "id": "mydata", "licence": "none", "citation": "none", "local_dir": "mydata",
+        "files": {"imgs.npy": {}, "resp.npy": {}}}))
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({
+        "id": "mine", "version": "1", "kind": "regression", "dataset": "mydata", "region": "X",
+        "stimuli": {"reader": "npy_images", "file": "imgs.npy", "id_format": "{name}/{index:02d}",
+                    "visual_degrees": 8.0},
+        "target": {"reader": "npy_assembly", "file": "resp.npy", "dims": ["stimulus", "neuroid"]},
+        "metric": {"name": "ridge", "model": "ridge", "cv": 5, "aggregate": "median"},
+        "ceiling": {"method": "none", "reason": "synthetic"},
+        "statistics": {"bootstrap": {"n": 20, "ci": 0.95, "seed": 0}}, "citation": "none"}))
+    return ba.load_benchmark(path, data_dir=tmp_path)
+
+
+def test_responses_constant_in_every_neuroid_are_refused_and_some_constant_ones_are_said(tmp_path):
+    """All constant: NaN rows and "no scores" with exit 0 before. Some constant: left out of the
+    median without a word."""
+    with pytest.raises(DataFaultError, match=r"mine: target resp\.npy: every neuroid responds identically "
+                                             r"to every stimulus \(20 neuroids, 40 stimuli\)"):
+        _ = _own_regression(tmp_path, np.ones((40, 20))).sessions
+    Y = np.random.default_rng(1).normal(size=(40, 20))
+    Y[:, :5] = 3.0
+    bench = _own_regression(tmp_path, Y)
+    model = ba.wrap(nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.Flatten()), name="c", input_size=32,
+                    in_channels=1)
+    with pytest.warns(UserWarning, match=r"5 of 20 neuroids have no score \(5 with zero variance"):
+        res = bench(model, layers="0")
+    assert (res.table["n_neuroids"] == 15).all()

@@ -106,6 +106,21 @@ def _preprocess_workers() -> int:
     return max(1, min(4, usable_cores() // max(1, torch.get_num_threads())))
 
 
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` when it is a whole number ≥ 1 (stimuli per forward pass), read at every
+    entry point that takes one, before any work.
+
+    Raises
+    ------
+    StimulusError
+        Anything else (0 divided by zero deep in the loop; a negative size ended the recording
+        with "generator raised StopIteration").
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise StimulusError(f"batch_size={batch_size!r}: give a whole number of stimuli per forward pass, ≥ 1")
+    return int(batch_size)
+
+
 def _batches(stimuli: StimulusSet | torch.Tensor, model: BrainModel, batch_size: int):
     n = len(stimuli)
     workers = 1 if isinstance(stimuli, torch.Tensor) else _preprocess_workers()
@@ -576,6 +591,7 @@ def extract(
         A ``device`` this machine does not have, before anything is recorded.
     """
     device = resolve_device(device)
+    batch_size = check_batch_size(batch_size)
     job = _job(model, stimuli, layers, stimulus_ids, mode, reducers)
     done: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
     with _one_recording(model):
@@ -623,6 +639,7 @@ def iter_extract(
     forward pass at its next recorded layer or batch and waits for the helper to finish.
     """
     device = resolve_device(device)  # bad input is refused here, at once
+    batch_size = check_batch_size(batch_size)
     job = _job(model, stimuli, layers, stimulus_ids, mode, reducers)
     q: queue.Queue = queue.Queue()
     stop = threading.Event()

@@ -18,7 +18,7 @@ from brainalign.activations.cache import (
     model_fingerprint,
     stimuli_hash,
 )
-from brainalign.activations.extract import iter_extract
+from brainalign.activations.extract import check_batch_size, iter_extract
 from brainalign.activations.reducers import custom_reducer, describe_reducer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.device import DeviceLike, resolve_device
@@ -166,6 +166,7 @@ def stream_layers(model: BrainModel, stimuli: StimulusSet | torch.Tensor,
     LayerStream
         Iterable of ``(layer, DataArray)``; ``.plan`` tells how the run was planned.
     """
+    batch_size = check_batch_size(batch_size)
     if not isinstance(stimuli, StimulusSet | torch.Tensor):
         stimuli = as_stimulus_set(stimuli)
     plan = plan_memory(model, layers, len(stimuli), budget=memory_budget, reducers=reducers,

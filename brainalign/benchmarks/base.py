@@ -18,6 +18,7 @@ import xarray as xr
 
 from brainalign.activations.blas import numpy_blas_one_thread
 from brainalign.activations.budget import release_free_memory
+from brainalign.activations.extract import check_batch_size
 from brainalign.activations.stream import LayerStream, stream_layers
 from brainalign.benchmarks.schemas import BenchmarkSchema
 from brainalign.benchmarks.spec import BenchmarkSpec
@@ -340,6 +341,7 @@ class Benchmark:
             ``max_features`` the benchmark's own reducer applies (:meth:`default_reducers`).
         """
         resolve_device(device)  # a device this machine lacks: refused before the stimuli are read
+        check_batch_size(batch_size)
         # numpy's BLAS on one thread while torch computes on the CPU (activations.blas: two
         # thread pools would take the cores from each other).
         with numpy_blas_one_thread(device):

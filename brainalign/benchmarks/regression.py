@@ -162,6 +162,7 @@ class RegressionBenchmark(Benchmark):
                 tri_sec = _fill({**(self.spec.ceiling.get("trials") or {}), **item["trials"]}, name)
                 trials = self.read(tri_sec, stimulus_ids=stimuli.ids)
                 self._check_assembly(trials, stimuli, f"trials {tri_sec.get('file')}")
+            self._refuse_constant(resp, f"target {tgt_sec.get('file')}")
             sizes[name] = len(stimuli)
             if self.max_stimuli is not None and len(stimuli) > self.max_stimuli:
                 keep = np.sort(np.random.default_rng(0).choice(len(stimuli), self.max_stimuli, replace=False))
@@ -185,6 +186,20 @@ class RegressionBenchmark(Benchmark):
     def _session_sizes(self) -> dict[str, int]:
         _ = self.sessions  # read once (cached); records each session's size before the limit
         return self._full_sizes
+
+    def _refuse_constant(self, resp: xr.DataArray, where: str) -> None:
+        """Refuse responses that are the same for every stimulus in every neuroid: no model can
+        be scored against them (each neuroid's r is undefined), which used to end in NaN rows."""
+        values = resp.transpose("stimulus", ...).values.reshape(resp.sizes["stimulus"], -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            spread = np.nanmax(values, 0) - np.nanmin(values, 0)
+        if not (spread > 0).any():
+            from brainalign.errors import DataFaultError
+
+            raise DataFaultError(f"{self.id}: {where}: every neuroid responds identically to every stimulus "
+                                 f"({resp.sizes['neuroid']} neuroids, {resp.sizes['stimulus']} stimuli): "
+                                 "nothing to predict (a constant or wrongly exported response file?)")
 
     def _check_assembly(self, da: xr.DataArray, stimuli: StimulusSet, where: str) -> None:
         if not isinstance(da, xr.DataArray) or "stimulus" not in da.dims or "neuroid" not in da.dims:

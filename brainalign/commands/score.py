@@ -104,8 +104,8 @@ _REPLACED_LABELS = {"benchmark_version": ("benchmark version", "version"), "weig
 def replaced_notes(earlier: Any, new: Any) -> list[str]:
     """Lines naming the pairs of ``new`` whose earlier rows in the folder, replaced by this run,
     were of another benchmark version (a ``--max-stimuli`` subset replaced by the full data; the
-    reverse is refused before any work) or of other weights under the same model name (another checkpoint, other random
-    weights): said, because the earlier rows may be a paper number, or another model."""
+    reverse is refused before any work) or of other weights under the same model name (another
+    checkpoint, other random weights): said, because the earlier rows may be a paper number, or another model."""
     if earlier is None:
         return []
     t = earlier.table

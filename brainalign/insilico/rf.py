@@ -91,6 +91,9 @@ def map_receptive_fields(model: BrainModel, layer: str, *, n_frames: int = 10_00
         raise StimulusError(f"noise cell of {block_px} px does not fit the {fov.size_px} px field")
     if method not in ("sta", "ridge"):
         raise ValueError(f"unknown RF method {method!r}; use 'sta' or 'ridge'")
+    for what, v in (("n_frames", n_frames), ("block_px", block_px)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:  # 0 frames gave all-zero maps
+            raise StimulusError(f"map_receptive_fields: {what}={v!r} must be a whole number ≥ 1")
     m = -(-fov.size_px // block_px)
     dev = resolve_device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)

@@ -423,6 +423,11 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
         warnings.simplefilter("ignore", RuntimeWarning)
         r = np.nanmean(r_folds, axis=0)
     r[excluded] = np.nan
+    if excluded.any():  # said, not only marked: a constant target reads as a NaN score otherwise
+        warnings.warn(f"encoding_score: {int(excluded.sum())} of {t} neuroids have no score ("
+                      f"{int(zero.sum())} with zero variance over the stimuli, {int(none_defined.sum())} whose "
+                      "held-out r is undefined in every split: constant predictions or responses); they "
+                      "are left out of the median (.excluded, .exclusion_reason)", stacklevel=2)
     settings["n_undefined_fold_scores"] = int((~defined[:, ~excluded]).sum())
     return EncodingScore(r=r, r_folds=r_folds, splits=splits, alphas=chosen, alpha_grid=alpha_grid,
                          predictions=preds, excluded=excluded, exclusion_reason=reason, model=model,

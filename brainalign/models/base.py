@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainalign.errors import ForwardError, NoLayersError, UnknownLayerError
+from brainalign.errors import EmptyLayerListError, ForwardError, NoLayersError, UnknownLayerError
 
 MODES = ("eval", "train")
 
@@ -260,6 +260,8 @@ class BrainModel:
         ------
         UnknownLayerError
             A name or pattern that matches no layer.
+        EmptyLayerListError
+            An empty list (None means the default layers).
         """
         if layers is None:
             if not self.layers:  # nothing to record: say so here, before any stage counts layers
@@ -267,6 +269,8 @@ class BrainModel:
             return self.layers
         if isinstance(layers, str):
             layers = [layers]
+        if not len(layers):  # an empty list asks for nothing: an empty table would say nothing either
+            raise EmptyLayerListError(self.name)
         known = self.layer_info
         chosen: set[str] = set()
         for pat in layers:

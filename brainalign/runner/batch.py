@@ -151,6 +151,8 @@ class ModelEntrySchema(StrictModel):
 
     @model_validator(mode="after")
     def _one_model(self) -> ModelEntrySchema:
+        if self.layers is not None and not self.layers:
+            raise ValueError("'layers: []' selects no layer; leave 'layers' out for the model's default layers")
         if self.source is not None and self.name is None:
             raise ValueError("'source' needs 'name' (or give 'id: source:name')")
         if self.name is not None and self.source is None:
@@ -729,7 +731,8 @@ def refuse_subset_over_full(tasks: Sequence[PairTask], output: _Output, settings
 def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,
                layers: Sequence[str] | None = None) -> list[PairTask]:
     """Every (model, benchmark) pair; benchmarks are resolved (and checked) here, before any work."""
-
+    if layers is not None and not isinstance(layers, str) and not len(layers):
+        raise BatchSpecError("layers=[] selects no layer; leave it out (None) for each model's own layers")
     tasks = []
     resolved = []
     for ref in benchmarks:

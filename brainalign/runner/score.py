@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from brainalign.activations.extract import check_batch_size
 from brainalign.benchmarks.base import Benchmark
 from brainalign.benchmarks.registry import load_benchmark
 from brainalign.device import DeviceLike, resolve_device
@@ -61,6 +62,7 @@ def score(model: BrainModel | Sequence[BrainModel], benchmark: str | Benchmark |
         refused it, a forward pass failing part-way): it has no row; the other layers are kept.
     """
     resolve_device(device)
+    check_batch_size(batch_size)
     models = [model] if isinstance(model, BrainModel) else list(model)
     seen: dict[str, int] = {}
     for i, m in enumerate(models):

@@ -1,0 +1,69 @@
+"""Settings outside their range are refused by name at every entry point, before any work
+(found by a fresh user: ZeroDivisionError, "generator raised StopIteration", empty tables,
+all-zero receptive fields)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import brainalign as ba
+from brainalign.errors import BatchSpecError, EmptyLayerListError, StimulusError
+from brainalign.runner.batch import read_models
+from tests.conftest import needs_data
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return ba.load_model("zoo:lenet5")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
+
+
+BAD_SIZES = [0, -1, 2.5, True]
+
+
+@pytest.mark.parametrize("size", BAD_SIZES)
+def test_a_batch_size_below_one_is_refused_by_every_entry_point(lenet, images, size):
+    calls = {
+        "extract": lambda: ba.extract(lenet, images, "conv1", batch_size=size),
+        "iter_extract": lambda: list(ba.iter_extract(lenet, images, "conv1", batch_size=size)),
+        "compare_models": lambda: ba.compare_models(lenet, lenet, images, layers_a="conv1", layers_b="conv1",
+                                                    batch_size=size),
+    }
+    for call in calls.values():
+        with pytest.raises(StimulusError, match=f"batch_size={size!r}: give a whole number"):
+            call()
+
+
+@needs_data
+@pytest.mark.parametrize("size", [0, -1])
+def test_score_refuses_a_bad_batch_size_before_reading_data(lenet, data_dir, size):
+    with pytest.raises(StimulusError, match="batch_size"):
+        ba.score(lenet, "kriegeskorte2008.hIT-rsa", data_dir=data_dir, batch_size=size)
+
+
+def test_an_empty_layer_list_is_refused_everywhere(lenet, images, tmp_path):
+    with pytest.raises(EmptyLayerListError, match=r"layers=\[\] selects no layer"):
+        ba.extract(lenet, images, [])
+    with pytest.raises(EmptyLayerListError):
+        lenet.resolve_layers(())
+    assert lenet.resolve_layers(None) == lenet.layers  # None is the default layers
+    listed = tmp_path / "m.yaml"
+    listed.write_text("models:\n  - {id: 'zoo:lenet5', layers: []}\n")
+    with pytest.raises(BatchSpecError, match=r"'layers: \[\]' selects no layer"):
+        read_models(listed)
+    with pytest.raises(BatchSpecError, match=r"layers=\[\] selects no layer"):
+        ba.run_batch(["zoo:lenet5"], ["kriegeskorte2008.hIT-rsa"], tmp_path / "b", layers=[])
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("frames", [0, -5])
+def test_receptive_field_mapping_refuses_no_frames(lenet, frames):
+    from brainalign.insilico import map_receptive_fields
+
+    with pytest.raises(StimulusError, match=f"n_frames={frames}"):
+        map_receptive_fields(lenet, "conv1", n_frames=frames)
