@@ -118,11 +118,10 @@ class DataNotFoundError(BrainAlignError, FileNotFoundError):
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (no local directory configured)"
         how = f"\nDownload from {url} failed: {reason}" if url else ""
         how = how or (f"\nNot downloaded: {reason}" if reason else "")
-        super().__init__(
-            f"Data file {filename!r} not found. Looked in:\n{places}{how}\n" + (hint or
-            "Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
-            "holds a copy, or connect to the network so it can be downloaded into the cache.")
-        )
+        advice = ("Set the data directory (data_dir=..., --data-dir, or BRAINALIGN_DATA) to a folder that "
+                  "holds a copy" + (", or connect to the network so it can be downloaded into the cache."
+                                    if url else "."))  # without a URL there is nothing to download
+        super().__init__(f"Data file {filename!r} not found. Looked in:\n{places}{how}\n" + (hint or advice))
 
     def __str__(self) -> str:
         return self.args[0]

@@ -67,3 +67,20 @@ def test_receptive_field_mapping_refuses_no_frames(lenet, frames):
 
     with pytest.raises(StimulusError, match=f"n_frames={frames}"):
         map_receptive_fields(lenet, "conv1", n_frames=frames)
+
+
+def test_nan_pixels_are_said_as_nan_not_as_a_value_range():
+    """"float pixel values lie in nan..nan … state value_range=(0, 255)" sent users the wrong way."""
+    a = np.random.default_rng(0).random((4, 32, 32, 3)).astype(np.float32)
+    a[2, 0, 0, 0] = np.nan
+    with pytest.raises(StimulusError, match=r"stimulus 'stim_0002': pixel values include NaN or inf") as err:
+        ba.as_stimulus_set(a)
+    assert "value_range" not in str(err.value)
+
+
+def test_a_local_only_file_is_not_advised_to_be_downloaded():
+    from brainalign.errors import DataNotFoundError
+
+    said = str(DataNotFoundError("x.npy", ["/a"], None, "no URL in the manifest"))
+    assert "connect to the network" not in said and "holds a copy" in said
+    assert "connect to the network" in str(DataNotFoundError("x.npy", ["/a"], "https://h/x.npy", "offline"))

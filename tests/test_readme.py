@@ -202,3 +202,12 @@ def test_readme_prints_tables_as_readable_column_selections():
         cols = re.findall(r'"(\w+)"', rest)
         known = set(COLUMNS) | ({"best_score"} if attr == "best" else set())
         assert cols and set(cols) <= known, f"{name}.{attr}: unknown columns {set(cols) - known}"
+
+
+def test_the_readme_counts_the_columns_a_table_has():
+    import re
+
+    from brainalign.results import COLUMNS
+
+    said = re.findall(r"one row per layer, (\d+) columns", (REPO / "README.md").read_text())
+    assert said and all(int(n) == len(COLUMNS) for n in said)  # it said 34 beside 35

@@ -468,7 +468,13 @@ def as_stimulus_set(stimuli: Any, *, name: str | None = None, ids: Sequence[str]
         items, channels = _array_images(stimuli, channels), "last"
         if vr is None and items.dtype.kind == "f" and items.size:
             per = items.reshape(len(items), -1)
-            bad = np.flatnonzero(~np.isfinite(per).all(1) | (per.min(1) < -1e-5) | (per.max(1) > 1 + 1e-5))
+            nonfinite = np.flatnonzero(~np.isfinite(per).all(1))
+            if nonfinite.size:  # no value range would mend these: said as what they are
+                i = int(nonfinite[0])
+                sid = ids[i] if ids is not None else f"stim_{i:04d}"
+                raise StimulusError(f"stimulus {sid!r}: pixel values include NaN or inf "
+                                    f"({nonfinite.size} of {len(items)} stimuli)")
+            bad = np.flatnonzero((per.min(1) < -1e-5) | (per.max(1) > 1 + 1e-5))
             if bad.size:
                 i = int(bad[0])
                 sid = ids[i] if ids is not None else f"stim_{i:04d}"
