@@ -7,15 +7,24 @@ from collections.abc import Collection, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
+# Model libraries whose code builds a model (timm:, hf: ids): recorded when installed, since a
+# new release can change an architecture or its defaults under the same name.
+_MODEL_LIBRARIES = ("timm", "transformers")
+
 
 def versions() -> dict[str, str]:
-    """Versions of brainalign, Python and the numerical stack."""
+    """Versions of brainalign, Python, the numerical stack and the installed model libraries."""
     out = {"python": platform.python_version()}
     for pkg in ("brainalign", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "xarray"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
+    for pkg in _MODEL_LIBRARIES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
     return out
 
 
