@@ -156,7 +156,7 @@ def test_resume_rescores_a_file_model_whose_source_changed(net, data_dir, tmp_pa
         _forget(net.parent)
     report, log = _run(a, out, data_dir, 50, resume=True)
     assert len(report.scored) == 1 and not report.skipped, log
-    assert f"source of file:{net}:build changed ({edit})" in log
+    assert f"files of file:{net}:build changed: {edit} (code)" in log
     assert "benchmark definition changed" not in log
     old = first.table.set_index("layer")["raw"]
     new = report.table.set_index("layer")["raw"]
@@ -205,3 +205,15 @@ def test_source_files_follow_the_local_imports_of_every_file_model_form(tmp_path
     assert sorted(src) == ["blocks.py", "ckpt.pt", "helpers.py", "mynet.py"]
     assert src["ckpt.pt"] == hashlib.sha256(b"not really a checkpoint").hexdigest()
     assert model_source(ModelEntry(id="torchvision:alexnet")) == {}
+
+
+def test_a_changed_checkpoint_is_said_as_other_weights_not_other_source():
+    """"source of file:mynet:build changed (ckpt.pt)" read as edited code; a new checkpoint is new weights."""
+    from brainalign.runner.batch import resume_changes
+
+    def record(ckpt: str) -> dict:
+        return {"settings": {}, "models": {"net": {"id": "file:mynet:build", "source": {
+            "mynet.py": "code-1", "ckpt.pt": ckpt}}}, "pairs": {}}
+
+    lines = resume_changes(record("w-1"), record("w-2"))
+    assert lines == ["model net: files of file:mynet:build changed: ckpt.pt (weights) (its pairs are recomputed)"]

@@ -900,8 +900,10 @@ def resume_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[st
         if old_src != new_src:
             what = new_m[name].get("id") or new_m[name].get("factory") or name
             files = sorted(f for f in set(old_src) | set(new_src) if old_src.get(f) != new_src.get(f))
-            diff.append(f"source of {what} changed ({_some(files)})" if old_src else
-                        f"source of {what} not recorded by that run")
+            # Said as what they are: a new checkpoint is other weights, an edited module other code.
+            named = [f"{f} ({'code' if f.endswith('.py') else 'weights'})" for f in files]
+            diff.append(f"files of {what} changed: {_some(named)}" if old_src else
+                        f"the files of {what} were not recorded by that run")
         if diff:
             lines.append(f"model {name}: {', '.join(diff)} (its pairs are recomputed)")
     scoring_changed = any(old_s.get(k) != new_s.get(k) for k in _SCORE_SETTINGS)
