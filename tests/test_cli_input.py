@@ -362,3 +362,14 @@ def test_the_time_estimate_waits_for_a_measured_rate(monkeypatch):
     assert lines[0].endswith("layer 1/4 l0 recorded and scored")  # 60 s would have said 3 min left
     assert lines[1].endswith("about 4s left") and lines[2].endswith("about 2s left")
     assert lines[3].endswith("recorded and scored")
+
+
+def test_weights_given_for_a_checkpoint_are_refused_not_ignored(tmp_path):
+    """`--model file:epoch_002.pt --weights random` loaded the checkpoint's weights without a word."""
+    ckpt = tmp_path / "epoch_002.pt"
+    ckpt.write_bytes(b"")
+    r = CliRunner().invoke(main, ["score", "--model", f"file:{ckpt}", "--weights", "random", "--benchmark", HIT,
+                                  "--out", str(tmp_path / "o")])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--weights random is not used for a checkpoint" in text, r.output
+    assert "reading the data" not in text and not (tmp_path / "o").exists()

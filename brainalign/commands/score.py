@@ -145,7 +145,8 @@ def save_results(result: Any, out_dir: Path) -> Path:
     return csv
 
 
-def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], weights: str) -> None:
+def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], weights: str,
+                            weights_given: bool = False) -> None:
     """What can be known of the models before any data is read, not after the models before them
     were scored: labels that do not pair with the models, then batch's check of a model list
     (:func:`~brainalign.runner.batch.model_list_problems`: ids no source knows, your module's
@@ -164,6 +165,14 @@ def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], we
                                "in the order of the models")
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
+    if weights_given:  # a checkpoint carries its own weights: --weights would be ignored without a word
+        from brainalign.models.file_source import is_checkpoint
+
+        own = [mid for mid in models if mid.startswith("file:") and is_checkpoint(mid[len("file:"):])]
+        if own:
+            raise click.UsageError(f"--weights {weights} is not used for a checkpoint, which carries its own "
+                                   f"weights: {', '.join(own)}. Leave --weights out, or score the checkpoints "
+                                   "and the other models in separate runs")
     entries = [ModelEntry(id=mid, weights=weights, label=label)
                for mid, label in zip(models, labels or [None] * len(models), strict=True)]
     problems = model_list_problems(entries, at=lambda i, key: {"id": "--model"}.get(key, f"--{key}"))
@@ -226,7 +235,8 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
-    _refuse_before_any_work(models, labels, weights)
+    given = click.get_current_context().get_parameter_source("weights") != click.core.ParameterSource.DEFAULT
+    _refuse_before_any_work(models, labels, weights, weights_given=given)
     out_dir = check_output_dir(out) if out else None
     cache = tolerant_cache(usable_cache_dir(cache_dir))
     progress = ScoreProgress()
