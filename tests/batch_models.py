@@ -24,6 +24,12 @@ def tiny_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     return wrap(net, name=f"tiny-{seed}", input_size=32, weights=weights)
 
 
+def unsaid_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """:func:`tiny_cnn` wrapped without saying its weights or seed, as many users' factories are."""
+    model = tiny_cnn(weights, seed)
+    return wrap(model.module, name=f"unsaid-{seed}", input_size=32)
+
+
 def tiny_cnn_slow(weights: str = "random", seed: int = 0) -> BrainModel:
     """:func:`tiny_cnn` that takes a second to build, like weights loaded from a slow disk, so a
     test can stop a batch between two pairs."""

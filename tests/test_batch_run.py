@@ -345,3 +345,13 @@ def test_a_batch_interrupted_while_writing_a_pair_keeps_it_whole_and_resumes(qui
     again = run_batch(GOOD, [str(quick)], out, resume=True, data_dir=data_dir,
                       progress=BatchProgress(open(tmp_path / "q", "w")))
     assert again.ok and len(again.skipped) == 1 and len(again.scored) == 1
+
+
+def test_a_factory_that_does_not_say_its_weights_gets_what_it_was_given(tmp_path):
+    """Its rows read weights 'custom' and no model_seed: the checkpoint and the seed were lost."""
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"")
+    built = ModelEntry(factory="tests.batch_models:unsaid_cnn", seed=3).load().provenance()
+    assert built["weights"] == "custom" and built["model_seed"] == 3
+    built = ModelEntry(factory="tests.batch_models:unsaid_cnn", weights=str(ckpt), seed=3).load().provenance()
+    assert built["weights"] == str(ckpt) and built["model_seed"] is None

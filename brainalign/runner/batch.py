@@ -127,6 +127,11 @@ class ModelEntry:
                     f"factory {self.factory!r} returned a {type(model).__name__}, not a BrainModel: return "
                     "brainalign.wrap(module, name=..., input_size=...) (or list the module as "
                     "`file:<module>:<function>`, which wraps an nn.Module)")
+            # What the factory was given, where its model does not say: the rows record it.
+            if model.weights == "custom" and self.weights not in ("random", "pretrained", "custom"):
+                model.weights = self.weights  # the checkpoint it was built from
+            if model.seed is None and self.weights == "random":
+                model.seed = self.seed  # the seed of its random initial weights
         else:
             from brainalign.models import load_model
 
