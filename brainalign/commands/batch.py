@@ -48,7 +48,9 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     folder: a pair this run scores replaces its earlier rows; pairs of earlier runs (or of
     `brainalign score --out`) that this run does not list are kept, and the summary says which
     pairs were reused, scored and kept.
-    Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
+    A worker process that dies (out of memory, a crash) fails only the pair it was scoring; the
+    others go on. Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run
+    could not start.
     """
     from brainalign.commands.options import check_output_dir, usable_cache_dir
     from brainalign.errors import BrainAlignError, without_names
