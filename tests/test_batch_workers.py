@@ -1,6 +1,6 @@
 """Worker processes of ``brainalign batch --workers N``: one that dies fails only its own pair,
-none outlives a killed parent, and a script without the ``__main__`` guard is refused once,
-before any pair."""
+none outlives a killed parent, SIGTERM stops a run as Ctrl-C does, and a script without the
+``__main__`` guard is refused once, before any pair."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from brainalign.runner import ModelEntry, run_batch
-from brainalign.runner.batch import WORKER_DIED
+from brainalign.runner.batch import WORKER_DIED, BatchTerminated, _sigterm_as_ctrl_c
 from brainalign.runner.progress import BatchProgress
 from tests.batch_models import write_quick_benchmark
 from tests.conftest import REPO, needs_data
@@ -132,6 +132,49 @@ def test_workers_exit_soon_after_their_parent_is_killed(quick, data_dir, tmp_pat
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+
+
+@needs_data
+@needs_proc
+def test_sigterm_stops_a_batch_as_ctrl_c_does(quick, data_dir, tmp_path):
+    """What `timeout`, SLURM and `docker stop` send: the finished pairs are kept (in the tables
+    too), the workers stopped, the lock released, and the message says to --resume; status 143."""
+    out = tmp_path / "out"
+    proc = _batch_in_a_process(tmp_path, quick, data_dir)
+    try:
+        _wait_for_a_pair(proc, out)
+        below = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 143, stderr
+        assert "interrupted: " in stderr and "are kept in" in stderr, stderr
+        assert "interrupted (SIGTERM): the pairs finished so far are kept in" in stderr
+        assert "--resume" in stderr
+        assert not (out / "batch.lock").exists()
+        assert "tiny-" in (out / "scores.csv").read_text()
+        assert not _wait_gone(below, 10), "worker processes outlived the run"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def test_sigterm_is_handled_as_ctrl_c_only_during_the_run():
+    from brainalign.io import interrupt_after
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(BatchTerminated), _sigterm_as_ctrl_c():
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert signal.getsignal(signal.SIGTERM) is before
+    held = []
+    with pytest.raises(BatchTerminated), _sigterm_as_ctrl_c():
+        with interrupt_after():  # a write in progress finishes first, as it does on Ctrl-C
+            os.kill(os.getpid(), signal.SIGTERM)
+            held.append(True)
+    assert held == [True]
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 SCRIPT = """

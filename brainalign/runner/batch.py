@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -918,6 +918,50 @@ def _run_alone(ctx: Any, task: PairTask) -> dict[str, Any]:
                    "scored alone, it died again", time.perf_counter() - t0)
 
 
+class BatchTerminated(KeyboardInterrupt):
+    """A batch run stopped by SIGTERM (what ``timeout``, SLURM and ``docker stop`` send), handled
+    as Ctrl-C is: the finished pairs are kept, the workers stopped, the lock released."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Handle SIGTERM during the block as Ctrl-C: whatever handles SIGINT at that moment handles
+    it (so a write that holds Ctrl-C till it is whole, :func:`brainalign.io.interrupt_after`,
+    holds it too), and the ``KeyboardInterrupt`` it leads to leaves the block as
+    :class:`BatchTerminated`. Only on the main thread (where Python delivers signals); the handler
+    in place before is restored after.
+
+    Raises
+    ------
+    BatchTerminated
+        SIGTERM arrived during the block.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        received.append(signum)
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(ctrl_c):  # SIGINT ignored or left to the OS: stop all the same
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        if received and not isinstance(err, BatchTerminated):
+            raise BatchTerminated(*err.args) from err
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
 LOCK_NAME = "batch.lock"
 PROVENANCE_NAME = "provenance.json"
 
@@ -1120,13 +1164,14 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         ``workers`` > 1 and the worker processes cannot start (a script without the
         ``if __name__ == "__main__":`` guard, or run from stdin), before any pair runs. A worker
         that dies while it scores (OOM killer, segfault) fails only the pair it scored.
-    KeyboardInterrupt
-        Ctrl-C: the finished pairs are kept, the workers stopped and the folder's lock released;
-        ``resume=True`` continues the run.
+    KeyboardInterrupt, BatchTerminated
+        Ctrl-C, or SIGTERM (a ``KeyboardInterrupt`` too): the finished pairs are kept, the
+        workers stopped and the folder's lock released; ``resume=True`` continues the run.
     """
     # numpy's BLAS on one thread for the whole run when torch computes on the CPU, entered on
     # this (the caller's) thread, which outlives the workers' runs (activations.blas).
-    with numpy_blas_one_thread(device):
+    # SIGTERM (timeout, SLURM, docker) stops the run as Ctrl-C does: what finished is kept, the lock freed.
+    with numpy_blas_one_thread(device), _sigterm_as_ctrl_c():
         from brainalign.activations.budget import parse_bytes
         from brainalign.results.compare import remove_stale_comparison
         from brainalign.runner.pair_warnings import warning_lines
