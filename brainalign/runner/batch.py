@@ -881,8 +881,10 @@ def _pool_outcomes(tasks: Sequence[PairTask], workers: int,
             for t in suspects:
                 yield t, _run_alone(ctx, t)
             pool = _start_pool(ctx, workers, check=False)
-    finally:
+    except BaseException:  # interrupted (or the consumer stopped): the pairs running are not waited for
         _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)  # every pair done: the idle workers exit as asked
 
 
 def _alone(conn: Any, task: PairTask, parent: int) -> None:
