@@ -315,6 +315,14 @@ class UnitLocationError(BrainAlignError, ValueError):
 
 class BatchLockedError(BatchOutputError):
     """A batch output folder another run is writing to right now (its lock file names the holder)."""
+
+
+class BatchWorkerError(BrainAlignError, RuntimeError):
+    """A batch's worker processes that cannot start at all (a script calling ``run_batch(workers=...)``
+    without the ``if __name__ == "__main__":`` guard, or run from stdin): the run stops before any
+    pair, rather than failing every pair as a model's failure."""
+
+
 class LayerActivationError(BrainAlignError, ValueError):
     """A layer whose recorded activations cannot be scored (NaN / inf values): named, recorded in
     the result's ``meta["failed_layers"]``, and the other layers' rows are kept."""

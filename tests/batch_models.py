@@ -55,6 +55,21 @@ def interrupting_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
     raise KeyboardInterrupt
 
 
+def crashing_cnn(weights: str = "random", seed: int = 0) -> BrainModel:
+    """:func:`tiny_cnn` whose process is killed (SIGKILL, as by the OOM killer) when it sees a
+    batch of more than 4 images: its layers are found on a small probe, the scoring pass kills it."""
+    import os
+    import signal
+
+    def die(module: nn.Module, args: tuple) -> None:
+        if args[0].shape[0] > 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    model = tiny_cnn(weights, seed)
+    model.module.register_forward_pre_hook(die)
+    return model
+
+
 def write_quick_benchmark(folder, n_boot: int = 50):
     """kriegeskorte2008.hIT-rsa with a smaller bootstrap, as a YAML file in ``folder``."""
     from pathlib import Path

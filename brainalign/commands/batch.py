@@ -48,11 +48,14 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     folder: a pair this run scores replaces its earlier rows; pairs of earlier runs (or of
     `brainalign score --out`) that this run does not list are kept, and the summary says which
     pairs were reused, scored and kept.
-    Exit status: 0 when every pair was scored, 1 when any failed, 2 when the run could not start.
+    A worker process that dies (out of memory, a crash) fails only the pair it was scoring; the
+    others go on. SIGTERM (timeout, SLURM, docker stop) stops a run as Ctrl-C does: the finished
+    pairs are kept and --resume continues it. Exit status: 0 when every pair was scored, 1 when
+    any failed, 2 when the run could not start, 130 on Ctrl-C, 143 on SIGTERM.
     """
     from brainalign.commands.options import check_output_dir, usable_cache_dir
     from brainalign.errors import BrainAlignError, without_names
-    from brainalign.runner.batch import run_batch
+    from brainalign.runner.batch import BatchTerminated, run_batch
 
     check_output_dir(out)
     cache_dir = usable_cache_dir(cache_dir)
@@ -79,10 +82,11 @@ def batch_command(models: str, benchmarks: tuple[str, ...], out: str, resume: bo
     except (BrainAlignError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C: not a bare "Aborted!" but what is kept and how to go on
-        click.echo(f"interrupted: the pairs finished so far are kept in {out}; run the same command "
-                   "with --resume to continue it (they are not scored again).", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: not a bare "Aborted!" but what is kept and how to go on
+        term = isinstance(err, BatchTerminated)
+        click.echo(f"interrupted{' (SIGTERM)' if term else ''}: the pairs finished so far are kept in {out}; "
+                   "run the same command with --resume to continue it (they are not scored again).", err=True)
+        sys.exit(143 if term else 130)  # 128 + the signal's number, as a shell reports it
     if not report.table.empty:  # what was scored, as `score` prints it, and where to look next
         from brainalign.commands.summary import format_summary
 

@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ from brainalign.errors import (
     BatchLockedError,
     BatchOutputError,
     BatchSpecError,
+    BatchWorkerError,
     DuplicateModelNameError,
     SubsetOverFullError,
     without_names,
@@ -756,20 +757,28 @@ def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings
 
 def _execute(tasks: Sequence[PairTask], executor: str, workers: int, scheduler: Any,
              progress: Any) -> Iterable[tuple[PairTask, dict[str, Any]]]:
+    """Each pair's outcome (:func:`run_pair`'s dict) as pairs finish: on the Dask ``scheduler``,
+    in this process (``workers`` ≤ 1) or in ``workers`` spawned processes (:func:`_pool_outcomes`).
+
+    Raises
+    ------
+    BatchWorkerError
+        Worker processes that cannot start at all (see :func:`_start_pool`).
+    """
     if scheduler is not None:
         from distributed import Client, as_completed
 
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         try:
+            started = time.perf_counter()
             futures = {client.submit(run_pair, t, pure=False, key=f"brainalign-{t.key}"): t for t in tasks}
             for fut in as_completed(futures):
                 t = futures[fut]
                 try:
                     yield t, fut.result()
-                except Exception as err:  # the worker itself died (KilledWorker, …)
-                    yield t, {"key": t.key, "model": t.model.name, "benchmark": t.benchmark_id, "ok": False,
-                              "error_type": type(err).__name__, "error": str(err),
-                              "traceback": traceback.format_exc(), "seconds": float("nan")}
+                except Exception as err:  # the worker itself died (KilledWorker, …): this future's pair only
+                    yield t, _failed(t, type(err).__name__, str(err), time.perf_counter() - started,
+                                     traceback.format_exc())
         finally:
             if client is not scheduler:
                 client.close()
@@ -782,20 +791,261 @@ def _execute(tasks: Sequence[PairTask], executor: str, workers: int, scheduler: 
             yield t, run_pair(t, on_layer=lambda layer, d, n, t=t: progress.layer_done(t.label, layer, d, n),
                               benchmarks=loaded)
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    yield from _pool_outcomes(tasks, workers, progress)
 
-    # spawn: a forked child would inherit torch's thread pools and locks mid-state.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futs = {pool.submit(run_pair, t): t for t in tasks}
-        for fut in as_completed(futs):
-            t = futs[fut]
-            try:
-                yield t, fut.result()
-            except Exception as err:  # a worker process that died
-                yield t, {"key": t.key, "model": t.model.name, "benchmark": t.benchmark_id, "ok": False,
-                          "error_type": type(err).__name__, "error": str(err),
-                          "traceback": traceback.format_exc(), "seconds": float("nan")}
+
+def _failed(task: PairTask, error_type: str, error: str, seconds: float, tb: str = "") -> dict[str, Any]:
+    """The outcome of a pair whose process failed it (rather than :func:`run_pair` itself)."""
+    return {"key": task.key, "model": task.model.name, "benchmark": task.benchmark_id, "ok": False,
+            "error_type": error_type, "error": error, "traceback": tb, "seconds": seconds}
+
+
+WORKER_DIED = "WorkerDied"
+"""``error_type`` of a pair whose worker process died while it scored the pair alone."""
+
+
+def _death(exitcode: int | None) -> str:
+    """Why a worker process ended, from its exit code, in words."""
+    import signal
+
+    if exitcode is None or exitcode >= 0:
+        return f"exited with status {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    hint = {signal.SIGKILL: ": out of memory?", signal.SIGSEGV: ": a crash in native code?"}.get(-exitcode, "")
+    return f"killed by signal {-exitcode} ({name}){hint}"
+
+
+def _worker_start(parent: int) -> None:
+    """Initializer of every worker process: Ctrl-C is the coordinating process's to handle (it
+    stops the workers), and a worker exits as soon as that process is gone, so a parent killed
+    with SIGKILL leaves no idle workers holding memory (and a resumed run none beside its own)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="brainalign-watch-parent").start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent dies
+        time.sleep(every)
+    os._exit(1)
+
+
+def _worker_ready() -> int:
+    """The no-op task that tells a fresh pool's workers can start."""
+    return os.getpid()
+
+
+_MAIN_GUARD = ("worker processes are started with 'spawn', which imports the main module again in each "
+               "one: call run_batch(workers=...) under `if __name__ == \"__main__\":` in a script file "
+               "(not from stdin), or use workers=1")
+
+
+def _refuse_in_a_starting_worker() -> None:
+    """Refuse a run started by a spawned worker process as it imports the main module (a script
+    without the ``__main__`` guard): said at once, before it loads anything or meets the folder's lock.
+
+    Raises
+    ------
+    BatchWorkerError
+        This process is a worker being started.
+    """
+    import multiprocessing as mp
+
+    # What multiprocessing's own check of an unguarded main module reads (spawn sets it meanwhile).
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise BatchWorkerError(f"run_batch was called by a worker process as it started: {_MAIN_GUARD}")
+
+
+def _start_pool(ctx: Any, workers: int, check: bool) -> Any:
+    """A process pool of ``workers`` spawned processes (:func:`_worker_start` in each).
+
+    ``check``: run a no-op task first, so that workers that cannot start at all fail the run once
+    with the reason, rather than every pair as a model's failure.
+
+    Raises
+    ------
+    BatchWorkerError
+        ``check`` and the workers died before running anything: most often a script that calls
+        run_batch without the ``__main__`` guard (each spawned worker re-runs it), or run from stdin.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not Path(main_file).exists():  # "<stdin>": spawn cannot import it
+        raise BatchWorkerError(f"the main module {main_file} is not a file: {_MAIN_GUARD}")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                               initargs=(os.getpid(),))
+    if check:
+        try:
+            pool.submit(_worker_ready).result()
+        except BrokenProcessPool:
+            _stop_pool(pool)
+            raise BatchWorkerError(f"the batch's worker processes died as they started (their error is "
+                                   f"printed above); {_MAIN_GUARD}") from None
+    return pool
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop ``pool`` now: its workers are killed rather than waited for (a running pair can take
+    hours, and an interrupted run must end promptly), then its threads are joined."""
+    # The executor has no public way to stop running work; its process table is stable (3.8+).
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_outcomes(tasks: Sequence[PairTask], workers: int,
+                   progress: Any) -> Iterable[tuple[PairTask, dict[str, Any]]]:
+    """Outcomes of ``tasks`` scored by ``workers`` spawned processes (spawn: a forked child would
+    inherit torch's thread pools and locks mid-state).
+
+    At most ``workers`` pairs are submitted at once, so when a worker dies (OOM killer, segfault)
+    and the pool breaks, the pairs in flight are exactly the suspects: each is scored again alone
+    in a process of its own (:func:`_run_alone`); the one whose process dies again fails with the
+    reason, the others are scored, and the run goes on in a fresh pool.
+
+    Raises
+    ------
+    BatchWorkerError
+        Workers that cannot start at all (:func:`_start_pool`).
+    """
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")
+    todo = deque(tasks)
+    pool = _start_pool(ctx, workers, check=True)
+    running: dict[Future, tuple[PairTask, float]] = {}
+    empty_breaks = 0  # pools in a row that broke with no pair in flight
+    try:
+        while todo or running:
+            broken = False
+            while todo and len(running) < workers:
+                try:  # refused when a worker died since the last pair finished
+                    fut = pool.submit(run_pair, todo[0])
+                except BrokenProcessPool:
+                    broken = True
+                    break
+                running[fut] = (todo.popleft(), time.perf_counter())
+            if not broken:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+            if broken:
+                wait(running)  # a broken pool fails every future it holds at once
+                done = set(running)
+            suspects = []
+            for fut in [f for f in running if f in done]:  # in the order they were submitted
+                t, t0 = running.pop(fut)
+                err = fut.exception()
+                if isinstance(err, BrokenProcessPool):
+                    suspects.append(t)
+                elif err is not None:  # the task could not be sent or returned (pickling, …)
+                    yield t, _failed(t, type(err).__name__, str(err), time.perf_counter() - t0)
+                else:
+                    yield t, fut.result()
+            if not broken:
+                continue
+            _stop_pool(pool)
+            empty_breaks = 0 if suspects else empty_breaks + 1
+            if empty_breaks >= 3:
+                raise BatchWorkerError("the batch's worker processes keep dying before they score anything "
+                                       "(out of memory as they start?); try fewer --workers")
+            if suspects:
+                progress.note(f"a worker process died while {len(suspects)} pair(s) were being scored; scoring "
+                              f"each alone to find the one that kills it: {_some([t.label for t in suspects])}")
+            for t in suspects:
+                yield t, _run_alone(ctx, t)
+            pool = _start_pool(ctx, workers, check=False)
+    except BaseException:  # interrupted (or the consumer stopped): the pairs running are not waited for
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)  # every pair done: the idle workers exit as asked
+
+
+def _alone(conn: Any, task: PairTask, parent: int) -> None:
+    """Target of :func:`_run_alone`'s process: the pair's outcome, sent back on ``conn``."""
+    _worker_start(parent)
+    conn.send(run_pair(task))
+    conn.close()
+
+
+def _run_alone(ctx: Any, task: PairTask) -> dict[str, Any]:
+    """Score ``task`` in a process of its own: its outcome, or a :data:`WORKER_DIED` failure saying
+    how the process died (its exit code) when it ended without one."""
+    t0 = time.perf_counter()
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_alone, args=(send, task, os.getpid()), name=f"brainalign {task.label}")
+    proc.start()
+    send.close()  # ours: the child's end alone keeps the pipe open, so its death reads as EOF
+    try:
+        try:
+            outcome = receive.recv()
+        except EOFError:
+            outcome = None
+        proc.join()
+    except BaseException:  # interrupted: stop it rather than wait for the pair
+        proc.kill()
+        proc.join()
+        raise
+    finally:
+        receive.close()
+    if outcome is not None:
+        return outcome
+    return _failed(task, WORKER_DIED, f"the worker process scoring it died ({_death(proc.exitcode)}); "
+                   "scored alone, it died again", time.perf_counter() - t0)
+
+
+class BatchTerminated(KeyboardInterrupt):
+    """A batch run stopped by SIGTERM (what ``timeout``, SLURM and ``docker stop`` send), handled
+    as Ctrl-C is: the finished pairs are kept, the workers stopped, the lock released."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Handle SIGTERM during the block as Ctrl-C: whatever handles SIGINT at that moment handles
+    it (so a write that holds Ctrl-C till it is whole, :func:`brainalign.io.interrupt_after`,
+    holds it too), and the ``KeyboardInterrupt`` it leads to leaves the block as
+    :class:`BatchTerminated`. Only on the main thread (where Python delivers signals); the handler
+    in place before is restored after.
+
+    Raises
+    ------
+    BatchTerminated
+        SIGTERM arrived during the block.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        received.append(signum)
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(ctrl_c):  # SIGINT ignored or left to the OS: stop all the same
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        if received and not isinstance(err, BatchTerminated):
+            raise BatchTerminated(*err.args) from err
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 LOCK_NAME = "batch.lock"
@@ -993,15 +1243,29 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
     BatchReport
         The table of every finished pair in ``out`` (this run's and the earlier ones it kept),
         this run's failures, and what was scored, skipped (reused) or kept.
+
+    Raises
+    ------
+    BatchSpecError, BatchOutputError, BatchLockedError
+        A bad model list, a folder of an earlier run without ``resume``, a folder another run holds.
+    BatchWorkerError
+        ``workers`` > 1 and the worker processes cannot start (a script without the
+        ``if __name__ == "__main__":`` guard, or run from stdin), before any pair runs. A worker
+        that dies while it scores (OOM killer, segfault) fails only the pair it scored.
+    KeyboardInterrupt, BatchTerminated
+        Ctrl-C, or SIGTERM (a ``KeyboardInterrupt`` too): the finished pairs are kept, the
+        workers stopped and the folder's lock released; ``resume=True`` continues the run.
     """
     # numpy's BLAS on one thread for the whole run when torch computes on the CPU, entered on
     # this (the caller's) thread, which outlives the workers' runs (activations.blas).
-    with numpy_blas_one_thread(device):
+    # SIGTERM (timeout, SLURM, docker) stops the run as Ctrl-C does: what finished is kept, the lock freed.
+    with numpy_blas_one_thread(device), _sigterm_as_ctrl_c():
         from brainalign.activations.budget import parse_bytes
         from brainalign.results.compare import remove_stale_comparison
         from brainalign.runner.pair_warnings import warning_lines
         from brainalign.runner.progress import BatchProgress
 
+        _refuse_in_a_starting_worker()
         if memory_budget is not None:
             memory_budget = parse_bytes(memory_budget)  # a typo fails here, not in every pair
         if isinstance(models, str | os.PathLike):

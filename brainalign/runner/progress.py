@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -81,7 +82,8 @@ class BatchProgress(_Progress):
             self._pairs.set_postfix(failed=self.failed)
         status = "done" if ok else "FAILED"
         n = self.skipped + self.done
-        msg = f"[{n}/{self.total}] {status} {label} in {seconds:.1f}s"
+        took = f" in {seconds:.1f}s" if math.isfinite(seconds) else ""  # unknown: said as nothing, not "nans"
+        msg = f"[{n}/{self.total}] {status} {label}{took}"
         if self.bars:
             if not ok:
                 self._pairs.write(f"{msg}: {detail}", file=self.stream)
