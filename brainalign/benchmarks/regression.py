@@ -91,18 +91,16 @@ def bootstrap_fold_r(pred: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.n
     ``pred``, ``y``: (neuroid, n) one fold's test predictions and responses; ``index``: (B, n)
     positions drawn by each bootstrap sample. A sample is the fold's stimuli weighted by how often
     it drew each (w = counts, B × n), so every sum Pearson r needs is one matrix product
-    (w @ x): no (B × n × neuroid) gather. Both sides are centred on the fold's means first (r is
-    shift-invariant), which keeps the moment formula free of cancellation; a side that is
-    constant within a sample (variance below 1e-10 of its raw second moment) gives NaN, as the
-    per-sample computation does. Equal to the per-sample loop to ~1e-12
-    (tests/test_stats_bootstrap.py).
+    (w @ x): no (B × n × neuroid) gather. The r is :func:`brainalign.metrics.stats.weighted_pearson`'s,
+    the definition of the point estimate (its row of ones): a side that is constant within a
+    sample gives NaN in both. Pass ``pred`` without the fold's intercept
+    (:attr:`EncodingScore.centred_predictions`), as the point estimate uses it. Equal to the
+    per-sample loop to ~1e-12 (tests/test_stats_bootstrap.py).
     """
     n_boot, n = index.shape
     w = np.bincount((np.arange(n_boot)[:, None] * n + index).ravel(), minlength=n_boot * n)
     w = w.reshape(n_boot, n).astype(np.float64)
-    p = (pred - pred.mean(-1, keepdims=True)).T  # (n, neuroid)
-    t = (y - y.mean(-1, keepdims=True)).T
-    return weighted_pearson(w, p, t)
+    return weighted_pearson(w, pred.T, y.T)
 
 
 class RegressionBenchmark(Benchmark):
@@ -286,7 +284,7 @@ class RegressionBenchmark(Benchmark):
             enc = self._encode(X, Y)
             boot, dev, held = [], [], []
             ks, drawn = bootstrap_within_folds(enc.splits, n_boot, bseed)
-            for (_, te), pred, k in zip(enc.splits, enc.predictions, ks, strict=True):
+            for (_, te), pred, k in zip(enc.splits, enc.centred_predictions, ks, strict=True):
                 y = Y[te].T  # (neuroid, n_te)
                 p = pred.T
                 boot.append(bootstrap_fold_r(p, y, k))  # (B, neuroid)

@@ -158,7 +158,7 @@ class SimulatedV1Benchmark(Benchmark):
         part = {}
         for name, mask in (("dev", self._is_dev), ("held", ~self._is_dev)):
             rs = [pearson_last(pred[mask[te]].T, Y[te][mask[te]].T) for (_, te), pred
-                  in zip(es.splits, es.predictions, strict=True) if mask[te].sum() >= 3]
+                  in zip(es.splits, es.centred_predictions, strict=True) if mask[te].sum() >= 3]
             r_part = np.nanmean(np.stack(rs), 0) if rs else np.full(Y.shape[1], np.nan)
             ceil = self._part_ceiling[name]
             use = ok & np.isfinite(ceil) & (ceil > 0)

@@ -3,6 +3,13 @@
 The score of a neuroid is the Pearson r between its held-out responses and the predictions of a
 regression fitted on the training stimuli, averaged over folds. Neuroids whose responses do not
 vary are excluded (counted and reported), never averaged in as NaN.
+
+r is taken from the predictions *without* the fold's intercept (the training mean of the
+responses; r is shift-invariant, so this is the same r), because under strong shrinkage the part
+of a prediction that varies can lie below the rounding of that mean and would be lost by adding it
+first. It is computed by :func:`brainalign.metrics.stats.weighted_pearson`, the function every
+bootstrap sample of the score uses too, so the estimate and its resamples share one definition
+(including NaN for a numerically constant side).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from brainalign.metrics.ridge import (
     predict_rows,
     solve_ridge_cv,
 )
+from brainalign.metrics.stats import weighted_pearson
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -40,16 +48,21 @@ class EncodingScore:
         (neuroid,) Pearson r between held-out responses and predictions, mean over the folds in
         which it is defined; NaN only where ``excluded``.
     r_folds
-        (fold, neuroid); NaN where a fold's test responses or predictions were constant.
+        (fold, neuroid); NaN where a fold's test responses or predictions were (numerically)
+        constant (the rule of :func:`brainalign.metrics.stats.weighted_pearson`).
     splits
         The (train_idx, test_idx) stimulus positions of every fold.
     alphas
         (fold, neuroid) chosen α (ridge), else None.
     alpha_grid
         The α grid searched (ridge), else None.
-    predictions
-        Held-out predictions of each fold, aligned with ``splits[i][1]`` (for bootstrap and
-        permutation statistics in :mod:`brainalign.metrics.stats`).
+    centred_predictions
+        Held-out predictions of each fold without its intercept, (n_test, neuroid) aligned with
+        ``splits[i][1]``, NaN for neuroids with zero variance: what r, the bootstrap and the
+        permutation statistics of :mod:`brainalign.metrics.stats` are computed from.
+    intercepts
+        (neuroid,) per fold: the intercept added to ``centred_predictions`` (the training mean of
+        the responses); see :attr:`predictions`.
     excluded
         (neuroid,) True for neuroids left out of every summary.
     exclusion_reason
@@ -65,13 +78,21 @@ class EncodingScore:
     splits: list[Split]
     alphas: np.ndarray | None
     alpha_grid: np.ndarray | None
-    predictions: list[np.ndarray]
+    centred_predictions: list[np.ndarray]
+    intercepts: list[np.ndarray]
     excluded: np.ndarray
     exclusion_reason: np.ndarray
     model: str
     seed: int | None
     cv: str
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> list[np.ndarray]:
+        """Held-out predictions of each fold, (n_test, neuroid) aligned with ``splits[i][1]``:
+        ``centred_predictions + intercepts``. Take r from :attr:`centred_predictions`: a variation
+        below the rounding of the intercept is lost here."""
+        return [c + o for c, o in zip(self.centred_predictions, self.intercepts, strict=True)]
 
     @property
     def n_excluded(self) -> int:
@@ -248,13 +269,12 @@ def _inner_group_splits(inner_cv: Any, groups: np.ndarray, seed: int | None) -> 
 
 
 def pearson_columns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r between matching columns of ``a`` and ``b``; NaN where either is constant."""
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    num = (a * b).sum(0)
-    den = torch.sqrt((a * a).sum(0) * (b * b).sum(0))
-    tiny = torch.finfo(a.dtype).tiny
-    return torch.where(den > tiny, num / den.clamp_min(tiny), torch.full_like(num, float("nan")))
+    """Pearson r between matching columns of ``a`` and ``b`` (samples × columns), float64 on
+    ``a``'s device; NaN where either is (numerically) constant. The definition of
+    :func:`brainalign.metrics.stats.weighted_pearson` (computed on the CPU)."""
+    ones = np.ones((1, a.shape[0]))
+    r = weighted_pearson(ones, a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy())[0]
+    return torch.from_numpy(r).to(a.device)
 
 
 def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *,
@@ -357,6 +377,20 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
 
     r_folds = np.full((len(splits), t), np.nan)
     preds: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
+    Y64 = Yk.detach().cpu().double().numpy()
+
+    def _fold_result(i: int, te: np.ndarray, centred: torch.Tensor, intercept: torch.Tensor) -> None:
+        """Record fold ``i``: its predictions without the intercept (n_test × kept neuroids) and
+        their r, from the one Pearson of the bootstrap (stats.weighted_pearson)."""
+        c = centred.detach().cpu().double().numpy()
+        r_folds[i, keep] = weighted_pearson(np.ones((1, len(te))), c, Y64[te])[0]
+        full = np.full((len(te), t), np.nan)
+        full[:, keep] = c
+        preds.append(full)
+        off = np.full(t, np.nan)
+        off[keep] = intercept.detach().cpu().double().numpy()
+        offsets.append(off)
     alpha_grid = None
     chosen = None
     settings: dict[str, Any] = {"dtype": dtype, "device": str(dev), "n_targets_batch": n_targets_batch}
@@ -380,12 +414,8 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
                                      best_only=True)
             except MetricInputError as e:
                 raise MetricInputError(f"encoding_score (ridge, split {i}): {e}") from e
-            p = predict_rows(fit, te)
             chosen[i, keep] = alpha_grid[fit.alpha_index.cpu().numpy()]  # exact grid values
-            r_folds[i, keep] = pearson_columns(p, Yk[torch.as_tensor(te, device=dev)]).cpu().numpy()
-            full = np.full((len(te), t), np.nan)
-            full[:, keep] = p.cpu().numpy()
-            preds.append(full)
+            _fold_result(i, te, predict_rows(fit, te, add_mean=False), fit.y_mean)
         at_low, at_high = ((chosen[:, keep] == alpha_grid[j]).mean(0) for j in (0, -1))
         edge = at_low + at_high > 0.5
         high = int((edge & (at_high >= at_low)).sum())
@@ -409,11 +439,7 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
                 coef, xm, ym = pls_fit(Xt[tr_t], Yk[tr_t], n_components)
             except ValueError as e:
                 raise MetricInputError(f"encoding_score (pls, split {i}): {e}") from e
-            p = (Xt[te_t] - xm) @ coef + ym
-            r_folds[i, keep] = pearson_columns(p, Yk[te_t]).cpu().numpy()
-            full = np.full((len(te), t), np.nan)
-            full[:, keep] = p.cpu().numpy()
-            preds.append(full)
+            _fold_result(i, te, (Xt[te_t] - xm) @ coef, ym)
 
     defined = np.isfinite(r_folds)
     none_defined = ~zero & ~defined.any(0)
@@ -430,8 +456,8 @@ def encoding_score(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, *
                       "are left out of the median (.excluded, .exclusion_reason)", stacklevel=2)
     settings["n_undefined_fold_scores"] = int((~defined[:, ~excluded]).sum())
     return EncodingScore(r=r, r_folds=r_folds, splits=splits, alphas=chosen, alpha_grid=alpha_grid,
-                         predictions=preds, excluded=excluded, exclusion_reason=reason, model=model,
-                         seed=seed, cv=desc, settings=settings)
+                         centred_predictions=preds, intercepts=offsets, excluded=excluded,
+                         exclusion_reason=reason, model=model, seed=seed, cv=desc, settings=settings)
 
 
 def encoding_ceiling(reliability: np.ndarray | float,

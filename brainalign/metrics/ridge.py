@@ -695,8 +695,16 @@ def solve_ridge_cv(design: Design, train: np.ndarray, Y: torch.Tensor, alphas: t
 
 
 def predict_rows(fit: RidgeFit, rows: np.ndarray | torch.Tensor | None = None,
-                 X_new: torch.Tensor | None = None) -> torch.Tensor:
-    """Predictions of ``fit`` for design rows ``rows`` or for new (uncentred) samples ``X_new``."""
+                 X_new: torch.Tensor | None = None, add_mean: bool = True) -> torch.Tensor:
+    """Predictions of ``fit`` (samples × targets) for design rows ``rows`` or for new (uncentred)
+    samples ``X_new``.
+
+    ``add_mean=False``: without the training mean of the targets (``fit.y_mean``, the intercept
+    of the centred fit), i.e. the part of the prediction that varies between samples. Pearson r
+    must be taken from this part: under strong shrinkage it can lie below the rounding of
+    ``y_mean`` (features of SD ~1e-7 against α ≥ 10⁻²), and adding the mean first would leave a
+    numerically constant prediction whose r is rounding noise.
+    """
     fold = fit.fold
     if X_new is not None:
         X_new = X_new - fold.design.offset
@@ -705,7 +713,7 @@ def predict_rows(fit: RidgeFit, rows: np.ndarray | torch.Tensor | None = None,
         rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=fold.s.device)
         T = fold.test_map(rows_t)
     D = fit.G / (fold.s[:, None] + fit.alpha[None, :])
-    return T @ D + fit.y_mean
+    return T @ D + fit.y_mean if add_mean else T @ D
 
 
 def ridge_coef(fit: RidgeFit) -> tuple[torch.Tensor, torch.Tensor]:

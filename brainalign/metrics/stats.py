@@ -131,12 +131,15 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, floa
 
 
 def pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r along the last axis (broadcast over the others); NaN where either side is constant."""
+    """Pearson r along the last axis (broadcast over the others); NaN where either side is
+    (numerically) constant. The same definition as :func:`weighted_pearson` (all weights 1):
+    both sides centred first, then :func:`_r_from_moments` and its constancy rule."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     a = a - a.mean(-1, keepdims=True)
     b = b - b.mean(-1, keepdims=True)
-    with np.errstate(all="ignore"):
-        r = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    return np.where(np.isfinite(r), r, np.nan)
+    return _r_from_moments(float(a.shape[-1]), a.sum(-1), b.sum(-1), (a * a).sum(-1), (b * b).sum(-1),
+                           (a * b).sum(-1))
 
 
 def masked_pearson(a: np.ndarray, b: np.ndarray, min_count: int = 3) -> np.ndarray:
@@ -158,7 +161,9 @@ def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> lis
     """(prediction, response) pairs of the non-excluded neuroids, one per fold.
 
     ``score`` is an :class:`EncodingScore` (then ``Y`` is the (stimulus × neuroid) response array
-    it was computed from) or already a list of (test prediction, test response) arrays.
+    it was computed from; its predictions are taken without the fold's intercept,
+    :attr:`EncodingScore.centred_predictions`, as its r was) or already a list of
+    (test prediction, test response) arrays.
     """
     from brainalign.metrics.encoding import EncodingScore
 
@@ -171,7 +176,8 @@ def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> lis
         if Y.shape[1] != score.r.shape[0]:
             raise MetricInputError(f"Y has {Y.shape[1]} neuroids but the score has {score.r.shape[0]}")
         keep = ~score.excluded
-        return [(p[:, keep], Y[te][:, keep]) for p, (_, te) in zip(score.predictions, score.splits, strict=True)]
+        return [(p[:, keep], Y[te][:, keep])
+                for p, (_, te) in zip(score.centred_predictions, score.splits, strict=True)]
     out = []
     for i, (p, y) in enumerate(score):
         p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -182,26 +188,44 @@ def fold_pairs(score: EncodingScore | Pairs, Y: np.ndarray | None = None) -> lis
     return out
 
 
-def _r_from_moments(tot, sp, sy, spp, syy, spy) -> np.ndarray:
-    """Pearson r from (weighted) sums; NaN where either side is (numerically) constant."""
+_CONSTANT_RTOL = 1e-10
+"""A side is constant in a (re)sample when the product of the two sides' variances is at most
+``_CONSTANT_RTOL²`` times the product of their second moments about the fold's means: what is
+left is the rounding of the sums (~1e-16 relative), not variation. Relative, so it does not
+depend on the scale of the predictions or the responses."""
+
+
+def _r_from_moments(tot: np.ndarray | float, sp: np.ndarray, sy: np.ndarray, spp: np.ndarray,
+                    syy: np.ndarray, spy: np.ndarray) -> np.ndarray:
+    """Pearson r from (weighted) sums of ``p``, ``y``, ``p²``, ``y²``, ``p·y`` over samples of total
+    weight ``tot``; NaN where either side is (numerically) constant (see :data:`_CONSTANT_RTOL`).
+
+    The one definition of a neuroid's r in brainalign's encoding scores: the point estimate, every
+    bootstrap sample, the permutation nulls and the dev / held-out scores all come through here,
+    so a prediction or response that is constant in a sample is undefined (NaN, left out of the
+    fold mean) in every one of them alike. Pass values centred on the fold's means (as
+    :func:`weighted_pearson` and :func:`pearson_last` do): the moment formula cancels otherwise.
+    """
     mp, my = sp / tot, sy / tot
     vp, vy = spp / tot - mp**2, syy / tot - my**2
     with np.errstate(invalid="ignore", divide="ignore"):
         den = np.sqrt(vp * vy)
         r = (spy / tot - mp * my) / den
-        const = ~(den > 1e-10 * np.sqrt(spp / tot * syy / tot))
-    r[const] = np.nan
-    return r
+        const = ~(den > _CONSTANT_RTOL * np.sqrt(spp / tot * syy / tot))
+    return np.where(const, np.nan, r)
 
 
 def weighted_pearson(w: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r per column of ``p`` / ``y`` (m × t) for every weight row of ``w`` (B × m) → (B × t).
 
     With ``w`` the multinomial counts of bootstrap index sets, row b is the r of the b-th
-    resample (the one-matrix-product form of a bootstrap). Centre ``p`` and ``y`` first when
-    their means are large against their spread (the moment formula then cancels). NaN where
-    either side is numerically constant.
+    resample (the one-matrix-product form of a bootstrap); a row of ones is the r of the data
+    itself (the point estimate). Both sides are centred on their (unweighted) column means first:
+    r is shift-invariant, and the moment formula would cancel for values far from zero. NaN where
+    either side is numerically constant (:func:`_r_from_moments`).
     """
+    p = p - p.mean(0)
+    y = y - y.mean(0)
     return _r_from_moments(w.sum(1, keepdims=True), w @ p, w @ y, w @ (p * p), w @ (y * y), w @ (p * y))
 
 
@@ -352,6 +376,10 @@ def paired_comparison(score_a: EncodingScore | Pairs, score_b: EncodingScore | P
         b = min(100, n_perm - start)
         sa, sb = [], []
         for (p1, y), (p2, _) in zip(pa, pb, strict=True):
+            # Centred for the moment formula: y on its mean, both models on ONE constant (p1's
+            # mean), so that a swap still exchanges the predictions themselves.
+            c = p1.mean(0)
+            p1, p2, y = p1 - c, p2 - c, y - y.mean(0)
             S = (rng.random((b, len(y))) < 0.5).astype(np.float64)
             d, d2, dy = p2 - p1, p2 * p2 - p1 * p1, (p2 - p1) * y
             tot = float(len(y))
