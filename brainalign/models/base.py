@@ -1,4 +1,9 @@
-"""The model as an experimental subject: a module, its preprocessing, its layers and provenance."""
+"""The model as an experimental subject: a module, its preprocessing, its layers and provenance.
+
+A layer is a module whose output is a tensor, or a tuple or list (or transformers ``ModelOutput``)
+whose first element is one: that first tensor is recorded (an LSTM's or GRU's output sequence, a
+MultiheadAttention's attention output), by one rule, :func:`layer_output`.
+"""
 
 from __future__ import annotations
 
