@@ -275,10 +275,9 @@ class BrainModel:
         ``layer1.0`` … ``fc``, a ViT's ``encoder.layers.encoder_layer_0`` …; normalisation and
         no-op modules are left out. Every other module that outputs a tensor (or a tuple whose
         first element is one: see :func:`layer_output`) is in :attr:`all_layers` and can be
-        named explicitly. A module that runs several times per
-        forward pass (a recurrent block, a reused ReLU) is recorded at its last call under its
-        own name and at each call under ``<name>.t0``, ``<name>.t1``, …. Sources may set
-        :attr:`default_layers` instead.
+        named explicitly. A module that runs several times per forward pass (a recurrent block,
+        a reused ReLU) is recorded at its last call under its own name and at each call under
+        ``<name>.t0``, ``<name>.t1``, …. Sources may set :attr:`default_layers` instead.
         """
         if self.default_layers is not None:
             return self.resolve_layers(list(self.default_layers))
