@@ -70,6 +70,19 @@ class UnknownLayerError(BrainAlignError, KeyError):
         return self.args[0]
 
 
+class UnrecordableLayerError(UnknownLayerError):
+    """A module named as a layer that runs but gives no tensor to record (it returns a dict,
+    None, or a tuple whose first element is not a tensor). An :class:`UnknownLayerError`, so
+    code that catches that catches this too."""
+
+    def __init__(self, layer: str, model: str, returns: str, where: str = ""):
+        self.pattern, self.model, self.returns = layer, model, returns
+        what = f"The {where} {layer!r}" if where else f"Layer {layer!r}"
+        KeyError.__init__(  # UnknownLayerError's message would say it matches nothing
+            self, f"{what} of model {model!r} returns {returns}, not a tensor: brainalign records "
+            "a module's tensor output, or the first element of a tuple or list when that is a tensor.")
+
+
 class UnknownBenchmarkError(BrainAlignError, KeyError):
     """A benchmark identifier with no definition in any benchmark directory."""
 

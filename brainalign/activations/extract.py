@@ -22,7 +22,7 @@ from brainalign.activations.reducers import reducer_per_layer
 from brainalign.data.stimuli import StimulusSet, as_stimulus_set
 from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import ForwardError, StimulusError
-from brainalign.models.base import BrainModel, kept_state, on_device
+from brainalign.models.base import BrainModel, kept_state, layer_output, on_device
 
 HOLD_FACTOR = 1.25
 """Default hand-over limit of :func:`iter_extract`, in units of the largest layer's bytes: the
@@ -370,16 +370,22 @@ def _record(model: BrainModel, job: _Job,
     def make_hook(mod_name: str) -> Callable[..., None]:
         at_call = wanted[mod_name]
 
-        def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
             if threading.get_ident() != owner:  # another recording's pass through this module
                 return
             if cancelled():
                 raise _LayerFailed(mod_name, _Cancelled())
             k = calls_seen[mod_name]
             calls_seen[mod_name] = k + 1
-            for name in at_call.get(k, ()):
+            todo = at_call.get(k, ())
+            t = layer_output(out) if todo else None  # what discovery found: the same rule
+            for name in todo:
                 try:
-                    record(name, out)
+                    if t is None:
+                        raise ForwardError(f"{model.name}: layer {name!r} returned {type(out).__name__} "
+                                           "with no tensor to record here, though it gave one at "
+                                           "layer discovery")
+                    record(name, t)
                 except _LayerFailed:  # a helper's copy or hand-over of an earlier layer
                     raise
                 except Exception as err:

@@ -110,7 +110,7 @@ def reducer_per_layer(model: BrainModel, reducers: Any, names: Sequence[str]) ->
         A reducer that is not callable; a recorded layer that two patterns give different
         reducers (and its own name does not choose), naming both keys.
     """
-    from brainalign.errors import UnknownLayerError
+    from brainalign.errors import UnknownLayerError, UnrecordableLayerError
 
     if not isinstance(reducers, Mapping):
         if reducers is not None and not callable(reducers):
@@ -123,6 +123,8 @@ def reducer_per_layer(model: BrainModel, reducers: Any, names: Sequence[str]) ->
             raise ValueError(f"reducers[{key!r}] = {reducer!r} is not a function of a batch of layer outputs")
         try:
             hits = model.resolve_layers(str(key))
+        except UnrecordableLayerError as err:  # said as the reducers key, with why
+            raise UnrecordableLayerError(str(key), model.name, err.returns, where="reducers key") from err
         except UnknownLayerError as err:  # said as the reducers key it is, not as a layer= pattern
             raise UnknownLayerError(str(key), model.name, model.layer_info, model.extra.get("model_id"),
                                     where="reducers key") from err

@@ -1,4 +1,9 @@
-"""The model as an experimental subject: a module, its preprocessing, its layers and provenance."""
+"""The model as an experimental subject: a module, its preprocessing, its layers and provenance.
+
+A layer is a module whose output is a tensor, or a tuple or list (or transformers ``ModelOutput``)
+whose first element is one: that first tensor is recorded (an LSTM's or GRU's output sequence, a
+MultiheadAttention's attention output), by one rule, :func:`layer_output`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainalign.errors import EmptyLayerListError, ForwardError, NoLayersError, UnknownLayerError
+from brainalign.errors import (
+    EmptyLayerListError,
+    ForwardError,
+    NoLayersError,
+    UnknownLayerError,
+    UnrecordableLayerError,
+)
 
 MODES = ("eval", "train")
 
@@ -97,6 +108,38 @@ def on_device(module: nn.Module, device: torch.device | str) -> Iterator[nn.Modu
                     m._parameters[k] = t
                 else:
                     m._buffers[k] = t
+
+
+def layer_output(out: Any) -> torch.Tensor | None:
+    """The tensor recorded from a module's output ``out``, or None (not recordable).
+
+    A tensor is recorded as it is; a tuple or list (an LSTM's ``(output, (h, c))``, a GRU's
+    ``(output, h)``, a MultiheadAttention's ``(attn_output, weights)``) or a transformers
+    ``ModelOutput`` by its first element when that is a tensor: by convention the output the next
+    layer reads, not the hidden states or attention weights beside it. Discovery and recording
+    both read outputs through this function, so they cannot disagree on what a layer is.
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, tuple | list):
+        first = out[0] if out else None
+    elif callable(getattr(out, "to_tuple", None)):  # a ModelOutput: its fields that are not None
+        fields = out.to_tuple()
+        first = fields[0] if fields else None
+    else:
+        return None
+    return first if isinstance(first, torch.Tensor) else None
+
+
+def _what_it_returns(out: Any) -> str:
+    """``out`` (no recordable tensor) in words, for the error that says why it is not a layer."""
+    def a(x: Any) -> str:
+        kind = type(x).__name__
+        return "None" if x is None else f"{'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}"
+
+    if isinstance(out, tuple | list):
+        return f"{a(out)} whose first element is {a(out[0])}" if out else f"an empty {type(out).__name__}"
+    return a(out)
 
 
 def state_dict_hash(module: nn.Module) -> str:
@@ -186,6 +229,8 @@ class BrainModel:
     mode: str = "eval"
     revision: str | None = None
     _layer_info: dict[str, LayerInfo] | None = field(default=None, repr=False)
+    # Modules that ran at discovery but returned no recordable tensor: name -> what they returned.
+    _unrecordable: dict[str, str] = field(default_factory=dict, repr=False)
     _forward_stopped: str | None = field(default=None, repr=False)
     _weights_hash: str | None = field(default=None, repr=False)
     # The recording (extract, or an open stream of layers) running the module now, if any; see
@@ -213,7 +258,9 @@ class BrainModel:
             # Layers whose output has no batch axis (a broadcast position embedding) are kept
             # out of the defaults; extracting one is refused, naming it.
             stopped: list[str] = []
-            self._layer_info = _discover_layers(self.module, x, self.name, stopped)
+            self._unrecordable = {}
+            self._layer_info = _discover_layers(self.module, x, self.name, stopped,
+                                                self._unrecordable)
             self._forward_stopped = stopped[0] if stopped else None
         return self._layer_info
 
@@ -232,11 +279,11 @@ class BrainModel:
         These are the modules reached from the root through containers only (``nn.Sequential``,
         ``nn.ModuleList``): AlexNet's ``features.0`` … ``classifier.6``, ResNet's ``conv1``,
         ``layer1.0`` … ``fc``, a ViT's ``encoder.layers.encoder_layer_0`` …; normalisation and
-        no-op modules are left out. Every other module that outputs a tensor is in
-        :attr:`all_layers` and can be named explicitly. A module that runs several times per
-        forward pass (a recurrent block, a reused ReLU) is recorded at its last call under its
-        own name and at each call under ``<name>.t0``, ``<name>.t1``, …. Sources may set
-        :attr:`default_layers` instead.
+        no-op modules are left out. Every other module that outputs a tensor (or a tuple whose
+        first element is one: see :func:`layer_output`) is in :attr:`all_layers` and can be
+        named explicitly. A module that runs several times per forward pass (a recurrent block,
+        a reused ReLU) is recorded at its last call under its own name and at each call under
+        ``<name>.t0``, ``<name>.t1``, …. Sources may set :attr:`default_layers` instead.
         """
         if self.default_layers is not None:
             return self.resolve_layers(list(self.default_layers))
@@ -262,6 +309,8 @@ class BrainModel:
             A name or pattern that matches no layer.
         EmptyLayerListError
             An empty list (None means the default layers).
+        UnrecordableLayerError
+            The name of a module that runs but returns no tensor to record (a dict, say).
         """
         if layers is None:
             if not self.layers:  # nothing to record: say so here, before any stage counts layers
@@ -277,6 +326,8 @@ class BrainModel:
             hits = [n for n in known if fnmatch.fnmatchcase(n, pat)] if _is_glob(pat) else (
                 [pat] if pat in known else [])
             if not hits:
+                if pat in self._unrecordable:
+                    raise UnrecordableLayerError(pat, self.name, self._unrecordable[pat])
                 raise UnknownLayerError(pat, self.name, known, model_id=self.extra.get("model_id"))
             chosen.update(hits)
         return [n for n in known if n in chosen]
@@ -341,10 +392,13 @@ def _batch_axis(shape: tuple[int, ...], batch: int) -> int | None:
 
 
 def _discover_layers(module: nn.Module, example: torch.Tensor, model_name: str = "model",
-                     stopped: list[str] | None = None) -> dict[str, LayerInfo]:
+                     stopped: list[str] | None = None,
+                     unrecordable: dict[str, str] | None = None) -> dict[str, LayerInfo]:
     """Recording sites of ``module``, found by one forward pass on ``example``; a pass that
     fails after some modules gives the layers before the failure, and its message (also warned)
-    is appended to ``stopped``.
+    is appended to ``stopped``. A module ranks as a layer when its output gives a tensor to
+    record (:func:`layer_output`); each one that ran and gave none is put in ``unrecordable``
+    with what it returned, so that naming it can be answered with why.
 
     Raises
     ------
@@ -372,15 +426,20 @@ def _discover_layers(module: nn.Module, example: torch.Tensor, model_name: str =
         axis = _batch_axis(full, batch)
         return (full[:axis] + full[axis + 1:] if axis is not None else full[1:]), axis
 
+    returned: dict[str, str] = {}  # modules whose output gave no tensor: what they returned
+
     def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
         n = names[mod]
         calls[n] = calls.get(n, 0) + 1
         done[n] = len(done) if n not in done else done[n]
-        shape, axis = split(out) if isinstance(out, torch.Tensor) else (None, None)
+        t = layer_output(out)
+        shape, axis = split(t) if t is not None else (None, None)
         steps.append((n, calls[n] - 1, shape, axis))
-        if shape is not None:
+        if t is not None:
             shapes[n], axes[n] = shape, axis
-            outputs[(n, calls[n] - 1)] = (out, out._version)
+            outputs[(n, calls[n] - 1)] = (t, t._version)
+        elif n not in returned:
+            returned[n] = _what_it_returns(out)
 
     running: list[str] = []  # modules entered and not yet finished, innermost last
 
@@ -426,6 +485,8 @@ def _discover_layers(module: nn.Module, example: torch.Tensor, model_name: str =
     # Changed in place later in the pass (or not known to be unchanged: the pass stopped).
     mutated = {key: not complete or t._version != v for key, (t, v) in outputs.items()}
     outputs.clear()  # the discovery pass's tensors are not kept
+    if unrecordable is not None:
+        unrecordable.update((n, what) for n, what in returned.items() if n not in shapes)
 
     def is_stack(m: nn.Module) -> bool:  # a container of blocks, like a ViT's encoder.layers
         kids = list(m.children())
@@ -443,7 +504,7 @@ def _discover_layers(module: nn.Module, example: torch.Tensor, model_name: str =
             bool(ancestors) and is_stack(ancestors[-1]))
 
     # Forward hooks fire when a module finishes, so this is the order in which outputs exist;
-    # only modules that ran and returned a tensor can be recorded.
+    # only modules that ran and gave a tensor (layer_output) can be recorded.
     order = sorted((n for n in done if n in shapes), key=done.__getitem__)
     info = {n: LayerInfo(n, i, calls[n], shapes[n], type(mods[n]).__name__, is_candidate(n),
                          batch_axis=axes[n], mutated=mutated[(n, calls[n] - 1)])

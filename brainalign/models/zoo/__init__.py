@@ -56,7 +56,8 @@ ZOO: dict[str, ZooEntry] = {
     "vgg16": ZooEntry(VGG, {"config": "vgg16"}),
     "resnet": ZooEntry(ResNet, {}),
     "gru_rows": ZooEntry(RowRNN, {"cell": "gru"}, ("cell.t*", "last", "fc")),
-    "lstm_rows": ZooEntry(RowRNN, {"cell": "lstm"}),
+    # Pinned: `lstm` (recordable as its output sequence) would repeat `sequence`, the same tensor.
+    "lstm_rows": ZooEntry(RowRNN, {"cell": "lstm"}, ("sequence", "last", "fc")),
     "vit": ZooEntry(ViT, {}, ("tokens.*", "head")),
     "conv_autoencoder": ZooEntry(ConvAutoencoder, {}, ("encoder.*",)),
     "cornet_rt": ZooEntry(CORnetRT, {}, ("V1.t*", "V2.t*", "V4.t*", "IT.t*", "decoder.2")),
