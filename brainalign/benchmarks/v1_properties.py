@@ -25,6 +25,7 @@ from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
 from brainalign.errors import MetricInputError, StimulusError, UnitLocationError
 from brainalign.models.base import BrainModel
+from brainalign.results.provenance import GENERATED_PER_MODEL
 from brainalign.results.table import LayerScore
 
 NOT_SPLITTABLE = ("all stimuli (in-sample): a property distribution is measured over units on the whole "
@@ -270,7 +271,7 @@ class _GratingPlacement:
         self.fov = fov
 
     def describe(self) -> str:
-        return (f"gratings drawn in the model's field of view ({self.fov.degrees:g} deg, "
+        return (f"{GENERATED_PER_MODEL} ({self.fov.degrees:g} deg, "
                 f"{self.fov.size_px} px), no resize or crop")
 
     def as_dict(self) -> dict[str, Any]:
