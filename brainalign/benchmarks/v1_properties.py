@@ -185,6 +185,34 @@ class V1PropertyBenchmark(Benchmark):
     def _experiments(self) -> dict[str, Any]:
         return {}
 
+    def stimulus_order(self, ids: Sequence[str] | None) -> Sequence[str]:
+        """The gratings :meth:`recording` made for the model whose responses carry ``ids``: the
+        recorded set that holds most of them (so that responses to part of it are told apart
+        from responses to other stimuli). Without ids: the one set recorded so far.
+
+        Raises
+        ------
+        StimulusError
+            No recorded set holds any of ``ids`` (or, without ids, none or several were recorded).
+        """
+        sets = {key: exp.stimuli.ids for key, exp in list(self._experiments.items())}  # other threads add sets
+        if ids is None:
+            if len(sets) != 1:
+                raise StimulusError(
+                    f"{self.id}: activations without stimulus ids, but {len(sets)} grating sets were recorded "
+                    "(one per field of view); give a DataArray with the stimulus_id coordinate of the "
+                    "stimuli recording(model) returns")
+            return next(iter(sets.values()))
+        exact = sets.get(_ids_key(ids))
+        if exact is not None:
+            return exact
+        given = set(ids)
+        best = max(sets.values(), key=lambda s: len(given.intersection(s)), default=())
+        if not given.intersection(best):
+            raise StimulusError(f"{self.id}: activations of {len(given)} stimuli are not responses to this "
+                                "benchmark's gratings (record the stimuli recording(model) returns)")
+        return best
+
     def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
         return self.layers_of(model, layers)
 
