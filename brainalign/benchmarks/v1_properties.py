@@ -23,7 +23,7 @@ import pandas as pd
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import MetricInputError, StimulusError, UnitLocationError
+from brainalign.errors import MetricInputError, StimulusError, StimulusMismatchError, UnitLocationError
 from brainalign.models.base import BrainModel
 from brainalign.results.provenance import GENERATED_PER_MODEL
 from brainalign.results.table import LayerScore
@@ -192,13 +192,13 @@ class V1PropertyBenchmark(Benchmark):
 
         Raises
         ------
-        StimulusError
+        StimulusMismatchError
             No recorded set holds any of ``ids`` (or, without ids, none or several were recorded).
         """
         sets = {key: exp.stimuli.ids for key, exp in list(self._experiments.items())}  # other threads add sets
         if ids is None:
             if len(sets) != 1:
-                raise StimulusError(
+                raise StimulusMismatchError(
                     f"{self.id}: activations without stimulus ids, but {len(sets)} grating sets were recorded "
                     "(one per field of view); give a DataArray with the stimulus_id coordinate of the "
                     "stimuli recording(model) returns")
@@ -209,8 +209,10 @@ class V1PropertyBenchmark(Benchmark):
         given = set(ids)
         best = max(sets.values(), key=lambda s: len(given.intersection(s)), default=())
         if not given.intersection(best):
-            raise StimulusError(f"{self.id}: activations of {len(given)} stimuli are not responses to this "
-                                "benchmark's gratings (record the stimuli recording(model) returns)")
+            raise StimulusMismatchError(
+                f"{self.id}: activations of {len(given)} stimuli (ids {', '.join(repr(i) for i in list(ids)[:3])}"
+                f"{', …' if len(given) > 3 else ''}) are not responses to this benchmark's gratings (record the "
+                "stimuli recording(model) returns)")
         return best
 
     def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
