@@ -184,6 +184,12 @@ class StimulusError(BrainAlignError, ValueError):
     """A stimulus that cannot be used (failed to decode, wrong shape, duplicate id)."""
 
 
+class StimulusMismatchError(StimulusError):
+    """Activations handed to a benchmark's ``score_layer`` that are not responses to its stimuli:
+    stimulus ids missing, unknown or repeated, or an array without ids whose length is not the
+    benchmark's number of stimuli. The message gives the counts and a few of the ids."""
+
+
 class DeviceUnavailableError(BrainAlignError, ValueError):
     """A ``device`` that is no device name, or one this machine does not have (``cuda`` without a
     usable GPU, an index past the last GPU, ``mps`` off Apple hardware)."""

@@ -25,6 +25,7 @@ from brainalign.results.compare import (
     pair_noise_correction,
     paired_difference,
 )
+from tests.conftest import needs_data
 
 ALPHA = 0.05
 N_NULL = 200
@@ -292,8 +293,15 @@ def test_a_bootstrap_too_small_for_any_pair_to_differ_is_said():
 def test_compare_names_what_is_missing_or_unpaired():
     with pytest.raises(MissingBootstrapError, match="worse.*late"):
         _scored(drop_details="worse").compare()
-    with pytest.raises(UnpairedSamplesError, match="seed"):
-        _scored(seed_of={"worse": 5}).compare()
+    # Another seed leaves out the pairs of that model, each with its reason; the others are compared.
+    mixed = _scored(seed_of={"worse": 5}).compare()
+    assert len(mixed) == 1 and {mixed["model_a"].iloc[0], mixed["model_b"].iloc[0]} == {"truth", "truth_copy"}
+    assert len(mixed.attrs["not_paired"]) == 2
+    assert all("'worse'" in line and "differ in seed (0 vs 5)" in line and "same benchmark settings" in line
+               for line in mixed.attrs["not_paired"])
+    assert "Holm correction for the 1 model pair(s)" in mixed["method"].iloc[0]  # corrected among those compared
+    with pytest.raises(UnpairedSamplesError, match="(?s)no pair of models could be compared.*seed"):
+        _scored(seed_of={"worse": 5}).compare(models=["truth", "worse"])
     with pytest.raises(ResultsTableError, match="two or more models"):
         _scored(n_models=1).compare()
     # A NaN sample (and so a smaller n_bootstrap, which counts finite samples) still pairs.
@@ -352,6 +360,45 @@ def test_every_pair_is_listed_once_per_benchmark():
         assert pairs == {frozenset(p) for p in itertools.combinations(["truth", "truth_copy", "worse"], 2)}
 
 
+def _with_generated_benchmark(px: dict[str, int]) -> ScoreResult:
+    """:func:`_scored` beside a copy of it as a benchmark that generates its stimuli per model (as
+    the V1 property benchmarks do): each model's ``placement`` and ``n_stimuli`` follow its input
+    size ``px[model]``."""
+    from brainalign.results.provenance import GENERATED_PER_MODEL
+
+    res, gen = _scored(), _scored()
+    gen.table["benchmark"] = "sim.V1-properties"
+    gen.table["placement"] = [f"{GENERATED_PER_MODEL} (8 deg, {px[m]} px), no resize or crop"
+                              for m in gen.table["model"]]
+    gen.table["n_stimuli"] = [px[m] * 100 for m in gen.table["model"]]
+    gen.details = {(m, "sim.V1-properties", layer, s): v for (m, _, layer, s), v in gen.details.items()}
+    return ScoreResult.concat([res, gen])
+
+
+def test_stimuli_generated_per_model_leave_out_only_the_pairs_that_saw_different_ones():
+    """A V1-properties benchmark draws gratings in each model's field of view: models of other
+    input sizes share no stimuli. Those pairs are left out, saying so; the pairs of models of one
+    size and every other benchmark are compared, as before."""
+    res = _with_generated_benchmark({"truth": 32, "truth_copy": 32, "worse": 48})
+    out = res.compare()
+    rsa = out[out["benchmark"] == "sim.IT-rsa"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rsa, _scored().compare())
+    gen = out[out["benchmark"] == "sim.V1-properties"]
+    assert len(gen) == 1 and {gen["model_a"].iloc[0], gen["model_b"].iloc[0]} == {"truth", "truth_copy"}
+    lines = out.attrs["not_paired"]
+    assert len(lines) == 2 and all(line.startswith("sim.V1-properties (all): ") for line in lines)
+    assert all("generates its stimuli per model" in line and "'worse': 4800 stimuli" in line
+               and "(8 deg, 48 px)" in line for line in lines)
+    assert not any("settings" in line for line in lines)  # not something the user could change
+    # One input size for all: every pair is compared.
+    same = _with_generated_benchmark({"truth": 32, "truth_copy": 32, "worse": 32}).compare()
+    assert len(same) == 6 and same.attrs["not_paired"] == []
+    # Only such a benchmark, and no two models of one size: nothing to compare, and why.
+    with pytest.raises(UnpairedSamplesError, match="(?s)no pair of models could be compared.*stimuli per model"):
+        _with_generated_benchmark({"truth": 32, "truth_copy": 40, "worse": 48}).compare(
+            benchmarks=["sim.V1-properties"])
+
+
 # ----- the command and the report ----------------------------------------------------------------
 def test_cli_compare_prints_pairs_writes_csv_and_the_report_marks_pairs_within_noise(tmp_path, monkeypatch):
     from click.testing import CliRunner
@@ -382,6 +429,32 @@ def test_cli_compare_prints_pairs_writes_csv_and_the_report_marks_pairs_within_n
 
     got = CliRunner().invoke(main, ["compare", str(root), "--model", "truth"])
     assert got.exit_code == 2 and "two or more models" in got.output
+
+
+def test_cli_compare_writes_what_it_could_compare_and_says_what_it_skipped(tmp_path, monkeypatch):
+    """A benchmark whose stimuli follow each model's input size no longer stops the command: the
+    other comparisons are written, the skipped pairs are said with their reason, and the exit
+    status is 1 (partial results, as for `score` and `batch`)."""
+    from click.testing import CliRunner
+
+    from brainalign.cli import main
+    from brainalign.results import compare as compare_module
+
+    res = _with_generated_benchmark({"truth": 32, "truth_copy": 32, "worse": 48})
+    root = tmp_path / "results"
+    res.save(root)
+    monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
+    got = CliRunner().invoke(main, ["compare", str(root)])
+    assert got.exit_code == 1, got.output
+    assert "skipped: sim.V1-properties (all): 'truth' and 'worse' not compared" in got.output
+    assert "2 comparison(s) skipped" in got.output and "wrote" in got.output
+    table = pd.read_csv(root / "compare.csv")
+    assert len(table) == 4 and set(table["benchmark"]) == {"sim.IT-rsa", "sim.V1-properties"}
+    got = CliRunner().invoke(main, ["compare", str(root), "--benchmark", "sim.IT-rsa"])
+    assert got.exit_code == 0 and "skipped" not in got.output
+    got = CliRunner().invoke(main, ["compare", str(root), "--model", "truth", "--model", "worse",
+                                    "--benchmark", "sim.V1-properties"])
+    assert got.exit_code == 2 and "no pair of models could be compared" in got.output
 
 
 def test_cli_compare_reads_a_saved_folder_with_its_details(tmp_path):
@@ -451,3 +524,32 @@ def test_compare_real_benchmark_end_to_end(data_dir, tmp_path, one_torch_thread)
     assert got.exit_code == 0, got.output
     text = {c: str for c in ("benchmark", "session", "model_a", "layer_a", "model_b", "layer_b")}
     pd.testing.assert_frame_equal(pd.read_csv(root / "compare.csv", dtype=text), out, check_dtype=False)
+
+
+@needs_data
+def test_compare_a_v1_properties_benchmark_of_models_with_other_input_sizes(data_dir, tmp_path, one_torch_thread):
+    """The reported failure: a folder holding a V1-properties benchmark scored by models of other
+    input sizes (32 and 48 px) made `compare` stop with exit 2 ('differ in n_stimuli ... score both
+    with the same benchmark settings') and lost every other benchmark's comparison."""
+    import torch
+    from click.testing import CliRunner
+    from torch import nn
+
+    import brainalign as ba
+    from brainalign.cli import main
+    from tests.batch_models import tiny_cnn
+
+    torch.manual_seed(1)
+    wide = ba.wrap(nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU()),
+                   name="small48", input_size=48)
+    benches = [ba.load_benchmark(b, data_dir=data_dir, n_bootstrap=50)
+               for b in ("marques2020.V1-orientation_selective", "kriegeskorte2008.hIT-rsa")]
+    result = ScoreResult.concat([b(m, device="cpu") for m in (tiny_cnn(seed=0), wide) for b in benches])
+    root = tmp_path / "results"
+    result.save(root)
+    got = CliRunner().invoke(main, ["compare", str(root)])
+    assert got.exit_code == 1, got.output
+    assert "marques2020.V1-orientation_selective (all): 'tiny-0' and 'small48' not compared" in got.output
+    assert "generates its stimuli per model" in got.output and "differ in n_stimuli" not in got.output
+    table = pd.read_csv(root / "compare.csv")
+    assert list(table["benchmark"]) == ["kriegeskorte2008.hIT-rsa"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from brainalign.errors import StimulusError
 from brainalign.insilico.experiments import (
@@ -117,3 +118,28 @@ def test_v1_benchmark_records_centre_units_whatever_reducer_is_asked(data_dir) -
 
         bench.score_layer("2", xr.DataArray(np.zeros((3, 16)), dims=("stimulus", "unit"),
                                             coords={"stimulus_id": ("stimulus", ["a", "b", "c"])}))
+
+
+def test_v1_benchmark_finds_each_models_gratings_by_the_ids_of_its_responses(data_dir) -> None:
+    """One benchmark object serves models of other input sizes (their own grating sets): responses
+    with ids find theirs, a part of a set is told apart from other stimuli (the missing count), and
+    an array without ids is refused once the set is ambiguous."""
+    from torch import nn
+
+    import brainalign as ba
+    from brainalign.errors import StimulusMismatchError
+
+    bench = ba.load_benchmark("marques2020.V1-peak_sf", data_dir=data_dir, n_bootstrap=20)
+    small, wide = tiny_cnn(seed=0), ba.wrap(nn.Sequential(nn.Conv2d(3, 4, 5)), name="wide", input_size=48)
+    n_small = len(bench.recording(small)[0])
+    assert list(bench.stimulus_order(None)) == list(bench.recording(small)[0].ids)  # the one set so far
+    wide_ids = bench.recording(wide)[0].ids
+    assert len(wide_ids) != n_small
+    assert list(bench.stimulus_order(list(reversed(wide_ids)))) == list(wide_ids)
+    part = xr.DataArray(np.zeros((10, 4)), dims=("stimulus", "unit"),
+                        coords={"stimulus_id": ("stimulus", list(wide_ids[:10]))})
+    with pytest.raises(StimulusMismatchError, match=rf"10 given, {len(wide_ids)} expected; stimulus ids "
+                                                    rf"{len(wide_ids) - 10} missing"):
+        bench.score_layer("0", part)
+    with pytest.raises(StimulusMismatchError, match="without stimulus ids, but 2 grating sets were recorded"):
+        bench.score_layer("0", np.zeros((n_small, 4)))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import numbers
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +34,7 @@ from brainalign.errors import (
     LayerActivationError,
     MetricInputError,
     StimulusError,
+    StimulusMismatchError,
     without_names,
 )
 from brainalign.metrics.stats import percentile_ci
@@ -42,6 +44,8 @@ from brainalign.results.table import LayerScore, RowContext, make_row, make_tabl
 from brainalign.settings import PathLike
 
 __all__ = ["Benchmark", "LayerScore", "bootstrap_settings", "check_activations", "percentile_ci", "row_context"]
+
+_ScoreLayer = Callable[[Any, str, Any], list[LayerScore]]
 
 if TYPE_CHECKING:
     from brainalign.models.base import BrainModel
@@ -81,6 +85,15 @@ class Benchmark:
     supports_max_stimuli: ClassVar[bool] = False
     # What this kind is called in messages to users ("an RSA benchmark"), never a class name.
     kind_label: ClassVar[str] = "a benchmark of this kind"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every kind's score_layer (the library's and a user's) receives its activations through
+        # align_activations: a kind then never scores stimuli in another order, or other stimuli,
+        # by mistake, and no kind repeats the check.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("score_layer")
+        if own is not None and not getattr(own, "_aligns_stimuli", False):
+            cls.score_layer = _aligned(own)  # type: ignore[method-assign]
 
     def __init__(self, spec: BenchmarkSpec, *, data_dir: PathLike | Sequence[PathLike] | None = None,
                  cache: PathLike | None = None, download: bool = True, n_bootstrap: int | None = None,
@@ -253,13 +266,20 @@ class Benchmark:
     def score_layer(self, layer: str, activations: Any) -> list[LayerScore]:
         """THE method a benchmark kind implements: score one layer's activations.
 
+        Callers may give the activations in any stimulus order: before a kind's ``score_layer``
+        runs they pass through :meth:`align_activations` (wrapped in when the kind is defined),
+        so the kind always receives the benchmark's stimuli in its order.
+
         Parameters
         ----------
         layer
             The layer's name.
         activations
-            (stimulus × unit[, time_bin]) ``xarray.DataArray`` of the stimuli :meth:`recording`
-            returned, in that order (coordinate ``stimulus_id``).
+            (stimulus × unit[, time_bin]) responses to the stimuli :meth:`recording` returned:
+            an ``xarray.DataArray`` with a ``stimulus_id`` coordinate (any order; reordered to
+            the benchmark's), or an array without ids (numpy, torch, a DataArray without
+            ``stimulus_id``) that must hold exactly the benchmark's stimuli in its order
+            (:meth:`stimulus_order`).
 
         Returns
         -------
@@ -267,8 +287,75 @@ class Benchmark:
             One per row (session, metric) this layer gets; each carries the row's statistics and
             its ``details`` (per neuroid / subject / split arrays, ``bootstrap_raw`` and
             ``bootstrap_normalised``).
+
+        Raises
+        ------
+        StimulusMismatchError
+            Stimulus ids missing, unknown or repeated, or an array without ids of another length
+            than the benchmark's number of stimuli (see :meth:`align_activations`).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement score_layer")
+
+    def stimulus_order(self, ids: Sequence[str] | None) -> Sequence[str]:
+        """The stimulus ids :meth:`score_layer` scores, in its order: those of :meth:`recording`
+        (default: :attr:`stimuli`). ``ids`` are those the activations carry (None: an array
+        without ids), for kinds whose stimuli depend on the model (they find the model's set by
+        them)."""
+        return self.stimuli.ids
+
+    def align_activations(self, layer: str, activations: Any) -> xr.DataArray:
+        """``activations`` as a (stimulus × …) DataArray in the order of :meth:`stimulus_order`,
+        with its ``stimulus_id`` coordinate.
+
+        Activations with a ``stimulus_id`` coordinate are reordered by it (the same object when
+        already in order); an array without ids is taken to be in the benchmark's order and must
+        hold exactly its number of stimuli (dims ``stimulus``, ``unit``[, ``time_bin``]).
+
+        Raises
+        ------
+        StimulusMismatchError
+            Ids of the benchmark's stimuli missing from the activations, ids it does not know,
+            an id given twice, or an array without ids of another length; the message gives the
+            counts and a few of the ids.
+        """
+        where = f"{self.id}: activations of layer {layer!r}"
+        if isinstance(activations, xr.DataArray) and "stimulus_id" in activations.coords:
+            coord = activations["stimulus_id"]
+            if coord.ndim != 1:
+                raise StimulusMismatchError(f"{where}: stimulus_id must be one-dimensional, not over {coord.dims}")
+            ids = [str(x) for x in coord.values]
+            order = [str(x) for x in self.stimulus_order(ids)]
+            if ids == order:
+                return activations
+            position = {sid: i for i, sid in enumerate(ids)}
+            repeated = list(dict.fromkeys(sid for i, sid in enumerate(ids) if position[sid] != i))
+            known = set(order)
+            missing = [sid for sid in order if sid not in position]
+            unknown = [sid for sid in position if sid not in known]
+            if repeated or missing or unknown:
+                found = (("missing", missing), ("not among its stimuli", unknown), ("given twice", repeated))
+                parts = [f"{len(v)} {what} ({_few(v)})" for what, v in found if v]
+                raise StimulusMismatchError(
+                    f"{where} are not responses to its stimuli: {len(ids)} given, {len(order)} expected; "
+                    f"stimulus ids {'; '.join(parts)}. Score the responses to all of the benchmark's stimuli "
+                    "(their stimulus_id in any order)")
+            return activations.isel({coord.dims[0]: [position[sid] for sid in order]})
+        order = self.stimulus_order(None)
+        values = activations
+        if hasattr(values, "detach"):  # a torch tensor (extract's keep_on_device)
+            values = values.detach().cpu().numpy()
+        if not isinstance(values, xr.DataArray):
+            values = np.asarray(values)
+            names = ("stimulus", "unit", "time_bin") if values.ndim <= 3 else \
+                ("stimulus", *(f"dim_{i}" for i in range(1, values.ndim)))
+            values = xr.DataArray(values, dims=names[:values.ndim])
+        if values.ndim == 0 or values.shape[0] != len(order):
+            n = values.shape[0] if values.ndim else 0
+            raise StimulusMismatchError(
+                f"{where} carry no stimulus ids and hold {n} stimuli along their first axis, but the "
+                f"benchmark scores {len(order)}: an array without ids must hold exactly its stimuli, in its "
+                "order (give a DataArray with a stimulus_id coordinate to score them in any order)")
+        return values.assign_coords(stimulus_id=(values.dims[0], [str(x) for x in order]))
 
     def prepare(self) -> None:
         """Build the scoring state that does not depend on the model (noise ceilings, bootstrap
@@ -377,9 +464,7 @@ class Benchmark:
                     try:
                         if isinstance(acts, xr.DataArray):  # every kind's stream yields DataArrays
                             check_activations(model, layer, acts)
-                            self.check_ids([str(x) for x in acts["stimulus_id"].values], f"activations of {layer}",
-                                           expected=stimuli.ids)
-                        scores = self.score_layer(layer, acts)
+                        scores = self.score_layer(layer, acts)  # checks (and aligns) the stimulus ids
                     except LayerActivationError as err:
                         failed[layer] = str(err)
                         continue
@@ -414,6 +499,24 @@ class Benchmark:
                     "reduction": {model.name: reduction}, "memory_plan": {model.name: stream.plan.notes},
                     "failed_layers": {model.name: failed}, **self.run_meta()}
             return ScoreResult(make_table(rows), details, meta)
+
+
+def _aligned(score_layer: _ScoreLayer) -> _ScoreLayer:
+    """A kind's ``score_layer`` that receives its activations through
+    :meth:`Benchmark.align_activations` (raising its :class:`StimulusMismatchError`)."""
+    @functools.wraps(score_layer)
+    def aligned(self: Benchmark, layer: str, activations: Any) -> list[LayerScore]:
+        return score_layer(self, layer, self.align_activations(layer, activations))
+
+    # A kind that takes another's method (score_layer = Other.score_layer) does not wrap it twice.
+    aligned._aligns_stimuli = True  # type: ignore[attr-defined]
+    return aligned
+
+
+def _few(ids: Sequence[str], k: int = 3) -> str:
+    """The first ``k`` of ``ids`` quoted, and how many more."""
+    shown = ", ".join(repr(i) for i in ids[:k])
+    return shown + (f", … {len(ids) - k} more" if len(ids) > k else "")
 
 
 def _whole_and_positive(value: Any) -> bool:

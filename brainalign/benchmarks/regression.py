@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -470,11 +471,21 @@ class RegressionBenchmark(Benchmark):
         placed = [self.place(model, s.stimuli) for s in self.sessions]
         if len(placed) == 1:
             return placed[0]
-        ids = [f"{s.name}/{i}" for s in self.sessions for i in s.stimuli.ids]
-        union = StimulusSet(f"{self.spec.dataset}:sessions", tuple(ids),
+        union = StimulusSet(f"{self.spec.dataset}:sessions", self._union_ids,
                             _Concat(tuple(st.images for st, _ in placed)),
                             visual_degrees=placed[0][0].visual_degrees)
         return union, placed[0][1]
+
+    @cached_property
+    def _union_ids(self) -> tuple[str, ...]:
+        """The ids of :meth:`recording`'s stimuli: one session's own, else ``<session>/<id>``."""
+        if len(self.sessions) == 1:
+            return tuple(self.sessions[0].stimuli.ids)
+        return tuple(f"{s.name}/{i}" for s in self.sessions for i in s.stimuli.ids)
+
+    def stimulus_order(self, ids: Sequence[str] | None) -> Sequence[str]:
+        """Every session's stimuli, in the order and with the ids of :meth:`recording`."""
+        return self._union_ids
 
     def default_reducers(self, model: BrainModel) -> SpatialPool:
         """Spatial average pooling to the YAML's ``metric.max_features`` (default 4096)."""

@@ -23,8 +23,9 @@ import pandas as pd
 from brainalign.benchmarks.base import Benchmark, bootstrap_settings, percentile_ci
 from brainalign.benchmarks.schemas import V1PropertiesSchema
 from brainalign.data.v1_readers import PropertyDistribution, histogram
-from brainalign.errors import MetricInputError, StimulusError, UnitLocationError
+from brainalign.errors import MetricInputError, StimulusError, StimulusMismatchError, UnitLocationError
 from brainalign.models.base import BrainModel
+from brainalign.results.provenance import GENERATED_PER_MODEL
 from brainalign.results.table import LayerScore
 
 NOT_SPLITTABLE = ("all stimuli (in-sample): a property distribution is measured over units on the whole "
@@ -184,6 +185,36 @@ class V1PropertyBenchmark(Benchmark):
     def _experiments(self) -> dict[str, Any]:
         return {}
 
+    def stimulus_order(self, ids: Sequence[str] | None) -> Sequence[str]:
+        """The gratings :meth:`recording` made for the model whose responses carry ``ids``: the
+        recorded set that holds most of them (so that responses to part of it are told apart
+        from responses to other stimuli). Without ids: the one set recorded so far.
+
+        Raises
+        ------
+        StimulusMismatchError
+            No recorded set holds any of ``ids`` (or, without ids, none or several were recorded).
+        """
+        sets = {key: exp.stimuli.ids for key, exp in list(self._experiments.items())}  # other threads add sets
+        if ids is None:
+            if len(sets) != 1:
+                raise StimulusMismatchError(
+                    f"{self.id}: activations without stimulus ids, but {len(sets)} grating sets were recorded "
+                    "(one per field of view); give a DataArray with the stimulus_id coordinate of the "
+                    "stimuli recording(model) returns")
+            return next(iter(sets.values()))
+        exact = sets.get(_ids_key(ids))
+        if exact is not None:
+            return exact
+        given = set(ids)
+        best = max(sets.values(), key=lambda s: len(given.intersection(s)), default=())
+        if not given.intersection(best):
+            raise StimulusMismatchError(
+                f"{self.id}: activations of {len(given)} stimuli (ids {', '.join(repr(i) for i in list(ids)[:3])}"
+                f"{', …' if len(given) > 3 else ''}) are not responses to this benchmark's gratings (record the "
+                "stimuli recording(model) returns)")
+        return best
+
     def candidate_layers(self, model: BrainModel, layers: str | Sequence[str] | None) -> list[str]:
         return self.layers_of(model, layers)
 
@@ -270,7 +301,7 @@ class _GratingPlacement:
         self.fov = fov
 
     def describe(self) -> str:
-        return (f"gratings drawn in the model's field of view ({self.fov.degrees:g} deg, "
+        return (f"{GENERATED_PER_MODEL} ({self.fov.degrees:g} deg, "
                 f"{self.fov.size_px} px), no resize or crop")
 
     def as_dict(self) -> dict[str, Any]:

@@ -32,7 +32,10 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
     resamples of the stimuli; for regression benchmarks also of the neuroids, where the results keep
     each neuroid's score in every resample) and a p-value corrected for the number of pairs. Each
     benchmark's lines say what was tested, on which score and with which correction. Writes compare.csv;
-    `brainalign report` then marks the pairs whose difference is within noise."""
+    `brainalign report` then marks the pairs whose difference is within noise. A pair whose samples
+    are not paired (a benchmark that generates its stimuli per model, such as the V1 property ones,
+    for models of other input sizes; different settings or data) is skipped with its reason and the
+    others are written: exit status 1; 2 when nothing could be compared."""
     import pandas as pd
 
     from brainalign.errors import BrainAlignError
@@ -74,3 +77,9 @@ def compare_command(results_dir: str, benchmarks: tuple[str, ...], models: tuple
     for line in table.attrs.get("too_few_samples", []):
         click.echo(f"note: {line}")
     click.echo(f"wrote {path}")
+    unpaired = table.attrs.get("not_paired", [])
+    for line in unpaired:
+        click.echo(f"skipped: {line}", err=True)
+    if unpaired:  # partial results, as `score` and `batch` say them: written, exit status 1
+        click.echo(f"{len(unpaired)} comparison(s) skipped (see above); the others are in {path}", err=True)
+        sys.exit(1)

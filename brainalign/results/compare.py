@@ -14,8 +14,11 @@ models gets
 ``["bootstrap_normalised"]``), so sample *b* of model A and sample *b* of model B were computed on
 the same resampled stimuli and the difference distribution is taken sample by sample:
 ``δ_b = s_A,b − s_B,b``. Pairing is checked (same seed, number of samples drawn, stimuli, data
-hash, benchmark version, and the index sets themselves where a detail keeps them); a violation is
-an :class:`~brainalign.errors.UnpairedSamplesError`.
+hash, benchmark version, and the index sets themselves where a detail keeps them); a pair that
+violates it is not compared and the reason is listed (``.attrs["not_paired"]``), while the
+benchmark's other pairs and the other benchmarks are. A benchmark that generates its stimuli per
+model (the V1 property benchmarks draw gratings in each model's own field of view) pairs only
+models shown the same stimuli (the same input size and degrees).
 
 **Over what.** RSA benchmarks resample stimuli (Nili et al. 2014; rsatoolbox's
 ``bootstrap_sample_pattern``); ``method`` says, in plain words, what was tested on which score,
@@ -63,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.errors import MissingBootstrapError, ResultsTableError, UnpairedSamplesError
+from brainalign.results.provenance import GENERATED_PER_MODEL
 
 if TYPE_CHECKING:
     from brainalign.results.result import ScoreResult
@@ -370,6 +374,16 @@ def _aggregate_of(row: pd.Series, d: dict[str, Any]) -> str:
 
 
 def _check_paired(ra: pd.Series, rb: pd.Series, da: dict[str, Any], db: dict[str, Any], where: str) -> None:
+    """Raise :class:`UnpairedSamplesError`, saying why, where two models' bootstrap samples were not
+    drawn on the same stimuli with the same index sets."""
+    pa, pb = (str(r.get("placement") or "") for r in (ra, rb))
+    if pa != pb and (pa.startswith(GENERATED_PER_MODEL) or pb.startswith(GENERATED_PER_MODEL)):
+        # Not a settings mismatch the user could undo: the stimuli follow each model's input.
+        raise UnpairedSamplesError(
+            f"{where}: {ra['model']!r} and {rb['model']!r} not compared: the benchmark generates its stimuli "
+            f"per model and these two were shown different ones ({ra['model']!r}: {ra.get('n_stimuli')} stimuli, "
+            f"{pa}; {rb['model']!r}: {rb.get('n_stimuli')} stimuli, {pb}), so their bootstrap samples share no "
+            "stimuli and cannot be paired (models with the same input size and degrees can be compared)")
     for col in _PAIRING:
         va, vb = ra.get(col), rb.get(col)
         if va is None or vb is None or pd.isna(va) or pd.isna(vb):
@@ -377,13 +391,13 @@ def _check_paired(ra: pd.Series, rb: pd.Series, da: dict[str, Any], db: dict[str
         same = math.isclose(float(va), float(vb)) if isinstance(va, (int, float, np.number)) and \
             isinstance(vb, (int, float, np.number)) else str(va) == str(vb)
         if not same:
-            raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} differ in {col} "
-                                       f"({va!r} vs {vb!r}), so their bootstrap samples are not paired; "
-                                       "score both with the same benchmark settings")
+            raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} not compared: they differ "
+                                       f"in {col} ({va!r} vs {vb!r}), so their bootstrap samples are not "
+                                       "paired; score both with the same benchmark settings and data")
     ia, ib = da.get("bootstrap_index"), db.get("bootstrap_index")
     if ia is not None and ib is not None and not np.array_equal(np.asarray(ia), np.asarray(ib)):
-        raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} were resampled with "
-                                   "different stimulus index sets (details 'bootstrap_index')")
+        raise UnpairedSamplesError(f"{where}: {ra['model']!r} and {rb['model']!r} not compared: they were "
+                                   "resampled with different stimulus index sets (details 'bootstrap_index')")
 
 
 # ----- the comparison -------------------------------------------------------------------------
@@ -416,14 +430,17 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     models are ordered by score, best first, so ``difference`` ≥ 0 reads "model_a beats model_b by".
     ``.attrs["not_compared"]`` lists the benchmarks (sessions) with a single model;
     ``.attrs["too_few_samples"]`` those whose bootstrap is too small for any corrected p to fall
-    below ``alpha`` (at least ``pairs / (B + 1)`` with B samples).
+    below ``alpha`` (at least ``pairs / (B + 1)`` with B samples); ``.attrs["not_paired"]`` the
+    pairs (or whole benchmarks) left out because their bootstrap samples are not paired, each
+    with its reason (stimuli generated per model, or different settings or data); the other
+    pairs of that benchmark are compared and corrected among themselves.
 
     Raises
     ------
     MissingBootstrapError
         A chosen layer without bootstrap samples in ``result.details``.
     UnpairedSamplesError
-        Two models' samples not drawn with the same index sets.
+        No pair of any benchmark could be paired (the message lists every reason).
     ResultsTableError
         No benchmark with at least two models.
     """
@@ -442,6 +459,7 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     out: list[dict[str, Any]] = []
     alone: list[str] = []
     powerless: list[str] = []
+    unpaired: list[str] = []
     for (bench, sess), fam in chosen.groupby(["_label", "_session"], sort=False):
         if fam["model"].nunique() < 2:
             alone.append(f"{bench}" + ("" if sess == "all" else f" (session {sess})")
@@ -451,8 +469,14 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
             dup = sorted(set(fam.loc[fam["model"].duplicated(), "model"]))
             raise ResultsTableError(f"benchmark {bench!r}, session {sess!r}: more than one chosen row for "
                                     f"model(s) {dup}; give each scored model a distinct name")
-        rows = _compare_family(result, fam, str(fam["benchmark"].iloc[0]), str(sess), score, ci, alpha,
-                               correction, neuroids)
+        try:
+            rows, skipped = _compare_family(result, fam, str(fam["benchmark"].iloc[0]), str(sess), score, ci,
+                                            alpha, correction, neuroids)
+        except UnpairedSamplesError as err:  # the family as a whole (per-neuroid samples of other shapes)
+            rows, skipped = [], [str(err)]
+        unpaired += skipped
+        if not rows:
+            continue
         out += [{**r, "benchmark": str(bench)} for r in rows]
         # The bootstrap p is at least 1/(B + 1), and Holm or BH multiply the smallest by the number of
         # pairs: with too few samples no pair can ever differ, whatever the models.
@@ -465,6 +489,8 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
                              "samples (--n-bootstrap) to test the differences")
     if not out and not len(chosen):
         raise ResultsTableError("nothing to compare: the table has no scored rows")
+    if not out and unpaired:
+        raise UnpairedSamplesError("no pair of models could be compared:\n  " + "\n  ".join(unpaired))
     if not out:
         per = chosen.groupby("_label")["model"].nunique().to_dict()
         raise ResultsTableError(f"nothing to compare: no benchmark has two or more models "
@@ -472,11 +498,20 @@ def compare_scores(result: ScoreResult, *, score: Score = "auto", ci: float = 0.
     table = pd.DataFrame(out, columns=COMPARE_COLUMNS)
     table.attrs["not_compared"] = alone  # benchmarks (sessions) with one model: nothing to pair
     table.attrs["too_few_samples"] = powerless  # families whose p cannot reach α
+    table.attrs["not_paired"] = unpaired  # pairs left out, each with its reason
     return table
 
 
 def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: str, score: Score, ci: float,
-                    alpha: float, correction: Correction, neuroids: bool) -> list[dict[str, Any]]:
+                    alpha: float, correction: Correction,
+                    neuroids: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """The compared pairs' rows of one benchmark and session, and the reasons of the pairs left out.
+
+    Raises
+    ------
+    UnpairedSamplesError
+        Per-neuroid samples of different shapes: no pair of the family can be resampled alike.
+    """
     details = {r["model"]: _detail(result, r["model"], bench, str(r["layer"]), sess) for _, r in fam.iterrows()}
     norm = pd.to_numeric(fam.get("normalised", pd.Series(np.nan, index=fam.index)), errors="coerce")
     use = score
@@ -501,8 +536,9 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
             d = details[r["model"]]
             rn = np.asarray(d["bootstrap_raw_neuroid"], dtype=np.float64)
             if rn.shape != (nb, nn):
-                raise UnpairedSamplesError(f"{bench} ({sess}): per-neuroid samples of {r['model']!r} have shape "
-                                           f"{rn.shape}, of {fam.iloc[0]['model']!r} {(nb, nn)}")
+                raise UnpairedSamplesError(f"{bench} ({sess}): not compared: per-neuroid samples of "
+                                           f"{r['model']!r} have shape {rn.shape}, of {fam.iloc[0]['model']!r} "
+                                           f"{(nb, nn)}")
             ceil = d["bootstrap_ceiling_neuroid"] if use == "normalised" else None
             samples[r["model"]] = neuroid_stimulus_samples(rn, index, ceil, aggregate=_aggregate_of(r, d))
         over, note = "the stimuli and of the neuroids (cells, voxels or sites)", ""
@@ -521,12 +557,25 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
     index = None if per_neuroid else _rdm_index_sets(fam, details, samples)
     rows = list(fam.iterrows())
     pairs = []
+    skipped: list[str] = []
     for i in range(len(rows)):
         for j in range(i + 1, len(rows)):
             (_, ra), (_, rb) = rows[i], rows[j]
-            _check_paired(ra, rb, details[ra["model"]], details[rb["model"]], f"{bench} ({sess})")
-            pairs.append((ra, rb, paired_difference(ra["_value"], rb["_value"], samples[ra["model"]],
-                                                    samples[rb["model"]], ci=ci, pair_index=index)))
+            where = f"{bench} ({sess})"
+            try:  # one unpaired pair leaves out that pair, not the benchmark's others
+                _check_paired(ra, rb, details[ra["model"]], details[rb["model"]], where)
+            except UnpairedSamplesError as err:
+                skipped.append(str(err))
+                continue
+            try:
+                diff = paired_difference(ra["_value"], rb["_value"], samples[ra["model"]], samples[rb["model"]],
+                                         ci=ci, pair_index=index)
+            except UnpairedSamplesError as err:
+                skipped.append(f"{where}: {ra['model']!r} and {rb['model']!r} not compared: {err}")
+                continue
+            pairs.append((ra, rb, diff))
+    if not pairs:
+        return [], skipped
     p_adj = adjust_p([p.p for _, _, p in pairs], correction)
     k = len(pairs)
     corrected = {"holm": f"Holm correction for the {k} model pair(s) of this benchmark (keeps the chance of "
@@ -551,7 +600,7 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
              "ci_low": p.ci_low, "ci_high": p.ci_high, "p": p.p, "p_corrected": float(pc),
              "within_noise": bool(not pc < alpha), "n_bootstrap": p.n_bootstrap, "method": method(p),
              "score": use}
-            for (ra, rb, p), pc in zip(pairs, p_adj, strict=True)]
+            for (ra, rb, p), pc in zip(pairs, p_adj, strict=True)], skipped
 
 
 def _rdm_index_sets(fam: pd.DataFrame, details: dict[str, dict[str, Any]],

@@ -40,6 +40,11 @@ PER_MODEL = ("models", "placement", "reduction", "memory_plan", "failed_layers")
 # Keyed by model or by benchmark: merged (every key kept) rather than first-wins.
 MERGED = (*PER_MODEL, "timing_s")
 ENTRIES = "benchmarks"  # a meta describing several benchmarks lists them under this key
+GENERATED_PER_MODEL = "gratings drawn in the model's field of view"
+"""How a row's ``placement`` starts when its benchmark generates the stimuli for each model (the V1
+property benchmarks: gratings in the model's own field of view, so models with other input sizes
+or degrees see other stimuli). Here, beside the other keys, so that ``compare`` reads it without
+importing the benchmarks; tables written before it existed start the same way."""
 FORWARD_STOPPED = "(forward pass)"
 """Key in ``meta["failed_layers"][model]`` of a model whose forward pass fails part-way: only the
 layers before the failing module were scored (:attr:`BrainModel.forward_stopped` says why)."""
