@@ -130,3 +130,18 @@ def test_betas_with_too_few_volumes_name_the_file(tmp_path, data_dir, pixel_feat
     with pytest.raises(StimulusError, match=r"betas\.nii\.gz: 90 volumes but 92 stimuli"):
         bench.sessions  # noqa: B018
 
+
+
+def test_the_layer_plot_shows_each_region_beside_the_whole_mask(fmri_run):
+    """The figure drew the whole mask only (r ≈ 0.04 here), and a reader took the model for one
+    that predicts nothing; the signal region (r > 0.5) was only in the table."""
+    from brainalign.plots import plot_layers
+
+    _, result, _, _ = fmri_run
+    fig = plot_layers(result)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    b = "synthfmri.ROI-fmri"
+    assert set(panels) == {f"{b} [whole mask]", *(f"{b} [roi:{r} · {m}]" for r in ("signal", "noise")
+                                                  for m in ("ridge:pearson/median", "rsa:correlation/spearman"))}
+    drawn = panels[f"{b} [roi:signal · ridge:pearson/median]"].lines[0].get_ydata()
+    assert min(drawn) > 0.5 and max(panels[f"{b} [whole mask]"].lines[0].get_ydata()) < 0.2

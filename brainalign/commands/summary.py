@@ -131,8 +131,9 @@ def format_summary(table: pd.DataFrame) -> str:
             "small stimulus set it moves with the split, by more than the CI of the all-stimuli score; "
             "all stimuli: raw score / upper bound of the noise ceiling on every stimulus ('raw' where there "
             "is no ceiling) with its 95 % bootstrap CI; ceiling: lower–upper bound of the raw score"
-            + ("; └ lines: each session of a multi-session benchmark at the layer chosen on all "
-               "sessions pooled" if s["session"].str.startswith("  └").any() else "")
+            + ("; └ lines: each session of a multi-session benchmark (an fMRI benchmark's: each "
+               "region of interest, roi:<name>) at the layer chosen on all sessions pooled"
+               if s["session"].str.startswith("  └").any() else "")
             + (f"; [subset: …]: {SUBSET_NOTE}" if s["benchmark"].str.contains("[subset: ", regex=False).any()
                else "")
             + "".join(f"; chosen on {w}" for w in why))

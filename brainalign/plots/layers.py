@@ -29,6 +29,7 @@ from brainalign.plots.style import (
     note,
     numeric,
     primary_rows,
+    region_rows,
     require_columns,
     save_figure,
     subset_label,
@@ -228,7 +229,13 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     table = getattr(table, "table", table)  # a ScoreResult plots its table
     require_columns(table, NEEDED, "plot_layers")
     table = versions_apart(table)
-    table = primary_rows(table).copy()
+    # The whole mask's panel, then one per region of interest (fMRI), where the signal is.
+    regions = region_rows(table)
+    primary = primary_rows(table)
+    with_regions = set(table.loc[table.index.isin(regions.index), "benchmark"])
+    primary = primary.assign(benchmark=primary["benchmark"].where(
+        ~primary["benchmark"].isin(with_regions), primary["benchmark"] + " [whole mask]"))
+    table = pd.concat([primary, regions], ignore_index=True)
     if ci_level is None:
         levels = pd.to_numeric(table["ci_level"], errors="coerce").dropna() if "ci_level" in table else []
         ci_level = float(levels.median()) if len(levels) else 0.95

@@ -86,6 +86,24 @@ def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
     return t.drop_duplicates(key, keep="first")
 
 
+def region_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a benchmark's regions of interest (an fMRI benchmark's ``roi:<name>``
+    sessions), each region its own benchmark label for a panel of its own, ``benchmark
+    [roi:<name>]`` (and ``· metric`` where the region has several metrics). :func:`primary_rows`
+    keeps the whole mask only, where the signal of a small region is diluted: a layer plot of it
+    alone read ~0.04 for a region at ~0.68."""
+    if "session" not in table:
+        return table.iloc[0:0]
+    t = table[table["session"].astype(str).str.startswith("roi:")]
+    if t.empty:
+        return t
+    label = t["benchmark"].astype(str) + " [" + t["session"].astype(str)
+    if "metric" in t:
+        several = t.groupby(["benchmark", "session"])["metric"].transform("nunique") > 1
+        label = label + (" · " + t["metric"].astype(str)).where(several, "")
+    return t.assign(benchmark=label + "]")
+
+
 def best_rows(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, benchmark): its best layer, with the value to show in ``best_score``
     (the one rule, :func:`brainalign.results.choose_best`; ``selection`` says how it was chosen)."""
