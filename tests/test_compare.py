@@ -553,3 +553,18 @@ def test_compare_a_v1_properties_benchmark_of_models_with_other_input_sizes(data
     assert "generates its stimuli per model" in got.output and "differ in n_stimuli" not in got.output
     table = pd.read_csv(root / "compare.csv")
     assert list(table["benchmark"]) == ["kriegeskorte2008.hIT-rsa"]
+
+
+@needs_data
+def test_a_v1_properties_comparison_says_it_resamples_each_models_units(data_dir, tmp_path, one_torch_thread):
+    """Its method said 'both models re-scored on the same resamples of the stimuli': V1-property
+    benchmarks resample no stimulus, but each model's own units."""
+    import brainalign as ba
+    from tests.batch_models import tiny_cnn
+
+    bench = ba.load_benchmark("marques2020.V1-orientation_selective", data_dir=data_dir, n_bootstrap=50)
+    result = ScoreResult.concat([bench(tiny_cnn(seed=s), device="cpu") for s in (0, 1)])
+    table = result.compare()
+    assert len(table) == 1
+    method = table["method"].iloc[0]
+    assert "resamples of each model's own units" in method and "paired bootstrap" not in method

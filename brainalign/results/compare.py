@@ -549,6 +549,9 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
         regression = any(str(m).split(":")[0] in ("ridge", "pls", "regression") for m in fam.get("metric", [])) \
             or any("bootstrap_raw_neuroid" in d for d in details.values())
         over, note = "the stimuli", ""
+        units = "placement" in fam and fam["placement"].astype(str).str.startswith(GENERATED_PER_MODEL).all()
+        if units:  # V1 properties: no stimulus is resampled; each model's own units are
+            over = "each model's own units (drawn apart for each model, so the pairing is by sample number only)"
         if regression:  # say why the neuroids were not resampled, in words
             note = ("the neuroids were not resampled: these results do not keep each neuroid's score in "
                     "every resample, so the CI leaves out how much the difference depends on which were "
@@ -587,8 +590,9 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
 
     def method(p: PairedDifference) -> str:
         # Plain words: what was tested, on which score, how, and which correction.
-        text = (f"tested whether the two models' {what} at their chosen layers differ; paired bootstrap: "
-                f"both models re-scored on the same {p.n_bootstrap} resamples of {over}"
+        how = (f"bootstrap: {p.n_bootstrap} resamples of {over}" if over.startswith("each model") else
+               f"paired bootstrap: both models re-scored on the same {p.n_bootstrap} resamples of {over}")
+        text = (f"tested whether the two models' {what} at their chosen layers differ; {how}"
                 + (f"; {note}" if note else ""))
         if p.variance_factor is not None:
             text += (f"; spread scaled by {p.variance_factor:.2f} to remove the extra noise that resampling "
