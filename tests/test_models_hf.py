@@ -213,3 +213,18 @@ def test_token_pooling_reads_positions_from_the_mask(side):
         np.testing.assert_allclose(TokenPool("mean", has_cls=False)(x, mask)[i], real.mean(0), atol=1e-6)
         if n > 1:
             np.testing.assert_allclose(TokenPool("mean", has_cls=True)(x, mask)[i], real[1:].mean(0), atol=1e-6)
+
+
+@needs_minilm
+@needs_data
+def test_a_language_model_is_scored_on_an_image_benchmark_by_the_route_its_error_gives(minilm_mean, hit_benchmark):
+    """Scored as images it said only 'takes sentences, got a ndarray' and no documented route
+    worked; the error now gives the route, and the route scores (score_layer reads the ids)."""
+    with pytest.raises(StimulusError, match=r"describe_stimuli\(bench.stimuli\)"):
+        ba.extract(minilm_mean, hit_benchmark.stimuli, layers=["hidden.1"])
+    sentences = describe_stimuli(hit_benchmark.stimuli)
+    acts = ba.extract(minilm_mean, sentences, layers=["hidden.6"])["hidden.6"]
+    bench = few_bootstraps(hit_benchmark)
+    shuffled = acts.isel(stimulus=np.random.default_rng(0).permutation(92))
+    by_layer = bench.score_layer("hidden.6", shuffled)[0].raw
+    assert by_layer == pytest.approx(bench.score_features(acts.values)["raw"], abs=1e-12)

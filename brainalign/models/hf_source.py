@@ -96,7 +96,10 @@ class TextPreprocess:
         text = item.item() if isinstance(item, np.ndarray) and item.ndim == 0 else item
         if not isinstance(text, str):
             raise StimulusError(f"{self.model} takes sentences, got a {type(text).__name__} "
-                                f"of shape {np.shape(item)} (an image?)")
+                                f"of shape {np.shape(item)} (an image?). To score a language model on an "
+                                "image benchmark, give it the stimuli in words: sentences = "
+                                "brainalign.describe_stimuli(bench.stimuli); acts = brainalign.extract(model, "
+                                "sentences, layers=[...]); bench.score_layer(layer, acts[layer])")
         # Tokenised unpadded, then padded on the right here, whatever the tokenizer's
         # padding_side: real tokens keep positions 0..n-1 (absolute position embeddings see the
         # sentence as it is alone), and pooling reads real tokens from the mask.
