@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 from click.testing import CliRunner
 
+import brainalign as ba
 from brainalign.cli import main
 from brainalign.runner import ModelEntry, run_batch
 from tests.batch_models import write_quick_benchmark
@@ -68,7 +69,16 @@ def test_batch_refuses_other_weights_under_a_name_the_folder_keeps(tmp_path, dat
     assert not again.ok and again.failures["error_type"].tolist() == ["OtherNetworkError"]
     assert "keeps rows of 'net' on kriegeskorte2008.hIT-rsa-quick2" in again.failures["error"].iloc[0]
     assert set(again.table["weights_hash"]) == set(first.table["weights_hash"])
-    assert set(pd.read_csv(out / "scores.csv")["weights_hash"]) == set(first.table["weights_hash"])
+    # Nothing was scored, so nothing is replaced: the refused pair's earlier rows stay in the tables
+    # (a fresh user saw them vanish from scores.csv and the report), and its meta with them
+    cols = ["model", "benchmark", "layer", "raw"]
+    on_disk = pd.read_csv(out / "scores.csv", dtype={"layer": str})[cols]
+    pd.testing.assert_frame_equal(on_disk.sort_values(cols).reset_index(drop=True),
+                                  first.table[cols].sort_values(cols).reset_index(drop=True), check_dtype=False)
+    from brainalign.results.provenance import benchmark_entries
+
+    entries, _ = benchmark_entries(ba.ScoreResult.load(out).meta)
+    assert sorted(e["benchmark"] for e in entries) == sorted(first.table["benchmark"].unique())
     # Listed with both benchmarks, the new network replaces the old one everywhere
     both = run_batch([ModelEntry(factory="tests.batch_models:tiny_cnn", label="net", seed=1)], [a, b], out, **opts)
     assert both.ok and both.table["weights_hash"].nunique() == 1

@@ -435,6 +435,10 @@ def _score_pair(task: PairTask, out: dict[str, Any], on_layer: Callable[[str, in
 
 _atomic_write_bytes = atomic_write  # the one atomic-write helper (brainalign.io)
 
+_KEEPS_EARLIER = {"OtherNetworkError", "SubsetOverFullError"}
+"""``error_type`` of a pair refused before any of its work for what the folder holds: the pair's
+earlier rows stay in the tables (nothing replaced them)."""
+
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
     """A meta JSON file, or None when it is missing or unreadable (a pair written before metas
@@ -520,6 +524,9 @@ class _Output:
         # removed once this run scores the pair, so no reader can take them for current.
         self.superseded: dict[tuple[str, str], list[str]] = {}
         self.full_data: set[tuple[str, str]] = set()  # (model, benchmark) with full-data rows here
+        # The newest earlier rows of each pair this run scores again: kept in the tables when the
+        # pair is refused before any work (:data:`_KEEPS_EARLIER`), dropped once it is scored.
+        self.replaced: dict[tuple[str, str], pd.DataFrame] = {}
         self.earlier = self._earlier_pairs()
         self.earlier_failures = self._earlier_failures()
         self.earlier_meta = self._earlier_meta()
@@ -543,8 +550,10 @@ class _Output:
                 continue
             self.superseded.setdefault(pair, []).append(path.stem)
             self.full_data |= full_data_pairs(table)
-            if pair not in ours and (pair not in found or mtime > found[pair][0]):
+            if pair not in found or mtime > found[pair][0]:
                 found[pair] = (mtime, table)
+        self.replaced = {pair: table for pair, (_, table) in found.items() if pair in ours}
+        found = {pair: v for pair, v in found.items() if pair not in ours}
         earlier = {pair: table for pair, (_, table) in found.items()}
         csv = self.out / "scores.csv"
         if csv.is_file():
@@ -560,6 +569,8 @@ class _Output:
                     pair = (str(m), str(b))
                     if pair not in ours and pair not in earlier:
                         earlier[pair] = rows.reset_index(drop=True)
+                    elif pair in ours:
+                        self.replaced.setdefault(pair, rows.reset_index(drop=True))
         return {pair: earlier[pair] for pair in sorted(earlier)}
 
     def _earlier_meta(self) -> dict[str, Any]:
@@ -676,10 +687,18 @@ class _Output:
         return [t.label for t in tasks if any(k != t.key for k in
                                               self.superseded.get((t.model.name, t.benchmark_id), []))]
 
+    def kept_on_refusal(self) -> list[PairTask]:
+        """This run's pairs refused before any work (:data:`_KEEPS_EARLIER`) whose earlier rows stay."""
+        return [t for t in self.tasks if t.key not in self.tables
+                and (t.model.name, t.benchmark_id) in self.replaced
+                and self.failures.get(t.key, {}).get("error_type") in _KEEPS_EARLIER]
+
     def table(self) -> pd.DataFrame:
-        """This run's finished pairs, then every earlier pair of the folder this run does not score."""
+        """This run's finished pairs, then every earlier pair of the folder this run does not score
+        (and those of its pairs refused before any work: nothing replaced them)."""
         parts = [self.tables[t.key] for t in self.tasks if t.key in self.tables]
         parts += [t for t in self.earlier.values() if len(t)]
+        parts += [self.replaced[(t.model.name, t.benchmark_id)] for t in self.kept_on_refusal()]
         if not parts:
             from brainalign.results.table import COLUMNS
 
@@ -700,7 +719,11 @@ class _Output:
         pairs' metas, then those of the earlier pairs it keeps."""
         from brainalign.results.provenance import merge_metas
 
-        return merge_metas([*(self.metas[t.key] for t in self.tasks if t.key in self.metas), self.earlier_meta])
+        kept = [self.replaced[(t.model.name, t.benchmark_id)] for t in self.kept_on_refusal()]
+        kept_metas = [_read_meta(self.pairs / f"{t['pair_key'].iloc[0]}.meta.json") or {}
+                      for t in kept if "pair_key" in t and len(t)]
+        return merge_metas([*(self.metas[t.key] for t in self.tasks if t.key in self.metas), self.earlier_meta,
+                            *kept_metas])
 
     def write_tables(self) -> None:
         table = self.table()
