@@ -227,16 +227,23 @@ def test_brainio_responses_without_any_finite_repeat_are_named(tmp_path):
                               average_repetitions=False)
 
 
-def _own_regression(tmp_path, Y):
-    """A regression benchmark of the user's own: 40 random images, responses ``Y`` (40 × neuroids)."""
+def _own_regression(tmp_path, Y, trials=None):
+    """A regression benchmark of the user's own: 40 random images, responses ``Y`` (40 × neuroids),
+    and, given ``trials`` (neuroid × stimulus × repetition), a split-half ceiling from them."""
     rng = np.random.default_rng(0)
     d = tmp_path / "mydata"
     d.mkdir(exist_ok=True)
     np.save(d / "imgs.npy", rng.random((40, 32, 32)).astype(np.float32))
     np.save(d / "resp.npy", Y.astype(np.float32))
+    files = {"imgs.npy": {}, "resp.npy": {}}
+    ceiling = {"method": "none", "reason": "synthetic"}
+    if trials is not None:
+        np.save(d / "trials.npy", trials.astype(np.float32))
+        files["trials.npy"] = {}
+        ceiling = {"method": "split_half", "trials": {"reader": "npy_assembly", "file": "trials.npy",
+                                                      "dims": ["neuroid", "stimulus", "repetition"]}}
     (tmp_path / "mydata.yaml").write_text(yaml.safe_dump({
-        "id": "mydata", "licence": "none", "citation": "none", "local_dir": "mydata",
-        "files": {"imgs.npy": {}, "resp.npy": {}}}))
+        "id": "mydata", "licence": "none", "citation": "none", "local_dir": "mydata", "files": files}))
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump({
         "id": "mine", "version": "1", "kind": "regression", "dataset": "mydata", "region": "X",
@@ -244,7 +251,7 @@ def _own_regression(tmp_path, Y):
                     "visual_degrees": 8.0},
         "target": {"reader": "npy_assembly", "file": "resp.npy", "dims": ["stimulus", "neuroid"]},
         "metric": {"name": "ridge", "model": "ridge", "cv": 5, "aggregate": "median"},
-        "ceiling": {"method": "none", "reason": "synthetic"},
+        "ceiling": ceiling,
         "statistics": {"bootstrap": {"n": 20, "ci": 0.95, "seed": 0}}, "citation": "none"}))
     return ba.load_benchmark(path, data_dir=tmp_path)
 
@@ -263,3 +270,17 @@ def test_responses_constant_in_every_neuroid_are_refused_and_some_constant_ones_
     with pytest.warns(UserWarning, match=r"5 of 20 neuroids have no score \(5 with zero variance"):
         res = bench(model, layers="0")
     assert (res.table["n_neuroids"] == 15).all()
+
+
+def test_ceiling_trials_of_a_benchmark_without_sessions_give_its_ceiling(tmp_path):
+    """Declared under `ceiling.trials` with no `sessions:`, the repeats were ignored: no ceiling,
+    and the rows said "no repeat trials in the data"."""
+    rng = np.random.default_rng(2)
+    signal = rng.normal(size=(20, 40))
+    trials = signal[:, :, None] + 0.5 * rng.normal(size=(20, 40, 6))  # neuroid, stimulus, repetition
+    bench = _own_regression(tmp_path, trials.mean(2).T, trials=trials)
+    assert bench.sessions[0].trials is not None
+    model = ba.wrap(nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.Flatten()), name="c", input_size=32,
+                    in_channels=1)
+    row = bench(model, layers="0").table.iloc[0]
+    assert 0.8 < row["ceiling_upper"] <= 1 and "no repeat" not in str(row["ceiling_note"])

@@ -142,7 +142,10 @@ class RegressionBenchmark(Benchmark):
     @cached_property
     def sessions(self) -> list[Session]:
         """Every session's stimuli, responses (in the time window) and raw trials."""
-        listed = self.spec.extra.get("sessions") or [{"name": "all"}]
+        # Without `sessions:` the benchmark is one session, whose repeats are `ceiling.trials` itself
+        # (ignored before: the ceiling declared there vanished, said as "no repeat trials").
+        implicit = {"name": "all", **({"trials": {}} if self.spec.ceiling.get("trials") else {})}
+        listed = self.spec.extra.get("sessions") or [implicit]
         out = []
         sizes: dict[str, int] = {}  # each session's stimuli before any limit
         for item in listed:
