@@ -124,22 +124,25 @@ def test_without_pairs_drops_a_rescored_model_and_empty_entries():
 
 
 @needs_data
-def test_a_score_run_into_a_batch_folder_describes_its_own_pairs_only(tmp_path, data_dir):
+def test_a_score_run_into_a_batch_folder_describes_each_benchmark_by_its_own_pairs(tmp_path, data_dir):
     models = tmp_path / "models.yaml"
     models.write_text("models:\n  - {factory: 'tests.batch_models:tiny_cnn', label: tiny-0, layers: ['0']}\n")
     out = tmp_path / "B"
     r = CliRunner().invoke(main, ["batch", str(models), "--benchmark", V4, "--max-stimuli", "25",
                                   "--n-bootstrap", "10", "--data-dir", str(data_dir), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert (out / "provenance.json").is_file() and not (out / "scores.meta.json").exists()
+    # A batch folder keeps a meta as a score folder does (each pair's, merged)
+    assert (out / "provenance.json").is_file() and set(_entries(out)) == {V4}
     _score(out, data_dir, V1, 20)
     entries = _entries(out)
-    assert set(entries) == {V1} and list(entries[V1]["models"]) == ["zoo:lenet5"]  # not the batch's pair
+    # Each benchmark described by its own pairs: the batch's pair under V4, the score run's under V1
+    assert set(entries) == {V1, V4}
+    assert list(entries[V1]["models"]) == ["zoo:lenet5"] and list(entries[V4]["models"]) == ["tiny-0"]
     t = pd.read_csv(out / "scores.csv")
     assert set(zip(t["model"], t["benchmark"], strict=True)) == {("tiny-0", V4), ("zoo:lenet5", V1)}
     assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
     page = unescape((out / "report.html").read_text())
-    assert f"provenance.json of B): tiny-0 × {V4}" in page  # the batch pair: its provenance, folder by name
+    assert "tiny-0" in page and "zoo:lenet5" in page
 
 
 def test_provenance_settings_keep_lists_of_values_on_one_line(data_dir):
