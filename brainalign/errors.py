@@ -226,6 +226,10 @@ class EmptyLayerListError(BrainAlignError, ValueError):
                          "out (None) for the model's default layers")
 
 
+class CoarseBootstrapWarning(UserWarning):
+    """Too few bootstrap samples for the CI level: its ends are the extreme samples."""
+
+
 class DuplicateModelNameError(BrainAlignError, ValueError):
     """Two models of one run under the same name (two checkpoints of one training run): their rows
     would be read as one model's."""

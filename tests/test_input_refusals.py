@@ -84,3 +84,20 @@ def test_a_local_only_file_is_not_advised_to_be_downloaded():
     said = str(DataNotFoundError("x.npy", ["/a"], None, "no URL in the manifest"))
     assert "connect to the network" not in said and "holds a copy" in said
     assert "connect to the network" in str(DataNotFoundError("x.npy", ["/a"], "https://h/x.npy", "offline"))
+
+
+@needs_data
+def test_too_few_bootstrap_samples_are_refused_or_warned_of(data_dir):
+    """--n-bootstrap 1 gave zero-width CIs that excluded every score; 2–39 give 95 % CIs set by
+    the extreme samples."""
+    import warnings
+
+    from brainalign.errors import BenchmarkDefinitionError
+
+    with pytest.raises(BenchmarkDefinitionError, match="at least 2"):
+        ba.load_benchmark("antolik2016.V1-ridge", data_dir=data_dir, n_bootstrap=1)
+    with pytest.warns(UserWarning, match=r"n_bootstrap=20 is too few for a 95% CI \(at least 40"):
+        ba.load_benchmark("antolik2016.V1-ridge", data_dir=data_dir, n_bootstrap=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ba.load_benchmark("antolik2016.V1-ridge", data_dir=data_dir, n_bootstrap=40)

@@ -8,6 +8,7 @@ import itertools
 import numbers
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import cached_property
@@ -31,6 +32,7 @@ from brainalign.data.stimuli import StimulusSet
 from brainalign.device import DeviceLike, resolve_device
 from brainalign.errors import (
     BenchmarkDefinitionError,
+    CoarseBootstrapWarning,
     LayerActivationError,
     MetricInputError,
     StimulusError,
@@ -100,11 +102,15 @@ class Benchmark:
                  manifest_dirs: Sequence[PathLike] = (), max_stimuli: int | None = None):
         self.spec = spec
         self.data_dir, self.cache, self.download = data_dir, cache, download
-        if n_bootstrap is not None and not _whole_and_positive(n_bootstrap):
+        if n_bootstrap is not None and not (_whole_and_positive(n_bootstrap) and n_bootstrap >= 2):
             raise BenchmarkDefinitionError(
                 f"{spec.id}: n_bootstrap={n_bootstrap!r} (--n-bootstrap) must be a whole number of "
-                "bootstrap samples, at least 1 (None: the benchmark's own, usually 1,000).")
+                "bootstrap samples, at least 2 (None: the benchmark's own, usually 1,000).")
         self.n_bootstrap = n_bootstrap
+        if n_bootstrap is not None:
+            level = bootstrap_settings(spec, n_bootstrap)[1]
+            if coarse_bootstrap(n_bootstrap, level):
+                warnings.warn(coarse_bootstrap(n_bootstrap, level, spec.id), CoarseBootstrapWarning, stacklevel=2)
         self.manifest_dirs = tuple(manifest_dirs)
         self.refuse_max_stimuli(max_stimuli, spec.id)
         self.max_stimuli = None if max_stimuli is None else int(max_stimuli)
@@ -535,6 +541,16 @@ def check_activations(model: BrainModel, layer: str, acts: Any) -> None:
         raise LayerActivationError(
             f"{model.name}: layer {layer!r} output holds {n} NaN/inf value(s) (first at index "
             f"{tuple(int(x) for x in bad)}); it is not scored, the other layers are kept")
+
+
+def coarse_bootstrap(n: int, level: float = 0.95, where: str = "") -> str:
+    """Why ``n`` bootstrap samples are too few for a ``level`` percentile CI (each tail then holds
+    less than one sample, so the ends are the extreme samples), or "" when they are enough."""
+    fewest = int(np.ceil(2 / (1 - level)))
+    if n >= fewest:
+        return ""
+    return (f"{where + ': ' if where else ''}n_bootstrap={n} is too few for a {level:.0%} CI (at least {fewest}; "
+            "1,000 for a paper): its ends are the extreme samples, so it is coarse and may not contain the score")
 
 
 def bootstrap_settings(spec: BenchmarkSpec, n: int | None = None) -> tuple[int, float, int]:

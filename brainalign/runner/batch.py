@@ -42,6 +42,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,9 +310,12 @@ class BatchSettings:
 
     def load_benchmark(self, ref: str) -> Any:
         from brainalign.benchmarks import load_benchmark
+        from brainalign.errors import CoarseBootstrapWarning
 
-        return load_benchmark(ref, data_dir=list(self.data_dir) if self.data_dir else None,
-                              **(self.benchmark_options or {}))
+        with warnings.catch_warnings():  # said once by run_batch, not by every load in every worker
+            warnings.simplefilter("ignore", CoarseBootstrapWarning)
+            return load_benchmark(ref, data_dir=list(self.data_dir) if self.data_dir else None,
+                                  **(self.benchmark_options or {}))
 
 
 @dataclass(frozen=True)
@@ -1313,6 +1317,11 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         outdir = Path(out)
         outdir.mkdir(parents=True, exist_ok=True)
         progress = progress if progress is not None else BatchProgress()
+        if n_bootstrap is not None:
+            from brainalign.benchmarks.base import coarse_bootstrap
+
+            if why := coarse_bootstrap(int(n_bootstrap)):
+                progress.note(f"warning: {why}")
         lock = _Lock(outdir, progress.note)  # before anything in the folder is touched
         try:
             output = _Output(outdir, tasks)
