@@ -344,7 +344,9 @@ class Benchmark:
                 raise StimulusMismatchError(
                     f"{where} are not responses to its stimuli: {len(ids)} given, {len(order)} expected; "
                     f"stimulus ids {'; '.join(parts)}. Score the responses to all of the benchmark's stimuli "
-                    "(their stimulus_id in any order)")
+                    "(their stimulus_id in any order): record them with "
+                    "brainalign.extract(model, bench.recording(model)[0]), the stimuli as the benchmark "
+                    "shows them to that model (every session, placed in its field of view)")
             return activations.isel({coord.dims[0]: [position[sid] for sid in order]})
         order = self.stimulus_order(None)
         values = activations
