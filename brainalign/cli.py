@@ -78,9 +78,9 @@ def _benchmark_lines() -> list[str]:
 
 @main.command()
 @click.argument("model")
-@click.option("--weights", default="random", show_default=True)
+@click.option("--weights", default=None, help="random (default), pretrained or a checkpoint path.")
 @click.option("--all", "show_all", is_flag=True, help="Every recordable module, not only the default layers.")
-def layers(model: str, weights: str, show_all: bool) -> None:
+def layers(model: str, weights: str | None, show_all: bool) -> None:
     """List MODEL's layers in forward order, with output shapes."""
     from brainalign.errors import BrainAlignError
     from brainalign.models import load_model

@@ -116,3 +116,22 @@ def test_score_layer_on_what_the_benchmark_shows_equals_ba_score(lenet, data_dir
     assert by_hand == ba.score(lenet, bench, layers=["conv2"]).table["raw"].iloc[0]
     with pytest.raises(StimulusMismatchError, match=r"bench\.recording\(model\)"):
         bench.score_layer("conv2", acts.isel(stimulus=slice(0, 50)))
+
+
+def test_weights_given_for_a_checkpoint_id_are_refused_in_python_and_in_batch_lists(tmp_path):
+    """load_model('file:ck.pt', weights='random') returned the checkpoint's weights without a word,
+    and a batch entry {id: file:ck.pt, weights: random} recorded weights the run never used."""
+    from brainalign.errors import CheckpointError
+
+    run = ba.train("lenet5", tmp_path / "run", epochs=1, seed=0, progress=False)
+    ckpt = run.checkpoints[0]
+    assert ba.load_model(f"file:{ckpt}").weights == str(ckpt)
+    for w in ("random", "pretrained", str(ckpt)):
+        with pytest.raises(CheckpointError, match="carries its own weights"):
+            ba.load_model(f"file:{ckpt}", weights=w)
+    listed = tmp_path / "m.yaml"
+    listed.write_text(f"models:\n  - {{id: 'file:{ckpt}', weights: random}}\n")
+    with pytest.raises(BatchSpecError, match="carries its own weights: leave 'weights' out"):
+        read_models(listed)
+    listed.write_text(f"models:\n  - {{id: 'file:{ckpt}'}}\n")
+    assert read_models(listed)[0].load().weights == str(ckpt)  # the default: its own weights

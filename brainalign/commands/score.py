@@ -186,8 +186,8 @@ def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], we
               help="Name of the model in the results (default: its own name); one per --model, in order. "
                    "Keeps two checkpoints of one training run apart.")
 @click.option("--benchmark", "benchmarks", multiple=True, required=True, help="Benchmark id or YAML; repeatable.")
-@click.option("--weights", default="random", show_default=True,
-              help="random | pretrained | path of a checkpoint.")
+@click.option("--weights", default=None,
+              help="random (default) | pretrained | path of a checkpoint; not for a checkpoint id.")
 @click.option("--layers", "layer_globs", multiple=True, help="Layer name or glob; repeatable.")
 @click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Local data directory; repeatable (default: BRAINALIGN_DATA).")
@@ -214,8 +214,9 @@ def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], we
               help="Write scores.csv, scores.meta.json and layers.png here. Results already in the "
                    "folder (other benchmarks or models, a batch run's) are kept; a model × benchmark "
                    "pair scored again replaces its earlier rows.")
-def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: tuple[str, ...], weights: str,
-                  layer_globs: tuple[str, ...], data_dirs: tuple[str, ...], manifest_dirs: tuple[str, ...],
+def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: tuple[str, ...],
+                  weights: str | None, layer_globs: tuple[str, ...], data_dirs: tuple[str, ...],
+                  manifest_dirs: tuple[str, ...],
                   batch_size: int, device: str,
                   seed: int, n_bootstrap: int | None, max_stimuli: int | None, memory_budget: int | None,
                   max_features: int | None,
@@ -235,8 +236,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
-    given = click.get_current_context().get_parameter_source("weights") != click.core.ParameterSource.DEFAULT
-    _refuse_before_any_work(models, labels, weights, weights_given=given)
+    _refuse_before_any_work(models, labels, weights or "random", weights_given=weights is not None)
     out_dir = check_output_dir(out) if out else None
     cache = tolerant_cache(usable_cache_dir(cache_dir))
     progress = ScoreProgress()
@@ -294,9 +294,9 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                 model = None
                 try:
                     own = mid.startswith("file:") and is_checkpoint(mid[len("file:"):])  # --weights unused
-                    what = "weights from the checkpoint" if own else f"{weights} weights"
+                    what = "weights from the checkpoint" if own else f"{weights or 'random'} weights"
                     progress.stage(f"loading {mid} ({what})")
-                    model = load_model(mid, weights=weights, seed=seed)
+                    model = load_model(mid, weights=None if own else weights, seed=seed)
                     if labels:
                         model.name = labels[i].strip()
                     if loaded_as.setdefault(model.name, mid) != mid:  # two checkpoints of one run

@@ -67,7 +67,7 @@ def similarity_command(models: tuple[str, ...], labels: tuple[str, ...], stimuli
     if len(models) > 2:
         raise click.BadParameter("give --model once or twice", param_hint="--model")
     check_output_dir(out)  # said before the models run; the folder is created when written
-    ws = _per_model(weights, len(models), "--weights", "random")
+    ws = _per_model(weights, len(models), "--weights", None)
     ss = _per_model(seeds, len(models), "--seed", 0)
     if labels and len(labels) != len(models):
         raise click.BadParameter(f"give one --label per --model ({len(models)})", param_hint="--label")

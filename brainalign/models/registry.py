@@ -149,7 +149,7 @@ def list_models(source: str | None = None) -> list[str]:
     return out
 
 
-def load_model(model_id: str, weights: str = "random", seed: int = 0, **options: Any) -> BrainModel:
+def load_model(model_id: str, weights: str | None = None, seed: int = 0, **options: Any) -> BrainModel:
     """Load a model by id.
 
     Parameters
@@ -160,8 +160,9 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
         ``"file:runs/x/epoch_005.pt"`` or ``"file:zoo:lenet5"`` / ``"file:pkg.mod:build"`` with
         ``weights=<checkpoint>``.
     weights
-        ``"random"``, ``"pretrained"`` or the path of a checkpoint (loaded with
-        ``weights_only=True``).
+        ``"random"`` (None: the default), ``"pretrained"`` or the path of a checkpoint (loaded with
+        ``weights_only=True``). A checkpoint id (``file:<path>.pt``) carries its weights: it takes
+        none.
     seed
         Seed of random initialisation.
     options
@@ -172,10 +173,21 @@ def load_model(model_id: str, weights: str = "random", seed: int = 0, **options:
     ------
     UnknownModelError
         An unknown source or name, with close matches suggested.
+    CheckpointError
+        ``weights`` given for a checkpoint id (they would be ignored).
     """
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
         raise unknown_model(model_id)
+    if weights is not None and source == "file":
+        from brainalign.models.file_source import is_checkpoint
+
+        if is_checkpoint(name):
+            from brainalign.errors import CheckpointError
+
+            raise CheckpointError(f"{model_id} is a checkpoint, which carries its own weights: "
+                                  f"weights={weights!r} would be ignored; leave weights out")
+    weights = "random" if weights is None else weights
     loader, _ = SOURCES[source]
     model = loader(name, str(weights), seed, **options)
     model.extra["model_id"] = model_id  # what `brainalign layers` takes, for messages (the outer id wins)

@@ -137,7 +137,9 @@ class ModelEntry:
         else:
             from brainalign.models import load_model
 
-            model = load_model(str(self.id), weights=self.weights, seed=self.seed)
+            # "random" is the entry's default: the source's default then (a checkpoint's own weights)
+            model = load_model(str(self.id), weights=None if self.weights == "random" else self.weights,
+                               seed=self.seed)
         if self.label:
             model.name = self.label
         return model
@@ -160,6 +162,8 @@ class ModelEntrySchema(StrictModel):
     def _one_model(self) -> ModelEntrySchema:
         if self.layers is not None and not self.layers:
             raise ValueError("'layers: []' selects no layer; leave 'layers' out for the model's default layers")
+        if "weights" in self.model_fields_set and _is_checkpoint_id(self.id):
+            raise ValueError(f"{self.id} is a checkpoint, which carries its own weights: leave 'weights' out")
         if self.source is not None and self.name is None:
             raise ValueError("'source' needs 'name' (or give 'id: source:name')")
         if self.name is not None and self.source is None:
@@ -183,6 +187,13 @@ class ModelListSchema(StrictModel):
     """A batch model list in YAML (`models:`; a bare list of entries is read the same way)."""
 
     models: list[str | ModelEntrySchema] = Field(min_length=1, description="Model ids or entries.")
+
+
+def _is_checkpoint_id(model_id: str | None) -> bool:
+    """Whether ``model_id`` is ``file:<checkpoint>`` (its weights are in it)."""
+    from brainalign.models.file_source import is_checkpoint
+
+    return bool(model_id) and str(model_id).startswith("file:") and is_checkpoint(str(model_id)[len("file:"):])
 
 
 def _entry(item: Any, where: str) -> ModelEntry:
@@ -245,7 +256,10 @@ def model_list_problems(entries: Sequence[ModelEntry], at: EntryField = in_model
 
     problems = []
     for i, e in enumerate(entries):
-        if e.weights not in ("random", "pretrained", "custom") and not Path(e.weights).expanduser().is_file():
+        if e.weights != "random" and _is_checkpoint_id(e.id):
+            problems.append(f"{at(i, 'weights')} {e.weights!r}: {e.id} is a checkpoint, which carries its own "
+                            "weights; leave weights out")
+        elif e.weights not in ("random", "pretrained", "custom") and not Path(e.weights).expanduser().is_file():
             problems.append(f"{at(i, 'weights')} {e.weights!r}: no such checkpoint file (weights are "
                             "random, pretrained or the path of a checkpoint)")
         mod = (e.factory or "").partition(":")[0]
