@@ -135,3 +135,22 @@ def test_weights_given_for_a_checkpoint_id_are_refused_in_python_and_in_batch_li
         read_models(listed)
     listed.write_text(f"models:\n  - {{id: 'file:{ckpt}'}}\n")
     assert read_models(listed)[0].load().weights == str(ckpt)  # the default: its own weights
+
+
+def test_a_file_model_given_as_a_path_without_py_says_how_to_name_it(tmp_path, monkeypatch):
+    """file:../tiny:build leaked importlib's "TypeError: the 'package' argument is required"."""
+    from brainalign.errors import ModelImportError
+
+    (tmp_path / "tiny.py").write_text("from torch import nn\n\ndef build():\n    return nn.ReLU()\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(ModelImportError, match=r"is a path, not a module name: give the file, file:\.\./tiny\.py"):
+        ba.load_model("file:../tiny:build")
+
+
+def test_bootstrap_samples_of_different_lengths_say_how_to_pair_them():
+    from brainalign.errors import UnpairedSamplesError
+    from brainalign.results.compare import paired_difference
+
+    with pytest.raises(UnpairedSamplesError, match="score both with the same --n-bootstrap"):
+        paired_difference(0.2, 0.1, np.zeros(20), np.zeros(30))

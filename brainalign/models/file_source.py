@@ -177,6 +177,9 @@ def import_user_module(module_name: str, ref: str) -> ModuleType:
     ------
     ModelImportError
         No such module, or importing it failed (with the module's own error)."""
+    if module_name.startswith(".") or "/" in module_name:  # a path, not a module: importlib's TypeError
+        raise ModelImportError(f"{ref}: {module_name!r} is a path, not a module name: give the file, "
+                               f"file:{module_name}.py:<callable>")
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:

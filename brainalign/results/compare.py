@@ -220,7 +220,7 @@ def paired_difference(estimate_a: float, estimate_b: float, samples_a: np.ndarra
     a, b = np.asarray(samples_a, np.float64).ravel(), np.asarray(samples_b, np.float64).ravel()
     if a.shape != b.shape:
         raise UnpairedSamplesError(f"bootstrap samples of different lengths ({a.size} vs {b.size}) "
-                                   "cannot be paired")
+                                   "cannot be paired: score both with the same --n-bootstrap")
     diff = float(estimate_a - estimate_b)
     d = a - b
     factor = None if pair_index is None else pair_noise_correction(d, pair_index)
