@@ -164,6 +164,10 @@ def test_layers_that_cannot_be_scored_are_said_alike_by_score_and_batch(tmp_path
     if command == "batch":
         log = [json.loads(x) for x in (out / "batch.log.jsonl").read_text().splitlines()]
         assert [e["failed_layers"] for e in log if e["event"] == "done"] == [failed]
+        # Resumed, the pair is reused, and a pair scored in part is still said so (it exited 0)
+        again = CliRunner().invoke(main, ["batch", str(tmp_path / "models.txt"), *args, "--resume"])
+        assert again.exit_code == r.exit_code, again.output
+        assert ("scored only in part" in again.output) == (net == "halfnet")
 
 
 @needs_data

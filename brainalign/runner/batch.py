@@ -1365,7 +1365,10 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
             _write_provenance(outdir, prov)
             progress.start(len(tasks), len(skipped))
             scored: list[str] = []
-            partial: list[str] = []
+            # Pairs reused from an earlier run that scored them only in part stay so (said, exit 1).
+            reused = set(skipped)
+            partial: list[str] = [t.label for t in tasks if t.key in reused
+                                  and FORWARD_STOPPED in unscored_layers(output.metas.get(t.key, {}))]
             for t in todo:
                 output.log("submit", t)
             try:
