@@ -166,9 +166,9 @@ def _refuse_before_any_work(models: tuple[str, ...], labels: tuple[str, ...], we
     if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
         raise click.UsageError(f"--label values must be distinct and not empty, got {list(labels)}")
     if weights_given:  # a checkpoint carries its own weights: --weights would be ignored without a word
-        from brainalign.models.file_source import is_checkpoint
+        from brainalign.models.file_source import is_checkpoint_id
 
-        own = [mid for mid in models if mid.startswith("file:") and is_checkpoint(mid[len("file:"):])]
+        own = [mid for mid in models if is_checkpoint_id(mid)]
         if own:
             raise click.UsageError(f"--weights {weights} is not used for a checkpoint, which carries its own "
                                    f"weights: {', '.join(own)}. Leave --weights out, or score the checkpoints "
@@ -245,7 +245,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
     from brainalign.activations.blas import numpy_blas_one_thread
     from brainalign.benchmarks import load_benchmark
     from brainalign.models import load_model
-    from brainalign.models.file_source import is_checkpoint
+    from brainalign.models.file_source import is_checkpoint_id
     from brainalign.results import ScoreResult
     from brainalign.results.compare import remove_stale_comparison
     from brainalign.results.provenance import (
@@ -293,7 +293,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
             for i, mid in enumerate(models):
                 model = None
                 try:
-                    own = mid.startswith("file:") and is_checkpoint(mid[len("file:"):])  # --weights unused
+                    own = is_checkpoint_id(mid)  # --weights unused
                     what = "weights from the checkpoint" if own else f"{weights or 'random'} weights"
                     progress.stage(f"loading {mid} ({what})")
                     model = load_model(mid, weights=None if own else weights, seed=seed)

@@ -112,6 +112,12 @@ def is_checkpoint(name: str) -> bool:
                         (Path(target).is_file() and not target.endswith(".py")))
 
 
+def is_checkpoint_id(model_id: str | None) -> bool:
+    """Whether a model id is ``file:<checkpoint>`` (:func:`is_checkpoint`): its weights are in it,
+    so it takes none."""
+    return bool(model_id) and str(model_id).startswith("file:") and is_checkpoint(str(model_id)[len("file:"):])
+
+
 def _split(name: str) -> tuple[str, str, str]:
     """``"mod:build"`` → (mod, ":", build); a Windows drive (``C:\\x.pt``) is not a separator."""
     head, sep, tail = name.rpartition(":")
@@ -160,7 +166,7 @@ def checkpoint_model_name(model_id: str) -> str | None:
     from brainalign.errors import BrainAlignError
 
     target = model_id.removeprefix("file:")
-    if not model_id.startswith("file:") or not is_checkpoint(target) or not Path(target).is_file():
+    if not is_checkpoint_id(model_id) or not Path(target).is_file():
         return None
     try:
         return checkpoint_name(target)

@@ -179,14 +179,13 @@ def load_model(model_id: str, weights: str | None = None, seed: int = 0, **optio
     source, sep, name = model_id.partition(":")
     if not sep or source not in SOURCES:
         raise unknown_model(model_id)
-    if weights is not None and source == "file":
-        from brainalign.models.file_source import is_checkpoint
+    from brainalign.models.file_source import is_checkpoint_id
 
-        if is_checkpoint(name):
-            from brainalign.errors import CheckpointError
+    if weights is not None and is_checkpoint_id(model_id):
+        from brainalign.errors import CheckpointError
 
-            raise CheckpointError(f"{model_id} is a checkpoint, which carries its own weights: "
-                                  f"weights={weights!r} would be ignored; leave weights out")
+        raise CheckpointError(f"{model_id} is a checkpoint, which carries its own weights: "
+                              f"weights={weights!r} would be ignored; leave weights out")
     weights = "random" if weights is None else weights
     loader, _ = SOURCES[source]
     model = loader(name, str(weights), seed, **options)

@@ -162,7 +162,9 @@ class ModelEntrySchema(StrictModel):
     def _one_model(self) -> ModelEntrySchema:
         if self.layers is not None and not self.layers:
             raise ValueError("'layers: []' selects no layer; leave 'layers' out for the model's default layers")
-        if "weights" in self.model_fields_set and _is_checkpoint_id(self.id):
+        from brainalign.models.file_source import is_checkpoint_id
+
+        if "weights" in self.model_fields_set and is_checkpoint_id(self.id):
             raise ValueError(f"{self.id} is a checkpoint, which carries its own weights: leave 'weights' out")
         if self.source is not None and self.name is None:
             raise ValueError("'source' needs 'name' (or give 'id: source:name')")
@@ -187,13 +189,6 @@ class ModelListSchema(StrictModel):
     """A batch model list in YAML (`models:`; a bare list of entries is read the same way)."""
 
     models: list[str | ModelEntrySchema] = Field(min_length=1, description="Model ids or entries.")
-
-
-def _is_checkpoint_id(model_id: str | None) -> bool:
-    """Whether ``model_id`` is ``file:<checkpoint>`` (its weights are in it)."""
-    from brainalign.models.file_source import is_checkpoint
-
-    return bool(model_id) and str(model_id).startswith("file:") and is_checkpoint(str(model_id)[len("file:"):])
 
 
 def _entry(item: Any, where: str) -> ModelEntry:
@@ -251,12 +246,17 @@ def model_list_problems(entries: Sequence[ModelEntry], at: EntryField = in_model
     read from the files' metadata, weights mapped, not read). One check for batch model lists
     (:func:`check_entries`) and for ``brainalign score``'s ``--model``s. Empty when all is well.
     """
-    from brainalign.models.file_source import checkpoint_model_name, missing_callable, module_exists
+    from brainalign.models.file_source import (
+        checkpoint_model_name,
+        is_checkpoint_id,
+        missing_callable,
+        module_exists,
+    )
     from brainalign.models.registry import unknown_model
 
     problems = []
     for i, e in enumerate(entries):
-        if e.weights != "random" and _is_checkpoint_id(e.id):
+        if e.weights != "random" and is_checkpoint_id(e.id):
             problems.append(f"{at(i, 'weights')} {e.weights!r}: {e.id} is a checkpoint, which carries its own "
                             "weights; leave weights out")
         elif e.weights not in ("random", "pretrained", "custom") and not Path(e.weights).expanduser().is_file():
