@@ -232,7 +232,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
 
     from brainalign.commands.options import check_output_dir, tolerant_cache, usable_cache_dir
     from brainalign.commands.summary import format_summary
-    from brainalign.errors import BrainAlignError, DuplicateModelNameError, SubsetOverFullError, without_names
+    from brainalign.errors import BrainAlignError, DuplicateModelNameError, without_names
     from brainalign.runner.pair_warnings import collect_warnings, warning_lines
     from brainalign.runner.progress import ScoreProgress
 
@@ -253,6 +253,7 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
         full_data_pairs,
         held_weights,
         refuse_other_network,
+        refuse_subset_over_full,
         unscored_layers,
     )
 
@@ -305,11 +306,9 @@ def score_command(models: tuple[str, ...], labels: tuple[str, ...], benchmarks: 
                     if earlier is not None:  # its rows on other benchmarks there: the same network?
                         refuse_other_network(held_weights(earlier.table, model.name, {b.id for b in benches}),
                                              model.name, model.weights_hash, out_dir)
-                        full = full_data_pairs(earlier.table)
-                        over = [f"{model.name} × {b.id}" for b in benches
-                                if (model.name, b.id) in full and b.subset_applied()]
-                        if over:
-                            raise SubsetOverFullError(out_dir, over, max_stimuli)
+                        refuse_subset_over_full(full_data_pairs(earlier.table),
+                                                [(model.name, b.id, b.subset_applied) for b in benches],
+                                                out_dir, max_stimuli)
                     if out_dir is not None and plots_import is None:
                         # The figure is drawn at the end. matplotlib's import (~0.6 s of Python, holding
                         # the GIL) runs during the recording, when the forward pass has released the GIL

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -178,3 +178,24 @@ def full_data_pairs(table: Any) -> set[tuple[str, str]]:
         return set()
     full = [subset_of(v) is None for v in table["benchmark_version"]]
     return set(zip(table["model"][full].astype(str), table["benchmark"][full].astype(str), strict=True))
+
+
+def refuse_subset_over_full(full: Collection[tuple[str, str]],
+                            asked: Iterable[tuple[str, str, Callable[[], bool]]], folder: object,
+                            limit: int | None) -> None:
+    """Refuse, before any of their work, the (model, benchmark) pairs of ``asked`` that a folder
+    holds on the full data (``full``: :func:`full_data_pairs`) when ``limit`` (``max_stimuli``)
+    leaves stimuli out of them: a quick look never replaces what may be a paper number. Each pair
+    comes with a call saying whether the limit cuts its benchmark (read from the data, so called
+    only for pairs the folder holds on the full data).
+
+    Raises
+    ------
+    SubsetOverFullError
+        Naming the pairs.
+    """
+    from brainalign.errors import SubsetOverFullError
+
+    over = [f"{model} × {bench}" for model, bench, cuts in asked if (model, bench) in full and cuts()]
+    if over:
+        raise SubsetOverFullError(folder, over, limit)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -58,7 +59,6 @@ from brainalign.errors import (
     BatchSpecError,
     BatchWorkerError,
     DuplicateModelNameError,
-    SubsetOverFullError,
     without_names,
 )
 from brainalign.io import atomic_write, interrupt_after
@@ -755,24 +755,28 @@ class _Output:
             _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
-def refuse_subset_over_full(tasks: Sequence[PairTask], output: _Output, settings: BatchSettings) -> None:
-    """Refuse, before any pair runs, a ``max_stimuli`` run whose subset would replace full-data
-    scores the folder holds of the same model and benchmark (a limit that cuts no session leaves
-    the full data, and replaces nothing it should not: read from the data only then).
+def _refuse_subset_over_full(tasks: Sequence[PairTask], output: _Output, settings: BatchSettings) -> None:
+    """:func:`~brainalign.results.provenance.refuse_subset_over_full` for a ``max_stimuli`` run,
+    before any pair runs; each benchmark loaded (its data read) at most once, and only for pairs
+    the folder holds on the full data.
 
     Raises
     ------
     SubsetOverFullError
         Naming the pairs.
     """
+    from brainalign.results.provenance import refuse_subset_over_full
+
     limit = (settings.benchmark_options or {}).get("max_stimuli")
     if not limit:
         return
-    cuts: dict[str, bool] = {}  # benchmark ref → whether the limit leaves stimuli out
-    over = [t.label for t in tasks if (t.model.name, t.benchmark_id) in output.full_data
-            and cuts.setdefault(t.benchmark, settings.load_benchmark(t.benchmark).subset_applied())]
-    if over:
-        raise SubsetOverFullError(output.out, over, limit)
+
+    @functools.cache
+    def cuts(ref: str) -> bool:  # whether the limit leaves stimuli out of this benchmark
+        return bool(settings.load_benchmark(ref).subset_applied())
+
+    refuse_subset_over_full(output.full_data, [(t.model.name, t.benchmark_id, functools.partial(cuts, t.benchmark))
+                                               for t in tasks], output.out, limit)
 
 
 def plan_tasks(models: Sequence[ModelEntry], benchmarks: Sequence[str], settings: BatchSettings,
@@ -1340,7 +1344,7 @@ def run_batch(models: Sequence[ModelEntry | str] | PathLike, benchmarks: Sequenc
         try:
             output = _Output(outdir, tasks)
             tasks = output.tasks = [dataclasses.replace(t, held=output.held(t.model.name)) for t in tasks]
-            refuse_subset_over_full(tasks, output, settings)
+            _refuse_subset_over_full(tasks, output, settings)
             if output.has_results() and not resume:
                 raise BatchOutputError(f"{outdir} holds results of an earlier run; resume it (--resume on the "
                                        "command line, resume=True from Python), or choose another output folder")
