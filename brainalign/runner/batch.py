@@ -61,7 +61,7 @@ from brainalign.errors import (
     DuplicateModelNameError,
     without_names,
 )
-from brainalign.io import atomic_write, interrupt_after
+from brainalign.io import atomic_write, atomic_write_text, interrupt_after
 from brainalign.results.details import save_details
 from brainalign.results.provenance import FORWARD_STOPPED, full_data_pairs, unscored_layers
 from brainalign.schema import StrictModel, Text, read_yaml, validate
@@ -545,6 +545,7 @@ class _Output:
         # The newest earlier rows of each pair this run scores again: kept in the tables when the
         # pair is refused before any work (:data:`_KEEPS_EARLIER`), dropped once it is scored.
         self.replaced: dict[tuple[str, str], pd.DataFrame] = {}
+        self.ours = {(t.model.name, t.benchmark_id) for t in tasks}  # the pairs this run scores
         self.earlier = self._earlier_pairs()
         self.earlier_failures = self._earlier_failures()
         self.earlier_meta = self._earlier_meta()
@@ -554,7 +555,7 @@ class _Output:
         does not score: the newest pair file of each, else the rows ``scores.csv`` holds for it
         (written by ``brainalign score --out`` into this folder). They stay in the tables, so a
         run with fewer models or benchmarks never erases what an earlier one finished."""
-        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
+        ours = self.ours
         keys = {t.key for t in self.tasks}
         found: dict[tuple[str, str], tuple[float, pd.DataFrame]] = {}
         for path in self.pairs.glob("*.parquet"):
@@ -605,8 +606,7 @@ class _Output:
                 metas.append(meta)
                 from_pairs.add(pair)
         folder_meta = _read_meta(self.out / "scores.meta.json") or {}
-        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
-        rest = without_pairs(folder_meta, ours | from_pairs) if folder_meta else {}
+        rest = without_pairs(folder_meta, self.ours | from_pairs) if folder_meta else {}
         return merge_metas([*metas, rest])
 
     def held(self, model: str) -> tuple[tuple[str, str], ...]:
@@ -619,7 +619,6 @@ class _Output:
     def _earlier_failures(self) -> list[dict[str, Any]]:
         """Failures an earlier run recorded (``errors/<key>.json``) for pairs this run does not
         list and the folder has no result for: still failed, so ``failures.csv`` keeps them."""
-        ours = {(t.model.name, t.benchmark_id) for t in self.tasks}
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for path in sorted(self.errors.glob("*.json")):
             try:
@@ -627,7 +626,7 @@ class _Output:
                 pair = (str(info["model"]), str(info["benchmark"]))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if pair not in ours and pair not in self.earlier:
+            if pair not in self.ours and pair not in self.earlier:
                 found[pair] = info
         return [found[p] for p in sorted(found)]
 
@@ -670,8 +669,7 @@ class _Output:
             # is on disk (finished, for --resume) always has them, so `brainalign compare` works.
             save_details(outcome.get("details") or {}, self.pairs / f"{task.key}.details")
             meta = outcome.get("meta") or {}
-            _atomic_write_bytes(self.pairs / f"{task.key}.meta.json",
-                                lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
+            atomic_write_text(self.pairs / f"{task.key}.meta.json", json.dumps(meta, indent=1, default=str))
             _atomic_write_bytes(self.pairs / f"{task.key}.parquet", lambda p: table.to_parquet(p, index=False))
             self.tables[task.key] = table
             self.metas[task.key] = meta
@@ -684,7 +682,7 @@ class _Output:
         else:
             info = {k: outcome.get(k) for k in ("key", "model", "benchmark", "error_type", "error",
                                                  "traceback", "seconds", "pid")}
-            _atomic_write_bytes(err_file, lambda p: p.write_text(json.dumps(info, indent=1, default=str)))
+            atomic_write_text(err_file, json.dumps(info, indent=1, default=str))
             self.failures[task.key] = info
         self.write_tables()
 
@@ -750,8 +748,7 @@ class _Output:
         with interrupt_after():  # the tables always name the same pairs
             _atomic_write_bytes(self.out / "scores.parquet", lambda p: table.to_parquet(p, index=False))
             _atomic_write_bytes(self.out / "scores.csv", lambda p: table.to_csv(p, index=False))
-            _atomic_write_bytes(self.out / "scores.meta.json",
-                                lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))
+            atomic_write_text(self.out / "scores.meta.json", json.dumps(meta, indent=1, default=str))
             _atomic_write_bytes(self.out / "failures.csv", lambda p: fails.to_csv(p, index=False))
 
 
