@@ -107,10 +107,9 @@ class Benchmark:
                 f"{spec.id}: n_bootstrap={n_bootstrap!r} (--n-bootstrap) must be a whole number of "
                 "bootstrap samples, at least 2 (None: the benchmark's own, usually 1,000).")
         self.n_bootstrap = n_bootstrap
-        if n_bootstrap is not None:
-            level = bootstrap_settings(spec, n_bootstrap)[1]
-            if coarse_bootstrap(n_bootstrap, level):
-                warnings.warn(coarse_bootstrap(n_bootstrap, level, spec.id), CoarseBootstrapWarning, stacklevel=2)
+        level = bootstrap_settings(spec)[1]
+        if n_bootstrap is not None and (why := coarse_bootstrap(n_bootstrap, level, spec.id)):
+            warnings.warn(why, CoarseBootstrapWarning, stacklevel=2)
         self.manifest_dirs = tuple(manifest_dirs)
         self.refuse_max_stimuli(max_stimuli, spec.id)
         self.max_stimuli = None if max_stimuli is None else int(max_stimuli)
