@@ -526,6 +526,7 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
     kept = [k for k in ("bootstrap_raw_neuroid", "bootstrap_ceiling_neuroid")[: 1 + (use == "normalised")]]
     per_neuroid = neuroids and all(d.get(k) is not None for d in details.values() for k in kept)
     samples: dict[str, np.ndarray] = {}
+    units = False  # V1 properties: each model's own units resampled, not shared stimuli
     if per_neuroid:
         first = next(iter(details.values()))
         nb, nn = np.asarray(first["bootstrap_raw_neuroid"]).shape
@@ -549,7 +550,7 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
         regression = any(str(m).split(":")[0] in ("ridge", "pls", "regression") for m in fam.get("metric", [])) \
             or any("bootstrap_raw_neuroid" in d for d in details.values())
         over, note = "the stimuli", ""
-        units = "placement" in fam and fam["placement"].astype(str).str.startswith(GENERATED_PER_MODEL).all()
+        units = bool("placement" in fam and fam["placement"].astype(str).str.startswith(GENERATED_PER_MODEL).all())
         if units:  # V1 properties: no stimulus is resampled; each model's own units are
             over = "each model's own units (drawn apart for each model, so the pairing is by sample number only)"
         if regression:  # say why the neuroids were not resampled, in words
@@ -590,7 +591,7 @@ def _compare_family(result: ScoreResult, fam: pd.DataFrame, bench: str, sess: st
 
     def method(p: PairedDifference) -> str:
         # Plain words: what was tested, on which score, how, and which correction.
-        how = (f"bootstrap: {p.n_bootstrap} resamples of {over}" if over.startswith("each model") else
+        how = (f"bootstrap: {p.n_bootstrap} resamples of {over}" if units else
                f"paired bootstrap: both models re-scored on the same {p.n_bootstrap} resamples of {over}")
         text = (f"tested whether the two models' {what} at their chosen layers differ; {how}"
                 + (f"; {note}" if note else ""))
