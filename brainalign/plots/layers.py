@@ -232,7 +232,7 @@ def plot_layers(table: pd.DataFrame | Any, *, path: PathLike | None = None, norm
     # The whole mask's panel, then one per region of interest (fMRI), where the signal is.
     regions = region_rows(table)
     primary = primary_rows(table)
-    with_regions = set(table.loc[table.index.isin(regions.index), "benchmark"])
+    with_regions = set(table.loc[regions.index, "benchmark"])
     primary = primary.assign(benchmark=primary["benchmark"].where(
         ~primary["benchmark"].isin(with_regions), primary["benchmark"] + " [whole mask]"))
     table = pd.concat([primary, regions], ignore_index=True)
