@@ -400,19 +400,25 @@ def test_stimuli_generated_per_model_leave_out_only_the_pairs_that_saw_different
 
 
 # ----- the command and the report ----------------------------------------------------------------
+def _saved_for_the_command(res: ScoreResult, root, monkeypatch):
+    """``res`` saved in ``root``, and handed to the command as the folder's result: the folder
+    reader is the results package's; here the scored result (with its details) is handed over
+    directly so the test does not depend on how details are stored on disk."""
+    from brainalign.results import compare as compare_module
+
+    res.save(root)
+    monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
+    return root
+
+
 def test_cli_compare_prints_pairs_writes_csv_and_the_report_marks_pairs_within_noise(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from brainalign.cli import main
     from brainalign.plots.report import build_report
-    from brainalign.results import compare as compare_module
 
     res = _scored()
-    root = tmp_path / "results"
-    res.save(root)
-    # The folder reader is the results package's; here the scored result (with its details) is
-    # handed over directly so the test does not depend on how details are stored on disk.
-    monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
+    root = _saved_for_the_command(res, tmp_path / "results", monkeypatch)
     got = CliRunner().invoke(main, ["compare", str(root)])
     assert got.exit_code == 0, got.output
     assert "sim.IT-rsa: normalised score; tested whether the two models' normalised score" in got.output
@@ -438,12 +444,9 @@ def test_cli_compare_writes_what_it_could_compare_and_says_what_it_skipped(tmp_p
     from click.testing import CliRunner
 
     from brainalign.cli import main
-    from brainalign.results import compare as compare_module
 
     res = _with_generated_benchmark({"truth": 32, "truth_copy": 32, "worse": 48})
-    root = tmp_path / "results"
-    res.save(root)
-    monkeypatch.setattr(compare_module, "load_results", lambda _dir: res)
+    root = _saved_for_the_command(res, tmp_path / "results", monkeypatch)
     got = CliRunner().invoke(main, ["compare", str(root)])
     assert got.exit_code == 1, got.output
     assert "skipped: sim.V1-properties (all): 'truth' and 'worse' not compared" in got.output
